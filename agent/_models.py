@@ -1,0 +1,94 @@
+"""What crosses the queue between the agent thread and the training thread.
+
+Frozen dataclasses with no dependencies, so ``trainer_hooks`` can use them
+without knowing about pydantic, websockets or Supabase. The JSON each outcome
+becomes on the row (``parameter_update_outcomes[<request id>]``) is defined
+here once, in :meth:`UpdateOutcome.to_row`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from agent._parameters import ParamValue
+
+
+class OutcomeStatus(str, Enum):
+    """The value written to the row's ``status`` field of an outcome."""
+
+    APPLIED = "applied"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    """A validated request, ready to apply.
+
+    Args:
+        id (`str`): the request's id (a uuid stamped by the RPC; ``legacy-<hash>``
+            for entries written without one).
+        params (`dict[str, ParamValue]`): parameter name to validated value.
+        requested_at (`str`): when the user asked, as stored on the row.
+        requested_by (`str`, *optional*): who asked (user id or role).
+        position (`int`): index in ``parameter_updates``; requests are applied in this order.
+    """
+
+    id: str
+    params: dict[str, ParamValue]
+    requested_at: str
+    requested_by: str | None = None
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class Change:
+    """One parameter changed by an applied request: its value before and after."""
+
+    old: Any
+    new: Any
+
+
+def utc_now_iso() -> str:
+    """The timestamp format used on the row (millisecond precision, ``Z`` suffix)."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class UpdateOutcome:
+    """What happened to one request; recorded on the row under its id.
+
+    Args:
+        request_id (`str`): the id of the request this is about.
+        status (`OutcomeStatus`): applied, rejected, superseded or failed.
+        step (`int`, *optional*): the global step after which it took effect
+            (or was refused); ``None`` when the agent refused it before training saw it.
+        changes (`dict[str, Change]`): for applied requests, old → new per parameter.
+        reason (`str`, *optional*): for anything not applied, a sentence for the user.
+        superseded_by (`str`, *optional*): the id of the request that replaced this one.
+        at (`str`): when the outcome was decided.
+    """
+
+    request_id: str
+    status: OutcomeStatus
+    step: int | None = None
+    changes: dict[str, Change] = field(default_factory=dict)
+    reason: str | None = None
+    superseded_by: str | None = None
+    at: str = field(default_factory=utc_now_iso)
+
+    def to_row(self) -> dict[str, Any]:
+        """The JSON object stored in ``parameter_update_outcomes[request_id]``."""
+        row: dict[str, Any] = {"status": self.status.value, "at": self.at, "step": self.step}
+        if self.changes:
+            row["changes"] = {name: {"old": c.old, "new": c.new} for name, c in self.changes.items()}
+        if self.reason is not None:
+            row["reason"] = self.reason
+        if self.superseded_by is not None:
+            row["superseded_by"] = self.superseded_by
+        return row

@@ -1,0 +1,149 @@
+"""The parameters a request may carry, and how each is validated.
+
+This table is the single description of what can change live. The agent
+validates against it before anything reaches the training thread, the trainer
+hooks register one applier per entry (a test checks both ways), the docs'
+parameter table is checked against it, and the database RPC's
+``liveparams_parameter_spec()`` is checked against it too. It is plain data:
+``agent`` must not import torch or transformers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Union
+
+ParamValue = Union[int, float, str]
+
+
+class ParamType(str, Enum):
+    NUMBER = "number"
+    INTEGER = "integer"
+    STRING = "string"
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """How one parameter is validated and what it means.
+
+    Args:
+        name (`str`): the key in a request, e.g. ``"learning_rate"``.
+        type (`ParamType`): JSON type accepted; integers are also accepted as numbers.
+        help (`str`): one sentence for the docs and ``--help``.
+        min (`float`, *optional*): lower bound, inclusive unless ``min_exclusive``.
+        max (`float`, *optional*): upper bound, inclusive.
+        min_exclusive (`bool`, defaults to `False`): whether ``min`` itself is refused.
+        choices (`tuple[str, ...]`, *optional*): allowed values of a string parameter.
+        restart_only (`bool`, defaults to `False`): cannot change in a running
+            Trainer; requests for it are rejected with a reason saying so.
+    """
+
+    name: str
+    type: ParamType
+    help: str
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    choices: tuple[str, ...] = ()
+    restart_only: bool = False
+
+
+_BIG = 100_000_000
+
+PARAMETERS: dict[str, ParameterSpec] = {
+    spec.name: spec
+    for spec in (
+        ParameterSpec(
+            "learning_rate",
+            ParamType.NUMBER,
+            "New peak learning rate; the schedule keeps its shape (see learning_rate_mode).",
+            min=0,
+            max=1,
+            min_exclusive=True,
+        ),
+        ParameterSpec(
+            "learning_rate_mode",
+            ParamType.STRING,
+            "How learning_rate is applied: 'rescale' (default, keep the schedule) or 'constant' (fixed from now on).",
+            choices=("rescale", "constant"),
+        ),
+        ParameterSpec("weight_decay", ParamType.NUMBER, "AdamW weight decay of the decayed parameter group.", min=0, max=10),
+        ParameterSpec("max_grad_norm", ParamType.NUMBER, "Gradient clipping norm; 0 disables clipping.", min=0, max=1_000_000),
+        ParameterSpec("warmup_steps", ParamType.INTEGER, "Warmup length of the schedule, in optimizer steps.", min=0, max=_BIG),
+        ParameterSpec("max_steps", ParamType.INTEGER, "Total optimizer steps; the schedule's horizon moves with it.", min=1, max=_BIG),
+        ParameterSpec("logging_steps", ParamType.INTEGER, "Log every N steps.", min=1, max=_BIG),
+        ParameterSpec("eval_steps", ParamType.INTEGER, "Evaluate every N steps (when evaluation is on).", min=1, max=_BIG),
+        ParameterSpec("save_steps", ParamType.INTEGER, "Save a checkpoint every N steps (when saving by steps).", min=1, max=_BIG),
+        ParameterSpec("beta", ParamType.NUMBER, "TRL preference/RL strength (DPO, ORPO, KTO, GRPO, RLOO).", min=0, max=1000),
+        ParameterSpec(
+            "command",
+            ParamType.STRING,
+            "A one-off action: save a checkpoint now, evaluate now, or stop gracefully after a checkpoint.",
+            choices=("save_checkpoint", "evaluate", "stop"),
+        ),
+        ParameterSpec(
+            "per_device_train_batch_size",
+            ParamType.INTEGER,
+            "The DataLoader is built once per train(): restart to change it.",
+            restart_only=True,
+        ),
+        ParameterSpec(
+            "gradient_accumulation_steps",
+            ParamType.INTEGER,
+            "Changing it mid-epoch misaligns micro-batches (and DDP gradient sync): restart to change it.",
+            restart_only=True,
+        ),
+        ParameterSpec(
+            "num_generations", ParamType.INTEGER, "GRPO/RLOO group size is baked into the sampler: restart to change it.", restart_only=True
+        ),
+        ParameterSpec(
+            "max_completion_length",
+            ParamType.INTEGER,
+            "GRPO/RLOO generation length is fixed at init: restart to change it.",
+            restart_only=True,
+        ),
+    )
+}
+
+# Keys the server stamps on every request; never parameters.
+METADATA_KEYS = frozenset({"id", "requested_at", "requested_by"})
+
+
+class InvalidParameter(ValueError):
+    """Raised by :func:`validate_parameter` with a message meant for the user."""
+
+
+def validate_parameter(name: str, value: object) -> ParamValue:
+    """Return ``value`` normalised for ``name``, or raise :class:`InvalidParameter`.
+
+    Why so strict: a value that reaches the optimizer is trusted. JSON booleans
+    are not numbers here (``True`` would silently become ``1``), NaN and
+    infinities are refused, and integers must be whole.
+    """
+    spec = PARAMETERS.get(name)
+    if spec is None:
+        known = ", ".join(sorted(PARAMETERS))
+        raise InvalidParameter(f"unknown parameter {name!r}; known parameters: {known}")
+    if spec.restart_only:
+        raise InvalidParameter(f"{name!r} cannot change while training runs (it needs a restart): {spec.help}")
+    if spec.type is ParamType.STRING:
+        if not isinstance(value, str) or value not in spec.choices:
+            raise InvalidParameter(f"{name!r} must be one of {list(spec.choices)}, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidParameter(f"{name!r} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise InvalidParameter(f"{name!r} must be finite, got {value!r}")
+    if spec.type is ParamType.INTEGER:
+        if isinstance(value, float) and not value.is_integer():
+            raise InvalidParameter(f"{name!r} must be a whole number, got {value!r}")
+        value = int(value)
+    low_ok = spec.min is None or (value > spec.min if spec.min_exclusive else value >= spec.min)
+    high_ok = spec.max is None or value <= spec.max
+    if not (low_ok and high_ok):
+        low = "" if spec.min is None else f"{'>' if spec.min_exclusive else '>='} {spec.min:g}"
+        high = "" if spec.max is None else f"<= {spec.max:g}"
+        raise InvalidParameter(f"{name!r} = {value!r} is out of range ({' and '.join(p for p in (low, high) if p)})")
+    return value
