@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then lint, types and the whole
+# test suite (unit, database, integration against the local stack, end-to-end
+# training). Extra arguments go to pytest, e.g. `bash scripts/test.sh -k agent`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+ruff check .
+ruff format --check .
+mypy
+python -m pytest "$@"
