@@ -38,8 +38,11 @@ stamp=.venv/.liveparams-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   # torch first, pinned: a bare requirement would pull a multi-GB CUDA build.
   say "pip: installing torch (CPU) and liveparams[dev]"
-  .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  # (This machine's pip config names local mirrors that may be absent; pip
+  # warns once per package about that, which is noise, so it is filtered.)
+  pipq() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v 'is ignored: it is neither' >&2); }
+  pipq torch==2.13.0
+  pipq -e '.[dev]'
   touch "$stamp"
 fi
 say "ready"
