@@ -1,0 +1,114 @@
+"""The server-wide state: joined channels per topic, presence, and change delivery.
+
+Sockets call into the hub; the change poller hands it decoded changes. Delivery
+is at most once: a change goes to the channels subscribed when it is rendered,
+and nothing is kept for a channel that is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from liveparams.stack.faults import ChangesMode
+from liveparams.stack.realtime.cdc import WalChange
+from liveparams.stack.realtime.channel import Channel
+from liveparams.stack.realtime.presence import TopicPresence
+from liveparams.stack.realtime.rls import ChangeRenderer, Subscriber
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._topics: dict[str, set[Channel]] = defaultdict(set)
+        self._presence: dict[str, TopicPresence[Channel]] = defaultdict(TopicPresence)
+        self._changes_mode: dict[str | None, ChangesMode] = {None: "normal"}
+        self._held: list[tuple[Channel, dict[str, Any]]] = []
+        self.renderer: ChangeRenderer | None = None
+
+    # Channels ------------------------------------------------------------------------------------------------
+
+    def add(self, channel: Channel) -> None:
+        self._topics[channel.topic].add(channel)
+
+    def remove(self, channel: Channel) -> None:
+        """Forget a channel that left, closed or whose socket went away; tell presence peers."""
+        channel.subscribed = False
+        peers = self._topics.get(channel.topic)
+        if peers is not None:
+            peers.discard(channel)
+            if not peers:
+                del self._topics[channel.topic]
+        self.untrack(channel)
+
+    def channels(self, topic: str | None = None) -> list[Channel]:
+        if topic is not None:
+            return list(self._topics.get(topic, ()))
+        return [c for peers in self._topics.values() for c in peers]
+
+    def has_subscribers(self) -> bool:
+        return any(c.subscribed and c.bindings for c in self.channels())
+
+    # Broadcast and presence ----------------------------------------------------------------------------------
+
+    def broadcast(self, sender: Channel, payload: dict[str, Any]) -> None:
+        for peer in self.channels(sender.topic):
+            if peer is not sender or sender.broadcast_self:
+                peer.fanout("broadcast", payload)
+
+    def presence_state(self, channel: Channel) -> dict[str, Any]:
+        return self._presence[channel.topic].state()
+
+    def track(self, channel: Channel, payload: dict[str, Any]) -> None:
+        diff = self._presence[channel.topic].track(channel, channel.presence_key, payload)
+        self._send_presence_diff(channel.topic, diff)
+
+    def untrack(self, channel: Channel) -> None:
+        presence = self._presence.get(channel.topic)
+        diff = presence.untrack(channel) if presence is not None else None
+        if diff is not None:
+            self._send_presence_diff(channel.topic, diff)
+
+    def _send_presence_diff(self, topic: str, diff: dict[str, Any]) -> None:
+        for peer in self.channels(topic):
+            if peer.presence_enabled:
+                peer.push("presence_diff", diff)
+
+    # Changes -------------------------------------------------------------------------------------------------
+
+    async def deliver(self, changes: list[WalChange]) -> None:
+        """Render each change for the subscribed channels and push it (the poller's handler)."""
+        if self.renderer is None:
+            return
+        for change in changes:
+            subscribers = [Subscriber(c, c.identity.claims, c.bindings) for c in self.channels() if c.subscribed]
+            if not subscribers:
+                continue
+            for delivery in await self.renderer.render(change, subscribers):
+                self._push_change(delivery.key, {"ids": delivery.ids, "data": delivery.data})
+
+    def _push_change(self, channel: Channel, payload: dict[str, Any]) -> None:
+        mode = self.changes_mode(channel.topic)
+        if mode == "hold":
+            self._held.append((channel, payload))
+        elif mode == "normal":
+            channel.fanout("postgres_changes", payload)
+
+    def changes_mode(self, topic: str) -> ChangesMode:
+        return self._changes_mode.get(topic, self._changes_mode[None])
+
+    def set_changes_mode(self, mode: ChangesMode, topic: str | None) -> None:
+        """hold: keep changes until the mode is normal again; drop: lose them; normal: release what was held."""
+        if topic is None:
+            self._changes_mode = {None: mode}
+        else:
+            self._changes_mode[topic] = mode
+        still_held: list[tuple[Channel, dict[str, Any]]] = []
+        for channel, payload in self._held:
+            if self.changes_mode(channel.topic) != "normal":
+                still_held.append((channel, payload))
+            elif channel.subscribed:
+                channel.fanout("postgres_changes", payload)
+        self._held = still_held

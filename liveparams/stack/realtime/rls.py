@@ -1,0 +1,209 @@
+"""Turning a decoded change into what each subscriber may see, like ``realtime.apply_rls``.
+
+For every change: one query (as the server's own role) builds ``record`` and
+``old_record`` with real JSON types (``to_jsonb(text::type)``) and evaluates every
+subscriber filter with PostgreSQL operators on the column type. Then, per
+distinct set of claims: the role's column privileges, and for INSERT/UPDATE on a
+table with RLS enabled, a select by primary key as that role with its
+``request.jwt.claims``: only a visible row is delivered. DELETE is never RLS
+checked, which is why its ``old_record`` is the primary key only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import psycopg
+from psycopg import sql
+
+from liveparams.stack.realtime.bindings import Binding
+from liveparams.stack.realtime.cdc import WalChange, WalColumn
+from liveparams.stack.realtime.filters import Filter
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K")
+MAX_RECORD_BYTES = 1024 * 1024
+KEPT_VALUE_BYTES = 64
+
+
+@dataclass(frozen=True)
+class Subscriber(Generic[K]):
+    """A joined channel as the renderer sees it; ``key`` identifies it to the caller."""
+
+    key: K
+    claims: dict[str, Any]
+    bindings: tuple[Binding, ...]
+
+
+@dataclass(frozen=True)
+class Delivery(Generic[K]):
+    """The ``postgres_changes`` payload for one channel: ``{"ids": ids, "data": data}``."""
+
+    key: K
+    ids: list[int]
+    data: dict[str, Any]
+
+
+def _object_sql(columns: Sequence[WalColumn]) -> tuple[sql.Composable, list[str | None]]:
+    """``jsonb`` object of the columns, each value cast from text to its type then ``to_jsonb``."""
+    if not columns:
+        return sql.SQL("'{}'::jsonb"), []
+    rows = sql.SQL(", ").join(
+        sql.SQL("({}, to_jsonb(%s::text::{}))").format(sql.Literal(c.name), sql.SQL(c.type)) for c in columns
+    )
+    query = sql.SQL("(select jsonb_object_agg(k, v) from (values {}) as t(k, v))").format(rows)
+    return query, [c.value for c in columns]
+
+
+def _trim_oversized(record: dict[str, Any]) -> tuple[dict[str, Any], list[str] | None]:
+    """Past 1 MiB the real server keeps only values of 64 bytes or less and reports 413."""
+    if len(json.dumps(record)) <= MAX_RECORD_BYTES:
+        return record, None
+    kept = {k: v for k, v in record.items() if len(json.dumps(v)) <= KEPT_VALUE_BYTES}
+    return kept, ["Error 413: Payload Too Large"]
+
+
+@dataclass(frozen=True)
+class _Evaluated:
+    record: dict[str, Any] | None
+    old_record: dict[str, Any] | None
+    rls_enabled: bool
+    passes: dict[Filter, bool]
+
+
+class ChangeRenderer:
+    """Renders changes for subscribers using one dedicated connection (superuser, autocommit)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._conn = conn
+        self._typnames: dict[int, str] = {}
+
+    async def render(self, change: WalChange, subscribers: Sequence[Subscriber[K]]) -> list[Delivery[K]]:
+        interested = [
+            (s, [b for b in s.bindings if b.covers(change.schema, change.table) and b.wants(change.type)])
+            for s in subscribers
+        ]
+        interested = [(s, bs) for s, bs in interested if bs]
+        if not interested or not change.pk:
+            return []
+        filters = {b.filter for _, bs in interested for b in bs if b.filter is not None}
+        evaluated = await self._evaluate(change, filters)
+        groups: dict[str, list[tuple[Subscriber[K], list[Binding]]]] = {}
+        for s, bs in interested:
+            groups.setdefault(json.dumps(s.claims, sort_keys=True), []).append((s, bs))
+        deliveries: list[Delivery[K]] = []
+        for claims_json, members in groups.items():
+            data = await self._data_for(change, evaluated, claims_json)
+            if data is None:
+                continue
+            for s, bs in members:
+                ids = [b.id for b in bs if b.filter is None or evaluated.passes[b.filter]]
+                if ids:
+                    deliveries.append(Delivery(s.key, list(dict.fromkeys(ids)), data))
+        return deliveries
+
+    async def _evaluate(self, change: WalChange, filters: set[Filter]) -> _Evaluated:
+        """Record, old record, RLS flag and filter results, computed once for all subscribers."""
+        new_columns = change.columns if change.type != "DELETE" else ()
+        record_sql, params = _object_sql(new_columns)
+        old_sql, old_params = _object_sql(change.identity)
+        # Filters apply to the new row; for DELETE only the old identity exists.
+        by_name = {c.name: c for c in (change.identity if change.type == "DELETE" else change.columns)}
+        ordered = sorted(filters, key=repr)
+        predicates: list[sql.Composable] = []
+        for f in ordered:
+            column = by_name.get(f.column)
+            if column is None:
+                predicates.append(sql.SQL("false"))
+            else:
+                predicates.append(f.predicate(sql.Literal(column.value), sql.SQL(column.type)))
+        table = sql.Identifier(change.schema, change.table)
+        query = sql.SQL("select {}, {}, (select relrowsecurity from pg_class where oid = {}::regclass){}").format(
+            record_sql,
+            old_sql,
+            sql.Literal(table.as_string(self._conn)),
+            sql.SQL("").join(sql.SQL(", {}").format(p) for p in predicates),
+        )
+        cur = await self._conn.execute(query, [*params, *old_params])
+        row = await cur.fetchone()
+        assert row is not None
+        return _Evaluated(
+            record=row[0] if change.type != "DELETE" else None,
+            old_record=row[1] if change.type != "INSERT" else None,
+            rls_enabled=bool(row[2]),
+            passes=dict(zip(ordered, row[3:], strict=True)),
+        )
+
+    async def _typname(self, columns: Sequence[WalColumn]) -> dict[str, str]:
+        missing = [c.typeoid for c in columns if c.typeoid not in self._typnames]
+        if missing:
+            cur = await self._conn.execute(
+                "select oid::int, typname::text from pg_type where oid = any(%s)", (missing,)
+            )
+            self._typnames.update(dict(await cur.fetchall()))
+        return {c.name: self._typnames.get(c.typeoid, c.type) for c in columns}
+
+    async def _data_for(self, change: WalChange, evaluated: _Evaluated, claims_json: str) -> dict[str, Any] | None:
+        """The ``data`` a role with these claims receives, or None when it may not see the change."""
+        claims = json.loads(claims_json)
+        shown = change.identity if change.type == "DELETE" else change.columns
+        try:
+            allowed = await self._visible_columns(change, evaluated, claims, [c.name for c in shown])
+        except psycopg.Error as exc:
+            log.debug("realtime: change on %s.%s not shown to role %r: %s", change.schema, change.table, claims, exc)
+            return None
+        if allowed is None:
+            return None
+        typnames = await self._typname(shown)
+        data: dict[str, Any] = {
+            "schema": change.schema,
+            "table": change.table,
+            "commit_timestamp": change.commit_timestamp,
+            "type": change.type,
+            "columns": [{"name": c.name, "type": typnames[c.name]} for c in shown if c.name in allowed],
+            "errors": None,
+        }
+        if evaluated.record is not None:
+            record, errors = _trim_oversized({k: v for k, v in evaluated.record.items() if k in allowed})
+            data["record"] = record
+            data["errors"] = errors
+        if evaluated.old_record is not None:
+            data["old_record"] = {k: v for k, v in evaluated.old_record.items() if k in allowed}
+        return data
+
+    async def _visible_columns(
+        self, change: WalChange, evaluated: _Evaluated, claims: dict[str, Any], names: list[str]
+    ) -> set[str] | None:
+        """Columns the role may read, or None when it may not read the key or the row (RLS)."""
+        table = sql.Identifier(change.schema, change.table)
+        async with self._conn.transaction():
+            await self._conn.execute(
+                "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+                (str(claims.get("role", "")), json.dumps(claims)),
+            )
+            cur = await self._conn.execute(
+                "select array(select c from unnest(%s::text[]) c"
+                " where has_column_privilege(%s::regclass, c, 'SELECT'))",
+                (names, table.as_string(self._conn)),
+            )
+            row = await cur.fetchone()
+            allowed = set(row[0]) if row else set()
+            if not set(change.pk) <= allowed:
+                return None
+            if change.type == "DELETE" or not evaluated.rls_enabled:
+                return allowed
+            key = {c.name: c for c in change.columns}
+            condition = sql.SQL(" and ").join(
+                sql.SQL("{} = %s::text::{}").format(sql.Identifier(name), sql.SQL(key[name].type)) for name in change.pk
+            )
+            cur = await self._conn.execute(
+                sql.SQL("select exists(select 1 from {} where {})").format(table, condition),
+                [key[name].value for name in change.pk],
+            )
+            visible = await cur.fetchone()
+            return allowed if visible and visible[0] else None

@@ -1,0 +1,128 @@
+"""The realtime server's lifecycle: database connections, the change poller task, and socket upgrades."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import psycopg
+from aiohttp import web
+
+from liveparams.stack.realtime.auth import AuthError, verify
+from liveparams.stack.realtime.bindings import Binding
+from liveparams.stack.realtime.catalog import BindingChecker
+from liveparams.stack.realtime.cdc import ChangePoller
+from liveparams.stack.realtime.hub import Hub
+from liveparams.stack.realtime.rls import ChangeRenderer
+from liveparams.stack.realtime.serializers import serializer_for
+from liveparams.stack.realtime.socket import Connection, SocketContext
+
+log = logging.getLogger(__name__)
+
+RECONNECT_DELAY_S = 1.0
+MAX_CLIENT_FRAME_BYTES = 1024 * 1024
+
+
+class RealtimeService:
+    """Owns everything ``add_realtime`` mounts; its methods are the app's hooks and route handler."""
+
+    def __init__(self, dsn: str, jwt_secret: str) -> None:
+        self._dsn = dsn
+        self._jwt_secret = jwt_secret
+        self.hub = Hub()
+        self.connections: set[Connection] = set()
+        self._poller: ChangePoller | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ctx = SocketContext(
+            hub=self.hub, jwt_secret=jwt_secret, check_bindings=self._check_bindings, wake_poller=self._wake
+        )
+
+    # App hooks -----------------------------------------------------------------------------------------------
+
+    async def on_startup(self, app: web.Application) -> None:
+        """Connect and create the slot before serving, so a broken database fails the start loudly."""
+        conn = await self._connect()
+        self._task = asyncio.create_task(self._run(conn), name="liveparams-realtime-poller")
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        """Close every socket with 1001 (going away): clients reconnect to the next server."""
+        await asyncio.gather(*(c.close(1001, "server shutting down") for c in list(self.connections)))
+
+    async def on_cleanup(self, app: web.Application) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # Change capture ------------------------------------------------------------------------------------------
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True, application_name="liveparams-realtime")
+        self._poller = ChangePoller(conn, self.hub.deliver, self.hub.has_subscribers)
+        self.hub.renderer = ChangeRenderer(conn)
+        await self._poller.start()
+        return conn
+
+    async def _run(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Poll until cancelled; on a lost database connection, reconnect with a fresh slot.
+
+        Changes committed in between are lost, as with the real server (at most once).
+        """
+        while True:
+            try:
+                assert self._poller is not None
+                await self._poller.run()
+            except psycopg.OperationalError as exc:
+                log.error("realtime: database connection lost (%s); reconnecting", exc)
+            finally:
+                await self._close(conn)
+            while True:
+                await asyncio.sleep(RECONNECT_DELAY_S)
+                try:
+                    conn = await self._connect()
+                    break
+                except psycopg.OperationalError as exc:
+                    log.warning("realtime: cannot reconnect to the database: %s", exc)
+
+    async def _close(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Closing the session drops its temporary slot."""
+        self.hub.renderer = None
+        with contextlib.suppress(psycopg.Error):
+            await conn.close()
+
+    def _wake(self) -> None:
+        if self._poller is not None:
+            self._poller.wake()
+
+    async def _check_bindings(self, bindings: tuple[Binding, ...]) -> str | None:
+        try:
+            async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+                return await BindingChecker(conn).check(bindings)
+        except psycopg.OperationalError as exc:
+            return f"Realtime was unable to connect to the project database: {exc}"
+
+    # WebSocket upgrade ---------------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Refusals before the upgrade are plain HTTP with ``{"error": ...}``, like the real server."""
+        apikey = request.headers.get("x-api-key") or request.query.get("apikey")
+        if not apikey:
+            return web.json_response({"error": "No api key provided"}, status=401)
+        try:
+            identity = verify(apikey, self._jwt_secret)
+        except AuthError as exc:
+            return web.json_response({"error": str(exc)}, status=401)
+        serializer = serializer_for(request.query.get("vsn"))
+        if serializer is None:
+            return web.json_response({"error": f"unsupported vsn {request.query.get('vsn')!r}"}, status=400)
+        ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_FRAME_BYTES)
+        await ws.prepare(request)
+        conn = Connection(ws, serializer, self._ctx, identity)
+        self.connections.add(conn)
+        try:
+            await conn.serve()
+        finally:
+            self.connections.discard(conn)
+        return ws
