@@ -1,0 +1,136 @@
+"""``UpdateAgent``: the public face of the agent thread, safe to call from the training loop.
+
+Every method here returns at once: ``drain()`` reads an in-memory queue,
+``report()`` appends to an in-memory inbox, ``start()`` starts a thread, and
+``close()`` waits at most its timeout. Nothing raises into training except
+misuse (``start()`` after ``close()``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+from collections.abc import Iterable
+from types import TracebackType
+
+from agent._config import AgentConfig
+from agent._exceptions import AgentClosedError
+from agent._models import UpdateOutcome, UpdateRequest
+from agent._worker import AgentStatus, Worker
+
+__all__ = ["AgentStatus", "UpdateAgent"]
+
+logger = logging.getLogger("agent")
+
+
+class UpdateAgent:
+    """Delivers the job's parameter-update requests to the training thread, and their outcomes back to the row.
+
+    Implements the ``UpdateSource`` protocol of ``trainer_hooks``.
+
+    Args:
+        config (`AgentConfig`): the job, the project and the key.
+
+    Example:
+        ```python
+        agent = UpdateAgent.from_env()      # None (after one warning) when JOB_ID etc. are not set
+        if agent is not None:
+            with agent:                     # start() ... close()
+                for request in agent.drain():
+                    ...
+                    agent.report([UpdateOutcome(request.id, OutcomeStatus.APPLIED, step=120)])
+        ```
+    """
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self._worker = Worker(config)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def from_env(cls) -> UpdateAgent | None:
+        """An agent configured by :meth:`AgentConfig.from_env`; ``None`` if the environment configures none."""
+        config = AgentConfig.from_env()
+        return None if config is None else cls(config)
+
+    def __repr__(self) -> str:
+        return f"UpdateAgent(job_id={self.config.job_id!r}, status={self.status.value!r})"
+
+    @property
+    def status(self) -> AgentStatus:
+        """Where the agent stands: not started, starting, subscribed, degraded (polling) or closed."""
+        return AgentStatus.CLOSED if self._closed else self._worker.status
+
+    def start(self) -> None:
+        """Start the agent thread; idempotent, never waits on the network.
+
+        Raises:
+            AgentClosedError: the agent was closed; an agent runs once.
+        """
+        with self._lock:
+            if self._closed:
+                raise AgentClosedError("this UpdateAgent was closed; create a new one to start again")
+            if self._worker.status is not AgentStatus.NOT_STARTED:
+                return
+            self._worker.start()
+            atexit.register(self.close)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until push is subscribed and the row was re-read after it; return whether that happened in time.
+
+        Requests are delivered whether or not this is ever true (the agent polls while push is down); this is
+        for tests, demos and scripts that want to know the push path is live.
+        """
+        return self._worker.ready.wait(timeout)
+
+    def drain(self, max_items: int = 64) -> list[UpdateRequest]:
+        """Take up to ``max_items`` validated requests, in request order, without blocking."""
+        taken: list[UpdateRequest] = []
+        requests = self._worker.intake.queue
+        while len(taken) < max_items:
+            try:
+                taken.append(requests.get_nowait())
+            except queue.Empty:
+                break
+        if taken and self._worker.intake.backlogged:
+            self._worker.call_soon(self._worker.intake.retry_backlog)
+        return taken
+
+    def report(self, outcomes: Iterable[UpdateOutcome]) -> None:
+        """Hand over outcomes to be recorded on the row; never blocks (they are written on the agent thread)."""
+        if self._closed:
+            logger.warning("Dropped %d outcomes reported after the agent was closed", len(list(outcomes)))
+            return
+        self._worker.writer.submit(outcomes)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the thread, flushing outcomes for at most ``timeout`` seconds (default ``config.shutdown_timeout``).
+
+        Idempotent. Outcomes still unwritten at the deadline are dropped with a warning.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            atexit.unregister(self.close)
+        if self._worker.status is AgentStatus.NOT_STARTED:
+            return
+        timeout = self.config.shutdown_timeout if timeout is None else timeout
+        if not self._worker.stop(timeout):
+            logger.warning(
+                "The liveparams agent thread did not stop within %.1fs; it is a daemon and will not "
+                "keep the process alive",
+                timeout,
+            )
+
+    def __enter__(self) -> UpdateAgent:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

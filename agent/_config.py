@@ -1,0 +1,179 @@
+"""Configuration of the update agent, from code or from the environment.
+
+Environment variables read by :meth:`AgentConfig.from_env` (the field each one sets is in brackets):
+
+- ``JOB_ID`` [job_id]: the training job's row id (a UUID). Without it the agent is disabled.
+- ``SUPABASE_URL``, else ``NEXT_PUBLIC_SUPABASE_URL`` [url]: the project URL, e.g. ``https://<ref>.supabase.co``.
+- ``LIVEPARAMS_TOKEN``, else ``SUPABASE_SERVICE_ROLE_KEY``, else ``SUPABASE_KEY`` [key]: a job-scoped
+  token (preferred: it can only read this job's row and record outcomes on it), or a project key.
+- ``LIVEPARAMS_SCHEMA`` [schema], ``LIVEPARAMS_TABLE`` [table], ``LIVEPARAMS_UPDATES_COLUMN``
+  [updates_column], ``LIVEPARAMS_OUTCOMES_COLUMN`` [outcomes_column], ``LIVEPARAMS_OUTCOMES_RPC``
+  [outcomes_rpc]: names, for projects whose schema differs from the shipped migration.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from agent._exceptions import ConfigError
+
+__all__ = ["AgentConfig"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TABLE = "local_training_jobs"
+DEFAULT_SHUTDOWN_TIMEOUT = 2.0
+
+_URL_VARS = ("SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL")
+_KEY_VARS = ("LIVEPARAMS_TOKEN", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_KEY")
+# Optional overrides: environment variable -> AgentConfig field.
+_NAME_VARS = {
+    "LIVEPARAMS_SCHEMA": "schema",
+    "LIVEPARAMS_TABLE": "table",
+    "LIVEPARAMS_UPDATES_COLUMN": "updates_column",
+    "LIVEPARAMS_OUTCOMES_COLUMN": "outcomes_column",
+    "LIVEPARAMS_OUTCOMES_RPC": "outcomes_rpc",
+}
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Where the job's row lives, how to authenticate, and the agent's limits.
+
+    Every field is described by its ``help`` metadata (``AgentConfig.describe()`` lists them);
+    the environment variables are listed in this module's docstring. ``repr()`` masks the key.
+    """
+
+    # > Which row, and how to reach it
+    job_id: str = field(metadata={"help": "The job's row id in the table (a UUID). Env: JOB_ID."})
+    url: str = field(metadata={"help": "Project URL. Env: SUPABASE_URL, else NEXT_PUBLIC_SUPABASE_URL."})
+    key: str = field(
+        repr=False,
+        metadata={
+            "help": "Job-scoped token (preferred) or project key; sent as apikey and bearer, never logged. "
+            "Env: LIVEPARAMS_TOKEN, else SUPABASE_SERVICE_ROLE_KEY, else SUPABASE_KEY."
+        },
+    )
+    schema: str = field(default="public", metadata={"help": "Schema of the table. Env: LIVEPARAMS_SCHEMA."})
+    table: str = field(default=DEFAULT_TABLE, metadata={"help": "Table of training jobs. Env: LIVEPARAMS_TABLE."})
+    updates_column: str = field(
+        default="parameter_updates",
+        metadata={"help": "jsonb[] column of requests (append-only). Env: LIVEPARAMS_UPDATES_COLUMN."},
+    )
+    outcomes_column: str = field(
+        default="parameter_update_outcomes",
+        metadata={"help": "jsonb column of outcomes keyed by request id. Env: LIVEPARAMS_OUTCOMES_COLUMN."},
+    )
+    outcomes_rpc: str = field(
+        default="record_parameter_update_outcomes",
+        metadata={"help": "RPC (p_job_id, p_outcomes) that records outcomes. Env: LIVEPARAMS_OUTCOMES_RPC."},
+    )
+
+    # > Limits
+    queue_size: int = field(
+        default=256,
+        metadata={"help": "Validated requests held for the trainer; beyond it they wait on the row, none is lost."},
+    )
+    max_request_bytes: int = field(
+        default=4096, metadata={"help": "A request whose compact JSON is larger is rejected (the RPC's limit)."}
+    )
+    shutdown_timeout: float = field(
+        default=DEFAULT_SHUTDOWN_TIMEOUT,
+        metadata={"help": "Seconds close() may take, flushing outcomes included; what is left is dropped."},
+    )
+
+    # > Timing of the agent thread
+    poll_interval: float = field(
+        default=2.0, metadata={"help": "Seconds between REST re-reads while push is down (degraded)."}
+    )
+    resync_interval: float = field(
+        default=60.0, metadata={"help": "Seconds between safety REST re-reads while push is healthy."}
+    )
+    probe_interval: float = field(
+        default=10.0, metadata={"help": "Seconds between websocket liveness probes (ping/pong)."}
+    )
+    probe_timeout: float = field(
+        default=5.0, metadata={"help": "A probe unanswered for this long means the socket stalled: rebuild."}
+    )
+    recovery_grace: float = field(
+        default=12.0,
+        metadata={"help": "Seconds the client may spend rejoining/reconnecting on its own before it is rebuilt."},
+    )
+    backoff_initial: float = field(default=0.5, metadata={"help": "First rebuild delay, doubled per failure."})
+    backoff_max: float = field(default=30.0, metadata={"help": "Longest rebuild delay (jitter added on top)."})
+    outcome_batch_size: int = field(default=50, metadata={"help": "Outcomes per RPC call."})
+    outcome_writes_per_second: int = field(default=5, metadata={"help": "Rate limit of outcome RPC calls."})
+
+    def __post_init__(self) -> None:
+        try:
+            uuid.UUID(self.job_id)
+        except (ValueError, TypeError, AttributeError):
+            raise ConfigError(f"job_id must be a UUID (the row id), got {self.job_id!r}") from None
+        if not self.url.startswith(("http://", "https://")):
+            raise ConfigError(f"url must start with http:// or https://, got {self.url!r}")
+        if not self.key:
+            raise ConfigError("key is empty")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and value <= 0:
+                raise ConfigError(f"{f.name} must be positive, got {value!r}")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return f"AgentConfig({shown}, key={_mask(self.key)!r})"
+
+    @property
+    def filter(self) -> str:
+        """The Realtime filter that selects the job's row."""
+        return f"id=eq.{self.job_id}"
+
+    def redact(self, text: str) -> str:
+        """``text`` with the key cut out, for messages built from third-party exceptions (URLs carry the key)."""
+        return text.replace(self.key, "***")
+
+    @classmethod
+    def describe(cls) -> dict[str, str]:
+        """Field name → help text, for docs and ``--help``."""
+        return {f.name: f.metadata["help"] for f in fields(cls)}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AgentConfig | None:
+        """Build a config from the environment, or return ``None`` after one warning if it is incomplete.
+
+        ``None`` means "runtime parameter updates disabled": training runs on without them.
+        """
+        env = os.environ if environ is None else environ
+        job_id = env.get("JOB_ID", "").strip()
+        if not job_id:
+            logger.warning("No JOB_ID found, runtime parameter updates disabled")
+            return None
+        url = _first(env, _URL_VARS)
+        key = _first(env, _KEY_VARS)
+        missing = [" or ".join(names) for names, value in ((_URL_VARS, url), (_KEY_VARS, key)) if not value]
+        if missing:
+            logger.warning(
+                "JOB_ID is set but no %s found, runtime parameter updates disabled", " and no ".join(missing)
+            )
+            return None
+        overrides: dict[str, Any] = {
+            name: env[var].strip() for var, name in _NAME_VARS.items() if env.get(var, "").strip()
+        }
+        try:
+            return cls(job_id=job_id, url=url.rstrip("/"), key=key, **overrides)
+        except ConfigError as exc:
+            logger.warning("Invalid liveparams configuration (%s), runtime parameter updates disabled", exc)
+            return None
+
+
+def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str:
+    return next((env[name].strip() for name in names if env.get(name, "").strip()), "")
+
+
+def _mask(secret: str) -> str:
+    """Enough of a key to tell two apart in a bug report, never enough to use it."""
+    return f"{secret[:4]}…({len(secret)} chars)" if len(secret) > 8 else "***"

@@ -1,0 +1,153 @@
+"""Writes outcomes back to the job's row: batched, rate-limited, retried, flushed on close.
+
+The RPC keeps the first outcome per request id, so a retry after an ambiguous
+failure (the call reached the database but the reply was lost) is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import queue
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from asyncio_throttle import Throttler
+
+from agent._exceptions import RestError
+from agent._models import UpdateOutcome
+from agent._requests import LEGACY_PREFIX
+
+__all__ = ["OutcomeWriter", "backoff_delay"]
+
+logger = logging.getLogger(__name__)
+
+Write = Callable[[dict[str, dict[str, Any]]], Awaitable[None]]
+
+
+def backoff_delay(failures: int, initial: float, maximum: float) -> float:
+    """Exponential backoff with full jitter: uniform in [d/2, d], d = initial·2^(failures-1) capped at maximum."""
+    delay = min(initial * 2 ** max(failures - 1, 0), maximum)
+    return random.uniform(delay / 2, delay)
+
+
+class OutcomeWriter:
+    """Collects outcomes from any thread and writes them with ``write`` on the agent's loop.
+
+    Args:
+        write (`Write`): stores ``{request id: outcome row}`` or raises :class:`RestError`.
+        batch_size (`int`): outcomes per call.
+        writes_per_second (`int`): rate limit of calls (``asyncio-throttle``).
+        backoff_initial (`float`), backoff_max (`float`): retry delays after transient failures.
+    """
+
+    def __init__(
+        self, write: Write, *, batch_size: int, writes_per_second: int, backoff_initial: float, backoff_max: float
+    ) -> None:
+        self._write = write
+        self._batch_size = batch_size
+        self._throttler = Throttler(rate_limit=writes_per_second, period=1.0)
+        self._backoff = (backoff_initial, backoff_max)
+        self._inbox: queue.SimpleQueue[UpdateOutcome] = queue.SimpleQueue()
+        self._pending: dict[str, dict[str, Any]] = {}  # insertion order = report order
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+
+    @property
+    def pending(self) -> int:
+        """Outcomes not yet stored."""
+        return len(self._pending) + self._inbox.qsize()
+
+    def submit(self, outcomes: Iterable[UpdateOutcome]) -> None:
+        """Hand over outcomes from any thread; never blocks."""
+        for outcome in outcomes:
+            self._inbox.put(outcome)
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: close() reported what was left
+                loop.call_soon_threadsafe(wake.set)
+
+    def _take_inbox(self) -> None:
+        while True:
+            try:
+                outcome = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if outcome.request_id.startswith(LEGACY_PREFIX):
+                # The RPC only accepts ids stored on the row, and legacy entries have none.
+                logger.info(
+                    "Outcome of legacy request %s (%s) is not recorded on the row: the entry has no id",
+                    outcome.request_id,
+                    outcome.status.value,
+                )
+                continue
+            self._pending.setdefault(outcome.request_id, outcome.to_row())
+
+    async def run(self) -> None:
+        """Write until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        failures = 0
+        while True:
+            self._take_inbox()
+            if not self._pending:
+                self._wake.clear()
+                self._take_inbox()  # a submit() between the two calls has set the event again
+                if not self._pending:
+                    await self._wake.wait()
+                continue
+            try:
+                await self._attempt(self._next_batch())
+                failures = 0
+            except RestError as exc:
+                failures += 1
+                delay = backoff_delay(failures, *self._backoff)
+                log = logger.warning if failures == 1 else logger.debug
+                log("Recording %d outcomes failed (%s); retrying in %.1fs", len(self._pending), exc, delay)
+                await asyncio.sleep(delay)
+
+    async def flush(self, timeout: float) -> int:
+        """Write what is pending for at most ``timeout`` seconds (``run`` must be stopped).
+
+        Returns how many outcomes could not be written in time; they are dropped.
+        """
+        deadline = time.monotonic() + timeout
+        self._take_inbox()
+        failures = 0
+        while self._pending and (left := deadline - time.monotonic()) > 0:
+            try:
+                await asyncio.wait_for(self._attempt(self._next_batch()), left)
+            except (RestError, asyncio.TimeoutError):
+                failures += 1
+                await asyncio.sleep(min(backoff_delay(failures, 0.05, 0.5), max(deadline - time.monotonic(), 0)))
+            self._take_inbox()
+        dropped = len(self._pending)
+        self._pending.clear()
+        return dropped
+
+    def _next_batch(self) -> dict[str, dict[str, Any]]:
+        return dict(itertools.islice(self._pending.items(), self._batch_size))
+
+    async def _attempt(self, batch: dict[str, dict[str, Any]]) -> None:
+        """Store ``batch``; raise :class:`RestError` if that may work later.
+
+        A refusal (4xx) of a batch is retried one outcome at a time, so one bad
+        outcome cannot keep the others off the row; a refused single outcome is dropped.
+        """
+        try:
+            async with self._throttler:
+                await self._write(batch)
+        except RestError as exc:
+            if exc.transient:
+                raise
+            if len(batch) > 1:
+                for request_id, row in batch.items():
+                    await self._attempt({request_id: row})
+                return
+            logger.warning("Outcome of request %s was refused and is dropped: %s", next(iter(batch)), exc)
+        for request_id in batch:
+            self._pending.pop(request_id, None)

@@ -1,0 +1,174 @@
+"""From the row's ``parameter_updates`` array to validated requests and rejections.
+
+Pure functions and one small stateful class, no I/O, so the rules can be tested
+without a network. What the rules guarantee:
+
+- **Identity.** A request is identified by its ``id`` (stamped by the RPC).
+  Entries written without one (the seed's UI wrote plain objects) get
+  ``legacy-<first 16 hex of sha256(canonical JSON)>``: stable across re-reads
+  and processes, and two identical entries are one request.
+- **Exactly once, in order.** :class:`RequestLedger` remembers every id it has
+  handed out or rejected, walks the array in order, and skips ids that already
+  have an outcome on the row (handled by an earlier process).
+- **Validation.** Every parameter goes through :func:`agent.validate_parameter`;
+  entries that are not objects, JSON text that does not parse, empty requests,
+  oversized payloads and ``learning_rate_mode`` without ``learning_rate`` are
+  rejected with a sentence for the user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent._models import OutcomeStatus, UpdateOutcome, UpdateRequest
+from agent._parameters import METADATA_KEYS, InvalidParameter, ParamValue, validate_parameter
+
+__all__ = ["LEGACY_PREFIX", "RequestLedger", "Scan", "parse_entry", "request_identity"]
+
+LEGACY_PREFIX = "legacy-"
+
+
+def _canonical(entry: Any) -> str:
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def request_identity(entry: Any) -> str:
+    """The request id of one array entry: its ``id``, or a stable hash of its content for legacy entries."""
+    if isinstance(entry, Mapping):
+        request_id = entry.get("id")
+        if isinstance(request_id, str) and request_id:
+            return request_id
+    digest = hashlib.sha256(_canonical(entry).encode()).hexdigest()
+    return f"{LEGACY_PREFIX}{digest[:16]}"
+
+
+def _decode(entry: Any) -> Any:
+    """Entries stored as JSON text (a double-encoded object) are read as what they encode."""
+    if isinstance(entry, str):
+        try:
+            return json.loads(entry)
+        except ValueError:
+            return entry
+    return entry
+
+
+def _entry_identity(raw: Any) -> str:
+    return request_identity(_decode(raw))
+
+
+def parse_entry(raw: Any, position: int, max_bytes: int) -> UpdateRequest | UpdateOutcome:
+    """Turn one array entry into a request, or into a ``REJECTED`` outcome saying why not."""
+    entry = _decode(raw)
+    request_id = request_identity(entry)
+
+    def reject(reason: str) -> UpdateOutcome:
+        return UpdateOutcome(request_id=request_id, status=OutcomeStatus.REJECTED, reason=reason)
+
+    if not isinstance(entry, Mapping):
+        shown = raw if isinstance(raw, str) and len(raw) <= 80 else type(raw).__name__
+        return reject(f'malformed request: expected a JSON object such as {{"learning_rate": 5e-05}}, got {shown!r}')
+    size = len(_canonical(entry).encode())
+    if size > max_bytes:
+        return reject(f"request is {size} bytes; the limit is {max_bytes}")
+    if "id" in entry and not (isinstance(entry["id"], str) and entry["id"]):
+        return reject(f"malformed request: id must be a non-empty string, got {entry['id']!r}")
+    params: dict[str, ParamValue] = {}
+    problems: list[str] = []
+    for name, value in entry.items():
+        if name in METADATA_KEYS:
+            continue
+        try:
+            params[name] = validate_parameter(name, value)
+        except InvalidParameter as exc:
+            problems.append(str(exc))
+    if not params and not problems:
+        return reject("request names no parameter")
+    if "learning_rate_mode" in params and "learning_rate" not in params and not problems:
+        problems.append("'learning_rate_mode' only applies together with 'learning_rate' in the same request")
+    if problems:
+        return reject("; ".join(problems))
+    requested_at = entry.get("requested_at")
+    requested_by = entry.get("requested_by")
+    return UpdateRequest(
+        id=request_id,
+        params=params,
+        requested_at=requested_at if isinstance(requested_at, str) else "",
+        requested_by=requested_by if isinstance(requested_by, str) else None,
+        position=position,
+    )
+
+
+@dataclass
+class Scan:
+    """What one look at the row produced, in array order.
+
+    Args:
+        items (`list`): new requests and rejections, interleaved in array order.
+        raw (`dict[str, Any]`): request id → the entry as stored, for the log line.
+        blocked (`bool`): the scan stopped early because the caller had no room; the rest waits on the row.
+    """
+
+    items: list[UpdateRequest | UpdateOutcome] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    blocked: bool = False
+
+
+class RequestLedger:
+    """Remembers which requests have been handed out, so each is handed out once and in order.
+
+    Not thread-safe: the agent uses it from its own event loop only.
+
+    Args:
+        max_request_bytes (`int`): entries larger than this, as compact JSON, are rejected.
+    """
+
+    def __init__(self, max_request_bytes: int) -> None:
+        self._max_bytes = max_request_bytes
+        self._seen: set[str] = set()
+        # Ids of the array prefix already walked; lets an event that adds nothing cost a length check.
+        self._prefix: list[str] = []
+
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._seen
+
+    def is_current(self, updates: Sequence[Any]) -> bool:
+        """True when ``updates`` holds nothing beyond what was already walked (the cheap path)."""
+        n = len(updates)
+        return n == len(self._prefix) and (n == 0 or _entry_identity(updates[-1]) == self._prefix[-1])
+
+    def scan(self, updates: Sequence[Any], outcomes: Mapping[str, Any], room: int) -> Scan:
+        """Walk ``updates`` and return what is new, handing out at most ``room`` requests.
+
+        Rejections do not take room. When the room runs out the scan stops at that
+        request (``blocked``), so order is kept and nothing is marked seen that was not
+        handed out; call again with the same or a newer array when there is room.
+        """
+        result = Scan()
+        prefix = self._prefix
+        start = len(prefix)
+        if not (start <= len(updates) and (start == 0 or _entry_identity(updates[start - 1]) == prefix[-1])):
+            # The array is not an extension of what was walked (an older snapshot, or rewritten by an admin):
+            # walk it all; the seen-set keeps it exactly-once.
+            prefix, start = [], 0
+        for position in range(start, len(updates)):
+            raw = updates[position]
+            request_id = _entry_identity(raw)
+            if request_id in outcomes:
+                self._seen.add(request_id)  # handled by an earlier process (a resumed run)
+            elif request_id not in self._seen:
+                item = parse_entry(raw, position, self._max_bytes)
+                if isinstance(item, UpdateRequest):
+                    if room <= 0:
+                        result.blocked = True
+                        break
+                    room -= 1
+                self._seen.add(request_id)
+                result.items.append(item)
+                result.raw[request_id] = raw
+            prefix.append(request_id)
+        self._prefix = prefix
+        return result

@@ -1,0 +1,109 @@
+"""REST access to the job's row through the official ``supabase`` client: read it, record outcomes.
+
+Errors from the client are translated here, once, into :class:`RestError` with
+``transient`` set when a retry can succeed, so callers never see postgrest or
+httpx exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from postgrest.exceptions import APIError
+
+from agent._config import AgentConfig
+from agent._exceptions import RestError
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+__all__ = ["RestClient", "is_transient_code"]
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = 10.0
+
+# SQLSTATE classes worth retrying: connection (08), transaction rollback (40), insufficient
+# resources (53), operator intervention (57, e.g. an admin shutdown), system error (58, XX).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58", "XX")
+
+
+def is_transient_code(code: str | None) -> bool:
+    """Whether an error code from PostgREST (or the HTTP status it was derived from) is worth retrying.
+
+    ``code`` is an HTTP status for non-PostgREST error pages ("503"), ``PGRST0xx`` for
+    PostgREST's own connection errors, or a SQLSTATE. An unknown or missing code is
+    treated as transient: retrying a refusal costs a little, dropping an outcome costs the user.
+    """
+    if not code:
+        return True
+    if code.isdigit() and len(code) == 3:
+        return code >= "500" or code in ("408", "429")
+    if code.startswith("PGRST"):
+        return code[5:6] == "0"  # PGRST0xx: connection/pool errors; 1xx-3xx: request, schema, auth
+    return code.startswith(_TRANSIENT_SQLSTATE_CLASSES)
+
+
+@contextmanager
+def _mapped_errors(what: str, config: AgentConfig) -> Iterator[None]:
+    try:
+        yield
+    except APIError as exc:
+        message = config.redact(f"{what}: {exc.code or 'error'} {exc.message or ''}".rstrip())
+        raise RestError(message, transient=is_transient_code(exc.code)) from exc
+    except httpx.HTTPError as exc:
+        raise RestError(config.redact(f"{what}: {type(exc).__name__} {exc}".rstrip()), transient=True) from exc
+
+
+class RestClient:
+    """Reads the job's row and records outcomes. Lives on the agent's event loop.
+
+    Args:
+        config (`AgentConfig`): where the row is and the key to use.
+    """
+
+    def __init__(self, config: AgentConfig) -> None:
+        self._config = config
+        self._client: AsyncClient | None = None
+
+    async def _get(self) -> AsyncClient:
+        if self._client is None:
+            options = AsyncClientOptions(
+                schema=self._config.schema,
+                auto_refresh_token=False,
+                persist_session=False,
+                postgrest_client_timeout=REQUEST_TIMEOUT,
+                postgrest_client_retry=False,  # retries are ours, bounded by close()'s deadline
+            )
+            self._client = await acreate_client(self._config.url, self._config.key, options)
+        return self._client
+
+    async def read_row(self) -> dict[str, Any] | None:
+        """The row's requests and outcomes, or ``None`` if the row is not visible to this key."""
+        cfg = self._config
+        with _mapped_errors("reading the job row", cfg):
+            client = await self._get()
+            response = await (
+                client.table(cfg.table)
+                .select(f"{cfg.updates_column},{cfg.outcomes_column}")
+                .eq("id", cfg.job_id)
+                .limit(1)
+                .execute()
+            )
+        rows = response.data
+        return rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else None
+
+    async def record_outcomes(self, outcomes: dict[str, dict[str, Any]]) -> None:
+        """Store ``{request id: outcome row}`` through the outcomes RPC."""
+        cfg = self._config
+        with _mapped_errors("recording outcomes", cfg):
+            client = await self._get()
+            await client.rpc(cfg.outcomes_rpc, {"p_job_id": cfg.job_id, "p_outcomes": outcomes}).execute()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.postgrest.aclose()

@@ -1,0 +1,178 @@
+"""One Realtime subscription to the job's row, and an honest view of its health.
+
+The only module that touches the ``realtime`` client. The client (2.34, pinned)
+fails silently in ways the supervisor must see (docs/architecture.md): it gives
+up after 5 reconnects, its listen task dies on a callback exception while
+``is_connected`` stays true, a stale ``phx_close`` closes a rejoined channel for
+good, and a stalled socket goes unnoticed for ~40 s. :meth:`Subscription.health`
+reads the client's state (including two private attributes, ``_listen_task``
+and ``_ws_connection``: the public API exposes neither) and :meth:`probe` pings
+the socket, so that the supervisor can throw the whole client away and build a
+new one. A ``Subscription`` is used once: open, watch, close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from realtime import AsyncRealtimeChannel, RealtimeSubscribeStates
+from realtime.types import ChannelStates, RealtimePostgresChangesListenEvent
+
+from agent._config import AgentConfig
+from agent._exceptions import SubscriptionError
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+__all__ = ["Health", "Subscription"]
+
+logger = logging.getLogger(__name__)
+
+JOIN_TIMEOUT = 10  # the client's own join timeout (seconds)
+CLOSE_TIMEOUT = 0.5  # a clean websocket close beyond this is cut short
+
+
+class Health(enum.Enum):
+    """What :meth:`Subscription.health` found."""
+
+    READY = "ready"  # joined, and the server confirmed the database subscription
+    JOINED = "joined"  # joined; waiting for "Subscribed to PostgreSQL"
+    RECOVERING = "recovering"  # the client is reconnecting or rejoining on its own
+    DEAD = "dead"  # the client will not recover: rebuild
+
+
+class Subscription:
+    """A fresh ``supabase`` client with one channel on the job's row.
+
+    Args:
+        config (`AgentConfig`): the row and the key.
+        on_change (`Callable[[Mapping[str, Any]], None]`): the ``postgres_changes`` callback; must never raise.
+        on_confirmed (`Callable[[bool], None]`): called with ``False`` on every ``SUBSCRIBED`` and with ``True``
+            on every "Subscribed to PostgreSQL"; the agent re-reads the row on both.
+    """
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        on_change: Callable[[Mapping[str, Any]], None],
+        on_confirmed: Callable[[bool], None],
+    ) -> None:
+        self._config = config
+        self._on_change = on_change
+        self._on_confirmed = on_confirmed
+        self._client: AsyncClient | None = None
+        self._channel: AsyncRealtimeChannel | None = None
+        self._state: RealtimeSubscribeStates | None = None
+        self._error: Exception | None = None
+        self._confirmed = False
+        self._unhealthy_since: float | None = None
+        self.reason = ""  # why health() last said DEAD or RECOVERING, for the log
+
+    async def open(self) -> None:
+        """Connect and join; raise :class:`SubscriptionError` if the join does not succeed."""
+        cfg = self._config
+        options = AsyncClientOptions(
+            schema=cfg.schema,
+            auto_refresh_token=False,
+            persist_session=False,
+            realtime={"auto_reconnect": True, "max_retries": 5, "initial_backoff": 1.0},
+        )
+        self._client = await acreate_client(cfg.url, cfg.key, options)
+        channel = self._client.channel(f"liveparams-agent-{cfg.job_id}")
+        channel.on_postgres_changes(
+            RealtimePostgresChangesListenEvent.Update,
+            callback=self._on_change,
+            table=cfg.table,
+            schema=cfg.schema,
+            filter=cfg.filter,
+        )
+        channel.on_system(self._on_system)
+        self._channel = channel
+        try:
+            await asyncio.wait_for(channel.subscribe(self._on_state), JOIN_TIMEOUT + 2)
+        except Exception as exc:  # connection refused, gave up, handshake timeout
+            detail = cfg.redact(f"{type(exc).__name__}: {exc}")
+            raise SubscriptionError(f"could not connect to Realtime: {detail}") from exc
+        if self._state is not RealtimeSubscribeStates.SUBSCRIBED:
+            state = self._state.value if self._state else "without a reply"
+            raise SubscriptionError(cfg.redact(f"join ended {state}: {self._error}"))
+
+    def _on_state(self, state: RealtimeSubscribeStates, error: Exception | None) -> None:
+        try:
+            self._state, self._error = state, error
+            if state is RealtimeSubscribeStates.SUBSCRIBED:
+                self._confirmed = False
+                self._on_confirmed(False)
+            else:
+                logger.debug("Realtime channel %s: %s", state.value, error)
+        except Exception:  # never into the client's listen loop
+            logger.exception("Realtime state callback failed")
+
+    def _on_system(self, payload: Any) -> None:
+        try:
+            if getattr(payload, "extension", None) == "postgres_changes" and getattr(payload, "status", None) == "ok":
+                self._confirmed = True
+                self._on_confirmed(True)
+        except Exception:
+            logger.exception("Realtime system callback failed")
+
+    def health(self) -> Health:
+        """Classify the client's state; cheap, called every supervisor tick."""
+        assert self._client is not None and self._channel is not None, "open() first"
+        realtime, channel = self._client.realtime, self._channel
+        listen_task: asyncio.Task[None] | None = getattr(realtime, "_listen_task", None)
+        if realtime.is_connected and (listen_task is None or listen_task.done()):
+            return self._dead("the client stopped reading the socket (its listen task ended)")
+        if channel.state is ChannelStates.CLOSED or realtime.channels.get(channel.topic) is not channel:
+            return self._dead(f"the channel was closed ({self._state and self._state.value}: {self._error})")
+        if realtime.is_connected and channel.state is ChannelStates.JOINED:
+            self._unhealthy_since = None
+            return Health.READY if self._confirmed else Health.JOINED
+        now = time.monotonic()
+        if self._unhealthy_since is None:
+            self._unhealthy_since = now
+        what = "reconnecting" if not realtime.is_connected else f"channel {channel.state.value}"
+        if now - self._unhealthy_since > self._config.recovery_grace:
+            return self._dead(f"the client did not recover within {self._config.recovery_grace:g}s ({what})")
+        self.reason = what
+        return Health.RECOVERING
+
+    def _dead(self, reason: str) -> Health:
+        self.reason = reason
+        return Health.DEAD
+
+    async def probe(self, timeout: float) -> bool:
+        """Ping the websocket; ``False`` if no pong arrives within ``timeout`` (a stalled socket)."""
+        ws = getattr(self._client.realtime, "_ws_connection", None) if self._client else None
+        if ws is None:
+            return True  # not connected: health() covers it
+        try:
+            pong = await ws.ping()
+            await asyncio.wait_for(pong, timeout)
+        except asyncio.TimeoutError:
+            self.reason = f"the socket stalled (no pong within {timeout:g}s)"
+            return False
+        except Exception:  # closed meanwhile: health() will see the reconnect
+            return True
+        return True
+
+    async def close(self) -> None:
+        """Drop the client: stop its timers, close the socket, and cut it if the close handshake hangs."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        realtime = client.realtime
+        ws = getattr(realtime, "_ws_connection", None)
+        realtime.auto_reconnect = False
+        for channel in list(realtime.channels.values()):
+            channel.rejoin_timer.reset()
+            channel.join_push.destroy()
+        try:
+            await asyncio.wait_for(realtime.close(), CLOSE_TIMEOUT)
+        except Exception as exc:
+            logger.debug("Realtime close did not finish cleanly: %r", exc)
+        if ws is not None:
+            ws.transport.abort()  # no-op when already closed; frees the socket of a stalled peer

@@ -1,0 +1,252 @@
+"""The agent thread: its own asyncio loop running the supervisor, the re-reader and the outcome writer.
+
+- The **supervisor** opens a :class:`Subscription`, watches its health every
+  tick, pings the socket now and then, and when the client will not recover on
+  its own throws it away and opens a new one, with exponential backoff and
+  jitter, until shutdown.
+- The **re-reader** reads the row over REST after every confirmed
+  (re)subscription (Realtime does not replay what it missed), every
+  ``poll_interval`` while push is down (degraded), and every
+  ``resync_interval`` as a safety net while it is up; rate-limited with
+  ``asyncio-throttle``.
+- The **writer** (:class:`OutcomeWriter`) records outcomes.
+
+Nothing here is awaited by the training thread: it talks to this thread only
+through the request queue, the outcome inbox and ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from asyncio_throttle import Throttler
+
+from agent._config import AgentConfig
+from agent._exceptions import RestError, SubscriptionError
+from agent._intake import Intake
+from agent._outcomes import OutcomeWriter, backoff_delay
+from agent._rest import RestClient
+from agent._subscription import Health, Subscription
+
+__all__ = ["AgentStatus", "Worker"]
+
+logger = logging.getLogger("agent")
+
+TICK = 0.25  # supervisor period (seconds): how fast a dead client is noticed
+CONFIRM_WAIT = 5.0  # joined but no "Subscribed to PostgreSQL" after this long: re-read and call it ready
+SHUTDOWN_MARGIN = 0.15  # of close()'s budget, kept for tearing the loop down after the flush
+REREADS_PER_SECOND = 2
+
+
+class AgentStatus(str, enum.Enum):
+    """Where the agent stands, as ``UpdateAgent.status`` reports it."""
+
+    NOT_STARTED = "not_started"
+    STARTING = "starting"  # thread running, first subscription not yet confirmed
+    SUBSCRIBED = "subscribed"  # push is healthy and the row was re-read after it was confirmed
+    DEGRADED = "degraded"  # push is down; the row is polled over REST
+    CLOSED = "closed"
+
+
+class Worker:
+    """Owns the agent thread and everything that runs on it.
+
+    Args:
+        config (`AgentConfig`): the job, the key and the timings.
+    """
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.status = AgentStatus.NOT_STARTED
+        self.ready = threading.Event()
+        self._rest = RestClient(config)
+        self.writer = OutcomeWriter(
+            self._rest.record_outcomes,
+            batch_size=config.outcome_batch_size,
+            writes_per_second=config.outcome_writes_per_second,
+            backoff_initial=config.backoff_initial,
+            backoff_max=config.backoff_max,
+        )
+        self.intake = Intake(
+            updates_column=config.updates_column,
+            outcomes_column=config.outcomes_column,
+            queue_size=config.queue_size,
+            max_request_bytes=config.max_request_bytes,
+            reject=lambda outcome: self.writer.submit([outcome]),
+            resync=self._request_resync,
+        )
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, name="liveparams.agent", daemon=True)
+        # asyncio.Event binds to a loop on first use, so these can be made here and used there.
+        self._stop = asyncio.Event()
+        self._resync = asyncio.Event()
+        self._deadline = 0.0
+        self._ready_pending = False  # a confirmation arrived; the next successful re-read makes us ready
+        self._rest_failing = False
+        self._row_missing = False
+
+    # -- called from other threads -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread (once); returns at once, the network is only touched on the thread."""
+        self.status = AgentStatus.STARTING
+        self.loop = asyncio.new_event_loop()
+        self._thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Ask the thread to flush and exit within ``timeout`` seconds; return whether it did."""
+        self._deadline = time.monotonic() + timeout
+        self.call_soon(self._stop.set)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the agent loop; ignored before start and once the loop has closed."""
+        if self.loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(callback)
+
+    # -- the thread -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        loop = self.loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._main())
+        except Exception:
+            logger.exception("The liveparams agent thread failed; runtime parameter updates stopped")
+        finally:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(asyncio.sleep(0))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self.status = AgentStatus.CLOSED
+            self.ready.clear()
+
+    async def _main(self) -> None:
+        writer = asyncio.create_task(self.writer.run(), name="liveparams.outcomes")
+        others = [
+            asyncio.create_task(self._supervise(), name="liveparams.supervisor"),
+            asyncio.create_task(self._reread_loop(), name="liveparams.reread"),
+        ]
+        await self._stop.wait()
+        budget = self._deadline - time.monotonic() - SHUTDOWN_MARGIN
+        writer.cancel()
+        for task in others:
+            task.cancel()
+        left, _ = await asyncio.gather(
+            self.writer.flush(budget), asyncio.gather(writer, *others, return_exceptions=True)
+        )
+        if left:
+            logger.warning("Closing: dropped %d outcomes that could not be recorded within %.1fs", left, budget)
+        await self._rest.aclose()
+
+    # -- supervision ------------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        failures = 0
+        while True:
+            subscription = Subscription(self.config, self.intake.on_change, self._on_confirmed)
+            try:
+                await subscription.open()
+                reason = await self._watch(subscription)
+                failures = 0 if self.status is AgentStatus.SUBSCRIBED else failures
+            except SubscriptionError as exc:
+                reason = str(exc)
+            finally:
+                await subscription.close()
+            failures += 1
+            self._degrade(reason)
+            await asyncio.sleep(backoff_delay(failures, self.config.backoff_initial, self.config.backoff_max))
+
+    async def _watch(self, subscription: Subscription) -> str:
+        """Return why ``subscription`` must be replaced, once it must."""
+        cfg = self.config
+        last_probe = joined_at = time.monotonic()
+        while True:
+            await asyncio.sleep(TICK)
+            health = subscription.health()
+            now = time.monotonic()
+            if health is Health.DEAD:
+                return subscription.reason
+            if health is Health.RECOVERING:
+                self._degrade(subscription.reason)
+                joined_at = now
+                continue
+            confirmable = self.status is not AgentStatus.SUBSCRIBED and not self._ready_pending
+            if health is Health.JOINED and confirmable and now - joined_at > CONFIRM_WAIT:
+                logger.debug("No 'Subscribed to PostgreSQL' after %.0fs; re-reading anyway", CONFIRM_WAIT)
+                self._on_confirmed(True)
+                joined_at = now
+            if now - last_probe > cfg.probe_interval:
+                if not await subscription.probe(cfg.probe_timeout):
+                    return subscription.reason
+                last_probe = time.monotonic()
+
+    def _on_confirmed(self, database_ready: bool) -> None:
+        """Subscription callback: SUBSCRIBED (``False``) or "Subscribed to PostgreSQL" (``True``)."""
+        if database_ready:
+            self._ready_pending = True
+        self._request_resync()
+
+    def _degrade(self, reason: str) -> None:
+        self.ready.clear()
+        self._ready_pending = False
+        if self.status is not AgentStatus.DEGRADED:
+            self.status = AgentStatus.DEGRADED
+            logger.warning(
+                "Realtime push is down (%s); degraded: polling the job row every %gs until it is back",
+                reason,
+                self.config.poll_interval,
+            )
+
+    # -- re-reading -------------------------------------------------------------------------------
+
+    def _request_resync(self) -> None:
+        self._resync.set()
+
+    async def _reread_loop(self) -> None:
+        throttler = Throttler(rate_limit=REREADS_PER_SECOND, period=1.0)
+        while True:
+            interval = self.config.resync_interval if self.ready.is_set() else self.config.poll_interval
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._resync.wait(), interval)
+            self._resync.clear()
+            async with throttler:
+                await self._reread()
+
+    async def _reread(self) -> None:
+        becomes_ready, self._ready_pending = self._ready_pending, False
+        logger.debug("Checking for updates…")
+        try:
+            row = await self._rest.read_row()
+        except RestError as exc:
+            self._ready_pending = self._ready_pending or becomes_ready
+            (logger.debug if self._rest_failing else logger.warning)("Could not read the job row: %s", exc)
+            self._rest_failing = True
+            return
+        self._rest_failing = False
+        if row is None:
+            if not self._row_missing:
+                logger.warning("Job %s not found, or not readable with this key", self.config.job_id)
+            self._row_missing = True
+            return
+        self._row_missing = False
+        self.intake.ingest_row(row)
+        if becomes_ready and self.status is not AgentStatus.CLOSED:
+            was_degraded = self.status is AgentStatus.DEGRADED
+            self.status = AgentStatus.SUBSCRIBED
+            self.ready.set()
+            if was_degraded:
+                logger.info("Realtime push restored")
+            else:
+                logger.info("Listening for runtime parameter updates on job %s", self.config.job_id)

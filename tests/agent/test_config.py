@@ -1,0 +1,102 @@
+"""AgentConfig from code and from the environment (no network)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from agent import AgentConfig, ConfigError
+
+JOB = "0b6c1a57-6e4f-4a53-9d2c-5f1f0b1e2a3c"
+TOKEN = "eyJhbGciOiJIUzI1NiJ9.secret-part-of-the-token"
+
+
+def test_from_env_prefers_the_job_token_and_the_public_url_fallback() -> None:
+    env = {
+        "JOB_ID": JOB,
+        "NEXT_PUBLIC_SUPABASE_URL": "http://127.0.0.1:54321/",
+        "LIVEPARAMS_TOKEN": TOKEN,
+        "SUPABASE_SERVICE_ROLE_KEY": "service",
+        "SUPABASE_KEY": "anon",
+    }
+    config = AgentConfig.from_env(env)
+    assert config is not None
+    assert (config.job_id, config.url, config.key) == (JOB, "http://127.0.0.1:54321", TOKEN)
+
+
+@pytest.mark.parametrize(("present", "expected"), [(("SUPABASE_SERVICE_ROLE_KEY",), "service"), ((), "anon")])
+def test_key_fallback_order(present: tuple[str, ...], expected: str) -> None:
+    env = {"JOB_ID": JOB, "SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "anon"}
+    env.update({name: "service" for name in present})
+    config = AgentConfig.from_env(env)
+    assert config is not None and config.key == expected
+
+
+def test_names_can_be_overridden() -> None:
+    env = {
+        "JOB_ID": JOB,
+        "SUPABASE_URL": "https://x.supabase.co",
+        "SUPABASE_KEY": "k" * 20,
+        "LIVEPARAMS_SCHEMA": "training",
+        "LIVEPARAMS_TABLE": "jobs",
+        "LIVEPARAMS_UPDATES_COLUMN": "updates",
+        "LIVEPARAMS_OUTCOMES_COLUMN": "outcomes",
+        "LIVEPARAMS_OUTCOMES_RPC": "record_outcomes",
+    }
+    config = AgentConfig.from_env(env)
+    assert config is not None
+    assert (config.schema, config.table, config.updates_column, config.outcomes_column, config.outcomes_rpc) == (
+        "training",
+        "jobs",
+        "updates",
+        "outcomes",
+        "record_outcomes",
+    )
+    assert config.filter == f"id=eq.{JOB}"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "No JOB_ID found, runtime parameter updates disabled"),
+        ({"JOB_ID": JOB, "SUPABASE_KEY": "k"}, "no SUPABASE_URL or NEXT_PUBLIC_SUPABASE_URL found"),
+        ({"JOB_ID": JOB, "SUPABASE_URL": "https://x.supabase.co"}, "no LIVEPARAMS_TOKEN or SUPABASE_SERVICE_ROLE_KEY"),
+        ({"JOB_ID": "abc123", "SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "k"}, "must be a UUID"),
+    ],
+)
+def test_missing_or_invalid_config_disables_with_one_warning(
+    env: dict[str, str], message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert AgentConfig.from_env(env) is None
+    assert len(caplog.records) == 1
+    assert message in caplog.records[0].getMessage()
+    assert "disabled" in caplog.records[0].getMessage()
+
+
+def test_repr_and_errors_never_show_the_key() -> None:
+    config = AgentConfig(job_id=JOB, url="https://x.supabase.co", key=TOKEN)
+    assert "secret-part" not in repr(config)
+    assert "key=" in repr(config)
+    assert config.redact(f"wss://x/realtime/v1/websocket?apikey={TOKEN}") == "wss://x/realtime/v1/websocket?apikey=***"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"job_id": "nope"},
+        {"url": "ftp://x"},
+        {"key": ""},
+        {"queue_size": 0},
+        {"shutdown_timeout": -1.0},
+    ],
+)
+def test_invalid_config_raises(kwargs: dict[str, object]) -> None:
+    base: dict[str, object] = {"job_id": JOB, "url": "https://x.supabase.co", "key": "k"}
+    with pytest.raises(ConfigError):
+        AgentConfig(**(base | kwargs))  # type: ignore[arg-type]
+
+
+def test_every_field_is_documented() -> None:
+    assert all(help_text for help_text in AgentConfig.describe().values())

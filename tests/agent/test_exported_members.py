@@ -1,0 +1,35 @@
+"""The public API of ``agent`` is what ``__all__`` says, sorted, and nothing heavy is imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import agent
+
+
+def isort_style(name: str) -> tuple[int, str]:
+    """Constants, then classes, then functions (the order ruff's RUF022 keeps ``__all__`` in)."""
+    return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+
+def test_all_is_sorted_and_complete() -> None:
+    public = {name for name in dir(agent) if not name.startswith("_") and name != "logging"}
+    assert agent.__all__ == sorted(agent.__all__, key=isort_style)
+    assert public == set(agent.__all__)
+
+
+def test_exceptions_form_one_tree() -> None:
+    errors = [getattr(agent, name) for name in agent.__all__ if name.endswith("Error")]
+    assert all(issubclass(error, agent.AgentError) for error in errors)
+    assert issubclass(agent.AgentClosedError, RuntimeError)
+
+
+def test_agent_imports_neither_torch_nor_transformers_nor_the_stack() -> None:
+    code = (
+        "import sys, agent; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers') or m.startswith('liveparams.stack')]; "
+        "print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

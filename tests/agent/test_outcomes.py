@@ -1,0 +1,99 @@
+"""The outcome writer: batching, first-wins, retries, refusals and the close() deadline.
+
+``write`` is the writer's seam (in production ``RestClient.record_outcomes``); here it is a
+small in-memory table that fails on demand. Supabase itself is exercised in test_agent_stack.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from agent import OutcomeStatus, RestError, UpdateOutcome
+from agent._outcomes import OutcomeWriter
+
+
+class Table:
+    def __init__(self, failures: list[RestError] | None = None) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.calls: list[list[str]] = []
+        self.failures = failures or []
+        self.refused: set[str] = set()
+
+    async def write(self, outcomes: dict[str, dict[str, Any]]) -> None:
+        self.calls.append(list(outcomes))
+        if self.failures:
+            raise self.failures.pop(0)
+        if self.refused & set(outcomes):
+            raise RestError("no request with that id", transient=False)
+        for key, row in outcomes.items():
+            self.rows.setdefault(key, row)
+
+
+def writer(table: Table, batch_size: int = 50) -> OutcomeWriter:
+    return OutcomeWriter(
+        table.write, batch_size=batch_size, writes_per_second=100, backoff_initial=0.01, backoff_max=0.02
+    )
+
+
+def applied(request_id: str, step: int = 1) -> UpdateOutcome:
+    return UpdateOutcome(request_id, OutcomeStatus.APPLIED, step=step)
+
+
+async def run_until_written(w: OutcomeWriter) -> None:
+    task = asyncio.create_task(w.run())
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        if w.pending == 0:
+            break
+    task.cancel()
+
+
+def test_outcomes_are_batched_and_the_first_per_request_wins() -> None:
+    table = Table()
+    w = writer(table, batch_size=2)
+    w.submit([applied("a", 1), applied("b"), applied("a", 99), applied("c")])
+    asyncio.run(run_until_written(w))
+    assert table.calls == [["a", "b"], ["c"]]
+    assert table.rows["a"]["step"] == 1
+
+
+def test_transient_failures_are_retried_until_stored() -> None:
+    table = Table([RestError("503", transient=True), RestError("ConnectError", transient=True)])
+    w = writer(table)
+    w.submit([applied("a")])
+    asyncio.run(run_until_written(w))
+    assert list(table.rows) == ["a"] and len(table.calls) == 3
+
+
+def test_a_refused_outcome_does_not_keep_the_others_off_the_row() -> None:
+    table = Table()
+    table.refused = {"ghost"}
+    w = writer(table)
+    w.submit([applied("a"), applied("ghost"), applied("b")])
+    asyncio.run(run_until_written(w))
+    assert sorted(table.rows) == ["a", "b"] and w.pending == 0
+
+
+def test_legacy_requests_are_not_sent_to_the_rpc() -> None:
+    table = Table()
+    w = writer(table)
+    w.submit([applied("legacy-0123456789abcdef"), applied("a")])
+    asyncio.run(run_until_written(w))
+    assert table.calls == [["a"]]
+
+
+def test_flush_gives_up_at_the_deadline_and_reports_what_it_dropped() -> None:
+    table = Table([RestError("503", transient=True)] * 1000)
+    w = writer(table)
+    w.submit([applied("a"), applied("b")])
+    assert asyncio.run(w.flush(0.1)) == 2
+    assert w.pending == 0
+
+
+def test_flush_writes_what_is_pending() -> None:
+    table = Table([RestError("503", transient=True)])
+    w = writer(table)
+    w.submit([applied("a")])
+    assert asyncio.run(w.flush(2.0)) == 0
+    assert list(table.rows) == ["a"]
