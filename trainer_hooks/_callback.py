@@ -1,0 +1,331 @@
+"""The Trainer callback that applies queued parameter updates at step boundaries.
+
+Per request it decides one outcome: applied at global step N (old → new per
+parameter), rejected with a reason, superseded by a later request for the
+same parameter, or failed (an applier raised; the request's partial changes
+are rolled back and training goes on). Nothing here may raise into the
+training loop or wait on the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
+
+from agent._models import Change, OutcomeStatus, UpdateOutcome, UpdateRequest
+from agent._parameters import InvalidParameter, validate_parameter
+from trainer_hooks import _distributed, _registry, _schedule, _snapshot
+from trainer_hooks._context import ApplyContext
+from trainer_hooks._source import UpdateSource
+
+__all__ = ["DEFAULT_CLOSE_TIMEOUT", "DEFAULT_MAX_ITEMS_PER_STEP", "RuntimeParameterCallback"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_ITEMS_PER_STEP = 64
+DEFAULT_CLOSE_TIMEOUT = 2.0
+
+SourceFactory = Callable[[], "UpdateSource | None"]
+
+
+def _agent_from_env() -> UpdateSource | None:
+    """The production source: ``agent.UpdateAgent`` configured from the environment, or None if unconfigured."""
+    from agent import AgentConfig, UpdateAgent  # the agent pulls in the network stack; only rank 0 needs it
+
+    config = AgentConfig.from_env()  # logs the one "disabled" warning itself
+    return None if config is None else UpdateAgent(config)
+
+
+def _close_quietly(source: UpdateSource, timeout: float) -> None:
+    try:
+        source.close(timeout)
+    except Exception:
+        logger.exception("closing the update source failed")
+
+
+class RuntimeParameterCallback(TrainerCallback, ExportableState):
+    """Applies live parameter updates from an :class:`UpdateSource` at step boundaries.
+
+    Requests queued before training starts are applied in ``on_train_begin``
+    (commands wait for the first step end); later ones after the optimizer
+    step that follows their arrival, in ``on_step_end``. In multi-process
+    runs only the world's process zero has a source, and every rank applies
+    what it broadcasts.
+
+    Args:
+        source (`UpdateSource`, *optional*): a ready source (tests, custom transports).
+        source_factory (`Callable[[], UpdateSource | None]`, *optional*): builds a fresh source at each
+            ``train()`` start on process zero; returning None disables updates for that run.
+        trainer (`Trainer`, *optional*): needed for knobs TRL keeps on the trainer object (``beta``);
+            also settable later with :meth:`bind`. Held weakly.
+        max_items_per_step (`int`, defaults to 64): most requests drained at one step boundary.
+        close_timeout (`float`, defaults to 2.0): seconds the source may spend flushing outcomes at close.
+
+    Example:
+
+    ```python
+    trainer = SFTTrainer(model=..., args=..., train_dataset=...)
+    trainer.add_callback(RuntimeParameterCallback.from_env(trainer))
+    trainer.train()
+    ```
+    """
+
+    def __init__(
+        self,
+        source: UpdateSource | None = None,
+        *,
+        source_factory: SourceFactory | None = None,
+        trainer: Any = None,
+        max_items_per_step: int = DEFAULT_MAX_ITEMS_PER_STEP,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    ) -> None:
+        if source is not None and source_factory is not None:
+            raise ValueError("pass either source or source_factory, not both")
+        if max_items_per_step < 1:
+            raise ValueError(f"max_items_per_step must be >= 1, got {max_items_per_step}")
+        self._given_source = source
+        self._source_factory = source_factory
+        self._trainer_ref: Callable[[], Any] = (lambda: None) if trainer is None else weakref.ref(trainer)
+        self.max_items_per_step = max_items_per_step
+        self.close_timeout = close_timeout
+        # Checkpointed (see state()): ids already decided, and the values in force.
+        self.handled_ids: list[str] = []
+        self.in_force: dict[str, Any] = {}
+        self._source: UpdateSource | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._deferred: list[UpdateRequest] = []
+        self._multi_process = False
+        self._broadcast = True  # tests switch it off to show that ranks then diverge
+
+    @classmethod
+    def from_env(cls, trainer: Any = None, **kwargs: Any) -> RuntimeParameterCallback:
+        """The one-line embedding: an ``agent.UpdateAgent`` configured from the environment, built at train start.
+
+        With no configuration (no ``JOB_ID`` etc.) the agent's config logs one warning and
+        this callback does nothing.
+        """
+        return cls(source_factory=_agent_from_env, trainer=trainer, **kwargs)
+
+    def bind(self, trainer: Any) -> RuntimeParameterCallback:
+        """Give the callback its trainer (for ``beta``) after construction; returns self."""
+        self._trainer_ref = weakref.ref(trainer)
+        return self
+
+    # ---- checkpointed state ----------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """What ``trainer_state.json`` keeps, so resume neither re-applies nor loses an update."""
+        return {"args": {}, "attributes": {"handled_ids": list(self.handled_ids), "in_force": dict(self.in_force)}}
+
+    def _restore(self, state: Any) -> None:
+        """Merge the checkpoint's record; a checkpoint written without this callback has none."""
+        key = type(self).__name__
+        saved = state.stateful_callbacks.get(key)
+        if isinstance(saved, dict):
+            attributes = saved.get("attributes", {})
+            self.handled_ids += [i for i in attributes.get("handled_ids", []) if i not in self.handled_ids]
+            self.in_force = {**attributes.get("in_force", {}), **self.in_force}
+        # Without this, the next save raises KeyError when the checkpoint lacked the callback.
+        state.stateful_callbacks.setdefault(key, self.state())
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def _open_source(self) -> None:
+        self.close()  # a source left open by a train() that raised
+        try:
+            source = self._source_factory() if self._source_factory is not None else self._given_source
+            if source is None:
+                return
+            source.start()
+        except Exception:
+            logger.exception("runtime parameter updates disabled: the update source failed to start")
+            return
+        self._source = source
+        # Trainer has no exception hook: if train() raises, the source is closed when this callback
+        # is collected, at interpreter exit, or at the next train() start, whichever comes first.
+        self._finalizer = weakref.finalize(self, _close_quietly, source, self.close_timeout)
+
+    def close(self) -> None:
+        """Close the source now (flushing outcomes); idempotent. Called at train end."""
+        finalizer, self._finalizer, self._source = self._finalizer, None, None
+        if finalizer is not None:
+            finalizer()
+
+    # ---- hooks -----------------------------------------------------------------------------------
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        try:
+            self._multi_process = _distributed.is_multi_process()
+            self._restore(state)
+            if state.global_step > 0 and self.in_force:
+                self._reapply(self._context(args, state, control, kwargs, resuming=True))
+            if state.is_world_process_zero:
+                self._open_source()
+        except Exception:
+            logger.exception("runtime parameter updates: setup at train begin failed")
+        self._step(args, state, control, kwargs, at_train_begin=True)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._step(args, state, control, kwargs, at_train_begin=False)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.close()
+
+    # ---- one step boundary -----------------------------------------------------------------------
+
+    def _step(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any], *, at_train_begin: bool) -> None:
+        source = self._source
+        if source is None and not self._multi_process and not self._deferred:
+            return  # the common case when updates are off: no work at all
+        try:
+            requests = self._drain(source)
+            if self._multi_process and self._broadcast:
+                requests = _distributed.broadcast_from_rank0(requests)
+            if at_train_begin:
+                # Control flags are reset at each step's begin: commands must wait for the first step end.
+                self._deferred += [r for r in requests if "command" in r.params]
+                requests = [r for r in requests if "command" not in r.params]
+            elif self._deferred:
+                requests, self._deferred = self._deferred + requests, []
+            if not requests:
+                return
+            outcomes = self._process(requests, self._context(args, state, control, kwargs))
+            if source is not None and outcomes:
+                source.report(outcomes)
+        except Exception:
+            logger.exception("runtime parameter updates: step %d skipped after an internal error", state.global_step)
+
+    def _drain(self, source: UpdateSource | None) -> list[UpdateRequest]:
+        if source is None:
+            return []
+        try:
+            return source.drain(self.max_items_per_step)
+        except Exception:
+            logger.exception("draining the update source failed")
+            return []
+
+    def _context(
+        self, args: Any, state: Any, control: Any, kwargs: dict[str, Any], resuming: bool = False
+    ) -> ApplyContext:
+        return ApplyContext(
+            args=args,
+            state=state,
+            control=control,
+            optimizer=kwargs.get("optimizer"),
+            lr_scheduler=_schedule.unwrap(kwargs.get("lr_scheduler")),
+            model=kwargs.get("model"),
+            train_dataloader=kwargs.get("train_dataloader"),
+            trainer=self._trainer_ref(),
+            resuming=resuming,
+        )
+
+    def _process(self, requests: list[UpdateRequest], ctx: ApplyContext) -> list[UpdateOutcome]:
+        """Decide every drained request: reject the invalid, supersede the outdated, apply the rest."""
+        step = int(ctx.state.global_step)
+        outcomes: list[UpdateOutcome] = []
+        valid: list[UpdateRequest] = []
+        for request in requests:
+            if request.id in self.handled_ids:
+                logger.debug("request %s was handled before this resume; skipped", request.id)
+                continue
+            reason = _invalid_reason(request)
+            if reason is None:
+                valid.append(request)
+            else:
+                outcomes.append(self._refuse(request, OutcomeStatus.REJECTED, reason, step))
+        winners = _last_request_per_param(valid)
+        position = {r.id: i for i, r in enumerate(valid)}
+        for request in valid:
+            superseded = {k: winners[k] for k in request.params if winners.get(k, request.id) != request.id}
+            if len(superseded) == len(request.params):
+                by = max(superseded.values(), key=position.__getitem__)
+                logger.info("Parameter update %s superseded by %s", request.id, by)
+                outcomes.append(UpdateOutcome(request.id, OutcomeStatus.SUPERSEDED, step=step, superseded_by=by))
+            else:
+                live = {k: v for k, v in request.params.items() if k not in superseded}
+                outcomes.append(self._apply(request, live, superseded, ctx))
+        for outcome in outcomes:
+            self.handled_ids.append(outcome.request_id)
+        return outcomes
+
+    def _apply(
+        self, request: UpdateRequest, live: dict[str, Any], superseded: dict[str, str], ctx: ApplyContext
+    ) -> UpdateOutcome:
+        """All-or-nothing: check every parameter, then apply them in registry order, rolling back on error."""
+        step = int(ctx.state.global_step)
+        ordered = [(_registry.get_applier(name), live[name]) for name in _registry.applier_names() if name in live]
+        try:
+            reasons = [f"{a.name}: {r}" for a, v in ordered if (r := a.check(v, ctx)) is not None]
+        except Exception as exc:
+            logger.exception("checking request %s failed", request.id)
+            return self._refuse(request, OutcomeStatus.FAILED, f"{type(exc).__name__}: {exc}", step)
+        if reasons:
+            return self._refuse(request, OutcomeStatus.REJECTED, "; ".join(reasons), step)
+        restore = _snapshot.capture(ctx)
+        changes: dict[str, Change] = {}
+        for applier, value in ordered:
+            try:
+                old = applier.read(ctx)
+                applier.apply(value, ctx)
+            except Exception as exc:
+                logger.exception("applying %s=%r failed; request %s rolled back", applier.name, value, request.id)
+                restore()
+                return self._refuse(
+                    request, OutcomeStatus.FAILED, f"{applier.name}: {type(exc).__name__}: {exc}; nothing changed", step
+                )
+            changes[applier.name] = Change(old=old, new=value)
+        for applier, value in ordered:
+            applier.log_applied(changes[applier.name].old, value, step)
+            if not applier.one_off:
+                self.in_force[applier.name] = value
+        note = ", ".join(f"{k} superseded by {v}" for k, v in superseded.items()) or None
+        return UpdateOutcome(request.id, OutcomeStatus.APPLIED, step=step, changes=changes, reason=note)
+
+    def _reapply(self, ctx: ApplyContext) -> None:
+        """After resume, set again what the checkpoint does not restore (idempotent for the rest)."""
+        for name in _registry.applier_names():
+            if name not in self.in_force:
+                continue
+            applier, value = _registry.get_applier(name), self.in_force[name]
+            try:
+                reason = applier.check(value, ctx)
+                if reason is None:
+                    applier.apply(value, ctx)
+                    logger.info("Re-applied %s=%r after resume at step %d", name, value, ctx.state.global_step)
+                else:
+                    logger.warning("could not re-apply %s=%r after resume: %s", name, value, reason)
+            except Exception:
+                logger.exception("re-applying %s=%r after resume failed", name, value)
+
+    @staticmethod
+    def _refuse(request: UpdateRequest, status: OutcomeStatus, reason: str, step: int) -> UpdateOutcome:
+        logger.warning("Parameter update %s %s: %s", request.id, status.value, reason)
+        return UpdateOutcome(request.id, status, step=step, reason=reason)
+
+
+def _invalid_reason(request: UpdateRequest) -> str | None:
+    """Defensive re-validation: the agent already refuses these, but a custom source may not."""
+    if not request.params:
+        return "the request carries no parameters"
+    try:
+        for name, value in request.params.items():
+            validate_parameter(name, value)
+            _registry.get_applier(name)
+    except (InvalidParameter, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def _last_request_per_param(requests: list[UpdateRequest]) -> dict[str, str]:
+    """Parameter → id of the last request setting it; commands are never superseded."""
+    winners: dict[str, str] = {}
+    for request in requests:
+        for name in request.params:
+            if not _registry.get_applier(name).one_off:
+                winners[name] = request.id
+    return winners

@@ -1,0 +1,69 @@
+"""Parameter name → applier: the one table of what the callback can change.
+
+Insertion order is the order in which the parameters of one request are
+applied: the schedule's shape first (``max_steps``, ``warmup_steps``), then
+``learning_rate_mode``, then ``learning_rate`` (so a request carrying both
+means "this rate, constant from now on"), then the other knobs, and commands
+last (so "stop" saves a checkpoint that already holds the request's changes).
+Its keys equal the live (not restart-only) keys of
+``agent._parameters.PARAMETERS``; a test checks both ways.
+"""
+
+from __future__ import annotations
+
+from trainer_hooks._appliers import (
+    BetaApplier,
+    CommandApplier,
+    EvalStepsApplier,
+    LearningRateApplier,
+    LearningRateModeApplier,
+    LoggingStepsApplier,
+    MaxGradNormApplier,
+    MaxStepsApplier,
+    ParameterApplier,
+    SaveStepsApplier,
+    WarmupStepsApplier,
+    WeightDecayApplier,
+)
+
+__all__ = ["applier_names", "get_applier", "register_applier"]
+
+_APPLIERS: dict[str, ParameterApplier] = {}
+
+
+def register_applier(applier: ParameterApplier) -> None:
+    """Add ``applier`` under ``applier.name``; a name registered twice raises ``ValueError``."""
+    if applier.name in _APPLIERS:
+        raise ValueError(
+            f"an applier for {applier.name!r} is already registered ({type(_APPLIERS[applier.name]).__name__})"
+        )
+    _APPLIERS[applier.name] = applier
+
+
+def get_applier(name: str) -> ParameterApplier:
+    """The applier for ``name``; an unknown name raises ``ValueError`` listing the valid ones."""
+    try:
+        return _APPLIERS[name]
+    except KeyError:
+        raise ValueError(f"no applier for {name!r}; valid names: {', '.join(sorted(_APPLIERS))}") from None
+
+
+def applier_names() -> list[str]:
+    """Registered names, in apply order."""
+    return list(_APPLIERS)
+
+
+for _applier in (
+    MaxStepsApplier(),
+    WarmupStepsApplier(),
+    LearningRateModeApplier(),
+    LearningRateApplier(),
+    WeightDecayApplier(),
+    MaxGradNormApplier(),
+    BetaApplier(),
+    LoggingStepsApplier(),
+    EvalStepsApplier(),
+    SaveStepsApplier(),
+    CommandApplier(),
+):
+    register_applier(_applier)

@@ -1,0 +1,38 @@
+"""The one thing the callback needs from the outside world: a queue of requests.
+
+``trainer_hooks`` never talks to Supabase or websockets. It drains whatever
+implements :class:`UpdateSource` (``agent.UpdateAgent`` in production, an
+in-memory double in tests) and hands outcomes back to it. The protocol is
+part of docs/contracts.md; change both together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
+
+from agent._models import UpdateOutcome, UpdateRequest
+
+__all__ = ["UpdateSource"]
+
+
+@runtime_checkable
+class UpdateSource(Protocol):
+    """Where validated requests come from and where outcomes go.
+
+    Every method is called from the training thread, so none may block on the
+    network: ``drain`` and ``report`` only touch in-process queues.
+    """
+
+    def start(self) -> None:
+        """Begin receiving requests; idempotent and non-blocking."""
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop, flushing reported outcomes for at most ``timeout`` seconds."""
+
+    def drain(self, max_items: int = 64) -> list[UpdateRequest]:
+        """Return up to ``max_items`` queued requests in request order, without waiting."""
+        ...
+
+    def report(self, outcomes: Iterable[UpdateOutcome]) -> None:
+        """Hand outcomes over for recording; returns at once."""
