@@ -17,9 +17,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from transformers import TrainerCallback  # noqa: E402
+from transformers import TrainerCallback
 
-from agent._models import UpdateOutcome, UpdateRequest  # noqa: E402
+from agent._models import UpdateOutcome, UpdateRequest
 
 _ids = itertools.count(1)
 

@@ -1,0 +1,262 @@
+"""The callback inside a real ``transformers.Trainer`` run on the tiny model (CPU, ~20 steps each)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import LrRecorder, PushAt, QueueSource, logged_lr, plain_trainer, request, schedule_factors, training_args
+from transformers import TrainerCallback
+
+from agent._models import OutcomeStatus
+from trainer_hooks import RuntimeParameterCallback, get_applier
+
+STEPS, WARMUP, PEAK = 20, 5, 1e-3
+
+
+def run(
+    tiny_dir: str,
+    tmp_path: Path,
+    source: QueueSource,
+    schedule: dict[int, list[Any]] | None = None,
+    eval_set: bool = False,
+    callback: RuntimeParameterCallback | None = None,
+    **args: Any,
+) -> tuple[Any, LrRecorder]:
+    recorder = LrRecorder()
+    callback = callback or RuntimeParameterCallback(source)
+    trainer = plain_trainer(
+        tiny_dir,
+        training_args(tmp_path / "out", **args),
+        [PushAt(source, schedule or {}), recorder, callback],
+        eval_set=eval_set,
+    )
+    callback.bind(trainer)
+    trainer.train()
+    return trainer, recorder
+
+
+def expected_rates(changes: dict[int, float]) -> dict[int, float]:
+    """Rate used at each step when the peak becomes ``changes[n]`` after step n (rescale semantics)."""
+    factors = schedule_factors("linear", WARMUP, STEPS)
+    peak, rates = changes.get(0, PEAK), {}
+    for step in range(1, STEPS + 1):
+        rates[step] = peak * factors[step - 1]
+        peak = changes.get(step, peak)
+    return rates
+
+
+@pytest.mark.slow
+def test_a_request_mid_run_sticks_through_the_schedule_and_is_logged_as_used(
+    tiny_dir: str, tmp_path: Path, source: QueueSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    change = request(learning_rate=2e-3)
+    with caplog.at_level(logging.INFO, logger="trainer_hooks"):
+        trainer, recorder = run(tiny_dir, tmp_path, source, {10: [change]})
+
+    assert recorder.first_group() == pytest.approx(expected_rates({10: 2e-3}))
+    assert logged_lr(trainer) == pytest.approx(recorder.first_group())
+    outcome = source.outcome(change.id)
+    assert (outcome.status, outcome.step) == (OutcomeStatus.APPLIED, 10)
+    assert (outcome.changes["learning_rate"].old, outcome.changes["learning_rate"].new) == (1e-3, 2e-3)
+    assert "✅ Applied learning rate update: 1.00e-03 → 2.00e-03" in caplog.text
+    assert (source.starts, source.closes) == (1, 1)
+
+
+@pytest.mark.slow
+def test_multiple_updates_are_each_applied_once(
+    tiny_dir: str, tmp_path: Path, source: QueueSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = request(learning_rate=5e-4), request(learning_rate=1e-4)
+    with caplog.at_level(logging.INFO, logger="trainer_hooks"):
+        _, recorder = run(tiny_dir, tmp_path, source, {6: [first], 12: [second]})
+
+    assert recorder.first_group() == pytest.approx(expected_rates({6: 5e-4, 12: 1e-4}))
+    assert [(o.request_id, o.step) for o in source.outcomes] == [(first.id, 6), (second.id, 12)]
+    assert caplog.text.count("✅ Applied learning rate update") == 2
+
+
+@pytest.mark.slow
+def test_requests_queued_before_training_apply_before_the_first_step(
+    tiny_dir: str, tmp_path: Path, source: QueueSource
+) -> None:
+    early, save = request(learning_rate=3e-3), request(command="save_checkpoint")
+    source.push(early, save)
+    _, recorder = run(tiny_dir, tmp_path, source)
+
+    assert recorder.first_group() == pytest.approx(expected_rates({0: 3e-3}))
+    assert recorder.first_group()[WARMUP + 1] == pytest.approx(3e-3)
+    assert source.outcome(early.id).step == 0
+    # Commands wait for the first step end: control flags are reset when a step begins.
+    assert source.outcome(save.id).step == 1
+    assert (tmp_path / "out" / "checkpoint-1").is_dir()
+
+
+@pytest.mark.slow
+def test_a_later_request_for_the_same_parameter_supersedes_an_earlier_one(
+    tiny_dir: str, tmp_path: Path, source: QueueSource
+) -> None:
+    old, new = request(learning_rate=5e-4), request(learning_rate=2e-3)
+    partial = request(learning_rate=6e-4, max_grad_norm=0.5)
+    trainer, recorder = run(tiny_dir, tmp_path, source, {8: [old, partial, new]})
+
+    assert source.outcome(old.id).status is OutcomeStatus.SUPERSEDED
+    assert source.outcome(old.id).superseded_by == new.id
+    kept = source.outcome(partial.id)
+    assert kept.status is OutcomeStatus.APPLIED and set(kept.changes) == {"max_grad_norm"}
+    assert kept.reason == f"learning_rate superseded by {new.id}"
+    assert trainer.args.max_grad_norm == 0.5
+    assert recorder.first_group() == pytest.approx(expected_rates({8: 2e-3}))
+
+
+@pytest.mark.slow
+def test_a_request_is_all_or_nothing(tiny_dir: str, tmp_path: Path, source: QueueSource) -> None:
+    mixed = request(learning_rate=2e-3, eval_steps=5)  # no eval set: eval_steps is refused, so lr is not applied
+    _, recorder = run(tiny_dir, tmp_path, source, {4: [mixed]})
+
+    outcome = source.outcome(mixed.id)
+    assert outcome.status is OutcomeStatus.REJECTED
+    assert outcome.reason == "eval_steps: Trainer has no eval_dataset"
+    assert recorder.first_group() == pytest.approx(expected_rates({}))
+
+
+@pytest.mark.slow
+def test_an_applier_that_raises_fails_the_request_rolls_it_back_and_training_goes_on(
+    tiny_dir: str, tmp_path: Path, source: QueueSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(value: Any, ctx: Any) -> None:
+        raise RuntimeError("optimizer exploded")
+
+    monkeypatch.setattr(get_applier("weight_decay"), "apply", broken)
+    doomed, later = request(learning_rate=2e-3, weight_decay=0.5), request(learning_rate=5e-4)
+    trainer, recorder = run(tiny_dir, tmp_path, source, {4: [doomed], 9: [later]}, weight_decay=0.01)
+
+    outcome = source.outcome(doomed.id)
+    assert outcome.status is OutcomeStatus.FAILED
+    assert outcome.reason == "weight_decay: RuntimeError: optimizer exploded; nothing changed"
+    assert source.outcome(later.id).status is OutcomeStatus.APPLIED
+    assert recorder.first_group() == pytest.approx(expected_rates({9: 5e-4}))  # lr of the failed request undone
+    assert recorder.weight_decay[STEPS] == [0.01, 0.0]
+    assert trainer.state.global_step == STEPS
+
+
+@pytest.mark.slow
+def test_refused_requests_never_touch_training(tiny_dir: str, tmp_path: Path, source: QueueSource) -> None:
+    restart_only, beta = request(gradient_accumulation_steps=4), request(beta=0.5)
+    run(tiny_dir, tmp_path, source, {3: [restart_only, beta]})
+
+    assert "needs a restart" in source.outcome(restart_only.id).reason
+    assert source.outcome(beta.id).reason == "beta: Trainer has no beta"
+
+
+@pytest.mark.slow
+def test_stop_saves_a_checkpoint_then_stops(tiny_dir: str, tmp_path: Path, source: QueueSource) -> None:
+    trainer, _ = run(tiny_dir, tmp_path, source, {6: [request(command="stop")]})
+
+    assert trainer.state.global_step == 6
+    assert (tmp_path / "out" / "checkpoint-6").is_dir()
+
+
+@pytest.mark.slow
+def test_evaluate_now_and_interval_changes(tiny_dir: str, tmp_path: Path, source: QueueSource) -> None:
+    schedule = {3: [request(command="evaluate")], 4: [request(logging_steps=5, eval_steps=6)]}
+    trainer, _ = run(tiny_dir, tmp_path, source, schedule, eval_set=True, eval_strategy="steps", eval_steps=100)
+
+    eval_steps = [e["step"] for e in trainer.state.log_history if "eval_loss" in e]
+    train_logs = [e["step"] for e in trainer.state.log_history if "loss" in e]
+    assert eval_steps == [3, 6, 12, 18, 20]  # Trainer also evaluates at the end
+    assert train_logs == [1, 2, 3, 4, 5, 10, 15, 20]
+
+
+@pytest.mark.slow
+def test_at_most_max_items_per_step_are_drained(tiny_dir: str, tmp_path: Path, source: QueueSource) -> None:
+    batch = [request(max_grad_norm=float(i + 1)) for i in range(5)]
+    callback = RuntimeParameterCallback(source, max_items_per_step=2)
+    run(tiny_dir, tmp_path, source, {4: batch}, callback=callback)
+
+    assert [o.step for o in source.outcomes] == [4, 4, 5, 5, 6]
+    assert [o.status for o in source.outcomes].count(OutcomeStatus.APPLIED) == 3
+
+
+class Boom(TrainerCallback):
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == 3:
+            raise RuntimeError("training crashed")
+
+
+@pytest.mark.slow
+def test_the_source_is_closed_when_training_raises(tiny_dir: str, tmp_path: Path) -> None:
+    sources: list[QueueSource] = []
+
+    def factory() -> QueueSource:
+        sources.append(QueueSource())
+        return sources[-1]
+
+    callback = RuntimeParameterCallback(source_factory=factory)
+    trainer = plain_trainer(tiny_dir, training_args(tmp_path / "out"), [callback, Boom()])
+    with pytest.raises(RuntimeError, match="training crashed"):
+        trainer.train()
+    assert sources[0].closes == 0  # Trainer has no exception hook ...
+    trainer.remove_callback(Boom)
+    trainer.train()  # ... so the next train() closes the stale source and opens a fresh one
+    assert [(s.starts, s.closes) for s in sources] == [(1, 1), (1, 1)]
+
+    crashed = RuntimeParameterCallback(source_factory=factory)
+    trainer = plain_trainer(tiny_dir, training_args(tmp_path / "out2"), [crashed, Boom()])
+    with pytest.raises(RuntimeError):
+        trainer.train()
+    del trainer, crashed
+    gc.collect()  # ... or collecting the callback (or interpreter exit) does
+    assert sources[2].closes == 1
+
+
+@pytest.mark.slow
+def test_from_env_without_configuration_is_a_harmless_no_op(
+    tiny_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("JOB_ID", "SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL", "LIVEPARAMS_TOKEN", "SUPABASE_SERVICE_ROLE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    recorder = LrRecorder()
+    trainer = plain_trainer(tiny_dir, training_args(tmp_path / "out"), [recorder])
+    trainer.add_callback(RuntimeParameterCallback.from_env(trainer))
+    trainer.train()
+    assert recorder.first_group() == pytest.approx(expected_rates({}))
+
+
+@pytest.mark.slow
+def test_resume_neither_reapplies_nor_loses_an_update(tiny_dir: str, tmp_path: Path) -> None:
+    change = request(learning_rate=2e-3, max_grad_norm=0.3, warmup_steps=8)
+    first = QueueSource()
+    _, before = run(tiny_dir, tmp_path, first, {4: [change]}, save_strategy="steps", save_steps=10)
+    assert first.outcome(change.id).status is OutcomeStatus.APPLIED
+
+    again = QueueSource()
+    again.push(change)  # the agent re-reads the row after a restart and sees the request again
+    recorder, callback = LrRecorder(), RuntimeParameterCallback(again)
+    args = training_args(tmp_path / "out", save_strategy="steps", save_steps=10)
+    trainer = plain_trainer(tiny_dir, args, [recorder, callback])
+    callback.bind(trainer)
+    trainer.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-10"))
+
+    assert again.outcomes == []  # nothing reported twice
+    assert trainer.args.max_grad_norm == 0.3  # args are not in the checkpoint: re-applied
+    assert recorder.first_group() == pytest.approx({s: r for s, r in before.first_group().items() if s > 10})
+
+
+@pytest.mark.slow
+def test_resuming_a_checkpoint_written_without_the_callback_still_saves(
+    tiny_dir: str, tmp_path: Path, source: QueueSource
+) -> None:
+    args = training_args(tmp_path / "out", save_strategy="steps", save_steps=10)
+    plain_trainer(tiny_dir, args, []).train()
+    change = request(learning_rate=5e-4)
+    callback = RuntimeParameterCallback(source)
+    trainer = plain_trainer(tiny_dir, args, [PushAt(source, {12: [change]}), callback])
+    trainer.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-10"))  # saves at 20: no KeyError
+
+    assert source.outcome(change.id).step == 12
+    saved = (tmp_path / "out" / "checkpoint-20" / "trainer_state.json").read_text()
+    assert change.id in saved
