@@ -74,6 +74,12 @@ as $$
   }'::jsonb
 $$;
 
+-- Errors and the HTTP status PostgREST gives them: 22023/22003 (bad input) 400;
+-- 42501 (token may not) 401/403; PT404 (no such job, or not yours) 404; PT409
+-- (job not running) 409; PT413 (request too large) 413. PostgREST maps PTxyz
+-- to status xyz; P0002/55000/54000 would all have been 500, which clients
+-- take for a server fault worth retrying.
+
 -- Appends one request atomically (a single UPDATE, so concurrent appends are
 -- never lost), stamped with id/requested_at/requested_by from the caller's JWT.
 -- p_request_id makes a retried call idempotent: the same id is stored once.
@@ -103,7 +109,7 @@ begin
   end if;
   if length(p_params::text) > 4096 then
     raise exception 'request is % bytes; the limit is 4096', length(p_params::text)
-      using errcode = '54000';
+      using errcode = 'PT413';
   end if;
   if not exists (select 1 from jsonb_object_keys(p_params)) then
     raise exception 'request names no parameter' using errcode = '22023';
@@ -112,11 +118,11 @@ begin
   select * into v_job from public.local_training_jobs where id = p_job_id for update;
   if not found or (not v_is_service and v_job.user_id is distinct from auth.uid()) then
     -- Same message for "missing" and "not yours": existence is not leaked.
-    raise exception 'training job % not found', p_job_id using errcode = 'P0002';
+    raise exception 'training job % not found', p_job_id using errcode = 'PT404';
   end if;
   if v_job.status <> 'running' then
     raise exception 'training job % is %, not running; updates are only accepted while it runs',
-      p_job_id, v_job.status using errcode = '55000';
+      p_job_id, v_job.status using errcode = 'PT409';
   end if;
 
   for v_key, v_value in select * from jsonb_each(p_params) loop
@@ -207,7 +213,7 @@ begin
 
   select * into v_job from public.local_training_jobs where id = p_job_id for update;
   if not found then
-    raise exception 'training job % not found', p_job_id using errcode = 'P0002';
+    raise exception 'training job % not found', p_job_id using errcode = 'PT404';
   end if;
 
   select k into v_unknown

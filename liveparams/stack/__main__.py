@@ -1,0 +1,23 @@
+"""``python -m liveparams.stack serve``: the front process ``LocalStack`` starts (not meant to be run by hand)."""
+
+from __future__ import annotations
+
+import argparse
+
+from liveparams.stack.server import ServerConfig, serve
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m liveparams.stack")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the HTTP/WebSocket front of the local stack")
+    serve_parser.add_argument("--port", type=int, required=True)
+    serve_parser.add_argument("--dsn", required=True, help="superuser DSN of the stack's database")
+    serve_parser.add_argument("--jwt-secret", required=True)
+    serve_parser.add_argument("--enable-faults", action="store_true")
+    args = parser.parse_args(argv)
+    serve(ServerConfig(args.port, args.dsn, args.jwt_secret, args.enable_faults))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""``liveparams stack up | down | status``: the local stack from the command line.
+
+``up`` returns once the stack answers and leaves it running in the background
+(PostgreSQL and the front are detached processes); ``down`` stops it from any
+shell. The state directory is ``./.stack`` unless ``--state-dir`` or
+``$LIVEPARAMS_STACK_DIR`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+DEFAULT_STATE_DIR = ".stack"
+_NOTICE = "For development and tests only: well-known keys, no durability. Stop it with `liveparams stack down`."
+
+
+def add_stack_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``stack up|down|status`` on the CLI's subparsers."""
+    stack = subparsers.add_parser("stack", help="run a local Supabase-compatible stack (development and tests only)")
+    actions = stack.add_subparsers(dest="stack_command", required=True, metavar="ACTION")
+
+    up = actions.add_parser("up", help="start the stack in the background and print its variables")
+    _state_dir_option(up)
+    up.add_argument("--api-port", type=int, default=54321)
+    up.add_argument("--db-port", type=int, default=54322)
+    up.add_argument("--enable-faults", action="store_true", help="mount the test-only fault injection routes")
+    up.set_defaults(run=_run_up)
+
+    down = actions.add_parser("down", help="stop the stack and delete its data")
+    _state_dir_option(down)
+    down.set_defaults(run=_run_down)
+
+    status = actions.add_parser("status", help="print the stack's URLs and keys")
+    _state_dir_option(status)
+    status.add_argument("-o", "--output", choices=("env", "json", "pretty"), default="pretty")
+    status.set_defaults(run=_run_status)
+
+
+def format_env(env: dict[str, str]) -> str:
+    """``KEY="value"`` lines, as ``supabase status -o env`` prints them."""
+    return "".join(f'{key}="{value}"\n' for key, value in env.items())
+
+
+def _state_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        default=os.environ.get("LIVEPARAMS_STACK_DIR", DEFAULT_STATE_DIR),
+        help="where the stack keeps its database and marker (default: $LIVEPARAMS_STACK_DIR or ./.stack)",
+    )
+
+
+def _run_up(args: argparse.Namespace) -> int:
+    from liveparams.stack import LocalStack, StackError
+
+    stack = LocalStack(args.state_dir, args.api_port, args.db_port, enable_faults=args.enable_faults)
+    try:
+        stack.start()
+    except StackError as exc:
+        return _fail(exc)
+    print(f"Started the liveparams local stack in {stack.state_dir}.\n{_NOTICE}\n", file=sys.stderr)
+    print(format_env(stack.env()), end="")
+    return 0
+
+
+def _run_down(args: argparse.Namespace) -> int:
+    from liveparams.stack import LocalStack, StackError
+
+    stack = LocalStack.attach(args.state_dir)
+    if stack is None:
+        print(f"No liveparams stack in {args.state_dir}; nothing to stop.", file=sys.stderr)
+        return 0
+    try:
+        stack.stop()
+    except StackError as exc:
+        return _fail(exc)
+    print(f"Stopped the liveparams local stack in {stack.state_dir}.", file=sys.stderr)
+    return 0
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from liveparams.stack import LocalStack
+
+    stack = LocalStack.attach(args.state_dir)
+    if stack is None or not stack.is_running():
+        print(f"No liveparams stack runs in {args.state_dir}; start it with `liveparams stack up`.", file=sys.stderr)
+        return 1
+    env = stack.env()
+    if args.output == "env":
+        print(format_env(env), end="")
+    elif args.output == "json":
+        print(json.dumps(env, indent=2))
+    else:
+        width = max(map(len, env))
+        print("".join(f"{key.ljust(width)}  {value}\n" for key, value in env.items()), end="")
+        print(f"\n{_NOTICE}", file=sys.stderr)
+    return 0
+
+
+def _fail(exc: Exception) -> int:
+    print(f"liveparams: error: {exc}", file=sys.stderr)
+    return 1

@@ -1,0 +1,7 @@
+"""The one exception the local stack raises for conditions a user can fix."""
+
+from __future__ import annotations
+
+
+class StackError(RuntimeError):
+    """The local stack cannot start or stop; the message says why and what to do."""

@@ -1,0 +1,303 @@
+"""``LocalStack``: a local Supabase look-alike on real PostgreSQL, for development and tests only.
+
+``start()`` creates a private PostgreSQL cluster in ``state_dir``, gives it what
+a fresh Supabase database has (``bootstrap.sql``), applies ``supabase/migrations``
+with the real Supabase CLI (``supabase db push``, which records the history in
+``supabase_migrations.schema_migrations`` as on a hosted project), then starts
+the HTTP/WebSocket front (``python -m liveparams.stack serve``) as a detached
+process. Everything it creates is recorded in a marker file so ``stop()`` (or
+``liveparams stack down`` from another process) can remove exactly that, and a
+directory without the marker is never touched.
+
+It uses the well-known local keys: never expose it beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+
+import psycopg
+
+import liveparams
+from liveparams.stack import keys
+from liveparams.stack.errors import StackError
+from liveparams.stack.postgres import PostgresCluster, PostgresInstall, find_postgres
+
+MARKER = "liveparams-stack.json"
+_BOOTSTRAP_SQL = Path(__file__).with_name("bootstrap.sql")
+_READY_TIMEOUT_S = 20.0
+
+
+@dataclass
+class _Marker:
+    """What a running stack left in its state directory (also how ``down`` finds it)."""
+
+    api_port: int
+    db_port: int
+    enable_faults: bool
+    api_pid: int | None = None
+    created_dir: bool = False
+    tool: str = "liveparams"
+
+
+class LocalStack:
+    """The local stack in ``state_dir``; see the module docstring. Usable as a context manager."""
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        api_port: int = 54321,
+        db_port: int = 54322,
+        enable_faults: bool = False,
+        project_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self.api_port = api_port
+        self.db_port = db_port
+        self.enable_faults = enable_faults
+        self.project_dir = Path(project_dir).resolve() if project_dir else None
+        self._api_process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def attach(cls, state_dir: str | os.PathLike[str]) -> LocalStack | None:
+        """The stack a previous ``start()`` left in ``state_dir`` (any process), or None."""
+        marker = _read_marker(Path(state_dir))
+        if marker is None:
+            return None
+        return cls(state_dir, marker.api_port, marker.db_port, marker.enable_faults)
+
+    # -- addresses -------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def db_url(self) -> str:
+        return f"postgresql://postgres:postgres@127.0.0.1:{self.db_port}/postgres"
+
+    def env(self) -> dict[str, str]:
+        """The variables ``supabase status -o env`` prints, with the same names."""
+        return {
+            "API_URL": self.api_url,
+            "REST_URL": f"{self.api_url}/rest/v1",
+            "REALTIME_URL": f"ws://127.0.0.1:{self.api_port}/realtime/v1",
+            "DB_URL": self.db_url,
+            "JWT_SECRET": keys.JWT_SECRET,
+            "ANON_KEY": keys.ANON_KEY,
+            "SERVICE_ROLE_KEY": keys.SERVICE_ROLE_KEY,
+            "PUBLISHABLE_KEY": keys.PUBLISHABLE_KEY,
+            "SECRET_KEY": keys.SECRET_KEY,
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the cluster, apply the migrations and start the front; on failure, undo all of it."""
+        project_dir = self.project_dir or find_project_dir()
+        supabase_cli = find_supabase_cli(project_dir)
+        install = find_postgres()
+        existing = _read_marker(self.state_dir)
+        if existing is not None:
+            raise StackError(
+                f"{self.state_dir} already holds a liveparams stack (API port {existing.api_port}); "
+                "stop it first with `liveparams stack down`"
+            )
+        if self.state_dir.exists() and any(self.state_dir.iterdir()):
+            raise StackError(f"{self.state_dir} is not empty and was not created by liveparams; choose another")
+        for name, port in (("API", self.api_port), ("database", self.db_port)):
+            if not port_is_free(port):
+                raise StackError(f"127.0.0.1:{port} ({name} port) is already in use; stop what uses it or use another")
+
+        marker = _Marker(self.api_port, self.db_port, self.enable_faults, created_dir=not self.state_dir.exists())
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if marker.created_dir:
+            self.state_dir.chmod(0o755)  # PostgreSQL may run as another OS user (see postgres.py)
+        _write_marker(self.state_dir, marker)
+        try:
+            cluster = self._cluster(install)
+            cluster.init()
+            cluster.start()
+            with psycopg.connect(self.db_url, autocommit=True) as conn:
+                conn.execute(_BOOTSTRAP_SQL.read_bytes())  # trusted file, several statements in one go
+            self._push_migrations(supabase_cli, project_dir)
+            self._start_api(marker)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the front and PostgreSQL and delete what ``start()`` created. Idempotent."""
+        marker = _read_marker(self.state_dir)
+        if marker is None:
+            return
+        self._stop_api(marker)
+        with contextlib.suppress(StackError):
+            self._cluster(find_postgres()).stop()
+        for name in ("postgres", "api.log", MARKER):
+            path = self.state_dir / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if marker.created_dir:
+            with contextlib.suppress(OSError):
+                self.state_dir.rmdir()
+
+    def restart_api(self) -> None:
+        """Stop and start the HTTP front; the database and its data stay as they are."""
+        marker = _read_marker(self.state_dir)
+        if marker is None:
+            raise StackError(f"no running stack in {self.state_dir}")
+        self._stop_api(marker)
+        self._start_api(marker)
+
+    def is_running(self) -> bool:
+        """Whether the front answers (the database is checked by the front's readiness route)."""
+        return _api_ready(self.api_url)
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def _cluster(self, install: PostgresInstall) -> PostgresCluster:
+        return PostgresCluster(self.state_dir / "postgres", self.db_port, install)
+
+    def _push_migrations(self, supabase_cli: list[str], project_dir: Path) -> None:
+        argv = [*supabase_cli, "db", "push", f"--remote={self.db_url}", "--include-all", "--yes"]
+        argv += ["--workdir", str(project_dir)]
+        done = subprocess.run(argv, cwd=project_dir, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise StackError(f"supabase db push failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+
+    def _start_api(self, marker: _Marker) -> None:
+        if not port_is_free(self.api_port):
+            raise StackError(f"127.0.0.1:{self.api_port} (API port) is already in use")
+        argv = [sys.executable, "-m", "liveparams.stack", "serve", "--port", str(self.api_port)]
+        argv += ["--dsn", self.db_url, "--jwt-secret", keys.JWT_SECRET]
+        if self.enable_faults:
+            argv.append("--enable-faults")
+        package_root = str(Path(liveparams.__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        with (self.state_dir / "api.log").open("ab") as log:
+            # A session of its own: the front outlives `liveparams stack up` and ignores its Ctrl-C.
+            process = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
+        self._api_process = process
+        marker.api_pid = process.pid
+        _write_marker(self.state_dir, marker)
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        while not _api_ready(self.api_url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise StackError(f"the API front did not come up on {self.api_url}:\n{self._api_log_tail()}")
+            time.sleep(0.05)
+
+    def _stop_api(self, marker: _Marker) -> None:
+        if marker.api_pid is None:
+            return
+        if self._api_process is not None and self._api_process.pid == marker.api_pid:
+            self._api_process.terminate()
+            try:
+                self._api_process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._api_process.kill()
+                self._api_process.wait()
+            self._api_process = None
+        else:
+            _terminate_pid(marker.api_pid)
+        marker.api_pid = None
+        _write_marker(self.state_dir, marker)
+
+    def _api_log_tail(self) -> str:
+        try:
+            return (self.state_dir / "api.log").read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+
+def find_project_dir(start: Path | None = None) -> Path:
+    """The directory holding ``supabase/config.toml``: searched upward from ``start`` (cwd), then this checkout."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents, Path(__file__).resolve().parents[2]):
+        if (directory / "supabase" / "config.toml").is_file():
+            return directory
+    raise StackError("no supabase/config.toml found above the current directory; run from the liveparams checkout")
+
+
+def find_supabase_cli(project_dir: Path) -> list[str]:
+    """The Supabase CLI: the project's ``node_modules`` copy (pinned by package-lock.json), else one on PATH."""
+    local = project_dir / "node_modules" / ".bin" / "supabase"
+    if local.exists():
+        return [str(local)]
+    if found := shutil.which("supabase"):
+        return [found]
+    raise StackError("the Supabase CLI is not installed; run `npm ci` in the project (or scripts/setup.sh)")
+
+
+def port_is_free(port: int) -> bool:
+    """Whether 127.0.0.1:``port`` can be listened on (TIME_WAIT leftovers do not count as taken)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _api_ready(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/_liveparams/health", timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _terminate_pid(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM a front started by another process, then SIGKILL it if it lingers."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _read_marker(state_dir: Path) -> _Marker | None:
+    try:
+        data = json.loads((state_dir / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("tool") != "liveparams":
+        return None
+    return _Marker(**data)
+
+
+def _write_marker(state_dir: Path, marker: _Marker) -> None:
+    (state_dir / MARKER).write_text(json.dumps(asdict(marker), indent=2) + "\n")
