@@ -1,0 +1,187 @@
+"""Shared fixtures: a Supabase stack for the whole session, users, jobs and tokens on it.
+
+By default the session starts a ``LocalStack`` (real PostgreSQL, migrations
+applied by the Supabase CLI) in a temporary directory with fault injection on,
+on the standard ports when they are free and on free ports otherwise. With
+``SUPABASE_URL``, ``SUPABASE_ANON_KEY``, ``SUPABASE_SERVICE_ROLE_KEY`` and
+``SUPABASE_JWT_SECRET`` set (e.g. from ``supabase status -o env`` of a real
+``supabase start``), the same tests run against that stack instead; set
+``SUPABASE_DB_URL`` too for the tests that need the database directly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from liveparams.stack import LocalStack
+from liveparams.stack.keys import mint_jwt
+from liveparams.stack.local import port_is_free
+
+REAL_STACK_VARIABLES = ("SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
+JOB_TOKEN_TTL_S = 3600
+
+
+def _real_stack_env() -> dict[str, str] | None:
+    if not all(os.environ.get(name) for name in REAL_STACK_VARIABLES):
+        return None
+    api_url = os.environ["SUPABASE_URL"].rstrip("/")
+    env = {
+        "API_URL": api_url,
+        "REST_URL": f"{api_url}/rest/v1",
+        "REALTIME_URL": api_url.replace("http", "ws", 1) + "/realtime/v1",
+        "ANON_KEY": os.environ["SUPABASE_ANON_KEY"],
+        "SERVICE_ROLE_KEY": os.environ["SUPABASE_SERVICE_ROLE_KEY"],
+        "JWT_SECRET": os.environ["SUPABASE_JWT_SECRET"],
+    }
+    if db_url := os.environ.get("SUPABASE_DB_URL"):
+        env["DB_URL"] = db_url
+    return env
+
+
+def _free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ports() -> tuple[int, int]:
+    """54321/54322 like `supabase start` when free; other engineers' stacks may hold them."""
+    if port_is_free(54321) and port_is_free(54322):
+        return 54321, 54322
+    return _free_port(), _free_port()
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[LocalStack | None]:
+    """The LocalStack this session started, or None when the tests run against a real stack."""
+    if _real_stack_env() is not None:
+        yield None
+        return
+    root = tempfile.mkdtemp(prefix="liveparams-stack-")
+    os.chmod(root, 0o755)  # PostgreSQL runs as the `postgres` OS user when we are root
+    api_port, db_port = _ports()
+    stack = LocalStack(os.path.join(root, "stack"), api_port=api_port, db_port=db_port, enable_faults=True)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack_env(local_stack: LocalStack | None) -> dict[str, str]:
+    """The stack's variables under the names `supabase status -o env` prints (API_URL, ANON_KEY, ...)."""
+    return local_stack.env() if local_stack is not None else _real_stack_env() or {}
+
+
+@pytest.fixture(scope="session")
+def service_http(stack_env: dict[str, str]) -> Iterator[httpx.Client]:
+    """Plain HTTP as service_role, for test setup only (the tests themselves use the official clients)."""
+    key = stack_env["SERVICE_ROLE_KEY"]
+    with httpx.Client(
+        base_url=stack_env["API_URL"], headers={"apikey": key, "Authorization": f"Bearer {key}"}
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def faults(local_stack: LocalStack | None) -> Iterator[Callable[..., dict[str, Any]]]:
+    """``faults(action, **body)`` posts to the local stack's fault injection and returns its JSON; reset afterwards."""
+    if local_stack is None:
+        pytest.skip("fault injection needs the local stack (SUPABASE_URL points at a real one)")
+    with httpx.Client(base_url=local_stack.api_url, timeout=10) as client:
+
+        def inject(action: str, **body: Any) -> dict[str, Any]:
+            response = client.post(f"/_liveparams/faults/{action}", json=body)
+            response.raise_for_status()
+            result: dict[str, Any] = response.json()
+            return result
+
+        yield inject
+        inject("reset")
+
+
+@pytest.fixture(scope="session")
+def new_user(
+    stack_env: dict[str, str], local_stack: LocalStack | None, service_http: httpx.Client
+) -> Callable[[], tuple[str, str]]:
+    """``new_user()`` -> ``(user_id, jwt)``: a fresh auth user and an `authenticated` access token for it."""
+
+    def create() -> tuple[str, str]:
+        email = f"{uuid.uuid4().hex}@liveparams.test"
+        if local_stack is not None:  # the local stack has no GoTrue: insert into its minimal auth.users
+            with psycopg.connect(local_stack.db_url, autocommit=True) as conn:
+                row = conn.execute("insert into auth.users (email) values (%s) returning id", [email]).fetchone()
+            assert row is not None
+            user_id = str(row[0])
+        else:  # a real stack: GoTrue's admin API
+            response = service_http.post(
+                "/auth/v1/admin/users", json={"email": email, "password": uuid.uuid4().hex, "email_confirm": True}
+            )
+            response.raise_for_status()
+            user_id = response.json()["id"]
+        claims = {"sub": user_id, "role": "authenticated", "aud": "authenticated", "email": email}
+        return user_id, mint_jwt(claims, stack_env["JWT_SECRET"])
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def new_job(service_http: httpx.Client) -> Callable[..., str]:
+    """``new_job(owner_id, status="running")`` -> job id, inserted as service_role."""
+
+    def create(owner_id: str, status: str = "running", name: str = "test job") -> str:
+        response = service_http.post(
+            "/rest/v1/local_training_jobs",
+            json={"user_id": owner_id, "status": status, "name": name},
+            headers={"Prefer": "return=representation"},
+        )
+        response.raise_for_status()
+        return str(response.json()[0]["id"])
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def job_token(stack_env: dict[str, str]) -> Callable[[str], str]:
+    """``job_token(job_id)``: the job-scoped token of docs/contracts.md (authenticated, ``job_id`` claim, no sub)."""
+
+    def mint(job_id: str) -> str:
+        claims = {"role": "authenticated", "job_id": job_id, "iss": "liveparams"}
+        return mint_jwt(claims, stack_env["JWT_SECRET"], expires_in=JOB_TOKEN_TTL_S)
+
+    return mint
+
+
+@pytest.fixture(scope="session")
+def request_update(stack_env: dict[str, str]) -> Iterator[Callable[..., dict[str, Any]]]:
+    """``request_update(jwt, job_id, params, request_id=None)`` -> the stored request, through the RPC."""
+    with httpx.Client(base_url=stack_env["API_URL"], timeout=10) as client:
+
+        def call(jwt: str, job_id: str, params: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+            body: dict[str, Any] = {"p_job_id": job_id, "p_params": params}
+            if request_id is not None:
+                body["p_request_id"] = request_id
+            response = client.post(
+                "/rest/v1/rpc/request_parameter_update",
+                json=body,
+                headers={"apikey": stack_env["ANON_KEY"], "Authorization": f"Bearer {jwt}"},
+            )
+            if response.is_error:
+                raise AssertionError(f"request_parameter_update failed ({response.status_code}): {response.text}")
+            stored: dict[str, Any] = response.json()
+            return stored
+
+        yield call
