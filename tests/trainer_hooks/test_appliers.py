@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import schedule_factors
+from hooks_helpers import schedule_factors
 from transformers import TrainerControl, TrainerState, TrainingArguments, get_scheduler
 
 from trainer_hooks import ApplyContext, get_applier

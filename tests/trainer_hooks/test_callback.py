@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LrRecorder, PushAt, QueueSource, logged_lr, plain_trainer, request, schedule_factors, training_args
+from hooks_helpers import (
+    LrRecorder,
+    PushAt,
+    QueueSource,
+    logged_lr,
+    plain_trainer,
+    request,
+    schedule_factors,
+    training_args,
+)
 from transformers import TrainerCallback
 
 from agent._models import OutcomeStatus

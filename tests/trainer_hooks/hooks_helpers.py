@@ -1,0 +1,146 @@
+"""Doubles and helpers shared by the trainer-hooks and distributed tests.
+
+``QueueSource`` is an in-memory implementation of our own ``UpdateSource``
+protocol (not a double of Supabase): the callback under test drains it and
+reports to it exactly as it does with ``agent.UpdateAgent``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from transformers import TrainerCallback
+
+from agent._models import UpdateOutcome, UpdateRequest
+
+_ids = itertools.count(1)
+
+
+def request(**params: Any) -> UpdateRequest:
+    """A validated request with a fresh id, as the agent would queue it."""
+    return UpdateRequest(id=f"req-{next(_ids)}", params=params, requested_at="2026-11-24T05:00:00.000Z")
+
+
+@dataclass
+class QueueSource:
+    """An in-memory ``UpdateSource``: tests push requests, the callback drains them and reports outcomes."""
+
+    queued: list[UpdateRequest] = field(default_factory=list)
+    outcomes: list[UpdateOutcome] = field(default_factory=list)
+    starts: int = 0
+    closes: int = 0
+
+    def start(self) -> None:
+        self.starts += 1
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closes += 1
+
+    def drain(self, max_items: int = 64) -> list[UpdateRequest]:
+        taken, self.queued = self.queued[:max_items], self.queued[max_items:]
+        return taken
+
+    def report(self, outcomes: Iterable[UpdateOutcome]) -> None:
+        self.outcomes.extend(outcomes)
+
+    def push(self, *requests: UpdateRequest) -> None:
+        self.queued.extend(requests)
+
+    def outcome(self, request_id: str) -> UpdateOutcome:
+        (found,) = [o for o in self.outcomes if o.request_id == request_id]
+        return found
+
+
+class PushAt(TrainerCallback):
+    """Queues requests at the end of given global steps (added before the callback under test)."""
+
+    def __init__(self, source: QueueSource, schedule: dict[int, list[UpdateRequest]]) -> None:
+        self.source = source
+        self.schedule = schedule
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.source.push(*self.schedule.get(state.global_step, []))
+
+
+class LrRecorder(TrainerCallback):
+    """Records the rate every param group actually used, per optimizer step (1-based, like global_step)."""
+
+    def __init__(self) -> None:
+        self.used: dict[int, list[float]] = {}
+        self.weight_decay: dict[int, list[float]] = {}
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
+        self.used[state.global_step + 1] = [float(g["lr"]) for g in optimizer.param_groups]
+        self.weight_decay[state.global_step + 1] = [float(g["weight_decay"]) for g in optimizer.param_groups]
+
+    def first_group(self) -> dict[int, float]:
+        return {step: lrs[0] for step, lrs in self.used.items()}
+
+
+def logged_lr(trainer: Any) -> dict[int, float]:
+    """Step → learning rate as Trainer logged it."""
+    return {e["step"]: e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e}
+
+
+def schedule_factors(name: str, warmup: int, total: int, peak: float = 1.0, **kwargs: Any) -> list[float]:
+    """The rate at each scheduler step 0..total of a fresh schedule with this peak (the multiplier for peak=1),
+    from transformers itself on a dummy optimizer."""
+    import torch
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
+    scheduler = get_scheduler(
+        name, optimizer, num_warmup_steps=warmup, num_training_steps=total, scheduler_specific_kwargs=kwargs
+    )
+    factors = []
+    for _ in range(total + 1):
+        factors.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return factors
+
+
+def training_args(output_dir: Any, **overrides: Any) -> Any:
+    """Small, quiet, CPU-only arguments: linear schedule with warmup, logging every step, no saving."""
+    from transformers import TrainingArguments
+
+    values: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "max_steps": 20,
+        "per_device_train_batch_size": 4,
+        "learning_rate": 1e-3,
+        "warmup_steps": 5,
+        "lr_scheduler_type": "linear",
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "use_cpu": True,
+        "disable_tqdm": True,
+        "seed": 0,
+        **overrides,
+    }
+    return TrainingArguments(**values)
+
+
+def plain_trainer(model_dir: str, args: Any, callbacks: list[Any], eval_set: bool = False) -> Any:
+    """A stock ``transformers.Trainer`` on the tiny causal LM."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForLanguageModeling, Trainer
+
+    from liveparams.demo.tiny import sft_dataset
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    data = sft_dataset(64).map(lambda row: tokenizer(row["text"]), remove_columns=["text"])
+    return Trainer(
+        model=AutoModelForCausalLM.from_pretrained(model_dir),
+        args=args,
+        train_dataset=data,
+        eval_dataset=data.select(range(8)) if eval_set else None,
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+        callbacks=callbacks,
+    )
