@@ -39,6 +39,8 @@ from liveparams.stack.postgres import PostgresCluster, PostgresInstall, find_pos
 MARKER = "liveparams-stack.json"
 _BOOTSTRAP_SQL = Path(__file__).with_name("bootstrap.sql")
 _READY_TIMEOUT_S = 20.0
+DEFAULT_API_PORT = 54321
+DEFAULT_DB_PORT = 54322
 
 
 @dataclass
@@ -59,8 +61,8 @@ class LocalStack:
     def __init__(
         self,
         state_dir: str | os.PathLike[str],
-        api_port: int = 54321,
-        db_port: int = 54322,
+        api_port: int = DEFAULT_API_PORT,
+        db_port: int = DEFAULT_DB_PORT,
         enable_faults: bool = False,
         project_dir: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -70,6 +72,16 @@ class LocalStack:
         self.enable_faults = enable_faults
         self.project_dir = Path(project_dir).resolve() if project_dir else None
         self._api_process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def on_free_ports(cls, state_dir: str | os.PathLike[str], enable_faults: bool = False) -> LocalStack:
+        """A stack on 54321/54322 like ``supabase start`` when both are free, else on any free ports.
+
+        Why: tests and the demo must run beside a developer's own stack (or another test run).
+        """
+        if port_is_free(DEFAULT_API_PORT) and port_is_free(DEFAULT_DB_PORT):
+            return cls(state_dir, DEFAULT_API_PORT, DEFAULT_DB_PORT, enable_faults)
+        return cls(state_dir, free_port(), free_port(), enable_faults)
 
     @classmethod
     def attach(cls, state_dir: str | os.PathLike[str]) -> LocalStack | None:
@@ -262,6 +274,13 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _api_ready(api_url: str) -> bool:
