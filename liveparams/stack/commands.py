@@ -17,7 +17,7 @@ DEFAULT_STATE_DIR = ".stack"
 _NOTICE = "For development and tests only: well-known keys, no durability. Stop it with `liveparams stack down`."
 
 
-def add_stack_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_stack_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``stack up|down|status`` on the CLI's subparsers."""
     stack = subparsers.add_parser("stack", help="run a local Supabase-compatible stack (development and tests only)")
     actions = stack.add_subparsers(dest="stack_command", required=True, metavar="ACTION")

@@ -64,11 +64,12 @@ def find_postgres() -> PostgresInstall:
     """
     candidates: list[Path] = []
     if env_dir := os.environ.get("LIVEPARAMS_PG_BINDIR"):
-        candidates.append(Path(env_dir))
-    if pg_config := shutil.which("pg_config"):
-        candidates.append(Path(_run_text([pg_config, "--bindir"])))
-    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: _version_key(p.parent.name), reverse=True)
-    candidates.extend(debian)
+        candidates.append(Path(env_dir))  # an explicit choice: no fallback behind the user's back
+    else:
+        if pg_config := shutil.which("pg_config"):
+            candidates.append(Path(_run_text([pg_config, "--bindir"])))
+        debian = Path("/usr/lib/postgresql").glob("*/bin")
+        candidates.extend(sorted(debian, key=lambda p: _version_key(p.parent.name), reverse=True))
     for bin_dir in candidates:
         if not (bin_dir / "initdb").exists() or not (bin_dir / "pg_config").exists():
             continue

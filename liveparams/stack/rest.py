@@ -111,7 +111,11 @@ class RestApi:
                 return await self._rpc(request, identity, path[4:])
             if not path or "/" in path:
                 raise PostgrestError(404, "PGRST125", f"Invalid path specified in request URL: /{path}")
-            return await self._table(request, identity, path)
+            try:
+                return await self._table(request, identity, path)
+            except psycopg.errors.UndefinedTable:
+                message = f"Could not find the table '{SCHEMA}.{path}' in the schema cache"
+                raise PostgrestError(404, "PGRST205", message) from None
         except AuthError as exc:
             headers = {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc}"'}
             return web.json_response(exc.body, status=401, headers=headers)
@@ -173,7 +177,7 @@ class RestApi:
         rows = payload if isinstance(payload, list) else [payload]
         if not rows or not all(isinstance(row, dict) for row in rows):
             raise PostgrestError(400, "PGRST102", "Empty or invalid json")
-        names = [name.strip() for name in query["columns"].split(",")] if "columns" in query else list(rows[0])
+        names = _parse_list(query["columns"]) if "columns" in query else list(rows[0])
         if "columns" not in query and any(set(row) != set(names) for row in rows):
             raise PostgrestError(400, "PGRST102", "All object keys must match")
         columns = sql.SQL(", ").join(map(sql.Identifier, names))
@@ -183,9 +187,7 @@ class RestApi:
         resolution = prefer.get("resolution")
         if resolution in ("merge-duplicates", "ignore-duplicates"):
             conflict = (
-                [name.strip() for name in query["on_conflict"].split(",")]
-                if "on_conflict" in query
-                else await self._primary_key(table_name)
+                _parse_list(query["on_conflict"]) if "on_conflict" in query else await self._primary_key(table_name)
             )
             target = sql.SQL(", ").join(map(sql.Identifier, conflict))
             if resolution == "ignore-duplicates":
@@ -352,7 +354,7 @@ def _split_filter(column: str, expression: str) -> tuple[bool, str, str]:
 
 
 def _parse_list(text: str) -> list[str]:
-    """PostgREST's ``in.(a,"b,c",d)`` list: commas separate, double quotes protect."""
+    """PostgREST's lists (``in.(a,"b,c",d)``, ``columns="a","b"``): commas separate, double quotes protect."""
     values: list[str] = []
     current: list[str] = []
     quoted = False

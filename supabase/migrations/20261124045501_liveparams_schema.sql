@@ -243,8 +243,11 @@ grant execute on function public.liveparams_parameter_spec() to anon, authentica
 -- (an `authenticated` JWT with a `job_id` claim and no `sub`) sees its one job.
 alter table public.local_training_jobs enable row level security;
 
-revoke all on table public.local_training_jobs from anon;
-grant select, insert, delete on table public.local_training_jobs to authenticated;
+-- Supabase's default privileges grant ALL on new public tables to anon and
+-- authenticated; take them back first, or owners could rewrite the history.
+revoke all on table public.local_training_jobs from anon, authenticated;
+grant select, delete on table public.local_training_jobs to authenticated;
+grant insert (id, user_id, name, status) on table public.local_training_jobs to authenticated;
 grant update (name, status) on table public.local_training_jobs to authenticated;
 grant all on table public.local_training_jobs to service_role;
 

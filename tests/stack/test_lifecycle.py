@@ -1,0 +1,133 @@
+"""The local stack's lifecycle as a user drives it: `liveparams stack up | status | down`, refusals, restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from liveparams.stack import LocalStack, StackError, keys
+from liveparams.stack.local import MARKER, port_is_free
+
+pytestmark = pytest.mark.stack
+
+
+def _free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "liveparams.cli", "stack", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def _parse_env(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines() if line)
+    return {key: value.strip('"') for key, value in pairs}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def state_root() -> Iterator[Path]:
+    """A world-traversable temporary directory (PostgreSQL runs as `postgres` when the tests run as root)."""
+    root = Path(subprocess.run(["mktemp", "-d"], capture_output=True, text=True, check=True).stdout.strip())
+    root.chmod(0o755)
+    yield root
+    subprocess.run(["rm", "-rf", str(root)], check=True)
+
+
+def test_up_status_down_through_the_cli(state_root: Path) -> None:
+    state_dir = state_root / "stack"
+    api_port, db_port = _free_port(), _free_port()
+
+    up = _cli("up", "--state-dir", str(state_dir), "--api-port", str(api_port), "--db-port", str(db_port))
+    assert up.returncode == 0, up.stderr
+    assert "development and tests only" in up.stderr
+    try:
+        status = _cli("status", "-o", "env", "--state-dir", str(state_dir))
+        assert status.returncode == 0, status.stderr
+        env = _parse_env(status.stdout)
+        assert env["API_URL"] == f"http://127.0.0.1:{api_port}"
+        assert env["DB_URL"] == f"postgresql://postgres:postgres@127.0.0.1:{db_port}/postgres"
+        assert env["ANON_KEY"] == keys.ANON_KEY and env["SERVICE_ROLE_KEY"] == keys.SERVICE_ROLE_KEY
+        assert env["JWT_SECRET"] == keys.JWT_SECRET
+        assert env["PUBLISHABLE_KEY"].startswith("sb_publishable_") and env["SECRET_KEY"].startswith("sb_secret_")
+
+        # The stack outlived the `up` process, and its migrations are recorded as `supabase db push` records them.
+        response = httpx.get(f"{env['REST_URL']}/local_training_jobs", headers={"apikey": env["SECRET_KEY"]})
+        assert response.status_code == 200 and response.json() == []
+        with psycopg.connect(env["DB_URL"]) as conn:
+            versions = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
+            assert [row[0] for row in versions] == sorted(p.name.split("_")[0] for p in _migrations())
+            assert conn.execute("show wal_level").fetchone() == ("logical",)
+        postmaster_pid = int((state_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+        api_pid = json.loads((state_dir / MARKER).read_text())["api_pid"]
+    finally:
+        down = _cli("down", "--state-dir", str(state_dir))
+    assert down.returncode == 0, down.stderr
+    assert not state_dir.exists()
+    assert not _alive(postmaster_pid) and not _alive(api_pid)
+    assert port_is_free(api_port) and port_is_free(db_port)
+    assert _cli("status", "--state-dir", str(state_dir)).returncode == 1
+
+
+def test_restart_api_keeps_the_data(state_root: Path) -> None:
+    with LocalStack(state_root / "stack", api_port=_free_port(), db_port=_free_port()) as stack:
+        headers = {"apikey": keys.SERVICE_ROLE_KEY, "Prefer": "return=representation"}
+        created = httpx.post(f"{stack.api_url}/rest/v1/local_training_jobs", json={"name": "kept"}, headers=headers)
+        assert created.status_code == 201, created.text
+        stack.restart_api()
+        rows = httpx.get(f"{stack.api_url}/rest/v1/local_training_jobs?select=name", headers=headers).json()
+        assert rows == [{"name": "kept"}]
+
+
+def test_refuses_a_taken_port_and_creates_nothing(state_root: Path) -> None:
+    with closing(socket.socket()) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        with pytest.raises(StackError, match=f"127.0.0.1:{taken} .* already in use"):
+            LocalStack(state_root / "stack", api_port=taken, db_port=_free_port()).start()
+    assert not (state_root / "stack").exists()
+
+
+def test_never_touches_a_directory_it_did_not_create(state_root: Path) -> None:
+    foreign = state_root / "someone-elses"
+    foreign.mkdir()
+    (foreign / "PG_VERSION").write_text("15\n")
+    stack = LocalStack(foreign, api_port=_free_port(), db_port=_free_port())
+    with pytest.raises(StackError, match="not created by liveparams"):
+        stack.start()
+    stack.stop()
+    assert (foreign / "PG_VERSION").read_text() == "15\n"
+    assert LocalStack.attach(foreign) is None and not (foreign / MARKER).exists()
+
+
+def test_refuses_clearly_without_postgresql(state_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVEPARAMS_PG_BINDIR", str(state_root))
+    with pytest.raises(StackError, match="apt-get install postgresql-15"):
+        LocalStack(state_root / "stack", api_port=_free_port(), db_port=_free_port()).start()
+    assert not (state_root / "stack").exists()
+
+
+def _migrations() -> list[Path]:
+    return sorted((Path(__file__).parents[2] / "supabase" / "migrations").glob("*.sql"))

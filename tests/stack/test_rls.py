@@ -1,0 +1,156 @@
+"""Who may do what to a job row, through supabase-py: the RLS and grant matrix of the schema.
+
+Rows: the caller. Columns: read the row, request an update (RPC), record an
+outcome (RPC), rewrite the request history directly. "denied" is the error code
+PostgREST answers with; an empty read means RLS hid the row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from postgrest.exceptions import APIError
+
+from supabase import Client, ClientOptions, create_client
+
+pytestmark = pytest.mark.stack
+TABLE = "local_training_jobs"
+OK, HIDDEN = "ok", "hidden"
+
+# caller -> (read, request update, record outcome, write history directly)
+MATRIX = {
+    "anon": ("42501", "42501", "42501", "42501"),
+    "owner": (OK, OK, "42501", "42501"),
+    "other user": (HIDDEN, "PT404", "42501", "42501"),
+    "job token for this job": (OK, "PT404", OK, "42501"),
+    "job token for another job": (HIDDEN, "PT404", "42501", "42501"),
+    "service role": (OK, OK, OK, OK),
+}
+
+
+@dataclass
+class World:
+    """One running job with one request on it, and a client per caller."""
+
+    job_id: str
+    request_id: str
+    clients: dict[str, Client]
+
+
+@pytest.fixture
+def world(
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+    new_job: Callable[..., str],
+    job_token: Callable[[str], str],
+    request_update: Callable[..., dict[str, Any]],
+) -> World:
+    owner_id, owner_jwt = new_user()
+    _, other_jwt = new_user()
+    job_id, other_job = new_job(owner_id), new_job(owner_id)
+    request_id = request_update(owner_jwt, job_id, {"learning_rate": 1e-4})["id"]
+
+    def client(key: str, jwt: str | None = None) -> Client:
+        headers = {"Authorization": f"Bearer {jwt}"} if jwt else {}
+        return create_client(stack_env["API_URL"], key, options=ClientOptions(headers=headers))
+
+    anon = stack_env["ANON_KEY"]
+    clients = {
+        "anon": client(anon),
+        "owner": client(anon, owner_jwt),
+        "other user": client(anon, other_jwt),
+        "job token for this job": client(anon, job_token(job_id)),
+        "job token for another job": client(anon, job_token(other_job)),
+        "service role": client(stack_env["SERVICE_ROLE_KEY"]),
+    }
+    return World(job_id, request_id, clients)
+
+
+def _read(world: World, client: Client) -> str:
+    rows = client.table(TABLE).select("id, parameter_updates").eq("id", world.job_id).execute().data
+    if not rows:
+        return HIDDEN
+    assert rows[0]["parameter_updates"][0]["id"] == world.request_id
+    return OK
+
+
+def _request(world: World, client: Client) -> str:
+    stored = client.rpc("request_parameter_update", {"p_job_id": world.job_id, "p_params": {"weight_decay": 0.1}})
+    assert stored.execute().data["weight_decay"] == 0.1
+    return OK
+
+
+def _record(world: World, client: Client) -> str:
+    outcome = {"status": "applied", "at": "2026-11-24T05:00:00.000Z", "step": 3, "changes": {}}
+    args = {"p_job_id": world.job_id, "p_outcomes": {world.request_id: outcome}}
+    assert world.request_id in client.rpc("record_parameter_update_outcomes", args).execute().data
+    return OK
+
+
+def _rewrite(world: World, client: Client) -> str:
+    client.table(TABLE).update({"parameter_updates": []}).eq("id", world.job_id).execute()
+    return OK
+
+
+ACTIONS: dict[str, Callable[[World, Client], str]] = {
+    "read": _read,
+    "request update": _request,
+    "record outcome": _record,
+    "rewrite history": _rewrite,
+}
+
+
+@pytest.mark.parametrize("caller", list(MATRIX))
+@pytest.mark.parametrize("action", list(ACTIONS))
+def test_matrix(world: World, caller: str, action: str) -> None:
+    expected = MATRIX[caller][list(ACTIONS).index(action)]
+    try:
+        got = ACTIONS[action](world, world.clients[caller])
+    except APIError as exc:
+        got = exc.code or "no code"
+    assert got == expected
+
+
+def test_a_job_token_cannot_record_unknown_request_ids(world: World) -> None:
+    client = world.clients["job token for this job"]
+    with pytest.raises(APIError) as refused:
+        args = {"p_job_id": world.job_id, "p_outcomes": {str(uuid.uuid4()): {"status": "applied"}}}
+        client.rpc("record_parameter_update_outcomes", args).execute()
+    assert refused.value.code == "22023" and "no request with id" in (refused.value.message or "")
+
+
+def test_the_first_outcome_recorded_wins(world: World) -> None:
+    client = world.clients["job token for this job"]
+
+    def record(status: str) -> dict[str, Any]:
+        args = {"p_job_id": world.job_id, "p_outcomes": {world.request_id: {"status": status}}}
+        outcomes: dict[str, Any] = client.rpc("record_parameter_update_outcomes", args).execute().data
+        return outcomes
+
+    assert record("applied")[world.request_id] == {"status": "applied"}
+    assert record("rejected")[world.request_id] == {"status": "applied"}
+
+
+def test_owners_create_and_rename_their_jobs_but_cannot_forge_history(
+    stack_env: dict[str, str], new_user: Callable[[], tuple[str, str]]
+) -> None:
+    owner_id, owner_jwt = new_user()
+    owner = create_client(
+        stack_env["API_URL"],
+        stack_env["ANON_KEY"],
+        options=ClientOptions(headers={"Authorization": f"Bearer {owner_jwt}"}),
+    )
+    created = owner.table(TABLE).insert({"name": "mine", "status": "running"}).execute().data[0]
+    assert created["user_id"] == owner_id  # defaults to auth.uid()
+    renamed = owner.table(TABLE).update({"name": "renamed"}).eq("id", created["id"]).execute().data
+    assert renamed[0]["name"] == "renamed"
+    with pytest.raises(APIError) as forged:
+        owner.table(TABLE).insert({"name": "forged", "parameter_updates": [{"learning_rate": 1}]}).execute()
+    assert forged.value.code == "42501"
+    with pytest.raises(APIError) as someone_elses:
+        owner.table(TABLE).insert({"name": "not mine", "user_id": new_user()[0]}).execute()
+    assert someone_elses.value.code == "42501"
