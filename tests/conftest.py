@@ -185,3 +185,9 @@ def request_update(stack_env: dict[str, str]) -> Iterator[Callable[..., dict[str
             return stored
 
         yield call
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests run on asyncio only: the official Supabase clients are asyncio-based."""
+    return "asyncio"

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 from postgrest.exceptions import APIError
+from supabase import Client, ClientOptions, acreate_client, create_client
 
 from liveparams.stack.keys import mint_jwt
-from supabase import Client, ClientOptions, acreate_client, create_client
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 TABLE = "local_training_jobs"
