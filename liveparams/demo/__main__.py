@@ -1,0 +1,224 @@
+"""``python -m liveparams.demo``: a real tiny SFT training whose hyperparameters are changed live.
+
+It starts the local stack, signs up an owner, creates a running job row,
+gives the training process a job-scoped token, and trains a tiny model on CPU
+with ``RuntimeParameterCallback.from_env(trainer)`` attached — the same one
+line a user adds. Meanwhile a scripted user acts through the RPC as a UI
+would. At the end it writes a plot and stops the stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any, cast
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from liveparams.demo.plot import Marker, plot_run
+from liveparams.demo.scenario import ScriptedUser, default_actions
+from liveparams.jobs import TABLE, ClientConfig, RequestView, connect
+from liveparams.stack import LocalStack
+from liveparams.tokens import mint_job_token
+from liveparams.view import requests_table
+
+EXPECTED = {"learning_rate": "applied", "weight_decay": "applied", "command": "applied", "beta": "rejected"}
+
+
+class LiveView:
+    """Progress bar, the requests table and the last notes, redrawn together."""
+
+    def __init__(self, max_steps: int) -> None:
+        self.progress = Progress(
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+        )
+        self.task = self.progress.add_task("train", total=max_steps, info="")
+        self.views: list[RequestView] = []
+        self._lock = threading.Lock()
+
+    def set_views(self, views: list[RequestView]) -> None:
+        with self._lock:
+            self.views = views
+
+    def __rich__(self) -> Group:
+        with self._lock:
+            return Group(
+                self.progress, requests_table(self.views, title="requests on the job's row (live, over Realtime)")
+            )
+
+
+def _recorder(view: LiveView, step_delay: float) -> Any:
+    """A callback that records the LR each optimizer step used, the loss, and paces the run."""
+    from transformers import TrainerCallback
+
+    class Recorder(TrainerCallback):
+        def __init__(self) -> None:
+            self.step = 0
+            self.lrs: dict[int, float] = {}
+            self.losses: dict[int, float] = {}
+
+        def on_optimizer_step(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kw: Any) -> None:
+            # Before the scheduler steps: this is the LR the optimizer just used for step global_step + 1.
+            self.lrs[state.global_step + 1] = float(optimizer.param_groups[0]["lr"])
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.step = state.global_step
+            lr = self.lrs.get(self.step, 0.0)
+            view.progress.update(view.task, completed=self.step, info=f"lr {lr:.2e}")
+            time.sleep(step_delay)  # a tiny model trains in ~15 ms a step; slow it to a watchable pace
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs and "loss" in logs:
+                self.losses[state.global_step] = float(logs["loss"])
+
+    return Recorder()
+
+
+def _create_owner_and_job(stack: LocalStack) -> tuple[str, str, str]:
+    """Sign up an owner (the local stack's minimal auth.users) and create a running job as that owner."""
+    import psycopg
+
+    from liveparams.stack.keys import ANON_KEY, mint_jwt
+
+    with psycopg.connect(stack.db_url, autocommit=True) as conn:
+        row = conn.execute("insert into auth.users (email) values ('demo@liveparams.test') returning id").fetchone()
+    assert row is not None
+    owner_id = str(row[0])
+    owner_jwt = mint_jwt({"sub": owner_id, "role": "authenticated", "aud": "authenticated"}, expires_in=3600)
+
+    async def create_job() -> str:
+        async with connect(ClientConfig(stack.api_url, ANON_KEY, owner_jwt)) as client:
+            response = (
+                await client.table(TABLE).insert({"user_id": owner_id, "name": "demo", "status": "running"}).execute()
+            )
+        rows = cast(list[dict[str, Any]], response.data)
+        return str(rows[0]["id"])
+
+    return owner_id, owner_jwt, asyncio.run(create_job())
+
+
+def _train(output: Path, max_steps: int, recorder: Any) -> None:
+    from transformers import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from liveparams.demo.tiny import sft_dataset, tiny_model_dir
+    from trainer_hooks import RuntimeParameterCallback
+
+    args = SFTConfig(
+        output_dir=str(output / "run"),
+        max_steps=max_steps,
+        per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        lr_scheduler_type="linear",
+        warmup_steps=max(1, max_steps // 15),
+        weight_decay=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        max_length=32,
+        seed=0,
+    )
+    trainer = SFTTrainer(model=tiny_model_dir(), args=args, train_dataset=sft_dataset(256), callbacks=[recorder])
+    trainer.remove_callback(PrinterCallback)  # the live view shows progress; raw log dicts would bury it
+    trainer.add_callback(RuntimeParameterCallback.from_env(trainer))  # the one line a user adds
+    trainer.train()
+
+
+def _check(views: list[RequestView]) -> list[str]:
+    """What did not happen as the demo expects (empty when all is well)."""
+    problems = []
+    for name, status in EXPECTED.items():
+        if not any(name in v.params and v.status == status for v in views):
+            problems.append(f"no {name} request ended {status}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m liveparams.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300, help="max optimizer steps (the user stops it at 80%%)")
+    parser.add_argument("--step-delay", type=float, default=0.08, help="seconds added per step to make it watchable")
+    parser.add_argument("--output", type=Path, default=Path("demo-output"), help="where the plot and checkpoints go")
+    args = parser.parse_args(argv)
+
+    console = Console()
+    logging.basicConfig(
+        level=logging.WARNING, handlers=[RichHandler(console=console, show_path=False)], format="%(message)s"
+    )
+    for name in ("agent", "trainer_hooks"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    shutil.rmtree(args.output, ignore_errors=True)
+    state_root = tempfile.mkdtemp(prefix="liveparams-demo-")
+    os.chmod(state_root, 0o755)  # PostgreSQL runs as the `postgres` user when the demo runs as root
+    stack = LocalStack.on_free_ports(Path(state_root) / "stack")
+    console.rule("liveparams demo")
+    console.print(f"starting the local Supabase stack (real PostgreSQL) at {stack.api_url} …")
+    with stack:
+        owner_id, owner_jwt, job_id = _create_owner_and_job(stack)
+        env = stack.env()
+        os.environ.update(
+            JOB_ID=job_id,
+            SUPABASE_URL=env["API_URL"],
+            SUPABASE_ANON_KEY=env["ANON_KEY"],
+            LIVEPARAMS_TOKEN=mint_job_token(job_id, env["JWT_SECRET"], ttl_seconds=3600),
+        )
+        console.print(f"job {job_id} (owner {owner_id[:8]}…); the trainer holds a job-scoped token only")
+
+        view = LiveView(args.steps)
+        recorder = _recorder(view, args.step_delay)
+        user = ScriptedUser(
+            ClientConfig(env["API_URL"], env["ANON_KEY"], owner_jwt),
+            job_id,
+            default_actions(args.steps),
+            current_step=lambda: recorder.step,
+            on_views=view.set_views,
+            on_note=console.print,
+        )
+        user.start()
+        with Live(view, console=console, refresh_per_second=8):
+            _train(args.output, args.steps, recorder)
+            views = user.finish()
+            view.set_views(views)
+
+    markers = [
+        Marker(v.step, ", ".join(f"{k}={val}" for k, val in v.params.items()))
+        for v in views
+        if v.status == "applied" and v.step is not None
+    ]
+    png = plot_run(recorder.lrs, recorder.losses, markers, args.output / "liveparams-demo.png")
+    shutil.rmtree(state_root, ignore_errors=True)
+    console.print(f"plot of learning rate and loss per step: [bold]{png.resolve()}[/]")
+    console.print("the local stack is stopped.")
+    problems = _check(views) + ([f"the scripted user failed: {user.error!r}"] if user.error else [])
+    if problems:
+        console.print("[red]demo did not go as expected:[/] " + "; ".join(problems))
+        return 1
+    console.print(
+        "[green]✅ every request got its outcome on the row: applied at a step boundary, or rejected with a reason[/]"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""The ``liveparams`` commands a person types, run as subprocesses against the stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import pytest
+
+pytestmark = pytest.mark.stack
+
+
+def liveparams(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "NEXT_PUBLIC_", "LIVEPARAMS_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "liveparams.cli", *args],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def owner_job(new_user: Callable[[], tuple[str, str]], new_job: Callable[..., str]) -> tuple[str, str, str]:
+    owner_id, owner_jwt = new_user()
+    return owner_id, owner_jwt, new_job(owner_id)
+
+
+def as_owner(stack_env: dict[str, str], owner_jwt: str) -> dict[str, str]:
+    return {
+        "SUPABASE_URL": stack_env["API_URL"],
+        "SUPABASE_ANON_KEY": stack_env["ANON_KEY"],
+        "LIVEPARAMS_USER_TOKEN": owner_jwt,
+    }
+
+
+def test_set_as_owner_appends_a_stamped_request(stack_env: dict[str, str], owner_job: tuple[str, str, str]) -> None:
+    owner_id, owner_jwt, job_id = owner_job
+    result = liveparams(
+        "set", job_id, "learning_rate=5e-5", "command=save_checkpoint", "--json", env=as_owner(stack_env, owner_jwt)
+    )
+    assert result.returncode == 0, result.stderr
+    stored = json.loads(result.stdout)
+    assert stored["learning_rate"] == 5e-5
+    assert stored["command"] == "save_checkpoint"
+    assert stored["requested_by"] == owner_id
+    uuid.UUID(stored["id"])
+
+    watched = liveparams("watch", job_id, "--once", "--json", env=as_owner(stack_env, owner_jwt))
+    assert watched.returncode == 0, watched.stderr
+    lines = [json.loads(line) for line in watched.stdout.splitlines()]
+    assert [(line["id"], line["status"]) for line in lines] == [(stored["id"], "pending")]
+
+
+def test_set_with_the_service_key(stack_env: dict[str, str], owner_job: tuple[str, str, str]) -> None:
+    _, _, job_id = owner_job
+    env = {"SUPABASE_URL": stack_env["API_URL"], "SUPABASE_SERVICE_ROLE_KEY": stack_env["SERVICE_ROLE_KEY"]}
+    result = liveparams("set", job_id, "weight_decay=0.01", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("requested ")
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("bogus=1", 'unknown parameter "bogus"'),
+        ("learning_rate=-1", "out of range"),
+        ("learning_rate=fast", "must be a number"),
+        ("per_device_train_batch_size=8", "needs a restart"),
+    ],
+)
+def test_set_rejections_are_one_clear_line(
+    stack_env: dict[str, str], owner_job: tuple[str, str, str], assignment: str, message: str
+) -> None:
+    _, owner_jwt, job_id = owner_job
+    result = liveparams("set", job_id, assignment, env=as_owner(stack_env, owner_jwt))
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_set_on_someone_elses_job_says_not_found(
+    stack_env: dict[str, str], owner_job: tuple[str, str, str], new_user: Callable[[], tuple[str, str]]
+) -> None:
+    _, _, job_id = owner_job
+    _, stranger_jwt = new_user()
+    result = liveparams("set", job_id, "learning_rate=1e-4", env=as_owner(stack_env, stranger_jwt))
+    assert result.returncode == 1
+    assert f"training job {job_id} not found" in result.stderr
+
+
+def test_unreachable_server_and_bad_arguments_are_explained() -> None:
+    env = {"SUPABASE_URL": "http://127.0.0.1:9", "SUPABASE_SERVICE_ROLE_KEY": "x"}
+    job_id = str(uuid.uuid4())
+    unreachable = liveparams("set", job_id, "learning_rate=1e-4", env=env)
+    assert unreachable.returncode == 1
+    assert "cannot reach" in unreachable.stderr and "Traceback" not in unreachable.stderr
+
+    malformed = liveparams("set", job_id, "learning_rate", env=env)
+    assert malformed.returncode == 1 and "expected NAME=VALUE" in malformed.stderr
+
+    no_url = liveparams("set", job_id, "learning_rate=1e-4")
+    assert no_url.returncode == 1 and "SUPABASE_URL" in no_url.stderr
+
+    for command in ("set", "watch", "token", "stack"):
+        helped = liveparams(command, "--help")
+        assert helped.returncode == 0 and "usage:" in helped.stdout
+
+
+def test_token_mints_a_job_scoped_token(stack_env: dict[str, str]) -> None:
+    job_id = str(uuid.uuid4())
+    result = liveparams("token", job_id, "--ttl", "2h", "--json", env={"SUPABASE_JWT_SECRET": stack_env["JWT_SECRET"]})
+    assert result.returncode == 0, result.stderr
+    minted = json.loads(result.stdout)
+    claims: dict[str, Any] = jwt.decode(minted["token"], stack_env["JWT_SECRET"], algorithms=["HS256"])
+    assert claims["job_id"] == job_id and claims["role"] == "authenticated" and "sub" not in claims
+    assert claims["exp"] - claims["iat"] == 7200
+
+    assert liveparams("token", job_id).returncode == 1  # no secret
+    bad = liveparams("token", "not-a-uuid", env={"SUPABASE_JWT_SECRET": "s" * 32})
+    assert bad.returncode == 1 and "uuid" in bad.stderr.lower()
+
+
+def test_watch_streams_outcomes_as_they_are_recorded(
+    stack_env: dict[str, str],
+    owner_job: tuple[str, str, str],
+    request_update: Callable[..., dict[str, Any]],
+    job_token: Callable[[str], str],
+) -> None:
+    import httpx
+
+    _, owner_jwt, job_id = owner_job
+    stored = request_update(owner_jwt, job_id, {"learning_rate": 1e-4})
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "LIVEPARAMS_"))}
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "liveparams.cli", "watch", job_id, "--json"],
+        env={**clean, **as_owner(stack_env, owner_jwt)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        first = json.loads(watcher.stdout.readline())
+        assert (first["id"], first["status"]) == (stored["id"], "pending")
+        token = job_token(job_id)
+        outcome = {
+            "status": "applied",
+            "step": 7,
+            "at": "2026-01-01T00:00:00.000Z",
+            "changes": {"learning_rate": {"old": 1e-3, "new": 1e-4}},
+        }
+        httpx.post(
+            f"{stack_env['API_URL']}/rest/v1/rpc/record_parameter_update_outcomes",
+            json={"p_job_id": job_id, "p_outcomes": {stored["id"]: outcome}},
+            headers={"apikey": stack_env["ANON_KEY"], "Authorization": f"Bearer {token}"},
+        ).raise_for_status()
+        line = json.loads(watcher.stdout.readline())
+        assert (line["id"], line["status"], line["step"]) == (stored["id"], "applied", 7)
+        assert "0.001 → 0.0001" in line["detail"]
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
