@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from postgrest.exceptions import APIError
-
 from supabase import Client, ClientOptions, create_client
 
 pytestmark = pytest.mark.stack

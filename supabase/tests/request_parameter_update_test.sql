@@ -1,0 +1,155 @@
+-- pgTAP: request_parameter_update() and record_parameter_update_outcomes() as
+-- each caller sees them. Run with pg_prove against the stack's database (see
+-- tests/stack/test_database.py); everything is rolled back.
+begin;
+create extension if not exists pgtap with schema extensions;
+select plan(24);
+
+insert into auth.users (id, email) values
+  ('00000000-0000-0000-0000-0000000000a1', 'owner@liveparams.test'),
+  ('00000000-0000-0000-0000-0000000000b2', 'other@liveparams.test');
+insert into public.local_training_jobs (id, user_id, name, status) values
+  ('10000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-0000000000a1', 'running job', 'running'),
+  ('10000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-0000000000a1', 'finished job', 'completed');
+
+select is(
+  (select count(*)::int from jsonb_object_keys(public.liveparams_parameter_spec())), 15,
+  'the spec names fifteen parameters'
+);
+
+-- The owner.
+set local role authenticated;
+select set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-0000000000a1", "role": "authenticated"}', true);
+
+select is(
+  public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rate": 5e-05}',
+                                  '20000000-0000-0000-0000-000000000001') ->> 'requested_by',
+  '00000000-0000-0000-0000-0000000000a1',
+  'the owner requests an update, stamped with their user id'
+);
+select is(
+  public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rate": 1e-03}',
+                                  '20000000-0000-0000-0000-000000000001') ->> 'learning_rate',
+  '0.00005',
+  'a retried request id returns the stored request unchanged'
+);
+select ok(
+  public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"command": "save_checkpoint"}') ? 'id',
+  'a request without an id gets one'
+);
+select throws_ok(
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rat": 1}')$$,
+  '22023', null, 'unknown parameters are refused'
+);
+select throws_like(
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rat": 1}')$$,
+  '%known parameters: beta, command, eval_steps%', 'the refusal lists the known parameters'
+);
+select throws_ok(
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rate": "fast"}')$$,
+  '22023', null, 'strings are refused for numbers'
+);
+select throws_ok(
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rate": true}')$$,
+  '22023', null, 'booleans are refused for numbers'
+);
+select throws_ok(
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rate": 0}')$$,
+  '22003', null, 'the exclusive lower bound is enforced'
+);
+select throws_ok(
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"warmup_steps": 2.5}')$$,
+  '22023', null, 'integers must be whole'
+);
+select throws_ok(
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"num_generations": 4}')$$,
+  '22023', null, 'restart-only parameters are refused while running'
+);
+select throws_ok(
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"requested_by": "me"}')$$,
+  '22023', null, 'server-stamped fields cannot be given'
+);
+select throws_ok(
+  format($$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rate": 1e-4, "x": "%s"}')$$,
+         repeat('x', 5000)),
+  'PT413', null, 'oversized requests are refused (HTTP 413 through PostgREST)'
+);
+select throws_ok(
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000002', '{"learning_rate": 1e-4}')$$,
+  'PT409', null, 'jobs that are not running refuse updates (HTTP 409)'
+);
+select throws_ok(
+  $$select public.record_parameter_update_outcomes('10000000-0000-0000-0000-000000000001',
+      '{"20000000-0000-0000-0000-000000000001": {"status": "applied"}}')$$,
+  '42501', null, 'an owner token may not record outcomes'
+);
+
+-- Another user.
+select set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-0000000000b2", "role": "authenticated"}', true);
+select throws_ok(
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rate": 1e-4}')$$,
+  'PT404', 'training job 10000000-0000-0000-0000-000000000001 not found',
+  'another user cannot request, and learns nothing about the job'
+);
+
+-- The job token for this job.
+select set_config('request.jwt.claims', '{"role": "authenticated", "job_id": "10000000-0000-0000-0000-000000000001", "iss": "liveparams"}', true);
+select is(
+  public.record_parameter_update_outcomes('10000000-0000-0000-0000-000000000001',
+    '{"20000000-0000-0000-0000-000000000001": {"status": "applied", "step": 12}}') #>> '{20000000-0000-0000-0000-000000000001,status}',
+  'applied',
+  'the job token records an outcome'
+);
+select is(
+  public.record_parameter_update_outcomes('10000000-0000-0000-0000-000000000001',
+    '{"20000000-0000-0000-0000-000000000001": {"status": "rejected"}}') #>> '{20000000-0000-0000-0000-000000000001,status}',
+  'applied',
+  'the first outcome recorded for a request wins'
+);
+select throws_ok(
+  $$select public.record_parameter_update_outcomes('10000000-0000-0000-0000-000000000001',
+      '{"30000000-0000-0000-0000-000000000009": {"status": "applied"}}')$$,
+  '22023', null, 'outcomes for unknown request ids are refused'
+);
+select throws_ok(
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rate": 1e-4}')$$,
+  'PT404', null, 'a job token cannot request updates'
+);
+
+-- The job token for another job.
+select set_config('request.jwt.claims', '{"role": "authenticated", "job_id": "10000000-0000-0000-0000-000000000002", "iss": "liveparams"}', true);
+select throws_ok(
+  $$select public.record_parameter_update_outcomes('10000000-0000-0000-0000-000000000001',
+      '{"20000000-0000-0000-0000-000000000001": {"status": "applied"}}')$$,
+  '42501', null, 'a token for another job may not record outcomes here'
+);
+
+-- anon has no execute privilege at all.
+reset role;
+set local role anon;
+select set_config('request.jwt.claims', '{"role": "anon"}', true);
+select throws_ok(
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rate": 1e-4}')$$,
+  '42501', null, 'anon cannot call the request RPC'
+);
+
+-- service_role may do both.
+reset role;
+set local role service_role;
+select set_config('request.jwt.claims', '{"role": "service_role"}', true);
+select is(
+  public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"weight_decay": 0.1}') ->> 'requested_by',
+  'service_role',
+  'service_role requests updates on any job'
+);
+
+reset role;
+select is(
+  (select array_length(parameter_updates, 1) from public.local_training_jobs
+    where id = '10000000-0000-0000-0000-000000000001'),
+  3,
+  'exactly the accepted requests were appended'
+);
+
+select * from finish();
+rollback;
