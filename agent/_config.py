@@ -92,10 +92,11 @@ class AgentConfig:
         default=2.0, metadata={"help": "Seconds between REST re-reads while push is down (degraded)."}
     )
     resync_interval: float = field(
-        default=60.0, metadata={"help": "Seconds between safety REST re-reads while push is healthy."}
+        default=30.0,
+        metadata={"help": "Seconds between safety REST re-reads while push is healthy (bounds a change push lost)."},
     )
     probe_interval: float = field(
-        default=10.0, metadata={"help": "Seconds between websocket liveness probes (ping/pong)."}
+        default=10.0, metadata={"help": "Seconds between liveness probes (a broadcast round trip on the channel)."}
     )
     probe_timeout: float = field(
         default=5.0, metadata={"help": "A probe unanswered for this long means the socket stalled: rebuild."}

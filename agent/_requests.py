@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,8 +70,8 @@ def parse_entry(raw: Any, position: int, max_bytes: int) -> UpdateRequest | Upda
         return UpdateOutcome(request_id=request_id, status=OutcomeStatus.REJECTED, reason=reason)
 
     if not isinstance(entry, Mapping):
-        shown = raw if isinstance(raw, str) and len(raw) <= 80 else type(raw).__name__
-        return reject(f'malformed request: expected a JSON object such as {{"learning_rate": 5e-05}}, got {shown!r}')
+        shown = f"{type(raw).__name__} {reprlib.repr(raw)}"
+        return reject(f'malformed request: expected a JSON object such as {{"learning_rate": 5e-05}}, got {shown}')
     size = len(_canonical(entry).encode())
     if size > max_bytes:
         return reject(f"request is {size} bytes; the limit is {max_bytes}")

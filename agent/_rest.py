@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 from postgrest.exceptions import APIError
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from agent._config import AgentConfig
 from agent._exceptions import RestError
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 __all__ = ["RestClient", "is_transient_code"]
 

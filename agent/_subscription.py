@@ -6,8 +6,8 @@ up after 5 reconnects, its listen task dies on a callback exception while
 ``is_connected`` stays true, a stale ``phx_close`` closes a rejoined channel for
 good, and a stalled socket goes unnoticed for ~40 s. :meth:`Subscription.health`
 reads the client's state (including two private attributes, ``_listen_task``
-and ``_ws_connection``: the public API exposes neither) and :meth:`probe` pings
-the socket, so that the supervisor can throw the whole client away and build a
+and ``_ws_connection``: the public API exposes neither) and :meth:`probe` makes
+a round trip through the channel, so that the supervisor can throw the whole client away and build a
 new one. A ``Subscription`` is used once: open, watch, close.
 """
 
@@ -16,16 +16,23 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from realtime import AsyncRealtimeChannel, RealtimeSubscribeStates
-from realtime.types import ChannelStates, RealtimePostgresChangesListenEvent
+from realtime.types import (
+    ChannelEvents,
+    ChannelStates,
+    RealtimeAcknowledgementStatus,
+    RealtimeChannelOptions,
+    RealtimePostgresChangesListenEvent,
+)
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from agent._config import AgentConfig
 from agent._exceptions import SubscriptionError
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 __all__ = ["Health", "Subscription"]
 
@@ -33,6 +40,12 @@ logger = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 10  # the client's own join timeout (seconds)
 CLOSE_TIMEOUT = 0.5  # a clean websocket close beyond this is cut short
+# Broadcasts are acknowledged so that probe() gets a reply; nobody listens to the probe event.
+CHANNEL_OPTIONS: RealtimeChannelOptions = {
+    "config": {"broadcast": {"ack": True, "self": False}, "presence": {"key": "", "enabled": False}, "private": False}
+}
+PROBE_PAYLOAD = {"type": "broadcast", "event": "liveparams-probe", "payload": {}}
+RECONNECT_RETRIES = 5  # the client's default; after that it gives up silently and health() says DEAD
 
 
 class Health(enum.Enum):
@@ -78,10 +91,10 @@ class Subscription:
             schema=cfg.schema,
             auto_refresh_token=False,
             persist_session=False,
-            realtime={"auto_reconnect": True, "max_retries": 5, "initial_backoff": 1.0},
+            realtime={"auto_reconnect": True, "max_retries": RECONNECT_RETRIES, "initial_backoff": 1.0},
         )
         self._client = await acreate_client(cfg.url, cfg.key, options)
-        channel = self._client.channel(f"liveparams-agent-{cfg.job_id}")
+        channel = self._client.channel(f"liveparams-agent-{cfg.job_id}", CHANNEL_OPTIONS)
         channel.on_postgres_changes(
             RealtimePostgresChangesListenEvent.Update,
             callback=self._on_change,
@@ -91,11 +104,16 @@ class Subscription:
         )
         channel.on_system(self._on_system)
         self._channel = channel
+        realtime = self._client.realtime
+        # The first connect fails fast (the supervisor owns that backoff); once connected, the client
+        # may retry reconnects on its own, which rejoins quicker than a rebuild.
+        realtime.max_retries = 1
         try:
             await asyncio.wait_for(channel.subscribe(self._on_state), JOIN_TIMEOUT + 2)
         except Exception as exc:  # connection refused, gave up, handshake timeout
             detail = cfg.redact(f"{type(exc).__name__}: {exc}")
             raise SubscriptionError(f"could not connect to Realtime: {detail}") from exc
+        realtime.max_retries = RECONNECT_RETRIES
         if self._state is not RealtimeSubscribeStates.SUBSCRIBED:
             state = self._state.value if self._state else "without a reply"
             raise SubscriptionError(cfg.redact(f"join ended {state}: {self._error}"))
@@ -145,18 +163,28 @@ class Subscription:
         return Health.DEAD
 
     async def probe(self, timeout: float) -> bool:
-        """Ping the websocket; ``False`` if no pong arrives within ``timeout`` (a stalled socket)."""
-        ws = getattr(self._client.realtime, "_ws_connection", None) if self._client else None
-        if ws is None:
-            return True  # not connected: health() covers it
-        try:
-            pong = await ws.ping()
-            await asyncio.wait_for(pong, timeout)
-        except asyncio.TimeoutError:
-            self.reason = f"the socket stalled (no pong within {timeout:g}s)"
+        """Round-trip a broadcast with ``ack`` through the channel; ``False`` if no reply within ``timeout``.
+
+        A websocket ping is not enough: a server (or proxy) can answer pings while its channel
+        process is wedged, and the client itself never checks heartbeat replies. A reply to an
+        acknowledged broadcast proves the socket, the server and our channel are all alive.
+        """
+        channel = self._channel
+        if channel is None or not channel.is_joined:
+            return True  # not joined: health() covers it
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def settle(*_: object) -> None:
+            if not answered.done():
+                answered.set_result(None)
+
+        push = await channel.push(ChannelEvents.broadcast, PROBE_PAYLOAD, timeout=math.ceil(timeout) + 1)
+        push.receive(RealtimeAcknowledgementStatus.Ok, settle).receive(RealtimeAcknowledgementStatus.Error, settle)
+        done, _ = await asyncio.wait({answered}, timeout=timeout)
+        push.destroy()
+        if not done:
+            self.reason = f"the socket stalled (no reply to a probe within {timeout:g}s)"
             return False
-        except Exception:  # closed meanwhile: health() will see the reconnect
-            return True
         return True
 
     async def close(self) -> None:

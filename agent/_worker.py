@@ -1,7 +1,7 @@
 """The agent thread: its own asyncio loop running the supervisor, the re-reader and the outcome writer.
 
 - The **supervisor** opens a :class:`Subscription`, watches its health every
-  tick, pings the socket now and then, and when the client will not recover on
+  tick, probes the channel now and then, and when the client will not recover on
   its own throws it away and opens a new one, with exponential backoff and
   jitter, until shutdown.
 - The **re-reader** reads the row over REST after every confirmed
@@ -90,6 +90,7 @@ class Worker:
         self._ready_pending = False  # a confirmation arrived; the next successful re-read makes us ready
         self._rest_failing = False
         self._row_missing = False
+        self._announced = False
 
     # -- called from other threads -------------------------------------------------------------
 
@@ -133,6 +134,7 @@ class Worker:
             self.ready.clear()
 
     async def _main(self) -> None:
+        self._resync.set()  # read the row at once: requests made before start() need no push
         writer = asyncio.create_task(self.writer.run(), name="liveparams.outcomes")
         others = [
             asyncio.create_task(self._supervise(), name="liveparams.supervisor"),
@@ -140,12 +142,7 @@ class Worker:
         ]
         await self._stop.wait()
         budget = self._deadline - time.monotonic() - SHUTDOWN_MARGIN
-        writer.cancel()
-        for task in others:
-            task.cancel()
-        left, _ = await asyncio.gather(
-            self.writer.flush(budget), asyncio.gather(writer, *others, return_exceptions=True)
-        )
+        left, _ = await asyncio.gather(self.writer.flush(budget), _cancel_all([writer, *others], budget))
         if left:
             logger.warning("Closing: dropped %d outcomes that could not be recorded within %.1fs", left, budget)
         await self._rest.aclose()
@@ -218,8 +215,7 @@ class Worker:
         throttler = Throttler(rate_limit=REREADS_PER_SECOND, period=1.0)
         while True:
             interval = self.config.resync_interval if self.ready.is_set() else self.config.poll_interval
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._resync.wait(), interval)
+            await _wait_for_event(self._resync, interval)
             self._resync.clear()
             async with throttler:
                 await self._reread()
@@ -248,5 +244,35 @@ class Worker:
             self.ready.set()
             if was_degraded:
                 logger.info("Realtime push restored")
-            else:
+            elif not self._announced:
                 logger.info("Listening for runtime parameter updates on job %s", self.config.job_id)
+            self._announced = True
+
+
+async def _wait_for_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` passes.
+
+    Not ``asyncio.wait_for``: on Python < 3.12 it swallows a cancellation that arrives as the
+    awaited thing completes, and a task that misses its cancellation keeps close() waiting.
+    """
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]], timeout: float) -> None:
+    """Cancel ``tasks`` and wait at most ``timeout`` for them, cancelling again any that shrugged it off.
+
+    A cancellation can be lost inside third-party code (``asyncio.wait_for`` on Python < 3.12), so
+    one ``cancel()`` is not enough to guarantee close() keeps its deadline.
+    """
+    deadline = time.monotonic() + max(timeout, 0.0)
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=min(0.05, max(deadline - time.monotonic(), 0.0)))
+        if time.monotonic() >= deadline:
+            return

@@ -28,8 +28,8 @@ def test_exceptions_form_one_tree() -> None:
 def test_agent_imports_neither_torch_nor_transformers_nor_the_stack() -> None:
     code = (
         "import sys, agent; "
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers') or m.startswith('liveparams.stack')]; "
-        "print(bad)"
+        "heavy = ('torch', 'transformers'); "
+        "print([m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('liveparams.stack')])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -7,7 +7,9 @@ import pytest
 from agent._rest import is_transient_code
 
 
-@pytest.mark.parametrize("code", [None, "", "500", "503", "520", "429", "408", "PGRST000", "PGRST003", "08006", "57P01"])
+@pytest.mark.parametrize(
+    "code", [None, "", "500", "503", "520", "429", "408", "PGRST000", "PGRST003", "08006", "57P01"]
+)
 def test_transient(code: str | None) -> None:
     assert is_transient_code(code)
 

@@ -1,0 +1,361 @@
+"""The agent against the stack: real PostgreSQL, the stack's REST and Realtime, the unmodified official clients.
+
+The agent authenticates with a job-scoped token (the production path). Requests are made
+through the RPC as the job's owner. Every scenario checks the user-visible result: which
+requests ``drain()`` returned, in which order, and what the row says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agent import AgentConfig, AgentStatus, Change, OutcomeStatus, UpdateAgent, UpdateOutcome
+
+pytestmark = pytest.mark.stack
+
+DELIVERY_TIMEOUT_S = 20.0
+QUIET_S = 1.0  # after the expected requests arrived, how long to watch for duplicates
+REPO = Path(__file__).resolve().parents[2]
+
+# Fast timings, so that every recovery path runs within a few seconds.
+FAST: dict[str, Any] = {
+    "poll_interval": 0.5,
+    "resync_interval": 2.0,
+    "probe_interval": 0.5,
+    "probe_timeout": 1.0,
+    "recovery_grace": 3.0,
+    "backoff_initial": 0.1,
+    "backoff_max": 1.0,
+}
+
+
+@pytest.fixture
+def job(new_user: Callable[[], tuple[str, str]], new_job: Callable[..., str]) -> tuple[str, str]:
+    """(job id, owner's JWT) of a fresh running job."""
+    owner_id, owner_jwt = new_user()
+    return new_job(owner_id), owner_jwt
+
+
+@pytest.fixture
+def make_agent(stack_env: dict[str, str], job_token: Callable[[str], str]) -> Iterator[Callable[..., UpdateAgent]]:
+    """``make_agent(job_id, **config)``: an UpdateAgent on the job token, closed after the test."""
+    agents: list[UpdateAgent] = []
+
+    def make(job_id: str, **overrides: Any) -> UpdateAgent:
+        config = AgentConfig(job_id=job_id, url=stack_env["API_URL"], key=job_token(job_id), **(FAST | overrides))
+        agents.append(UpdateAgent(config))
+        return agents[-1]
+
+    yield make
+    for agent in agents:
+        agent.close()
+
+
+@pytest.fixture
+def row(service_http: httpx.Client) -> Callable[[str], dict[str, Any]]:
+    """``row(job_id)``: the job row as stored, read with the service role."""
+
+    def read(job_id: str) -> dict[str, Any]:
+        response = service_http.get("/rest/v1/local_training_jobs", params={"id": f"eq.{job_id}", "select": "*"})
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()[0]
+        return result
+
+    return read
+
+
+def collect(agent: UpdateAgent, count: int, timeout: float = DELIVERY_TIMEOUT_S) -> list[str]:
+    """Drain until ``count`` requests arrived (or the timeout), then watch a little longer for extras."""
+    ids: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(ids) < count and time.monotonic() < deadline:
+        ids += [request.id for request in agent.drain()]
+        time.sleep(0.01)
+    quiet_until = time.monotonic() + QUIET_S
+    while time.monotonic() < quiet_until:
+        ids += [request.id for request in agent.drain()]
+        time.sleep(0.01)
+    return ids
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = DELIVERY_TIMEOUT_S) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def agent_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "liveparams.agent"]
+
+
+def test_requests_before_start_and_while_subscribing_arrive_once_in_order(
+    job: tuple[str, str], make_agent: Callable[..., UpdateAgent], request_update: Callable[..., dict[str, Any]]
+) -> None:
+    job_id, owner = job
+    before = [request_update(owner, job_id, {"learning_rate": 1e-4})["id"] for _ in range(2)]
+    agent = make_agent(job_id)
+    agent.start()
+    joining = request_update(owner, job_id, {"weight_decay": 0.01})["id"]  # lands somewhere in the join
+    assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+    assert agent.status is AgentStatus.SUBSCRIBED
+    after = [request_update(owner, job_id, {"max_grad_norm": float(i + 1)})["id"] for i in range(3)]
+    assert collect(agent, 6) == [*before, joining, *after]
+
+
+def test_the_request_arrives_as_validated_values(
+    job: tuple[str, str], make_agent: Callable[..., UpdateAgent], request_update: Callable[..., dict[str, Any]]
+) -> None:
+    job_id, owner = job
+    agent = make_agent(job_id)
+    with agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        stored = request_update(owner, job_id, {"learning_rate": 5e-5, "learning_rate_mode": "constant"})
+        assert wait_for(lambda: not agent._worker.intake.queue.empty())
+        (request,) = agent.drain()
+    assert request.id == stored["id"] and request.requested_at == stored["requested_at"]
+    assert request.params == {"learning_rate": 5e-5, "learning_rate_mode": "constant"}
+
+
+def test_outcomes_are_recorded_on_the_row_and_a_resumed_run_skips_them(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    row: Callable[[str], dict[str, Any]],
+) -> None:
+    job_id, owner = job
+    first = request_update(owner, job_id, {"learning_rate": 5e-5})["id"]
+    second = request_update(owner, job_id, {"learning_rate": 2e-5})["id"]
+    agent = make_agent(job_id)
+    with agent:
+        assert collect(agent, 2) == [first, second]
+        agent.report(
+            [
+                UpdateOutcome(first, OutcomeStatus.SUPERSEDED, step=12, superseded_by=second, reason="replaced"),
+                UpdateOutcome(second, OutcomeStatus.APPLIED, step=12, changes={"learning_rate": Change(1e-4, 2e-5)}),
+            ]
+        )
+    outcomes = row(job_id)["parameter_update_outcomes"]  # close() flushed them
+    assert outcomes[first]["status"] == "superseded" and outcomes[first]["superseded_by"] == second
+    assert outcomes[second]["status"] == "applied" and outcomes[second]["step"] == 12
+    assert outcomes[second]["changes"] == {"learning_rate": {"old": 1e-4, "new": 2e-5}}
+
+    third = request_update(owner, job_id, {"weight_decay": 0.1})["id"]
+    resumed = make_agent(job_id)
+    with resumed:
+        assert collect(resumed, 1) == [third]
+
+
+def append_raw(service_http: httpx.Client, job_id: str, entries: list[Any]) -> None:
+    """Write entries the RPC would refuse, as an old UI or a hand-edited row could have."""
+    current = service_http.get(
+        "/rest/v1/local_training_jobs", params={"id": f"eq.{job_id}", "select": "parameter_updates"}
+    ).json()[0]["parameter_updates"]
+    response = service_http.patch(
+        "/rest/v1/local_training_jobs", params={"id": f"eq.{job_id}"}, json={"parameter_updates": current + entries}
+    )
+    response.raise_for_status()
+
+
+def test_bad_input_is_rejected_with_a_reason_on_the_row(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    service_http: httpx.Client,
+    row: Callable[[str], dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    job_id, _ = job
+
+    def stamped(**params: Any) -> dict[str, Any]:
+        return {**params, "id": str(uuid.uuid4()), "requested_at": "2026-11-24T05:00:00.000Z"}
+
+    bad = {
+        "out of range": stamped(learning_rate=-1),
+        "must be a number": stamped(learning_rate="fast"),
+        "unknown parameter": stamped(bogus=1),
+        "needs a restart": stamped(per_device_train_batch_size=64),
+        "names no parameter": stamped(),
+        "only applies together with 'learning_rate'": stamped(learning_rate_mode="constant"),
+        "the limit is 4096": stamped(learning_rate=1e-4, note="x" * 5000),
+    }
+    good = stamped(learning_rate=1e-4)
+    malformed = ["{not json", 42, ["learning_rate", 1e-4]]  # no id: rejected and logged, nothing to key an outcome
+    append_raw(service_http, job_id, [*bad.values(), *malformed, good])
+
+    agent = make_agent(job_id)
+    with agent:
+        assert collect(agent, 1) == [good["id"]]
+        assert wait_for(lambda: len(row(job_id)["parameter_update_outcomes"]) == len(bad))
+    outcomes = row(job_id)["parameter_update_outcomes"]
+    for reason, entry in bad.items():
+        assert outcomes[entry["id"]]["status"] == "rejected"
+        assert reason in outcomes[entry["id"]]["reason"]
+    assert caplog.text.count("Rejected parameter update") == len(bad) + len(malformed)
+    assert "malformed request" in caplog.text
+
+
+FAULTS = [
+    pytest.param("close_sockets", {"code": 1011}, id="close-1011"),
+    pytest.param("close_sockets", {"code": 1001}, id="close-1001"),
+    pytest.param("phx_error", {}, id="phx_error"),
+    pytest.param("system_error", {"message": "Unable to subscribe to changes"}, id="system-error"),
+    pytest.param("stale_phx_close", {}, id="stale-phx_close"),
+    pytest.param("expire_token", {}, id="expire-token-close"),
+    pytest.param("stall_sockets", {}, id="stalled-socket"),
+    pytest.param("changes", {"mode": "drop"}, id="changes-dropped"),
+    pytest.param("changes", {"mode": "hold"}, id="changes-held"),
+]
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize(("action", "body"), FAULTS)
+def test_every_fault_is_survived_with_nothing_lost_or_duplicated(
+    action: str,
+    body: dict[str, Any],
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    faults: Callable[..., dict[str, Any]],
+) -> None:
+    job_id, owner = job
+    agent = make_agent(job_id)
+    agent.start()
+    assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+    before = request_update(owner, job_id, {"learning_rate": 1e-4})["id"]
+    assert collect(agent, 1) == [before]
+
+    assert faults(action, **body)["affected"] >= 1
+    during = [request_update(owner, job_id, {"max_steps": 100 + i})["id"] for i in range(2)]
+    assert collect(agent, 2) == during
+
+    faults("reset")  # held changes are released now: they must not come out twice
+    assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+    after = request_update(owner, job_id, {"weight_decay": 0.2})["id"]
+    assert collect(agent, 1) == [after]
+
+
+@pytest.mark.faults
+def test_outcomes_survive_rest_errors(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    faults: Callable[..., dict[str, Any]],
+    row: Callable[[str], dict[str, Any]],
+) -> None:
+    job_id, owner = job
+    request_id = request_update(owner, job_id, {"learning_rate": 3e-5})["id"]
+    agent = make_agent(job_id)
+    with agent:
+        assert collect(agent, 1) == [request_id]
+        faults("rest_errors", count=4, status=503)
+        agent.report([UpdateOutcome(request_id, OutcomeStatus.APPLIED, step=7)])
+
+        def stored() -> bool:
+            try:
+                return request_id in row(job_id)["parameter_update_outcomes"]
+            except httpx.HTTPStatusError:  # the injected errors hit this read too
+                return False
+
+        assert wait_for(stored)
+    assert row(job_id)["parameter_update_outcomes"][request_id]["step"] == 7
+
+
+@pytest.mark.faults
+def test_survives_a_restart_of_the_api(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    local_stack: Any,
+    faults: Callable[..., dict[str, Any]],
+) -> None:
+    job_id, owner = job
+    agent = make_agent(job_id)
+    agent.start()
+    assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+    local_stack.restart_api()
+    during = request_update(owner, job_id, {"max_steps": 500})["id"]
+    assert collect(agent, 1) == [during]
+    assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+    after = request_update(owner, job_id, {"max_steps": 600})["id"]
+    assert collect(agent, 1) == [after]
+
+
+def socket_fds() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the directory's own descriptor, closed by now
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return count
+
+
+def test_close_is_prompt_and_leaves_no_thread_or_socket(
+    job: tuple[str, str], make_agent: Callable[..., UpdateAgent]
+) -> None:
+    job_id, _ = job
+    sockets_before = socket_fds()
+    agent = make_agent(job_id)
+    agent.start()
+    assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+    started = time.monotonic()
+    agent.close()
+    assert time.monotonic() - started < 2.0
+    assert agent.status is AgentStatus.CLOSED
+    assert agent_threads() == []
+    assert socket_fds() <= sockets_before
+
+
+def test_a_process_that_forgets_to_close_still_exits_and_flushes(
+    job: tuple[str, str],
+    stack_env: dict[str, str],
+    job_token: Callable[[str], str],
+    request_update: Callable[..., dict[str, Any]],
+    row: Callable[[str], dict[str, Any]],
+) -> None:
+    job_id, owner = job
+    request_id = request_update(owner, job_id, {"learning_rate": 1e-4})["id"]
+    script = textwrap.dedent(
+        f"""
+        import time
+        from agent import OutcomeStatus, UpdateAgent, UpdateOutcome
+        agent = UpdateAgent.from_env()
+        agent.start()
+        while not (requests := agent.drain()):
+            time.sleep(0.01)
+        agent.report([UpdateOutcome(requests[0].id, OutcomeStatus.APPLIED, step=1)])
+        print("done", {request_id!r} == requests[0].id)
+        """
+    )
+    env = os.environ | {
+        "JOB_ID": job_id,
+        "SUPABASE_URL": stack_env["API_URL"],
+        "LIVEPARAMS_TOKEN": job_token(job_id),
+        "PYTHONPATH": str(REPO),
+    }
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done True"
+    assert row(job_id)["parameter_update_outcomes"][request_id]["status"] == "applied"
+
+
+def test_a_wrong_key_degrades_without_raising(stack_env: dict[str, str], job: tuple[str, str]) -> None:
+    job_id, _ = job
+    config = AgentConfig(job_id=job_id, url=stack_env["API_URL"], key="not-a-valid-jwt", **FAST)
+    with UpdateAgent(config) as agent:
+        assert not agent.wait_ready(2.0)
+        assert agent.drain() == []
+        assert agent.status is AgentStatus.DEGRADED
