@@ -1,0 +1,55 @@
+"""Two DDP ranks (torchrun, gloo, CPU) stay identical through live changes because rank 0 broadcasts them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).with_name("ddp_run.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_ranks(model_dir: str, out: Path, mode: str) -> tuple[dict, dict]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
+    subprocess.run([*command, str(SCRIPT), model_dir, str(out), mode], env=env, check=True, timeout=180)
+    return torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
+
+
+def max_difference(a: dict, b: dict) -> float:
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> str:
+    from liveparams.demo.tiny import tiny_model_dir
+
+    return tiny_model_dir()
+
+
+@pytest.mark.slow
+def test_every_rank_applies_the_same_change_at_the_same_step(model_dir: str, tmp_path: Path) -> None:
+    rank0, rank1 = run_ranks(model_dir, tmp_path, "broadcast")
+    assert rank0["lrs"] == rank1["lrs"]
+    assert rank0["lrs"][4] == pytest.approx(5e-3 * 3 / 5)  # the change after step 3 is in force, warmup kept
+    assert max_difference(rank0["weights"], rank1["weights"]) == 0.0
+
+
+@pytest.mark.slow
+def test_without_the_broadcast_the_replicas_diverge(model_dir: str, tmp_path: Path) -> None:
+    rank0, rank1 = run_ranks(model_dir, tmp_path, "no-broadcast")
+    assert rank0["lrs"] != rank1["lrs"]
+    assert max_difference(rank0["weights"], rank1["weights"]) > 1e-6
