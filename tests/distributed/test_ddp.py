@@ -24,7 +24,8 @@ def free_port() -> int:
 def run_ranks(model_dir: str, out: Path, mode: str) -> tuple[dict, dict]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
+    port = str(free_port())
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port]
     subprocess.run([*command, str(SCRIPT), model_dir, str(out), mode], env=env, check=True, timeout=180)
     return torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
 
