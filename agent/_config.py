@@ -1,15 +1,4 @@
-"""Configuration of the update agent, from code or from the environment.
-
-Environment variables read by :meth:`AgentConfig.from_env` (the field each one sets is in brackets):
-
-- ``JOB_ID`` [job_id]: the training job's row id (a UUID). Without it the agent is disabled.
-- ``SUPABASE_URL``, else ``NEXT_PUBLIC_SUPABASE_URL`` [url]: the project URL, e.g. ``https://<ref>.supabase.co``.
-- ``LIVEPARAMS_TOKEN``, else ``SUPABASE_SERVICE_ROLE_KEY``, else ``SUPABASE_KEY`` [key]: a job-scoped
-  token (preferred: it can only read this job's row and record outcomes on it), or a project key.
-- ``LIVEPARAMS_SCHEMA`` [schema], ``LIVEPARAMS_TABLE`` [table], ``LIVEPARAMS_UPDATES_COLUMN``
-  [updates_column], ``LIVEPARAMS_OUTCOMES_COLUMN`` [outcomes_column], ``LIVEPARAMS_OUTCOMES_RPC``
-  [outcomes_rpc]: names, for projects whose schema differs from the shipped migration.
-"""
+"""Configuration of the update agent, from code or from the environment (:meth:`AgentConfig.from_env`)."""
 
 from __future__ import annotations
 
@@ -31,6 +20,7 @@ DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 
 _URL_VARS = ("SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL")
 _KEY_VARS = ("LIVEPARAMS_TOKEN", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_KEY")
+_API_KEY_VARS = ("SUPABASE_ANON_KEY", "NEXT_PUBLIC_SUPABASE_ANON_KEY", "SUPABASE_PUBLISHABLE_KEY")
 # Optional overrides: environment variable -> AgentConfig field.
 _NAME_VARS = {
     "LIVEPARAMS_SCHEMA": "schema",
@@ -45,8 +35,21 @@ _NAME_VARS = {
 class AgentConfig:
     """Where the job's row lives, how to authenticate, and the agent's limits.
 
-    Every field is described by its ``help`` metadata (``AgentConfig.describe()`` lists them);
-    the environment variables are listed in this module's docstring. ``repr()`` masks the key.
+    Every field is described by its ``help`` metadata (``AgentConfig.describe()`` lists them).
+    ``repr()`` masks the keys.
+
+    Environment variables read by :meth:`AgentConfig.from_env` (the field each one sets is in brackets):
+
+    - ``JOB_ID`` [job_id]: the training job's row id (a UUID). Without it the agent is disabled.
+    - ``SUPABASE_URL``, else ``NEXT_PUBLIC_SUPABASE_URL`` [url]: the project URL, e.g. ``https://<ref>.supabase.co``.
+    - ``LIVEPARAMS_TOKEN``, else ``SUPABASE_SERVICE_ROLE_KEY``, else ``SUPABASE_KEY`` [key]: a job-scoped
+      token (preferred: it can only read this job's row and record outcomes on it), or a project key.
+    - ``SUPABASE_ANON_KEY``, else ``NEXT_PUBLIC_SUPABASE_ANON_KEY``, else ``SUPABASE_PUBLISHABLE_KEY``
+      [api_key]: the project's public key, sent as ``apikey`` with a job token (hosted gateways only
+      accept project keys there). Read only when ``LIVEPARAMS_TOKEN`` is the key.
+    - ``LIVEPARAMS_SCHEMA`` [schema], ``LIVEPARAMS_TABLE`` [table], ``LIVEPARAMS_UPDATES_COLUMN``
+      [updates_column], ``LIVEPARAMS_OUTCOMES_COLUMN`` [outcomes_column], ``LIVEPARAMS_OUTCOMES_RPC``
+      [outcomes_rpc]: names, for projects whose schema differs from the shipped migration.
     """
 
     # > Which row, and how to reach it
@@ -57,6 +60,15 @@ class AgentConfig:
         metadata={
             "help": "Job-scoped token (preferred) or project key; sent as apikey and bearer, never logged. "
             "Env: LIVEPARAMS_TOKEN, else SUPABASE_SERVICE_ROLE_KEY, else SUPABASE_KEY."
+        },
+    )
+    api_key: str | None = field(
+        default=None,
+        repr=False,
+        metadata={
+            "help": "Project anon/publishable key sent as apikey when key is a job token; None: key is the apikey. "
+            "Env (with LIVEPARAMS_TOKEN only): SUPABASE_ANON_KEY, else NEXT_PUBLIC_SUPABASE_ANON_KEY, "
+            "else SUPABASE_PUBLISHABLE_KEY."
         },
     )
     schema: str = field(default="public", metadata={"help": "Schema of the table. Env: LIVEPARAMS_SCHEMA."})
@@ -117,8 +129,8 @@ class AgentConfig:
             raise ConfigError(f"job_id must be a UUID (the row id), got {self.job_id!r}") from None
         if not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"url must start with http:// or https://, got {self.url!r}")
-        if not self.key:
-            raise ConfigError("key is empty")
+        if not self.key or self.api_key == "":
+            raise ConfigError("key (and api_key, when given) must not be empty")
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, (int, float)) and value <= 0:
@@ -126,7 +138,8 @@ class AgentConfig:
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
-        return f"AgentConfig({shown}, key={_mask(self.key)!r})"
+        api_key = None if self.api_key is None else _mask(self.api_key)
+        return f"AgentConfig({shown}, key={_mask(self.key)!r}, api_key={api_key!r})"
 
     @property
     def filter(self) -> str:
@@ -135,7 +148,10 @@ class AgentConfig:
 
     def redact(self, text: str) -> str:
         """``text`` with the key cut out, for messages built from third-party exceptions (URLs carry the key)."""
-        return text.replace(self.key, "***")
+        for secret in (self.key, self.api_key):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
 
     @classmethod
     def describe(cls) -> dict[str, str]:
@@ -164,6 +180,8 @@ class AgentConfig:
         overrides: dict[str, Any] = {
             name: env[var].strip() for var, name in _NAME_VARS.items() if env.get(var, "").strip()
         }
+        if env.get("LIVEPARAMS_TOKEN", "").strip():
+            overrides["api_key"] = _first(env, _API_KEY_VARS) or None
         try:
             return cls(job_id=job_id, url=url.rstrip("/"), key=key, **overrides)
         except ConfigError as exc:

@@ -14,16 +14,15 @@ from typing import Any
 
 import httpx
 from postgrest.exceptions import APIError
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
+from supabase import AsyncClient
 
+from agent._client import create_client
 from agent._config import AgentConfig
 from agent._exceptions import RestError
 
 __all__ = ["RestClient", "is_transient_code"]
 
 logger = logging.getLogger(__name__)
-
-REQUEST_TIMEOUT = 10.0
 
 # SQLSTATE classes worth retrying: connection (08), transaction rollback (40), insufficient
 # resources (53), operator intervention (57, e.g. an admin shutdown), system error (58, XX).
@@ -70,14 +69,7 @@ class RestClient:
 
     async def _get(self) -> AsyncClient:
         if self._client is None:
-            options = AsyncClientOptions(
-                schema=self._config.schema,
-                auto_refresh_token=False,
-                persist_session=False,
-                postgrest_client_timeout=REQUEST_TIMEOUT,
-                postgrest_client_retry=False,  # retries are ours, bounded by close()'s deadline
-            )
-            self._client = await acreate_client(self._config.url, self._config.key, options)
+            self._client = await create_client(self._config)
         return self._client
 
     async def read_row(self) -> dict[str, Any] | None:

@@ -29,8 +29,9 @@ from realtime.types import (
     RealtimeChannelOptions,
     RealtimePostgresChangesListenEvent,
 )
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
+from supabase import AsyncClient
 
+from agent._client import create_client
 from agent._config import AgentConfig
 from agent._exceptions import SubscriptionError
 
@@ -87,13 +88,9 @@ class Subscription:
     async def open(self) -> None:
         """Connect and join; raise :class:`SubscriptionError` if the join does not succeed."""
         cfg = self._config
-        options = AsyncClientOptions(
-            schema=cfg.schema,
-            auto_refresh_token=False,
-            persist_session=False,
-            realtime={"auto_reconnect": True, "max_retries": RECONNECT_RETRIES, "initial_backoff": 1.0},
+        self._client = await create_client(
+            cfg, realtime={"auto_reconnect": True, "max_retries": RECONNECT_RETRIES, "initial_backoff": 1.0}
         )
-        self._client = await acreate_client(cfg.url, cfg.key, options)
         channel = self._client.channel(f"liveparams-agent-{cfg.job_id}", CHANNEL_OPTIONS)
         channel.on_postgres_changes(
             RealtimePostgresChangesListenEvent.Update,

@@ -352,6 +352,34 @@ def test_a_process_that_forgets_to_close_still_exits_and_flushes(
     assert row(job_id)["parameter_update_outcomes"][request_id]["status"] == "applied"
 
 
+def test_a_job_token_with_the_anon_key_as_apikey(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    row: Callable[[str], dict[str, Any]],
+    stack_env: dict[str, str],
+) -> None:
+    """How a hosted project is used: the gateway gets the anon key, RLS and the RPC get the job token."""
+    job_id, owner = job
+    agent = make_agent(job_id, api_key=stack_env["ANON_KEY"])
+    with agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        request_id = request_update(owner, job_id, {"learning_rate": 1e-4})["id"]
+        assert collect(agent, 1) == [request_id]
+        agent.report([UpdateOutcome(request_id, OutcomeStatus.APPLIED, step=3)])
+    assert row(job_id)["parameter_update_outcomes"][request_id]["status"] == "applied"
+
+
+def test_a_full_queue_loses_nothing(
+    job: tuple[str, str], make_agent: Callable[..., UpdateAgent], request_update: Callable[..., dict[str, Any]]
+) -> None:
+    job_id, owner = job
+    requested = [request_update(owner, job_id, {"max_steps": 10 + i})["id"] for i in range(7)]
+    agent = make_agent(job_id, queue_size=2)
+    with agent:
+        assert collect(agent, 7) == requested
+
+
 def test_a_wrong_key_degrades_without_raising(stack_env: dict[str, str], job: tuple[str, str]) -> None:
     job_id, _ = job
     config = AgentConfig(job_id=job_id, url=stack_env["API_URL"], key="not-a-valid-jwt", **FAST)

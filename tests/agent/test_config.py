@@ -25,6 +25,24 @@ def test_from_env_prefers_the_job_token_and_the_public_url_fallback() -> None:
     assert (config.job_id, config.url, config.key) == (JOB, "http://127.0.0.1:54321", TOKEN)
 
 
+def test_a_job_token_is_paired_with_the_public_key_as_apikey() -> None:
+    env = {
+        "JOB_ID": JOB,
+        "SUPABASE_URL": "https://x.supabase.co",
+        "LIVEPARAMS_TOKEN": TOKEN,
+        "NEXT_PUBLIC_SUPABASE_ANON_KEY": "anon-key-value",
+    }
+    config = AgentConfig.from_env(env)
+    assert config is not None and (config.key, config.api_key) == (TOKEN, "anon-key-value")
+    assert "anon-key-value" not in repr(config)
+
+
+def test_a_project_key_is_its_own_apikey() -> None:
+    env = {"JOB_ID": JOB, "SUPABASE_URL": "https://x", "SUPABASE_SERVICE_ROLE_KEY": "service", "SUPABASE_ANON_KEY": "a"}
+    config = AgentConfig.from_env(env)
+    assert config is not None and (config.key, config.api_key) == ("service", None)
+
+
 @pytest.mark.parametrize(("present", "expected"), [(("SUPABASE_SERVICE_ROLE_KEY",), "service"), ((), "anon")])
 def test_key_fallback_order(present: tuple[str, ...], expected: str) -> None:
     env = {"JOB_ID": JOB, "SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "anon"}
