@@ -35,10 +35,9 @@ SourceFactory = Callable[[], "UpdateSource | None"]
 
 def _agent_from_env() -> UpdateSource | None:
     """The production source: ``agent.UpdateAgent`` configured from the environment, or None if unconfigured."""
-    from agent import AgentConfig, UpdateAgent  # the agent pulls in the network stack; only rank 0 needs it
+    from agent import UpdateAgent  # the agent pulls in the network stack; only rank 0 needs it
 
-    config = AgentConfig.from_env()  # logs the one "disabled" warning itself
-    return None if config is None else UpdateAgent(config)
+    return UpdateAgent.from_env()  # its config logs the one "disabled" warning itself
 
 
 def _close_quietly(source: UpdateSource, timeout: float) -> None:

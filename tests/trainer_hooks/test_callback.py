@@ -224,15 +224,19 @@ def test_the_source_is_closed_when_training_raises(tiny_dir: str, tmp_path: Path
 
 @pytest.mark.slow
 def test_from_env_without_configuration_is_a_harmless_no_op(
-    tiny_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for name in ("JOB_ID", "SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL", "LIVEPARAMS_TOKEN", "SUPABASE_SERVICE_ROLE_KEY"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("JOB_ID", raising=False)
     recorder = LrRecorder()
     trainer = plain_trainer(tiny_dir, training_args(tmp_path / "out"), [recorder])
     trainer.add_callback(RuntimeParameterCallback.from_env(trainer))
-    trainer.train()
+    with caplog.at_level(logging.INFO):
+        trainer.train()
     assert recorder.first_group() == pytest.approx(expected_rates({}))
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "runtime parameter" in r.getMessage()
+    ]
+    assert warnings == ["No JOB_ID found, runtime parameter updates disabled"]
 
 
 @pytest.mark.slow
