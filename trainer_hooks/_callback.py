@@ -224,47 +224,59 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         )
 
     def _process(self, requests: list[UpdateRequest], ctx: ApplyContext) -> list[UpdateOutcome]:
-        """Decide every drained request: reject the invalid, supersede the outdated, apply the rest."""
+        """Decide every drained request, reporting in request order.
+
+        All requests are checked against the run as it is now; only those that pass
+        compete per parameter (the last one wins), so a refused request never
+        supersedes an earlier good one.
+        """
         step = int(ctx.state.global_step)
-        outcomes: list[UpdateOutcome] = []
-        valid: list[UpdateRequest] = []
-        for request in requests:
-            if request.id in self.handled_ids:
-                logger.debug("request %s was handled before this resume; skipped", request.id)
-                continue
-            reason = _invalid_reason(request)
-            if reason is None:
-                valid.append(request)
-            else:
-                outcomes.append(self._refuse(request, OutcomeStatus.REJECTED, reason, step))
-        winners = _last_request_per_param(valid)
-        position = {r.id: i for i, r in enumerate(valid)}
-        for request in valid:
+        fresh = [r for r in requests if r.id not in self.handled_ids]
+        if len(fresh) < len(requests):
+            logger.debug("%d request(s) handled before this resume were skipped", len(requests) - len(fresh))
+        decided: dict[str, UpdateOutcome] = {}
+        for request in fresh:
+            refusal = self._check(request, ctx)
+            if refusal is not None:
+                decided[request.id] = refusal
+        accepted = [r for r in fresh if r.id not in decided]
+        winners = _last_request_per_param(accepted)
+        position = {r.id: i for i, r in enumerate(accepted)}
+        for request in accepted:
             superseded = {k: winners[k] for k in request.params if winners.get(k, request.id) != request.id}
             if len(superseded) == len(request.params):
                 by = max(superseded.values(), key=position.__getitem__)
                 logger.info("Parameter update %s superseded by %s", request.id, by)
-                outcomes.append(UpdateOutcome(request.id, OutcomeStatus.SUPERSEDED, step=step, superseded_by=by))
+                decided[request.id] = UpdateOutcome(request.id, OutcomeStatus.SUPERSEDED, step=step, superseded_by=by)
             else:
                 live = {k: v for k, v in request.params.items() if k not in superseded}
-                outcomes.append(self._apply(request, live, superseded, ctx))
-        for outcome in outcomes:
-            self.handled_ids.append(outcome.request_id)
-        return outcomes
+                decided[request.id] = self._apply(request, live, superseded, ctx)
+        self.handled_ids += [r.id for r in fresh]
+        return [decided[r.id] for r in fresh]
+
+    def _check(self, request: UpdateRequest, ctx: ApplyContext) -> UpdateOutcome | None:
+        """A refusal if any parameter of the request cannot be applied to this run (all-or-nothing)."""
+        step = int(ctx.state.global_step)
+        reason = _invalid_reason(request)
+        if reason is not None:
+            return self._refuse(request, OutcomeStatus.REJECTED, reason, step)
+        try:
+            reasons = [
+                f"{name}: {r}"
+                for name, value in request.params.items()
+                if (r := _registry.get_applier(name).check(value, ctx)) is not None
+            ]
+        except Exception as exc:
+            logger.exception("checking request %s failed", request.id)
+            return self._refuse(request, OutcomeStatus.FAILED, f"{type(exc).__name__}: {exc}", step)
+        return self._refuse(request, OutcomeStatus.REJECTED, "; ".join(reasons), step) if reasons else None
 
     def _apply(
         self, request: UpdateRequest, live: dict[str, Any], superseded: dict[str, str], ctx: ApplyContext
     ) -> UpdateOutcome:
-        """All-or-nothing: check every parameter, then apply them in registry order, rolling back on error."""
+        """Apply the checked parameters in registry order; if one raises, roll the request back."""
         step = int(ctx.state.global_step)
         ordered = [(_registry.get_applier(name), live[name]) for name in _registry.applier_names() if name in live]
-        try:
-            reasons = [f"{a.name}: {r}" for a, v in ordered if (r := a.check(v, ctx)) is not None]
-        except Exception as exc:
-            logger.exception("checking request %s failed", request.id)
-            return self._refuse(request, OutcomeStatus.FAILED, f"{type(exc).__name__}: {exc}", step)
-        if reasons:
-            return self._refuse(request, OutcomeStatus.REJECTED, "; ".join(reasons), step)
         restore = _snapshot.capture(ctx)
         changes: dict[str, Change] = {}
         for applier, value in ordered:

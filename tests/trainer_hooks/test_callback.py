@@ -122,6 +122,17 @@ def test_a_later_request_for_the_same_parameter_supersedes_an_earlier_one(
 
 
 @pytest.mark.slow
+def test_a_refused_request_does_not_supersede_an_earlier_good_one(
+    tiny_dir: str, tmp_path: Path, source: QueueSource
+) -> None:
+    good, refused = request(learning_rate=2e-3), request(learning_rate=9e-3, eval_steps=5)
+    _, recorder = run(tiny_dir, tmp_path, source, {8: [good, refused]})
+
+    assert [o.status for o in source.outcomes] == [OutcomeStatus.APPLIED, OutcomeStatus.REJECTED]
+    assert recorder.first_group() == pytest.approx(expected_rates({8: 2e-3}))
+
+
+@pytest.mark.slow
 def test_a_request_is_all_or_nothing(tiny_dir: str, tmp_path: Path, source: QueueSource) -> None:
     mixed = request(learning_rate=2e-3, eval_steps=5)  # no eval set: eval_steps is refused, so lr is not applied
     _, recorder = run(tiny_dir, tmp_path, source, {4: [mixed]})
