@@ -12,6 +12,7 @@ One place for it, because REST (``_rest.py``) and each Realtime subscription
 
 from __future__ import annotations
 
+import httpx
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from supabase.types import RealtimeClientOptions
 
@@ -19,19 +20,25 @@ from agent._config import AgentConfig
 
 __all__ = ["create_client"]
 
-REQUEST_TIMEOUT = 10.0
 
+async def create_client(
+    config: AgentConfig,
+    *,
+    realtime: RealtimeClientOptions | None = None,
+    http_client: httpx.AsyncClient | None = None,
+) -> AsyncClient:
+    """A client for ``config``'s project; no network is touched until it is used.
 
-async def create_client(config: AgentConfig, realtime: RealtimeClientOptions | None = None) -> AsyncClient:
-    """A client for ``config``'s project; no network is touched until it is used."""
+    ``http_client`` carries REST calls (the caller closes it); pass one whenever REST is used.
+    """
     options = AsyncClientOptions(
         schema=config.schema,
         headers={"Authorization": f"Bearer {config.key}"},
         auto_refresh_token=False,
         persist_session=False,
-        postgrest_client_timeout=REQUEST_TIMEOUT,
         postgrest_client_retry=False,  # retries are the agent's, bounded by close()'s deadline
         realtime=realtime,
+        httpx_client=http_client,
     )
     client = await acreate_client(config.url, config.api_key or config.key, options)
     if config.api_key:

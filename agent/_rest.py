@@ -22,6 +22,8 @@ from agent._exceptions import RestError
 
 __all__ = ["RestClient", "is_transient_code"]
 
+REQUEST_TIMEOUT = 10.0  # seconds per REST call; close() cuts a pending one at its own deadline
+
 logger = logging.getLogger(__name__)
 
 # SQLSTATE classes worth retrying: connection (08), transaction rollback (40), insufficient
@@ -66,10 +68,12 @@ class RestClient:
     def __init__(self, config: AgentConfig) -> None:
         self._config = config
         self._client: AsyncClient | None = None
+        self._http: httpx.AsyncClient | None = None
 
     async def _get(self) -> AsyncClient:
         if self._client is None:
-            self._client = await create_client(self._config)
+            self._http = httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
+            self._client = await create_client(self._config, http_client=self._http)
         return self._client
 
     async def read_row(self) -> dict[str, Any] | None:
@@ -96,6 +100,6 @@ class RestClient:
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.postgrest.aclose()
+        http, self._http, self._client = self._http, None, None
+        if http is not None:
+            await http.aclose()
