@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
+from realtime import (
+    AsyncRealtimeChannel,
+    AsyncRealtimeClient,
+    RealtimePostgresChangesListenEvent,
+    RealtimeSubscribeStates,
+)
 
 WAIT_S = 15.0
 
@@ -37,8 +42,8 @@ class Watch:
     client: AsyncRealtimeClient
     channel: AsyncRealtimeChannel
     states: asyncio.Queue[tuple[RealtimeSubscribeStates, Exception | None]] = field(default_factory=asyncio.Queue)
-    changes: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
-    broadcasts: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    changes: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    broadcasts: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     systems: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
 
     @classmethod
@@ -49,7 +54,8 @@ class Watch:
         return cls(client, client.channel(name, {"config": config} if config else None))  # type: ignore[arg-type]
 
     def on_changes(self, table: str = "local_training_jobs", event: str = "UPDATE", filter: str | None = None) -> Watch:
-        self.channel.on_postgres_changes(event, self.changes.put_nowait, table=table, schema="public", filter=filter)
+        listen = RealtimePostgresChangesListenEvent(event)
+        self.channel.on_postgres_changes(listen, self.changes.put_nowait, table=table, schema="public", filter=filter)
         return self
 
     def on_broadcast(self, event: str = "*") -> Watch:

@@ -15,6 +15,8 @@ from websockets.asyncio.client import ClientConnection
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 
+OK_EMPTY = {"status": "ok", "response": {}}
+
 
 def socket_url(env: dict[str, str], apikey: str | None = None, vsn: str = "1.0.0") -> str:
     base = realtime_url(env).replace("http://", "ws://").replace("https://", "wss://")
@@ -36,7 +38,7 @@ async def test_heartbeat_reply_echoes_the_ref(stack_env):
     async with websockets.connect(socket_url(stack_env)) as ws:
         for ref in (None, "26"):
             reply = await exchange(ws, {"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": ref})
-            assert reply == {"topic": "phoenix", "event": "phx_reply", "payload": {"status": "ok", "response": {}}, "ref": ref}
+            assert reply == {"topic": "phoenix", "event": "phx_reply", "payload": OK_EMPTY, "ref": ref}
 
 
 async def test_join_echoes_bindings_in_order_with_stable_ids_then_system_ok(stack_env):
@@ -59,7 +61,12 @@ async def test_join_echoes_bindings_in_order_with_stable_ids_then_system_ok(stac
         "topic": "realtime:ids",
         "event": "system",
         "ref": None,
-        "payload": {"channel": "ids", "extension": "postgres_changes", "message": "Subscribed to PostgreSQL", "status": "ok"},
+        "payload": {
+            "channel": "ids",
+            "extension": "postgres_changes",
+            "message": "Subscribed to PostgreSQL",
+            "status": "ok",
+        },
     }
 
 
@@ -83,7 +90,7 @@ async def test_leave_replies_then_closes_with_the_join_ref(stack_env):
         leave = {"topic": "realtime:room", "event": "phx_leave", "payload": {}, "ref": "2", "join_ref": "1"}
         reply = await exchange(ws, leave)
         close = json.loads(await ws.recv())
-    assert reply == {"topic": "realtime:room", "event": "phx_reply", "payload": {"status": "ok", "response": {}}, "ref": "2"}
+    assert reply == {"topic": "realtime:room", "event": "phx_reply", "payload": OK_EMPTY, "ref": "2"}
     assert close == {"topic": "realtime:room", "event": "phx_close", "payload": {}, "ref": "1"}
 
 
