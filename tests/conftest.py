@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from typing import Any
 
 import httpx
@@ -26,7 +24,6 @@ import pytest
 
 from liveparams.stack import LocalStack
 from liveparams.stack.keys import mint_jwt
-from liveparams.stack.local import port_is_free
 
 REAL_STACK_VARIABLES = ("SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
 JOB_TOKEN_TTL_S = 3600
@@ -49,19 +46,6 @@ def _real_stack_env() -> dict[str, str] | None:
     return env
 
 
-def _free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _ports() -> tuple[int, int]:
-    """54321/54322 like `supabase start` when free; other engineers' stacks may hold them."""
-    if port_is_free(54321) and port_is_free(54322):
-        return 54321, 54322
-    return _free_port(), _free_port()
-
-
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStack | None]:
     """The LocalStack this session started, or None when the tests run against a real stack."""
@@ -70,8 +54,8 @@ def local_stack() -> Iterator[LocalStack | None]:
         return
     root = tempfile.mkdtemp(prefix="liveparams-stack-")
     os.chmod(root, 0o755)  # PostgreSQL runs as the `postgres` OS user when we are root
-    api_port, db_port = _ports()
-    stack = LocalStack(os.path.join(root, "stack"), api_port=api_port, db_port=db_port, enable_faults=True)
+    # The standard ports when free; other stacks (a developer's, another test run) may hold them.
+    stack = LocalStack.on_free_ports(os.path.join(root, "stack"), enable_faults=True)
     try:
         stack.start()
         yield stack

@@ -292,20 +292,40 @@ def _api_ready(api_url: str) -> bool:
 
 
 def _terminate_pid(pid: int, timeout: float = 10.0) -> None:
-    """SIGTERM a front started by another process, then SIGKILL it if it lingers."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    """SIGTERM a front started by another process, then SIGKILL it if it lingers.
+
+    The pid comes from the marker file, so it is checked to still be our front
+    (pids get reused) before anything is sent to it.
+    """
+    if not is_front_process(pid):
         return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not process_is_running(pid):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+def process_is_running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (an exited child nobody has reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def is_front_process(pid: int) -> bool:
+    """Whether ``pid`` is a running ``python -m liveparams.stack serve``."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"liveparams.stack" in argv and b"serve" in argv and process_is_running(pid)
 
 
 def _read_marker(state_dir: Path) -> _Marker | None:

@@ -21,6 +21,7 @@ from liveparams.stack.rest import RestApi
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 REST_POOL_SIZE = 10
+SHUTDOWN_GRACE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -71,4 +72,5 @@ def build_app(config: ServerConfig) -> web.Application:
 def serve(config: ServerConfig) -> None:
     """Run until SIGTERM/SIGINT."""
     print(f"liveparams local stack (development and tests only) listening on http://{config.host}:{config.port}")
-    web.run_app(build_app(config), host=config.host, port=config.port, print=None)
+    # A short grace period: open WebSockets must not hold up `liveparams stack down` for a minute.
+    web.run_app(build_app(config), host=config.host, port=config.port, print=None, shutdown_timeout=SHUTDOWN_GRACE_S)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,15 +15,9 @@ import psycopg
 import pytest
 
 from liveparams.stack import LocalStack, StackError, keys
-from liveparams.stack.local import MARKER, port_is_free
+from liveparams.stack.local import MARKER, free_port, port_is_free, process_is_running
 
 pytestmark = pytest.mark.stack
-
-
-def _free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -38,14 +31,6 @@ def _parse_env(text: str) -> dict[str, str]:
     return {key: value.strip('"') for key, value in pairs}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.fixture
 def state_root() -> Iterator[Path]:
     """A world-traversable temporary directory (PostgreSQL runs as `postgres` when the tests run as root)."""
@@ -57,7 +42,7 @@ def state_root() -> Iterator[Path]:
 
 def test_up_status_down_through_the_cli(state_root: Path) -> None:
     state_dir = state_root / "stack"
-    api_port, db_port = _free_port(), _free_port()
+    api_port, db_port = free_port(), free_port()
 
     up = _cli("up", "--state-dir", str(state_dir), "--api-port", str(api_port), "--db-port", str(db_port))
     assert up.returncode == 0, up.stderr
@@ -85,13 +70,13 @@ def test_up_status_down_through_the_cli(state_root: Path) -> None:
         down = _cli("down", "--state-dir", str(state_dir))
     assert down.returncode == 0, down.stderr
     assert not state_dir.exists()
-    assert not _alive(postmaster_pid) and not _alive(api_pid)
+    assert not process_is_running(postmaster_pid) and not process_is_running(api_pid)
     assert port_is_free(api_port) and port_is_free(db_port)
     assert _cli("status", "--state-dir", str(state_dir)).returncode == 1
 
 
 def test_restart_api_keeps_the_data(state_root: Path) -> None:
-    with LocalStack(state_root / "stack", api_port=_free_port(), db_port=_free_port()) as stack:
+    with LocalStack(state_root / "stack", api_port=free_port(), db_port=free_port()) as stack:
         headers = {"apikey": keys.SERVICE_ROLE_KEY, "Prefer": "return=representation"}
         created = httpx.post(f"{stack.api_url}/rest/v1/local_training_jobs", json={"name": "kept"}, headers=headers)
         assert created.status_code == 201, created.text
@@ -106,7 +91,7 @@ def test_refuses_a_taken_port_and_creates_nothing(state_root: Path) -> None:
         busy.listen()
         taken = busy.getsockname()[1]
         with pytest.raises(StackError, match=f"127.0.0.1:{taken} .* already in use"):
-            LocalStack(state_root / "stack", api_port=taken, db_port=_free_port()).start()
+            LocalStack(state_root / "stack", api_port=taken, db_port=free_port()).start()
     assert not (state_root / "stack").exists()
 
 
@@ -114,7 +99,7 @@ def test_never_touches_a_directory_it_did_not_create(state_root: Path) -> None:
     foreign = state_root / "someone-elses"
     foreign.mkdir()
     (foreign / "PG_VERSION").write_text("15\n")
-    stack = LocalStack(foreign, api_port=_free_port(), db_port=_free_port())
+    stack = LocalStack(foreign, api_port=free_port(), db_port=free_port())
     with pytest.raises(StackError, match="not created by liveparams"):
         stack.start()
     stack.stop()
@@ -125,7 +110,7 @@ def test_never_touches_a_directory_it_did_not_create(state_root: Path) -> None:
 def test_refuses_clearly_without_postgresql(state_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIVEPARAMS_PG_BINDIR", str(state_root))
     with pytest.raises(StackError, match="apt-get install postgresql-15"):
-        LocalStack(state_root / "stack", api_port=_free_port(), db_port=_free_port()).start()
+        LocalStack(state_root / "stack", api_port=free_port(), db_port=free_port()).start()
     assert not (state_root / "stack").exists()
 
 
