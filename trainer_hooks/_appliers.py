@@ -60,7 +60,41 @@ class ParameterApplier(ABC):
         logger.info("Applied %s: %r → %r at step %d", self.name, old, new, step)
 
 
-# ---- schedule shape (applied first within a request) ---------------------------------------------
+# ---- schedule (applied first within a request) ---------------------------------------------------
+
+
+class LearningRateModeApplier(ParameterApplier):
+    """``"constant"`` freezes the rate from now on; ``"rescale"`` brings the schedule back.
+
+    Applied before ``learning_rate`` in the same request, so
+    ``{"learning_rate": 1e-5, "learning_rate_mode": "constant"}`` means "1e-5 from now on".
+    While constant, ``max_steps`` and ``warmup_steps`` edit the stored schedule, which
+    ``"rescale"`` resumes from the current rate (peak = rate / factor at this step).
+    """
+
+    name = "learning_rate_mode"
+
+    def read(self, ctx: ApplyContext) -> str:
+        return "constant" if _schedule.is_constant(ctx.lr_scheduler) else "rescale"
+
+    def check(self, value: str, ctx: ApplyContext) -> str | None:
+        scheduler = ctx.lr_scheduler
+        if value == "rescale":
+            return _schedule.resume_schedule_reason(scheduler)
+        if scheduler is not None and not _schedule.is_lambda_schedule(scheduler):
+            return (
+                f"learning_rate_mode 'constant' needs a LambdaLR-family schedule; "
+                f"{type(scheduler).__name__} changes the rate from evaluation metrics"
+            )
+        return None
+
+    def apply(self, value: str, ctx: ApplyContext) -> None:
+        if ctx.lr_scheduler is None:
+            return  # no scheduler: the rate is constant already
+        if value == "constant":
+            _schedule.make_constant(ctx.optimizer, ctx.lr_scheduler)
+        else:
+            _schedule.resume_schedule(ctx.optimizer, ctx.lr_scheduler)
 
 
 class MaxStepsApplier(ParameterApplier):
@@ -122,38 +156,6 @@ class WarmupStepsApplier(ParameterApplier):
 
     def apply(self, value: int, ctx: ApplyContext) -> None:
         _schedule.set_lambda_keyword(ctx.optimizer, ctx.lr_scheduler, "num_warmup_steps", value)
-
-
-class LearningRateModeApplier(ParameterApplier):
-    """``"constant"`` freezes the rate from now on; ``"rescale"`` brings the schedule back.
-
-    Applied before ``learning_rate`` in the same request, so
-    ``{"learning_rate": 1e-5, "learning_rate_mode": "constant"}`` means "1e-5 from now on".
-    """
-
-    name = "learning_rate_mode"
-
-    def read(self, ctx: ApplyContext) -> str:
-        return "constant" if _schedule.is_constant(ctx.lr_scheduler) else "rescale"
-
-    def check(self, value: str, ctx: ApplyContext) -> str | None:
-        scheduler = ctx.lr_scheduler
-        if value == "rescale":
-            return _schedule.resume_schedule_reason(scheduler)
-        if scheduler is not None and not _schedule.is_lambda_schedule(scheduler):
-            return (
-                f"learning_rate_mode 'constant' needs a LambdaLR-family schedule; "
-                f"{type(scheduler).__name__} changes the rate from evaluation metrics"
-            )
-        return None
-
-    def apply(self, value: str, ctx: ApplyContext) -> None:
-        if ctx.lr_scheduler is None:
-            return  # no scheduler: the rate is constant already
-        if value == "constant":
-            _schedule.make_constant(ctx.optimizer, ctx.lr_scheduler)
-        else:
-            _schedule.resume_schedule(ctx.optimizer, ctx.lr_scheduler)
 
 
 # ---- optimizer ------------------------------------------------------------------------------------

@@ -65,6 +65,15 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         max_items_per_step (`int`, defaults to 64): most requests drained at one step boundary.
         close_timeout (`float`, defaults to 2.0): seconds the source may spend flushing outcomes at close.
 
+    What is checkpointed (:meth:`state`, in ``trainer_state.json``): the ids of the
+    requests already decided and the values in force. On ``resume_from_checkpoint``
+    the decided ids are not applied or reported again, and the values a checkpoint
+    does not restore (``args.max_grad_norm``, schedule keywords, ``trainer.beta``,
+    ``state`` intervals) are set again; every applier sets rather than scales, so
+    this is idempotent. Keep transformers' default
+    ``restore_callback_states_from_checkpoint=False``: with True, Trainer replaces this
+    instance by one built without arguments, which has no source.
+
     Example:
 
     ```python
@@ -162,7 +171,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             self._multi_process = _distributed.is_multi_process()
             self._restore(state)
             if state.global_step > 0 and self.in_force:
-                self._reapply(self._context(args, state, control, kwargs, resuming=True))
+                self._reapply(self._context(args, state, control, kwargs))
             if state.is_world_process_zero:
                 self._open_source()
         except Exception:
@@ -208,9 +217,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             logger.exception("draining the update source failed")
             return []
 
-    def _context(
-        self, args: Any, state: Any, control: Any, kwargs: dict[str, Any], resuming: bool = False
-    ) -> ApplyContext:
+    def _context(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any]) -> ApplyContext:
         return ApplyContext(
             args=args,
             state=state,
@@ -220,7 +227,6 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             model=kwargs.get("model"),
             train_dataloader=kwargs.get("train_dataloader"),
             trainer=self._trainer_ref(),
-            resuming=resuming,
         )
 
     def _process(self, requests: list[UpdateRequest], ctx: ApplyContext) -> list[UpdateOutcome]:

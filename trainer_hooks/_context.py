@@ -21,8 +21,6 @@ class ApplyContext:
         model (*optional*): the model being trained.
         train_dataloader (*optional*): used to know how many steps the planned epochs hold.
         trainer (`Trainer`, *optional*): needed for knobs TRL copies onto the trainer (``beta``).
-        resuming (`bool`, defaults to `False`): the value is being re-applied after ``resume_from_checkpoint``;
-            the checkpoint has already restored the optimizer and scheduler state.
     """
 
     args: Any
@@ -33,7 +31,6 @@ class ApplyContext:
     model: Any = None
     train_dataloader: Any = None
     trainer: Any = None
-    resuming: bool = False
 
     @property
     def trainer_name(self) -> str:

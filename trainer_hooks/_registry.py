@@ -1,10 +1,13 @@
 """Parameter name → applier: the one table of what the callback can change.
 
 Insertion order is the order in which the parameters of one request are
-applied: the schedule's shape first (``max_steps``, ``warmup_steps``), then
-``learning_rate_mode``, then ``learning_rate`` (so a request carrying both
-means "this rate, constant from now on"), then the other knobs, and commands
-last (so "stop" saves a checkpoint that already holds the request's changes).
+applied, and in which the values in force are set again after a resume:
+``learning_rate_mode`` first (on resume, the constant rate must be frozen from
+the restored ``group['lr']`` before a schedule keyword recomputes it), then the
+schedule's shape (``max_steps``, ``warmup_steps``), then ``learning_rate`` (so
+``{"learning_rate": x, "learning_rate_mode": "constant"}`` means "x from now
+on"), then the other knobs, and commands last (so "stop" saves a checkpoint
+that already holds the request's changes).
 Its keys equal the live (not restart-only) keys of
 ``agent._parameters.PARAMETERS``; a test checks both ways.
 """
@@ -54,9 +57,9 @@ def applier_names() -> list[str]:
 
 
 for _applier in (
+    LearningRateModeApplier(),
     MaxStepsApplier(),
     WarmupStepsApplier(),
-    LearningRateModeApplier(),
     LearningRateApplier(),
     WeightDecayApplier(),
     MaxGradNormApplier(),

@@ -251,8 +251,16 @@ def test_from_env_without_configuration_is_a_harmless_no_op(
 
 
 @pytest.mark.slow
-def test_resume_neither_reapplies_nor_loses_an_update(tiny_dir: str, tmp_path: Path) -> None:
-    change = request(learning_rate=2e-3, max_grad_norm=0.3, warmup_steps=8)
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"learning_rate": 2e-3, "max_grad_norm": 0.3, "warmup_steps": 8},
+        {"learning_rate_mode": "constant", "max_steps": 16, "max_grad_norm": 0.3},
+    ],
+    ids=["rescaled-with-new-warmup", "constant-and-shortened"],
+)
+def test_resume_neither_reapplies_nor_loses_an_update(tiny_dir: str, tmp_path: Path, params: dict[str, Any]) -> None:
+    change = request(**params)
     first = QueueSource()
     _, before = run(tiny_dir, tmp_path, first, {4: [change]}, save_strategy="steps", save_steps=10)
     assert first.outcome(change.id).status is OutcomeStatus.APPLIED
@@ -268,6 +276,7 @@ def test_resume_neither_reapplies_nor_loses_an_update(tiny_dir: str, tmp_path: P
     assert again.outcomes == []  # nothing reported twice
     assert trainer.args.max_grad_norm == 0.3  # args are not in the checkpoint: re-applied
     assert recorder.first_group() == pytest.approx({s: r for s, r in before.first_group().items() if s > 10})
+    assert trainer.state.global_step == params.get("max_steps", STEPS)
 
 
 @pytest.mark.slow
