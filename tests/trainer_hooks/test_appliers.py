@@ -10,7 +10,7 @@ import torch
 from hooks_helpers import schedule_factors
 from transformers import TrainerControl, TrainerState, TrainingArguments, get_scheduler
 
-from trainer_hooks import ApplyContext, get_applier
+from trainer_hooks import ApplyContext, _schedule, _snapshot, get_applier
 
 TOTAL, WARMUP = 12, 3
 
@@ -238,3 +238,29 @@ def test_commands_raise_control_flags(tmp_path: Any, command: str, flags: set[st
 def test_evaluate_is_refused_when_there_is_nothing_to_evaluate(tmp_path: Any) -> None:
     ctx = make_ctx(tmp_path, trainer=SimpleNamespace(eval_dataset=None))
     assert "has no eval_dataset" in get_applier("command").check("evaluate", ctx)
+
+
+def test_a_snapshot_undoes_every_change_a_request_can_make(tmp_path: Any) -> None:
+    trainer = FakeDPOTrainer(beta=0.1)
+    ctx = make_ctx(tmp_path, lrs=(1e-3, 2e-3), trainer=trainer)
+    before = ([dict(g, params=None) for g in ctx.optimizer.param_groups], list(ctx.lr_scheduler.base_lrs))
+    keywords = dict(ctx.lr_scheduler.lr_lambdas[0].keywords)
+    restore = _snapshot.capture(ctx)
+    for name, value in [
+        ("learning_rate_mode", "constant"),
+        ("warmup_steps", 1),
+        ("max_steps", 9),
+        ("learning_rate", 7e-3),
+        ("weight_decay", 0.5),
+        ("max_grad_norm", 0.1),
+        ("beta", 0.9),
+        ("command", "stop"),
+    ]:
+        set_value(ctx, name, value)
+    restore()
+    after = ([dict(g, params=None) for g in ctx.optimizer.param_groups], list(ctx.lr_scheduler.base_lrs))
+    assert after == before
+    assert not _schedule.is_constant(ctx.lr_scheduler)
+    assert ctx.lr_scheduler.lr_lambdas[0].keywords == keywords
+    assert (ctx.state.max_steps, ctx.args.max_grad_norm, trainer.beta) == (TOTAL, 1.0, 0.1)
+    assert not ctx.control.should_training_stop
