@@ -283,9 +283,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 never goes via a proxy
+
+
 def _api_ready(api_url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{api_url}/_liveparams/health", timeout=1) as response:
+        with _NO_PROXY_OPENER.open(f"{api_url}/_liveparams/health", timeout=1) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
