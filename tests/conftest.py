@@ -22,11 +22,13 @@ import httpx
 import psycopg
 import pytest
 
-from liveparams.stack import LocalStack
+from liveparams.stack import LocalStack, StackError
 from liveparams.stack.keys import mint_jwt
+from liveparams.stack.local import free_port
 
 REAL_STACK_VARIABLES = ("SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
 JOB_TOKEN_TTL_S = 3600
+STACK_START_ATTEMPTS = 3
 
 
 def _real_stack_env() -> dict[str, str] | None:
@@ -54,10 +56,19 @@ def local_stack() -> Iterator[LocalStack | None]:
         return
     root = tempfile.mkdtemp(prefix="liveparams-stack-")
     os.chmod(root, 0o755)  # PostgreSQL runs as the `postgres` OS user when we are root
-    # The standard ports when free; other stacks (a developer's, another test run) may hold them.
-    stack = LocalStack.on_free_ports(os.path.join(root, "stack"), enable_faults=True)
+    state_dir = os.path.join(root, "stack")
+    # The standard ports when free; other stacks (a developer's, another test run starting at the
+    # same moment) may hold or grab them, so a failed start is retried on free ports.
+    stack = LocalStack.on_free_ports(state_dir, enable_faults=True)
     try:
-        stack.start()
+        for attempt in range(STACK_START_ATTEMPTS):
+            try:
+                stack.start()
+                break
+            except StackError:
+                if attempt == STACK_START_ATTEMPTS - 1:
+                    raise
+                stack = LocalStack(state_dir, api_port=free_port(), db_port=free_port(), enable_faults=True)
         yield stack
     finally:
         stack.stop()
