@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import queue
 import random
 import time
@@ -22,7 +23,7 @@ from agent._exceptions import RestError
 from agent._models import UpdateOutcome
 from agent._requests import LEGACY_PREFIX
 
-__all__ = ["OutcomeWriter", "backoff_delay"]
+__all__ = ["OutcomeWriter", "backoff_delay", "json_safe"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,27 @@ def backoff_delay(failures: int, initial: float, maximum: float) -> float:
     """Exponential backoff with full jitter: uniform in [d/2, d], d = initial·2^(failures-1) capped at maximum."""
     delay = min(initial * 2 ** max(failures - 1, 0), maximum)
     return random.uniform(delay / 2, delay)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON: tensors and numpy scalars become numbers, NaN/inf and unknown objects text.
+
+    Appliers report old/new values as they find them on the trainer; one value the RPC cannot
+    store must not keep the others off the row.
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    item = getattr(value, "item", None)  # numpy and torch scalars
+    if callable(item):
+        with contextlib.suppress(Exception):
+            return json_safe(item())
+    return str(value)
 
 
 class OutcomeWriter:
@@ -85,7 +107,7 @@ class OutcomeWriter:
                     outcome.status.value,
                 )
                 continue
-            self._pending.setdefault(outcome.request_id, outcome.to_row())
+            self._pending.setdefault(outcome.request_id, json_safe(outcome.to_row()))
 
     async def run(self) -> None:
         """Write until cancelled."""

@@ -139,8 +139,11 @@ class Subscription:
         assert self._client is not None and self._channel is not None, "open() first"
         realtime, channel = self._client.realtime, self._channel
         listen_task: asyncio.Task[None] | None = getattr(realtime, "_listen_task", None)
-        if realtime.is_connected and (listen_task is None or listen_task.done()):
-            return self._dead("the client stopped reading the socket (its listen task ended)")
+        if listen_task is None or listen_task.done():
+            if realtime.is_connected:
+                return self._dead("the client stopped reading the socket (its listen task ended)")
+            # Reconnects run inside the listen task; when it has ended unconnected, the client gave up.
+            return self._dead("the client gave up reconnecting")
         if channel.state is ChannelStates.CLOSED or realtime.channels.get(channel.topic) is not channel:
             return self._dead(f"the channel was closed ({self._state and self._state.value}: {self._error})")
         if realtime.is_connected and channel.state is ChannelStates.JOINED:

@@ -159,6 +159,9 @@ class Worker:
                 failures = 0 if self.status is AgentStatus.SUBSCRIBED else failures
             except SubscriptionError as exc:
                 reason = str(exc)
+            except Exception as exc:  # a bug here or in the client: rebuild as after any failure
+                logger.exception("Realtime subscription failed unexpectedly")
+                reason = f"{type(exc).__name__}: {exc}"
             finally:
                 await subscription.close()
             failures += 1
@@ -218,7 +221,10 @@ class Worker:
             await _wait_for_event(self._resync, interval)
             self._resync.clear()
             async with throttler:
-                await self._reread()
+                try:
+                    await self._reread()
+                except Exception:  # keep polling whatever one read did
+                    logger.exception("Re-reading the job row failed unexpectedly")
 
     async def _reread(self) -> None:
         becomes_ready, self._ready_pending = self._ready_pending, False

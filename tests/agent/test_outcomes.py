@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agent import OutcomeStatus, RestError, UpdateOutcome
-from agent._outcomes import OutcomeWriter
+from agent import Change, OutcomeStatus, RestError, UpdateOutcome
+from agent._outcomes import OutcomeWriter, json_safe
 
 
 class Table:
@@ -97,3 +97,19 @@ def test_flush_writes_what_is_pending() -> None:
     w.submit([applied("a")])
     assert asyncio.run(w.flush(2.0)) == 0
     assert list(table.rows) == ["a"]
+
+
+class Scalar:
+    """What a torch or numpy scalar looks like to the writer."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def item(self) -> float:
+        return self.value
+
+
+def test_values_become_plain_json() -> None:
+    row = UpdateOutcome("a", OutcomeStatus.APPLIED, changes={"lr": Change(Scalar(1e-4), float("nan"))}).to_row()
+    assert json_safe(row)["changes"] == {"lr": {"old": 1e-4, "new": "nan"}}
+    assert json_safe({"x": (1, object)})["x"][0] == 1
