@@ -7,6 +7,7 @@ requests ``drain()`` returned, in which order, and what the row says.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -23,6 +24,7 @@ import httpx
 import pytest
 
 from agent import AgentConfig, AgentStatus, Change, OutcomeStatus, UpdateAgent, UpdateOutcome
+from agent._subscription import Health, Subscription
 
 pytestmark = pytest.mark.stack
 
@@ -387,3 +389,48 @@ def test_a_wrong_key_degrades_without_raising(stack_env: dict[str, str], job: tu
         assert not agent.wait_ready(2.0)
         assert agent.drain() == []
         assert agent.status is AgentStatus.DEGRADED
+
+
+def test_subscription_health_sees_a_listener_killed_by_a_callback(
+    job: tuple[str, str],
+    stack_env: dict[str, str],
+    job_token: Callable[[str], str],
+    request_update: Callable[..., dict[str, Any]],
+) -> None:
+    """The client's listen task dies when a callback raises, yet ``is_connected`` stays true (protocol notes §4.4).
+
+    The agent's own callback never raises; this hands the subscription one that does, to check
+    that ``health()`` sees the silent stall the supervisor rebuilds from.
+    """
+    job_id, owner = job
+    config = AgentConfig(job_id=job_id, url=stack_env["API_URL"], key=job_token(job_id), **FAST)
+    confirmed = threading.Event()
+
+    def explode(payload: Any) -> None:
+        raise RuntimeError("a callback that raises")
+
+    def on_confirmed(database_ready: bool) -> None:
+        if database_ready:
+            confirmed.set()
+
+    async def scenario() -> tuple[Health, Health]:
+        subscription = Subscription(config, explode, on_confirmed)
+        await subscription.open()
+        try:
+            for _ in range(100):
+                if confirmed.is_set():
+                    break
+                await asyncio.sleep(0.05)
+            before = subscription.health()
+            await asyncio.to_thread(request_update, owner, job_id, {"learning_rate": 1e-4})
+            for _ in range(200):
+                if subscription.health() is Health.DEAD:
+                    break
+                await asyncio.sleep(0.05)
+            return before, subscription.health()
+        finally:
+            await subscription.close()
+
+    before, after = asyncio.run(scenario())
+    assert before is Health.READY
+    assert after is Health.DEAD
