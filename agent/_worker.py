@@ -104,6 +104,8 @@ class Worker:
         """Ask the thread to flush and exit within ``timeout`` seconds; return whether it did."""
         self._deadline = time.monotonic() + timeout
         self.call_soon(self._stop.set)
+        if threading.current_thread() is self._thread:  # close() from a callback on this thread: cannot wait
+            return False
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
