@@ -276,14 +276,15 @@ class RestApi:
     ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection in a transaction that runs as the caller, set up as PostgREST does it."""
         headers = {key.lower(): value for key, value in request.headers.items()}
+        settings = [EXTRA_SEARCH_PATH, json.dumps(identity.claims), request.method, f"/{path}", json.dumps(headers)]
         async with self._pool.connection() as conn, conn.transaction():
+            # One round trip; set_config('role', ...) is SET LOCAL ROLE with the name as a bound value.
             await conn.execute(
                 "select set_config('search_path', %s, true), set_config('request.jwt.claims', %s, true),"
                 " set_config('request.method', %s, true), set_config('request.path', %s, true),"
-                " set_config('request.headers', %s, true)",
-                [EXTRA_SEARCH_PATH, json.dumps(identity.claims), request.method, f"/{path}", json.dumps(headers)],
+                " set_config('request.headers', %s, true), set_config('role', %s, true)",
+                [*settings, identity.role],
             )
-            await conn.execute(sql.SQL("set local role {}").format(sql.Identifier(identity.role)))
             yield conn
 
 

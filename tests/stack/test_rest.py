@@ -205,3 +205,12 @@ def test_injected_rest_failures(
     with pytest.raises(APIError):
         service.table(TABLE).select("id").eq("user_id", owner).execute()
     assert service.table(TABLE).select("id").eq("user_id", owner).execute().data == []
+
+
+def test_a_signed_token_cannot_claim_a_role_beyond_the_api_roles(stack_env: dict[str, str]) -> None:
+    superuser = mint_jwt({"role": "postgres"}, stack_env["JWT_SECRET"])
+    response = httpx.get(
+        f"{stack_env['REST_URL']}/{TABLE}",
+        headers={"apikey": stack_env["ANON_KEY"], "Authorization": f"Bearer {superuser}"},
+    )
+    assert response.status_code == 403 and response.json()["code"] == "42501"
