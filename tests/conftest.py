@@ -3,8 +3,8 @@
 By default the session starts a ``LocalStack`` (real PostgreSQL, migrations
 applied by the Supabase CLI) in a temporary directory with fault injection on,
 on the standard ports when they are free and on free ports otherwise. With
-``SUPABASE_URL``, ``SUPABASE_ANON_KEY``, ``SUPABASE_SERVICE_ROLE_KEY`` and
-``SUPABASE_JWT_SECRET`` set (e.g. from ``supabase status -o env`` of a real
+``SUPABASE_URL`` (or ``SUPABASE_API_URL``), ``SUPABASE_ANON_KEY``,
+``SUPABASE_SERVICE_ROLE_KEY`` and ``SUPABASE_JWT_SECRET`` set (e.g. from ``supabase status -o env`` of a real
 ``supabase start``), the same tests run against that stack instead; set
 ``SUPABASE_DB_URL`` too for the tests that need the database directly.
 """
@@ -26,15 +26,16 @@ from liveparams.stack import LocalStack, StackError
 from liveparams.stack.keys import mint_jwt
 from liveparams.stack.local import free_port
 
-REAL_STACK_VARIABLES = ("SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
+REAL_STACK_KEYS = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
 JOB_TOKEN_TTL_S = 3600
 STACK_START_ATTEMPTS = 3
 
 
 def _real_stack_env() -> dict[str, str] | None:
-    if not all(os.environ.get(name) for name in REAL_STACK_VARIABLES):
+    # SUPABASE_API_URL too: what `supabase status -o env | sed 's/^/export SUPABASE_/'` exports.
+    api_url = (os.environ.get("SUPABASE_URL") or os.environ.get("SUPABASE_API_URL") or "").rstrip("/")
+    if not api_url or not all(os.environ.get(name) for name in REAL_STACK_KEYS):
         return None
-    api_url = os.environ["SUPABASE_URL"].rstrip("/")
     env = {
         "API_URL": api_url,
         "REST_URL": f"{api_url}/rest/v1",
