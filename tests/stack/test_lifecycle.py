@@ -116,3 +116,17 @@ def test_refuses_clearly_without_postgresql(state_root: Path, monkeypatch: pytes
 
 def _migrations() -> list[Path]:
     return sorted((Path(__file__).parents[2] / "supabase" / "migrations").glob("*.sql"))
+
+
+def test_refuses_clearly_without_wal2json(state_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir, lib_dir = state_root / "bin", state_root / "lib"
+    bin_dir.mkdir()
+    lib_dir.mkdir()
+    (bin_dir / "initdb").write_text("#!/bin/sh\nexit 1\n")
+    pg_config = bin_dir / "pg_config"
+    pg_config.write_text(f'#!/bin/sh\ncase "$1" in --version) echo "PostgreSQL 15.0";; *) echo "{lib_dir}";; esac\n')
+    pg_config.chmod(0o755)
+    monkeypatch.setenv("LIVEPARAMS_PG_BINDIR", str(bin_dir))
+    with pytest.raises(StackError, match=r"has no wal2json.*apt-get install postgresql-15-wal2json"):
+        LocalStack(state_root / "stack", api_port=free_port(), db_port=free_port()).start()
+    assert not (state_root / "stack").exists()
