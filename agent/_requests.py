@@ -133,9 +133,6 @@ class RequestLedger:
         # Ids of the array prefix already walked; lets an event that adds nothing cost a length check.
         self._prefix: list[str] = []
 
-    def __contains__(self, request_id: object) -> bool:
-        return request_id in self._seen
-
     def is_current(self, updates: Sequence[Any]) -> bool:
         """True when ``updates`` holds nothing beyond what was already walked (the cheap path)."""
         n = len(updates)
