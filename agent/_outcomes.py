@@ -171,5 +171,7 @@ class OutcomeWriter:
                     await self._attempt({request_id: row})
                 return
             logger.warning("Outcome of request %s was refused and is dropped: %s", next(iter(batch)), exc)
+        except Exception:  # a bug, not the network: retrying would spin, so drop this batch and go on
+            logger.exception("Recording outcomes of %s failed unexpectedly; dropped", ", ".join(batch))
         for request_id in batch:
             self._pending.pop(request_id, None)

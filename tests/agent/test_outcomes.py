@@ -14,10 +14,10 @@ from agent._outcomes import OutcomeWriter, json_safe
 
 
 class Table:
-    def __init__(self, failures: list[RestError] | None = None) -> None:
+    def __init__(self, failures: list[Exception] | None = None) -> None:
         self.rows: dict[str, dict[str, Any]] = {}
         self.calls: list[list[str]] = []
-        self.failures = failures or []
+        self.failures: list[Exception] = list(failures or [])
         self.refused: set[str] = set()
 
     async def write(self, outcomes: dict[str, dict[str, Any]]) -> None:
@@ -113,3 +113,12 @@ def test_values_become_plain_json() -> None:
     row = UpdateOutcome("a", OutcomeStatus.APPLIED, changes={"lr": Change(Scalar(1e-4), float("nan"))}).to_row()
     assert json_safe(row)["changes"] == {"lr": {"old": 1e-4, "new": "nan"}}
     assert json_safe({"x": (1, object)})["x"][0] == 1
+
+
+def test_an_unexpected_error_drops_only_that_batch() -> None:
+    table = Table()
+    table.failures = [TypeError("a bug")]
+    w = writer(table, batch_size=1)
+    w.submit([applied("a"), applied("b")])
+    asyncio.run(run_until_written(w))
+    assert list(table.rows) == ["b"] and w.pending == 0
