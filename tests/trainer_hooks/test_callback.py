@@ -293,3 +293,18 @@ def test_resuming_a_checkpoint_written_without_the_callback_still_saves(
     assert source.outcome(change.id).step == 12
     saved = (tmp_path / "out" / "checkpoint-20" / "trainer_state.json").read_text()
     assert change.id in saved
+
+
+@pytest.mark.slow
+def test_max_steps_extends_within_the_planned_epochs_and_moves_the_horizon(
+    tiny_dir: str, tmp_path: Path, source: QueueSource
+) -> None:
+    too_far, extend = request(max_steps=40), request(max_steps=30)  # 16 steps per epoch, 2 epochs planned
+    trainer, recorder = run(tiny_dir, tmp_path, source, {6: [too_far, extend]})
+
+    assert "beyond the 32 steps the run's planned epochs hold" in source.outcome(too_far.id).reason
+    assert source.outcome(extend.id).status is OutcomeStatus.APPLIED
+    assert trainer.state.global_step == 30
+    short, long = schedule_factors("linear", WARMUP, STEPS), schedule_factors("linear", WARMUP, 30)
+    expected = {s: PEAK * (short if s <= 6 else long)[s - 1] for s in range(1, 31)}
+    assert recorder.first_group() == pytest.approx(expected)
