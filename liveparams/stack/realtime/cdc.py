@@ -172,6 +172,7 @@ class ChangePoller:
         while True:
             if loop.time() - self._publication_read_at > PUBLICATION_REFRESH_S:
                 await self.refresh_publication()
+            await self._flush_async_commits()
             rows = await self._poll()
             if rows:
                 await self._handler(rows)
@@ -180,6 +181,21 @@ class ChangePoller:
             interval = BUSY_INTERVAL_S if self._busy() else IDLE_INTERVAL_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), interval)
+
+    async def _flush_async_commits(self) -> None:
+        """Flush WAL that commits with ``synchronous_commit = off`` left unflushed, before decoding.
+
+        Logical decoding reads only flushed WAL, and waits when the flushed end cuts a
+        record in two: with asynchronous commits that costs up to ``wal_writer_delay``
+        (200 ms) per change. A synchronous commit of a tiny logical message flushes
+        everything before it, and only happens when something is unflushed.
+        """
+        cur = await self._conn.execute("select pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn()")
+        row = await cur.fetchone()
+        if row and row[0]:
+            async with self._conn.transaction():
+                await self._conn.execute("set local synchronous_commit = on")
+                await self._conn.execute("select pg_logical_emit_message(true, 'liveparams-realtime-flush', '')")
 
     async def _poll(self) -> list[WalChange]:
         publication = self._publication

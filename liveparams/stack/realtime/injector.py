@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from liveparams.stack.faults import ChangesMode
 from liveparams.stack.realtime.channel import Channel
+from liveparams.stack.realtime.connection import Connection
 from liveparams.stack.realtime.hub import Hub
-from liveparams.stack.realtime.socket import Connection
 
 
 class SocketFaults:

@@ -14,10 +14,10 @@ from liveparams.stack.realtime.auth import AuthError, verify
 from liveparams.stack.realtime.bindings import Binding
 from liveparams.stack.realtime.catalog import BindingChecker
 from liveparams.stack.realtime.cdc import ChangePoller
+from liveparams.stack.realtime.connection import Connection, SocketContext
 from liveparams.stack.realtime.hub import Hub
 from liveparams.stack.realtime.rls import ChangeRenderer
 from liveparams.stack.realtime.serializers import serializer_for
-from liveparams.stack.realtime.socket import Connection, SocketContext
 
 log = logging.getLogger(__name__)
 
