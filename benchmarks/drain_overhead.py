@@ -6,7 +6,7 @@ Two measurements, printed as a table:
    optimizer step) with the default callbacks only, plus our callback with no
    source (updates off), plus our callback draining an empty source.
 2. A whole run: per-step time of a stock Trainer on the tiny model (CPU), with
-   and without the callback draining an empty source.
+   and without the callback draining an empty source (best of alternating runs).
 
 Run: ``python benchmarks/drain_overhead.py`` (about a minute on 2 cores).
 """
@@ -70,9 +70,10 @@ def hook_cost_us(callbacks: list[Any], args: TrainingArguments) -> float:
 
 
 def step_times_ms(model_dir: str, out: str, variants: dict[str, list[Any]]) -> dict[str, float]:
-    """Median over repeats of the mean wall time per optimizer step of a tiny Trainer run, per variant.
+    """Best over repeats of the mean wall time per optimizer step of a tiny Trainer run, per variant.
 
-    One warm-up run first, then the variants alternate so that drift (caches, CPU clock) hits all alike.
+    One warm-up run first, then the variants alternate so that drift (caches, CPU clock) hits all alike;
+    the best run is the one least disturbed by other processes on a shared machine.
     """
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     data = sft_dataset(64).map(lambda row: tokenizer(row["text"]), remove_columns=["text"])
@@ -100,7 +101,7 @@ def step_times_ms(model_dir: str, out: str, variants: dict[str, list[Any]]) -> d
         trainer.train()
         if name in times:
             times[name].append((time.perf_counter() - start) / RUN_STEPS * 1e3)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {name: min(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -121,7 +122,7 @@ def main() -> None:
         cost = hook_cost_us([callback], args)
         hooks.add_row(label, f"{cost:.2f}", f"{cost - base:+.2f}")
 
-    runs = Table(title=f"tiny Trainer run, CPU, {RUN_STEPS} steps, median of {RUN_REPEATS}")
+    runs = Table(title=f"tiny Trainer run, CPU, {RUN_STEPS} steps, best of {RUN_REPEATS}")
     runs.add_column("run")
     runs.add_column("ms / step", justify="right")
     measured = step_times_ms(model_dir, out, {"without": [], "with": [RuntimeParameterCallback(EmptySource())]})
