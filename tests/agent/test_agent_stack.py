@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -233,9 +234,11 @@ def test_every_fault_is_survived_with_nothing_lost_or_duplicated(
     make_agent: Callable[..., UpdateAgent],
     request_update: Callable[..., dict[str, Any]],
     faults: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     job_id, owner = job
     agent = make_agent(job_id)
+    caplog.set_level(logging.INFO)
     agent.start()
     assert agent.wait_ready(DELIVERY_TIMEOUT_S)
     before = request_update(owner, job_id, {"learning_rate": 1e-4})["id"]
@@ -249,6 +252,7 @@ def test_every_fault_is_survived_with_nothing_lost_or_duplicated(
     assert agent.wait_ready(DELIVERY_TIMEOUT_S)
     after = request_update(owner, job_id, {"weight_decay": 0.2})["id"]
     assert collect(agent, 1) == [after]
+    assert agent.config.key not in caplog.text
 
 
 @pytest.mark.faults
