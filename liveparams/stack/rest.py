@@ -61,7 +61,9 @@ class PostgrestError(Exception):
     @classmethod
     def from_database(cls, exc: psycopg.Error, role: str) -> PostgrestError:
         diag = exc.diag
-        code = diag.sqlstate or "XX000"
+        code = diag.sqlstate
+        if code is None:  # no answer from the server at all: the connection or the pool failed
+            return cls(503, "PGRST001", f"Database client error: {exc}")
         return cls(status_for_sqlstate(code, role), code, diag.message_primary or str(exc), diag.message_detail,
                    diag.message_hint)  # fmt: skip
 
@@ -150,7 +152,7 @@ class RestApi:
             statement, statement_params = await self._insert_sql(table, table_name, query, prefer, payload)
             status = 201
         elif request.method == "PATCH":
-            if not isinstance(payload, dict):
+            if not isinstance(payload, dict) or not payload:
                 raise PostgrestError(400, "PGRST102", "Empty or invalid json")
             columns = sql.SQL(", ").join(map(sql.Identifier, payload))
             statement = sql.SQL(
