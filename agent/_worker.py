@@ -158,9 +158,11 @@ class Worker:
             try:
                 await subscription.open()
                 reason = await self._watch(subscription)
+                logger.info("Realtime subscription lost (%s); rebuilding it", reason)
                 failures = 0 if self.status is AgentStatus.SUBSCRIBED else failures
             except SubscriptionError as exc:
                 reason = str(exc)
+                logger.debug("Realtime subscription failed: %s", reason)
             except Exception as exc:  # a bug here or in the client: rebuild as after any failure
                 logger.exception("Realtime subscription failed unexpectedly")
                 reason = f"{type(exc).__name__}: {exc}"

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -438,3 +439,99 @@ def test_subscription_health_sees_a_listener_killed_by_a_callback(
     before, after = asyncio.run(scenario())
     assert before is Health.READY
     assert after is Health.DEAD
+
+
+class Plug:
+    """A TCP forwarder in front of the stack's API whose plug can be pulled: a network outage, not a fake server.
+
+    ``pull()`` cuts every connection and refuses new ones; ``push()`` accepts them again.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="test.plug", daemon=True)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self._thread.start()
+        self.push()
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            server_reader, server_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            client_writer.close()
+            return
+        self._writers |= {client_writer, server_writer}
+        await asyncio.gather(self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer))
+        self._writers -= {client_writer, server_writer}
+
+    def push(self) -> None:
+        async def listen() -> None:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+
+        self._run(listen())
+
+    def pull(self) -> None:
+        async def cut() -> None:
+            if self._server is not None:
+                self._server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            self._writers.clear()
+
+        self._run(cut())
+
+    def close(self) -> None:
+        self.pull()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+@pytest.mark.faults
+def test_an_outage_longer_than_the_client_retries_for(
+    job: tuple[str, str],
+    stack_env: dict[str, str],
+    job_token: Callable[[str], str],
+    request_update: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The official client gives up for good after 5 failed reconnects (about 15 s) and says nothing.
+
+    ``recovery_grace`` is set beyond that, so only the supervisor's "gave up" check can bring push back.
+    """
+    job_id, owner = job
+    api = httpx.URL(stack_env["API_URL"])
+    plug = Plug(api.host, api.port or 80)
+    caplog.set_level(logging.INFO, logger="agent")
+    config = AgentConfig(
+        job_id=job_id, url=f"http://127.0.0.1:{plug.port}", key=job_token(job_id), **(FAST | {"recovery_grace": 120})
+    )
+    try:
+        with UpdateAgent(config) as agent:
+            assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+            plug.pull()
+            during = request_update(owner, job_id, {"max_steps": 700})["id"]
+            assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 5)
+            time.sleep(17)  # the client's own reconnects: immediately, then after 1, 2, 4 and 8 s; then it gives up
+            plug.push()
+            assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+            assert "the client gave up reconnecting" in caplog.text
+            assert collect(agent, 1) == [during]
+            after = request_update(owner, job_id, {"max_steps": 800})["id"]
+            assert collect(agent, 1) == [after]
+    finally:
+        plug.close()
