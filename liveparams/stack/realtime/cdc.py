@@ -172,7 +172,6 @@ class ChangePoller:
         while True:
             if loop.time() - self._publication_read_at > PUBLICATION_REFRESH_S:
                 await self.refresh_publication()
-            await self._flush_async_commits()
             rows = await self._poll()
             if rows:
                 await self._handler(rows)
@@ -182,22 +181,36 @@ class ChangePoller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), interval)
 
-    async def _flush_async_commits(self) -> None:
-        """Flush WAL that commits with ``synchronous_commit = off`` left unflushed, before decoding.
+    async def _decodable_end(self) -> str | None:
+        """The WAL position to decode up to now, or None when nothing was written since the last poll.
 
-        Logical decoding reads only flushed WAL, and waits when the flushed end cuts a
-        record in two: with asynchronous commits that costs up to ``wal_writer_delay``
-        (200 ms) per change. A synchronous commit of a tiny logical message flushes
-        everything before it, and only happens when something is unflushed.
+        Logical decoding reads only flushed WAL and *waits* when the flushed end cuts a
+        record in two, which asynchronous commits (``synchronous_commit = off``) leave
+        behind until the WAL writer's next round: up to ``wal_writer_delay`` (200 ms)
+        per change. So: if anything is unflushed, flush it with a synchronous commit of
+        a tiny logical message, and decode only up to the insert position seen here,
+        which is a record boundary that is now flushed.
         """
-        cur = await self._conn.execute("select pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn()")
+        cur = await self._conn.execute(
+            "select pg_current_wal_insert_lsn()::text, pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn(),"
+            " pg_current_wal_insert_lsn() > coalesce(confirmed_flush_lsn, '0/0')"
+            " from pg_replication_slots where slot_name = %s",
+            (self._slot,),
+        )
         row = await cur.fetchone()
-        if row and row[0]:
+        if row is None:
+            raise psycopg.OperationalError(f"replication slot {self._slot} is gone")
+        end, unflushed, unread = row
+        if unflushed:
             async with self._conn.transaction():
                 await self._conn.execute("set local synchronous_commit = on")
                 await self._conn.execute("select pg_logical_emit_message(true, 'liveparams-realtime-flush', '')")
+        return end if unread else None
 
     async def _poll(self) -> list[WalChange]:
+        end = await self._decodable_end()
+        if end is None:
+            return []
         publication = self._publication
         options: list[str] = ["format-version", "2", "include-pk", "1", "include-timestamp", "1"]
         options += ["include-type-oids", "1", "include-transaction", "0"]
@@ -207,8 +220,8 @@ class ChangePoller:
         else:
             options += ["filter-tables", "*.*"]
         cur = await self._conn.execute(
-            "select data from pg_logical_slot_get_changes(%s, null, %s, variadic %s::text[])",
-            (self._slot, MAX_CHANGES_PER_POLL, options),
+            "select data from pg_logical_slot_get_changes(%s, %s::pg_lsn, %s, variadic %s::text[])",
+            (self._slot, end, MAX_CHANGES_PER_POLL, options),
         )
         changes = [parse_wal2json(data) for (data,) in await cur.fetchall()]
         return [c for c in changes if c is not None]

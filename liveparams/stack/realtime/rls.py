@@ -74,6 +74,8 @@ class _Evaluated:
     old_record: dict[str, Any] | None
     rls_enabled: bool
     passes: dict[Filter, bool]
+    privileges: dict[str, frozenset[str] | None]
+    """Per role, the shown columns it may SELECT; None when the role does not exist."""
 
 
 class ChangeRenderer:
@@ -92,13 +94,14 @@ class ChangeRenderer:
         if not interested or not change.pk:
             return []
         filters = {b.filter for _, bs in interested for b in bs if b.filter is not None}
-        evaluated = await self._evaluate(change, filters)
         groups: dict[str, list[tuple[Subscriber[K], list[Binding]]]] = {}
         for s, bs in interested:
             groups.setdefault(json.dumps(s.claims, sort_keys=True), []).append((s, bs))
+        roles = sorted({str(s.claims.get("role", "")) for s, _ in interested})
+        evaluated = await self._evaluate(change, filters, roles)
         deliveries: list[Delivery[K]] = []
         for claims_json, members in groups.items():
-            data = await self._data_for(change, evaluated, claims_json)
+            data = await self._data_for(change, evaluated, json.loads(claims_json))
             if data is None:
                 continue
             for s, bs in members:
@@ -107,13 +110,16 @@ class ChangeRenderer:
                     deliveries.append(Delivery(s.key, list(dict.fromkeys(ids)), data))
         return deliveries
 
-    async def _evaluate(self, change: WalChange, filters: set[Filter]) -> _Evaluated:
-        """Record, old record, RLS flag and filter results, computed once for all subscribers."""
+    def _shown(self, change: WalChange) -> tuple[WalColumn, ...]:
+        """The columns a change shows: the new row, or for DELETE the old identity."""
+        return change.identity if change.type == "DELETE" else change.columns
+
+    async def _evaluate(self, change: WalChange, filters: set[Filter], roles: list[str]) -> _Evaluated:
+        """Record, old record, RLS flag, filter results and each role's column privileges, in one query."""
         new_columns = change.columns if change.type != "DELETE" else ()
         record_sql, params = _object_sql(new_columns)
         old_sql, old_params = _object_sql(change.identity)
-        # Filters apply to the new row; for DELETE only the old identity exists.
-        by_name = {c.name: c for c in (change.identity if change.type == "DELETE" else change.columns)}
+        by_name = {c.name: c for c in self._shown(change)}
         ordered = sorted(filters, key=repr)
         predicates: list[sql.Composable] = []
         for f in ordered:
@@ -122,21 +128,34 @@ class ChangeRenderer:
                 predicates.append(sql.SQL("false"))
             else:
                 predicates.append(f.predicate(sql.Literal(column.value), sql.SQL(column.type)))
-        table = sql.Identifier(change.schema, change.table)
+        table = sql.Literal(sql.Identifier(change.schema, change.table).as_string(self._conn))
+        names = sql.Literal(list(by_name))
+        # A role that does not exist reads as NULL instead of failing the whole query.
+        privileges = [
+            sql.SQL(
+                "case when exists(select 1 from pg_roles where rolname = {role}) then array("
+                "select c from unnest({names}::text[]) c"
+                " where has_column_privilege({role}, {table}::regclass, c, 'SELECT')"
+                ") end"
+            ).format(role=sql.Literal(role), names=names, table=table)
+            for role in roles
+        ]
         query = sql.SQL("select {}, {}, (select relrowsecurity from pg_class where oid = {}::regclass){}").format(
             record_sql,
             old_sql,
-            sql.Literal(table.as_string(self._conn)),
-            sql.SQL("").join(sql.SQL(", {}").format(p) for p in predicates),
+            table,
+            sql.SQL("").join(sql.SQL(", {}").format(p) for p in [*privileges, *predicates]),
         )
         cur = await self._conn.execute(query, [*params, *old_params])
         row = await cur.fetchone()
         assert row is not None
+        granted = row[3 : 3 + len(roles)]
         return _Evaluated(
             record=row[0] if change.type != "DELETE" else None,
             old_record=row[1] if change.type != "INSERT" else None,
             rls_enabled=bool(row[2]),
-            passes=dict(zip(ordered, row[3:], strict=True)),
+            passes=dict(zip(ordered, row[3 + len(roles) :], strict=True)),
+            privileges={r: None if g is None else frozenset(g) for r, g in zip(roles, granted, strict=True)},
         )
 
     async def _typname(self, columns: Sequence[WalColumn]) -> dict[str, str]:
@@ -148,17 +167,16 @@ class ChangeRenderer:
             self._typnames.update(dict(await cur.fetchall()))
         return {c.name: self._typnames.get(c.typeoid, c.type) for c in columns}
 
-    async def _data_for(self, change: WalChange, evaluated: _Evaluated, claims_json: str) -> dict[str, Any] | None:
+    async def _data_for(
+        self, change: WalChange, evaluated: _Evaluated, claims: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """The ``data`` a role with these claims receives, or None when it may not see the change."""
-        claims = json.loads(claims_json)
-        shown = change.identity if change.type == "DELETE" else change.columns
-        try:
-            allowed = await self._visible_columns(change, evaluated, claims, [c.name for c in shown])
-        except psycopg.Error as exc:
-            log.debug("realtime: change on %s.%s not shown to role %r: %s", change.schema, change.table, claims, exc)
+        allowed = evaluated.privileges.get(str(claims.get("role", "")))
+        if allowed is None or not set(change.pk) <= allowed:
+            return None  # the real server would send a 401 error payload, which the Python client drops
+        if change.type != "DELETE" and evaluated.rls_enabled and not await self._row_visible(change, claims):
             return None
-        if allowed is None:
-            return None
+        shown = self._shown(change)
         typnames = await self._typname(shown)
         data: dict[str, Any] = {
             "schema": change.schema,
@@ -176,34 +194,32 @@ class ChangeRenderer:
             data["old_record"] = {k: v for k, v in evaluated.old_record.items() if k in allowed}
         return data
 
-    async def _visible_columns(
-        self, change: WalChange, evaluated: _Evaluated, claims: dict[str, Any], names: list[str]
-    ) -> set[str] | None:
-        """Columns the role may read, or None when it may not read the key or the row (RLS)."""
-        table = sql.Identifier(change.schema, change.table)
-        async with self._conn.transaction():
-            await self._conn.execute(
-                "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
-                (str(claims.get("role", "")), json.dumps(claims)),
-            )
-            cur = await self._conn.execute(
-                "select array(select c from unnest(%s::text[]) c"
-                " where has_column_privilege(%s::regclass, c, 'SELECT'))",
-                (names, table.as_string(self._conn)),
-            )
-            row = await cur.fetchone()
-            allowed = set(row[0]) if row else set()
-            if not set(change.pk) <= allowed:
-                return None
-            if change.type == "DELETE" or not evaluated.rls_enabled:
-                return allowed
-            key = {c.name: c for c in change.columns}
-            condition = sql.SQL(" and ").join(
-                sql.SQL("{} = %s::text::{}").format(sql.Identifier(name), sql.SQL(key[name].type)) for name in change.pk
-            )
-            cur = await self._conn.execute(
-                sql.SQL("select exists(select 1 from {} where {})").format(table, condition),
-                [key[name].value for name in change.pk],
-            )
-            visible = await cur.fetchone()
-            return allowed if visible and visible[0] else None
+    async def _row_visible(self, change: WalChange, claims: dict[str, Any]) -> bool:
+        """Select the row by primary key as the subscriber's role with its claims (its SELECT policies apply).
+
+        One round trip: the statements go as a single simple query, values inlined as literals.
+        """
+        key = {c.name: c for c in change.columns}
+        condition = sql.SQL(" and ").join(
+            sql.SQL("{} = {}::{}").format(sql.Identifier(name), sql.Literal(key[name].value), sql.SQL(key[name].type))
+            for name in change.pk
+        )
+        query = sql.SQL(
+            "begin; select set_config('role', {}, true), set_config('request.jwt.claims', {}, true);"
+            " select exists(select 1 from {} where {}); commit"
+        ).format(
+            sql.Literal(str(claims.get("role", ""))),
+            sql.Literal(json.dumps(claims)),
+            sql.Identifier(change.schema, change.table),
+            condition,
+        )
+        try:
+            cur = await self._conn.execute(query.as_string(self._conn))
+        except psycopg.Error as exc:
+            log.debug("realtime: visibility check on %s.%s failed: %s", change.schema, change.table, exc)
+            await self._conn.execute("rollback")
+            return False
+        cur.nextset()
+        cur.nextset()  # skip BEGIN and set_config
+        row = await cur.fetchone()
+        return bool(row and row[0])
