@@ -7,6 +7,8 @@ Two measurements, printed as a table:
    source (updates off), plus our callback draining an empty source.
 2. A whole run: per-step time of a stock Trainer on the tiny model (CPU), with
    and without the callback draining an empty source (best of alternating runs).
+3. Multi-process runs: the one collective every rank makes per step even when
+   nothing is queued (a one-element count tensor from rank 0), on 2 gloo ranks.
 
 Run: ``python benchmarks/drain_overhead.py`` (about a minute on 2 cores).
 """
@@ -43,6 +45,7 @@ from trainer_hooks import RuntimeParameterCallback
 HOOK_CALLS = 20_000
 RUN_STEPS = 150
 RUN_REPEATS = 5
+BROADCASTS = 2_000
 
 
 class EmptySource:
@@ -104,6 +107,38 @@ def step_times_ms(model_dir: str, out: str, variants: dict[str, list[Any]]) -> d
     return {name: min(values) for name, values in times.items()}
 
 
+def _broadcast_rank(rank: int, port: int, results: Any) -> None:
+    import torch.distributed as dist
+
+    from trainer_hooks._distributed import broadcast_from_rank0
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    for _ in range(100):
+        broadcast_from_rank0([])
+    dist.barrier()
+    start = time.perf_counter()
+    for _ in range(BROADCASTS):
+        broadcast_from_rank0([])
+    if rank == 0:
+        results.put((time.perf_counter() - start) / BROADCASTS * 1e6)
+    dist.destroy_process_group()
+
+
+def broadcast_cost_us() -> float:
+    """Microseconds per empty-drain broadcast between 2 gloo ranks on this machine."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    context = mp.get_context("spawn")
+    results = context.SimpleQueue()
+    mp.start_processes(_broadcast_rank, args=(port, results), nprocs=2, start_method="spawn")
+    return float(results.get())
+
+
 def main() -> None:
     model_dir, out = tiny_model_dir(), tempfile.mkdtemp(prefix="liveparams-bench-")
     args = TrainingArguments(output_dir=out, report_to=[])
@@ -131,9 +166,15 @@ def main() -> None:
     runs.add_row("callback, empty source", f"{with_callback:.3f}")
     runs.add_row("difference", f"{with_callback - without:+.3f} ({(with_callback / without - 1) * 100:+.1f} %)")
 
+    ddp = Table(title=f"2 gloo ranks, CPU, {BROADCASTS} steps")
+    ddp.add_column("per step, every rank, even with nothing queued")
+    ddp.add_column("µs", justify="right")
+    ddp.add_row("broadcast of the drained count from rank 0", f"{broadcast_cost_us():.1f}")
+
     console = Console()
     console.print(hooks)
     console.print(runs)
+    console.print(ddp)
 
 
 if __name__ == "__main__":
