@@ -35,7 +35,11 @@ _APPLIERS: dict[str, ParameterApplier] = {}
 
 
 def register_applier(applier: ParameterApplier) -> None:
-    """Add ``applier`` under ``applier.name``; a name registered twice raises ``ValueError``."""
+    """Add ``applier`` under ``applier.name``; a name registered twice raises ``ValueError``.
+
+    A new parameter also needs its entry in ``agent._parameters.PARAMETERS``: the agent
+    (and the callback, defensively) refuse requests for names not in that table.
+    """
     if applier.name in _APPLIERS:
         raise ValueError(
             f"an applier for {applier.name!r} is already registered ({type(_APPLIERS[applier.name]).__name__})"
