@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from realtime import RealtimeSubscribeStates
 from realtime_support import Watch, anyio_backend, barrier, next_item  # noqa: F401
+
+from liveparams.stack.server import ServerConfig, build_app
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults, pytest.mark.anyio]
 
@@ -161,3 +165,31 @@ def test_unknown_action_is_refused(stack_env, faults):
     with pytest.raises(httpx.HTTPStatusError) as refused:
         faults("melt_down")
     assert refused.value.response.status_code == 404
+
+
+async def test_server_stop_closes_with_1001_and_the_client_comes_back(
+    stack_env, local_stack, owned_job, request_update
+):
+    if local_stack is None:
+        pytest.skip("restarts the local stack's HTTP front")
+    job_id, owner_jwt = owned_job
+    watch = await watch_job(stack_env, "restart", job_id, owner_jwt)
+    try:
+        await asyncio.to_thread(local_stack.restart_api)
+        state, error = await next_item(watch.states)
+        assert state == CHANNEL_ERROR and "1001" in str(error)
+        assert await watch.next_state() == SUBSCRIBED  # reconnected (backoff 1, 2, 4 s) and rejoined
+        await next_item(watch.systems)
+        request_update(owner_jwt, job_id, {"learning_rate": 1e-3})
+        assert lr_of(await watch.next_change()) == 1e-3
+    finally:
+        await watch.close()
+
+
+def test_fault_routes_exist_only_behind_the_switch():
+    def fault_paths(enable_faults: bool) -> list[str]:
+        config = ServerConfig(port=0, dsn="postgresql://unused", jwt_secret="x" * 32, enable_faults=enable_faults)
+        return [r.canonical for r in build_app(config).router.resources() if "faults" in r.canonical]
+
+    assert fault_paths(False) == []
+    assert fault_paths(True) == ["/_liveparams/faults/{action}"]
