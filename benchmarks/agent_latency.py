@@ -180,7 +180,7 @@ def main() -> None:
     rows.append(("frame → nothing (event adding no request)", percentiles(noop), None))
     if args.commits:
         to_callback, to_queue = bench_commits(args.commits, args.spacing)
-        agent_part = [q - c for q, c in zip(to_queue, to_callback)]
+        agent_part = [q - c for q, c in zip(to_queue, to_callback, strict=True)]
         rows.append(("commit → agent callback (server's part)", percentiles(to_callback), None))
         rows.append(("agent callback → drain() (agent's part)", percentiles(agent_part), None))
         rows.append(("commit → queue (local stack, end to end)", percentiles(to_queue), 50.0))
