@@ -13,6 +13,8 @@ from realtime import RealtimeSubscribeStates
 from realtime_support import Watch, anyio_backend, next_item, realtime_url  # noqa: F401
 from websockets.asyncio.client import ClientConnection
 
+from liveparams.stack.keys import mint_jwt
+
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 
 OK_EMPTY = {"status": "ok", "response": {}}
@@ -152,3 +154,16 @@ async def test_presence_round_trip(stack_env):
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_channel_ends_when_its_token_expires(stack_env, new_user):
+    user_id, _ = new_user()
+    short_lived = mint_jwt({"sub": user_id, "role": "authenticated"}, stack_env["JWT_SECRET"], expires_in=2)
+    watch = Watch.open(stack_env, name="short-lived")
+    try:
+        await watch.subscribe(short_lived)
+        state, error = await next_item(watch.states)
+        assert state == RealtimeSubscribeStates.CHANNEL_ERROR and "Token has expired" in str(error)
+        assert await watch.next_state() == RealtimeSubscribeStates.CLOSED
+    finally:
+        await watch.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,6 +33,8 @@ class Channel:
     presence_key: str = field(default_factory=lambda: str(uuid.uuid4()))
     subscribed: bool = False
     """True once "Subscribed to PostgreSQL" went out: only then does it receive changes."""
+    expiry: asyncio.TimerHandle | None = None
+    """Ends the channel when its token expires; cancelled when the channel goes."""
     superseded_join_ref: str | None = None
     """The join ref of the join this one replaced on the same socket (for a stale ``phx_close``)."""
 

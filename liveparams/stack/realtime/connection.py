@@ -182,6 +182,7 @@ class Connection:
             channel.presence_key = str(presence["key"])
         self.channels[msg.topic] = channel
         self._ctx.hub.add(channel)
+        self._watch_expiry(channel)
         channel.reply(msg.ref, "ok", {"postgres_changes": [b.reply_entry() for b in bindings]})
         if channel.presence_enabled:
             channel.push("presence_state", self._ctx.hub.presence_state(channel))
@@ -213,6 +214,24 @@ class Connection:
             del self.channels[channel.topic]
         self._ctx.hub.remove(channel)
 
+    def end_channel(self, channel: Channel, message: str) -> None:
+        """What the real server does when a channel's token is refused or expires: system error, ``phx_close``."""
+        channel.system("system", "error", message)
+        channel.close()
+        self.drop_channel(channel)
+
+    def _watch_expiry(self, channel: Channel) -> None:
+        """End the channel when its token expires, as the real server's periodic check does."""
+        if channel.expiry is not None:
+            channel.expiry.cancel()
+        seconds = channel.identity.seconds_until_expiry()
+        if seconds is not None:
+            channel.expiry = asyncio.get_running_loop().call_later(max(seconds, 0.0), self._expired, channel)
+
+    def _expired(self, channel: Channel) -> None:
+        if self.channels.get(channel.topic) is channel:
+            self.end_channel(channel, "Token has expired 0 seconds ago")
+
     def _access_token(self, channel: Channel, msg: Message) -> None:
         """No reply, like the real server; a bad token ends the channel with a system error."""
         token = msg.payload.get("access_token")
@@ -221,9 +240,9 @@ class Connection:
         try:
             channel.identity = verify(token, self._ctx.jwt_secret)
         except AuthError as exc:
-            channel.system("system", "error", exc.message)
-            channel.close()
-            self.drop_channel(channel)
+            self.end_channel(channel, exc.message)
+            return
+        self._watch_expiry(channel)
 
     def _broadcast(self, channel: Channel, msg: Message) -> None:
         self._ctx.hub.broadcast(channel, msg.payload)

@@ -36,6 +36,8 @@ class Hub:
     def remove(self, channel: Channel) -> None:
         """Forget a channel that left, closed or whose socket went away; tell presence peers."""
         channel.subscribed = False
+        if channel.expiry is not None:
+            channel.expiry.cancel()
         peers = self._topics.get(channel.topic)
         if peers is not None:
             peers.discard(channel)

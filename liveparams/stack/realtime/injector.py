@@ -74,9 +74,7 @@ class SocketFaults:
         """What the real server does when a channel's token expires: system error, then ``phx_close``."""
         hit = list(self._channels(topic))
         for conn, channel in hit:
-            channel.system("system", "error", "Token has expired 0 seconds ago")
-            channel.close()
-            conn.drop_channel(channel)
+            conn.end_channel(channel, "Token has expired 0 seconds ago")
         return len(hit)
 
     def set_changes_mode(self, mode: ChangesMode, topic: str | None) -> int:
