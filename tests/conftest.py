@@ -60,7 +60,7 @@ def local_stack() -> Iterator[LocalStack | None]:
     state_dir = os.path.join(root, "stack")
     # The standard ports when free; other stacks (a developer's, another test run starting at the
     # same moment) may hold or grab them, so a failed start is retried on free ports.
-    stack = LocalStack.on_free_ports(state_dir, enable_faults=True)
+    stack = LocalStack.on_free_ports(state_dir, enable_faults=True, stop_with_caller=True)
     try:
         for attempt in range(STACK_START_ATTEMPTS):
             try:
@@ -69,7 +69,7 @@ def local_stack() -> Iterator[LocalStack | None]:
             except StackError:
                 if attempt == STACK_START_ATTEMPTS - 1:
                     raise
-                stack = LocalStack(state_dir, api_port=free_port(), db_port=free_port(), enable_faults=True)
+                stack = LocalStack(state_dir, free_port(), free_port(), enable_faults=True, stop_with_caller=True)
         yield stack
     finally:
         stack.stop()

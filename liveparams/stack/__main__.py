@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from liveparams.stack.server import ServerConfig, serve
 
@@ -15,8 +16,13 @@ def main(argv: list[str] | None = None) -> None:
     serve_parser.add_argument("--dsn", required=True, help="superuser DSN of the stack's database")
     serve_parser.add_argument("--jwt-secret", required=True)
     serve_parser.add_argument("--enable-faults", action="store_true")
+    serve_parser.add_argument(
+        "--stop-with-parent", type=Path, metavar="STATE_DIR", help="release this stack when the parent process dies"
+    )
     args = parser.parse_args(argv)
-    serve(ServerConfig(args.port, args.dsn, args.jwt_secret, args.enable_faults))
+    serve(
+        ServerConfig(args.port, args.dsn, args.jwt_secret, args.enable_faults, stop_with_parent=args.stop_with_parent)
+    )
 
 
 if __name__ == "__main__":

@@ -65,23 +65,30 @@ class LocalStack:
         db_port: int = DEFAULT_DB_PORT,
         enable_faults: bool = False,
         project_dir: str | os.PathLike[str] | None = None,
+        stop_with_caller: bool = False,
     ) -> None:
+        """``stop_with_caller``: the front stops the whole stack itself if this process dies without
+        calling ``stop()`` (a test run killed by a timeout), so nothing is left running. Off for
+        ``liveparams stack up``, whose stack is meant to outlive the command."""
         self.state_dir = Path(state_dir).resolve()
         self.api_port = api_port
         self.db_port = db_port
         self.enable_faults = enable_faults
         self.project_dir = Path(project_dir).resolve() if project_dir else None
+        self.stop_with_caller = stop_with_caller
         self._api_process: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def on_free_ports(cls, state_dir: str | os.PathLike[str], enable_faults: bool = False) -> LocalStack:
+    def on_free_ports(
+        cls, state_dir: str | os.PathLike[str], enable_faults: bool = False, stop_with_caller: bool = False
+    ) -> LocalStack:
         """A stack on 54321/54322 like ``supabase start`` when both are free, else on any free ports.
 
         Why: tests and the demo must run beside a developer's own stack (or another test run).
         """
         if port_is_free(DEFAULT_API_PORT) and port_is_free(DEFAULT_DB_PORT):
-            return cls(state_dir, DEFAULT_API_PORT, DEFAULT_DB_PORT, enable_faults)
-        return cls(state_dir, free_port(), free_port(), enable_faults)
+            return cls(state_dir, DEFAULT_API_PORT, DEFAULT_DB_PORT, enable_faults, stop_with_caller=stop_with_caller)
+        return cls(state_dir, free_port(), free_port(), enable_faults, stop_with_caller=stop_with_caller)
 
     @classmethod
     def attach(cls, state_dir: str | os.PathLike[str]) -> LocalStack | None:
@@ -157,6 +164,17 @@ class LocalStack:
         if marker is None:
             return
         self._stop_api(marker)
+        self.release()
+
+    def release(self) -> None:
+        """Stop PostgreSQL and delete what ``start()`` created, leaving the front process alone.
+
+        ``stop()`` calls it once the front is gone; a front started with ``stop_with_caller``
+        calls it itself when its caller has died.
+        """
+        marker = _read_marker(self.state_dir)
+        if marker is None:
+            return
         with contextlib.suppress(StackError):
             self._cluster(find_postgres()).stop()
         for name in ("postgres", "api.log", MARKER):
@@ -209,6 +227,8 @@ class LocalStack:
         argv += ["--dsn", self.db_url, "--jwt-secret", keys.JWT_SECRET]
         if self.enable_faults:
             argv.append("--enable-faults")
+        if self.stop_with_caller:
+            argv += ["--stop-with-parent", str(self.state_dir)]
         package_root = str(Path(liveparams.__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         with (self.state_dir / "api.log").open("ab") as log:

@@ -8,13 +8,18 @@ does; Realtime gets the superuser DSN because logical decoding needs it.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from liveparams.stack.faults import Faults, add_fault_routes
+from liveparams.stack.local import LocalStack
 from liveparams.stack.postgres import AUTHENTICATOR, AUTHENTICATOR_PASSWORD
 from liveparams.stack.realtime import add_realtime
 from liveparams.stack.rest import RestApi
@@ -22,6 +27,7 @@ from liveparams.stack.rest import RestApi
 MAX_BODY_BYTES = 16 * 1024 * 1024
 REST_POOL_SIZE = 10
 SHUTDOWN_GRACE_S = 3.0
+PARENT_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,8 @@ class ServerConfig:
     jwt_secret: str
     enable_faults: bool = False
     host: str = "127.0.0.1"
+    # The stack to release (PostgreSQL stopped, state deleted) if the process that started us dies.
+    stop_with_parent: Path | None = None
 
 
 def build_app(config: ServerConfig) -> web.Application:
@@ -66,7 +74,35 @@ def build_app(config: ServerConfig) -> web.Application:
     add_realtime(app, dsn=config.dsn, jwt_secret=config.jwt_secret, faults=faults)
     if faults is not None:
         add_fault_routes(app, faults)
+    if config.stop_with_parent is not None:
+        _stop_with_parent(app, config.stop_with_parent)  # last: its cleanup must run after the others
     return app
+
+
+def _stop_with_parent(app: web.Application, state_dir: Path) -> None:
+    """When our parent process is gone (re-parented), shut down and release the stack in ``state_dir``."""
+    parent = os.getppid()
+    orphaned = asyncio.Event()
+
+    async def watch() -> None:
+        while os.getppid() == parent:
+            await asyncio.sleep(PARENT_POLL_S)
+        print(f"the process that started the stack ({parent}) has exited; stopping the stack", flush=True)
+        orphaned.set()
+        os.kill(os.getpid(), signal.SIGTERM)  # run_app's handler: a graceful shutdown
+
+    watcher: list[asyncio.Task[None]] = []
+
+    async def start_watching(_: web.Application) -> None:
+        watcher.append(asyncio.create_task(watch()))
+
+    async def release(_: web.Application) -> None:
+        watcher[0].cancel()
+        if orphaned.is_set() and (stack := LocalStack.attach(state_dir)) is not None:
+            stack.release()
+
+    app.on_startup.append(start_watching)
+    app.on_cleanup.append(release)
 
 
 def serve(config: ServerConfig) -> None:

@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -130,3 +131,30 @@ def test_refuses_clearly_without_wal2json(state_root: Path, monkeypatch: pytest.
     with pytest.raises(StackError, match=r"has no wal2json.*apt-get install postgresql-15-wal2json"):
         LocalStack(state_root / "stack", api_port=free_port(), db_port=free_port()).start()
     assert not (state_root / "stack").exists()
+
+
+def test_a_stack_tied_to_its_caller_goes_away_when_the_caller_is_killed(state_root: Path) -> None:
+    state_dir, db_port = state_root / "stack", free_port()
+    caller = subprocess.Popen(
+        [sys.executable, "-c", _CALLER, str(state_dir), str(free_port()), str(db_port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert caller.stdout is not None and caller.stdout.readline().strip() == "started"
+    api_pid = json.loads((state_dir / MARKER).read_text())["api_pid"]
+    caller.kill()  # no finalizer runs: like a test session killed by a timeout
+    caller.wait()
+    deadline = time.monotonic() + 30
+    while (process_is_running(api_pid) or state_dir.exists()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not process_is_running(api_pid) and not state_dir.exists()
+    assert port_is_free(db_port)
+
+
+_CALLER = """
+import sys, time
+from liveparams.stack import LocalStack
+LocalStack(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), stop_with_caller=True).start()
+print("started", flush=True)
+time.sleep(600)
+"""
