@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import agent
 
@@ -31,5 +32,6 @@ def test_agent_imports_neither_torch_nor_transformers_nor_the_stack() -> None:
         "heavy = ('torch', 'transformers'); "
         "print([m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('liveparams.stack')])"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo).stdout
     assert out.strip() == "[]"
