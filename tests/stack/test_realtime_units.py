@@ -1,0 +1,130 @@
+"""The realtime server's pure parts: frames, bindings, filters, presence, wal2json rows, fault state."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from liveparams.stack.faults import FaultError, Faults
+from liveparams.stack.realtime.bindings import Binding, BindingError, binding_id
+from liveparams.stack.realtime.cdc import parse_wal2json
+from liveparams.stack.realtime.filters import Filter, FilterError, parse_filter
+from liveparams.stack.realtime.presence import TopicPresence
+from liveparams.stack.realtime.serializers import FrameError, Message, V1Serializer, V2Serializer, serializer_for
+
+JOB = "3163e14e-b3cc-47b2-9bd3-3c3fb09f37d8"
+
+
+def test_binding_ids_are_stable_positive_and_below_2_27():
+    entry = {"event": "UPDATE", "schema": "public", "table": "t", "filter": f"id=eq.{JOB}"}
+    same = dict(reversed(list(entry.items())))
+    assert binding_id(entry) == binding_id(same)
+    assert 1 <= binding_id(entry) < 2**27
+    assert binding_id(entry) != binding_id({**entry, "event": "*"})
+
+
+def test_binding_reply_echoes_every_key_as_received():
+    entry = {"event": "*", "schema": "public", "table": "t", "select": ["id"]}
+    binding = Binding.from_entry(entry)
+    assert binding.reply_entry() == {**entry, "id": binding.id}
+    assert binding.covers("public", "t") and not binding.covers("public", "u")
+    assert binding.wants("DELETE")
+    with pytest.raises(BindingError):
+        Binding.from_entry({"event": "update", "schema": "public", "table": "t"})
+
+
+def test_parse_filter():
+    assert parse_filter(" ") is None
+    assert parse_filter("status=eq.running") == Filter("status", "eq", ("running",))
+    assert parse_filter('id=in.(1,"2")') == Filter("id", "in", ("1", "2"))
+    for bad in ("status", "status=like.x", "id=in.1,2", "=eq.1"):
+        with pytest.raises(FilterError):
+            parse_filter(bad)
+
+
+def test_v1_frames_are_objects_without_join_ref():
+    v1 = V1Serializer()
+    message = v1.decode_text('{"topic":"phoenix","event":"heartbeat","payload":{},"ref":null}')
+    assert message == Message("phoenix", "heartbeat", {}, None, None)
+    encoded = json.loads(v1.encode(Message("realtime:a", "phx_reply", {"status": "ok"}, ref="1", join_ref="1")))
+    assert encoded == {"topic": "realtime:a", "event": "phx_reply", "payload": {"status": "ok"}, "ref": "1"}
+    with pytest.raises(FrameError):
+        v1.decode_text("[1, 2]")
+
+
+def test_v2_arrays_and_binary_broadcasts():
+    v2 = V2Serializer()
+    assert v2.decode_text('["1", 2, "realtime:a", "phx_join", {}]') == Message("realtime:a", "phx_join", {}, "2", "1")
+    assert json.loads(v2.encode(Message("phoenix", "phx_reply", {}, ref="3"))) == [
+        None,
+        "3",
+        "phoenix",
+        "phx_reply",
+        {},
+    ]
+    # Kind 3 as realtime-js builds it: sizes, encoding 1 (JSON), then the fields and the payload.
+    fields = [b"6", b"7", b"realtime:room", b"cursor", b""]
+    frame = struct.pack("7B", 3, *map(len, fields), 1) + b"".join(fields) + b'{"x":1}'
+    pushed = v2.decode_binary(frame)
+    assert pushed == Message(
+        "realtime:room", "broadcast", {"type": "broadcast", "event": "cursor", "payload": {"x": 1}}, "7", "6"
+    )
+    out = v2.encode(Message("realtime:room", "broadcast", pushed.payload))
+    assert isinstance(out, bytes) and out[0] == 4
+    topic_len, event_len, meta_len, encoding = struct.unpack_from("4B", out, 1)
+    assert out[5 : 5 + topic_len] == b"realtime:room" and (meta_len, encoding) == (0, 1)
+    assert json.loads(out[5 + topic_len + event_len :]) == {"x": 1}
+
+
+def test_serializer_for_vsn():
+    assert isinstance(serializer_for(None), V1Serializer)
+    assert isinstance(serializer_for("2.0.0"), V2Serializer)
+    assert serializer_for("3.0.0") is None
+
+
+def test_presence_track_update_untrack():
+    presence: TopicPresence[str] = TopicPresence()
+    joined = presence.track("ch1", "alice", {"name": "Alice"})
+    [meta] = joined["joins"]["alice"]["metas"]
+    assert meta["name"] == "Alice" and meta["phx_ref"] and joined["leaves"] == {}
+    updated = presence.track("ch1", "alice", {"name": "Alice", "typing": True})
+    assert updated["leaves"]["alice"]["metas"] == [meta]
+    assert updated["joins"]["alice"]["metas"][0]["phx_ref_prev"] == meta["phx_ref"]
+    assert list(presence.state()) == ["alice"]
+    assert presence.untrack("ch1") is not None and presence.state() == {}
+    assert presence.untrack("ch1") is None
+
+
+def test_parse_wal2json_v2_row():
+    row = {
+        "action": "U",
+        "timestamp": "2026-11-24 05:00:28.986909+00",
+        "schema": "public",
+        "table": "t",
+        "columns": [
+            {"name": "id", "type": "uuid", "typeoid": 2950, "value": JOB},
+            {"name": "lr", "type": "numeric", "typeoid": 1700, "value": "NUMERIC"},
+            {"name": "on", "type": "boolean", "typeoid": 16, "value": True},
+        ],
+        "identity": [{"name": "id", "type": "uuid", "typeoid": 2950, "value": JOB}],
+        "pk": [{"name": "id", "type": "uuid", "typeoid": 2950}],
+    }
+    text = json.dumps(row).replace('"NUMERIC"', "0.10000000000000000001")  # wal2json prints numerics bare
+    change = parse_wal2json(text)
+    assert change is not None
+    assert (change.type, change.commit_timestamp, change.pk) == ("UPDATE", "2026-11-24T05:00:28.986Z", ("id",))
+    assert [c.value for c in change.columns] == [JOB, "0.10000000000000000001", "true"]  # exact text, cast in SQL
+    assert parse_wal2json('{"action":"M","prefix":"x","content":""}') is None
+
+
+def test_rest_failures_and_refused_fault_requests():
+    faults = Faults()
+    assert faults.apply("rest_errors", {"count": 2, "status": 500}) == 2
+    assert [faults.take_rest_failure() for _ in range(3)] == [500, 500, None]
+    with pytest.raises(FaultError) as no_realtime:
+        faults.apply("phx_error", {})
+    assert no_realtime.value.status == 409
+    with pytest.raises(FaultError):
+        faults.apply("rest_errors", {"count": "two"})
