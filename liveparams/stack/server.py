@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
@@ -28,6 +29,13 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 REST_POOL_SIZE = 10
 SHUTDOWN_GRACE_S = 3.0
 PARENT_POLL_S = 1.0
+# What Supabase's gateway answers, so a browser UI on a dev server can use the stack as it uses Supabase.
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+    "Access-Control-Expose-Headers": "Content-Range, Content-Location, Preference-Applied",
+    "Access-Control-Max-Age": "3600",
+}
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ class ServerConfig:
 def build_app(config: ServerConfig) -> web.Application:
     """Assemble the application; the REST pool opens on startup and closes on cleanup."""
     faults = Faults() if config.enable_faults else None
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_cors])
     pool = AsyncConnectionPool(
         make_conninfo(config.dsn, user=AUTHENTICATOR, password=AUTHENTICATOR_PASSWORD),
         min_size=1,
@@ -77,6 +85,18 @@ def build_app(config: ServerConfig) -> web.Application:
     if config.stop_with_parent is not None:
         _stop_with_parent(app, config.stop_with_parent)  # last: its cleanup must run after the others
     return app
+
+
+@web.middleware
+async def _cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer preflights and let any origin read responses (the keys are public local ones anyway)."""
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        allowed = request.headers.get("Access-Control-Request-Headers", "*")
+        return web.Response(headers={**CORS_HEADERS, "Access-Control-Allow-Headers": allowed})
+    response = await handler(request)
+    if not response.prepared:  # a WebSocket has sent its headers long before it returns
+        response.headers.update(CORS_HEADERS)
+    return response
 
 
 def _stop_with_parent(app: web.Application, state_dir: Path) -> None:

@@ -214,3 +214,22 @@ def test_a_signed_token_cannot_claim_a_role_beyond_the_api_roles(stack_env: dict
         headers={"apikey": stack_env["ANON_KEY"], "Authorization": f"Bearer {superuser}"},
     )
     assert response.status_code == 403 and response.json()["code"] == "42501"
+
+
+def test_browsers_on_another_origin_may_call_it(stack_env: dict[str, str]) -> None:
+    url = f"{stack_env['REST_URL']}/{TABLE}"
+    preflight = httpx.options(
+        url,
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "apikey, authorization, content-type, prefer, x-client-info",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "x-client-info" in preflight.headers["Access-Control-Allow-Headers"]
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    response = httpx.get(url, headers={"Origin": "http://localhost:3000", "apikey": stack_env["SERVICE_ROLE_KEY"]})
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Content-Range" in response.headers["Access-Control-Expose-Headers"]
