@@ -1,4 +1,4 @@
-"""One table of parameters: the docs, the database RPC and the agent must say the same thing."""
+"""The docs that describe the code must match it: parameters, bounds in the database, configuration."""
 
 from __future__ import annotations
 
@@ -39,3 +39,17 @@ def test_database_bounds_match_the_agents(stack_env: dict[str, str]) -> None:
     client = create_client(stack_env["API_URL"], stack_env["ANON_KEY"])
     in_database = client.rpc("liveparams_parameter_spec").execute().data
     assert in_database == {name: _as_sql_spec(spec) for name, spec in PARAMETERS.items()}
+
+
+def test_configuration_doc_names_every_variable_and_field() -> None:
+    from dataclasses import fields
+
+    from agent import AgentConfig, _config
+
+    text = (paramdoc.DOC.parent / "configuration.md").read_text(encoding="utf-8")
+    variables = ["JOB_ID", *_config._URL_VARS, *_config._KEY_VARS, *_config._API_KEY_VARS, *_config._NAME_VARS]
+    missing = [name for name in variables if f"`{name}`" not in text]
+    missing += [
+        f.name for f in fields(AgentConfig) if f"`{f.name}`" not in text and f.name not in _config._NAME_VARS.values()
+    ]
+    assert not missing, f"docs/configuration.md does not mention: {missing}"
