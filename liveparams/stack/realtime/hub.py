@@ -11,6 +11,8 @@ import logging
 from collections import defaultdict
 from typing import Any
 
+import psycopg
+
 from liveparams.stack.faults import ChangesMode
 from liveparams.stack.realtime.cdc import WalChange
 from liveparams.stack.realtime.channel import Channel
@@ -88,7 +90,14 @@ class Hub:
             subscribers = [Subscriber(c, c.identity.claims, c.bindings) for c in self.channels() if c.subscribed]
             if not subscribers:
                 continue
-            for delivery in await self.renderer.render(change, subscribers):
+            try:
+                deliveries = await self.renderer.render(change, subscribers)
+            except psycopg.OperationalError:
+                raise  # the connection is gone: the service reconnects
+            except psycopg.Error as exc:
+                log.warning("realtime: %s on %s.%s not delivered: %s", change.type, change.schema, change.table, exc)
+                continue
+            for delivery in deliveries:
                 self._push_change(delivery.key, {"ids": delivery.ids, "data": delivery.data})
 
     def _push_change(self, channel: Channel, payload: dict[str, Any]) -> None:

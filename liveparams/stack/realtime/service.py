@@ -76,6 +76,8 @@ class RealtimeService:
                 await self._poller.run()
             except psycopg.OperationalError as exc:
                 log.error("realtime: database connection lost (%s); reconnecting", exc)
+            except Exception:  # keep serving: a bug in one change must not end change capture for good
+                log.exception("realtime: change capture failed; restarting it")
             finally:
                 await self._close(conn)
             while True:
