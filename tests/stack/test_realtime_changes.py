@@ -123,7 +123,7 @@ async def test_access_token_swap_changes_what_rls_lets_through(stack_env, new_us
         assert watch.changes.empty()
 
         await watch.client.set_auth(owner_jwt)  # access_token on the joined channel, no reply, no rejoin
-        await barrier([watch], peer, "after-swap")
+        await barrier([peer], watch, "after-swap")  # frames of one socket are handled in order: token applied
         request_update(owner_jwt, job_id, {"learning_rate": 2e-3})
         change = await watch.next_change()
         assert change["data"]["record"]["parameter_updates"][-1]["learning_rate"] == 2e-3
