@@ -12,11 +12,13 @@ from agent._agent import AgentStatus, UpdateAgent
 from agent._config import AgentConfig
 from agent._exceptions import AgentClosedError, AgentError, ConfigError, RestError, SubscriptionError
 from agent._models import Change, OutcomeStatus, UpdateOutcome, UpdateRequest
-from agent._parameters import PARAMETERS, InvalidParameter, ParameterSpec, ParamType, validate_parameter
+from agent._parameters import METADATA_KEYS, PARAMETERS, InvalidParameter, ParameterSpec, ParamType, validate_parameter
+from agent._requests import request_identity
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "METADATA_KEYS",
     "PARAMETERS",
     "AgentClosedError",
     "AgentConfig",
@@ -33,5 +35,6 @@ __all__ = [
     "UpdateAgent",
     "UpdateOutcome",
     "UpdateRequest",
+    "request_identity",
     "validate_parameter",
 ]

@@ -21,7 +21,6 @@ from asyncio_throttle import Throttler
 
 from agent._exceptions import RestError
 from agent._models import UpdateOutcome
-from agent._requests import LEGACY_PREFIX
 
 __all__ = ["OutcomeWriter", "backoff_delay", "json_safe"]
 
@@ -99,14 +98,6 @@ class OutcomeWriter:
                 outcome = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            if outcome.request_id.startswith(LEGACY_PREFIX):
-                # The RPC only accepts ids stored on the row, and legacy entries have none.
-                logger.info(
-                    "Outcome of legacy request %s (%s) is not recorded on the row: the entry has no id",
-                    outcome.request_id,
-                    outcome.status.value,
-                )
-                continue
             self._pending.setdefault(outcome.request_id, json_safe(outcome.to_row()))
 
     async def run(self) -> None:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
-from typing import Union
 
-ParamValue = Union[int, float, str]
+ParamValue = int | float | str
 
 
 class ParamType(str, Enum):
@@ -69,14 +68,32 @@ PARAMETERS: dict[str, ParameterSpec] = {
             "How learning_rate is applied: 'rescale' (default, keep the schedule) or 'constant' (fixed from now on).",
             choices=("rescale", "constant"),
         ),
-        ParameterSpec("weight_decay", ParamType.NUMBER, "AdamW weight decay of the decayed parameter group.", min=0, max=10),
-        ParameterSpec("max_grad_norm", ParamType.NUMBER, "Gradient clipping norm; 0 disables clipping.", min=0, max=1_000_000),
-        ParameterSpec("warmup_steps", ParamType.INTEGER, "Warmup length of the schedule, in optimizer steps.", min=0, max=_BIG),
-        ParameterSpec("max_steps", ParamType.INTEGER, "Total optimizer steps; the schedule's horizon moves with it.", min=1, max=_BIG),
+        ParameterSpec(
+            "weight_decay", ParamType.NUMBER, "AdamW weight decay of the decayed parameter group.", min=0, max=10
+        ),
+        ParameterSpec(
+            "max_grad_norm", ParamType.NUMBER, "Gradient clipping norm; 0 disables clipping.", min=0, max=1_000_000
+        ),
+        ParameterSpec(
+            "warmup_steps", ParamType.INTEGER, "Warmup length of the schedule, in optimizer steps.", min=0, max=_BIG
+        ),
+        ParameterSpec(
+            "max_steps",
+            ParamType.INTEGER,
+            "Total optimizer steps; the schedule's horizon moves with it.",
+            min=1,
+            max=_BIG,
+        ),
         ParameterSpec("logging_steps", ParamType.INTEGER, "Log every N steps.", min=1, max=_BIG),
-        ParameterSpec("eval_steps", ParamType.INTEGER, "Evaluate every N steps (when evaluation is on).", min=1, max=_BIG),
-        ParameterSpec("save_steps", ParamType.INTEGER, "Save a checkpoint every N steps (when saving by steps).", min=1, max=_BIG),
-        ParameterSpec("beta", ParamType.NUMBER, "TRL preference/RL strength (DPO, ORPO, KTO, GRPO, RLOO).", min=0, max=1000),
+        ParameterSpec(
+            "eval_steps", ParamType.INTEGER, "Evaluate every N steps (when evaluation is on).", min=1, max=_BIG
+        ),
+        ParameterSpec(
+            "save_steps", ParamType.INTEGER, "Save a checkpoint every N steps (when saving by steps).", min=1, max=_BIG
+        ),
+        ParameterSpec(
+            "beta", ParamType.NUMBER, "TRL preference/RL strength (DPO, ORPO, KTO, GRPO, RLOO).", min=0, max=1000
+        ),
         ParameterSpec(
             "command",
             ParamType.STRING,
@@ -96,7 +113,10 @@ PARAMETERS: dict[str, ParameterSpec] = {
             restart_only=True,
         ),
         ParameterSpec(
-            "num_generations", ParamType.INTEGER, "GRPO/RLOO group size is baked into the sampler: restart to change it.", restart_only=True
+            "num_generations",
+            ParamType.INTEGER,
+            "GRPO/RLOO group size is baked into the sampler: restart to change it.",
+            restart_only=True,
         ),
         ParameterSpec(
             "max_completion_length",

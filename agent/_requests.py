@@ -37,8 +37,7 @@ def _canonical(entry: Any) -> str:
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def request_identity(entry: Any) -> str:
-    """The request id of one array entry: its ``id``, or a stable hash of its content for legacy entries."""
+def _identity(entry: Any) -> str:
     if isinstance(entry, Mapping):
         request_id = entry.get("id")
         if isinstance(request_id, str) and request_id:
@@ -57,14 +56,20 @@ def _decode(entry: Any) -> Any:
     return entry
 
 
-def _entry_identity(raw: Any) -> str:
-    return request_identity(_decode(raw))
+def request_identity(raw: Any) -> str:
+    """The request id of one ``parameter_updates`` entry, as stored: its ``id``, or for legacy and
+    malformed entries ``legacy-<16 hex digits of a hash of the (decoded) content>``.
+
+    Outcomes are keyed by it on the row, so anything that pairs requests with outcomes
+    (the agent, ``liveparams watch``, a UI) must use this one definition.
+    """
+    return _identity(_decode(raw))
 
 
 def parse_entry(raw: Any, position: int, max_bytes: int) -> UpdateRequest | UpdateOutcome:
     """Turn one array entry into a request, or into a ``REJECTED`` outcome saying why not."""
     entry = _decode(raw)
-    request_id = request_identity(entry)
+    request_id = _identity(entry)
 
     def reject(reason: str) -> UpdateOutcome:
         return UpdateOutcome(request_id=request_id, status=OutcomeStatus.REJECTED, reason=reason)
@@ -136,7 +141,7 @@ class RequestLedger:
     def is_current(self, updates: Sequence[Any]) -> bool:
         """True when ``updates`` holds nothing beyond what was already walked (the cheap path)."""
         n = len(updates)
-        return n == len(self._prefix) and (n == 0 or _entry_identity(updates[-1]) == self._prefix[-1])
+        return n == len(self._prefix) and (n == 0 or request_identity(updates[-1]) == self._prefix[-1])
 
     def scan(self, updates: Sequence[Any], outcomes: Mapping[str, Any], room: int) -> Scan:
         """Walk ``updates`` and return what is new, handing out at most ``room`` requests.
@@ -148,13 +153,13 @@ class RequestLedger:
         result = Scan()
         prefix = self._prefix
         start = len(prefix)
-        if not (start <= len(updates) and (start == 0 or _entry_identity(updates[start - 1]) == prefix[-1])):
+        if not (start <= len(updates) and (start == 0 or request_identity(updates[start - 1]) == prefix[-1])):
             # The array is not an extension of what was walked (an older snapshot, or rewritten by an admin):
             # walk it all; the seen-set keeps it exactly-once.
             prefix, start = [], 0
         for position in range(start, len(updates)):
             raw = updates[position]
-            request_id = _entry_identity(raw)
+            request_id = request_identity(raw)
             if request_id in outcomes:
                 self._seen.add(request_id)  # handled by an earlier process (a resumed run)
             elif request_id not in self._seen:

@@ -21,7 +21,7 @@ from postgrest.exceptions import APIError
 from realtime import RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from agent._requests import request_identity
+from agent import METADATA_KEYS, request_identity
 
 TABLE = "local_training_jobs"
 
@@ -184,16 +184,15 @@ def summarize(row: dict[str, Any]) -> list[RequestView]:
     outcomes = row.get("parameter_update_outcomes") or {}
     views = []
     for entry in row.get("parameter_updates") or []:
-        if not isinstance(entry, dict):
-            continue
         request_id = request_identity(entry)
         outcome = outcomes.get(request_id) or {}
-        params = {k: v for k, v in entry.items() if k not in ("id", "requested_at", "requested_by")}
+        fields = entry if isinstance(entry, dict) else {}
+        params = {k: v for k, v in fields.items() if k not in METADATA_KEYS} if fields else {"(malformed)": entry}
         views.append(
             RequestView(
                 id=request_id,
                 params=params,
-                requested_at=entry.get("requested_at"),
+                requested_at=fields.get("requested_at"),
                 status=str(outcome.get("status", "pending")),
                 step=outcome.get("step"),
                 detail=_detail(outcome),

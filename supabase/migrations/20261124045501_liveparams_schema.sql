@@ -187,7 +187,7 @@ end;
 $$;
 
 -- Records outcomes reported by the trainer. Keys are request ids that must
--- exist on the row; the first outcome recorded for a request wins, so retries
+-- exist on the row (or legacy keys, below); the first outcome recorded for a request wins, so retries
 -- and replays are harmless.
 create or replace function public.record_parameter_update_outcomes(
   p_job_id uuid,
@@ -216,9 +216,14 @@ begin
     raise exception 'training job % not found', p_job_id using errcode = 'PT404';
   end if;
 
+  -- Entries written before ids were stamped (the seed design) are identified
+  -- by the trainer as legacy-<16 hex digits of a content hash>; those keys are
+  -- accepted while the row holds such entries.
   select k into v_unknown
     from jsonb_object_keys(p_outcomes) k
    where not exists (select 1 from unnest(v_job.parameter_updates) u where u ->> 'id' = k)
+     and not (k ~ '^legacy-[0-9a-f]{16}$'
+              and exists (select 1 from unnest(v_job.parameter_updates) u where u ->> 'id' is null))
    limit 1;
   if v_unknown is not null then
     raise exception 'no request with id % on training job %', v_unknown, p_job_id using errcode = '22023';

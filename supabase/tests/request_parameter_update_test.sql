@@ -3,7 +3,7 @@
 -- tests/stack/test_database.py); everything is rolled back.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(24);
+select plan(27);
 
 insert into auth.users (id, email) values
   ('00000000-0000-0000-0000-0000000000a1', 'owner@liveparams.test'),
@@ -112,6 +112,28 @@ select throws_ok(
   '22023', null, 'outcomes for unknown request ids are refused'
 );
 select throws_ok(
+  $$select public.record_parameter_update_outcomes('10000000-0000-0000-0000-000000000001',
+      '{"legacy-0123456789abcdef": {"status": "applied"}}')$$,
+  '22023', null, 'legacy keys are refused while the row holds no entry without an id'
+);
+reset role;  -- an entry as the seed design wrote them: no id
+update public.local_training_jobs
+   set parameter_updates = parameter_updates
+       || array['{"learning_rate": 0.0002, "requested_at": "2024-12-14T10:30:00.000Z"}'::jsonb]
+ where id = '10000000-0000-0000-0000-000000000001';
+set local role authenticated;
+select is(
+  public.record_parameter_update_outcomes('10000000-0000-0000-0000-000000000001',
+    '{"legacy-0123456789abcdef": {"status": "applied", "step": 3}}') #>> '{legacy-0123456789abcdef,status}',
+  'applied',
+  'the outcome of an entry written without an id is recorded under its legacy key'
+);
+select throws_ok(
+  $$select public.record_parameter_update_outcomes('10000000-0000-0000-0000-000000000001',
+      '{"legacy-not-a-hash": {"status": "applied"}}')$$,
+  '22023', null, 'keys that are neither ids nor legacy keys are refused'
+);
+select throws_ok(
   $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rate": 1e-4}')$$,
   'PT404', null, 'a job token cannot request updates'
 );
@@ -145,10 +167,10 @@ select is(
 
 reset role;
 select is(
-  (select array_length(parameter_updates, 1) from public.local_training_jobs
-    where id = '10000000-0000-0000-0000-000000000001'),
+  (select count(*)::int from public.local_training_jobs, unnest(parameter_updates) u
+    where id = '10000000-0000-0000-0000-000000000001' and u ? 'id'),
   3,
-  'exactly the accepted requests were appended'
+  'exactly the accepted requests were appended (besides the legacy entry written by hand)'
 );
 
 select * from finish();

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent import AgentConfig, AgentStatus, Change, OutcomeStatus, UpdateAgent, UpdateOutcome
+from agent import AgentConfig, AgentStatus, Change, OutcomeStatus, UpdateAgent, UpdateOutcome, request_identity
 from agent._subscription import Health, Subscription
 
 pytestmark = pytest.mark.stack
@@ -198,17 +198,23 @@ def test_bad_input_is_rejected_with_a_reason_on_the_row(
         "the limit is 4096": stamped(learning_rate=1e-4, note="x" * 5000),
     }
     good = stamped(learning_rate=1e-4)
-    malformed = ["{not json", 42, ["learning_rate", 1e-4]]  # no id: rejected and logged, nothing to key an outcome
-    append_raw(service_http, job_id, [*bad.values(), *malformed, good])
+    malformed = ["{not json", 42, ["learning_rate", 1e-4]]  # no id: keyed by a hash of their content
+    legacy = {"learning_rate": 2e-4, "requested_at": "2024-12-14T10:30:00.000Z"}  # the seed design's entries
+    append_raw(service_http, job_id, [*bad.values(), *malformed, legacy, good])
 
     agent = make_agent(job_id)
     with agent:
-        assert collect(agent, 1) == [good["id"]]
-        assert wait_for(lambda: len(row(job_id)["parameter_update_outcomes"]) == len(bad))
+        assert collect(agent, 2) == [request_identity(legacy), good["id"]]
+        agent.report([UpdateOutcome(request_identity(legacy), OutcomeStatus.APPLIED, step=3)])
+        assert wait_for(lambda: len(row(job_id)["parameter_update_outcomes"]) == len(bad) + len(malformed) + 1)
+    assert row(job_id)["parameter_update_outcomes"][request_identity(legacy)]["status"] == "applied"
     outcomes = row(job_id)["parameter_update_outcomes"]
     for reason, entry in bad.items():
         assert outcomes[entry["id"]]["status"] == "rejected"
         assert reason in outcomes[entry["id"]]["reason"]
+    for entry in malformed:
+        outcome = outcomes[request_identity(entry)]
+        assert outcome["status"] == "rejected" and "malformed request" in outcome["reason"]
     assert caplog.text.count("Rejected parameter update") == len(bad) + len(malformed)
     assert "malformed request" in caplog.text
 

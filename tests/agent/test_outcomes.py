@@ -75,12 +75,12 @@ def test_a_refused_outcome_does_not_keep_the_others_off_the_row() -> None:
     assert sorted(table.rows) == ["a", "b"] and w.pending == 0
 
 
-def test_legacy_requests_are_not_sent_to_the_rpc() -> None:
+def test_legacy_requests_are_recorded_under_their_content_key() -> None:
     table = Table()
     w = writer(table)
     w.submit([applied("legacy-0123456789abcdef"), applied("a")])
     asyncio.run(run_until_written(w))
-    assert table.calls == [["a"]]
+    assert table.calls == [["legacy-0123456789abcdef", "a"]]
 
 
 def test_flush_gives_up_at_the_deadline_and_reports_what_it_dropped() -> None:
