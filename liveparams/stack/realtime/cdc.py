@@ -201,10 +201,11 @@ class ChangePoller:
         if row is None:
             raise psycopg.OperationalError(f"replication slot {self._slot} is gone")
         end, unflushed, unread = row
-        if unflushed:
-            async with self._conn.transaction():
-                await self._conn.execute("set local synchronous_commit = on")
-                await self._conn.execute("select pg_logical_emit_message(true, 'liveparams-realtime-flush', '')")
+        if unflushed:  # one round trip: a simple query may hold several statements
+            await self._conn.execute(
+                "begin; set local synchronous_commit = on;"
+                " select pg_logical_emit_message(true, 'liveparams-realtime-flush', ''); commit"
+            )
         return end if unread else None
 
     async def _poll(self) -> list[WalChange]:
