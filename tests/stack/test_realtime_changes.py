@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
+import httpx
 import pytest
 from realtime_support import Watch, anyio_backend, barrier  # noqa: F401
 from supabase import acreate_client
@@ -144,3 +145,23 @@ async def test_insert_event_for_a_wildcard_binding(stack_env, new_user, new_job)
         assert "old_record" not in inserted["data"] or inserted["data"]["old_record"] is None
     finally:
         await watch.close()
+
+
+async def test_delete_event_carries_the_primary_key_only(stack_env, new_user, new_job):
+    owner_id, owner_jwt = new_user()
+    job_id = new_job(owner_id)
+    watch = Watch.open(stack_env).on_changes(event="DELETE", filter=f"id=eq.{job_id}")
+    key = stack_env["SERVICE_ROLE_KEY"]
+    try:
+        await watch.subscribe(owner_jwt)
+        async with httpx.AsyncClient(base_url=stack_env["API_URL"]) as http:
+            response = await http.delete(
+                "/rest/v1/local_training_jobs",
+                params={"id": f"eq.{job_id}"},
+                headers={"apikey": key, "Authorization": f"Bearer {key}"},
+            )
+            response.raise_for_status()
+        data = (await watch.next_change())["data"]
+    finally:
+        await watch.close()
+    assert (data["type"], data["old_record"], data.get("record")) == ("DELETE", {"id": job_id}, None)

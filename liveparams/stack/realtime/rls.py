@@ -191,7 +191,9 @@ class ChangeRenderer:
             data["record"] = record
             data["errors"] = errors
         if evaluated.old_record is not None:
-            data["old_record"] = {k: v for k, v in evaluated.old_record.items() if k in allowed}
+            # DELETE is not RLS checked, so with REPLICA IDENTITY FULL the real server still cuts it to the key.
+            kept = set(change.pk) if change.type == "DELETE" and evaluated.rls_enabled else allowed
+            data["old_record"] = {k: v for k, v in evaluated.old_record.items() if k in kept}
         return data
 
     async def _row_visible(self, change: WalChange, claims: dict[str, Any]) -> bool:
