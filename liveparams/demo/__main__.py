@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(args.output, ignore_errors=True)
     state_root = tempfile.mkdtemp(prefix="liveparams-demo-")
     os.chmod(state_root, 0o755)  # PostgreSQL runs as the `postgres` user when the demo runs as root
-    stack = LocalStack.on_free_ports(Path(state_root) / "stack")
+    stack = LocalStack.on_free_ports(Path(state_root) / "stack", stop_with_caller=True)
     console.rule("liveparams demo")
     console.print(f"starting the local Supabase stack (real PostgreSQL) at {stack.api_url} …")
     with stack:

@@ -38,7 +38,6 @@ SERVER_SETTINGS = {
     "max_wal_senders": "20",
     "max_connections": "100",
     "fsync": "off",
-    "synchronous_commit": "off",
     "full_page_writes": "off",
     "log_min_messages": "warning",
 }

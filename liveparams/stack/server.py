@@ -129,4 +129,12 @@ def serve(config: ServerConfig) -> None:
     """Run until SIGTERM/SIGINT."""
     print(f"liveparams local stack (development and tests only) listening on http://{config.host}:{config.port}")
     # A short grace period: open WebSockets must not hold up `liveparams stack down` for a minute.
-    web.run_app(build_app(config), host=config.host, port=config.port, print=None, shutdown_timeout=SHUTDOWN_GRACE_S)
+    # No access log: Realtime URLs carry the apikey in their query string.
+    web.run_app(
+        build_app(config),
+        host=config.host,
+        port=config.port,
+        print=None,
+        shutdown_timeout=SHUTDOWN_GRACE_S,
+        access_log=None,
+    )
