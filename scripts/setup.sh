@@ -26,7 +26,10 @@ fi
 
 if [ ! -x node_modules/.bin/supabase ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm: installing the Supabase CLI and supabase-js"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install` rather than `npm ci`: npm 11's ci refuses a lock whose platform-specific
+  # optional packages (the CLI's binaries for other systems) have no entries; install
+  # still takes the locked versions and leaves the lock unchanged.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 python=${LIVEPARAMS_PYTHON:-python3}
