@@ -53,3 +53,34 @@ def test_configuration_doc_names_every_variable_and_field() -> None:
         f.name for f in fields(AgentConfig) if f"`{f.name}`" not in text and f.name not in _config._NAME_VARS.values()
     ]
     assert not missing, f"docs/configuration.md does not mention: {missing}"
+
+
+def _logged_problems() -> list[str]:
+    """The fixed text (up to the first placeholder) of every WARNING-or-worse log call in the library."""
+    import ast
+
+    levels = {"warning", "error", "exception", "critical"}
+
+    def is_problem_logger(func: ast.expr) -> bool:
+        if isinstance(func, ast.IfExp):
+            return is_problem_logger(func.body) or is_problem_logger(func.orelse)
+        return isinstance(func, ast.Attribute) and func.attr in levels and getattr(func.value, "id", "") == "logger"
+
+    root = paramdoc.DOC.parent.parent
+    found = []
+    for package in ("agent", "trainer_hooks"):
+        for path in sorted((root / package).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and is_problem_logger(node.func) and node.args:
+                    first = node.args[0]
+                    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                        found.append(first.value.split("%")[0].strip())
+    return found
+
+
+def test_troubleshooting_explains_every_warning() -> None:
+    text = " ".join((paramdoc.DOC.parent / "troubleshooting.md").read_text(encoding="utf-8").split())
+    messages = _logged_problems()
+    assert len(messages) > 10
+    missing = [message for message in messages if message and message not in text]
+    assert not missing, f"docs/troubleshooting.md does not explain: {missing}"
