@@ -106,7 +106,7 @@ class ScriptedUser(threading.Thread):
         self.job_id, self.plan, self.steps_done = job_id, plan, steps_done
         self.sent: list[SentRequest] = []
         self.finished = threading.Event()  # set by the driver when training ends
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
 
     def run(self) -> None:
         try:
@@ -121,7 +121,7 @@ class ScriptedUser(threading.Thread):
                 committed_at, step = time.monotonic(), self.steps_done()
                 response.raise_for_status()
                 self.sent.append(SentRequest(planned, response.json()["id"], committed_at, step))
-        except BaseException as exc:
+        except Exception as exc:
             self.error = exc
         finally:
             self.http.close()
@@ -370,13 +370,14 @@ class Summary:
     hook_typical_ms: float  # median over poll steps (seed) or over all steps (liveparams: an empty drain)
 
 
-def summarise(run: DesignRun, steps: int) -> Summary:
+def summarise(run: DesignRun, steps: int, work_every: int) -> Summary:
+    """``work_every``: the steps at which the design's hook does its routine work (the seed: a poll every 10)."""
     results = analyse(run, steps)
     used = [r for r in results if r.latency_ms is not None]
     times = [run.used_at[s] for s in sorted(run.used_at)]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     hooks = list(run.hook_s.values())
-    typical = [t for s, t in run.hook_s.items() if s % POLL_INTERVAL == 0] if run.name == "polling" else hooks
+    typical = [t for s, t in run.hook_s.items() if s % work_every == 0]
     return Summary(
         latency_ms=[r.latency_ms for r in used if r.latency_ms is not None],
         latency_steps=[r.latency_steps for r in used if r.latency_steps is not None],
@@ -513,7 +514,7 @@ def main() -> int:
             )
             push = run_design(bench, "liveparams", jobs["liveparams"], RuntimeParameterCallback.from_env)
 
-    render(console, summarise(polling, args.steps), summarise(push, args.steps), args)
+    render(console, summarise(polling, args.steps, POLL_INTERVAL), summarise(push, args.steps, 1), args)
     return 0
 
 
