@@ -7,8 +7,9 @@ Two measurements, printed as a table:
    source (updates off), plus our callback draining an empty source.
 2. A whole run: per-step time of a stock Trainer on the tiny model (CPU), with
    and without the callback draining an empty source (best of alternating runs).
-3. Multi-process runs: the one collective every rank makes per step even when
-   nothing is queued (a one-element count tensor from rank 0), on 2 gloo ranks.
+3. Multi-process runs: the one collective every rank makes per step when rank 0
+   has a source, even with nothing queued (a one-element CPU count from rank 0
+   over a gloo group), on 2 gloo ranks. Without a source there is none.
 
 Run: ``python benchmarks/drain_overhead.py`` (about a minute on 2 cores).
 """
@@ -51,7 +52,7 @@ BROADCASTS = 2_000
 class EmptySource:
     """An UpdateSource with nothing ever queued: the steady state of a run nobody is touching."""
 
-    def start(self) -> None: ...
+    def start(self, replay_after_step: int | None = None) -> None: ...
 
     def close(self, timeout: float | None = None) -> None: ...
 
@@ -110,15 +111,16 @@ def step_times_ms(model_dir: str, out: str, variants: dict[str, list[Any]]) -> d
 def _broadcast_rank(rank: int, port: int, results: Any) -> None:
     import torch.distributed as dist
 
-    from trainer_hooks._distributed import broadcast_from_rank0
+    from trainer_hooks._distributed import RankSync
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    sync = RankSync()
     for _ in range(100):
-        broadcast_from_rank0([])
+        sync.broadcast([])
     dist.barrier()
     start = time.perf_counter()
     for _ in range(BROADCASTS):
-        broadcast_from_rank0([])
+        sync.broadcast([])
     if rank == 0:
         results.put((time.perf_counter() - start) / BROADCASTS * 1e6)
     dist.destroy_process_group()
@@ -167,7 +169,7 @@ def main() -> None:
     runs.add_row("difference", f"{with_callback - without:+.3f} ({(with_callback / without - 1) * 100:+.1f} %)")
 
     ddp = Table(title=f"2 gloo ranks, CPU, {BROADCASTS} steps")
-    ddp.add_column("per step, every rank, even with nothing queued")
+    ddp.add_column("per step, every rank, while rank 0 has a source (none without)")
     ddp.add_column("µs", justify="right")
     ddp.add_row("broadcast of the drained count from rank 0", f"{broadcast_cost_us():.1f}")
 

@@ -1,10 +1,10 @@
 """One applier per live parameter: how to check, read and set it on a running Trainer.
 
 Appliers *set* values (never scale by a stored factor), so the callback can
-re-apply the values in force after ``resume_from_checkpoint`` without
-compounding them. They raise only on bugs; a change that cannot be made on
-this run is refused by :meth:`ParameterApplier.check` with a sentence for the
-user.
+set the values in force again after ``resume_from_checkpoint`` without
+compounding them (:meth:`ParameterApplier.reapply`). They raise only on bugs;
+a change that cannot be made on this run is refused by
+:meth:`ParameterApplier.check` with a sentence for the user.
 """
 
 from __future__ import annotations
@@ -54,6 +54,17 @@ class ParameterApplier(ABC):
     @abstractmethod
     def apply(self, value: Any, ctx: ApplyContext) -> None:
         """Set ``value``; idempotent, effective from the next optimizer step."""
+
+    def reapply(self, value: Any, ctx: ApplyContext) -> bool:
+        """After ``resume_from_checkpoint``, set again the part of ``value`` the checkpoint does not restore.
+
+        The default sets all of it, for values that live outside the checkpoint
+        (``args``, schedule keywords, trainer attributes, intervals). An applier whose
+        value the checkpoint restores must not set it: the run may have moved it on
+        since (a plateau reduction, a frozen rate). Returns whether anything was set.
+        """
+        self.apply(value, ctx)
+        return True
 
     def log_applied(self, old: Any, new: Any, step: int) -> None:
         """One INFO line per applied change."""
@@ -177,6 +188,11 @@ class LearningRateApplier(ParameterApplier):
     def apply(self, value: float, ctx: ApplyContext) -> None:
         _schedule.set_peak_lr(ctx.optimizer, ctx.lr_scheduler, float(value))
 
+    def reapply(self, value: float, ctx: ApplyContext) -> bool:
+        # optimizer.pt and scheduler.pt restore the rates (base_lrs, group['lr']), including what a
+        # plateau or a constant mode did after this value was set; only the schedule's keyword is lost.
+        return _schedule.restore_peak_keyword(ctx.optimizer, ctx.lr_scheduler, float(value))
+
     def log_applied(self, old: Any, new: Any, step: int) -> None:
         # The seed's line, which users grep for.
         logger.info("✅ Applied learning rate update: %.2e → %.2e", old, new)
@@ -202,6 +218,9 @@ class WeightDecayApplier(ParameterApplier):
     def apply(self, value: float, ctx: ApplyContext) -> None:
         for group in _decay_groups(ctx):
             group["weight_decay"] = float(value)
+
+    def reapply(self, value: float, ctx: ApplyContext) -> bool:
+        return False  # a param-group field: optimizer.pt restores it
 
 
 def _decay_groups(ctx: ApplyContext) -> list[dict[str, Any]]:

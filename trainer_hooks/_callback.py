@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from transformers import TrainerCallback
@@ -54,7 +54,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
     (commands wait for the first step end); later ones after the optimizer
     step that follows their arrival, in ``on_step_end``. In multi-process
     runs only the world's process zero has a source, and every rank applies
-    what it broadcasts.
+    what it broadcasts (see ``sync_ranks``).
 
     Args:
         source (`UpdateSource`, *optional*): a ready source (tests, custom transports).
@@ -64,13 +64,27 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             also settable later with :meth:`bind`. Held weakly.
         max_items_per_step (`int`, defaults to 64): most requests drained at one step boundary.
         close_timeout (`float`, defaults to 2.0): seconds the source may spend flushing outcomes at close.
+        sync_ranks (`bool`, defaults to True): in a multi-process run, broadcast process zero's
+            requests so that every rank applies them at the same step. Turning it off makes
+            rank 0 change alone and the replicas silently diverge; it exists only to show that
+            (tests/distributed). With it on, rank 0 tells every rank once at train begin whether
+            it has a source; if not, no rank makes any per-step collective.
 
     What is checkpointed (:meth:`state`, in ``trainer_state.json``): the ids of the
     requests already decided and the values in force. On ``resume_from_checkpoint``
-    the decided ids are not applied or reported again, and the values a checkpoint
-    does not restore (``args.max_grad_norm``, schedule keywords, ``trainer.beta``,
-    ``state`` intervals) are set again; every applier sets rather than scales, so
-    this is idempotent. Keep transformers' default
+    at global step S:
+
+    - the source is started with ``replay_after_step=S`` and delivers again the
+      requests applied after S (the checkpoint rewound the run past them); they are
+      applied at once, before the first resumed step;
+    - the decided ids in the checkpoint are not applied or reported again;
+    - what the checkpoint does not restore is set again (``args.max_grad_norm``,
+      schedule keywords and ``learning_rate_mode="constant"``, ``trainer.beta``,
+      ``state`` intervals and ``max_steps``), but not what it does: the learning
+      rate and weight decay come back from ``optimizer.pt``/``scheduler.pt``, with
+      every later change by the schedule (a plateau reduction, a frozen rate) kept.
+
+    Keep transformers' default
     ``restore_callback_states_from_checkpoint=False``: with True, Trainer replaces this
     instance by one built without arguments, which has no source.
 
@@ -91,6 +105,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         trainer: Any = None,
         max_items_per_step: int = DEFAULT_MAX_ITEMS_PER_STEP,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        sync_ranks: bool = True,
     ) -> None:
         if source is not None and source_factory is not None:
             raise ValueError("pass either source or source_factory, not both")
@@ -101,14 +116,16 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self._trainer_ref: Callable[[], Any] = (lambda: None) if trainer is None else weakref.ref(trainer)
         self.max_items_per_step = max_items_per_step
         self.close_timeout = close_timeout
-        # Checkpointed (see state()): ids already decided, and the values in force.
+        self.sync_ranks = sync_ranks
+        # Checkpointed (see state()): ids already decided (in decision order), and the values in force.
         self.handled_ids: list[str] = []
+        self._handled: set[str] = set()  # the same ids, for lookups
         self.in_force: dict[str, Any] = {}
         self._source: UpdateSource | None = None
         self._finalizer: weakref.finalize | None = None
         self._deferred: list[UpdateRequest] = []
-        self._multi_process = False
-        self._broadcast = True  # tests switch it off to show that ranks then diverge
+        self._ranks: _distributed.RankSync | None = None  # built once per process group
+        self._sync: _distributed.RankSync | None = None  # set while this run broadcasts every step
 
     @classmethod
     def from_env(cls, trainer: Any = None, **kwargs: Any) -> RuntimeParameterCallback:
@@ -136,20 +153,30 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         saved = state.stateful_callbacks.get(key)
         if isinstance(saved, dict):
             attributes = saved.get("attributes", {})
-            self.handled_ids += [i for i in attributes.get("handled_ids", []) if i not in self.handled_ids]
+            self._mark_handled(attributes.get("handled_ids", []))
             self.in_force = {**attributes.get("in_force", {}), **self.in_force}
         # Without this, the next save raises KeyError when the checkpoint lacked the callback.
         state.stateful_callbacks.setdefault(key, self.state())
 
+    def _mark_handled(self, ids: Iterable[str]) -> None:
+        for request_id in ids:
+            if request_id not in self._handled:
+                self._handled.add(request_id)
+                self.handled_ids.append(request_id)
+
     # ---- lifecycle -------------------------------------------------------------------------------
 
-    def _open_source(self) -> None:
+    def _open_source(self, resume_step: int | None) -> None:
         self.close()  # a source left open by a train() that raised
         try:
             source = self._source_factory() if self._source_factory is not None else self._given_source
             if source is None:
                 return
-            source.start()
+            if resume_step is None:
+                source.start()
+            else:
+                logger.info("Resumed at step %d: updates applied after it will be applied again", resume_step)
+                source.start(replay_after_step=resume_step)
         except Exception:
             logger.exception("runtime parameter updates disabled: the update source failed to start")
             return
@@ -167,15 +194,16 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
     # ---- hooks -----------------------------------------------------------------------------------
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        resume_step = int(state.global_step) if state.global_step > 0 else None  # > 0 only when resuming
         try:
-            self._multi_process = _distributed.is_multi_process()
             self._restore(state)
-            if state.global_step > 0 and self.in_force:
+            if resume_step is not None and self.in_force:
                 self._reapply(self._context(args, state, control, kwargs))
             if state.is_world_process_zero:
-                self._open_source()
+                self._open_source(resume_step)
         except Exception:
             logger.exception("runtime parameter updates: setup at train begin failed")
+        self._sync = self._connect_ranks()  # every rank, whatever happened above
         self._step(args, state, control, kwargs, at_train_begin=True)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -184,16 +212,31 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.close()
 
+    def _connect_ranks(self) -> _distributed.RankSync | None:
+        """The per-step broadcast for this run, or None: single process, ``sync_ranks`` off, or rank 0 has no source.
+
+        Collective: every rank calls it once at train begin.
+        """
+        if not self.sync_ranks or not _distributed.is_multi_process():
+            return None
+        try:
+            if self._ranks is None or not self._ranks.is_for_current_world():
+                self._ranks = _distributed.RankSync()
+            return self._ranks if self._ranks.enabled_on_rank0(self._source is not None) else None
+        except Exception:
+            logger.exception("runtime parameter updates disabled: ranks could not agree at train begin")
+            return None
+
     # ---- one step boundary -----------------------------------------------------------------------
 
     def _step(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any], *, at_train_begin: bool) -> None:
-        source = self._source
-        if source is None and not self._multi_process and not self._deferred:
-            return  # the common case when updates are off: no work at all
+        source, sync = self._source, self._sync
+        if source is None and sync is None and not self._deferred:
+            return  # the common case when updates are off: no work at all, no collective
         try:
             requests = self._drain(source)
-            if self._multi_process and self._broadcast:
-                requests = _distributed.broadcast_from_rank0(requests)
+            if sync is not None:
+                requests = sync.broadcast(requests)
             if at_train_begin:
                 # Control flags are reset at each step's begin: commands must wait for the first step end.
                 self._deferred += [r for r in requests if "command" in r.params]
@@ -237,7 +280,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         supersedes an earlier good one.
         """
         step = int(ctx.state.global_step)
-        fresh = [r for r in requests if r.id not in self.handled_ids]
+        fresh = [r for r in requests if r.id not in self._handled]
         if len(fresh) < len(requests):
             logger.debug("%d request(s) handled before this resume were skipped", len(requests) - len(fresh))
         decided: dict[str, UpdateOutcome] = {}
@@ -257,7 +300,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             else:
                 live = {k: v for k, v in request.params.items() if k not in superseded}
                 decided[request.id] = self._apply(request, live, superseded, ctx)
-        self.handled_ids += [r.id for r in fresh]
+        self._mark_handled(r.id for r in fresh)
         return [decided[r.id] for r in fresh]
 
     def _check(self, request: UpdateRequest, ctx: ApplyContext) -> UpdateOutcome | None:
@@ -304,7 +347,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         return UpdateOutcome(request.id, OutcomeStatus.APPLIED, step=step, changes=changes, reason=note)
 
     def _reapply(self, ctx: ApplyContext) -> None:
-        """After resume, set again what the checkpoint does not restore (idempotent for the rest)."""
+        """After resume, set again what the checkpoint does not restore (see :meth:`ParameterApplier.reapply`)."""
         for name in _registry.applier_names():
             if name not in self.in_force:
                 continue
@@ -312,8 +355,8 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             try:
                 reason = applier.check(value, ctx)
                 if reason is None:
-                    applier.apply(value, ctx)
-                    logger.info("Re-applied %s=%r after resume at step %d", name, value, ctx.state.global_step)
+                    if applier.reapply(value, ctx):
+                        logger.info("Re-applied %s=%r after resume at step %d", name, value, ctx.state.global_step)
                 else:
                     logger.warning("could not re-apply %s=%r after resume: %s", name, value, reason)
             except Exception:

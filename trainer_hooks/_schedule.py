@@ -30,6 +30,7 @@ __all__ = [
     "lambda_keyword_reason",
     "make_constant",
     "peak_lr",
+    "restore_peak_keyword",
     "resume_schedule",
     "resume_schedule_reason",
     "schedule_lambdas",
@@ -127,16 +128,28 @@ def set_peak_lr(optimizer: Any, scheduler: Any, new: float) -> None:
     _refresh(optimizer, scheduler)
 
 
+def restore_peak_keyword(optimizer: Any, scheduler: Any, peak: float) -> bool:
+    """After resume, give the polynomial lambda back the peak :func:`set_peak_lr` set; whether there was one.
+
+    ``scheduler.pt`` restores ``base_lrs`` but not the lambda's keywords, so a
+    resumed polynomial schedule would divide by the peak the run started with.
+    """
+    if not isinstance(scheduler, LambdaLR) or not _partials_with(scheduler, "lr_init"):
+        return False
+    set_lambda_keyword(optimizer, scheduler, "lr_init", peak)
+    return True
+
+
 def is_constant(scheduler: Any) -> bool:
     """Whether ``learning_rate_mode="constant"`` has frozen this scheduler."""
     return scheduler is not None and scheduler in _saved_lambdas
 
 
 def schedule_lambdas(scheduler: Any) -> list[Callable[[int], float]]:
-    """The schedule's own lambdas, also while a constant rate has replaced them."""
+    """The schedule's own lambdas, also while a constant rate has replaced them (none for a metric-driven one)."""
     if scheduler in _saved_lambdas:
         return _saved_lambdas[scheduler]
-    return list(scheduler.lr_lambdas)
+    return list(scheduler.lr_lambdas) if isinstance(scheduler, LambdaLR) else []
 
 
 def make_constant(optimizer: Any, scheduler: Any) -> None:
@@ -196,7 +209,7 @@ def lambda_keyword_reason(scheduler: Any, keyword: str) -> str | None:
     return None
 
 
-def set_lambda_keyword(optimizer: Any, scheduler: Any, keyword: str, value: int) -> None:
+def set_lambda_keyword(optimizer: Any, scheduler: Any, keyword: str, value: float) -> None:
     """Set a keyword of the schedule's lambdas (the HF lambdas are partials) and recompute the rate."""
     for fn in _partials_with(scheduler, keyword):
         fn.keywords[keyword] = value

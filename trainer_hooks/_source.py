@@ -24,8 +24,14 @@ class UpdateSource(Protocol):
     network: ``drain`` and ``report`` only touch in-process queues.
     """
 
-    def start(self) -> None:
-        """Begin receiving requests; idempotent and non-blocking."""
+    def start(self, replay_after_step: int | None = None) -> None:
+        """Begin receiving requests; idempotent and non-blocking.
+
+        ``replay_after_step=S`` says training resumed from a checkpoint at global step S:
+        the checkpoint rewound the run past the requests applied after S, so the source
+        delivers those once more (besides everything still undecided). Requests applied
+        at or before S are in the checkpoint and need not be delivered again.
+        """
 
     def close(self, timeout: float | None = None) -> None:
         """Stop, flushing reported outcomes for at most ``timeout`` seconds."""

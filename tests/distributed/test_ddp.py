@@ -1,4 +1,7 @@
-"""Two DDP ranks (torchrun, gloo, CPU) stay identical through live changes because rank 0 broadcasts them."""
+"""Two DDP ranks (torchrun, gloo, CPU) stay identical through live changes because rank 0 broadcasts them.
+
+The broadcast costs a collective per step only while rank 0 has an update source.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +49,14 @@ def test_every_rank_applies_the_same_change_at_the_same_step(model_dir: str, tmp
     rank0, rank1 = run_ranks(model_dir, tmp_path, "broadcast")
     assert rank0["lrs"] == rank1["lrs"]
     assert rank0["lrs"][4] == pytest.approx(5e-3 * 3 / 5)  # the change after step 3 is in force, warmup kept
+    assert max_difference(rank0["weights"], rank1["weights"]) == 0.0
+    assert rank0["step_broadcasts"] == rank1["step_broadcasts"] >= 10  # a count at every step boundary
+
+
+@pytest.mark.slow
+def test_when_rank0_has_no_source_no_rank_makes_a_collective_per_step(model_dir: str, tmp_path: Path) -> None:
+    rank0, rank1 = run_ranks(model_dir, tmp_path, "no-source")
+    assert rank0["step_broadcasts"] == rank1["step_broadcasts"] == 0
     assert max_difference(rank0["weights"], rank1["weights"]) == 0.0
 
 

@@ -2,7 +2,8 @@
 
 ``QueueSource`` is an in-memory implementation of our own ``UpdateSource``
 protocol (not a double of Supabase): the callback under test drains it and
-reports to it exactly as it does with ``agent.UpdateAgent``.
+reports to it exactly as it does with ``agent.UpdateAgent``, and it keeps what
+the job row would keep, so one instance can serve a run and its resume.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from transformers import TrainerCallback
 
-from agent._models import UpdateOutcome, UpdateRequest
+from agent._models import OutcomeStatus, UpdateOutcome, UpdateRequest
 
 _ids = itertools.count(1)
 
@@ -29,31 +30,52 @@ def request(**params: Any) -> UpdateRequest:
 
 @dataclass
 class QueueSource:
-    """An in-memory ``UpdateSource``: tests push requests, the callback drains them and reports outcomes."""
+    """An in-memory ``UpdateSource``: tests push requests, the callback drains them and reports outcomes.
+
+    Like the agent over one job row, it remembers every request it delivered and the
+    first outcome reported per id (``recorded``: first write wins), and
+    ``start(replay_after_step=S)`` queues again, once, the requests recorded as applied
+    after step S. ``outcomes`` is every report, duplicates included.
+    """
 
     queued: list[UpdateRequest] = field(default_factory=list)
     outcomes: list[UpdateOutcome] = field(default_factory=list)
-    starts: int = 0
+    recorded: dict[str, UpdateOutcome] = field(default_factory=dict)
+    delivered: dict[str, UpdateRequest] = field(default_factory=dict)
+    starts: list[int | None] = field(default_factory=list)  # replay_after_step of each start()
     closes: int = 0
 
-    def start(self) -> None:
-        self.starts += 1
+    def start(self, replay_after_step: int | None = None) -> None:
+        self.starts.append(replay_after_step)
+        if replay_after_step is not None:
+            self.queued[:0] = [r for r in self.delivered.values() if self._applied_after(r.id, replay_after_step)]
+
+    def _applied_after(self, request_id: str, step: int) -> bool:
+        outcome = self.recorded.get(request_id)
+        return outcome is not None and outcome.status is OutcomeStatus.APPLIED and (outcome.step or 0) > step
 
     def close(self, timeout: float | None = None) -> None:
         self.closes += 1
 
     def drain(self, max_items: int = 64) -> list[UpdateRequest]:
         taken, self.queued = self.queued[:max_items], self.queued[max_items:]
+        self.delivered.update((r.id, r) for r in taken)
         return taken
 
     def report(self, outcomes: Iterable[UpdateOutcome]) -> None:
-        self.outcomes.extend(outcomes)
+        for outcome in outcomes:
+            self.outcomes.append(outcome)
+            self.recorded.setdefault(outcome.request_id, outcome)
 
     def push(self, *requests: UpdateRequest) -> None:
         self.queued.extend(requests)
 
+    def reports(self, request_id: str) -> list[UpdateOutcome]:
+        return [o for o in self.outcomes if o.request_id == request_id]
+
     def outcome(self, request_id: str) -> UpdateOutcome:
-        (found,) = [o for o in self.outcomes if o.request_id == request_id]
+        """The one outcome reported for ``request_id`` (fails if there were more)."""
+        (found,) = self.reports(request_id)
         return found
 
 
@@ -106,26 +128,28 @@ def schedule_factors(name: str, warmup: int, total: int, peak: float = 1.0, **kw
     return factors
 
 
+# Small, quiet, CPU-only arguments: linear schedule with warmup, logging every step, no saving.
+# The TRL configs (trl_builders.py) start from the same values.
+BASE_ARGS: dict[str, Any] = {
+    "max_steps": 20,
+    "per_device_train_batch_size": 4,
+    "learning_rate": 1e-3,
+    "warmup_steps": 5,
+    "lr_scheduler_type": "linear",
+    "logging_steps": 1,
+    "save_strategy": "no",
+    "report_to": [],
+    "use_cpu": True,
+    "disable_tqdm": True,
+    "seed": 0,
+}
+
+
 def training_args(output_dir: Any, **overrides: Any) -> Any:
-    """Small, quiet, CPU-only arguments: linear schedule with warmup, logging every step, no saving."""
+    """``TrainingArguments`` from :data:`BASE_ARGS` with ``overrides``."""
     from transformers import TrainingArguments
 
-    values: dict[str, Any] = {
-        "output_dir": str(output_dir),
-        "max_steps": 20,
-        "per_device_train_batch_size": 4,
-        "learning_rate": 1e-3,
-        "warmup_steps": 5,
-        "lr_scheduler_type": "linear",
-        "logging_steps": 1,
-        "save_strategy": "no",
-        "report_to": [],
-        "use_cpu": True,
-        "disable_tqdm": True,
-        "seed": 0,
-        **overrides,
-    }
-    return TrainingArguments(**values)
+    return TrainingArguments(output_dir=str(output_dir), **{**BASE_ARGS, **overrides})
 
 
 def plain_trainer(model_dir: str, args: Any, callbacks: list[Any], eval_set: bool = False) -> Any:

@@ -33,18 +33,18 @@ def run(
     schedule: dict[int, list[Any]] | None = None,
     eval_set: bool = False,
     callback: RuntimeParameterCallback | None = None,
+    resume_from: str | None = None,
     **args: Any,
 ) -> tuple[Any, LrRecorder]:
+    """Train with ``schedule``'s requests pushed at the end of those steps; ``resume_from`` a checkpoint's name."""
     recorder = LrRecorder()
     callback = callback or RuntimeParameterCallback(source)
+    out = tmp_path / "out"
     trainer = plain_trainer(
-        tiny_dir,
-        training_args(tmp_path / "out", **args),
-        [PushAt(source, schedule or {}), recorder, callback],
-        eval_set=eval_set,
+        tiny_dir, training_args(out, **args), [PushAt(source, schedule or {}), recorder, callback], eval_set=eval_set
     )
     callback.bind(trainer)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(out / resume_from) if resume_from else None)
     return trainer, recorder
 
 
@@ -72,7 +72,7 @@ def test_a_request_mid_run_sticks_through_the_schedule_and_is_logged_as_used(
     assert (outcome.status, outcome.step) == (OutcomeStatus.APPLIED, 10)
     assert (outcome.changes["learning_rate"].old, outcome.changes["learning_rate"].new) == (1e-3, 2e-3)
     assert "✅ Applied learning rate update: 1.00e-03 → 2.00e-03" in caplog.text
-    assert (source.starts, source.closes) == (1, 1)
+    assert (source.starts, source.closes) == ([None], 1)
 
 
 @pytest.mark.slow
@@ -222,7 +222,7 @@ def test_the_source_is_closed_when_training_raises(tiny_dir: str, tmp_path: Path
     assert sources[0].closes == 0  # Trainer has no exception hook ...
     trainer.remove_callback(Boom)
     trainer.train()  # ... so the next train() closes the stale source and opens a fresh one
-    assert [(s.starts, s.closes) for s in sources] == [(1, 1), (1, 1)]
+    assert [(s.starts, s.closes) for s in sources] == [([None], 1), ([None], 1)]
 
     crashed = RuntimeParameterCallback(source_factory=factory)
     trainer = plain_trainer(tiny_dir, training_args(tmp_path / "out2"), [crashed, Boom()])
@@ -250,33 +250,75 @@ def test_from_env_without_configuration_is_a_harmless_no_op(
     assert warnings == ["No JOB_ID found, runtime parameter updates disabled"]
 
 
+SAVE_EVERY_10: dict[str, Any] = {"save_strategy": "steps", "save_steps": 10}
+# Evaluate every 3 steps; every evaluation after the first divides the rate by 10 (nothing counts as better).
+PLATEAU: dict[str, Any] = {
+    "lr_scheduler_type": "reduce_lr_on_plateau",
+    "lr_scheduler_kwargs": {"patience": 0, "factor": 0.1, "threshold": 10.0, "threshold_mode": "abs"},
+    "eval_strategy": "steps",
+    "eval_steps": 3,
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "params",
+    ("schedule", "args"),
     [
-        {"learning_rate": 2e-3, "max_grad_norm": 0.3, "warmup_steps": 8},
-        {"learning_rate_mode": "constant", "max_steps": 16, "max_grad_norm": 0.3},
+        ({4: [{"learning_rate": 2e-3, "max_grad_norm": 0.3, "warmup_steps": 8}]}, {}),
+        ({4: [{"learning_rate_mode": "constant", "max_steps": 16, "max_grad_norm": 0.3}]}, {}),
+        ({2: [{"learning_rate": 2e-3}], 6: [{"learning_rate_mode": "constant", "max_grad_norm": 0.3}]}, {}),
+        ({2: [{"learning_rate": 2e-3, "max_grad_norm": 0.3}]}, PLATEAU),
+        ({2: [{"learning_rate": 2e-3, "max_grad_norm": 0.3}]}, {"lr_scheduler_type": "polynomial"}),
     ],
-    ids=["rescaled-with-new-warmup", "constant-and-shortened"],
+    ids=[
+        "rescaled-with-new-warmup",
+        "constant-and-shortened",
+        "new-peak-then-constant",
+        "new-rate-then-plateau-reductions",
+        "polynomial-new-peak",
+    ],
 )
-def test_resume_neither_reapplies_nor_loses_an_update(tiny_dir: str, tmp_path: Path, params: dict[str, Any]) -> None:
-    change = request(**params)
-    first = QueueSource()
-    _, before = run(tiny_dir, tmp_path, first, {4: [change]}, save_strategy="steps", save_steps=10)
-    assert first.outcome(change.id).status is OutcomeStatus.APPLIED
+def test_resume_continues_exactly_as_the_uninterrupted_run(
+    tiny_dir: str, tmp_path: Path, schedule: dict[int, list[dict[str, Any]]], args: dict[str, Any]
+) -> None:
+    source = QueueSource()  # like the job row, one for the run and its resume
+    requests = {step: [request(**params) for params in batch] for step, batch in schedule.items()}
+    eval_set = "eval_strategy" in args
+    first, before = run(tiny_dir, tmp_path, source, requests, eval_set=eval_set, **SAVE_EVERY_10, **args)
+    assert {o.status for o in source.outcomes} == {OutcomeStatus.APPLIED}
+    reported = list(source.outcomes)
 
-    again = QueueSource()
-    again.push(change)  # the agent re-reads the row after a restart and sees the request again
-    recorder, callback = LrRecorder(), RuntimeParameterCallback(again)
-    args = training_args(tmp_path / "out", save_strategy="steps", save_steps=10)
-    trainer = plain_trainer(tiny_dir, args, [recorder, callback])
-    callback.bind(trainer)
-    trainer.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-10"))
+    trainer, after = run(
+        tiny_dir, tmp_path, source, eval_set=eval_set, resume_from="checkpoint-10", **SAVE_EVERY_10, **args
+    )
 
-    assert again.outcomes == []  # nothing reported twice
-    assert trainer.args.max_grad_norm == 0.3  # args are not in the checkpoint: re-applied
-    assert recorder.first_group() == pytest.approx({s: r for s, r in before.first_group().items() if s > 10})
-    assert trainer.state.global_step == params.get("max_steps", STEPS)
+    assert source.starts == [None, 10]
+    assert source.outcomes == reported  # applied before the checkpoint: neither applied nor reported again
+    assert trainer.args.max_grad_norm == 0.3  # args are not in the checkpoint: set again
+    # The rates come back from the checkpoint, with what the schedule did after each request (no jump back).
+    assert after.first_group() == pytest.approx({s: r for s, r in before.first_group().items() if s > 10})
+    assert trainer.state.global_step == first.state.global_step
+
+
+@pytest.mark.slow
+def test_resume_applies_again_what_was_applied_after_the_checkpoint(
+    tiny_dir: str, tmp_path: Path, source: QueueSource
+) -> None:
+    kept, rewound = request(learning_rate=5e-4), request(learning_rate=2e-3, max_grad_norm=0.3)
+    save: dict[str, Any] = {"save_strategy": "steps", "save_steps": 4}
+    run(tiny_dir, tmp_path, source, {2: [kept], 6: [rewound]}, **save)
+    assert [(o.request_id, o.step) for o in source.outcomes] == [(kept.id, 2), (rewound.id, 6)]
+
+    trainer, recorder = run(tiny_dir, tmp_path, source, resume_from="checkpoint-4", **save)
+
+    assert source.starts == [None, 4]
+    assert len(source.reports(kept.id)) == 1  # in checkpoint-4 already
+    again = source.reports(rewound.id)[1]  # rewound by checkpoint-4: applied again before the first resumed step
+    assert (again.status, again.step) == (OutcomeStatus.APPLIED, 4)
+    assert source.recorded[rewound.id].step == 6  # the row keeps the first outcome
+    assert trainer.args.max_grad_norm == 0.3
+    expected = {s: r for s, r in expected_rates({2: 5e-4, 4: 2e-3}).items() if s > 4}
+    assert recorder.first_group() == pytest.approx(expected)
 
 
 @pytest.mark.slow

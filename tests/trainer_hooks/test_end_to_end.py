@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,34 +15,78 @@ import pytest
 from hooks_helpers import LrRecorder, logged_lr, plain_trainer, schedule_factors, training_args
 from transformers import TrainerCallback
 
+from agent import UpdateAgent
+from agent._models import UpdateOutcome, UpdateRequest
 from trainer_hooks import RuntimeParameterCallback
 
-STEPS, WARMUP, PEAK = 60, 5, 1e-3
+STEPS, WARMUP, PEAK = 20, 5, 1e-3
+ARRIVAL_DEADLINE_S = 20.0  # generous: a loaded 2-core CI machine; an idle one takes milliseconds
+
+
+class Arrivals:
+    """The real agent as the callback's source, which the test can wait on without taking requests from the callback.
+
+    :meth:`wait_for` pulls from the agent's queue into a buffer that the callback's next drain
+    returns first; ``handed`` lists the ids the callback has drained, in order.
+    """
+
+    def __init__(self, agent: UpdateAgent) -> None:
+        self.agent = agent
+        self.buffer: list[UpdateRequest] = []
+        self.handed: list[str] = []
+
+    def start(self, replay_after_step: int | None = None) -> None:
+        self.agent.start(replay_after_step)
+
+    def close(self, timeout: float | None = None) -> None:
+        self.agent.close(timeout)
+
+    def drain(self, max_items: int = 64) -> list[UpdateRequest]:
+        self.buffer += self.agent.drain(max_items)
+        taken, self.buffer = self.buffer[:max_items], self.buffer[max_items:]
+        self.handed += [r.id for r in taken]
+        return taken
+
+    def report(self, outcomes: Iterable[UpdateOutcome]) -> None:
+        self.agent.report(outcomes)
+
+    def wait_for(self, request_id: str) -> None:
+        deadline = time.monotonic() + ARRIVAL_DEADLINE_S
+        while request_id not in self.handed and all(r.id != request_id for r in self.buffer):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"request {request_id} did not reach the agent within {ARRIVAL_DEADLINE_S} s")
+            time.sleep(0.01)
+            self.buffer += self.agent.drain()
 
 
 class RequestMidRun(TrainerCallback):
-    """Makes a request through the RPC at one step; while requests are undecided, gives each step some slack.
+    """Makes a request through the RPC at one step; at each step boundary, waits until pending requests arrived.
 
-    Added after the callback under test, so it sees what the callback decided at the same step. The slack
-    (at most ``slack_s`` per step) only gives Realtime time to deliver; nothing is asserted about time.
+    Added after the callback under test, so it runs after the callback's drain at the same boundary and
+    records at which step the callback took each request (``handed_at``) and at which one the request was
+    first seen in the source (``arrived_at``). Nothing depends on how long delivery takes.
     """
 
-    def __init__(
-        self,
-        callback: RuntimeParameterCallback,
-        submit: Callable[[], dict[str, Any]],
-        at_step: int,
-        slack_s: float = 0.25,
-    ) -> None:
-        self.callback, self.submit, self.at_step, self.slack_s = callback, submit, at_step, slack_s
-        self.pending: list[str] = []
+    def __init__(self, source: Arrivals, submit: Callable[[], dict[str, Any]], at_step: int, pending: list[str]):
+        self.source, self.submit, self.at_step, self.pending = source, submit, at_step, pending
+        self.handed_at: dict[str, int] = {}
+        self.arrived_at: dict[str, int] = {}
+
+    def _boundary(self, step: int) -> None:
+        for request_id in self.source.handed[len(self.handed_at) :]:
+            self.handed_at[request_id] = step
+        if step == self.at_step:
+            self.pending.append(self.submit()["id"])
+        for request_id in self.pending:
+            self.source.wait_for(request_id)
+            self.arrived_at[request_id] = step
+        self.pending = []
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._boundary(state.global_step)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step == self.at_step:
-            self.pending.append(self.submit()["id"])
-        self.pending = [i for i in self.pending if i not in self.callback.handled_ids]
-        if self.pending:
-            time.sleep(self.slack_s)
+        self._boundary(state.global_step)
 
 
 @pytest.mark.stack
@@ -65,12 +110,13 @@ def test_requests_through_the_rpc_are_applied_and_recorded_on_the_row(
     monkeypatch.setenv("LIVEPARAMS_TOKEN", job_token(job_id))
 
     early = request_update(jwt, job_id, {"learning_rate": 2e-3})  # before training starts
-    recorder = LrRecorder()
+    agent = UpdateAgent.from_env()
+    assert agent is not None
+    source, recorder = Arrivals(agent), LrRecorder()
     trainer = plain_trainer(tiny_dir, training_args(tmp_path / "out", max_steps=STEPS), [recorder])
-    callback = RuntimeParameterCallback.from_env(trainer)
-    trainer.add_callback(callback)
-    pacer = RequestMidRun(callback, lambda: request_update(jwt, job_id, {"learning_rate": 5e-4}), at_step=8)
-    pacer.pending.append(early["id"])
+    trainer.add_callback(RuntimeParameterCallback(source, trainer=trainer))
+    submit = functools.partial(request_update, jwt, job_id, {"learning_rate": 5e-4})
+    pacer = RequestMidRun(source, submit, at_step=8, pending=[early["id"]])
     trainer.add_callback(pacer)
     trainer.train()
 
@@ -82,7 +128,10 @@ def test_requests_through_the_rpc_are_applied_and_recorded_on_the_row(
     assert (first["status"], second["status"]) == ("applied", "applied")
     assert first["changes"]["learning_rate"] == {"old": 1e-3, "new": 2e-3}
     assert second["changes"]["learning_rate"] == {"old": 2e-3, "new": 5e-4}
-    assert 0 <= first["step"] < 8 <= second["step"] < STEPS
+    # Each is applied at the step boundary where the callback drained it, at the latest the first after it arrived.
+    for request_id, outcome in ((early["id"], first), (later_id, second)):
+        assert outcome["step"] == pacer.handed_at[request_id] <= pacer.arrived_at[request_id] + 1
+    assert second["step"] > 8  # made after the callback's drain at step 8
 
     factors = schedule_factors("linear", WARMUP, STEPS)
     peak, expected = PEAK, {}

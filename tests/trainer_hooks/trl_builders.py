@@ -5,21 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hooks_helpers import BASE_ARGS
+
 from liveparams.demo import tiny
 
-COMMON: dict[str, Any] = {
-    "max_steps": 10,
-    "per_device_train_batch_size": 4,
-    "learning_rate": 1e-3,
-    "warmup_steps": 3,
-    "lr_scheduler_type": "linear",
-    "logging_steps": 1,
-    "save_strategy": "no",
-    "report_to": [],
-    "use_cpu": True,
-    "disable_tqdm": True,
-    "seed": 0,
-}
+COMMON: dict[str, Any] = {**BASE_ARGS, "max_steps": 10, "warmup_steps": 3}
 
 
 def _tokenizer(model_dir: str) -> Any:
