@@ -64,8 +64,13 @@ class UpdateAgent:
         """Where the agent stands: not started, starting, subscribed, degraded (polling) or closed."""
         return AgentStatus.CLOSED if self._closed else self._worker.status
 
-    def start(self) -> None:
+    def start(self, replay_after_step: int | None = None) -> None:
         """Start the agent thread; idempotent, never waits on the network.
+
+        Args:
+            replay_after_step (`int`, *optional*): training resumed from a checkpoint at this global
+                step. Requests recorded as ``applied`` at a later step are delivered once more (the
+                checkpoint rewound the model past them); all other requests with an outcome are skipped.
 
         Raises:
             AgentClosedError: the agent was closed; an agent runs once.
@@ -75,7 +80,7 @@ class UpdateAgent:
                 raise AgentClosedError("this UpdateAgent was closed; create a new one to start again")
             if self._worker.status is not AgentStatus.NOT_STARTED:
                 return
-            self._worker.start()
+            self._worker.start(replay_after_step)
             atexit.register(self.close)
 
     def wait_ready(self, timeout: float | None = None) -> bool:

@@ -57,6 +57,10 @@ class Intake:
         """Whether requests are waiting for room in the queue (read from any thread)."""
         return self._backlog is not None
 
+    def replay_applied_after(self, step: int | None) -> None:
+        """Resumed from a checkpoint at ``step``: deliver again what was applied after it (before the first scan)."""
+        self._ledger.replay_after_step = step
+
     def on_change(self, payload: Mapping[str, Any]) -> None:
         """The Realtime ``postgres_changes`` callback. Never raises: an exception would kill the client's listener.
 

@@ -9,11 +9,14 @@ without a network. What the rules guarantee:
   and processes, and two identical entries are one request.
 - **Exactly once, in order.** :class:`RequestLedger` remembers every id it has
   handed out or rejected, walks the array in order, and skips ids that already
-  have an outcome on the row (handled by an earlier process).
+  have an outcome on the row (handled by an earlier process) — except, after a
+  resume from a checkpoint at step S, those ``applied`` at a step after S: the
+  checkpoint rewound the model past them, so they are handed out once more.
 - **Validation.** Every parameter goes through :func:`agent.validate_parameter`;
-  entries that are not objects, JSON text that does not parse, empty requests,
-  oversized payloads and ``learning_rate_mode`` without ``learning_rate`` are
-  rejected with a sentence for the user.
+  entries that are not objects, JSON text that does not parse, empty requests
+  and oversized payloads are rejected with a sentence for the user.
+  (``learning_rate_mode`` alone is a request: ``constant`` freezes the current
+  rate, ``rescale`` brings the schedule back.)
 """
 
 from __future__ import annotations
@@ -130,10 +133,16 @@ class RequestLedger:
 
     Args:
         max_request_bytes (`int`): entries larger than this, as compact JSON, are rejected.
+
+    Attributes:
+        replay_after_step (`int | None`): set when training resumed from a checkpoint at this
+            global step: requests recorded as ``applied`` at a later step are handed out once
+            more, since the checkpoint does not contain them. ``None``: every outcome means handled.
     """
 
     def __init__(self, max_request_bytes: int) -> None:
         self._max_bytes = max_request_bytes
+        self.replay_after_step: int | None = None
         self._seen: set[str] = set()
         # Ids of the array prefix already walked; lets an event that adds nothing cost a length check.
         self._prefix: list[str] = []
@@ -160,9 +169,11 @@ class RequestLedger:
         for position in range(start, len(updates)):
             raw = updates[position]
             request_id = request_identity(raw)
-            if request_id in outcomes:
-                self._seen.add(request_id)  # handled by an earlier process (a resumed run)
-            elif request_id not in self._seen:
+            if request_id in self._seen:
+                pass  # handed out or rejected by this process already
+            elif request_id in outcomes and not self._rewound(outcomes[request_id]):
+                self._seen.add(request_id)  # handled by an earlier process, and kept by the checkpoint
+            else:
                 item = parse_entry(raw, position, self._max_bytes)
                 if isinstance(item, UpdateRequest):
                     if room <= 0:
@@ -175,3 +186,11 @@ class RequestLedger:
             prefix.append(request_id)
         self._prefix = prefix
         return result
+
+    def _rewound(self, outcome: Any) -> bool:
+        """Whether ``outcome`` (as stored) is an application the resumed checkpoint does not contain."""
+        after = self.replay_after_step
+        if after is None or not isinstance(outcome, Mapping) or outcome.get("status") != OutcomeStatus.APPLIED.value:
+            return False
+        step = outcome.get("step")
+        return isinstance(step, int) and not isinstance(step, bool) and step > after

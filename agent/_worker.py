@@ -94,8 +94,12 @@ class Worker:
 
     # -- called from other threads -------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the thread (once); returns at once, the network is only touched on the thread."""
+    def start(self, replay_after_step: int | None = None) -> None:
+        """Start the thread (once); returns at once, the network is only touched on the thread.
+
+        ``replay_after_step``: training resumed from a checkpoint at this step (see ``UpdateAgent.start``).
+        """
+        self.intake.replay_applied_after(replay_after_step)  # before the thread: its first scan must see it
         self.status = AgentStatus.STARTING
         self.loop = asyncio.new_event_loop()
         self._thread.start()

@@ -136,33 +136,40 @@ def test_the_request_arrives_as_validated_values(
     assert request.params == {"learning_rate": 5e-5, "learning_rate_mode": "constant"}
 
 
-def test_outcomes_are_recorded_on_the_row_and_a_resumed_run_skips_them(
+def test_outcomes_are_recorded_on_the_row_and_a_resumed_run_skips_them_unless_rewound(
     job: tuple[str, str],
     make_agent: Callable[..., UpdateAgent],
     request_update: Callable[..., dict[str, Any]],
     row: Callable[[str], dict[str, Any]],
 ) -> None:
     job_id, owner = job
+    early = request_update(owner, job_id, {"weight_decay": 0.05})["id"]
     first = request_update(owner, job_id, {"learning_rate": 5e-5})["id"]
     second = request_update(owner, job_id, {"learning_rate": 2e-5})["id"]
     agent = make_agent(job_id)
     with agent:
-        assert collect(agent, 2) == [first, second]
+        assert collect(agent, 3) == [early, first, second]
         agent.report(
             [
+                UpdateOutcome(early, OutcomeStatus.APPLIED, step=5),
                 UpdateOutcome(first, OutcomeStatus.SUPERSEDED, step=12, superseded_by=second, reason="replaced"),
                 UpdateOutcome(second, OutcomeStatus.APPLIED, step=12, changes={"learning_rate": Change(1e-4, 2e-5)}),
             ]
         )
     outcomes = row(job_id)["parameter_update_outcomes"]  # close() flushed them
+    assert outcomes[early]["status"] == "applied" and outcomes[early]["step"] == 5
     assert outcomes[first]["status"] == "superseded" and outcomes[first]["superseded_by"] == second
     assert outcomes[second]["status"] == "applied" and outcomes[second]["step"] == 12
     assert outcomes[second]["changes"] == {"learning_rate": {"old": 1e-4, "new": 2e-5}}
 
-    third = request_update(owner, job_id, {"weight_decay": 0.1})["id"]
+    third = request_update(owner, job_id, {"max_grad_norm": 0.5})["id"]
     resumed = make_agent(job_id)
     with resumed:
         assert collect(resumed, 1) == [third]
+    # Resumed from the checkpoint of step 8: what was applied at step 12 is not in it and comes again.
+    rewound = make_agent(job_id)
+    rewound.start(replay_after_step=8)
+    assert collect(rewound, 2) == [second, third]
 
 
 def append_raw(service_http: httpx.Client, job_id: str, entries: list[Any]) -> None:

@@ -126,6 +126,23 @@ def test_ledger_skips_requests_that_already_have_an_outcome() -> None:
     assert ids(ledger.scan(row, {"a": {"status": "applied"}}, room=10).items) == ["b"]
 
 
+def test_ledger_after_a_resume_replays_what_the_checkpoint_rewound_once() -> None:
+    ledger = RequestLedger(LIMIT)
+    ledger.replay_after_step = 8
+    row = [entry(name, learning_rate=1e-4) for name in "abcdefg"]
+    outcomes = {
+        "a": {"status": "applied", "step": 5},  # in the checkpoint
+        "b": {"status": "applied", "step": 8},  # in the checkpoint: saved at the end of step 8
+        "c": {"status": "applied", "step": 12},  # rewound
+        "d": {"status": "rejected", "step": None, "reason": "out of range"},
+        "e": {"status": "superseded", "step": 12, "superseded_by": "c"},
+        "f": {"status": "failed", "step": 12, "reason": "boom"},
+        "g": {"status": "applied", "step": None},
+    }
+    assert ids(ledger.scan(row, outcomes, room=10).items) == ["c"]
+    assert ledger.scan(row[::-1], outcomes, room=10).items == []  # a full walk again: still not twice
+
+
 def test_ledger_dedupes_repeated_entries() -> None:
     ledger = RequestLedger(LIMIT)
     legacy = {"learning_rate": 1e-4, "requested_at": "2024-12-14T10:30:00.000Z"}
