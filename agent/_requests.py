@@ -96,8 +96,6 @@ def parse_entry(raw: Any, position: int, max_bytes: int) -> UpdateRequest | Upda
             problems.append(str(exc))
     if not params and not problems:
         return reject("request names no parameter")
-    if "learning_rate_mode" in params and "learning_rate" not in params and not problems:
-        problems.append("'learning_rate_mode' only applies together with 'learning_rate' in the same request")
     if problems:
         return reject("; ".join(problems))
     requested_at = entry.get("requested_at")

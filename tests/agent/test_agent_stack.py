@@ -201,7 +201,6 @@ def test_bad_input_is_rejected_with_a_reason_on_the_row(
         "unknown parameter": stamped(bogus=1),
         "needs a restart": stamped(per_device_train_batch_size=64),
         "names no parameter": stamped(),
-        "only applies together with 'learning_rate'": stamped(learning_rate_mode="constant"),
         "the limit is 4096": stamped(learning_rate=1e-4, note="x" * 5000),
     }
     good = stamped(learning_rate=1e-4)

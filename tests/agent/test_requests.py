@@ -48,6 +48,13 @@ def test_valid_request_is_normalised() -> None:
     assert isinstance(item.params["max_steps"], int)
 
 
+@pytest.mark.parametrize("mode", ["constant", "rescale"])
+def test_learning_rate_mode_alone_is_a_request(mode: str) -> None:
+    """``constant`` alone freezes the current rate; ``rescale`` alone brings the schedule back."""
+    item = parse_entry(entry(learning_rate_mode=mode), 0, LIMIT)
+    assert isinstance(item, UpdateRequest) and item.params == {"learning_rate_mode": mode}
+
+
 def test_legacy_entry_without_metadata_is_accepted() -> None:
     item = parse_entry({"learning_rate": 1e-4}, 0, LIMIT)
     assert isinstance(item, UpdateRequest)
@@ -78,7 +85,6 @@ def test_json_text_entry_is_decoded() -> None:
         (entry(bogus=1), "unknown parameter 'bogus'"),
         (entry(per_device_train_batch_size=8), "needs a restart"),
         (entry(command="explode"), "must be one of"),
-        (entry(learning_rate_mode="constant"), "only applies together with 'learning_rate'"),
         (entry(note="x" * 5000, learning_rate=1e-4), "the limit is 4096"),
     ],
 )
