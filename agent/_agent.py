@@ -100,7 +100,8 @@ class UpdateAgent:
                 taken.append(requests.get_nowait())
             except queue.Empty:
                 break
-        if taken and self._worker.intake.backlogged:
+        # Even when nothing was taken: a backlog set while the queue was being emptied needs this retry.
+        if self._worker.intake.backlogged:
             self._worker.call_soon(self._worker.intake.retry_backlog)
         return taken
 

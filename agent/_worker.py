@@ -88,6 +88,7 @@ class Worker:
         self._resync = asyncio.Event()
         self._deadline = 0.0
         self._ready_pending = False  # a confirmation arrived; the next successful re-read makes us ready
+        self._push_generation = 0  # bumped when push goes down: a re-read begun before that proves nothing
         self._rest_failing = False
         self._row_missing = False
         self._announced = False
@@ -209,8 +210,10 @@ class Worker:
     def _degrade(self, reason: str) -> None:
         self.ready.clear()
         self._ready_pending = False
+        self._push_generation += 1
         if self.status is not AgentStatus.DEGRADED:
             self.status = AgentStatus.DEGRADED
+            self._request_resync()  # the re-reader may be sleeping resync_interval: start polling now
             logger.warning(
                 "Realtime push is down (%s); degraded: polling the job row every %gs until it is back",
                 reason,
@@ -236,11 +239,13 @@ class Worker:
 
     async def _reread(self) -> None:
         becomes_ready, self._ready_pending = self._ready_pending, False
+        generation = self._push_generation
         logger.debug("Checking for updates…")
         try:
             row = await self._rest.read_row()
         except RestError as exc:
-            self._ready_pending = self._ready_pending or becomes_ready
+            push_stayed_up = generation == self._push_generation
+            self._ready_pending = self._ready_pending or (becomes_ready and push_stayed_up)
             (logger.debug if self._rest_failing else logger.warning)("Could not read the job row: %s", exc)
             self._rest_failing = True
             return
@@ -252,7 +257,8 @@ class Worker:
             return
         self._row_missing = False
         self.intake.ingest_row(row)
-        if becomes_ready and self.status is not AgentStatus.CLOSED:
+        # Push went down during the read: the confirmation it was to follow up on is void.
+        if becomes_ready and generation == self._push_generation and self.status is not AgentStatus.CLOSED:
             was_degraded = self.status is AgentStatus.DEGRADED
             self.status = AgentStatus.SUBSCRIBED
             self.ready.set()

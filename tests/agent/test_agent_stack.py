@@ -55,11 +55,12 @@ def job(new_user: Callable[[], tuple[str, str]], new_job: Callable[..., str]) ->
 
 @pytest.fixture
 def make_agent(stack_env: dict[str, str], job_token: Callable[[str], str]) -> Iterator[Callable[..., UpdateAgent]]:
-    """``make_agent(job_id, **config)``: an UpdateAgent on the job token, closed after the test."""
+    """``make_agent(job_id, **config)``: an UpdateAgent on the job token (``url`` may be overridden), closed after."""
     agents: list[UpdateAgent] = []
 
     def make(job_id: str, **overrides: Any) -> UpdateAgent:
-        config = AgentConfig(job_id=job_id, url=stack_env["API_URL"], key=job_token(job_id), **(FAST | overrides))
+        connection = {"job_id": job_id, "url": stack_env["API_URL"], "key": job_token(job_id)}
+        config = AgentConfig(**(connection | FAST | overrides))
         agents.append(UpdateAgent(config))
         return agents[-1]
 
@@ -457,6 +458,7 @@ class Plug:
     """A TCP forwarder in front of the stack's API whose plug can be pulled: a network outage, not a fake server.
 
     ``pull()`` cuts every connection and refuses new ones; ``push()`` accepts them again.
+    ``cut_realtime()`` does that to Realtime websockets only: push is down, REST still works.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -465,6 +467,8 @@ class Plug:
         self._thread = threading.Thread(target=self._loop.run_forever, name="test.plug", daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._realtime_writers: set[asyncio.StreamWriter] = set()
+        self._realtime_cut = False
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
@@ -482,14 +486,27 @@ class Plug:
         writer.close()
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        request_line = await client_reader.readline()  # a websocket is the first request on its own connection
+        realtime = b"/realtime/" in request_line
         try:
+            if realtime and self._realtime_cut:
+                raise OSError("realtime is cut")
             server_reader, server_writer = await asyncio.open_connection(*self._target)
         except OSError:
             client_writer.close()
             return
-        self._writers |= {client_writer, server_writer}
+        server_writer.write(request_line)
+        connection = {client_writer, server_writer}
+        self._writers |= connection
+        if realtime:
+            self._realtime_writers |= connection
         await asyncio.gather(self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer))
-        self._writers -= {client_writer, server_writer}
+        self._writers -= connection
+        self._realtime_writers -= connection
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def push(self) -> None:
         async def listen() -> None:
@@ -507,17 +524,35 @@ class Plug:
 
         self._run(cut())
 
+    def cut_realtime(self) -> None:
+        async def cut() -> None:
+            self._realtime_cut = True
+            for writer in list(self._realtime_writers):
+                writer.transport.abort()
+
+        self._run(cut())
+
     def close(self) -> None:
         self.pull()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
 
+@pytest.fixture
+def plug(stack_env: dict[str, str]) -> Iterator[Plug]:
+    """A plug in front of the stack's API; agents given ``url=plug.url`` go through it."""
+    api = httpx.URL(stack_env["API_URL"])
+    plug = Plug(api.host, api.port or 80)
+    yield plug
+    plug.close()
+
+
+@pytest.mark.slow
 @pytest.mark.faults
 def test_an_outage_longer_than_the_client_retries_for(
     job: tuple[str, str],
-    stack_env: dict[str, str],
-    job_token: Callable[[str], str],
+    plug: Plug,
+    make_agent: Callable[..., UpdateAgent],
     request_update: Callable[..., dict[str, Any]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -526,24 +561,33 @@ def test_an_outage_longer_than_the_client_retries_for(
     ``recovery_grace`` is set beyond that, so only the supervisor's "gave up" check can bring push back.
     """
     job_id, owner = job
-    api = httpx.URL(stack_env["API_URL"])
-    plug = Plug(api.host, api.port or 80)
     caplog.set_level(logging.INFO, logger="agent")
-    config = AgentConfig(
-        job_id=job_id, url=f"http://127.0.0.1:{plug.port}", key=job_token(job_id), **(FAST | {"recovery_grace": 120})
-    )
-    try:
-        with UpdateAgent(config) as agent:
-            assert agent.wait_ready(DELIVERY_TIMEOUT_S)
-            plug.pull()
-            during = request_update(owner, job_id, {"max_steps": 700})["id"]
-            assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 5)
-            time.sleep(17)  # the client's own reconnects: immediately, then after 1, 2, 4 and 8 s; then it gives up
-            plug.push()
-            assert agent.wait_ready(DELIVERY_TIMEOUT_S)
-            assert "the client gave up reconnecting" in caplog.text
-            assert collect(agent, 1) == [during]
-            after = request_update(owner, job_id, {"max_steps": 800})["id"]
-            assert collect(agent, 1) == [after]
-    finally:
-        plug.close()
+    with make_agent(job_id, url=plug.url, recovery_grace=120) as agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        plug.pull()
+        during = request_update(owner, job_id, {"max_steps": 700})["id"]
+        assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 5)
+        time.sleep(17)  # the client's own reconnects: immediately, then after 1, 2, 4 and 8 s; then it gives up
+        plug.push()
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        assert "the client gave up reconnecting" in caplog.text
+        assert collect(agent, 1) == [during]
+        after = request_update(owner, job_id, {"max_steps": 800})["id"]
+        assert collect(agent, 1) == [after]
+
+
+def test_polling_starts_at_once_when_push_goes_down(
+    job: tuple[str, str],
+    plug: Plug,
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+) -> None:
+    """While subscribed the row is re-read only every resync_interval (here a minute); degraded, it must be polled."""
+    job_id, owner = job
+    with make_agent(job_id, url=plug.url, resync_interval=60.0) as agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        plug.cut_realtime()
+        assert wait_for(lambda: agent.status is AgentStatus.DEGRADED)
+        during = request_update(owner, job_id, {"max_steps": 900})["id"]
+        assert collect(agent, 1) == [during]
+        assert agent.status is AgentStatus.DEGRADED
