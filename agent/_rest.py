@@ -7,6 +7,7 @@ httpx exceptions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,12 +70,17 @@ class RestClient:
         self._config = config
         self._client: AsyncClient | None = None
         self._http: httpx.AsyncClient | None = None
+        # The re-reader and the outcome writer may both make the first call: build one client, not two.
+        self._building = asyncio.Lock()
 
     async def _get(self) -> AsyncClient:
-        if self._client is None:
-            self._http = httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
-            self._client = await create_client(self._config, http_client=self._http)
-        return self._client
+        if self._client is not None:
+            return self._client
+        async with self._building:
+            if self._client is None:
+                self._http = httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
+                self._client = await create_client(self._config, http_client=self._http)
+            return self._client
 
     async def read_row(self) -> dict[str, Any] | None:
         """The row's requests and outcomes, or ``None`` if the row is not visible to this key."""

@@ -202,5 +202,6 @@ class Subscription:
             await asyncio.wait_for(realtime.close(), CLOSE_TIMEOUT)
         except Exception as exc:
             logger.debug("Realtime close did not finish cleanly: %r", exc)
-        if ws is not None:
-            ws.transport.abort()  # no-op when already closed; frees the socket of a stalled peer
+        finally:  # also when cancelled (close() at shutdown), else the socket outlives the agent
+            if ws is not None:
+                ws.transport.abort()  # no-op when already closed; frees the socket of a stalled peer

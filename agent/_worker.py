@@ -148,8 +148,11 @@ class Worker:
             asyncio.create_task(self._reread_loop(), name="liveparams.reread"),
         ]
         await self._stop.wait()
-        budget = self._deadline - time.monotonic() - SHUTDOWN_MARGIN
-        left, _ = await asyncio.gather(self.writer.flush(budget), _cancel_all([writer, *others], budget))
+        deadline = self._deadline - SHUTDOWN_MARGIN
+        # flush() needs run() stopped: both would otherwise write the same batch at once.
+        await _cancel_all([writer], deadline - time.monotonic())
+        budget = deadline - time.monotonic()
+        left, _ = await asyncio.gather(self.writer.flush(budget), _cancel_all(others, budget))
         if left:
             logger.warning("Closing: dropped %d outcomes that could not be recorded within %.1fs", left, budget)
         await self._rest.aclose()
