@@ -1,10 +1,11 @@
-"""The public API of ``agent`` is what ``__all__`` says, sorted, and nothing heavy is imported."""
+"""The public API of ``agent`` is what ``__all__`` says, sorted, and nothing heavy is imported before it is used."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import agent
 
@@ -15,7 +16,9 @@ def isort_style(name: str) -> tuple[int, str]:
 
 
 def test_all_is_sorted_and_complete() -> None:
-    public = {name for name in dir(agent) if not name.startswith("_") and name != "logging"}
+    public = {
+        name for name in dir(agent) if not name.startswith("_") and not isinstance(getattr(agent, name), ModuleType)
+    }
     assert agent.__all__ == sorted(agent.__all__, key=isort_style)
     assert public == set(agent.__all__)
 
@@ -26,12 +29,21 @@ def test_exceptions_form_one_tree() -> None:
     assert issubclass(agent.AgentClosedError, RuntimeError)
 
 
-def test_agent_imports_neither_torch_nor_transformers_nor_the_stack() -> None:
-    code = (
-        "import sys, agent; "
-        "heavy = ('torch', 'transformers'); "
-        "print([m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('liveparams.stack')])"
-    )
+def modules_after(statement: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after ``statement``."""
+    code = f"import sys; {statement}; print(' '.join(sys.modules))"
     repo = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo).stdout
-    assert out.strip() == "[]"
+    return set(out.split())
+
+
+def test_agent_imports_neither_torch_nor_transformers_nor_the_stack() -> None:
+    loaded = modules_after("import agent")
+    assert not {m for m in loaded if m.split(".")[0] in ("torch", "transformers")}
+    assert not {m for m in loaded if m.startswith("liveparams.stack")}
+
+
+def test_the_models_import_no_network_client() -> None:
+    """``trainer_hooks`` imports ``agent._models`` on every DDP rank; only rank 0 runs the agent."""
+    loaded = modules_after("import agent._models, agent._parameters, trainer_hooks")
+    assert not {m for m in loaded if m.split(".")[0] in ("supabase", "realtime", "websockets", "httpx")}
