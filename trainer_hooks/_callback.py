@@ -148,13 +148,18 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         return {"args": {}, "attributes": {"handled_ids": list(self.handled_ids), "in_force": dict(self.in_force)}}
 
     def _restore(self, state: Any) -> None:
-        """Merge the checkpoint's record; a checkpoint written without this callback has none."""
+        """Take the checkpoint's record; a checkpoint written without this callback has none.
+
+        It replaces this instance's own: a ``train()`` earlier in this process may have gone
+        past the checkpoint, and what it applied after it is now delivered again by the source.
+        """
         key = type(self).__name__
         saved = state.stateful_callbacks.get(key)
         if isinstance(saved, dict):
             attributes = saved.get("attributes", {})
+            self.handled_ids, self._handled = [], set()
             self._mark_handled(attributes.get("handled_ids", []))
-            self.in_force = {**attributes.get("in_force", {}), **self.in_force}
+            self.in_force = dict(attributes.get("in_force", {}))
         # Without this, the next save raises KeyError when the checkpoint lacked the callback.
         state.stateful_callbacks.setdefault(key, self.state())
 

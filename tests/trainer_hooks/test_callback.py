@@ -322,6 +322,22 @@ def test_resume_applies_again_what_was_applied_after_the_checkpoint(
 
 
 @pytest.mark.slow
+def test_resume_with_the_same_callback_instance_takes_the_checkpoints_record(
+    tiny_dir: str, tmp_path: Path, source: QueueSource
+) -> None:
+    kept, rewound = request(learning_rate=5e-4), request(learning_rate_mode="constant", max_grad_norm=0.3)
+    callback, save = RuntimeParameterCallback(source), {"save_strategy": "steps", "save_steps": 4}
+    run(tiny_dir, tmp_path, source, {2: [kept], 6: [rewound]}, callback=callback, **save)
+
+    trainer, recorder = run(tiny_dir, tmp_path, source, callback=callback, resume_from="checkpoint-4", **save)
+
+    assert [o.step for o in source.reports(rewound.id)] == [6, 4]  # not skipped as handled by the first train()
+    assert trainer.args.max_grad_norm == 0.3
+    frozen = expected_rates({2: 5e-4})[5]  # the rate checkpoint-4 holds for its next step, constant from then on
+    assert recorder.first_group() == pytest.approx({s: frozen for s in range(5, STEPS + 1)})
+
+
+@pytest.mark.slow
 def test_resuming_a_checkpoint_written_without_the_callback_still_saves(
     tiny_dir: str, tmp_path: Path, source: QueueSource
 ) -> None:
