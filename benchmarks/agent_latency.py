@@ -1,6 +1,6 @@
 """How long a request takes to reach the agent's queue.
 
-Two measurements, printed as one table:
+Two measurements, printed as one table, and how long ``close()`` of the subscribed agent took:
 
 - **frame → queue** (goal p99 ≤ 1 ms): the agent's Realtime callback fed the payload dicts the
   official client hands it, each adding one request to a growing row, timed until the request
@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "agent"))  # the tests' payload builder
+
+from realtime_payloads import postgres_change
 
 from agent import AgentConfig, UpdateAgent
 from agent._intake import Intake
@@ -49,23 +52,6 @@ def request_entry(i: int) -> dict[str, Any]:
     }
 
 
-def change_payload(updates: list[Any], outcomes: dict[str, Any]) -> dict[str, Any]:
-    record = {"id": "job", "status": "running", "parameter_updates": updates, "parameter_update_outcomes": outcomes}
-    return {
-        "ids": [1],
-        "data": {
-            "schema": "public",
-            "table": "local_training_jobs",
-            "type": "UPDATE",
-            "commit_timestamp": "2026-11-24T04:55:39.750Z",
-            "errors": None,
-            "columns": [],
-            "record": record,
-            "old_record": {"id": "job"},
-        },
-    }
-
-
 def bench_frames(n: int) -> tuple[list[float], list[float]]:
     """Return (new request → queued, no-op event) durations in ms."""
     intake = Intake(
@@ -77,7 +63,7 @@ def bench_frames(n: int) -> tuple[list[float], list[float]]:
         resync=lambda: None,
     )
     entries = [request_entry(i) for i in range(n)]
-    adding = [change_payload(entries[: i + 1], {}) for i in range(n)]
+    adding = [postgres_change(entries[: i + 1], {}) for i in range(n)]
     new, noop = [], []
     for payload in adding:
         start = time.perf_counter_ns()
@@ -115,8 +101,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bench_commits(n: int, spacing_s: float) -> tuple[list[float], list[float]]:
-    """Return (commit → Realtime callback, commit → drain()) durations in ms.
+def bench_commits(n: int, spacing_s: float) -> tuple[list[float], list[float], float]:
+    """Return (commit → Realtime callback, commit → drain()) durations and the final close() in ms.
 
     The callback time is taken by wrapping the agent's own callback before start (the clients are
     not touched), which splits the latency into the server's part and the agent's part.
@@ -163,8 +149,11 @@ def bench_commits(n: int, spacing_s: float) -> tuple[list[float], list[float]]:
                 to_queue.append((time.perf_counter() - committed) * 1e3)
                 to_callback.append((callbacks[seen] - committed) * 1e3 if len(callbacks) > seen else float("nan"))
                 time.sleep(spacing_s)
+            closing = time.perf_counter()
+            agent.close()
+            close_ms = (time.perf_counter() - closing) * 1e3
         db.execute("delete from public.local_training_jobs where id = %s", (job_id,))
-    return to_callback, to_queue
+    return to_callback, to_queue, close_ms
 
 
 def main() -> None:
@@ -179,7 +168,7 @@ def main() -> None:
     rows.append(("frame → queue (new request)", percentiles(new), 1.0))
     rows.append(("frame → nothing (event adding no request)", percentiles(noop), None))
     if args.commits:
-        to_callback, to_queue = bench_commits(args.commits, args.spacing)
+        to_callback, to_queue, close_ms = bench_commits(args.commits, args.spacing)
         agent_part = [q - c for q, c in zip(to_queue, to_callback, strict=True)]
         rows.append(("commit → agent callback (server's part)", percentiles(to_callback), None))
         rows.append(("agent callback → drain() (agent's part)", percentiles(agent_part), None))
@@ -189,6 +178,10 @@ def main() -> None:
     for name, p, goal in rows:
         verdict = "" if goal is None else f"p99 ≤ {goal:g} ms: {'met' if p['p99'] <= goal else 'MISSED'}"
         print(f"{name:44} {p['n']:>6} {p['p50']:>9.3f} {p['p90']:>9.3f} {p['p99']:>9.3f} {p['max']:>9.3f}  {verdict}")
+    if args.commits:
+        budget_ms = AgentConfig.shutdown_timeout * 1e3
+        verdict = "met" if close_ms <= budget_ms else "MISSED"
+        print(f"close() of a subscribed agent: {close_ms:.1f} ms (budget shutdown_timeout {budget_ms:g} ms: {verdict})")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 
 import pytest
 
 from agent import AgentClosedError, AgentConfig, AgentStatus, OutcomeStatus, UpdateAgent, UpdateOutcome
 
 JOB = "0b6c1a57-6e4f-4a53-9d2c-5f1f0b1e2a3c"
+JOIN_S = 20.0
 
 
 def closed_port() -> int:
@@ -29,6 +31,13 @@ def agent_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "liveparams.agent"]
 
 
+def no_agent_thread_remains() -> bool:
+    """Whether every agent thread ends; waits generously, since how fast is the benchmarks' business."""
+    for thread in agent_threads():
+        thread.join(JOIN_S)
+    return agent_threads() == []
+
+
 def test_start_and_close_are_idempotent_and_leave_no_thread(agent: UpdateAgent) -> None:
     assert agent.status is AgentStatus.NOT_STARTED
     agent.start()
@@ -37,7 +46,7 @@ def test_start_and_close_are_idempotent_and_leave_no_thread(agent: UpdateAgent) 
     agent.close()
     agent.close()
     assert agent.status is AgentStatus.CLOSED
-    assert agent_threads() == []
+    assert no_agent_thread_remains()
 
 
 def test_restart_after_close_is_refused(agent: UpdateAgent) -> None:
@@ -58,7 +67,7 @@ def test_close_without_start(agent: UpdateAgent) -> None:
 def test_context_manager(agent: UpdateAgent) -> None:
     with agent as running:
         assert running is agent and agent.status is not AgentStatus.NOT_STARTED
-    assert agent.status is AgentStatus.CLOSED and agent_threads() == []
+    assert agent.status is AgentStatus.CLOSED and no_agent_thread_remains()
 
 
 def test_unreachable_server_degrades_quietly(agent: UpdateAgent) -> None:
@@ -67,7 +76,11 @@ def test_unreachable_server_degrades_quietly(agent: UpdateAgent) -> None:
         assert not agent.wait_ready(timeout=1.0)
         assert agent.drain() == []
         agent.report([UpdateOutcome("3f6c1a57-6e4f-4a53-9d2c-5f1f0b1e2a3c", OutcomeStatus.APPLIED, step=1)])
-        assert agent.status in (AgentStatus.STARTING, AgentStatus.DEGRADED)
+        deadline = time.monotonic() + JOIN_S
+        while agent.status is not AgentStatus.DEGRADED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert agent.status is AgentStatus.DEGRADED
+        assert agent.drain() == []
 
 
 def test_unwritable_outcomes_are_dropped_at_close_with_a_warning(
@@ -78,7 +91,7 @@ def test_unwritable_outcomes_are_dropped_at_close_with_a_warning(
     with caplog.at_level(logging.WARNING):
         agent.close(timeout=0.5)
     assert "dropped 1 outcomes" in caplog.text
-    assert agent_threads() == []
+    assert no_agent_thread_remains()
 
 
 def test_from_env_without_job_id_disables(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import pytest
+from realtime_payloads import postgres_change
 
 from agent import OutcomeStatus, UpdateOutcome
 from agent._intake import Intake
@@ -13,27 +14,6 @@ from agent._intake import Intake
 
 def entry(request_id: str, **params: object) -> dict[str, object]:
     return {**params, "id": request_id, "requested_at": "2026-11-24T04:55:39.748Z", "requested_by": "u1"}
-
-
-def change(updates: list[Any] | None, outcomes: dict[str, Any] | None = None, **extra: object) -> dict[str, Any]:
-    """A postgres_changes payload as the Python client hands it to the callback (protocol notes §4.4)."""
-    record: dict[str, Any] = {"id": "job", "status": "running", **extra}
-    if updates is not None:
-        record["parameter_updates"] = updates
-        record["parameter_update_outcomes"] = outcomes or {}
-    return {
-        "ids": [1],
-        "data": {
-            "schema": "public",
-            "table": "local_training_jobs",
-            "type": "UPDATE",
-            "commit_timestamp": "2026-11-24T04:55:39.750Z",
-            "errors": None,
-            "columns": [],
-            "record": record,
-            "old_record": {"id": "job"},
-        },
-    }
 
 
 class Sinks:
@@ -66,7 +46,7 @@ def test_new_requests_are_queued_in_order_and_logged(caplog: pytest.LogCaptureFi
     sinks = Sinks()
     intake = sinks.intake()
     with caplog.at_level(logging.INFO):
-        intake.on_change(change([entry("a", learning_rate=5e-5), entry("b", weight_decay=0.1)]))
+        intake.on_change(postgres_change([entry("a", learning_rate=5e-5), entry("b", weight_decay=0.1)]))
     assert queued(intake) == ["a", "b"]
     assert "New parameter update found: {'learning_rate': 5e-05" in caplog.text
 
@@ -75,10 +55,10 @@ def test_events_that_add_nothing_queue_nothing() -> None:
     sinks = Sinks()
     intake = sinks.intake()
     updates = [entry("a", learning_rate=5e-5)]
-    intake.on_change(change(updates))
+    intake.on_change(postgres_change(updates))
     queued(intake)
-    intake.on_change(change(updates, {"a": {"status": "applied"}}))  # the agent's own outcome write
-    intake.on_change(change(updates, current_step=120))  # progress
+    intake.on_change(postgres_change(updates, {"a": {"status": "applied"}}))  # the agent's own outcome write
+    intake.on_change(postgres_change(updates, current_step=120))  # progress
     intake.ingest_row({"parameter_updates": updates, "parameter_update_outcomes": {}})  # a REST re-read
     assert queued(intake) == [] and sinks.rejected == []
 
@@ -87,7 +67,7 @@ def test_rejections_go_to_the_row_not_the_queue(caplog: pytest.LogCaptureFixture
     sinks = Sinks()
     intake = sinks.intake()
     with caplog.at_level(logging.WARNING):
-        intake.on_change(change([entry("bad", learning_rate=-1.0), entry("ok", learning_rate=1e-4)]))
+        intake.on_change(postgres_change([entry("bad", learning_rate=-1.0), entry("ok", learning_rate=1e-4)]))
     assert queued(intake) == ["ok"]
     assert [(o.request_id, o.status) for o in sinks.rejected] == [("bad", OutcomeStatus.REJECTED)]
     assert "Rejected parameter update bad" in caplog.text
@@ -111,7 +91,7 @@ def test_a_record_without_the_requests_asks_for_a_re_read() -> None:
     """The server cuts records over 1 MiB down to their small fields (errors: Payload Too Large)."""
     sinks = Sinks()
     intake = sinks.intake()
-    intake.on_change(change(None))
+    intake.on_change(postgres_change(None))
     assert sinks.resyncs == 1 and queued(intake) == []
 
 
@@ -119,7 +99,7 @@ def test_a_full_queue_keeps_the_rest_waiting_in_order() -> None:
     sinks = Sinks()
     intake = sinks.intake(queue_size=2)
     updates = [entry(str(i), max_steps=10 + i) for i in range(5)]
-    intake.on_change(change(updates))
+    intake.on_change(postgres_change(updates))
     assert intake.backlogged
     assert queued(intake) == ["0", "1"]
     intake.retry_backlog()
