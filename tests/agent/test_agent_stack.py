@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.protocol import State
 
 from agent import AgentConfig, AgentStatus, Change, OutcomeStatus, UpdateAgent, UpdateOutcome, request_identity
 from agent._subscription import Health, Subscription
@@ -459,6 +460,7 @@ class Plug:
 
     ``pull()`` cuts every connection and refuses new ones; ``push()`` accepts them again.
     ``cut_realtime()`` does that to Realtime websockets only: push is down, REST still works.
+    ``blackhole()`` keeps every connection open but lets nothing through (a stalled path).
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -469,6 +471,7 @@ class Plug:
         self._writers: set[asyncio.StreamWriter] = set()
         self._realtime_writers: set[asyncio.StreamWriter] = set()
         self._realtime_cut = False
+        self._blackholed = False
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
@@ -481,8 +484,9 @@ class Plug:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(Exception):
             while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
+                if not self._blackholed:
+                    writer.write(data)
+                    await writer.drain()
         writer.close()
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
@@ -531,6 +535,9 @@ class Plug:
                 writer.transport.abort()
 
         self._run(cut())
+
+    def blackhole(self) -> None:
+        self._blackholed = True  # read by the plug's thread; a plain flag is enough for a test
 
     def close(self) -> None:
         self.pull()
@@ -591,3 +598,30 @@ def test_polling_starts_at_once_when_push_goes_down(
         during = request_update(owner, job_id, {"max_steps": 900})["id"]
         assert collect(agent, 1) == [during]
         assert agent.status is AgentStatus.DEGRADED
+
+
+def test_a_close_cancelled_mid_handshake_still_frees_the_socket(
+    job: tuple[str, str], plug: Plug, stack_env: dict[str, str], job_token: Callable[[str], str]
+) -> None:
+    """Shutdown cancels what is left, possibly a Subscription.close() waiting for a close reply that never comes."""
+    job_id, _ = job
+    config = AgentConfig(job_id=job_id, url=plug.url, key=job_token(job_id), **FAST)
+
+    async def scenario() -> bool:
+        subscription = Subscription(config, lambda payload: None, lambda database_ready: None)
+        await subscription.open()
+        ws = subscription._client.realtime._ws_connection if subscription._client is not None else None
+        assert ws is not None
+        plug.blackhole()
+        closing = asyncio.create_task(subscription.close())
+        for _ in range(10_000):  # until the close frame is out and its reply awaited
+            if ws.state is State.CLOSING or closing.done():
+                break
+            await asyncio.sleep(0.001)
+        assert not closing.done()
+        closing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closing
+        return ws.transport.is_closing()
+
+    assert asyncio.run(scenario())
