@@ -100,7 +100,10 @@ class Intake:
         scan = self._ledger.scan(updates, outcomes, room=self.queue.maxsize - self.queue.qsize())
         for item in scan.items:
             if isinstance(item, UpdateRequest):
-                logger.info("New parameter update found: %s", scan.raw[item.id])
+                if item.id in scan.replayed:
+                    logger.info("Resumed before update %s was applied: applying it again", item.id)
+                else:
+                    logger.info("New parameter update found: %s", scan.raw[item.id])
                 # Only this thread puts and scan() counted the room, so this cannot be full.
                 self.queue.put_nowait(item)
             else:

@@ -25,7 +25,7 @@ import hashlib
 import json
 import reprlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent._models import OutcomeStatus, UpdateOutcome, UpdateRequest
@@ -117,11 +117,13 @@ class Scan:
         items (`list`): new requests and rejections, interleaved in array order.
         raw (`dict[str, Any]`): request id → the entry as stored, for the log line.
         blocked (`bool`): the scan stopped early because the caller had no room; the rest waits on the row.
+        replayed (`set[str]`): ids among ``items`` handed out again after a resume (see ``replay_after_step``).
     """
 
     items: list[UpdateRequest | UpdateOutcome] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     blocked: bool = False
+    replayed: set[str] = field(default_factory=set)
 
 
 class RequestLedger:
@@ -167,20 +169,25 @@ class RequestLedger:
         for position in range(start, len(updates)):
             raw = updates[position]
             request_id = request_identity(raw)
+            replay = request_id in outcomes and request_id not in self._seen
             if request_id in self._seen:
                 pass  # handed out or rejected by this process already
-            elif request_id in outcomes and not self._rewound(outcomes[request_id]):
+            elif replay and not self._rewound(outcomes[request_id]):
                 self._seen.add(request_id)  # handled by an earlier process, and kept by the checkpoint
             else:
-                item = parse_entry(raw, position, self._max_bytes)
+                parsed = parse_entry(raw, position, self._max_bytes)
+                item = _settings_only(parsed) if replay else parsed
                 if isinstance(item, UpdateRequest):
                     if room <= 0:
                         result.blocked = True
                         break
                     room -= 1
                 self._seen.add(request_id)
-                result.items.append(item)
-                result.raw[request_id] = raw
+                if item is not None:
+                    result.items.append(item)
+                    result.raw[request_id] = raw
+                    if replay:
+                        result.replayed.add(request_id)
             prefix.append(request_id)
         self._prefix = prefix
         return result
@@ -192,3 +199,14 @@ class RequestLedger:
             return False
         step = outcome.get("step")
         return isinstance(step, int) and not isinstance(step, bool) and step > after
+
+
+def _settings_only(item: UpdateRequest | UpdateOutcome) -> UpdateRequest | None:
+    """A replayed request without its ``command``: settings are model state the checkpoint rewound,
+    but "save", "evaluate" or "stop" belonged to the moment they were asked (a resumed run must not
+    stop again because it was stopped once). ``None`` when nothing else is left.
+    """
+    if not isinstance(item, UpdateRequest):
+        return None  # it was applied once, so it was valid then; nothing to say about it now
+    params = {name: value for name, value in item.params.items() if name != "command"}
+    return replace(item, params=params) if params else None

@@ -149,6 +149,17 @@ def test_ledger_after_a_resume_replays_what_the_checkpoint_rewound_once() -> Non
     assert ledger.scan(row[::-1], outcomes, room=10).items == []  # a full walk again: still not twice
 
 
+def test_a_replay_brings_back_settings_but_not_one_off_commands() -> None:
+    ledger = RequestLedger(LIMIT)
+    ledger.replay_after_step = 4
+    row = [entry("lr", learning_rate=2e-4, command="save_checkpoint"), entry("stop", command="stop")]
+    outcomes = {"lr": {"status": "applied", "step": 6}, "stop": {"status": "applied", "step": 7}}
+    scan = ledger.scan(row, outcomes, room=10)
+    assert [(item.id, item.params) for item in scan.items] == [("lr", {"learning_rate": 2e-4})]
+    assert scan.replayed == {"lr"}
+    assert ledger.scan(row, outcomes, room=10).items == []
+
+
 def test_ledger_dedupes_repeated_entries() -> None:
     ledger = RequestLedger(LIMIT)
     legacy = {"learning_rate": 1e-4, "requested_at": "2024-12-14T10:30:00.000Z"}
