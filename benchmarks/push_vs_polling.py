@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -52,19 +51,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from datasets.utils.logging import disable_progress_bar as disable_datasets_progress_bar
 from rich.console import Console
 from rich.table import Table
-from transformers import PrinterCallback, TrainerCallback
+from transformers import TrainerCallback
 from transformers.utils import logging as hf_logging
-from trl import SFTConfig, SFTTrainer
 
-from liveparams.demo.tiny import sft_dataset, tiny_model_dir
+from liveparams.demo.tiny import demo_sft_trainer, tiny_model_dir
 from liveparams.stack import LocalStack
-from liveparams.stack.keys import ANON_KEY, JWT_SECRET, SERVICE_ROLE_KEY, mint_jwt
+from liveparams.stack.keys import ANON_KEY, JWT_SECRET, SERVICE_ROLE_KEY
+from liveparams.stack.users import create_user
 from liveparams.tokens import mint_job_token
 from trainer_hooks import RuntimeParameterCallback
 
 TABLE = "local_training_jobs"
 POLL_INTERVAL = 10  # the seed's check_interval
-PEAK_LR = 1e-3
 # (fraction of the run, step offset past a multiple of 10, learning rate). The pair shares a fraction:
 # both land between the same two polls, so the old design sees only the second.
 PLAN = ((0.10, 1, 2e-3), (0.35, 5, 5e-4), (0.60, 2, 8e-4), (0.60, 6, 3e-4), (0.85, 8, 1.5e-3))
@@ -220,24 +218,7 @@ def time_on_step_end(callback: TrainerCallback, spent: dict[int, float]) -> Trai
 
 def train(output: str, steps: int, recorder: StepRecorder, design: Callable[[Any], TrainerCallback]) -> TrainerCallback:
     """One run with the demo's SFT config; ``design`` builds the update callback from the trainer."""
-    args = SFTConfig(
-        output_dir=output,
-        max_steps=steps,
-        per_device_train_batch_size=8,
-        learning_rate=PEAK_LR,
-        lr_scheduler_type="linear",
-        warmup_steps=max(1, steps // 15),
-        weight_decay=0.0,
-        logging_steps=10,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=True,
-        max_length=32,
-        seed=0,
-    )
-    trainer = SFTTrainer(model=tiny_model_dir(), args=args, train_dataset=sft_dataset(256), callbacks=[recorder])
-    trainer.remove_callback(PrinterCallback)
+    trainer = demo_sft_trainer(output, steps, callbacks=[recorder], logging_steps=10)
     callback = design(trainer)
     trainer.add_callback(callback)
     trainer.train()
@@ -300,10 +281,7 @@ def read_outcomes(bench: Bench, job_id: str) -> dict[str, Any]:
 
 def create_owner_and_jobs(api_url: str, db_url: str, names: list[str]) -> tuple[str, dict[str, str]]:
     """An owner (the local stack's minimal auth.users) with one running job per design; returns its JWT and the jobs."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        row = conn.execute("insert into auth.users (email) values ('bench@liveparams.test') returning id").fetchone()
-    assert row is not None
-    owner_id = str(row[0])
+    owner_id, owner_jwt = create_user(db_url, "bench@liveparams.test")
     jobs = {}
     for name in names:
         response = httpx.post(
@@ -314,7 +292,6 @@ def create_owner_and_jobs(api_url: str, db_url: str, names: list[str]) -> tuple[
         )
         response.raise_for_status()
         jobs[name] = str(response.json()[0]["id"])
-    owner_jwt = mint_jwt({"sub": owner_id, "role": "authenticated", "aud": "authenticated"}, expires_in=3600)
     return owner_jwt, jobs
 
 

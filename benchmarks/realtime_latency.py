@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from realtime import AsyncRealtimeClient, RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 
 from liveparams.stack import LocalStack
-from liveparams.stack.keys import ANON_KEY, SERVICE_ROLE_KEY, mint_jwt
+from liveparams.stack.keys import ANON_KEY, SERVICE_ROLE_KEY
+from liveparams.stack.users import create_user
 
 
 @contextmanager
@@ -51,10 +51,7 @@ def stack_urls(api_url: str | None, db_url: str | None) -> Iterator[tuple[str, s
 
 def make_job(api_url: str, db_url: str) -> tuple[str, str]:
     """A running job and its owner's JWT."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        row = conn.execute("insert into auth.users (email) values ('bench@liveparams.test') returning id").fetchone()
-    assert row is not None
-    owner_id = str(row[0])
+    owner_id, owner_jwt = create_user(db_url, "bench@liveparams.test")
     response = httpx.post(
         f"{api_url}/rest/v1/local_training_jobs",
         json={"user_id": owner_id, "status": "running", "name": "latency benchmark"},
@@ -65,7 +62,7 @@ def make_job(api_url: str, db_url: str) -> tuple[str, str]:
         },
     )
     response.raise_for_status()
-    return response.json()[0]["id"], mint_jwt({"sub": owner_id, "role": "authenticated"})
+    return response.json()[0]["id"], owner_jwt
 
 
 def stats(samples: list[float]) -> dict[str, float]:

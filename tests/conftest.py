@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from liveparams.stack import LocalStack, StackError
 from liveparams.stack.keys import mint_jwt
 from liveparams.stack.local import free_port
+from liveparams.stack.users import create_user
 
 REAL_STACK_KEYS = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
 JOB_TOKEN_TTL_S = 3600
@@ -116,18 +116,14 @@ def new_user(
     """``new_user()`` -> ``(user_id, jwt)``: a fresh auth user and an `authenticated` access token for it."""
 
     def create() -> tuple[str, str]:
-        email = f"{uuid.uuid4().hex}@liveparams.test"
-        if local_stack is not None:  # the local stack has no GoTrue: insert into its minimal auth.users
-            with psycopg.connect(local_stack.db_url, autocommit=True) as conn:
-                row = conn.execute("insert into auth.users (email) values (%s) returning id", [email]).fetchone()
-            assert row is not None
-            user_id = str(row[0])
-        else:  # a real stack: GoTrue's admin API
-            response = service_http.post(
-                "/auth/v1/admin/users", json={"email": email, "password": uuid.uuid4().hex, "email_confirm": True}
-            )
-            response.raise_for_status()
-            user_id = response.json()["id"]
+        if local_stack is not None:  # the local stack has no GoTrue
+            return create_user(local_stack.db_url)
+        email = f"{uuid.uuid4().hex}@liveparams.test"  # a real stack: GoTrue's admin API
+        response = service_http.post(
+            "/auth/v1/admin/users", json={"email": email, "password": uuid.uuid4().hex, "email_confirm": True}
+        )
+        response.raise_for_status()
+        user_id = response.json()["id"]
         claims = {"sub": user_id, "role": "authenticated", "aud": "authenticated", "email": email}
         return user_id, mint_jwt(claims, stack_env["JWT_SECRET"])
 

@@ -92,15 +92,10 @@ def _recorder(view: LiveView, step_delay: float) -> Any:
 
 def _create_owner_and_job(stack: LocalStack) -> tuple[str, str, str]:
     """Sign up an owner (the local stack's minimal auth.users) and create a running job as that owner."""
-    import psycopg
+    from liveparams.stack.keys import ANON_KEY
+    from liveparams.stack.users import create_user
 
-    from liveparams.stack.keys import ANON_KEY, mint_jwt
-
-    with psycopg.connect(stack.db_url, autocommit=True) as conn:
-        row = conn.execute("insert into auth.users (email) values ('demo@liveparams.test') returning id").fetchone()
-    assert row is not None
-    owner_id = str(row[0])
-    owner_jwt = mint_jwt({"sub": owner_id, "role": "authenticated", "aud": "authenticated"}, expires_in=3600)
+    owner_id, owner_jwt = create_user(stack.db_url, "demo@liveparams.test")
 
     async def create_job() -> str:
         async with connect(ClientConfig(stack.api_url, ANON_KEY, owner_jwt)) as client:
@@ -114,30 +109,10 @@ def _create_owner_and_job(stack: LocalStack) -> tuple[str, str, str]:
 
 
 def _train(output: Path, max_steps: int, recorder: Any) -> None:
-    from transformers import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
-
-    from liveparams.demo.tiny import sft_dataset, tiny_model_dir
+    from liveparams.demo.tiny import demo_sft_trainer
     from trainer_hooks import RuntimeParameterCallback
 
-    args = SFTConfig(
-        output_dir=str(output / "run"),
-        max_steps=max_steps,
-        per_device_train_batch_size=8,
-        learning_rate=1e-3,
-        lr_scheduler_type="linear",
-        warmup_steps=max(1, max_steps // 15),
-        weight_decay=0.0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=True,
-        max_length=32,
-        seed=0,
-    )
-    trainer = SFTTrainer(model=tiny_model_dir(), args=args, train_dataset=sft_dataset(256), callbacks=[recorder])
-    trainer.remove_callback(PrinterCallback)  # the live view shows progress; raw log dicts would bury it
+    trainer = demo_sft_trainer(str(output / "run"), max_steps, callbacks=[recorder])
     trainer.add_callback(RuntimeParameterCallback.from_env(trainer))  # the one line a user adds
     trainer.train()
 

@@ -21,6 +21,8 @@ from typing import Any
 
 __all__ = [
     "CHAT_TEMPLATE",
+    "DEMO_PEAK_LR",
+    "demo_sft_trainer",
     "kto_dataset",
     "length_reward",
     "preference_dataset",
@@ -134,3 +136,36 @@ def prompt_dataset(size: int = 64) -> Any:
 def length_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     """A reward function for GRPO/RLOO: shorter completions score higher."""
     return [-float(len(str(c))) for c in completions]
+
+
+DEMO_PEAK_LR = 1e-3
+
+
+def demo_sft_trainer(output_dir: str, max_steps: int, callbacks: list[Any], logging_steps: int = 1) -> Any:
+    """The demo's run: SFT of the tiny model, linear schedule with warmup to ``DEMO_PEAK_LR``, no saving.
+
+    Shared by the demo and the benchmarks so that their figures describe the same
+    training. Trainer's console printer is removed: callers show progress themselves.
+    """
+    from transformers import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(
+        output_dir=output_dir,
+        max_steps=max_steps,
+        per_device_train_batch_size=8,
+        learning_rate=DEMO_PEAK_LR,
+        lr_scheduler_type="linear",
+        warmup_steps=max(1, max_steps // 15),
+        weight_decay=0.0,
+        logging_steps=logging_steps,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        max_length=32,
+        seed=0,
+    )
+    trainer = SFTTrainer(model=tiny_model_dir(), args=args, train_dataset=sft_dataset(256), callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)
+    return trainer
