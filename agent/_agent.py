@@ -15,14 +15,14 @@ import threading
 from collections.abc import Iterable
 from types import TracebackType
 
-from agent._config import AgentConfig
-from agent._exceptions import AgentClosedError
-from agent._models import UpdateOutcome, UpdateRequest
-from agent._worker import AgentStatus, Worker
+from liveparams.agent._config import AgentConfig
+from liveparams.agent._exceptions import AgentClosedError
+from liveparams.agent._worker import AgentStatus, Worker
+from liveparams.contract import UpdateOutcome, UpdateRequest
 
 __all__ = ["AgentStatus", "UpdateAgent"]
 
-logger = logging.getLogger("agent")
+logger = logging.getLogger(__name__)
 
 
 class UpdateAgent:

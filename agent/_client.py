@@ -16,7 +16,7 @@ import httpx
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from supabase.types import RealtimeClientOptions
 
-from agent._config import AgentConfig
+from liveparams.agent._config import AgentConfig
 
 __all__ = ["create_client"]
 

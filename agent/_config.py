@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from agent._exceptions import ConfigError
+from liveparams.agent._exceptions import ConfigError
 
 __all__ = ["AgentConfig"]
 

@@ -12,8 +12,8 @@ import queue
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from agent._models import UpdateOutcome, UpdateRequest
-from agent._requests import RequestLedger
+from liveparams.agent._requests import RequestLedger
+from liveparams.contract import UpdateOutcome, UpdateRequest
 
 __all__ = ["Intake"]
 

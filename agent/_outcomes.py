@@ -19,8 +19,8 @@ from typing import Any
 
 from asyncio_throttle import Throttler
 
-from agent._exceptions import RestError
-from agent._models import UpdateOutcome
+from liveparams.agent._exceptions import RestError
+from liveparams.contract import UpdateOutcome
 
 __all__ = ["OutcomeWriter", "backoff_delay", "json_safe"]
 

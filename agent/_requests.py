@@ -12,7 +12,7 @@ without a network. What the rules guarantee:
   have an outcome on the row (handled by an earlier process) — except, after a
   resume from a checkpoint at step S, those ``applied`` at a step after S: the
   checkpoint rewound the model past them, so they are handed out once more.
-- **Validation.** Every parameter goes through :func:`agent.validate_parameter`;
+- **Validation.** Every parameter goes through :func:`liveparams.agent.validate_parameter`;
   entries that are not objects, JSON text that does not parse, empty requests
   and oversized payloads are rejected with a sentence for the user.
   (``learning_rate_mode`` alone is a request: ``constant`` freezes the current
@@ -28,8 +28,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent._models import OutcomeStatus, UpdateOutcome, UpdateRequest
-from agent._parameters import METADATA_KEYS, InvalidParameter, ParamValue, validate_parameter
+from liveparams.contract import (
+    METADATA_KEYS,
+    InvalidParameter,
+    OutcomeStatus,
+    ParamValue,
+    UpdateOutcome,
+    UpdateRequest,
+    validate_parameter,
+)
 
 __all__ = ["LEGACY_PREFIX", "RequestLedger", "Scan", "parse_entry", "request_identity"]
 

@@ -17,9 +17,9 @@ import httpx
 from postgrest.exceptions import APIError
 from supabase import AsyncClient
 
-from agent._client import create_client
-from agent._config import AgentConfig
-from agent._exceptions import RestError
+from liveparams.agent._client import create_client
+from liveparams.agent._config import AgentConfig
+from liveparams.agent._exceptions import RestError
 
 __all__ = ["RestClient", "is_transient_code"]
 

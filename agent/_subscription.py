@@ -31,9 +31,9 @@ from realtime.types import (
 )
 from supabase import AsyncClient
 
-from agent._client import create_client
-from agent._config import AgentConfig
-from agent._exceptions import SubscriptionError
+from liveparams.agent._client import create_client
+from liveparams.agent._config import AgentConfig
+from liveparams.agent._exceptions import SubscriptionError
 
 __all__ = ["Health", "Subscription"]
 

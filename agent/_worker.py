@@ -27,16 +27,16 @@ from collections.abc import Callable
 
 from asyncio_throttle import Throttler
 
-from agent._config import AgentConfig
-from agent._exceptions import RestError, SubscriptionError
-from agent._intake import Intake
-from agent._outcomes import OutcomeWriter, backoff_delay
-from agent._rest import RestClient
-from agent._subscription import Health, Subscription
+from liveparams.agent._config import AgentConfig
+from liveparams.agent._exceptions import RestError, SubscriptionError
+from liveparams.agent._intake import Intake
+from liveparams.agent._outcomes import OutcomeWriter, backoff_delay
+from liveparams.agent._rest import RestClient
+from liveparams.agent._subscription import Health, Subscription
 
 __all__ = ["AgentStatus", "Worker"]
 
-logger = logging.getLogger("agent")
+logger = logging.getLogger(__name__)
 
 TICK = 0.25  # supervisor period (seconds): how fast a dead client is noticed
 CONFIRM_WAIT = 5.0  # joined but no "Subscribed to PostgreSQL" after this long: re-read and call it ready

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "agent"))
 
 from realtime_payloads import postgres_change
 
-from agent import AgentConfig, UpdateAgent
-from agent._intake import Intake
+from liveparams.agent import AgentConfig, UpdateAgent
+from liveparams.agent._intake import Intake
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -86,7 +86,7 @@ def stack_env() -> Iterator[dict[str, str]]:
             "JWT_SECRET": os.environ["SUPABASE_JWT_SECRET"],
         }
         return
-    from liveparams.stack.local import LocalStack
+    from liveparams_stack.local import LocalStack
 
     api_port, db_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:

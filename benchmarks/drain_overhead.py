@@ -39,9 +39,9 @@ from transformers import (
 )
 from transformers.trainer_callback import CallbackHandler, DefaultFlowCallback, TrainerCallback
 
-from agent._models import UpdateOutcome, UpdateRequest
+from liveparams import RuntimeParameterCallback
+from liveparams.contract import UpdateOutcome, UpdateRequest
 from liveparams.demo.tiny import sft_dataset, tiny_model_dir
-from trainer_hooks import RuntimeParameterCallback
 
 HOOK_CALLS = 20_000
 RUN_STEPS = 150
@@ -111,7 +111,7 @@ def step_times_ms(model_dir: str, out: str, variants: dict[str, list[Any]]) -> d
 def _broadcast_rank(rank: int, port: int, results: Any) -> None:
     import torch.distributed as dist
 
-    from trainer_hooks._distributed import RankSync
+    from liveparams.trainer_hooks._distributed import RankSync
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     sync = RankSync()

@@ -54,12 +54,12 @@ from rich.table import Table
 from transformers import TrainerCallback
 from transformers.utils import logging as hf_logging
 
+from liveparams import RuntimeParameterCallback
 from liveparams.demo.tiny import demo_sft_trainer, tiny_model_dir
-from liveparams.stack import LocalStack
-from liveparams.stack.keys import ANON_KEY, JWT_SECRET, SERVICE_ROLE_KEY
-from liveparams.stack.users import create_user
 from liveparams.tokens import mint_job_token
-from trainer_hooks import RuntimeParameterCallback
+from liveparams_stack import LocalStack
+from liveparams_stack.keys import ANON_KEY, JWT_SECRET, SERVICE_ROLE_KEY
+from liveparams_stack.users import create_user
 
 TABLE = "local_training_jobs"
 POLL_INTERVAL = 10  # the seed's check_interval

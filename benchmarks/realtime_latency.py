@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from realtime import AsyncRealtimeClient, RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 
-from liveparams.stack import LocalStack
-from liveparams.stack.keys import ANON_KEY, SERVICE_ROLE_KEY
-from liveparams.stack.users import create_user
+from liveparams_stack import LocalStack
+from liveparams_stack.keys import ANON_KEY, SERVICE_ROLE_KEY
+from liveparams_stack.users import create_user
 
 
 @contextmanager

@@ -1,6 +1,48 @@
-"""liveparams: change the hyperparameters of a running training from a Supabase-backed UI.
+"""liveparams: change the hyperparameters of a running Hugging Face / TRL training from a Supabase-backed UI.
 
-The importable pieces live in ``agent`` and ``trainer_hooks``; this package holds
-the command line (``liveparams.cli``) and the local development stack
-(``liveparams.stack``), which the training side never imports.
+The one-line embedding::
+
+    from liveparams import RuntimeParameterCallback
+
+    trainer.add_callback(RuntimeParameterCallback.from_env(trainer))
+
+The pieces, each importable on its own:
+
+- ``liveparams.contract``: the parameter table and the messages both halves share;
+- ``liveparams.agent``: the network side (Supabase Realtime and REST, a daemon thread);
+  it never imports torch or transformers;
+- ``liveparams.trainer_hooks``: the training side (a ``transformers.TrainerCallback``);
+  it never talks to the network itself;
+- ``liveparams.cli``: the ``liveparams`` command.
+
+The local development stack is a separate distribution (``liveparams-stack``,
+import name ``liveparams_stack``) that a training environment never needs.
 """
+
+from __future__ import annotations
+
+import importlib
+import typing
+
+if typing.TYPE_CHECKING:
+    from liveparams.trainer_hooks import RuntimeParameterCallback
+
+# Imported on first use: the callback pulls in transformers and torch, which ``liveparams.agent``
+# and ``liveparams.contract`` (both under this package) must not pay for.
+_LAZY = {"RuntimeParameterCallback": "liveparams.trainer_hooks"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = ["RuntimeParameterCallback"]

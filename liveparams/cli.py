@@ -6,7 +6,29 @@ import argparse
 import sys
 
 from liveparams.job_commands import add_job_commands, run_job_command
-from liveparams.stack.commands import add_stack_commands
+
+STACK_MISSING = (
+    "liveparams stack: the local development stack is not installed. It is a separate distribution "
+    "built from the liveparams repository: `pip install ./stack` in a checkout "
+    "(or `pip install 'liveparams-stack @ git+<repository URL>#subdirectory=stack'`)"
+)
+
+
+def _add_stack_commands(commands: argparse._SubParsersAction) -> None:
+    """``liveparams stack ...`` from the liveparams-stack distribution, or a pointer to it when it is missing."""
+    try:
+        from liveparams_stack.commands import add_stack_commands
+    except ImportError:
+        missing = commands.add_parser("stack", help="run a local Supabase-compatible stack (needs liveparams-stack)")
+        missing.add_argument("rest", nargs=argparse.REMAINDER)
+        missing.set_defaults(run=_stack_missing)
+        return
+    add_stack_commands(commands)
+
+
+def _stack_missing(args: argparse.Namespace) -> int:
+    print(STACK_MISSING, file=sys.stderr)
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_job_commands(commands)
-    add_stack_commands(commands)
+    _add_stack_commands(commands)
     return parser
 
 

@@ -21,7 +21,8 @@ from postgrest.exceptions import APIError
 from realtime import RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from agent import METADATA_KEYS, request_identity
+from liveparams.agent import request_identity
+from liveparams.contract import METADATA_KEYS
 
 TABLE = "local_training_jobs"
 

@@ -38,14 +38,17 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 stamp=.venv/.liveparams-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ stack/pyproject.toml -nt "$stamp" ]; then
   # torch first, pinned: a bare requirement would pull a multi-GB CUDA build.
-  say "pip: installing torch (CPU) and liveparams[dev]"
+  say "pip: installing torch (CPU), liveparams[dev] and the local stack (./stack)"
   # (This machine's pip config names local mirrors that may be absent; pip
   # warns once per package about that, which is noise, so it is filtered.)
   pipq() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v 'is ignored: it is neither' >&2); }
+  # pip >= 25: older resolvers cannot see that ./stack's `liveparams` is the `-e .` beside it.
+  pipq -U 'pip>=25'
   pipq torch==2.13.0
-  pipq -e '.[dev]'
+  # One command, so that liveparams[dev]'s `liveparams-stack` resolves to ./stack (it is not on PyPI).
+  pipq -e ./stack -e '.[dev]'
   touch "$stamp"
 fi
 say "ready"

@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from liveparams.stack import LocalStack, StackError
-from liveparams.stack.keys import mint_jwt
-from liveparams.stack.local import free_port
-from liveparams.stack.users import create_user
+from liveparams_stack import LocalStack, StackError
+from liveparams_stack.keys import mint_jwt
+from liveparams_stack.local import free_port
+from liveparams_stack.users import create_user
 
 REAL_STACK_KEYS = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
 JOB_TOKEN_TTL_S = 3600

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from supabase import create_client
 
-from agent import PARAMETERS, ParameterSpec
 from liveparams import paramdoc
+from liveparams.contract import PARAMETERS, ParameterSpec
 
 
 def test_docs_parameter_table_is_current() -> None:
@@ -44,7 +44,7 @@ def test_database_bounds_match_the_agents(stack_env: dict[str, str]) -> None:
 def test_configuration_doc_names_every_variable_and_field() -> None:
     from dataclasses import fields
 
-    from agent import AgentConfig, _config
+    from liveparams.agent import AgentConfig, _config
 
     text = (paramdoc.DOC.parent / "configuration.md").read_text(encoding="utf-8")
     variables = ["JOB_ID", *_config._URL_VARS, *_config._KEY_VARS, *_config._API_KEY_VARS, *_config._NAME_VARS]

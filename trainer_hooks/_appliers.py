@@ -13,8 +13,8 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from trainer_hooks import _schedule
-from trainer_hooks._context import ApplyContext
+from liveparams.trainer_hooks import _schedule
+from liveparams.trainer_hooks._context import ApplyContext
 
 __all__ = [
     "BetaApplier",
@@ -36,7 +36,7 @@ class ParameterApplier(ABC):
     """Changes one parameter of a running training.
 
     Attributes:
-        name (`str`): the parameter's key in a request (a key of ``agent._parameters.PARAMETERS``).
+        name (`str`): the parameter's key in a request (a key of ``liveparams.contract._parameters.PARAMETERS``).
         one_off (`bool`): a command rather than a value; never coalesced, never re-applied on resume.
     """
 

@@ -17,11 +17,17 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from agent._models import Change, OutcomeStatus, UpdateOutcome, UpdateRequest
-from agent._parameters import InvalidParameter, validate_parameter
-from trainer_hooks import _distributed, _registry, _schedule, _snapshot
-from trainer_hooks._context import ApplyContext
-from trainer_hooks._source import UpdateSource
+from liveparams.contract import (
+    Change,
+    InvalidParameter,
+    OutcomeStatus,
+    UpdateOutcome,
+    UpdateRequest,
+    UpdateSource,
+    validate_parameter,
+)
+from liveparams.trainer_hooks import _distributed, _registry, _schedule, _snapshot
+from liveparams.trainer_hooks._context import ApplyContext
 
 __all__ = ["DEFAULT_CLOSE_TIMEOUT", "DEFAULT_MAX_ITEMS_PER_STEP", "RuntimeParameterCallback"]
 
@@ -34,8 +40,8 @@ SourceFactory = Callable[[], "UpdateSource | None"]
 
 
 def _agent_from_env() -> UpdateSource | None:
-    """The production source: ``agent.UpdateAgent`` configured from the environment, or None if unconfigured."""
-    from agent import UpdateAgent  # the agent pulls in the network stack; only rank 0 needs it
+    """The production source: a ``liveparams.agent.UpdateAgent`` configured from the environment, or None."""
+    from liveparams.agent import UpdateAgent  # the agent pulls in the network stack; only rank 0 needs it
 
     return UpdateAgent.from_env()  # its config logs the one "disabled" warning itself
 
@@ -129,7 +135,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
 
     @classmethod
     def from_env(cls, trainer: Any = None, **kwargs: Any) -> RuntimeParameterCallback:
-        """The one-line embedding: an ``agent.UpdateAgent`` configured from the environment, built at train start.
+        """The one-line embedding: a ``liveparams.agent.UpdateAgent`` from the environment, built at train start.
 
         With no configuration (no ``JOB_ID`` etc.) the agent's config logs one warning and
         this callback does nothing.

@@ -9,12 +9,12 @@ schedule's shape (``max_steps``, ``warmup_steps``), then ``learning_rate`` (so
 on"), then the other knobs, and commands last (so "stop" saves a checkpoint
 that already holds the request's changes).
 Its keys equal the live (not restart-only) keys of
-``agent._parameters.PARAMETERS``; a test checks both ways.
+``liveparams.contract._parameters.PARAMETERS``; a test checks both ways.
 """
 
 from __future__ import annotations
 
-from trainer_hooks._appliers import (
+from liveparams.trainer_hooks._appliers import (
     BetaApplier,
     CommandApplier,
     EvalStepsApplier,
@@ -37,7 +37,7 @@ _APPLIERS: dict[str, ParameterApplier] = {}
 def register_applier(applier: ParameterApplier) -> None:
     """Add ``applier`` under ``applier.name``; a name registered twice raises ``ValueError``.
 
-    A new parameter also needs its entry in ``agent._parameters.PARAMETERS``: the agent
+    A new parameter also needs its entry in ``liveparams.contract._parameters.PARAMETERS``: the agent
     (and the callback, defensively) refuse requests for names not in that table.
     """
     if applier.name in _APPLIERS:

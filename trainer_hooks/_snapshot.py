@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from trainer_hooks import _schedule
-from trainer_hooks._context import ApplyContext
+from liveparams.trainer_hooks import _schedule
+from liveparams.trainer_hooks._context import ApplyContext
 
 __all__ = ["capture"]
 

@@ -30,9 +30,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from liveparams.demo.plot import Marker, plot_run
 from liveparams.demo.scenario import ScriptedUser, default_actions
 from liveparams.jobs import TABLE, ClientConfig, RequestView, connect
-from liveparams.stack import LocalStack
 from liveparams.tokens import mint_job_token
 from liveparams.view import requests_table
+from liveparams_stack import LocalStack
 
 EXPECTED = {"learning_rate": "applied", "weight_decay": "applied", "command": "applied", "beta": "rejected"}
 
@@ -92,8 +92,8 @@ def _recorder(view: LiveView, step_delay: float) -> Any:
 
 def _create_owner_and_job(stack: LocalStack) -> tuple[str, str, str]:
     """Sign up an owner (the local stack's minimal auth.users) and create a running job as that owner."""
-    from liveparams.stack.keys import ANON_KEY
-    from liveparams.stack.users import create_user
+    from liveparams_stack.keys import ANON_KEY
+    from liveparams_stack.users import create_user
 
     owner_id, owner_jwt = create_user(stack.db_url, "demo@liveparams.test")
 
@@ -109,8 +109,8 @@ def _create_owner_and_job(stack: LocalStack) -> tuple[str, str, str]:
 
 
 def _train(output: Path, max_steps: int, recorder: Any) -> None:
+    from liveparams import RuntimeParameterCallback
     from liveparams.demo.tiny import demo_sft_trainer
-    from trainer_hooks import RuntimeParameterCallback
 
     trainer = demo_sft_trainer(str(output / "run"), max_steps, callbacks=[recorder])
     trainer.add_callback(RuntimeParameterCallback.from_env(trainer))  # the one line a user adds
@@ -137,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING, handlers=[RichHandler(console=console, show_path=False)], format="%(message)s"
     )
-    for name in ("agent", "trainer_hooks"):
-        logging.getLogger(name).setLevel(logging.INFO)
+    logging.getLogger("liveparams").setLevel(logging.INFO)
     warnings.filterwarnings("ignore")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

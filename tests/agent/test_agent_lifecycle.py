@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from agent import AgentClosedError, AgentConfig, AgentStatus, OutcomeStatus, UpdateAgent, UpdateOutcome
+from liveparams.agent import AgentClosedError, AgentConfig, AgentStatus, UpdateAgent
+from liveparams.contract import OutcomeStatus, UpdateOutcome
 
 JOB = "0b6c1a57-6e4f-4a53-9d2c-5f1f0b1e2a3c"
 JOIN_S = 20.0

@@ -26,8 +26,9 @@ import httpx
 import pytest
 from websockets.protocol import State
 
-from agent import AgentConfig, AgentStatus, Change, OutcomeStatus, UpdateAgent, UpdateOutcome, request_identity
-from agent._subscription import Health, Subscription
+from liveparams.agent import AgentConfig, AgentStatus, UpdateAgent, request_identity
+from liveparams.agent._subscription import Health, Subscription
+from liveparams.contract import Change, OutcomeStatus, UpdateOutcome
 
 pytestmark = pytest.mark.stack
 
@@ -352,7 +353,8 @@ def test_a_process_that_forgets_to_close_still_exits_and_flushes(
     script = textwrap.dedent(
         f"""
         import time
-        from agent import OutcomeStatus, UpdateAgent, UpdateOutcome
+        from liveparams.agent import UpdateAgent
+        from liveparams.contract import OutcomeStatus, UpdateOutcome
         agent = UpdateAgent.from_env()
         agent.start()
         while not (requests := agent.drain()):

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from agent import AgentConfig, ConfigError
+from liveparams.agent import AgentConfig, ConfigError
 
 JOB = "0b6c1a57-6e4f-4a53-9d2c-5f1f0b1e2a3c"
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.secret-part-of-the-token"

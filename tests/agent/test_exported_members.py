@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import agent
+from liveparams import agent
 
 
 def isort_style(name: str) -> tuple[int, str]:
@@ -38,12 +38,12 @@ def modules_after(statement: str) -> set[str]:
 
 
 def test_agent_imports_neither_torch_nor_transformers_nor_the_stack() -> None:
-    loaded = modules_after("import agent")
+    loaded = modules_after("import liveparams.agent")
     assert not {m for m in loaded if m.split(".")[0] in ("torch", "transformers")}
-    assert not {m for m in loaded if m.startswith("liveparams.stack")}
+    assert not {m for m in loaded if m.startswith("liveparams_stack")}
 
 
 def test_the_models_import_no_network_client() -> None:
-    """``trainer_hooks`` imports ``agent._models`` on every DDP rank; only rank 0 runs the agent."""
-    loaded = modules_after("import agent._models, agent._parameters, trainer_hooks")
+    """``liveparams.trainer_hooks`` imports ``liveparams.contract`` on every DDP rank; only rank 0 runs the agent."""
+    loaded = modules_after("import liveparams.contract, liveparams.trainer_hooks")
     assert not {m for m in loaded if m.split(".")[0] in ("supabase", "realtime", "websockets", "httpx")}

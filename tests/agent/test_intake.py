@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from realtime_payloads import postgres_change
 
-from agent import OutcomeStatus, UpdateOutcome
-from agent._intake import Intake
+from liveparams.agent._intake import Intake
+from liveparams.contract import OutcomeStatus, UpdateOutcome
 
 
 def entry(request_id: str, **params: object) -> dict[str, object]:

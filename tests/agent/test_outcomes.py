@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agent import Change, OutcomeStatus, RestError, UpdateOutcome
-from agent._outcomes import OutcomeWriter, json_safe
+from liveparams.agent import RestError
+from liveparams.agent._outcomes import OutcomeWriter, json_safe
+from liveparams.contract import Change, OutcomeStatus, UpdateOutcome
 
 
 class Table:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from agent import OutcomeStatus, UpdateOutcome, UpdateRequest
-from agent._requests import RequestLedger, parse_entry, request_identity
+from liveparams.agent._requests import RequestLedger, parse_entry, request_identity
+from liveparams.contract import OutcomeStatus, UpdateOutcome, UpdateRequest
 
 LIMIT = 4096
 

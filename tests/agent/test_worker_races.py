@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from agent import AgentConfig, AgentStatus, UpdateAgent
-from agent._worker import Worker
+from liveparams.agent import AgentConfig, AgentStatus, UpdateAgent
+from liveparams.agent._worker import Worker
 
 JOB = "0b6c1a57-6e4f-4a53-9d2c-5f1f0b1e2a3c"
 DEADLINE_S = 20.0

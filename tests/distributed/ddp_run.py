@@ -23,7 +23,7 @@ import torch.distributed as dist
 from hooks_helpers import LrRecorder, PushAt, QueueSource, plain_trainer, request, training_args
 from transformers import TrainerCallback
 
-from trainer_hooks import RuntimeParameterCallback
+from liveparams import RuntimeParameterCallback
 
 
 class BroadcastCounter(TrainerCallback):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from liveparams.stack import keys
-from liveparams.stack.auth import AuthError, identify
-from liveparams.stack.rest import status_for_sqlstate
+from liveparams_stack import keys
+from liveparams_stack.auth import AuthError, identify
+from liveparams_stack.rest import status_for_sqlstate
 
 SECRET = keys.JWT_SECRET
 

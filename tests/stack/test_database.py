@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from agent._parameters import PARAMETERS
-from liveparams.stack.local import find_supabase_cli
+from liveparams.contract import PARAMETERS
+from liveparams_stack.local import find_supabase_cli
 
 pytestmark = pytest.mark.stack
 PROJECT_DIR = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ import httpx
 import psycopg
 import pytest
 
-from liveparams.stack import LocalStack, StackError, keys
-from liveparams.stack.local import MARKER, free_port, port_is_free, process_is_running
+from liveparams_stack import LocalStack, StackError, keys
+from liveparams_stack.local import MARKER, free_port, port_is_free, process_is_running
 
 pytestmark = pytest.mark.stack
 
@@ -153,7 +153,7 @@ def test_a_stack_tied_to_its_caller_goes_away_when_the_caller_is_killed(state_ro
 
 _CALLER = """
 import sys, time
-from liveparams.stack import LocalStack
+from liveparams_stack import LocalStack
 LocalStack(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), stop_with_caller=True).start()
 print("started", flush=True)
 time.sleep(600)

@@ -9,7 +9,7 @@ import pytest
 from realtime import RealtimeSubscribeStates
 from realtime_support import Watch, anyio_backend, barrier, next_item  # noqa: F401
 
-from liveparams.stack.server import ServerConfig, build_app
+from liveparams_stack.server import ServerConfig, build_app
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults, pytest.mark.anyio]
 

@@ -7,12 +7,12 @@ import struct
 
 import pytest
 
-from liveparams.stack.faults import FaultError, Faults
-from liveparams.stack.realtime.bindings import Binding, BindingError, binding_id
-from liveparams.stack.realtime.cdc import parse_wal2json
-from liveparams.stack.realtime.filters import Filter, FilterError, parse_filter
-from liveparams.stack.realtime.presence import TopicPresence
-from liveparams.stack.realtime.serializers import FrameError, Message, V1Serializer, V2Serializer, serializer_for
+from liveparams_stack.faults import FaultError, Faults
+from liveparams_stack.realtime.bindings import Binding, BindingError, binding_id
+from liveparams_stack.realtime.cdc import parse_wal2json
+from liveparams_stack.realtime.filters import Filter, FilterError, parse_filter
+from liveparams_stack.realtime.presence import TopicPresence
+from liveparams_stack.realtime.serializers import FrameError, Message, V1Serializer, V2Serializer, serializer_for
 
 JOB = "3163e14e-b3cc-47b2-9bd3-3c3fb09f37d8"
 

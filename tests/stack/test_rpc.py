@@ -13,7 +13,7 @@ import pytest
 from postgrest.exceptions import APIError
 from supabase import AsyncClientOptions, Client, ClientOptions, acreate_client, create_client
 
-from agent._parameters import PARAMETERS, ParamType
+from liveparams.contract import PARAMETERS, ParamType
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 TABLE = "local_training_jobs"

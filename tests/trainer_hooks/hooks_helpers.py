@@ -2,7 +2,7 @@
 
 ``QueueSource`` is an in-memory implementation of our own ``UpdateSource``
 protocol (not a double of Supabase): the callback under test drains it and
-reports to it exactly as it does with ``agent.UpdateAgent``, and it keeps what
+reports to it exactly as it does with ``liveparams.agent.UpdateAgent``, and it keeps what
 the job row would keep, so one instance can serve a run and its resume.
 """
 
@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from transformers import TrainerCallback
 
-from agent._models import OutcomeStatus, UpdateOutcome, UpdateRequest
+from liveparams.contract import OutcomeStatus, UpdateOutcome, UpdateRequest
 
 _ids = itertools.count(1)
 

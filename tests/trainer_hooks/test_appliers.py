@@ -10,7 +10,7 @@ import torch
 from hooks_helpers import schedule_factors
 from transformers import TrainerControl, TrainerState, TrainingArguments, get_scheduler
 
-from trainer_hooks import ApplyContext, _schedule, _snapshot, get_applier
+from liveparams.trainer_hooks import ApplyContext, _schedule, _snapshot, get_applier
 
 TOTAL, WARMUP = 12, 3
 

@@ -20,8 +20,8 @@ from hooks_helpers import (
 )
 from transformers import TrainerCallback
 
-from agent._models import OutcomeStatus
-from trainer_hooks import RuntimeParameterCallback, get_applier
+from liveparams.contract import OutcomeStatus
+from liveparams.trainer_hooks import RuntimeParameterCallback, get_applier
 
 STEPS, WARMUP, PEAK = 20, 5, 1e-3
 

@@ -15,9 +15,9 @@ import pytest
 from hooks_helpers import LrRecorder, logged_lr, plain_trainer, schedule_factors, training_args
 from transformers import TrainerCallback
 
-from agent import UpdateAgent
-from agent._models import UpdateOutcome, UpdateRequest
-from trainer_hooks import RuntimeParameterCallback
+from liveparams import RuntimeParameterCallback
+from liveparams.agent import UpdateAgent
+from liveparams.contract import UpdateOutcome, UpdateRequest
 
 STEPS, WARMUP, PEAK = 20, 5, 1e-3
 ARRIVAL_DEADLINE_S = 20.0  # generous: a loaded 2-core CI machine; an idle one takes milliseconds

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import trainer_hooks
-from agent._parameters import PARAMETERS
-from trainer_hooks import applier_names, get_applier, register_applier
-from trainer_hooks._appliers import LearningRateApplier
+from liveparams import trainer_hooks
+from liveparams.contract import PARAMETERS
+from liveparams.trainer_hooks import applier_names, get_applier, register_applier
+from liveparams.trainer_hooks._appliers import LearningRateApplier
 
 
 def test_every_live_parameter_has_exactly_one_applier() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import inspect
 
-from agent import UpdateAgent
-from trainer_hooks import UpdateSource
+from liveparams.agent import UpdateAgent
+from liveparams.contract import UpdateSource
 
 
 def test_update_agent_has_every_method_of_the_protocol_with_the_same_parameters() -> None:

@@ -8,8 +8,8 @@ import pytest
 from hooks_helpers import LrRecorder, PushAt, QueueSource, logged_lr, request, schedule_factors
 from trl_builders import BUILDERS, COMMON, WITH_BETA
 
-from agent._models import OutcomeStatus
-from trainer_hooks import RuntimeParameterCallback
+from liveparams import RuntimeParameterCallback
+from liveparams.contract import OutcomeStatus
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from liveparams.stack.realtime.filters import Filter, FilterError, parse_filter
+from liveparams_stack.realtime.filters import Filter, FilterError, parse_filter
 
 EVENTS = ("*", "INSERT", "UPDATE", "DELETE")
 _ID_SPACE = 2**27

@@ -53,7 +53,7 @@ def _state_dir_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_up(args: argparse.Namespace) -> int:
-    from liveparams.stack import LocalStack, StackError
+    from liveparams_stack import LocalStack, StackError
 
     stack = LocalStack(args.state_dir, args.api_port, args.db_port, enable_faults=args.enable_faults)
     try:
@@ -66,7 +66,7 @@ def _run_up(args: argparse.Namespace) -> int:
 
 
 def _run_down(args: argparse.Namespace) -> int:
-    from liveparams.stack import LocalStack, StackError
+    from liveparams_stack import LocalStack, StackError
 
     stack = LocalStack.attach(args.state_dir)
     if stack is None:
@@ -81,7 +81,7 @@ def _run_down(args: argparse.Namespace) -> int:
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from liveparams.stack import LocalStack
+    from liveparams_stack import LocalStack
 
     stack = LocalStack.attach(args.state_dir)
     if stack is None or not stack.is_running():

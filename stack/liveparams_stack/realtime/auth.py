@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from liveparams.stack import keys
+from liveparams_stack import keys
 
 
 class AuthError(Exception):

@@ -29,8 +29,8 @@ from aiohttp import web
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from liveparams.stack.auth import ANON_ROLE, AuthError, Identity, identify
-from liveparams.stack.faults import Faults
+from liveparams_stack.auth import ANON_ROLE, AuthError, Identity, identify
+from liveparams_stack.faults import Faults
 
 SCHEMA = "public"
 EXPOSED_SCHEMAS = ("public", "graphql_public")

@@ -20,9 +20,9 @@ from typing import Any, Generic, TypeVar
 import psycopg
 from psycopg import sql
 
-from liveparams.stack.realtime.bindings import Binding
-from liveparams.stack.realtime.cdc import WalChange, WalColumn
-from liveparams.stack.realtime.filters import Filter
+from liveparams_stack.realtime.bindings import Binding
+from liveparams_stack.realtime.cdc import WalChange, WalColumn
+from liveparams_stack.realtime.filters import Filter
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ For development and tests only (well-known keys, ``fsync=off``). ``agent`` and
 ``trainer_hooks`` never import it.
 """
 
-from liveparams.stack.errors import StackError
-from liveparams.stack.local import LocalStack
+from liveparams_stack.errors import StackError
+from liveparams_stack.local import LocalStack
 
 __all__ = ["LocalStack", "StackError"]

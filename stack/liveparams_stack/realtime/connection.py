@@ -10,11 +10,11 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from liveparams.stack.realtime.auth import AuthError, Identity, is_opaque_key, verify
-from liveparams.stack.realtime.bindings import Binding, BindingError
-from liveparams.stack.realtime.channel import Channel
-from liveparams.stack.realtime.hub import Hub
-from liveparams.stack.realtime.serializers import FrameError, Message, Serializer
+from liveparams_stack.realtime.auth import AuthError, Identity, is_opaque_key, verify
+from liveparams_stack.realtime.bindings import Binding, BindingError
+from liveparams_stack.realtime.channel import Channel
+from liveparams_stack.realtime.hub import Hub
+from liveparams_stack.realtime.serializers import FrameError, Message, Serializer
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The stack's HTTP front: one aiohttp application serving REST, Realtime and (opt-in) fault injection.
 
-It runs in its own process (``python -m liveparams.stack serve``), started by
+It runs in its own process (``python -m liveparams_stack serve``), started by
 ``LocalStack``, so a test can restart or kill it without touching the database.
 REST connects as ``authenticator`` and switches role per request, as PostgREST
 does; Realtime gets the superuser DSN because logical decoding needs it.
@@ -19,11 +19,11 @@ from aiohttp.typedefs import Handler
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from liveparams.stack.faults import Faults, add_fault_routes
-from liveparams.stack.local import LocalStack
-from liveparams.stack.postgres import AUTHENTICATOR, AUTHENTICATOR_PASSWORD
-from liveparams.stack.realtime import add_realtime
-from liveparams.stack.rest import RestApi
+from liveparams_stack.faults import Faults, add_fault_routes
+from liveparams_stack.local import LocalStack
+from liveparams_stack.postgres import AUTHENTICATOR, AUTHENTICATOR_PASSWORD
+from liveparams_stack.realtime import add_realtime
+from liveparams_stack.rest import RestApi
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 REST_POOL_SIZE = 10

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from agent._parameters import ParamValue
+from liveparams.contract._parameters import ParamValue
 
 
 class OutcomeStatus(str, Enum):

@@ -1,14 +1,14 @@
-"""The realtime side of fault injection (`liveparams.stack.faults.RealtimeFaults`), over live sockets."""
+"""The realtime side of fault injection (`liveparams_stack.faults.RealtimeFaults`), over live sockets."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
 
-from liveparams.stack.faults import ChangesMode
-from liveparams.stack.realtime.channel import Channel
-from liveparams.stack.realtime.connection import Connection
-from liveparams.stack.realtime.hub import Hub
+from liveparams_stack.faults import ChangesMode
+from liveparams_stack.realtime.channel import Channel
+from liveparams_stack.realtime.connection import Connection
+from liveparams_stack.realtime.hub import Hub
 
 
 class SocketFaults:

@@ -11,7 +11,7 @@ import uuid
 
 import psycopg
 
-from liveparams.stack.keys import JWT_SECRET, mint_jwt
+from liveparams_stack.keys import JWT_SECRET, mint_jwt
 
 __all__ = ["create_user"]
 

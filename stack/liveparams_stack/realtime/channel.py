@@ -7,9 +7,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from liveparams.stack.realtime.auth import Identity
-from liveparams.stack.realtime.bindings import Binding
-from liveparams.stack.realtime.serializers import Message
+from liveparams_stack.realtime.auth import Identity
+from liveparams_stack.realtime.bindings import Binding
+from liveparams_stack.realtime.serializers import Message
 
 
 class Outbox(Protocol):

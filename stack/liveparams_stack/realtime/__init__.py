@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from liveparams.stack.faults import Faults
-from liveparams.stack.realtime.injector import SocketFaults
-from liveparams.stack.realtime.service import RealtimeService
+from liveparams_stack.faults import Faults
+from liveparams_stack.realtime.injector import SocketFaults
+from liveparams_stack.realtime.service import RealtimeService
 
 PATHS = ("/realtime/v1/websocket", "/socket/websocket")
 

@@ -4,7 +4,7 @@
 a fresh Supabase database has (``bootstrap.sql``), applies ``supabase/migrations``
 with the real Supabase CLI (``supabase db push``, which records the history in
 ``supabase_migrations.schema_migrations`` as on a hosted project), then starts
-the HTTP/WebSocket front (``python -m liveparams.stack serve``) as a detached
+the HTTP/WebSocket front (``python -m liveparams_stack serve``) as a detached
 process. Everything it creates is recorded in a marker file so ``stop()`` (or
 ``liveparams stack down`` from another process) can remove exactly that, and a
 directory without the marker is never touched.
@@ -31,10 +31,9 @@ from types import TracebackType
 
 import psycopg
 
-import liveparams
-from liveparams.stack import keys
-from liveparams.stack.errors import StackError
-from liveparams.stack.postgres import PostgresCluster, PostgresInstall, find_postgres
+from liveparams_stack import keys
+from liveparams_stack.errors import StackError
+from liveparams_stack.postgres import PostgresCluster, PostgresInstall, find_postgres
 
 MARKER = "liveparams-stack.json"
 _BOOTSTRAP_SQL = Path(__file__).with_name("bootstrap.sql")
@@ -223,13 +222,13 @@ class LocalStack:
     def _start_api(self, marker: _Marker) -> None:
         if not port_is_free(self.api_port):
             raise StackError(f"127.0.0.1:{self.api_port} (API port) is already in use")
-        argv = [sys.executable, "-m", "liveparams.stack", "serve", "--port", str(self.api_port)]
+        argv = [sys.executable, "-m", "liveparams_stack", "serve", "--port", str(self.api_port)]
         argv += ["--dsn", self.db_url, "--jwt-secret", keys.JWT_SECRET]
         if self.enable_faults:
             argv.append("--enable-faults")
         if self.stop_with_caller:
             argv += ["--stop-with-parent", str(self.state_dir)]
-        package_root = str(Path(liveparams.__file__).resolve().parents[1])
+        package_root = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         with (self.state_dir / "api.log").open("ab") as log:
             # A session of its own: the front outlives `liveparams stack up` and ignores its Ctrl-C.
@@ -343,12 +342,12 @@ def process_is_running(pid: int) -> bool:
 
 
 def is_front_process(pid: int) -> bool:
-    """Whether ``pid`` is a running ``python -m liveparams.stack serve``."""
+    """Whether ``pid`` is a running ``python -m liveparams_stack serve``."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"liveparams.stack" in argv and b"serve" in argv and process_is_running(pid)
+    return b"liveparams_stack" in argv and b"serve" in argv and process_is_running(pid)
 
 
 def _read_marker(state_dir: Path) -> _Marker | None:

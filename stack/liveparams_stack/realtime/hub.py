@@ -13,11 +13,11 @@ from typing import Any
 
 import psycopg
 
-from liveparams.stack.faults import ChangesMode
-from liveparams.stack.realtime.cdc import WalChange
-from liveparams.stack.realtime.channel import Channel
-from liveparams.stack.realtime.presence import TopicPresence
-from liveparams.stack.realtime.rls import ChangeRenderer, Subscriber
+from liveparams_stack.faults import ChangesMode
+from liveparams_stack.realtime.cdc import WalChange
+from liveparams_stack.realtime.channel import Channel
+from liveparams_stack.realtime.presence import TopicPresence
+from liveparams_stack.realtime.rls import ChangeRenderer, Subscriber
 
 log = logging.getLogger(__name__)
 

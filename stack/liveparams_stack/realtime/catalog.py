@@ -13,8 +13,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from liveparams.stack.realtime.bindings import Binding
-from liveparams.stack.realtime.cdc import read_publication
+from liveparams_stack.realtime.bindings import Binding
+from liveparams_stack.realtime.cdc import read_publication
 
 UNABLE = (
     "Unable to subscribe to changes with given parameters. "

@@ -15,7 +15,7 @@ from typing import Any
 
 import jwt
 
-from liveparams.stack import keys
+from liveparams_stack import keys
 
 ANON_ROLE = "anon"
 # The API gateway's own 401 bodies (it answers before PostgREST sees the request).

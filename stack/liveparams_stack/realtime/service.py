@@ -10,14 +10,14 @@ from typing import Any
 import psycopg
 from aiohttp import web
 
-from liveparams.stack.realtime.auth import AuthError, verify
-from liveparams.stack.realtime.bindings import Binding
-from liveparams.stack.realtime.catalog import BindingChecker
-from liveparams.stack.realtime.cdc import ChangePoller
-from liveparams.stack.realtime.connection import Connection, SocketContext
-from liveparams.stack.realtime.hub import Hub
-from liveparams.stack.realtime.rls import ChangeRenderer
-from liveparams.stack.realtime.serializers import serializer_for
+from liveparams_stack.realtime.auth import AuthError, verify
+from liveparams_stack.realtime.bindings import Binding
+from liveparams_stack.realtime.catalog import BindingChecker
+from liveparams_stack.realtime.cdc import ChangePoller
+from liveparams_stack.realtime.connection import Connection, SocketContext
+from liveparams_stack.realtime.hub import Hub
+from liveparams_stack.realtime.rls import ChangeRenderer
+from liveparams_stack.realtime.serializers import serializer_for
 
 log = logging.getLogger(__name__)
 

@@ -1,15 +1,15 @@
-"""``python -m liveparams.stack serve``: the front process ``LocalStack`` starts (not meant to be run by hand)."""
+"""``python -m liveparams_stack serve``: the front process ``LocalStack`` starts (not meant to be run by hand)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from liveparams.stack.server import ServerConfig, serve
+from liveparams_stack.server import ServerConfig, serve
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m liveparams.stack")
+    parser = argparse.ArgumentParser(prog="python -m liveparams_stack")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the HTTP/WebSocket front of the local stack")
     serve_parser.add_argument("--port", type=int, required=True)

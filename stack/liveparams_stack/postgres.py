@@ -20,7 +20,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from liveparams.stack.errors import StackError
+from liveparams_stack.errors import StackError
 
 SUPERUSER = "postgres"
 PASSWORD = "postgres"

@@ -1,7 +1,7 @@
 """The one thing the callback needs from the outside world: a queue of requests.
 
 ``trainer_hooks`` never talks to Supabase or websockets. It drains whatever
-implements :class:`UpdateSource` (``agent.UpdateAgent`` in production, an
+implements :class:`UpdateSource` (``liveparams.agent.UpdateAgent`` in production, an
 in-memory double in tests) and hands outcomes back to it. The protocol is
 part of docs/contracts.md; change both together.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
-from agent._models import UpdateOutcome, UpdateRequest
+from liveparams.contract._messages import UpdateOutcome, UpdateRequest
 
 __all__ = ["UpdateSource"]
 

@@ -1,0 +1,42 @@
+"""The contract between the two halves of liveparams.
+
+``liveparams.agent`` (network side: Supabase Realtime and REST) and
+``liveparams.trainer_hooks`` (training side: a ``transformers`` callback) share
+nothing but what is defined here:
+
+- the parameter table (:data:`PARAMETERS`): what may change live and how each
+  value is validated; the database spec, the docs and the CLI derive from it;
+- the messages that cross the queue: :class:`UpdateRequest` in,
+  :class:`UpdateOutcome` (with its :class:`Change` list and :class:`OutcomeStatus`) out;
+- :class:`UpdateSource`, the protocol the callback drains.
+
+It imports nothing beyond the standard library, so every DDP rank can import it
+without pulling in torch, transformers or any network client.
+"""
+
+from liveparams.contract._messages import Change, OutcomeStatus, UpdateOutcome, UpdateRequest
+from liveparams.contract._parameters import (
+    METADATA_KEYS,
+    PARAMETERS,
+    InvalidParameter,
+    ParameterSpec,
+    ParamType,
+    ParamValue,
+    validate_parameter,
+)
+from liveparams.contract._source import UpdateSource
+
+__all__ = [
+    "METADATA_KEYS",
+    "PARAMETERS",
+    "Change",
+    "InvalidParameter",
+    "OutcomeStatus",
+    "ParamType",
+    "ParamValue",
+    "ParameterSpec",
+    "UpdateOutcome",
+    "UpdateRequest",
+    "UpdateSource",
+    "validate_parameter",
+]
