@@ -570,7 +570,7 @@ def test_an_outage_longer_than_the_client_retries_for(
     ``recovery_grace`` is set beyond that, so only the supervisor's "gave up" check can bring push back.
     """
     job_id, owner = job
-    caplog.set_level(logging.INFO, logger="agent")
+    caplog.set_level(logging.INFO, logger="liveparams.agent")
     with make_agent(job_id, url=plug.url, recovery_grace=120) as agent:
         assert agent.wait_ready(DELIVERY_TIMEOUT_S)
         plug.pull()

@@ -63,7 +63,7 @@ def test_a_request_mid_run_sticks_through_the_schedule_and_is_logged_as_used(
     tiny_dir: str, tmp_path: Path, source: QueueSource, caplog: pytest.LogCaptureFixture
 ) -> None:
     change = request(learning_rate=2e-3)
-    with caplog.at_level(logging.INFO, logger="trainer_hooks"):
+    with caplog.at_level(logging.INFO, logger="liveparams.trainer_hooks"):
         trainer, recorder = run(tiny_dir, tmp_path, source, {10: [change]})
 
     assert recorder.first_group() == pytest.approx(expected_rates({10: 2e-3}))
@@ -80,7 +80,7 @@ def test_multiple_updates_are_each_applied_once(
     tiny_dir: str, tmp_path: Path, source: QueueSource, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, second = request(learning_rate=5e-4), request(learning_rate=1e-4)
-    with caplog.at_level(logging.INFO, logger="trainer_hooks"):
+    with caplog.at_level(logging.INFO, logger="liveparams.trainer_hooks"):
         _, recorder = run(tiny_dir, tmp_path, source, {6: [first], 12: [second]})
 
     assert recorder.first_group() == pytest.approx(expected_rates({6: 5e-4, 12: 1e-4}))
