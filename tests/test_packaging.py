@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from importlib.metadata import requires
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -73,3 +77,61 @@ def test_liveparams_stack_says_how_to_get_the_stack_when_it_is_missing() -> None
     assert done.returncode == 2
     assert "pip install ./stack" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+SHADOWED_RUN = """
+import json, sys
+import agent, trainer_hooks  # the user's own packages, found first on sys.path
+assert agent.OWNED_BY_USER and trainer_hooks.OWNED_BY_USER
+from liveparams import RuntimeParameterCallback
+from liveparams.agent import UpdateAgent
+from liveparams.demo.tiny import demo_sft_trainer
+
+source = UpdateAgent.from_env()
+source.start()
+assert source.wait_ready(60), "the agent did not subscribe"
+trainer = demo_sft_trainer(sys.argv[1], max_steps=6, callbacks=[])
+trainer.add_callback(RuntimeParameterCallback(source, trainer=trainer))
+trainer.train()
+print(json.dumps([entry["learning_rate"] for entry in trainer.state.log_history if "learning_rate" in entry]))
+"""
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_user_packages_named_agent_and_trainer_hooks_do_not_shadow_liveparams(
+    tmp_path: Path,
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+    new_job: Callable[..., str],
+    job_token: Callable[[str], str],
+    request_update: Callable[..., dict[str, Any]],
+) -> None:
+    """A training repository with its own ``agent/`` and ``trainer_hooks/`` packages still gets ours, end to end."""
+    for name in ("agent", "trainer_hooks"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("OWNED_BY_USER = True\n")
+    user_id, jwt = new_user()
+    job_id = new_job(user_id)
+    request_update(jwt, job_id, {"learning_rate": 5e-4})  # the demo run's peak is 1e-3
+    env = {
+        **os.environ,
+        "JOB_ID": job_id,
+        "SUPABASE_URL": stack_env["API_URL"],
+        "SUPABASE_ANON_KEY": stack_env["ANON_KEY"],
+        "LIVEPARAMS_TOKEN": job_token(job_id),
+        "HF_HUB_OFFLINE": "1",
+    }
+    env.pop("PYTHONPATH", None)  # the working directory (the user's repository) comes first on sys.path
+    done = subprocess.run(
+        [sys.executable, "-c", SHADOWED_RUN, str(tmp_path / "out")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rates = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(rates) == 6
+    assert max(rates) == pytest.approx(5e-4)  # the request reached the run through our agent and callback
