@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
+from liveparams.demo.plot import METADATA_KEY
 
 
 @pytest.mark.slow
@@ -20,7 +24,9 @@ def test_demo_runs_green_and_writes_the_plot(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     png = output / "liveparams-demo.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    shown = json.loads(Image.open(png).text[METADATA_KEY])  # what the picture shows, recorded by the plot
+    assert {"applied", "rejected", "refused"} == {marker["kind"] for marker in shown["markers"]}
+    assert {"learning rate used", "training loss"} <= set(shown["legend"])
     assert "every request got its outcome" in result.stdout
     assert "Applied learning rate update" in result.stdout
     assert "refused by the server" in result.stdout

@@ -117,6 +117,10 @@ def _train(output: Path, max_steps: int, recorder: Any) -> None:
     trainer.train()
 
 
+def _label(params: dict[str, Any]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in params.items())
+
+
 def _check(views: list[RequestView]) -> list[str]:
     """What did not happen as the demo expects (empty when all is well)."""
     problems = []
@@ -176,10 +180,11 @@ def main(argv: list[str] | None = None) -> int:
             view.set_views(views)
 
     markers = [
-        Marker(v.step, ", ".join(f"{k}={val}" for k, val in v.params.items()))
+        Marker(v.step, _label(v.params), "applied" if v.status == "applied" else "rejected")
         for v in views
-        if v.status == "applied" and v.step is not None
+        if v.step is not None
     ]
+    markers += [Marker(step, _label(params), "refused") for step, params in user.refused]
     png = plot_run(recorder.lrs, recorder.losses, markers, args.output / "liveparams-demo.png")
     shutil.rmtree(state_root, ignore_errors=True)
     console.print(f"plot of learning rate and loss per step: [bold]{png.resolve()}[/]")

@@ -1,53 +1,144 @@
-"""The demo's picture: learning rate and loss per step, with the moments updates were applied."""
+"""The demo's picture: learning rate and loss per step, with every request's outcome marked where it happened.
+
+Three panels share the step axis: a strip of events on top (one marker and one label per
+request, stacked so that labels never overlap each other or a curve), the learning rate
+used, and the training loss. The PNG carries what it shows as metadata (``liveparams``
+key: legend entries and markers), so a test can check the picture a person sees.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Literal
+
+MarkerKind = Literal["applied", "rejected", "refused"]
+
+# kind → (legend text, colour, marker symbol, line style on the curves)
+_STYLE: dict[str, tuple[str, str, str, str]] = {
+    "applied": ("applied at a step boundary", "tab:green", "v", "--"),
+    "rejected": ("rejected by the trainer (reason on the row)", "tab:red", "X", ":"),
+    "refused": ("refused by the server (RPC error)", "tab:gray", "s", ""),
+}
+METADATA_KEY = "liveparams"
 
 
 @dataclass(frozen=True)
 class Marker:
-    """An applied request: after ``step``, ``label`` took effect."""
+    """One request's outcome: after ``step``, ``label`` was applied, rejected or refused (``kind``)."""
 
     step: int
     label: str
+    kind: MarkerKind = "applied"
 
 
-def plot_run(lrs: dict[int, float], losses: dict[int, float], markers: list[Marker], path: Path) -> Path:
-    """Write a two-panel PNG (LR above, loss below) to ``path`` and return it."""
+def _levels(extents: list[tuple[float, float]], pad: float) -> list[int]:
+    """A line of the event strip for each label's x extent (in step units), first fit, ``pad`` apart."""
+    ends: list[float] = []  # per line: where its last label ends
+    levels = []
+    for start, end in extents:
+        level = next((i for i, last in enumerate(ends) if start >= last + pad), len(ends))
+        if level == len(ends):
+            ends.append(end)
+        else:
+            ends[level] = end
+        levels.append(level)
+    return levels
+
+
+def build_figure(lrs: dict[int, float], losses: dict[int, float], markers: list[Marker]) -> Any:
+    """The matplotlib figure :func:`plot_run` saves (separate so that tests can inspect its artists)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, (ax_lr, ax_loss) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
+    markers = sorted(markers, key=lambda m: m.step)
     steps = sorted(lrs)
-    ax_lr.plot(steps, [lrs[s] for s in steps], color="tab:blue", lw=1.8)
+    first, last = (steps[0], steps[-1]) if steps else (0, 1)
+    span = max(1, last - first)
+    fig, (ax_events, ax_lr, ax_loss) = plt.subplots(3, 1, figsize=(11, 7), sharex=True)
+    ax_lr.plot(steps, [lrs[s] for s in steps], color="tab:blue", lw=1.8, label="learning rate used")
     ax_lr.set_ylabel("learning rate used")
     ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     loss_steps = sorted(losses)
-    ax_loss.plot(loss_steps, [losses[s] for s in loss_steps], color="tab:orange", lw=1.2)
+    ax_loss.plot(loss_steps, [losses[s] for s in loss_steps], color="tab:orange", lw=1.2, label="training loss")
     ax_loss.set_ylabel("training loss")
     ax_loss.set_xlabel("optimizer step")
+    ax_lr.set_xlim(first - 0.02 * span, last + 0.02 * span)
+    ax_events.set_yticks([])
+    ax_events.set_title("liveparams demo: hyperparameters changed live from Supabase")
+    for spine in ("left", "right", "top"):
+        ax_events.spines[spine].set_visible(False)
+
+    points, labels = [], []
     for marker in markers:
+        _, color, symbol, linestyle = _STYLE[marker.kind]
         # Applied in on_step_end of `step`: the next optimizer step is the first to use it.
         x = marker.step + 0.5
-        for ax in (ax_lr, ax_loss):
-            ax.axvline(x, color="tab:green", ls="--", lw=1)
-        ax_lr.annotate(
+        (point,) = ax_events.plot([x], [0], marker=symbol, color=color, ls="", ms=7)
+        right_half = x > first + span * 0.6
+        label = ax_events.annotate(
             marker.label,
-            (x, 1.0),
-            xycoords=("data", "axes fraction"),
-            rotation=90,
-            va="top",
-            ha="right",
+            (x, 0),
+            xytext=(-6 if right_half else 6, 0),
+            textcoords="offset points",
+            ha="right" if right_half else "left",
+            va="center",
             fontsize=8,
-            color="tab:green",
+            color=color,
         )
-    ax_lr.set_title("liveparams demo: hyperparameters changed live from Supabase")
+        points.append(point)
+        labels.append(label)
+        if linestyle:
+            for ax in (ax_lr, ax_loss):
+                ax.axvline(x, color=color, ls=linestyle, lw=1)
+
+    # Stack the labels: measure each one's extent in step units, then give each the first free line.
+    fig.canvas.draw()
+    to_steps = ax_events.transData.inverted()
+    renderer = fig.canvas.get_renderer()
+    extents = []
+    for point, label in zip(points, labels, strict=True):
+        box = label.get_window_extent(renderer)
+        (x0, _), (x1, _) = to_steps.transform([(box.x0, 0), (box.x1, 0)])
+        x = point.get_xdata()[0]
+        extents.append((min(x0, x) - 0.005 * span, max(x1, x) + 0.005 * span))
+    levels = _levels(extents, pad=0.01 * span)
+    for point, label, level in zip(points, labels, levels, strict=True):
+        point.set_ydata([level])
+        label.xy = (label.xy[0], level)
+    lines = max(levels, default=0) + 1
+    ax_events.set_ylim(lines - 0.4, -0.6)
+    ax_events.get_gridspec().set_height_ratios([0.4 + 0.3 * lines, 3, 2])
+    fig.set_size_inches(11, 6.5 + 0.22 * lines)
+
+    kinds = [kind for kind in _STYLE if any(m.kind == kind for m in markers)]
+    handles = [Line2D([], [], color="tab:blue", lw=1.8, label="learning rate used")]
+    handles += [
+        Line2D([], [], color=_STYLE[k][1], marker=_STYLE[k][2], ls=_STYLE[k][3] or "", label=_STYLE[k][0])
+        for k in kinds
+    ]
+    ax_lr.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.9)
+    ax_loss.legend(loc="upper right", fontsize=8, framealpha=0.9)
     fig.tight_layout()
+    return fig
+
+
+def legend_texts(fig: Any) -> list[str]:
+    """Every legend entry of ``fig``, top panel first."""
+    return [text.get_text() for ax in fig.axes if ax.get_legend() for text in ax.get_legend().get_texts()]
+
+
+def plot_run(lrs: dict[int, float], losses: dict[int, float], markers: list[Marker], path: Path) -> Path:
+    """Write the PNG (events, LR, loss) to ``path`` and return it."""
+    import matplotlib.pyplot as plt
+
+    fig = build_figure(lrs, losses, markers)
+    shown = {"legend": legend_texts(fig), "markers": [asdict(m) for m in markers]}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={METADATA_KEY: json.dumps(shown)})
     plt.close(fig)
     return path

@@ -68,6 +68,7 @@ class ScriptedUser:
         self._done = threading.Event()
         self._views: list[RequestView] = []
         self.error: BaseException | None = None
+        self.refused: list[tuple[int, dict[str, Any]]] = []  # (step, params) the RPC refused
         self._thread = threading.Thread(target=self._run, name="liveparams.demo-user", daemon=True)
 
     def start(self) -> None:
@@ -105,6 +106,7 @@ class ScriptedUser:
                         f"step ~{self._current_step()}: requested {action.params} — {action.note} [{stored['id'][:8]}]"
                     )
                 except JobError as exc:
+                    self.refused.append((self._current_step(), action.params))
                     self._on_note(f"step ~{self._current_step()}: {action.params} refused by the server: {exc}")
             await asyncio.to_thread(self._done.wait)
             await self._settle()
