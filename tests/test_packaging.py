@@ -52,6 +52,25 @@ def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("requirement", "wheel"),
+    [
+        (f"liveparams @ git+file://{REPO}", "liveparams-*.whl"),
+        (f"liveparams-stack @ git+file://{REPO}#subdirectory=stack", "liveparams_stack-*.whl"),
+    ],
+    ids=["liveparams", "liveparams-stack"],
+)
+def test_both_distributions_install_from_a_git_url(tmp_path: Path, requirement: str, wheel: str) -> None:
+    """What docs/installing.md tells users (``pip install "liveparams[train] @ git+<URL>"``) builds."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), requirement],
+        check=True,
+        capture_output=True,
+    )
+    assert list(tmp_path.glob(wheel))
+
+
+@pytest.mark.slow
 def test_the_wheel_installs_everything_under_liveparams_and_no_stack(wheel_files: list[str]) -> None:
     modules = [name for name in wheel_files if name.endswith(".py")]
     assert {
