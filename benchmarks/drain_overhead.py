@@ -40,7 +40,7 @@ from transformers import (
 from transformers.trainer_callback import CallbackHandler, DefaultFlowCallback, TrainerCallback
 
 from liveparams import RuntimeParameterCallback
-from liveparams.contract import UpdateOutcome, UpdateRequest
+from liveparams.contract import DRAIN_MAX_ITEMS, UpdateOutcome, UpdateRequest
 from liveparams.demo.tiny import sft_dataset, tiny_model_dir
 
 HOOK_CALLS = 20_000
@@ -54,9 +54,12 @@ class EmptySource:
 
     def start(self, replay_after_step: int | None = None) -> None: ...
 
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return True
+
     def close(self, timeout: float | None = None) -> None: ...
 
-    def drain(self, max_items: int = 64) -> list[UpdateRequest]:
+    def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
         return []
 
     def report(self, outcomes: Iterable[UpdateOutcome]) -> None: ...

@@ -35,14 +35,16 @@ class UpdateRequest:
         params (`dict[str, ParamValue]`): parameter name to validated value.
         requested_at (`str`): when the user asked, as stored on the row.
         requested_by (`str`, *optional*): who asked (user id or role).
-        position (`int`): index in ``parameter_updates``; requests are applied in this order.
+        seq (`int`): the request's order on its job; requests are applied in seq order.
+            Strictly increasing per job, so a checkpoint can record what was decided as a
+            high-water mark instead of every id.
     """
 
     id: str
     params: dict[str, ParamValue]
     requested_at: str
     requested_by: str | None = None
-    position: int = 0
+    seq: int = 0
 
 
 @dataclass(frozen=True)
