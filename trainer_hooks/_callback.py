@@ -217,7 +217,12 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
                 logger.info("Reporting again the outcome of request %s, lost before it was recorded", request.id)
                 lost.append(outcome)
             else:
-                logger.debug("request %s was decided before this resume; skipped", request.id)
+                logger.info(
+                    "Request %s (seq %d) is not after seq %d, decided already: skipped",
+                    request.id,
+                    request.seq,
+                    self.record.decided_seq,
+                )
         self._link.report(lost)
         return fresh
 

@@ -29,6 +29,8 @@ import torch
 from accelerate.scheduler import AcceleratedScheduler
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
+from liveparams.contract import format_value
+
 __all__ = [
     "capture_lambdas",
     "horizon_reason",
@@ -111,7 +113,7 @@ def peak_reason(scheduler: Any, new: float) -> str | None:
     """Why a run started with peak ``new`` would not even build this schedule, or None."""
     for fn in _partials_with(scheduler, "lr_end"):
         if not new > fn.keywords["lr_end"]:
-            return f"the polynomial schedule's lr_end ({fn.keywords['lr_end']:.2e}) must be below the peak"
+            return f"the polynomial schedule's lr_end ({format_value(fn.keywords['lr_end'])}) must be below the peak"
     return None
 
 
@@ -158,8 +160,9 @@ def set_peak_lr(optimizer: Any, scheduler: Any, new: float, given: Mapping[str, 
     old = peak_lr(optimizer, scheduler)
     groups = optimizer.param_groups
     if isinstance(scheduler, LambdaLR):
-        bases = scheduler.base_lrs
-        _set_peaks(optimizer, scheduler, [new if i == 0 or old == 0 else float(b) * new / old for i, b in enumerate(bases)])
+        # A group at the first group's peak gets ``new`` itself, as in a run started with it (no rounding).
+        bases = [float(b) for b in scheduler.base_lrs]
+        _set_peaks(optimizer, scheduler, [new if i == 0 or old in (0, b) else b * new / old for i, b in enumerate(bases)])
         _set_peak_keywords(scheduler, new, given)
     else:
         currents = [float(group["lr"]) for group in groups]
