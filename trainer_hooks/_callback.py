@@ -253,8 +253,9 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         saved = state.stateful_callbacks.get(key)
         if isinstance(saved, dict):
             self.record = DecisionRecord.from_checkpoint(saved.get("attributes", {}))
-        # Without this, the next save raises KeyError when the checkpoint lacked the callback.
-        state.stateful_callbacks.setdefault(key, self.state())
+        elif key not in state.stateful_callbacks:
+            # Without this, the next save raises KeyError when the checkpoint lacked the callback.
+            state.stateful_callbacks[key] = {"args": {}, "attributes": {}}
 
     def _connect_ranks(self) -> _distributed.RankSync | None:
         """The per-step exchange for this run, or None: single process, ``sync_ranks`` off, or rank 0 has no source.
