@@ -99,3 +99,12 @@ def test_metric_driven_schedules_keep_their_documented_meaning(tmp_path: Path, s
     assert end == 30
     assert {step: rates for step, rates in used.items() if step <= 12} == {s: [PEAK, PEAK] for s in range(1, 13)}
     assert {step: rates for step, rates in used.items() if step > 12} == {s: [2 * PEAK] * 2 for s in range(13, 31)}
+
+
+def test_a_warmup_given_as_a_ratio_follows_a_new_max_steps_as_at_a_start(tmp_path: Path) -> None:
+    extend = request(max_steps=60)
+    ratio = settings("linear", warmup_steps=0.1)  # 4 warmup steps of 40; a start with 60 warms up for 6
+    used, end, _ = train(tmp_path / "live", {12: [extend]}, **ratio)
+    reference, reference_end, _ = train(tmp_path / "ref", **{**ratio, "max_steps": 60})
+    assert end == reference_end == 60
+    assert {s: r for s, r in used.items() if s > 12} == {s: r for s, r in reference.items() if s > 12}
