@@ -63,7 +63,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             ``train()`` start on process zero; returning None disables updates for that run.
         trainer (`Trainer`, *optional*): needed for knobs TRL keeps on the trainer object (``beta``);
             also settable later with :meth:`bind`. Held weakly.
-        max_items_per_step (`int`, defaults to ``DRAIN_MAX_ITEMS``, 64): most requests drained at one step boundary.
+        max_items_per_step (`int`, defaults to ``DRAIN_MAX_ITEMS``): most requests drained at one step boundary.
         initial_read_timeout (`float`, defaults to 5.0): at train begin, how long to wait for the
             source's initial read, so that requests stored before the start (and those replayed
             after a resume) apply before the first step. Past it, training starts and it is logged.

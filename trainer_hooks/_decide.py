@@ -19,6 +19,7 @@ from liveparams.contract import (
     OutcomeStatus,
     UpdateOutcome,
     UpdateRequest,
+    format_value,
     validate_parameter,
 )
 from liveparams.trainer_hooks import _registry, _snapshot
@@ -106,7 +107,7 @@ def _apply(request: UpdateRequest, ctx: ApplyContext, restore: Callable[[], None
             old: Any = applier.read(ctx)
             applier.apply(value, ctx)
         except Exception as exc:
-            logger.exception("applying %s=%r failed; request %s rolled back", name, value, request.id)
+            logger.exception("applying %s=%s failed; request %s rolled back", name, format_value(value), request.id)
             restore()
             reason = f"{name}: {type(exc).__name__}: {exc}; nothing changed"
             return UpdateOutcome(request.id, OutcomeStatus.FAILED, step=step, reason=reason)

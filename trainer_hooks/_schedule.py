@@ -162,7 +162,8 @@ def set_peak_lr(optimizer: Any, scheduler: Any, new: float, given: Mapping[str, 
     if isinstance(scheduler, LambdaLR):
         # A group at the first group's peak gets ``new`` itself, as in a run started with it (no rounding).
         bases = [float(b) for b in scheduler.base_lrs]
-        _set_peaks(optimizer, scheduler, [new if i == 0 or old in (0, b) else b * new / old for i, b in enumerate(bases)])
+        peaks = [new if i == 0 or old in (0, b) else b * new / old for i, b in enumerate(bases)]
+        _set_peaks(optimizer, scheduler, peaks)
         _set_peak_keywords(scheduler, new, given)
     else:
         currents = [float(group["lr"]) for group in groups]

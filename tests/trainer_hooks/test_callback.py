@@ -20,7 +20,7 @@ from hooks_helpers import (
 )
 from transformers import TrainerCallback
 
-from liveparams.contract import OutcomeStatus
+from liveparams.contract import DRAIN_MAX_ITEMS, OutcomeStatus
 from liveparams.trainer_hooks import RuntimeParameterCallback, get_applier
 
 STEPS, WARMUP, PEAK = 20, 5, 1e-3
@@ -378,7 +378,7 @@ def test_a_batch_ends_where_the_same_requests_one_at_a_time_would(tmp_path: Path
         scheduler = get_scheduler("linear", optimizer, num_warmup_steps=WARMUP, num_training_steps=STEPS)
         args, state, control = training_args(tmp_path), TrainerState(max_steps=STEPS), TrainerControl()
         source = QueueSource()
-        callback = RuntimeParameterCallback(source, max_items_per_step=1 if one_at_a_time else 64)
+        callback = RuntimeParameterCallback(source, max_items_per_step=1 if one_at_a_time else DRAIN_MAX_ITEMS)
         hooks = {"optimizer": optimizer, "lr_scheduler": scheduler}
         callback.on_train_begin(args, state, control, **hooks)
         for _ in range(8):
@@ -417,7 +417,7 @@ class LateSource(QueueSource):
         self._land()
         return True
 
-    def drain(self, max_items: int = 64) -> list[Any]:
+    def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[Any]:
         taken = super().drain(max_items)
         self._land()
         return taken
