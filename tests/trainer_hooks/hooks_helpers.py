@@ -47,6 +47,7 @@ class QueueSource:
     delivered: dict[str, UpdateRequest] = field(default_factory=dict)
     starts: list[int | None] = field(default_factory=list)  # replay_after_step of each start()
     closes: int = 0
+    close_timeouts: list[float | None] = field(default_factory=list)
     losing: bool = False
 
     def start(self, replay_after_step: int | None = None) -> None:
@@ -68,6 +69,7 @@ class QueueSource:
 
     def close(self, timeout: float | None = None) -> None:
         self.closes += 1
+        self.close_timeouts.append(timeout)
 
     def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
         taken, self.queued = self.queued[:max_items], self.queued[max_items:]

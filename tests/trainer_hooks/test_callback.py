@@ -71,8 +71,10 @@ def test_a_request_mid_run_sticks_through_the_schedule_and_is_logged_as_used(
     outcome = source.outcome(change.id)
     assert (outcome.status, outcome.step) == (OutcomeStatus.APPLIED, 10)
     assert (outcome.changes["learning_rate"].old, outcome.changes["learning_rate"].new) == (1e-3, 2e-3)
-    assert "✅ Applied learning rate update: 1.00e-03 → 2.00e-03" in caplog.text
+    assert caplog.text.count("✅ Applied learning rate update: 1.00e-03 → 2.00e-03 at step 10") == 1
+    assert "Applied learning_rate" not in caplog.text  # logged once, in the line users search for
     assert (source.starts, source.closes) == ([None], 1)
+    assert source.close_timeouts == [None]  # the source's own timeout (AgentConfig.shutdown_timeout) applies
 
 
 @pytest.mark.slow
@@ -117,6 +119,8 @@ def test_a_later_request_for_the_same_parameter_supersedes_an_earlier_one(
     kept = source.outcome(partial.id)
     assert kept.status is OutcomeStatus.APPLIED and set(kept.changes) == {"max_grad_norm"}
     assert kept.reason == f"learning_rate superseded by {new.id}"
+    in_force = source.outcome(new.id).changes["learning_rate"]
+    assert (in_force.old, in_force.new) == (PEAK, 2e-3)  # from the rate before the drain to the one in force
     assert trainer.args.max_grad_norm == 0.5
     assert recorder.first_group() == pytest.approx(expected_rates({8: 2e-3}))
 
