@@ -185,15 +185,12 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             logger.exception("runtime parameter updates: step %d skipped after an internal error", state.global_step)
 
     def _receive(self, at_train_begin: bool, step: int) -> list[UpdateRequest | None]:
-        """This step's requests, the same on every rank: drained on process zero, then shared."""
-        requests = self._held + self._undecided(self._link.drain(self.max_items_per_step))
-        self._held = []
-        if at_train_begin:
-            # Control flags are reset as each step begins: a command must wait for the first step end.
-            self._held = [r for r in requests if "command" in r.params]
-            requests = [r for r in requests if "command" not in r.params]
-            for request in self._held:
-                self.record.hold(request)
+        """This step's requests, the same on every rank: taken on process zero, then shared."""
+        try:
+            requests = self._take(at_train_begin)
+        except Exception:  # contained here: the exchange below must happen on every rank whatever fails
+            logger.exception("runtime parameter updates: step %d skipped after an internal error", step)
+            requests = []
         if self._sync is None:
             return list(requests)
         try:
@@ -206,6 +203,18 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             ]
             self._conclude(list(requests), failed)
             return []
+
+    def _take(self, at_train_begin: bool) -> list[UpdateRequest]:
+        """What the source has for this step, after the commands held at train begin."""
+        requests = self._held + self._undecided(self._link.drain(self.max_items_per_step))
+        self._held = []
+        if at_train_begin:
+            # Control flags are reset as each step begins: a command must wait for the first step end.
+            self._held = [r for r in requests if "command" in r.params]
+            requests = [r for r in requests if "command" not in r.params]
+            for request in self._held:
+                self.record.hold(request)
+        return requests
 
     def _undecided(self, drained: list[UpdateRequest]) -> list[UpdateRequest]:
         """Drop what the checkpoint says was decided; report again an outcome that never reached the source."""
