@@ -64,9 +64,10 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         trainer (`Trainer`, *optional*): needed for knobs TRL keeps on the trainer object (``beta``);
             also settable later with :meth:`bind`. Held weakly.
         max_items_per_step (`int`, defaults to ``DRAIN_MAX_ITEMS``): most requests drained at one step boundary.
-        initial_read_timeout (`float`, defaults to 5.0): at train begin, how long to wait for the
-            source's initial read, so that requests stored before the start (and those replayed
-            after a resume) apply before the first step. Past it, training starts and it is logged.
+        initial_read_timeout (`float`, defaults to 5.0): when resuming, how long train begin waits
+            for the source's initial read, so that the requests replayed after the resume apply
+            before the first resumed step. Past it, training goes on and a warning says so. A
+            fresh start never waits: requests apply at the first step boundary after they arrive.
         sync_ranks (`bool`, defaults to True): in a multi-process run, broadcast process zero's
             requests so that every rank applies them at the same step. Turning it off makes
             rank 0 change alone and the replicas silently diverge; it exists only to show that

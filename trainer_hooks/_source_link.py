@@ -46,10 +46,12 @@ class SourceLink:
         self._finalizer: weakref.finalize | None = None
 
     def open(self, owner: object, resume_step: int | None, initial_read_timeout: float) -> None:
-        """Start a source for this run and wait, at most ``initial_read_timeout`` seconds, for its initial read.
+        """Start a source for this run; failing to start disables updates for this run.
 
         ``owner`` is the callback: collecting it closes the source. With ``resume_step`` the source
-        replays what the checkpoint rewound. Failing to start disables updates for this run.
+        replays what the checkpoint rewound, and this waits (at most ``initial_read_timeout``
+        seconds) for its initial read, so that the replays apply before the first resumed step.
+        A fresh start does not wait: training never waits on the network unless correctness needs it.
         """
         self.close()  # a source left open by a train() that raised
         try:
@@ -66,11 +68,12 @@ class SourceLink:
             return
         self.source = source
         self._finalizer = weakref.finalize(owner, _close_quietly, source)
-        self._wait_initial_read(source, initial_read_timeout)
+        if resume_step is not None:
+            self._wait_initial_read(source, initial_read_timeout)
 
     @staticmethod
     def _wait_initial_read(source: UpdateSource, timeout: float) -> None:
-        """So that requests stored before the start (and those replayed on resume) apply before the first step."""
+        """So that the requests replayed on resume apply before the first resumed step."""
         began = time.monotonic()
         try:
             ready = source.wait_ready(timeout)
@@ -80,7 +83,7 @@ class SourceLink:
         if not ready:
             logger.warning(
                 "The update source's initial read did not finish within %.1fs; training goes on and "
-                "requests stored before the start apply at the first step boundary after they arrive",
+                "the requests replayed after the resume apply at the first step boundary after they arrive",
                 timeout,
             )
         else:

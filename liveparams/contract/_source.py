@@ -44,7 +44,7 @@ class UpdateSource(Protocol):
         to replay after a resume) is queued for :meth:`drain`. The callback calls it once
         after starting a resumed run, so the replayed settings apply before the first
         resumed step; a False return is logged and training goes on (they then apply at
-        the first step boundary after they arrive).
+        the first step boundary after they arrive). A fresh start does not call it.
         """
         ...
 
