@@ -232,8 +232,9 @@ class LearningRateApplier(ParameterApplier):
         return _schedule.set_peak_keywords(ctx.optimizer, ctx.lr_scheduler, float(value), given)
 
     def log_applied(self, old: Any, new: Any, step: int) -> None:
-        # The old polling design's line, which users search for; logged once per change.
-        logger.info("✅ Applied learning rate update: %s → %s at step %d", format_value(old), format_value(new), step)
+        # The old polling design's line, word for word, which users search for; logged once per change
+        # (the step is in the outcome on the row).
+        logger.info("✅ Applied learning rate update: %s → %s", format_value(old), format_value(new))
 
 
 class WeightDecayApplier(ParameterApplier):

@@ -71,7 +71,7 @@ def test_a_request_mid_run_sticks_through_the_schedule_and_is_logged_as_used(
     outcome = source.outcome(change.id)
     assert (outcome.status, outcome.step) == (OutcomeStatus.APPLIED, 10)
     assert (outcome.changes["learning_rate"].old, outcome.changes["learning_rate"].new) == (1e-3, 2e-3)
-    assert caplog.text.count("✅ Applied learning rate update: 1.00e-03 → 2.00e-03 at step 10") == 1
+    assert caplog.text.count("✅ Applied learning rate update: 1.00e-03 → 2.00e-03\n") == 1
     assert "Applied learning_rate" not in caplog.text  # logged once, in the line users search for
     assert (source.starts, source.closes) == ([None], 1)
     assert source.close_timeouts == [None]  # the source's own timeout (AgentConfig.shutdown_timeout) applies

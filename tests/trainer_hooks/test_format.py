@@ -35,6 +35,6 @@ def test_an_applied_change_is_logged_with_readable_numbers(caplog: pytest.LogCap
         get_applier("learning_rate").log_applied(1e-4, 3.3189655172413796e-05, 7)
         get_applier("max_grad_norm").log_applied(1.0, 0.30000000000000004, 7)
     assert caplog.messages == [
-        "✅ Applied learning rate update: 1.00e-04 → 3.32e-05 at step 7",
+        "✅ Applied learning rate update: 1.00e-04 → 3.32e-05",
         "Applied max_grad_norm: 1 → 0.3 at step 7",
     ]
