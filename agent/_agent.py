@@ -18,7 +18,7 @@ from types import TracebackType
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._exceptions import AgentClosedError
 from liveparams.agent._worker import AgentStatus, Worker
-from liveparams.contract import UpdateOutcome, UpdateRequest
+from liveparams.contract import DRAIN_MAX_ITEMS, UpdateOutcome, UpdateRequest
 
 __all__ = ["AgentStatus", "UpdateAgent"]
 
@@ -86,12 +86,13 @@ class UpdateAgent:
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until push is subscribed and the row was re-read after it; return whether that happened in time.
 
-        Requests are delivered whether or not this is ever true (the agent polls while push is down); this is
-        for tests, demos and scripts that want to know the push path is live.
+        Requests are delivered whether or not this is ever true (the agent polls while push is down). True
+        implies the initial read is done (``UpdateSource.wait_ready``): the callback waits on it, bounded, after a
+        resume; tests, demos and scripts use it to know the push path is live.
         """
         return self._worker.ready.wait(timeout)
 
-    def drain(self, max_items: int = 64) -> list[UpdateRequest]:
+    def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
         """Take up to ``max_items`` validated requests, in request order, without blocking."""
         taken: list[UpdateRequest] = []
         requests = self._worker.intake.queue

@@ -112,7 +112,7 @@ def parse_entry(raw: Any, position: int, max_bytes: int) -> UpdateRequest | Upda
         params=params,
         requested_at=requested_at if isinstance(requested_at, str) else "",
         requested_by=requested_by if isinstance(requested_by, str) else None,
-        position=position,
+        seq=position,
     )
 
 

@@ -8,8 +8,10 @@ Two measurements, printed as a table:
 2. A whole run: per-step time of a stock Trainer on the tiny model (CPU), with
    and without the callback draining an empty source (best of alternating runs).
 3. Multi-process runs: the one collective every rank makes per step when rank 0
-   has a source, even with nothing queued (a one-element CPU count from rank 0
-   over a gloo group), on 2 gloo ranks. Without a source there is none.
+   has a source, even with nothing queued (a two-element CPU header from rank 0,
+   request count and payload bytes, over a gloo group), on 2 gloo ranks. Without
+   a source there is none. A step that does carry requests adds the payload and
+   one verdict exchange per request; those are rare and not measured here.
 
 Run: ``python benchmarks/drain_overhead.py`` (about a minute on 2 cores).
 """
@@ -40,7 +42,7 @@ from transformers import (
 from transformers.trainer_callback import CallbackHandler, DefaultFlowCallback, TrainerCallback
 
 from liveparams import RuntimeParameterCallback
-from liveparams.contract import UpdateOutcome, UpdateRequest
+from liveparams.contract import DRAIN_MAX_ITEMS, UpdateOutcome, UpdateRequest
 from liveparams.demo.tiny import sft_dataset, tiny_model_dir
 
 HOOK_CALLS = 20_000
@@ -54,9 +56,12 @@ class EmptySource:
 
     def start(self, replay_after_step: int | None = None) -> None: ...
 
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return True
+
     def close(self, timeout: float | None = None) -> None: ...
 
-    def drain(self, max_items: int = 64) -> list[UpdateRequest]:
+    def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
         return []
 
     def report(self, outcomes: Iterable[UpdateOutcome]) -> None: ...
@@ -171,7 +176,7 @@ def main() -> None:
     ddp = Table(title=f"2 gloo ranks, CPU, {BROADCASTS} steps")
     ddp.add_column("per step, every rank, while rank 0 has a source (none without)")
     ddp.add_column("µs", justify="right")
-    ddp.add_row("broadcast of the drained count from rank 0", f"{broadcast_cost_us():.1f}")
+    ddp.add_row("broadcast of the drained header (count, bytes) from rank 0", f"{broadcast_cost_us():.1f}")
 
     console = Console()
     console.print(hooks)

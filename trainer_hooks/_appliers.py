@@ -10,13 +10,19 @@ a change that cannot be made on this run is refused by
 from __future__ import annotations
 
 import logging
+import weakref
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from liveparams.contract import format_value
 from liveparams.trainer_hooks import _schedule
 from liveparams.trainer_hooks._context import ApplyContext
 
 __all__ = [
+    "AdamBeta1Applier",
+    "AdamBeta2Applier",
+    "AdamBetaApplier",
+    "AdamEpsilonApplier",
     "BetaApplier",
     "CommandApplier",
     "IntervalApplier",
@@ -37,11 +43,15 @@ class ParameterApplier(ABC):
 
     Attributes:
         name (`str`): the parameter's key in a request (a key of ``liveparams.contract._parameters.PARAMETERS``).
-        one_off (`bool`): a command rather than a value; never coalesced, never re-applied on resume.
+        one_off (`bool`): a command rather than a value; never superseded, never re-applied on resume.
+        coupling (`str`, *optional*): parameters with the same coupling interact (the schedule's
+            peak, shape and mode), so one of them counts as replaced by a later request only if
+            no other of the group was set in between. None: the parameter stands alone.
     """
 
     name: ClassVar[str]
     one_off: ClassVar[bool] = False
+    coupling: ClassVar[str | None] = None
 
     def check(self, value: Any, ctx: ApplyContext) -> str | None:
         """Why ``value`` cannot be applied to this run (a sentence for the user), or None."""
@@ -68,7 +78,7 @@ class ParameterApplier(ABC):
 
     def log_applied(self, old: Any, new: Any, step: int) -> None:
         """One INFO line per applied change."""
-        logger.info("Applied %s: %r → %r at step %d", self.name, old, new, step)
+        logger.info("Applied %s: %s → %s at step %d", self.name, format_value(old), format_value(new), step)
 
 
 # ---- schedule (applied first within a request) ---------------------------------------------------
@@ -84,6 +94,7 @@ class LearningRateModeApplier(ParameterApplier):
     """
 
     name = "learning_rate_mode"
+    coupling = "schedule"
 
     def read(self, ctx: ApplyContext) -> str:
         return "constant" if _schedule.is_constant(ctx.lr_scheduler) else "rescale"
@@ -116,11 +127,15 @@ class MaxStepsApplier(ParameterApplier):
     """
 
     name = "max_steps"
+    coupling = "schedule"
 
     def read(self, ctx: ApplyContext) -> int:
         return int(ctx.state.max_steps)
 
     def check(self, value: int, ctx: ApplyContext) -> str | None:
+        horizon = _schedule.horizon_reason(ctx.lr_scheduler)
+        if horizon is not None:
+            return horizon
         if value <= ctx.state.global_step:
             step = ctx.state.global_step
             return f"max_steps={value} is not after the current step {step}; use command 'stop' to stop now"
@@ -134,9 +149,21 @@ class MaxStepsApplier(ParameterApplier):
 
     def apply(self, value: int, ctx: ApplyContext) -> None:
         ctx.state.max_steps = value
-        scheduler = ctx.lr_scheduler
-        if _schedule.lambda_keyword_reason(scheduler, "num_training_steps") is None:
-            _schedule.set_lambda_keyword(ctx.optimizer, scheduler, "num_training_steps", value)
+        if _schedule.is_lambda_schedule(ctx.lr_scheduler):
+            _set_shape(ctx, total=value, warmup=_warmup_for(ctx, value))
+
+
+def _warmup_for(ctx: ApplyContext, total: int) -> int:
+    """The warmup a run of ``total`` steps starts with: a ratio (``warmup_steps`` < 1) is of the total."""
+    if 0 < ctx.args.warmup_steps < 1:
+        return int(ctx.args.get_warmup_steps(total))
+    current = _schedule.lambda_keyword(ctx.lr_scheduler, "num_warmup_steps")
+    return int(ctx.args.warmup_steps) if current is None else int(current)
+
+
+def _set_shape(ctx: ApplyContext, *, total: int, warmup: int) -> None:
+    given = _schedule.user_kwargs(ctx.args)
+    _schedule.set_shape(ctx.optimizer, ctx.lr_scheduler, total=total, warmup=warmup, given=given)
 
 
 def _planned_steps(ctx: ApplyContext) -> int | None:
@@ -155,9 +182,15 @@ def _planned_steps(ctx: ApplyContext) -> int | None:
 
 
 class WarmupStepsApplier(ParameterApplier):
-    """The schedule lambda's ``num_warmup_steps``; the current rate is recomputed at once."""
+    """The schedule lambda's ``num_warmup_steps`` and what derives from it; the current rate is recomputed at once.
+
+    ``inverse_sqrt``'s default ``timescale`` and ``warmup_stable_decay``'s stable length follow
+    the warmup, as in a run started with it; ``args.warmup_steps`` is set too (a warmup ratio
+    no longer applies when ``max_steps`` changes later).
+    """
 
     name = "warmup_steps"
+    coupling = "schedule"
 
     def read(self, ctx: ApplyContext) -> Any:
         return _schedule.lambda_keyword(ctx.lr_scheduler, "num_warmup_steps")
@@ -166,7 +199,9 @@ class WarmupStepsApplier(ParameterApplier):
         return _schedule.lambda_keyword_reason(ctx.lr_scheduler, "num_warmup_steps")
 
     def apply(self, value: int, ctx: ApplyContext) -> None:
-        _schedule.set_lambda_keyword(ctx.optimizer, ctx.lr_scheduler, "num_warmup_steps", value)
+        ctx.args.warmup_steps = int(value)
+        total = _schedule.lambda_keyword(ctx.lr_scheduler, "num_training_steps")
+        _set_shape(ctx, total=int(ctx.state.max_steps if total is None else total), warmup=int(value))
 
 
 # ---- optimizer ------------------------------------------------------------------------------------
@@ -176,6 +211,7 @@ class LearningRateApplier(ParameterApplier):
     """The peak rate of the first param group; the schedule keeps its shape, groups keep their ratios."""
 
     name = "learning_rate"
+    coupling = "schedule"
 
     def read(self, ctx: ApplyContext) -> float:
         return _schedule.peak_lr(ctx.optimizer, ctx.lr_scheduler)
@@ -183,20 +219,22 @@ class LearningRateApplier(ParameterApplier):
     def check(self, value: float, ctx: ApplyContext) -> str | None:
         if ctx.optimizer is None:
             return "the optimizer does not exist yet"
-        return _schedule.unsupported_reason(ctx.lr_scheduler)
+        return _schedule.unsupported_reason(ctx.lr_scheduler) or _schedule.peak_reason(ctx.lr_scheduler, value)
 
     def apply(self, value: float, ctx: ApplyContext) -> None:
-        _schedule.set_peak_lr(ctx.optimizer, ctx.lr_scheduler, float(value))
+        given = _schedule.user_kwargs(ctx.args)
+        _schedule.set_peak_lr(ctx.optimizer, ctx.lr_scheduler, float(value), given)
 
     def reapply(self, value: float, ctx: ApplyContext) -> bool:
         # optimizer.pt and scheduler.pt restore the rates (base_lrs, group['lr']), including what a
-        # plateau or a constant mode did after this value was set; only the schedule's keyword is lost.
-        return _schedule.restore_peak_keyword(ctx.optimizer, ctx.lr_scheduler, float(value))
+        # plateau or a constant mode did after this value was set; only the lambdas' keywords are lost.
+        given = _schedule.user_kwargs(ctx.args)
+        return _schedule.set_peak_keywords(ctx.optimizer, ctx.lr_scheduler, float(value), given)
 
     def log_applied(self, old: Any, new: Any, step: int) -> None:
-        # The seed's line, which users grep for.
-        logger.info("✅ Applied learning rate update: %.2e → %.2e", old, new)
-        super().log_applied(old, new, step)
+        # The old polling design's line, word for word, which users search for; logged once per change
+        # (the step is in the outcome on the row).
+        logger.info("✅ Applied learning rate update: %s → %s", format_value(old), format_value(new))
 
 
 class WeightDecayApplier(ParameterApplier):
@@ -217,20 +255,94 @@ class WeightDecayApplier(ParameterApplier):
 
     def apply(self, value: float, ctx: ApplyContext) -> None:
         for group in _decay_groups(ctx):
-            group["weight_decay"] = float(value)
+            _schedule.set_group_value(group, "weight_decay", float(value))
 
     def reapply(self, value: float, ctx: ApplyContext) -> bool:
         return False  # a param-group field: optimizer.pt restores it
 
 
+# Optimizer → indices of the groups seen decayed, so that weight_decay=0 can be undone without a trainer.
+_decayed_groups: weakref.WeakKeyDictionary[Any, tuple[int, ...]] = weakref.WeakKeyDictionary()
+
+
 def _decay_groups(ctx: ApplyContext) -> list[dict[str, Any]]:
-    """Groups whose weight decay is on; when all are 0, the trainer says which parameters decay."""
-    groups = [g for g in ctx.optimizer.param_groups if g.get("weight_decay", 0) > 0]
-    if groups or ctx.trainer is None or ctx.model is None:
-        return groups
+    """Groups whose weight decay is on (or was, before a request set it to 0); else the trainer says which."""
+    all_groups = ctx.optimizer.param_groups
+    on = tuple(i for i, g in enumerate(all_groups) if g.get("weight_decay", 0) > 0)
+    if on:
+        _decayed_groups[ctx.optimizer] = on
+    remembered = _decayed_groups.get(ctx.optimizer, ())
+    if remembered:
+        return [all_groups[i] for i in remembered]
+    if ctx.trainer is None or ctx.model is None:
+        return []
     names = set(ctx.trainer.get_decay_parameter_names(ctx.model))
     decayed = {id(p) for n, p in ctx.model.named_parameters() if n in names}
     return [g for g in ctx.optimizer.param_groups if g["params"] and all(id(p) in decayed for p in g["params"])]
+
+
+class _AdamApplier(ParameterApplier):
+    """A field of every param group (Adam/AdamW and the optimizers that share their group fields)."""
+
+    field: ClassVar[str]
+
+    def check(self, value: float, ctx: ApplyContext) -> str | None:
+        if ctx.optimizer is None:
+            return "the optimizer does not exist yet"
+        if not all(self.field in group for group in ctx.optimizer.param_groups):
+            inner = getattr(ctx.optimizer, "optimizer", ctx.optimizer)
+            return f"the optimizer ({type(inner).__name__}) has no {self.field!r} in its param groups"
+        return None
+
+    def reapply(self, value: float, ctx: ApplyContext) -> bool:
+        return False  # a param-group field: optimizer.pt restores it
+
+
+class AdamBetaApplier(_AdamApplier):
+    """``betas[index]`` of every param group; a tensor beta is filled in place."""
+
+    field = "betas"
+    index: ClassVar[int]
+
+    def read(self, ctx: ApplyContext) -> float:
+        return float(ctx.optimizer.param_groups[0]["betas"][self.index])
+
+    def apply(self, value: float, ctx: ApplyContext) -> None:
+        for group in ctx.optimizer.param_groups:
+            betas = list(group["betas"])
+            if hasattr(betas[self.index], "fill_"):
+                betas[self.index].fill_(float(value))
+            else:
+                betas[self.index] = float(value)
+                group["betas"] = tuple(betas)
+
+
+class AdamBeta1Applier(AdamBetaApplier):
+    """``betas[0]`` of every param group; a tensor beta is filled in place."""
+
+    name = "adam_beta1"
+    index = 0
+
+
+class AdamBeta2Applier(AdamBetaApplier):
+    """``betas[1]`` of every param group; a tensor beta is filled in place."""
+
+    name = "adam_beta2"
+    index = 1
+
+
+class AdamEpsilonApplier(_AdamApplier):
+    """``eps`` of every param group."""
+
+    name = "adam_epsilon"
+    field = "eps"
+
+    def read(self, ctx: ApplyContext) -> float:
+        return float(ctx.optimizer.param_groups[0]["eps"])
+
+    def apply(self, value: float, ctx: ApplyContext) -> None:
+        for group in ctx.optimizer.param_groups:
+            _schedule.set_group_value(group, "eps", float(value))
 
 
 class MaxGradNormApplier(ParameterApplier):

@@ -1,42 +1,44 @@
-"""The Trainer callback that applies queued parameter updates at step boundaries.
+"""The Trainer callback: at each step boundary, take the queued requests and decide each one.
 
 Per request it decides one outcome: applied at global step N (old → new per
-parameter), rejected with a reason, superseded by a later request for the
-same parameter, or failed (an applier raised; the request's partial changes
-are rolled back and training goes on). Nothing here may raise into the
-training loop or wait on the network.
+parameter), rejected with a reason, superseded by a later request of the same
+drain, or failed (the request is rolled back and training goes on). The jobs
+this takes live in their own modules; this one tells the story of a step:
+
+- ``_source_link``: the update source's lifecycle (process zero only);
+- ``_record``: what checkpoints keep (what was decided, the values in force);
+- ``_distributed``: every rank gets the same requests and agrees on each outcome;
+- ``_decide``: check and apply one request, all-or-nothing;
+- ``_coalesce``: what a later request of the same drain superseded;
+- ``_resume``: the values in force set again after a resume.
+
+Nothing here may raise into the training loop or wait on the network.
 """
 
 from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from liveparams.contract import (
-    Change,
-    InvalidParameter,
-    OutcomeStatus,
-    UpdateOutcome,
-    UpdateRequest,
-    UpdateSource,
-    validate_parameter,
-)
-from liveparams.trainer_hooks import _distributed, _registry, _schedule, _snapshot
+from liveparams.contract import DRAIN_MAX_ITEMS, OutcomeStatus, UpdateOutcome, UpdateRequest, UpdateSource
+from liveparams.trainer_hooks import _distributed, _registry, _schedule
+from liveparams.trainer_hooks._coalesce import mark_superseded
 from liveparams.trainer_hooks._context import ApplyContext
+from liveparams.trainer_hooks._decide import decide
+from liveparams.trainer_hooks._record import DecisionRecord
+from liveparams.trainer_hooks._resume import reapply_in_force
+from liveparams.trainer_hooks._source_link import SourceFactory, SourceLink
 
-__all__ = ["DEFAULT_CLOSE_TIMEOUT", "DEFAULT_MAX_ITEMS_PER_STEP", "RuntimeParameterCallback"]
+__all__ = ["DEFAULT_INITIAL_READ_TIMEOUT", "RuntimeParameterCallback"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_ITEMS_PER_STEP = 64
-DEFAULT_CLOSE_TIMEOUT = 2.0
-
-SourceFactory = Callable[[], "UpdateSource | None"]
+DEFAULT_INITIAL_READ_TIMEOUT = 5.0
 
 
 def _agent_from_env() -> UpdateSource | None:
@@ -44,13 +46,6 @@ def _agent_from_env() -> UpdateSource | None:
     from liveparams.agent import UpdateAgent  # the agent pulls in the network stack; only rank 0 needs it
 
     return UpdateAgent.from_env()  # its config logs the one "disabled" warning itself
-
-
-def _close_quietly(source: UpdateSource, timeout: float) -> None:
-    try:
-        source.close(timeout)
-    except Exception:
-        logger.exception("closing the update source failed")
 
 
 class RuntimeParameterCallback(TrainerCallback, ExportableState):
@@ -68,22 +63,28 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             ``train()`` start on process zero; returning None disables updates for that run.
         trainer (`Trainer`, *optional*): needed for knobs TRL keeps on the trainer object (``beta``);
             also settable later with :meth:`bind`. Held weakly.
-        max_items_per_step (`int`, defaults to 64): most requests drained at one step boundary.
-        close_timeout (`float`, defaults to 2.0): seconds the source may spend flushing outcomes at close.
+        max_items_per_step (`int`, defaults to ``DRAIN_MAX_ITEMS``): most requests drained at one step boundary.
+        initial_read_timeout (`float`, defaults to 5.0): when resuming, how long train begin waits
+            for the source's initial read, so that the requests replayed after the resume apply
+            before the first resumed step. Past it, training goes on and a warning says so. A
+            fresh start never waits: requests apply at the first step boundary after they arrive.
         sync_ranks (`bool`, defaults to True): in a multi-process run, broadcast process zero's
             requests so that every rank applies them at the same step. Turning it off makes
             rank 0 change alone and the replicas silently diverge; it exists only to show that
             (tests/distributed). With it on, rank 0 tells every rank once at train begin whether
             it has a source; if not, no rank makes any per-step collective.
 
-    What is checkpointed (:meth:`state`, in ``trainer_state.json``): the ids of the
-    requests already decided and the values in force. On ``resume_from_checkpoint``
-    at global step S:
+    What is checkpointed (:meth:`state`, in ``trainer_state.json``): a bounded record of
+    what was decided (the highest ``seq`` decided, the few ids held undecided, the outcomes
+    decided since the previous checkpoint) and the values in force. On
+    ``resume_from_checkpoint`` at global step S:
 
     - the source is started with ``replay_after_step=S`` and delivers again the
-      requests applied after S (the checkpoint rewound the run past them); they are
-      applied at once, before the first resumed step;
-    - the decided ids in the checkpoint are not applied or reported again;
+      requests applied after S (the checkpoint rewound the run past them); the callback
+      waits for that (at most ``initial_read_timeout``) and applies them before the first
+      resumed step;
+    - requests decided before the checkpoint are not applied again; one whose outcome
+      never reached the source's record (a crash before the flush) is reported again;
     - what the checkpoint does not restore is set again (``args.max_grad_norm``,
       schedule keywords and ``learning_rate_mode="constant"``, ``trainer.beta``,
       ``state`` intervals and ``max_steps``), but not what it does: the learning
@@ -109,29 +110,21 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         *,
         source_factory: SourceFactory | None = None,
         trainer: Any = None,
-        max_items_per_step: int = DEFAULT_MAX_ITEMS_PER_STEP,
-        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        max_items_per_step: int = DRAIN_MAX_ITEMS,
+        initial_read_timeout: float = DEFAULT_INITIAL_READ_TIMEOUT,
         sync_ranks: bool = True,
     ) -> None:
-        if source is not None and source_factory is not None:
-            raise ValueError("pass either source or source_factory, not both")
         if max_items_per_step < 1:
             raise ValueError(f"max_items_per_step must be >= 1, got {max_items_per_step}")
-        self._given_source = source
-        self._source_factory = source_factory
+        self._link = SourceLink(source, source_factory)
         self._trainer_ref: Callable[[], Any] = (lambda: None) if trainer is None else weakref.ref(trainer)
         self.max_items_per_step = max_items_per_step
-        self.close_timeout = close_timeout
+        self.initial_read_timeout = initial_read_timeout
         self.sync_ranks = sync_ranks
-        # Checkpointed (see state()): ids already decided (in decision order), and the values in force.
-        self.handled_ids: list[str] = []
-        self._handled: set[str] = set()  # the same ids, for lookups
-        self.in_force: dict[str, Any] = {}
-        self._source: UpdateSource | None = None
-        self._finalizer: weakref.finalize | None = None
-        self._deferred: list[UpdateRequest] = []
+        self.record = DecisionRecord()  # checkpointed (see state())
+        self._held: list[UpdateRequest] = []  # commands drained at train begin, decided at the first step end
         self._ranks: _distributed.RankSync | None = None  # built once per process group
-        self._sync: _distributed.RankSync | None = None  # set while this run broadcasts every step
+        self._sync: _distributed.RankSync | None = None  # set while this run exchanges requests every step
 
     @classmethod
     def from_env(cls, trainer: Any = None, **kwargs: Any) -> RuntimeParameterCallback:
@@ -147,71 +140,24 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self._trainer_ref = weakref.ref(trainer)
         return self
 
-    # ---- checkpointed state ----------------------------------------------------------------------
-
     def state(self) -> dict[str, Any]:
-        """What ``trainer_state.json`` keeps, so resume neither re-applies nor loses an update."""
-        return {"args": {}, "attributes": {"handled_ids": list(self.handled_ids), "in_force": dict(self.in_force)}}
-
-    def _restore(self, state: Any) -> None:
-        """Take the checkpoint's record; a checkpoint written without this callback has none.
-
-        It replaces this instance's own: a ``train()`` earlier in this process may have gone
-        past the checkpoint, and what it applied after it is now delivered again by the source.
-        """
-        key = type(self).__name__
-        saved = state.stateful_callbacks.get(key)
-        if isinstance(saved, dict):
-            attributes = saved.get("attributes", {})
-            self.handled_ids, self._handled = [], set()
-            self._mark_handled(attributes.get("handled_ids", []))
-            self.in_force = dict(attributes.get("in_force", {}))
-        # Without this, the next save raises KeyError when the checkpoint lacked the callback.
-        state.stateful_callbacks.setdefault(key, self.state())
-
-    def _mark_handled(self, ids: Iterable[str]) -> None:
-        for request_id in ids:
-            if request_id not in self._handled:
-                self._handled.add(request_id)
-                self.handled_ids.append(request_id)
-
-    # ---- lifecycle -------------------------------------------------------------------------------
-
-    def _open_source(self, resume_step: int | None) -> None:
-        self.close()  # a source left open by a train() that raised
-        try:
-            source = self._source_factory() if self._source_factory is not None else self._given_source
-            if source is None:
-                return
-            if resume_step is None:
-                source.start()
-            else:
-                logger.info("Resumed at step %d: updates applied after it will be applied again", resume_step)
-                source.start(replay_after_step=resume_step)
-        except Exception:
-            logger.exception("runtime parameter updates disabled: the update source failed to start")
-            return
-        self._source = source
-        # Trainer has no exception hook: if train() raises, the source is closed when this callback
-        # is collected, at interpreter exit, or at the next train() start, whichever comes first.
-        self._finalizer = weakref.finalize(self, _close_quietly, source, self.close_timeout)
+        """What ``trainer_state.json`` keeps, so resume neither re-applies nor loses an update (see ``_record``)."""
+        return {"args": {}, "attributes": self.record.checkpoint()}
 
     def close(self) -> None:
         """Close the source now (flushing outcomes); idempotent. Called at train end."""
-        finalizer, self._finalizer, self._source = self._finalizer, None, None
-        if finalizer is not None:
-            finalizer()
+        self._link.close()
 
-    # ---- hooks -----------------------------------------------------------------------------------
+    # ---- the story of a run ----------------------------------------------------------------------
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         resume_step = int(state.global_step) if state.global_step > 0 else None  # > 0 only when resuming
         try:
-            self._restore(state)
-            if resume_step is not None and self.in_force:
-                self._reapply(self._context(args, state, control, kwargs))
+            self._take_checkpoint_record(state)
+            if resume_step is not None and self.record.in_force:
+                reapply_in_force(self.record.in_force, self._context(args, state, control, kwargs))
             if state.is_world_process_zero:
-                self._open_source(resume_step)
+                self._link.open(self, resume_step, self.initial_read_timeout)
         except Exception:
             logger.exception("runtime parameter updates: setup at train begin failed")
         self._sync = self._connect_ranks()  # every rank, whatever happened above
@@ -223,8 +169,106 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.close()
 
+    # ---- the story of a step boundary ------------------------------------------------------------
+
+    def _step(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any], *, at_train_begin: bool) -> None:
+        if self._link.source is None and self._sync is None and not self._held:
+            return  # the common case when updates are off: no work at all, no collective
+        try:
+            requests = self._receive(at_train_begin, int(state.global_step))
+            if not requests:
+                return
+            ctx = self._context(args, state, control, kwargs)
+            agree = self._sync.agree if self._sync is not None else None
+            outcomes = [decide(r, r.id if r else "(unreadable)", ctx, agree) for r in requests]
+            self._conclude(requests, mark_superseded(requests, outcomes))
+        except Exception:
+            logger.exception("runtime parameter updates: step %d skipped after an internal error", state.global_step)
+
+    def _receive(self, at_train_begin: bool, step: int) -> list[UpdateRequest | None]:
+        """This step's requests, the same on every rank: taken on process zero, then shared."""
+        try:
+            requests = self._take(at_train_begin)
+        except Exception:  # contained here: the exchange below must happen on every rank whatever fails
+            logger.exception("runtime parameter updates: step %d skipped after an internal error", step)
+            requests = []
+        if self._sync is None:
+            return list(requests)
+        try:
+            return self._sync.broadcast(requests)
+        except _distributed.NotSent as exc:
+            logger.exception("requests could not be sent to the other ranks; they fail")
+            failed = [
+                UpdateOutcome(r.id, OutcomeStatus.FAILED, step=step, reason=f"could not be sent to every rank: {exc}")
+                for r in requests
+            ]
+            self._conclude(list(requests), failed)
+            return []
+
+    def _take(self, at_train_begin: bool) -> list[UpdateRequest]:
+        """What the source has for this step, after the commands held at train begin."""
+        requests = self._held + self._undecided(self._link.drain(self.max_items_per_step))
+        self._held = []
+        if at_train_begin:
+            # Control flags are reset as each step begins: a command must wait for the first step end.
+            self._held = [r for r in requests if "command" in r.params]
+            requests = [r for r in requests if "command" not in r.params]
+            for request in self._held:
+                self.record.hold(request)
+        return requests
+
+    def _undecided(self, drained: list[UpdateRequest]) -> list[UpdateRequest]:
+        """Drop what the checkpoint says was decided; report again an outcome that never reached the source."""
+        fresh, lost = [], []
+        for request in drained:
+            if not self.record.is_decided(request):
+                fresh.append(request)
+            elif (outcome := self.record.lost_outcome(request)) is not None:
+                logger.info("Reporting again the outcome of request %s, lost before it was recorded", request.id)
+                lost.append(outcome)
+            else:
+                logger.info(
+                    "Request %s (seq %d) is not after seq %d, decided already: skipped",
+                    request.id,
+                    request.seq,
+                    self.record.decided_seq,
+                )
+        self._link.report(lost)
+        return fresh
+
+    def _conclude(self, requests: list[UpdateRequest | None], outcomes: list[UpdateOutcome]) -> None:
+        """Log each change once, keep the values in force and the record, and hand the outcomes over."""
+        for request, outcome in zip(requests, outcomes, strict=True):
+            if request is None:
+                continue
+            if outcome.status is OutcomeStatus.SUPERSEDED:
+                logger.info("Parameter update %s superseded by %s", request.id, outcome.superseded_by)
+            for name, change in outcome.changes.items():
+                applier = _registry.get_applier(name)
+                applier.log_applied(change.old, change.new, int(outcome.step or 0))
+                if not applier.one_off:
+                    self.record.in_force[name] = change.new
+            self.record.decide(request, outcome)
+        self._link.report(o for r, o in zip(requests, outcomes, strict=True) if r is not None)
+
+    # ---- set-up ----------------------------------------------------------------------------------
+
+    def _take_checkpoint_record(self, state: Any) -> None:
+        """Take the checkpoint's record; a checkpoint written without this callback has none.
+
+        It replaces this instance's own: a ``train()`` earlier in this process may have gone
+        past the checkpoint, and what it applied after it is now delivered again by the source.
+        """
+        key = type(self).__name__
+        saved = state.stateful_callbacks.get(key)
+        if isinstance(saved, dict):
+            self.record = DecisionRecord.from_checkpoint(saved.get("attributes", {}))
+        elif key not in state.stateful_callbacks:
+            # Without this, the next save raises KeyError when the checkpoint lacked the callback.
+            state.stateful_callbacks[key] = {"args": {}, "attributes": {}}
+
     def _connect_ranks(self) -> _distributed.RankSync | None:
-        """The per-step broadcast for this run, or None: single process, ``sync_ranks`` off, or rank 0 has no source.
+        """The per-step exchange for this run, or None: single process, ``sync_ranks`` off, or rank 0 has no source.
 
         Collective: every rank calls it once at train begin.
         """
@@ -233,43 +277,10 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         try:
             if self._ranks is None or not self._ranks.is_for_current_world():
                 self._ranks = _distributed.RankSync()
-            return self._ranks if self._ranks.enabled_on_rank0(self._source is not None) else None
+            return self._ranks if self._ranks.enabled_on_rank0(self._link.source is not None) else None
         except Exception:
             logger.exception("runtime parameter updates disabled: ranks could not agree at train begin")
             return None
-
-    # ---- one step boundary -----------------------------------------------------------------------
-
-    def _step(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any], *, at_train_begin: bool) -> None:
-        source, sync = self._source, self._sync
-        if source is None and sync is None and not self._deferred:
-            return  # the common case when updates are off: no work at all, no collective
-        try:
-            requests = self._drain(source)
-            if sync is not None:
-                requests = sync.broadcast(requests)
-            if at_train_begin:
-                # Control flags are reset at each step's begin: commands must wait for the first step end.
-                self._deferred += [r for r in requests if "command" in r.params]
-                requests = [r for r in requests if "command" not in r.params]
-            elif self._deferred:
-                requests, self._deferred = self._deferred + requests, []
-            if not requests:
-                return
-            outcomes = self._process(requests, self._context(args, state, control, kwargs))
-            if source is not None and outcomes:
-                source.report(outcomes)
-        except Exception:
-            logger.exception("runtime parameter updates: step %d skipped after an internal error", state.global_step)
-
-    def _drain(self, source: UpdateSource | None) -> list[UpdateRequest]:
-        if source is None:
-            return []
-        try:
-            return source.drain(self.max_items_per_step)
-        except Exception:
-            logger.exception("draining the update source failed")
-            return []
 
     def _context(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any]) -> ApplyContext:
         return ApplyContext(
@@ -282,121 +293,3 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             train_dataloader=kwargs.get("train_dataloader"),
             trainer=self._trainer_ref(),
         )
-
-    def _process(self, requests: list[UpdateRequest], ctx: ApplyContext) -> list[UpdateOutcome]:
-        """Decide every drained request, reporting in request order.
-
-        All requests are checked against the run as it is now; only those that pass
-        compete per parameter (the last one wins), so a refused request never
-        supersedes an earlier good one.
-        """
-        step = int(ctx.state.global_step)
-        fresh = [r for r in requests if r.id not in self._handled]
-        if len(fresh) < len(requests):
-            logger.debug("%d request(s) handled before this resume were skipped", len(requests) - len(fresh))
-        decided: dict[str, UpdateOutcome] = {}
-        for request in fresh:
-            refusal = self._check(request, ctx)
-            if refusal is not None:
-                decided[request.id] = refusal
-        accepted = [r for r in fresh if r.id not in decided]
-        winners = _last_request_per_param(accepted)
-        position = {r.id: i for i, r in enumerate(accepted)}
-        for request in accepted:
-            superseded = {k: winners[k] for k in request.params if winners.get(k, request.id) != request.id}
-            if len(superseded) == len(request.params):
-                by = max(superseded.values(), key=position.__getitem__)
-                logger.info("Parameter update %s superseded by %s", request.id, by)
-                decided[request.id] = UpdateOutcome(request.id, OutcomeStatus.SUPERSEDED, step=step, superseded_by=by)
-            else:
-                live = {k: v for k, v in request.params.items() if k not in superseded}
-                decided[request.id] = self._apply(request, live, superseded, ctx)
-        self._mark_handled(r.id for r in fresh)
-        return [decided[r.id] for r in fresh]
-
-    def _check(self, request: UpdateRequest, ctx: ApplyContext) -> UpdateOutcome | None:
-        """A refusal if any parameter of the request cannot be applied to this run (all-or-nothing)."""
-        step = int(ctx.state.global_step)
-        reason = _invalid_reason(request)
-        if reason is not None:
-            return self._refuse(request, OutcomeStatus.REJECTED, reason, step)
-        try:
-            reasons = [
-                f"{name}: {r}"
-                for name, value in request.params.items()
-                if (r := _registry.get_applier(name).check(value, ctx)) is not None
-            ]
-        except Exception as exc:
-            logger.exception("checking request %s failed", request.id)
-            return self._refuse(request, OutcomeStatus.FAILED, f"{type(exc).__name__}: {exc}", step)
-        return self._refuse(request, OutcomeStatus.REJECTED, "; ".join(reasons), step) if reasons else None
-
-    def _apply(
-        self, request: UpdateRequest, live: dict[str, Any], superseded: dict[str, str], ctx: ApplyContext
-    ) -> UpdateOutcome:
-        """Apply the checked parameters in registry order; if one raises, roll the request back."""
-        step = int(ctx.state.global_step)
-        ordered = [(_registry.get_applier(name), live[name]) for name in _registry.applier_names() if name in live]
-        restore = _snapshot.capture(ctx)
-        changes: dict[str, Change] = {}
-        for applier, value in ordered:
-            try:
-                old = applier.read(ctx)
-                applier.apply(value, ctx)
-            except Exception as exc:
-                logger.exception("applying %s=%r failed; request %s rolled back", applier.name, value, request.id)
-                restore()
-                return self._refuse(
-                    request, OutcomeStatus.FAILED, f"{applier.name}: {type(exc).__name__}: {exc}; nothing changed", step
-                )
-            changes[applier.name] = Change(old=old, new=value)
-        for applier, value in ordered:
-            applier.log_applied(changes[applier.name].old, value, step)
-            if not applier.one_off:
-                self.in_force[applier.name] = value
-        note = ", ".join(f"{k} superseded by {v}" for k, v in superseded.items()) or None
-        return UpdateOutcome(request.id, OutcomeStatus.APPLIED, step=step, changes=changes, reason=note)
-
-    def _reapply(self, ctx: ApplyContext) -> None:
-        """After resume, set again what the checkpoint does not restore (see :meth:`ParameterApplier.reapply`)."""
-        for name in _registry.applier_names():
-            if name not in self.in_force:
-                continue
-            applier, value = _registry.get_applier(name), self.in_force[name]
-            try:
-                reason = applier.check(value, ctx)
-                if reason is None:
-                    if applier.reapply(value, ctx):
-                        logger.info("Re-applied %s=%r after resume at step %d", name, value, ctx.state.global_step)
-                else:
-                    logger.warning("could not re-apply %s=%r after resume: %s", name, value, reason)
-            except Exception:
-                logger.exception("re-applying %s=%r after resume failed", name, value)
-
-    @staticmethod
-    def _refuse(request: UpdateRequest, status: OutcomeStatus, reason: str, step: int) -> UpdateOutcome:
-        logger.warning("Parameter update %s %s: %s", request.id, status.value, reason)
-        return UpdateOutcome(request.id, status, step=step, reason=reason)
-
-
-def _invalid_reason(request: UpdateRequest) -> str | None:
-    """Defensive re-validation: the agent already refuses these, but a custom source may not."""
-    if not request.params:
-        return "the request carries no parameters"
-    try:
-        for name, value in request.params.items():
-            validate_parameter(name, value)
-            _registry.get_applier(name)
-    except (InvalidParameter, ValueError) as exc:
-        return str(exc)
-    return None
-
-
-def _last_request_per_param(requests: list[UpdateRequest]) -> dict[str, str]:
-    """Parameter → id of the last request setting it; commands are never superseded."""
-    winners: dict[str, str] = {}
-    for request in requests:
-        for name in request.params:
-            if not _registry.get_applier(name).one_off:
-                winners[name] = request.id
-    return winners

@@ -1,37 +1,70 @@
-"""Make every rank apply the same requests at the same global step.
+"""Make every rank apply the same requests at the same global step, and agree on every outcome.
 
-Only rank 0 has an update source. Applying there alone silently diverges
-the replicas (measured, shared/trainer-mechanics.md), so rank 0's drained
-requests are broadcast to all ranks. A collective must be called by every
-rank at the same hook whether or not anything was drained: one gated on
-rank-local information deadlocks.
+Only rank 0 has an update source. Applying there alone silently diverges the
+replicas (docs/internals.md, "Trainer"), so rank 0's drained requests are
+broadcast to all ranks. A collective must be called by every rank at the same
+hook whether or not anything was drained: one gated on rank-local information
+deadlocks. Two rules keep every collective whole:
+
+- Nothing that can fail runs between the collectives of one exchange. Rank 0
+  pickles the requests *before* the first broadcast; if that fails it sends an
+  empty batch and says so afterwards (:class:`NotSent`), instead of leaving the
+  other ranks waiting in a second broadcast that never comes.
+- Every rank decides every request, then all ranks exchange their verdicts
+  (:meth:`RankSync.agree`): a check or an apply that fails on one rank fails
+  the request on all, and every rank that applied it rolls back. So each
+  outcome is the same on every rank and no rank rolls back alone.
 
 What that costs, and why it is shaped this way:
 
 - At train begin, every rank learns once whether rank 0 has a source at all
   (:meth:`RankSync.enabled_on_rank0`). When it has none (no ``JOB_ID``, the
   source failed to start) no rank makes any per-step collective.
-- Otherwise each step boundary broadcasts a one-element count from rank 0; the
-  pickled requests follow only when it is not zero (every rank sees the same
-  count, so every rank takes the same path).
-- Both go over a gloo group of all ranks, on CPU tensors. Under NCCL a count
-  on the GPU would need ``.item()``, a CUDA synchronisation every step; over
-  gloo the step's GPU work is never waited for.
+- Otherwise each step boundary broadcasts a two-element header from rank 0
+  (request count, payload bytes); the payload follows only when it is not
+  empty, and one verdict exchange per request follows that.
+- All of it goes over a gloo group of all ranks, on CPU tensors. Under NCCL a
+  count on the GPU would need ``.item()``, a CUDA synchronisation every step;
+  over gloo the step's GPU work is never waited for.
 """
 
 from __future__ import annotations
 
+import logging
+import pickle
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["RankSync", "is_multi_process"]
+from liveparams.contract import OutcomeStatus, UpdateOutcome, UpdateRequest
+
+__all__ = ["NotSent", "RankSync", "is_multi_process"]
+
+logger = logging.getLogger(__name__)
+
+# The order in which disagreeing verdicts win: a failure anywhere fails the request everywhere.
+_SEVERITY = {OutcomeStatus.FAILED: 2, OutcomeStatus.REJECTED: 1}
 
 
 def is_multi_process() -> bool:
     """Whether a process group with more than one rank is running (the same answer on every rank)."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _encode(requests: list[UpdateRequest]) -> bytes:
+    return pickle.dumps(requests)
+
+
+def _decode(payload: bytes) -> list[UpdateRequest]:
+    requests = pickle.loads(payload)
+    if not (isinstance(requests, list) and all(isinstance(r, UpdateRequest) for r in requests)):
+        raise TypeError(f"expected a list of UpdateRequest, got {type(requests).__name__}")
+    return requests
+
+
+class NotSent(Exception):
+    """Rank 0 could not send its requests (after an empty batch went out, so no rank waits)."""
 
 
 class RankSync:
@@ -43,6 +76,7 @@ class RankSync:
 
     def __init__(self) -> None:
         self.world = dist.group.WORLD
+        self.rank = dist.get_rank()
         # Always a group of its own, even when the default backend is gloo: one code path, the one tested on CPU.
         self._group = dist.new_group(backend="gloo")
 
@@ -50,19 +84,59 @@ class RankSync:
         """False once the process group this was built in has been destroyed or replaced."""
         return is_multi_process() and dist.group.WORLD is self.world
 
-    def _broadcast_int(self, value: int) -> int:
-        box = torch.tensor([value], dtype=torch.int64)
+    def _broadcast_ints(self, *values: int) -> list[int]:
+        box = torch.tensor(values, dtype=torch.int64)
         dist.broadcast(box, src=0, group=self._group)
-        return int(box.item())  # a CPU tensor: no device synchronisation
+        return [int(v) for v in box.tolist()]  # a CPU tensor: no device synchronisation
 
     def enabled_on_rank0(self, enabled: bool) -> bool:
         """Rank 0's ``enabled`` on every rank (other ranks' argument is ignored)."""
-        return bool(self._broadcast_int(int(enabled)))
+        return bool(self._broadcast_ints(int(enabled))[0])
 
-    def broadcast(self, items: list[Any]) -> list[Any]:
-        """Return rank 0's ``items`` on every rank (other ranks pass ``[]``)."""
-        if self._broadcast_int(len(items)) == 0:
-            return []
-        box: list[Any] = [items]
-        dist.broadcast_object_list(box, src=0, group=self._group)
-        return list(box[0])
+    def broadcast(self, requests: list[UpdateRequest]) -> list[UpdateRequest | None]:
+        """Rank 0's ``requests`` on every rank (other ranks pass ``[]``).
+
+        A rank that cannot read the payload gets ``None`` in each place, so it still
+        takes part in every request's :meth:`agree`. Raises :class:`NotSent` on rank 0
+        (only) when the requests could not be encoded; every rank then got none.
+        """
+        payload, error = b"", None
+        if self.rank == 0 and requests:
+            try:
+                payload = _encode(requests)
+            except Exception as exc:  # nothing is sent, and every rank is told so by the header
+                error = exc
+        count, size = self._broadcast_ints(0 if error else len(requests), len(payload))
+        if size:
+            box = torch.frombuffer(bytearray(payload), dtype=torch.uint8) if self.rank == 0 else None
+            box = box if box is not None else torch.empty(size, dtype=torch.uint8)
+            dist.broadcast(box, src=0, group=self._group)
+            payload = box.numpy().tobytes()
+        if error is not None:
+            raise NotSent(f"{type(error).__name__}: {error}") from error
+        if self.rank == 0:
+            return list(requests)
+        try:
+            return list(_decode(payload)) if count else []
+        except Exception:
+            logger.exception("reading the requests broadcast by rank 0 failed on rank %d", self.rank)
+            return [None] * count
+
+    def agree(self, outcome: UpdateOutcome) -> UpdateOutcome:
+        """The outcome every rank reports for one request: applied only if it was applied on every rank.
+
+        Otherwise the most severe verdict wins (failed over rejected; the lowest rank
+        among equals), with the rank named when it is not rank 0.
+        """
+        verdicts: list[Any] = [None] * dist.get_world_size(self._group)
+        dist.all_gather_object(verdicts, (outcome.status.value, outcome.reason), group=self._group)
+        worst_rank, worst = 0, (OutcomeStatus(verdicts[0][0]), verdicts[0][1])
+        for rank, (status, reason) in enumerate(verdicts):
+            if _SEVERITY.get(OutcomeStatus(status), 0) > _SEVERITY.get(worst[0], 0):
+                worst_rank, worst = rank, (OutcomeStatus(status), reason)
+        status, reason = worst
+        if status is OutcomeStatus.APPLIED:
+            return outcome
+        if worst_rank != 0:
+            reason = f"on rank {worst_rank}: {reason}"
+        return UpdateOutcome(outcome.request_id, status, step=outcome.step, reason=reason)

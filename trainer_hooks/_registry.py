@@ -15,6 +15,9 @@ Its keys equal the live (not restart-only) keys of
 from __future__ import annotations
 
 from liveparams.trainer_hooks._appliers import (
+    AdamBeta1Applier,
+    AdamBeta2Applier,
+    AdamEpsilonApplier,
     BetaApplier,
     CommandApplier,
     EvalStepsApplier,
@@ -66,6 +69,9 @@ for _applier in (
     WarmupStepsApplier(),
     LearningRateApplier(),
     WeightDecayApplier(),
+    AdamBeta1Applier(),
+    AdamBeta2Applier(),
+    AdamEpsilonApplier(),
     MaxGradNormApplier(),
     BetaApplier(),
     LoggingStepsApplier(),

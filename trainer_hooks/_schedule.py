@@ -1,43 +1,56 @@
-"""Scheduler-aware learning-rate edits.
+"""Scheduler-aware learning-rate edits that leave the run where a restart with the new settings would be.
 
 Why this module exists: every schedule Trainer builds (except
 ``reduce_lr_on_plateau`` and ``greedy``) is a ``LambdaLR`` that recomputes
 ``lr = base_lrs[i] * lambda_i(last_epoch)`` on every step, so writing
-``param_groups[i]['lr']`` lasts exactly one step (see
-shared/trainer-mechanics.md). A change that sticks edits ``base_lrs`` (the
-peak) and recomputes the current rate and ``_last_lr`` (what Trainer logs) at
-once. The metric-driven schedulers keep their state in ``group['lr']`` itself.
+``param_groups[i]['lr']`` lasts exactly one step (docs/internals.md, "Trainer").
+A change that sticks edits ``base_lrs`` (the peak) and the lambda's keywords
+(the shape), then recomputes the current rate and ``_last_lr`` (what Trainer
+logs) at once. The metric-driven schedulers keep their state in ``group['lr']``.
 
-Every edit here *sets* a value instead of scaling by a stored factor, so the
+The rule every edit follows: the lambdas get exactly the keywords
+``transformers.get_scheduler`` would have given a run *started* with the new
+settings (absolute arguments such as ``min_lr`` stay absolute, derived ones
+such as ``num_stable_steps`` and ``timescale`` are derived again).
+
+Every edit *sets* a value instead of scaling by a stored factor, so the
 same call can be repeated on resume without compounding.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from accelerate.scheduler import AcceleratedScheduler
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+
+from liveparams.contract import format_value
 
 __all__ = [
     "capture_lambdas",
+    "horizon_reason",
     "is_constant",
     "is_lambda_schedule",
     "lambda_keyword",
     "lambda_keyword_reason",
     "make_constant",
     "peak_lr",
-    "restore_peak_keyword",
+    "peak_reason",
     "resume_schedule",
     "resume_schedule_reason",
     "schedule_lambdas",
-    "set_lambda_keyword",
+    "set_group_value",
+    "set_peak_keywords",
     "set_peak_lr",
+    "set_shape",
     "unsupported_reason",
     "unwrap",
+    "user_kwargs",
 ]
 
 # The lambdas a scheduler had before ``learning_rate_mode="constant"`` replaced
@@ -45,16 +58,27 @@ __all__ = [
 # anything in its ``__dict__`` would be pickled into ``scheduler.pt``.
 _saved_lambdas: weakref.WeakKeyDictionary[Any, list[Callable[[int], float]]] = weakref.WeakKeyDictionary()
 
+# transformers' default timescale of ``inverse_sqrt`` when warmup is 0.
+_INVERSE_SQRT_DEFAULT_TIMESCALE = 10_000
+
 
 def _constant_factor(_step: int) -> float:
     """The lambda of a constant rate: the rate is ``base_lrs[i]`` itself."""
     return 1.0
 
 
+def user_kwargs(args: Any) -> dict[str, Any]:
+    """``args.lr_scheduler_kwargs``: what the user gave the schedule (the rest is derived by transformers)."""
+    given = getattr(args, "lr_scheduler_kwargs", None) or {}
+    if isinstance(given, str):
+        given = json.loads(given)
+    return dict(given)
+
+
 def unwrap(scheduler: Any) -> Any:
-    """The scheduler itself, not accelerate's ``AcceleratedScheduler`` around it."""
-    if type(scheduler).__name__ == "AcceleratedScheduler":
-        return scheduler.scheduler
+    """The scheduler itself, not accelerate's ``AcceleratedScheduler`` (or its ``DeepSpeedSchedulerWrapper``)."""
+    while isinstance(scheduler, AcceleratedScheduler):
+        scheduler = scheduler.scheduler
     return scheduler
 
 
@@ -78,18 +102,42 @@ def unsupported_reason(scheduler: Any) -> str | None:
     )
 
 
-def _set_group_lr(group: dict[str, Any], value: float | torch.Tensor) -> None:
-    if isinstance(group["lr"], torch.Tensor):
-        group["lr"].fill_(value)
+def horizon_reason(scheduler: Any) -> str | None:
+    """Why ``max_steps`` cannot move this schedule's horizon, or None (no horizon, or one that moves)."""
+    if unsupported_reason(scheduler) is None:
+        return None
+    return f"the {type(scheduler).__name__} scheduler's horizon cannot be moved; restart to change max_steps"
+
+
+def peak_reason(scheduler: Any, new: float) -> str | None:
+    """Why a run started with peak ``new`` would not even build this schedule, or None."""
+    for fn in _partials_with(scheduler, "lr_end"):
+        if not new > fn.keywords["lr_end"]:
+            return f"the polynomial schedule's lr_end ({format_value(fn.keywords['lr_end'])}) must be below the peak"
+    return None
+
+
+def set_group_value(group: dict[str, Any], key: str, value: Any) -> None:
+    """Set a param-group field; a tensor is filled in place (captured graphs and capturable optimizers hold it)."""
+    current = group.get(key)
+    if isinstance(current, torch.Tensor):
+        current.fill_(value)
     else:
-        group["lr"] = value
+        group[key] = value
+
+
+def _set_peaks(optimizer: Any, scheduler: Any, peaks: list[float]) -> None:
+    """``base_lrs`` and each group's ``initial_lr`` (what a restarted scheduler would read)."""
+    scheduler.base_lrs = list(peaks)
+    for peak, group in zip(peaks, optimizer.param_groups, strict=True):
+        set_group_value(group, "initial_lr", peak)
 
 
 def _refresh(optimizer: Any, scheduler: Any) -> None:
     """Recompute the current rate from the peak and refresh what Trainer logs."""
     if isinstance(scheduler, LambdaLR):
         for base, fn, group in zip(scheduler.base_lrs, scheduler.lr_lambdas, optimizer.param_groups, strict=True):
-            _set_group_lr(group, base * fn(scheduler.last_epoch))
+            set_group_value(group, "lr", base * fn(scheduler.last_epoch))
     if scheduler is not None:
         scheduler._last_lr = [float(group["lr"]) for group in optimizer.param_groups]
 
@@ -101,43 +149,82 @@ def peak_lr(optimizer: Any, scheduler: Any) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
-def set_peak_lr(optimizer: Any, scheduler: Any, new: float) -> None:
+def set_peak_lr(optimizer: Any, scheduler: Any, new: float, given: Mapping[str, Any]) -> None:
     """Make ``new`` the first group's peak and scale the other groups by the same ratio.
 
     The schedule keeps its shape: the current rate becomes ``new * lambda(step)``
     immediately, and every later step follows the schedule from the new peak.
-    Groups keep their ratios to the first (LoRA+, layer-wise rates).
+    Groups keep their ratios to the first (LoRA+, layer-wise rates). ``given``
+    is ``args.lr_scheduler_kwargs`` (see :func:`set_peak_keywords`).
     """
     old = peak_lr(optimizer, scheduler)
     groups = optimizer.param_groups
     if isinstance(scheduler, LambdaLR):
-        bases = scheduler.base_lrs
-        scheduler.base_lrs = [new if i == 0 or old == 0 else base * new / old for i, base in enumerate(bases)]
-        for base, group in zip(scheduler.base_lrs, groups, strict=True):
-            group["initial_lr"] = base
-        for fn in _partials_with(scheduler, "lr_init"):
-            # The polynomial lambda divides by the peak it was built with, to keep lr_end absolute.
-            fn.keywords["lr_init"] = new
+        # A group at the first group's peak gets ``new`` itself, as in a run started with it (no rounding).
+        bases = [float(b) for b in scheduler.base_lrs]
+        peaks = [new if i == 0 or old in (0, b) else b * new / old for i, b in enumerate(bases)]
+        _set_peaks(optimizer, scheduler, peaks)
+        _set_peak_keywords(scheduler, new, given)
     else:
         currents = [float(group["lr"]) for group in groups]
         for i, (current, group) in enumerate(zip(currents, groups, strict=True)):
-            _set_group_lr(group, new if i == 0 or old == 0 else current * new / old)
+            set_group_value(group, "lr", new if i == 0 or old == 0 else current * new / old)
         if type(scheduler).__name__ == "GreedyLR":
             # GreedyLR resets to _init_lrs after a long plateau: move that anchor too.
             scheduler._init_lrs = [init * new / old if old else new for init in scheduler._init_lrs]
     _refresh(optimizer, scheduler)
 
 
-def restore_peak_keyword(optimizer: Any, scheduler: Any, peak: float) -> bool:
-    """After resume, give the polynomial lambda back the peak :func:`set_peak_lr` set; whether there was one.
+def _set_peak_keywords(scheduler: Any, peak: float, given: Mapping[str, Any]) -> bool:
+    """The keywords transformers derives from the peak; whether the schedule has any.
 
-    ``scheduler.pt`` restores ``base_lrs`` but not the lambda's keywords, so a
-    resumed polynomial schedule would divide by the peak the run started with.
+    ``polynomial`` divides by the peak it was built with (``lr_init``) to keep
+    ``lr_end`` absolute; the two ``cosine*_min_lr`` schedules turn an absolute
+    ``min_lr`` into ``min_lr_rate = min_lr / peak`` at build time. A relative
+    ``min_lr_rate`` (or ``min_lr_ratio``) given by the user scales with the peak as is.
     """
-    if not isinstance(scheduler, LambdaLR) or not _partials_with(scheduler, "lr_init"):
+    found = False
+    for fn in _partials_with(scheduler, "lr_init"):
+        fn.keywords["lr_init"] = peak
+        found = True
+    if given.get("min_lr") is not None:
+        for fn in _partials_with(scheduler, "min_lr_rate"):
+            fn.keywords["min_lr_rate"] = given["min_lr"] / peak
+            found = True
+    return found
+
+
+def set_peak_keywords(optimizer: Any, scheduler: Any, peak: float, given: Mapping[str, Any]) -> bool:
+    """After resume, give the lambdas back what :func:`set_peak_lr` derived from the peak; whether there was any.
+
+    ``scheduler.pt`` restores ``base_lrs`` but not the lambdas' keywords.
+    """
+    if not isinstance(scheduler, LambdaLR) or not _set_peak_keywords(scheduler, peak, given):
         return False
-    set_lambda_keyword(optimizer, scheduler, "lr_init", peak)
+    if not is_constant(scheduler):
+        _refresh(optimizer, scheduler)
     return True
+
+
+def set_shape(optimizer: Any, scheduler: Any, *, total: int, warmup: int, given: Mapping[str, Any]) -> None:
+    """Give the lambdas the shape keywords of a schedule built for ``total`` steps with ``warmup``.
+
+    As ``transformers.get_scheduler`` derives them: ``num_stable_steps`` of
+    ``warmup_stable_decay`` is ``total - warmup - num_decay_steps`` and
+    ``timescale`` of ``inverse_sqrt`` is ``warmup or 10000``, unless the user
+    gave them in ``lr_scheduler_kwargs`` (``given``).
+    """
+    keywords: dict[str, Any] = {"num_training_steps": total, "num_warmup_steps": warmup}
+    if given.get("timescale") is None:
+        keywords["timescale"] = warmup or _INVERSE_SQRT_DEFAULT_TIMESCALE
+    for keyword, value in keywords.items():
+        for fn in _partials_with(scheduler, keyword):
+            fn.keywords[keyword] = value
+    if given.get("num_stable_steps") is None:
+        for fn in _partials_with(scheduler, "num_stable_steps"):
+            fn.keywords["num_stable_steps"] = total - warmup - fn.keywords["num_decay_steps"]
+    if not is_constant(scheduler):
+        _refresh(optimizer, scheduler)
 
 
 def is_constant(scheduler: Any) -> bool:
@@ -161,9 +248,7 @@ def make_constant(optimizer: Any, scheduler: Any) -> None:
     if scheduler in _saved_lambdas:
         return
     _saved_lambdas[scheduler] = list(scheduler.lr_lambdas)
-    scheduler.base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
-    for base, group in zip(scheduler.base_lrs, optimizer.param_groups, strict=True):
-        group["initial_lr"] = base
+    _set_peaks(optimizer, scheduler, [float(group["lr"]) for group in optimizer.param_groups])
     scheduler.lr_lambdas = [_constant_factor] * len(optimizer.param_groups)
     _refresh(optimizer, scheduler)
 
@@ -183,11 +268,8 @@ def resume_schedule(optimizer: Any, scheduler: Any) -> None:
     if lambdas is None:
         return
     scheduler.lr_lambdas = lambdas
-    scheduler.base_lrs = [
-        float(group["lr"]) / fn(scheduler.last_epoch) for fn, group in zip(lambdas, optimizer.param_groups, strict=True)
-    ]
-    for base, group in zip(scheduler.base_lrs, optimizer.param_groups, strict=True):
-        group["initial_lr"] = base
+    step, groups = scheduler.last_epoch, optimizer.param_groups
+    _set_peaks(optimizer, scheduler, [float(g["lr"]) / fn(step) for fn, g in zip(lambdas, groups, strict=True)])
     _refresh(optimizer, scheduler)
 
 
@@ -207,14 +289,6 @@ def lambda_keyword_reason(scheduler: Any, keyword: str) -> str | None:
         names = sorted({getattr(getattr(fn, "func", fn), "__name__", repr(fn)) for fn in schedule_lambdas(scheduler)})
         return f"this run's schedule ({', '.join(names)}) has no {keyword}"
     return None
-
-
-def set_lambda_keyword(optimizer: Any, scheduler: Any, keyword: str, value: float) -> None:
-    """Set a keyword of the schedule's lambdas (the HF lambdas are partials) and recompute the rate."""
-    for fn in _partials_with(scheduler, keyword):
-        fn.keywords[keyword] = value
-    if not is_constant(scheduler):
-        _refresh(optimizer, scheduler)
 
 
 def lambda_keyword(scheduler: Any, keyword: str) -> Any:

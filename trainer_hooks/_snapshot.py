@@ -23,16 +23,48 @@ __all__ = ["capture"]
 _TRAINER_FIELDS = ("beta",)
 
 
-def _copy_value(value: Any) -> Any:
-    return value.clone() if isinstance(value, torch.Tensor) else copy.copy(value)
+def _content(value: Any) -> Any:
+    """A copy of what ``value`` holds now (tensors cloned, also inside a tuple such as ``betas``)."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if _holds_tensors(value):
+        return type(value)(_content(v) for v in value)
+    return copy.copy(value)
+
+
+def _holds_tensors(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value)
+
+
+def _refill(original: Any, content: Any) -> Any:
+    """``original`` holding ``content`` again: a tensor keeps its identity and is refilled in place.
+
+    As torch's own schedulers do: capturable optimizers and CUDA graphs hold that very tensor.
+    """
+    if isinstance(original, torch.Tensor):
+        with torch.no_grad():
+            original.copy_(content)
+        return original
+    if _holds_tensors(original) and len(original) == len(content):
+        return type(original)(_refill(o, c) for o, c in zip(original, content, strict=True))
+    return content
+
+
+def _saved(values: dict[str, Any], skip: str) -> dict[str, tuple[Any, Any]]:
+    return {k: (v, _content(v)) for k, v in values.items() if k != skip}
+
+
+def _put_back(target: dict[str, Any], saved: dict[str, tuple[Any, Any]]) -> None:
+    for key, (original, content) in saved.items():
+        target[key] = _refill(original, content)
 
 
 def _restore_attributes(obj: Any, saved: dict[str, Any]) -> Callable[[], None]:
     return lambda: obj.__dict__.update(saved)
 
 
-def _restore_items(target: dict[str, Any], saved: dict[str, Any]) -> Callable[[], None]:
-    return lambda: target.update(saved)
+def _restore_items(target: dict[str, Any], saved: dict[str, tuple[Any, Any]]) -> Callable[[], None]:
+    return lambda: _put_back(target, saved)
 
 
 def capture(ctx: ApplyContext) -> Callable[[], None]:
@@ -42,11 +74,10 @@ def capture(ctx: ApplyContext) -> Callable[[], None]:
         restorers.append(_restore_attributes(obj, dict(obj.__dict__)))
     if ctx.optimizer is not None:
         for group in ctx.optimizer.param_groups:
-            restorers.append(_restore_items(group, {k: _copy_value(v) for k, v in group.items() if k != "params"}))
+            restorers.append(_restore_items(group, _saved(group, skip="params")))
     scheduler = ctx.lr_scheduler
     if scheduler is not None:
-        fields = {k: _copy_value(v) for k, v in vars(scheduler).items() if k != "optimizer"}
-        restorers.append(_restore_attributes(scheduler, fields))
+        restorers.append(_restore_items(vars(scheduler), _saved(vars(scheduler), skip="optimizer")))
         restorers.append(_schedule.capture_lambdas(scheduler))
     if ctx.trainer is not None:
         fields = {k: getattr(ctx.trainer, k) for k in _TRAINER_FIELDS if hasattr(ctx.trainer, k)}

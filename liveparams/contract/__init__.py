@@ -8,12 +8,14 @@ nothing but what is defined here:
   value is validated; the database spec, the docs and the CLI derive from it;
 - the messages that cross the queue: :class:`UpdateRequest` in,
   :class:`UpdateOutcome` (with its :class:`Change` list and :class:`OutcomeStatus`) out;
-- :class:`UpdateSource`, the protocol the callback drains.
+- :class:`UpdateSource`, the protocol the callback drains, and :data:`DRAIN_MAX_ITEMS`;
+- :func:`format_value`, how a value is printed for people (logs, outcomes, the CLI).
 
 It imports nothing beyond the standard library, so every DDP rank can import it
 without pulling in torch, transformers or any network client.
 """
 
+from liveparams.contract._format import format_value
 from liveparams.contract._messages import Change, OutcomeStatus, UpdateOutcome, UpdateRequest
 from liveparams.contract._parameters import (
     METADATA_KEYS,
@@ -24,9 +26,10 @@ from liveparams.contract._parameters import (
     ParamValue,
     validate_parameter,
 )
-from liveparams.contract._source import UpdateSource
+from liveparams.contract._source import DRAIN_MAX_ITEMS, UpdateSource
 
 __all__ = [
+    "DRAIN_MAX_ITEMS",
     "METADATA_KEYS",
     "PARAMETERS",
     "Change",
@@ -38,5 +41,6 @@ __all__ = [
     "UpdateOutcome",
     "UpdateRequest",
     "UpdateSource",
+    "format_value",
     "validate_parameter",
 ]

@@ -34,15 +34,18 @@ class UpdateRequest:
             for entries written without one).
         params (`dict[str, ParamValue]`): parameter name to validated value.
         requested_at (`str`): when the user asked, as stored on the row.
+        seq (`int`): the request's order on its job; requests are applied in seq order.
+            Strictly increasing per job, so a checkpoint can record what was decided as a
+            high-water mark instead of every id. Required: a source that delivered two
+            requests with the same seq would have the second skipped as already decided.
         requested_by (`str`, *optional*): who asked (user id or role).
-        position (`int`): index in ``parameter_updates``; requests are applied in this order.
     """
 
     id: str
     params: dict[str, ParamValue]
     requested_at: str
+    seq: int
     requested_by: str | None = None
-    position: int = 0
 
 
 @dataclass(frozen=True)

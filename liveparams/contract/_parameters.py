@@ -50,6 +50,8 @@ class ParameterSpec:
 
 
 _BIG = 100_000_000
+# torch refuses a beta of 1; the database spec has inclusive maxima only, so the bound is just below it.
+_BETA_MAX = 0.999999
 
 PARAMETERS: dict[str, ParameterSpec] = {
     spec.name: spec
@@ -70,6 +72,28 @@ PARAMETERS: dict[str, ParameterSpec] = {
         ),
         ParameterSpec(
             "weight_decay", ParamType.NUMBER, "AdamW weight decay of the decayed parameter group.", min=0, max=10
+        ),
+        ParameterSpec(
+            "adam_beta1",
+            ParamType.NUMBER,
+            "Adam/AdamW beta1 (first-moment decay) of every parameter group.",
+            min=0,
+            max=_BETA_MAX,
+        ),
+        ParameterSpec(
+            "adam_beta2",
+            ParamType.NUMBER,
+            "Adam/AdamW beta2 (second-moment decay) of every parameter group.",
+            min=0,
+            max=_BETA_MAX,
+        ),
+        ParameterSpec(
+            "adam_epsilon",
+            ParamType.NUMBER,
+            "Adam/AdamW epsilon of every parameter group.",
+            min=0,
+            max=1,
+            min_exclusive=True,
         ),
         ParameterSpec(
             "max_grad_norm", ParamType.NUMBER, "Gradient clipping norm; 0 disables clipping.", min=0, max=1_000_000

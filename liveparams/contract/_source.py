@@ -13,7 +13,10 @@ from typing import Protocol, runtime_checkable
 
 from liveparams.contract._messages import UpdateOutcome, UpdateRequest
 
-__all__ = ["UpdateSource"]
+__all__ = ["DRAIN_MAX_ITEMS", "UpdateSource"]
+
+# Most requests one drain hands over: what the callback takes per step boundary unless told otherwise.
+DRAIN_MAX_ITEMS = 64
 
 
 @runtime_checkable
@@ -29,14 +32,26 @@ class UpdateSource(Protocol):
 
         ``replay_after_step=S`` says training resumed from a checkpoint at global step S:
         the checkpoint rewound the run past the requests applied after S, so the source
-        delivers those once more (besides everything still undecided). Requests applied
-        at or before S are in the checkpoint and need not be delivered again.
+        delivers those once more (besides everything still undecided, which includes a request
+        whose outcome was lost before it was recorded). Requests applied at or before S are
+        in the checkpoint and need not be delivered again.
         """
 
-    def close(self, timeout: float | None = None) -> None:
-        """Stop, flushing reported outcomes for at most ``timeout`` seconds."""
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait at most ``timeout`` seconds for the initial read; return whether it happened in time.
 
-    def drain(self, max_items: int = 64) -> list[UpdateRequest]:
+        After it returns True, every request stored before :meth:`start` (including those
+        to replay after a resume) is queued for :meth:`drain`. The callback calls it once
+        after starting a resumed run, so the replayed settings apply before the first
+        resumed step; a False return is logged and training goes on (they then apply at
+        the first step boundary after they arrive). A fresh start does not call it.
+        """
+        ...
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop, flushing reported outcomes for at most ``timeout`` seconds (None: the source's own default)."""
+
+    def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
         """Return up to ``max_items`` queued requests in request order, without waiting."""
         ...
 

@@ -43,7 +43,7 @@ def test_valid_request_is_normalised() -> None:
         params={"learning_rate": 5e-5, "max_steps": 300, "learning_rate_mode": "constant"},
         requested_at="2026-11-24T04:55:39.748Z",
         requested_by="u1",
-        position=3,
+        seq=3,
     )
     assert isinstance(item.params["max_steps"], int)
 

@@ -5,7 +5,11 @@ mid-run (in mode ``no-source`` no rank has one, as when ``JOB_ID`` is unset).
 Every rank writes its final weights, the rates it used and how many
 broadcasts it made during the steps, so the test can compare replicas.
 
-Usage: torchrun --nproc_per_node 2 ddp_run.py MODEL_DIR OUT_DIR {broadcast|no-broadcast|no-source}
+Mode ``faults`` injects the two failures that used to split or hang the ranks:
+applying weight decay raises on rank 1 only (step 3), and rank 0 cannot encode
+the requests it must send (step 5); a plain change follows (step 7).
+
+Usage: torchrun --nproc_per_node 2 ddp_run.py MODEL_DIR OUT_DIR {broadcast|no-broadcast|no-source|faults}
 """
 
 from __future__ import annotations
@@ -24,6 +28,27 @@ from hooks_helpers import LrRecorder, PushAt, QueueSource, plain_trainer, reques
 from transformers import TrainerCallback
 
 from liveparams import RuntimeParameterCallback
+from liveparams.trainer_hooks import _distributed, get_applier
+
+FAULTY_NORM = 0.77  # rank 0 fails to encode a batch holding this max_grad_norm
+
+
+def inject_faults(rank: int) -> None:
+    if rank == 1:
+
+        def broken(value: Any, ctx: Any) -> None:
+            raise RuntimeError("apply failed on this rank only")
+
+        get_applier("weight_decay").apply = broken  # type: ignore[method-assign]
+    else:
+        encode = _distributed._encode
+
+        def failing(requests: list[Any]) -> bytes:
+            if any(r.params.get("max_grad_norm") == FAULTY_NORM for r in requests):
+                raise RuntimeError("cannot encode")
+            return encode(requests)
+
+        _distributed._encode = failing
 
 
 class BroadcastCounter(TrainerCallback):
@@ -58,14 +83,29 @@ def main(model_dir: str, out_dir: str, mode: str) -> None:
     callback = RuntimeParameterCallback(source, sync_ranks=mode != "no-broadcast")
     recorder, counter = LrRecorder(), BroadcastCounter()
     callbacks = [recorder, callback, counter]
-    if source is not None:
+    if mode == "faults":
+        inject_faults(rank)
+        schedule = {
+            3: [request(learning_rate=5e-3, weight_decay=0.3)],
+            5: [request(max_grad_norm=FAULTY_NORM)],
+            7: [request(learning_rate=2e-4)],
+        }
+    else:
         schedule = {3: [request(learning_rate=5e-3)], 6: [request(learning_rate=2e-4, weight_decay=0.3)]}
+    if source is not None:
         callbacks.insert(0, PushAt(source, schedule))
     args = training_args(Path(out_dir) / "trainer", max_steps=10, ddp_backend="gloo", weight_decay=0.01)
     trainer = plain_trainer(model_dir, args, callbacks)
     trainer.train()
     weights = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
-    result = {"weights": weights, "lrs": recorder.first_group(), "step_broadcasts": counter.count}
+    result = {
+        "weights": weights,
+        "lrs": recorder.first_group(),
+        "weight_decay": recorder.weight_decay,
+        "step_broadcasts": counter.count,
+        "max_grad_norm": trainer.args.max_grad_norm,
+        "outcomes": [(o.status.value, o.step, o.reason) for o in source.outcomes] if source else [],
+    }
     torch.save(result, Path(out_dir) / f"rank{rank}.pt")
 
 

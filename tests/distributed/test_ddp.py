@@ -1,6 +1,8 @@
 """Two DDP ranks (torchrun, gloo, CPU) stay identical through live changes because rank 0 broadcasts them.
 
-The broadcast costs a collective per step only while rank 0 has an update source.
+The broadcast costs a collective per step only while rank 0 has an update source. Every rank
+agrees on each outcome: a failure on one rank fails the request on all, and no failure leaves
+a collective half-entered.
 """
 
 from __future__ import annotations
@@ -65,3 +67,21 @@ def test_without_the_broadcast_the_replicas_diverge(model_dir: str, tmp_path: Pa
     rank0, rank1 = run_ranks(model_dir, tmp_path, "no-broadcast")
     assert rank0["lrs"] != rank1["lrs"]
     assert max_difference(rank0["weights"], rank1["weights"]) > 1e-6
+
+
+@pytest.mark.slow
+def test_ranks_agree_on_every_outcome_and_no_failure_hangs_them(model_dir: str, tmp_path: Path) -> None:
+    rank0, rank1 = run_ranks(model_dir, tmp_path, "faults")  # a hang fails here by the subprocess timeout
+
+    split, unsent, plain = rank0["outcomes"]
+    assert split[:2] == ("failed", 3)
+    assert split[2].startswith("on rank 1: weight_decay: RuntimeError: apply failed on this rank only")
+    assert unsent[:2] == ("failed", 5) and "could not be sent to every rank" in unsent[2]
+    assert plain[:2] == ("applied", 7)
+    # Rank 0 applied the step-3 request, then rolled it back with rank 1: rates and decay never split.
+    assert rank0["lrs"] == rank1["lrs"]
+    assert rank0["lrs"][4] == pytest.approx(1e-3 * 3 / 5)  # warmup at the old peak: the change was undone
+    assert rank0["weight_decay"] == rank1["weight_decay"]
+    assert rank0["weight_decay"][10][0] == 0.01
+    assert rank0["max_grad_norm"] == rank1["max_grad_norm"] == 1.0
+    assert max_difference(rank0["weights"], rank1["weights"]) == 0.0

@@ -37,7 +37,7 @@ def _refusal(client: Client, job_id: str, params: Any) -> APIError:
 @pytest.mark.parametrize(
     ("params", "code", "message"),
     [
-        ({"learning_rat": 1e-4}, "22023", 'unknown parameter "learning_rat"; known parameters: beta, command'),
+        ({"learning_rat": 1e-4}, "22023", 'unknown parameter "learning_rat"; known parameters: adam_beta1, adam_beta2'),
         ({"learning_rate": "1e-4"}, "22023", '"learning_rate" must be a number'),
         ({"learning_rate": True}, "22023", '"learning_rate" must be a number'),
         ({"learning_rate": None}, "22023", '"learning_rate" must be a number'),

@@ -18,14 +18,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from transformers import TrainerCallback
 
-from liveparams.contract import OutcomeStatus, UpdateOutcome, UpdateRequest
+from liveparams.contract import DRAIN_MAX_ITEMS, OutcomeStatus, UpdateOutcome, UpdateRequest
 
 _ids = itertools.count(1)
 
 
 def request(**params: Any) -> UpdateRequest:
-    """A validated request with a fresh id, as the agent would queue it."""
-    return UpdateRequest(id=f"req-{next(_ids)}", params=params, requested_at="2026-11-24T05:00:00.000Z")
+    """A validated request with a fresh id and the next ``seq``, as the agent would queue it."""
+    n = next(_ids)
+    return UpdateRequest(id=f"req-{n}", params=params, requested_at="2026-11-24T05:00:00.000Z", seq=n)
 
 
 @dataclass
@@ -33,9 +34,11 @@ class QueueSource:
     """An in-memory ``UpdateSource``: tests push requests, the callback drains them and reports outcomes.
 
     Like the agent over one job row, it remembers every request it delivered and the
-    first outcome reported per id (``recorded``: first write wins), and
-    ``start(replay_after_step=S)`` queues again, once, the requests recorded as applied
-    after step S. ``outcomes`` is every report, duplicates included.
+    first outcome reported per id (``recorded``: first write wins). At each ``start()``
+    it queues again, in ``seq`` order, the delivered requests with no recorded outcome,
+    and with ``replay_after_step=S`` those recorded as applied after step S.
+    ``outcomes`` is every report, duplicates included. With ``losing`` set, reports are
+    taken but never recorded, as when the process dies before the agent's flush.
     """
 
     queued: list[UpdateRequest] = field(default_factory=list)
@@ -44,11 +47,21 @@ class QueueSource:
     delivered: dict[str, UpdateRequest] = field(default_factory=dict)
     starts: list[int | None] = field(default_factory=list)  # replay_after_step of each start()
     closes: int = 0
+    close_timeouts: list[float | None] = field(default_factory=list)
+    losing: bool = False
 
     def start(self, replay_after_step: int | None = None) -> None:
         self.starts.append(replay_after_step)
-        if replay_after_step is not None:
-            self.queued[:0] = [r for r in self.delivered.values() if self._applied_after(r.id, replay_after_step)]
+        again = [
+            r
+            for r in self.delivered.values()
+            if r.id not in self.recorded
+            or (replay_after_step is not None and self._applied_after(r.id, replay_after_step))
+        ]
+        self.queued[:0] = sorted(again, key=lambda r: r.seq)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return True
 
     def _applied_after(self, request_id: str, step: int) -> bool:
         outcome = self.recorded.get(request_id)
@@ -56,8 +69,9 @@ class QueueSource:
 
     def close(self, timeout: float | None = None) -> None:
         self.closes += 1
+        self.close_timeouts.append(timeout)
 
-    def drain(self, max_items: int = 64) -> list[UpdateRequest]:
+    def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
         taken, self.queued = self.queued[:max_items], self.queued[max_items:]
         self.delivered.update((r.id, r) for r in taken)
         return taken
@@ -65,7 +79,8 @@ class QueueSource:
     def report(self, outcomes: Iterable[UpdateOutcome]) -> None:
         for outcome in outcomes:
             self.outcomes.append(outcome)
-            self.recorded.setdefault(outcome.request_id, outcome)
+            if not self.losing:
+                self.recorded.setdefault(outcome.request_id, outcome)
 
     def push(self, *requests: UpdateRequest) -> None:
         self.queued.extend(requests)

@@ -252,6 +252,9 @@ def test_a_snapshot_undoes_every_change_a_request_can_make(tmp_path: Any) -> Non
         ("max_steps", 9),
         ("learning_rate", 7e-3),
         ("weight_decay", 0.5),
+        ("adam_beta1", 0.5),
+        ("adam_beta2", 0.95),
+        ("adam_epsilon", 1e-6),
         ("max_grad_norm", 0.1),
         ("beta", 0.9),
         ("command", "stop"),
@@ -264,3 +267,76 @@ def test_a_snapshot_undoes_every_change_a_request_can_make(tmp_path: Any) -> Non
     assert ctx.lr_scheduler.lr_lambdas[0].keywords == keywords
     assert (ctx.state.max_steps, ctx.args.max_grad_norm, trainer.beta) == (TOTAL, 1.0, 0.1)
     assert not ctx.control.should_training_stop
+
+
+def test_weight_decay_set_to_zero_can_be_set_again_without_a_trainer(tmp_path: Any) -> None:
+    ctx = make_ctx(tmp_path, lrs=(1e-3, 1e-3), decays=(0.01, 0.0))  # no trainer reference
+    set_value(ctx, "weight_decay", 0.0)
+    set_value(ctx, "weight_decay", 0.1)
+    assert [g["weight_decay"] for g in ctx.optimizer.param_groups] == [0.1, 0.0]
+
+
+def test_adam_hyperparameters_are_set_on_every_param_group(tmp_path: Any) -> None:
+    ctx = make_ctx(tmp_path, lrs=(1e-3, 2e-3))
+    set_value(ctx, "adam_beta1", 0.8)
+    set_value(ctx, "adam_beta2", 0.95)
+    set_value(ctx, "adam_epsilon", 1e-6)
+    assert [(g["betas"], g["eps"]) for g in ctx.optimizer.param_groups] == [((0.8, 0.95), 1e-6)] * 2
+    assert [get_applier(n).read(ctx) for n in ("adam_beta1", "adam_beta2", "adam_epsilon")] == [0.8, 0.95, 1e-6]
+    ctx.optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    assert get_applier("adam_beta1").check(0.9, ctx) == "the optimizer (SGD) has no 'betas' in its param groups"
+
+
+def tensor_lr_ctx(tmp_path: Any) -> ApplyContext:
+    """A user optimizer holding its rate as a tensor (torch.compile and capturable recipes do)."""
+    ctx = make_ctx(tmp_path)
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=torch.tensor(1e-3))
+    ctx.optimizer, ctx.lr_scheduler = optimizer, get_scheduler("linear", optimizer, WARMUP, TOTAL)
+    return ctx
+
+
+def test_a_tensor_learning_rate_is_changed_and_rolled_back_in_place(tmp_path: Any) -> None:
+    ctx = tensor_lr_ctx(tmp_path)
+    rate = ctx.optimizer.param_groups[0]["lr"]
+    restore = _snapshot.capture(ctx)
+    set_value(ctx, "learning_rate", 4e-3)
+    assert ctx.optimizer.param_groups[0]["lr"] is rate
+    restore()
+    assert ctx.optimizer.param_groups[0]["lr"] is rate  # a captured graph still sees the rate in use
+    assert float(rate) == 0.0  # step 0 of the warmup, as before
+
+
+def deepspeed_ctx(tmp_path: Any, scheduler_of: Any) -> ApplyContext:
+    """What the callback sees under DeepSpeed: accelerate's DeepSpeedSchedulerWrapper around the scheduler."""
+    from accelerate.utils.deepspeed import DeepSpeedSchedulerWrapper
+
+    from liveparams.trainer_hooks import RuntimeParameterCallback
+
+    ctx = make_ctx(tmp_path)
+    wrapped = DeepSpeedSchedulerWrapper(scheduler_of(ctx.optimizer), [ctx.optimizer])
+    kwargs = {"optimizer": ctx.optimizer, "lr_scheduler": wrapped}
+    return RuntimeParameterCallback()._context(ctx.args, ctx.state, ctx.control, kwargs)
+
+
+def test_a_schedule_wrapped_for_deepspeed_is_changed_like_any_other(tmp_path: Any) -> None:
+    ctx = deepspeed_ctx(
+        tmp_path, lambda opt: get_scheduler("linear", opt, num_warmup_steps=WARMUP, num_training_steps=TOTAL)
+    )
+    assert isinstance(ctx.lr_scheduler, torch.optim.lr_scheduler.LambdaLR)
+    for name, value in [("learning_rate", 4e-3), ("warmup_steps", 2), ("max_steps", 10)]:
+        set_value(ctx, name, value)
+    assert ctx.lr_scheduler.base_lrs == [4e-3]
+    assert ctx.lr_scheduler.lr_lambdas[0].keywords == {"num_warmup_steps": 2, "num_training_steps": 10}
+
+
+def test_deepspeeds_own_scheduler_refuses_what_it_cannot_take_with_the_reason(tmp_path: Any) -> None:
+    class WarmupLR(torch.optim.lr_scheduler.LRScheduler):
+        """Stands in for DeepSpeed's own scheduler (rates in its own fields, not a LambdaLR)."""
+
+        def get_lr(self) -> list[float]:
+            return list(self.base_lrs)
+
+    ctx = deepspeed_ctx(tmp_path, WarmupLR)
+    assert "this run uses WarmupLR" in get_applier("learning_rate").check(4e-3, ctx)
+    assert "WarmupLR scheduler has no num_warmup_steps" in get_applier("warmup_steps").check(2, ctx)
+    assert "WarmupLR scheduler's horizon cannot be moved" in get_applier("max_steps").check(10, ctx)

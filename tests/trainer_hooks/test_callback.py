@@ -20,7 +20,7 @@ from hooks_helpers import (
 )
 from transformers import TrainerCallback
 
-from liveparams.contract import OutcomeStatus
+from liveparams.contract import DRAIN_MAX_ITEMS, OutcomeStatus
 from liveparams.trainer_hooks import RuntimeParameterCallback, get_applier
 
 STEPS, WARMUP, PEAK = 20, 5, 1e-3
@@ -71,8 +71,10 @@ def test_a_request_mid_run_sticks_through_the_schedule_and_is_logged_as_used(
     outcome = source.outcome(change.id)
     assert (outcome.status, outcome.step) == (OutcomeStatus.APPLIED, 10)
     assert (outcome.changes["learning_rate"].old, outcome.changes["learning_rate"].new) == (1e-3, 2e-3)
-    assert "✅ Applied learning rate update: 1.00e-03 → 2.00e-03" in caplog.text
+    assert caplog.text.count("✅ Applied learning rate update: 1.00e-03 → 2.00e-03\n") == 1
+    assert "Applied learning_rate" not in caplog.text  # logged once, in the line users search for
     assert (source.starts, source.closes) == ([None], 1)
+    assert source.close_timeouts == [None]  # the source's own timeout (AgentConfig.shutdown_timeout) applies
 
 
 @pytest.mark.slow
@@ -117,6 +119,8 @@ def test_a_later_request_for_the_same_parameter_supersedes_an_earlier_one(
     kept = source.outcome(partial.id)
     assert kept.status is OutcomeStatus.APPLIED and set(kept.changes) == {"max_grad_norm"}
     assert kept.reason == f"learning_rate superseded by {new.id}"
+    in_force = source.outcome(new.id).changes["learning_rate"]
+    assert (in_force.old, in_force.new) == (PEAK, 2e-3)  # from the rate before the drain to the one in force
     assert trainer.args.max_grad_norm == 0.5
     assert recorder.first_group() == pytest.approx(expected_rates({8: 2e-3}))
 
@@ -366,3 +370,125 @@ def test_max_steps_extends_within_the_planned_epochs_and_moves_the_horizon(
     short, long = schedule_factors("linear", WARMUP, STEPS), schedule_factors("linear", WARMUP, 30)
     expected = {s: PEAK * (short if s <= 6 else long)[s - 1] for s in range(1, 31)}
     assert recorder.first_group() == pytest.approx(expected)
+
+
+def test_a_batch_ends_where_the_same_requests_one_at_a_time_would(tmp_path: Path) -> None:
+    """constant, then a rate, then rescale: one drain must not reorder or merge them."""
+    import torch
+    from transformers import TrainerControl, TrainerState, get_scheduler
+
+    def run_rest(one_at_a_time: bool) -> tuple[list[float], list[OutcomeStatus]]:
+        optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=PEAK)
+        scheduler = get_scheduler("linear", optimizer, num_warmup_steps=WARMUP, num_training_steps=STEPS)
+        args, state, control = training_args(tmp_path), TrainerState(max_steps=STEPS), TrainerControl()
+        source = QueueSource()
+        callback = RuntimeParameterCallback(source, max_items_per_step=1 if one_at_a_time else DRAIN_MAX_ITEMS)
+        hooks = {"optimizer": optimizer, "lr_scheduler": scheduler}
+        callback.on_train_begin(args, state, control, **hooks)
+        for _ in range(8):
+            optimizer.step()
+            scheduler.step()
+        state.global_step = 8
+        source.push(
+            request(learning_rate_mode="constant"), request(learning_rate=2e-4), request(learning_rate_mode="rescale")
+        )
+        for _ in range(3 if one_at_a_time else 1):  # three drains at the same step boundary, or one
+            callback.on_step_end(args, state, control, **hooks)
+        rates = []
+        while scheduler.last_epoch < STEPS:
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return rates, [o.status for o in source.outcomes]
+
+    batched, separate = run_rest(one_at_a_time=False), run_rest(one_at_a_time=True)
+    assert batched == separate
+    assert batched[1] == [OutcomeStatus.APPLIED] * 3
+    assert batched[0][0] == pytest.approx(2e-4)  # the rate asked for, then the schedule goes on from it
+
+
+class LateSource(QueueSource):
+    """Like the agent: what start() must deliver lands a moment later (its initial read), unless waited for."""
+
+    def start(self, replay_after_step: int | None = None) -> None:
+        super().start(replay_after_step)
+        self.late, self.queued = self.queued, []
+
+    def _land(self) -> None:
+        self.queued[:0], self.late = getattr(self, "late", []), []
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        self._land()
+        return True
+
+    def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[Any]:
+        taken = super().drain(max_items)
+        self._land()
+        return taken
+
+
+@pytest.mark.slow
+def test_resume_waits_for_the_initial_read_so_replays_apply_before_the_first_resumed_step(
+    tiny_dir: str, tmp_path: Path
+) -> None:
+    source, save = LateSource(), {"save_strategy": "steps", "save_steps": 4}
+    rewound = request(learning_rate=2e-3)
+    run(tiny_dir, tmp_path, source, {6: [rewound]}, **save)
+
+    _, recorder = run(tiny_dir, tmp_path, source, resume_from="checkpoint-4", **save)
+
+    assert [o.step for o in source.reports(rewound.id)] == [6, 4]
+    assert recorder.first_group()[5] == pytest.approx(expected_rates({4: 2e-3})[5])
+
+
+class NeverReady(QueueSource):
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return False
+
+
+@pytest.mark.slow
+def test_an_initial_read_that_does_not_finish_in_time_is_logged_and_training_goes_on(
+    tiny_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source, save = NeverReady(), {"save_strategy": "steps", "save_steps": 4}
+    change = request(learning_rate=2e-3)
+    with caplog.at_level(logging.WARNING, logger="liveparams.trainer_hooks"):
+        run(tiny_dir, tmp_path, source, {3: [change]}, **save)
+        assert "initial read" not in caplog.text  # a fresh start does not wait
+        trainer, _ = run(tiny_dir, tmp_path, source, resume_from="checkpoint-4", **save)
+    assert "initial read did not finish within 5.0s" in caplog.text
+    assert trainer.state.global_step == STEPS
+
+
+@pytest.mark.slow
+def test_an_outcome_lost_before_it_was_recorded_is_reported_again_after_resume(tiny_dir: str, tmp_path: Path) -> None:
+    source, save = QueueSource(losing=True), {"save_strategy": "steps", "save_steps": 4}
+    kept = request(learning_rate=5e-4)
+    run(tiny_dir, tmp_path, source, {2: [kept]}, **save)  # the process dies before the agent's flush
+    assert kept.id not in source.recorded
+    source.losing = False
+
+    _, recorder = run(tiny_dir, tmp_path, source, resume_from="checkpoint-4", **save)
+
+    assert source.recorded[kept.id].status is OutcomeStatus.APPLIED
+    assert source.recorded[kept.id].step == 2  # the outcome it had, not a second application
+    assert recorder.first_group() == pytest.approx({s: r for s, r in expected_rates({2: 5e-4}).items() if s > 4})
+
+
+@pytest.mark.slow
+def test_the_checkpoint_record_does_not_grow_with_the_jobs_history(tiny_dir: str, tmp_path: Path) -> None:
+    import json
+
+    source = QueueSource()
+    early = [request(max_grad_norm=float(i + 1)) for i in range(30)]
+    late = [request(max_grad_norm=float(i + 1)) for i in range(3)]
+    run(tiny_dir, tmp_path, source, {2: early, 12: late}, save_strategy="steps", save_steps=10)
+
+    def record(step: int) -> dict[str, Any]:
+        state = json.loads((tmp_path / "out" / f"checkpoint-{step}" / "trainer_state.json").read_text())
+        return state["stateful_callbacks"]["RuntimeParameterCallback"]["attributes"]
+
+    assert record(20)["decided_seq"] == late[-1].seq
+    assert record(20)["undecided"] == []
+    assert set(record(20)["recent_outcomes"]) == {r.id for r in late}  # only what was decided since checkpoint-10
+    assert record(20)["in_force"] == {"max_grad_norm": 3.0}

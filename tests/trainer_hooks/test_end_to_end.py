@@ -17,7 +17,7 @@ from transformers import TrainerCallback
 
 from liveparams import RuntimeParameterCallback
 from liveparams.agent import UpdateAgent
-from liveparams.contract import UpdateOutcome, UpdateRequest
+from liveparams.contract import DRAIN_MAX_ITEMS, UpdateOutcome, UpdateRequest
 
 STEPS, WARMUP, PEAK = 20, 5, 1e-3
 ARRIVAL_DEADLINE_S = 20.0  # generous: a loaded 2-core CI machine; an idle one takes milliseconds
@@ -38,10 +38,13 @@ class Arrivals:
     def start(self, replay_after_step: int | None = None) -> None:
         self.agent.start(replay_after_step)
 
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self.agent.wait_ready(timeout)
+
     def close(self, timeout: float | None = None) -> None:
         self.agent.close(timeout)
 
-    def drain(self, max_items: int = 64) -> list[UpdateRequest]:
+    def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
         self.buffer += self.agent.drain(max_items)
         taken, self.buffer = self.buffer[:max_items], self.buffer[max_items:]
         self.handed += [r.id for r in taken]

@@ -1,0 +1,114 @@
+"""The update source of one ``train()``: opened on process zero at train begin, closed at its end.
+
+Trainer has no exception hook, so a source left open by a ``train()`` that raised is
+closed when the callback is collected, at interpreter exit, or at the next
+``train()`` start, whichever comes first. Closing uses the source's own timeout
+(``AgentConfig.shutdown_timeout`` for the agent): the callback sets none.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterable
+
+from liveparams.contract import UpdateOutcome, UpdateRequest, UpdateSource
+
+__all__ = ["SourceFactory", "SourceLink"]
+
+logger = logging.getLogger(__name__)
+
+SourceFactory = Callable[[], "UpdateSource | None"]
+
+
+def _close_quietly(source: UpdateSource) -> None:
+    try:
+        source.close()
+    except Exception:
+        logger.exception("closing the update source failed")
+
+
+class SourceLink:
+    """Holds the source while a run is going; every method is safe to call when there is none.
+
+    Args:
+        given (`UpdateSource`, *optional*): a ready source, started at each ``train()``.
+        factory (`SourceFactory`, *optional*): builds a fresh source at each ``train()`` instead.
+    """
+
+    def __init__(self, given: UpdateSource | None, factory: SourceFactory | None) -> None:
+        if given is not None and factory is not None:
+            raise ValueError("pass either source or source_factory, not both")
+        self._given = given
+        self._factory = factory
+        self.source: UpdateSource | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    def open(self, owner: object, resume_step: int | None, initial_read_timeout: float) -> None:
+        """Start a source for this run; failing to start disables updates for this run.
+
+        ``owner`` is the callback: collecting it closes the source. With ``resume_step`` the source
+        replays what the checkpoint rewound, and this waits (at most ``initial_read_timeout``
+        seconds) for its initial read, so that the replays apply before the first resumed step.
+        A fresh start does not wait: training never waits on the network unless correctness needs it.
+        """
+        self.close()  # a source left open by a train() that raised
+        try:
+            source = self._factory() if self._factory is not None else self._given
+            if source is None:
+                return
+            if resume_step is None:
+                source.start()
+            else:
+                logger.info("Resumed at step %d: updates applied after it will be applied again", resume_step)
+                source.start(replay_after_step=resume_step)
+        except Exception:
+            logger.exception("runtime parameter updates disabled: the update source failed to start")
+            return
+        self.source = source
+        self._finalizer = weakref.finalize(owner, _close_quietly, source)
+        if resume_step is not None:
+            self._wait_initial_read(source, initial_read_timeout)
+
+    @staticmethod
+    def _wait_initial_read(source: UpdateSource, timeout: float) -> None:
+        """So that the requests replayed on resume apply before the first resumed step."""
+        began = time.monotonic()
+        try:
+            ready = source.wait_ready(timeout)
+        except Exception:
+            logger.exception("waiting for the update source's initial read failed")
+            return
+        if not ready:
+            logger.warning(
+                "The update source's initial read did not finish within %.1fs; training goes on and "
+                "the requests replayed after the resume apply at the first step boundary after they arrive",
+                timeout,
+            )
+        else:
+            logger.debug("initial read done in %.3fs", time.monotonic() - began)
+
+    def drain(self, max_items: int) -> list[UpdateRequest]:
+        if self.source is None:
+            return []
+        try:
+            return self.source.drain(max_items)
+        except Exception:
+            logger.exception("draining the update source failed")
+            return []
+
+    def report(self, outcomes: Iterable[UpdateOutcome]) -> None:
+        outcomes = list(outcomes)
+        if self.source is None or not outcomes:
+            return
+        try:
+            self.source.report(outcomes)
+        except Exception:
+            logger.exception("handing %d outcomes to the update source failed", len(outcomes))
+
+    def close(self) -> None:
+        """Close the source now (flushing outcomes); idempotent."""
+        finalizer, self._finalizer, self.source = self._finalizer, None, None
+        if finalizer is not None:
+            finalizer()
