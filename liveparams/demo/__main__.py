@@ -27,6 +27,7 @@ from rich.live import Live
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from liveparams.contract import format_value
 from liveparams.demo.plot import Marker, plot_run
 from liveparams.demo.scenario import ScriptedUser, default_actions
 from liveparams.jobs import TABLE, ClientConfig, RequestView, connect
@@ -118,7 +119,7 @@ def _train(output: Path, max_steps: int, recorder: Any) -> None:
 
 
 def _label(params: dict[str, Any]) -> str:
-    return ", ".join(f"{name}={value}" for name, value in params.items())
+    return ", ".join(f"{name}={format_value(value)}" for name, value in params.items())
 
 
 def _check(views: list[RequestView]) -> list[str]:
