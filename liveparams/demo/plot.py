@@ -99,10 +99,9 @@ def build_figure(lrs: dict[int, float], losses: dict[int, float], markers: list[
     # Stack the labels: measure each one's extent in step units, then give each the first free line.
     fig.canvas.draw()
     to_steps = ax_events.transData.inverted()
-    renderer = fig.canvas.get_renderer()
     extents = []
     for point, label in zip(points, labels, strict=True):
-        box = label.get_window_extent(renderer)
+        box = label.get_window_extent()  # measured with the renderer of the draw above
         (x0, _), (x1, _) = to_steps.transform([(box.x0, 0), (box.x1, 0)])
         x = point.get_xdata()[0]
         extents.append((min(x0, x) - 0.005 * span, max(x1, x) + 0.005 * span))
