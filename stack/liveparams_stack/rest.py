@@ -29,8 +29,8 @@ from aiohttp import web
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from liveparams_stack.auth import ANON_ROLE, AuthError, Identity, identify
 from liveparams_stack.faults import Faults
+from liveparams_stack.identity import ANON_ROLE, AuthError, Identity, identify
 
 SCHEMA = "public"
 EXPOSED_SCHEMAS = ("public", "graphql_public")
@@ -119,8 +119,8 @@ class RestApi:
                 message = f"Could not find the table '{SCHEMA}.{path}' in the schema cache"
                 raise PostgrestError(404, "PGRST205", message) from None
         except AuthError as exc:
-            headers = {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc}"'}
-            return web.json_response(exc.body, status=401, headers=headers)
+            headers = {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc.message}"'}
+            return web.json_response(exc.postgrest_body(), status=401, headers=headers)
         except PostgrestError as exc:
             return web.json_response(exc.body, status=exc.status)
         except psycopg.Error as exc:

@@ -1,9 +1,11 @@
-"""The stack's HTTP front: one aiohttp application serving REST, Realtime and (opt-in) fault injection.
+"""The stack's HTTP front: one aiohttp application serving Auth, REST, Realtime and (opt-in) fault injection.
 
 It runs in its own process (``python -m liveparams_stack serve``), started by
 ``LocalStack``, so a test can restart or kill it without touching the database.
 REST connects as ``authenticator`` and switches role per request, as PostgREST
-does; Realtime gets the superuser DSN because logical decoding needs it.
+does; Auth writes GoTrue's ``auth.*`` tables through a pool of its own (GoTrue
+logs in as an owner of that schema); Realtime gets the superuser DSN because
+logical decoding needs it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiohttp.typedefs import Handler
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from liveparams_stack.auth import AuthApi, AuthSettings
 from liveparams_stack.faults import Faults, add_fault_routes
 from liveparams_stack.local import LocalStack
 from liveparams_stack.postgres import AUTHENTICATOR, AUTHENTICATOR_PASSWORD
@@ -27,13 +30,16 @@ from liveparams_stack.rest import RestApi
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 REST_POOL_SIZE = 10
+AUTH_POOL_SIZE = 4
 SHUTDOWN_GRACE_S = 3.0
 PARENT_POLL_S = 1.0
 # What Supabase's gateway answers, so a browser UI on a dev server can use the stack as it uses Supabase.
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
-    "Access-Control-Expose-Headers": "Content-Range, Content-Location, Preference-Applied",
+    "Access-Control-Expose-Headers": (
+        "Content-Range, Content-Location, Preference-Applied, X-Total-Count, Link, X-Supabase-Api-Version"
+    ),
     "Access-Control-Max-Age": "3600",
 }
 
@@ -63,11 +69,21 @@ def build_app(config: ServerConfig) -> web.Application:
         kwargs={"autocommit": True},
     )
 
+    auth_pool = AsyncConnectionPool(
+        make_conninfo(config.dsn, options="-c TimeZone=UTC"),
+        min_size=1,
+        max_size=AUTH_POOL_SIZE,
+        open=False,
+        kwargs={"autocommit": True},
+    )
+
     async def open_pool(_: web.Application) -> None:
         await pool.open(wait=True, timeout=30)
+        await auth_pool.open(wait=True, timeout=30)
 
     async def close_pool(_: web.Application) -> None:
         await pool.close()
+        await auth_pool.close()
 
     async def health(_: web.Request) -> web.Response:
         """Ready means the database answers through the REST pool, not just that the port is open."""
@@ -79,6 +95,7 @@ def build_app(config: ServerConfig) -> web.Application:
     app.on_cleanup.append(close_pool)
     app.router.add_get("/_liveparams/health", health)
     RestApi(pool, config.jwt_secret, faults).add_routes(app)
+    AuthApi(auth_pool, AuthSettings(config.jwt_secret)).add_routes(app)
     add_realtime(app, dsn=config.dsn, jwt_secret=config.jwt_secret, faults=faults)
     if faults is not None:
         add_fault_routes(app, faults)

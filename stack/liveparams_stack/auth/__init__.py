@@ -1,0 +1,5 @@
+"""``/auth/v1``: a Supabase Auth (GoTrue) subset backed by GoTrue's ``auth.*`` tables."""
+
+from liveparams_stack.auth.api import AuthApi, AuthSettings
+
+__all__ = ["AuthApi", "AuthSettings"]
