@@ -10,7 +10,7 @@ import pytest
 from postgrest.exceptions import APIError
 from supabase import Client, ClientOptions, acreate_client, create_client
 
-from liveparams_stack.keys import mint_jwt
+from liveparams.tokens import mint_jwt
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 TABLE = "local_training_jobs"
