@@ -133,9 +133,11 @@ def new_user(stack_env: dict[str, str]) -> Callable[..., tuple[str, str]]:
     def create(**attributes: Any) -> tuple[str, str]:
         email, password = f"{uuid.uuid4().hex}@liveparams.test", uuid.uuid4().hex[:TEST_PASSWORD_BYTES]
         user = admin.create_user({"email": email, "password": password, "email_confirm": True, **attributes}).user
-        session = auth_client(stack_env, stack_env["ANON_KEY"]).sign_in_with_password(
-            {"email": email, "password": password}
-        ).session
+        session = (
+            auth_client(stack_env, stack_env["ANON_KEY"])
+            .sign_in_with_password({"email": email, "password": password})
+            .session
+        )
         assert session is not None
         return user.id, session.access_token
 

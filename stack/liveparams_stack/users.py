@@ -11,7 +11,8 @@ import uuid
 
 import psycopg
 
-from liveparams_stack.keys import JWT_SECRET, mint_jwt
+from liveparams.tokens import mint_jwt
+from liveparams_stack.keys import JWT_SECRET
 
 __all__ = ["create_user"]
 

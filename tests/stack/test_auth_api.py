@@ -51,9 +51,7 @@ def _claims(stack_env: dict[str, str], token: str) -> dict[str, Any]:
     return jwt.decode(token, stack_env["JWT_SECRET"], algorithms=["HS256"], audience="authenticated")
 
 
-def test_sign_up_gives_a_session_whose_token_rls_accepts(
-    stack_env: dict[str, str], anon: SyncGoTrueClient
-) -> None:
+def test_sign_up_gives_a_session_whose_token_rls_accepts(stack_env: dict[str, str], anon: SyncGoTrueClient) -> None:
     email = _email()
     signed_up = anon.sign_up({"email": email, "password": PASSWORD, "options": {"data": {"team": "a"}}})
     assert signed_up.session is not None and signed_up.user is not None
