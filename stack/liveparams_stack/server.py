@@ -33,6 +33,9 @@ REST_POOL_SIZE = 10
 AUTH_POOL_SIZE = 4
 SHUTDOWN_GRACE_S = 3.0
 PARENT_POLL_S = 1.0
+# Supabase services the stack does not run: each answers a clear refusal instead of a bare 404.
+UNSERVED = {"/storage/v1": "Storage", "/functions/v1": "Edge Functions", "/graphql/v1": "GraphQL",
+            "/pg": "the postgres-meta API"}  # fmt: skip
 # What Supabase's gateway answers, so a browser UI on a dev server can use the stack as it uses Supabase.
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -97,11 +100,21 @@ def build_app(config: ServerConfig) -> web.Application:
     RestApi(pool, config.jwt_secret, faults).add_routes(app)
     AuthApi(auth_pool, AuthSettings(config.jwt_secret)).add_routes(app)
     add_realtime(app, dsn=config.dsn, jwt_secret=config.jwt_secret, faults=faults)
+    for prefix, service in UNSERVED.items():
+        app.router.add_route("*", prefix + "/{rest:.*}", _unserved(service))
     if faults is not None:
         add_fault_routes(app, faults)
     if config.stop_with_parent is not None:
         _stop_with_parent(app, config.stop_with_parent)  # last: its cleanup must run after the others
     return app
+
+
+def _unserved(service: str) -> Handler:
+    async def refuse(_: web.Request) -> web.Response:
+        message = f"not supported by the liveparams development stack: {service}"
+        return web.json_response({"statusCode": "501", "error": "not_supported", "message": message}, status=501)
+
+    return refuse
 
 
 @web.middleware
