@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from supabase_auth import SyncGoTrueClient
 
@@ -91,6 +92,15 @@ def service_http(stack_env: dict[str, str]) -> Iterator[httpx.Client]:
         base_url=stack_env["API_URL"], headers={"apikey": key, "Authorization": f"Bearer {key}"}
     ) as client:
         yield client
+
+
+@pytest.fixture
+def db(stack_env: dict[str, str]) -> Iterator[psycopg.Connection[Any]]:
+    """The stack's database as its superuser (autocommit); skips against a real stack without ``SUPABASE_DB_URL``."""
+    if "DB_URL" not in stack_env:
+        pytest.skip("needs the database directly (set SUPABASE_DB_URL)")
+    with psycopg.connect(stack_env["DB_URL"], autocommit=True) as conn:
+        yield conn
 
 
 @pytest.fixture

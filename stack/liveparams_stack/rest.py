@@ -257,26 +257,30 @@ class RestApi:
 
     async def _column_defaults(self, table_name: str, names: list[str]) -> list[tuple[str, str]]:
         """``(column, default expression)`` for the named columns that have a default, from the catalog."""
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "select a.attname, pg_get_expr(d.adbin, d.adrelid) from pg_attribute a"
-                " join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum"
-                " where a.attrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass"
-                " and a.attname = any(%s) and a.attgenerated = ''",
-                [SCHEMA, table_name, names],
-            )
-            return [(name, expression) for name, expression in await cursor.fetchall()]
+        rows = await self._catalog(
+            "select a.attname, pg_get_expr(d.adbin, d.adrelid) from pg_attribute a"
+            " join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum"
+            " where a.attrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass"
+            " and a.attname = any(%s) and a.attgenerated = ''",
+            [SCHEMA, table_name, names],
+        )
+        return [(name, expression) for name, expression in rows]
 
     async def _primary_key(self, table_name: str) -> list[str]:
+        rows = await self._catalog(
+            "select a.attname from pg_index i"
+            " join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace"
+            " join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)"
+            " where i.indisprimary and n.nspname = %s and c.relname = %s",
+            [SCHEMA, table_name],
+        )
+        return [row[0] for row in rows]
+
+    async def _catalog(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """Rows of a catalog query, outside the caller's transaction (as PostgREST's schema cache is)."""
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "select a.attname from pg_index i"
-                " join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace"
-                " join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)"
-                " where i.indisprimary and n.nspname = %s and c.relname = %s",
-                [SCHEMA, table_name],
-            )
-            return [row[0] for row in await cursor.fetchall()]
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchall()
 
     # -- functions -------------------------------------------------------------------------------
 

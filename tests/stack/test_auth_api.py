@@ -7,7 +7,7 @@ that need the database directly skip without ``DB_URL``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -33,14 +33,6 @@ def anon(stack_env: dict[str, str]) -> SyncGoTrueClient:
 @pytest.fixture
 def admin(stack_env: dict[str, str]) -> Any:
     return auth_client(stack_env, stack_env["SERVICE_ROLE_KEY"]).admin
-
-
-@pytest.fixture
-def db(stack_env: dict[str, str]) -> Iterator[psycopg.Connection[Any]]:
-    if "DB_URL" not in stack_env:
-        pytest.skip("needs the database directly (set SUPABASE_DB_URL)")
-    with psycopg.connect(stack_env["DB_URL"], autocommit=True) as conn:
-        yield conn
 
 
 def _email() -> str:

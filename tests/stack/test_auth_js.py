@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
+from node_support import needs_node, run_supabase_js
 
-pytestmark = [
-    pytest.mark.stack,
-    pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
-]
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.stack, needs_node]
 
 SCRIPT = """
 import { createClient } from '@supabase/supabase-js'
@@ -48,13 +40,9 @@ console.log(JSON.stringify(out))
 
 def test_supabase_js_signs_in_refreshes_and_administers(stack_env: dict[str, str]) -> None:
     job_id = str(uuid.uuid4())
-    env = {**os.environ, **stack_env, "EMAIL": f"{uuid.uuid4().hex}@liveparams.test", "PASSWORD": "panel-pass-1",
+    env = {**stack_env, "EMAIL": f"{uuid.uuid4().hex}@liveparams.test", "PASSWORD": "panel-pass-1",
            "JOB_ID": job_id}  # fmt: skip
-    # Node 20 has WebSocket only behind this flag; supabase-js builds its realtime client eagerly.
-    argv = ["node", "--experimental-websocket", "--no-warnings", "--input-type=module", "-e", SCRIPT]
-    done = subprocess.run(argv, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
+    out = run_supabase_js(SCRIPT, env)
     assert out["created"] == {"job_id": job_id, "provider": "email", "providers": ["email"]}
     assert out["wrong"] == {"status": 400, "code": "invalid_credentials", "name": "AuthApiError"}
     assert out["signedIn"] == env["EMAIL"] and out["claims"] == job_id and out["user"] is True

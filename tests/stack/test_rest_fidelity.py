@@ -45,14 +45,6 @@ class Rest:
 
 
 @pytest.fixture
-def db(stack_env: dict[str, str]) -> Iterator[psycopg.Connection[Any]]:
-    if "DB_URL" not in stack_env:
-        pytest.skip("creates tables and functions: needs the database directly (set SUPABASE_DB_URL)")
-    with psycopg.connect(stack_env["DB_URL"], autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
 def table(db: psycopg.Connection[Any]) -> Iterator[str]:
     """A fresh table ``(id int primary key, name text default 'unnamed', tag text)`` with three rows."""
     name = f"fidelity_{uuid.uuid4().hex[:8]}"
