@@ -321,7 +321,8 @@ class RestApi:
             statement = sql.SQL("select coalesce(json_agg(_r), '[]'::json)::text, count(*)") + source + joiner
             statement += call + sql.SQL(" _r")
         else:
-            statement = sql.SQL("select to_json({call})::text, 1").format(call=call) + source
+            # A scalar NULL is the JSON body `null`, as PostgREST answers it, never an empty body.
+            statement = sql.SQL("select coalesce(to_json({call})::text, 'null'), 1").format(call=call) + source
         async with self._transaction(request, identity, f"rpc/{name}") as conn:
             cursor = await conn.execute(statement, [raw] if uses_body else [])
             result, count = await cursor.fetchone() or (None, 0)

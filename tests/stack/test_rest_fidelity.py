@@ -139,6 +139,7 @@ def test_row_typed_and_whole_body_arguments(service: Rest, table: str, db: psyco
     db.execute(f"create function public.{table}_echo(json) returns json language sql as $$ select $1 $$")
     db.execute("notify pgrst, 'reload schema'")
     assert service.client.rpc(f"{table}_label", {"r": {"id": 1, "name": "n", "tag": "t"}}).execute().data == "n/t"
+    assert service.client.rpc(f"{table}_label", {"r": None}).execute().data is None  # the body is JSON `null`
     assert service.client.rpc(f"{table}_echo", {"any": [1, "two"]}).execute().data == {"any": [1, "two"]}
 
 
