@@ -56,6 +56,8 @@ class ServerConfig:
     jwt_secret: str
     enable_faults: bool = False
     host: str = "127.0.0.1"
+    # The project whose supabase/config.toml sets Auth's knobs, as it does for `supabase start`.
+    project_dir: Path | None = None
     # The stack to release (PostgreSQL stopped, state deleted) if the process that started us dies.
     stop_with_parent: Path | None = None
 
@@ -98,7 +100,8 @@ def build_app(config: ServerConfig) -> web.Application:
     app.on_cleanup.append(close_pool)
     app.router.add_get("/_liveparams/health", health)
     RestApi(pool, config.jwt_secret, faults).add_routes(app)
-    AuthApi(auth_pool, AuthSettings(config.jwt_secret)).add_routes(app)
+    config_toml = config.project_dir / "supabase" / "config.toml" if config.project_dir else None
+    AuthApi(auth_pool, AuthSettings.from_config(config_toml, config.jwt_secret)).add_routes(app)
     add_realtime(app, dsn=config.dsn, jwt_secret=config.jwt_secret, faults=faults)
     for prefix, service in UNSERVED.items():
         app.router.add_route("*", prefix + "/{rest:.*}", _unserved(service))

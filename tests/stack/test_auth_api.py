@@ -80,6 +80,9 @@ def test_password_sign_in_and_its_refusals(anon: SyncGoTrueClient, admin: Any) -
     with pytest.raises(AuthApiError) as taken:
         anon.sign_up({"email": email, "password": PASSWORD})
     assert (taken.value.status, taken.value.code) == (422, "user_already_exists")
+    with pytest.raises(AuthApiError) as anonymous:  # off by default in supabase/config.toml
+        anon.sign_in_anonymously()
+    assert (anonymous.value.status, anonymous.value.code) == (422, "anonymous_provider_disabled")
     with pytest.raises(AuthWeakPasswordError) as weak:
         anon.sign_up({"email": _email(), "password": "123"})
     assert weak.value.status == 422 and weak.value.reasons == ["length"]
@@ -95,6 +98,11 @@ def test_the_user_reads_and_updates_itself_but_not_its_app_metadata(
     assert got is not None and got.user.id == session.user.id
     updated = anon.update_user({"data": {"b": None, "c": 3}}).user
     assert updated.user_metadata == {"a": 1, "c": 3}  # merged key by key; null removes, as GoTrue does
+    with pytest.raises(AuthApiError) as same:
+        anon.update_user({"password": PASSWORD})
+    assert (same.value.status, same.value.code) == (422, "same_password")
+    anon.update_user({"password": PASSWORD + "-new"})
+    assert anon.sign_in_with_password({"email": session.user.email or "", "password": PASSWORD + "-new"}).session
 
     response = httpx.put(
         f"{stack_env['API_URL']}/auth/v1/user",

@@ -15,7 +15,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -24,29 +23,18 @@ from psycopg_pool import AsyncConnectionPool
 from liveparams.tokens import mint_jwt
 from liveparams_stack.auth import store
 from liveparams_stack.auth.errors import AuthApiError, error_response, not_supported
+from liveparams_stack.auth.settings import AuthSettings
 from liveparams_stack.identity import AuthError, Identity, bearer_token, identify
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "/auth/v1"
-ACCESS_TOKEN_TTL_S = 3600  # the CLI's auth.jwt_expiry
-REFRESH_TOKEN_REUSE_INTERVAL_S = 10.0  # the CLI's auth.refresh_token_reuse_interval
-MIN_PASSWORD_LENGTH = 6  # the CLI's auth.minimum_password_length
 ADMIN_ROLES = frozenset({"service_role", "supabase_admin"})
 DEFAULT_PER_PAGE = 50
 LOGOUT_SCOPES = ("global", "local", "others")
 INVALID_LOGIN = AuthApiError(400, "invalid_credentials", "Invalid login credentials")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class AuthSettings:
-    """The knobs ``supabase/config.toml`` sets for Auth, at the CLI's defaults."""
-
-    jwt_secret: str
-    access_token_ttl_s: int = ACCESS_TOKEN_TTL_S
-    reuse_interval_s: float = REFRESH_TOKEN_REUSE_INTERVAL_S
 
 
 class AuthApi:
@@ -94,17 +82,26 @@ class AuthApi:
 
     async def _signup(self, request: web.Request) -> web.Response:
         body = await _json(request)
+        if not self._settings.signup_enabled:
+            raise AuthApiError(422, "signup_disabled", "Signups not allowed for this instance")
+        if not body.get("email") and not body.get("phone"):
+            if not self._settings.anonymous_sign_ins:
+                raise AuthApiError(422, "anonymous_provider_disabled", "Anonymous sign-ins are disabled")
+            raise not_supported("anonymous sign-ins")
         if body.get("phone"):
             raise not_supported("phone sign-up")
         email, password = _email(body.get("email")), body.get("password")
         if not password:
             raise AuthApiError(400, "validation_failed", "Signup requires a valid password")
-        _check_password(password)
+        self._check_password(password)
+        confirmed = not self._settings.confirm_email
         async with self._pool.connection() as conn:
             if await store.find_user_by_email(conn, email) is not None:
                 raise AuthApiError(422, "user_already_exists", "User already registered")
-            new = store.NewUser(email=email, password=password, user_metadata=_object(body, "data"))
+            new = store.NewUser(email, password, email_confirmed=confirmed, user_metadata=_object(body, "data"))
             user = await store.create_user(conn, new)
+            if not confirmed:  # GoTrue would mail a link; the stack sends no mail, so the user stays unconfirmed
+                return web.json_response(user)
             session = await store.start_session(conn, user["id"], "password")
         logger.info("signed up user %s", user["id"])
         return web.json_response(await self._session_body(request, session))
@@ -129,7 +126,9 @@ class AuthApi:
             if not token:
                 raise AuthApiError(400, "validation_failed", "refresh_token required")
             async with self._pool.connection() as conn:
-                session = await store.rotate_refresh_token(conn, str(token), self._settings.reuse_interval_s)
+                session = await store.rotate_refresh_token(
+                    conn, str(token), self._settings.reuse_interval_s, self._settings.refresh_token_rotation
+                )
         elif grant in ("pkce", "id_token", "web3"):
             raise not_supported(f"grant_type={grant}")
         else:
@@ -152,9 +151,11 @@ class AuthApi:
             raise not_supported("changing the phone number or reauthentication")
         password = body.get("password")
         if password is not None:
-            _check_password(password)
+            self._check_password(password)
         async with self._pool.connection() as conn:
             user = await self._current_user(conn, identity)
+            if password is not None and await store.check_password(conn, user["email"], password) is not None:
+                raise AuthApiError(422, "same_password", "New password should be different from the old password.")
             email = _email(body["email"]) if body.get("email") else None
             if email is not None and email != user["email"]:
                 other = await store.find_user_by_email(conn, email)
@@ -201,7 +202,7 @@ class AuthApi:
         if not body.get("email"):
             raise AuthApiError(400, "validation_failed", "Cannot create a user without either an email or phone")
         if body.get("password") is not None:
-            _check_password(body["password"])
+            self._check_password(body["password"])
         new = store.NewUser(
             email=_email(body["email"]),
             password=body.get("password"),
@@ -230,7 +231,7 @@ class AuthApi:
         if unsupported:
             raise not_supported(f"admin update_user with {', '.join(unsupported)}")
         if body.get("password") is not None:
-            _check_password(body["password"])
+            self._check_password(body["password"])
         async with self._pool.connection() as conn:
             user = await store.update_user(
                 conn,
@@ -258,6 +259,13 @@ class AuthApi:
         raise not_supported(f"{request.method} {request.path}")
 
     # -- plumbing --------------------------------------------------------------------------------
+
+    def _check_password(self, password: Any) -> None:
+        minimum = self._settings.min_password_length
+        if not isinstance(password, str) or len(password) < minimum:
+            raise AuthApiError(
+                422, "weak_password", f"Password should be at least {minimum} characters.", reasons=["length"]
+            )
 
     def _identity(self, request: web.Request) -> Identity:
         if bearer_token(request.headers) is None:
@@ -295,7 +303,7 @@ class AuthApi:
         async with self._pool.connection() as conn:
             methods = await store.session_methods(conn, session.session_id) or []
         user = session.user
-        ttl = self._settings.access_token_ttl_s
+        ttl = self._settings.jwt_expiry_s
         claims = {
             "iss": f"{request.scheme}://{request.host}{PREFIX}",
             "sub": user["id"],
@@ -358,13 +366,6 @@ def _email(value: Any) -> str:
     if not (local and at and "." in domain) or len(email) > 255:
         raise AuthApiError(400, "email_address_invalid", f'Email address "{value}" is invalid')
     return email
-
-
-def _check_password(password: Any) -> None:
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
-        raise AuthApiError(
-            422, "weak_password", f"Password should be at least {MIN_PASSWORD_LENGTH} characters.", reasons=["length"]
-        )
 
 
 def _positive(query: Any, name: str, default: int) -> int:

@@ -189,23 +189,24 @@ async def start_session(conn: Conn, user_id: str, method: str) -> Session:
     return Session(session_id, token, await get_user(conn, user_id))
 
 
-async def rotate_refresh_token(conn: Conn, token: str, reuse_interval_s: float) -> Session:
+async def rotate_refresh_token(conn: Conn, token: str, reuse_interval_s: float, revoke_on_reuse: bool) -> Session:
     """Exchange a refresh token for its successor, as GoTrue's refresh grant does (v1 tokens).
 
     A valid token is revoked and a child issued. A revoked one is answered with
     the session's current token when it is that token's parent (the client lost
     the answer); within ``reuse_interval_s`` of its revocation it still yields a
     new child (concurrent refreshes); later it is reuse: every token of the
-    session is revoked (committed) and ``refresh_token_already_used`` raised.
+    session is revoked (committed, when ``revoke_on_reuse``: config.toml's
+    ``enable_refresh_token_rotation``) and ``refresh_token_already_used`` raised.
     """
     async with conn.transaction():
-        outcome = await _rotate(conn, token, reuse_interval_s)
+        outcome = await _rotate(conn, token, reuse_interval_s, revoke_on_reuse)
     if isinstance(outcome, AuthApiError):  # raised only now: the revocations above must commit
         raise outcome
     return outcome
 
 
-async def _rotate(conn: Conn, token: str, reuse_interval_s: float) -> Session | AuthApiError:
+async def _rotate(conn: Conn, token: str, reuse_interval_s: float, revoke_on_reuse: bool) -> Session | AuthApiError:
     cursor = await conn.execute(
         "select id, user_id, revoked, updated_at, session_id, now(),"
         " exists (select 1 from auth.sessions s where s.id = session_id)"
@@ -233,11 +234,12 @@ async def _rotate(conn: Conn, token: str, reuse_interval_s: float) -> Session | 
         if active is not None and active[1] == token:
             issued = active[0]
         elif now > revoked_at + timedelta(seconds=reuse_interval_s):
-            await conn.execute(
-                "update auth.refresh_tokens set revoked = true, updated_at = now()"
-                " where session_id = %s and not revoked",
-                [session_id],
-            )
+            if revoke_on_reuse:
+                await conn.execute(
+                    "update auth.refresh_tokens set revoked = true, updated_at = now()"
+                    " where session_id = %s and not revoked",
+                    [session_id],
+                )
             return AuthApiError(400, "refresh_token_already_used", "Invalid Refresh Token: Already Used")
     if issued is None:
         await conn.execute(
