@@ -148,9 +148,19 @@ def _age_tokens(db: psycopg.Connection[Any], session_id: str) -> None:
 
 
 def test_sign_out_ends_the_session(stack_env: dict[str, str], anon: SyncGoTrueClient) -> None:
-    session = anon.sign_up({"email": _email(), "password": PASSWORD}).session
+    email = _email()
+    session = anon.sign_up({"email": email, "password": PASSWORD}).session
     assert session is not None
+    laptop = auth_client(stack_env, stack_env["ANON_KEY"])
+    other = laptop.sign_in_with_password({"email": email, "password": PASSWORD}).session
+    assert other is not None
     anon.set_session(session.access_token, session.refresh_token)
+    anon.sign_out({"scope": "others"})  # ends the laptop's session only
+    with pytest.raises(AuthApiError):
+        laptop.refresh_session(other.refresh_token)
+    refreshed = anon.refresh_session().session
+    assert refreshed is not None
+    session = refreshed
     anon.sign_out()
     with pytest.raises(AuthApiError) as refused:
         anon.refresh_session(session.refresh_token)

@@ -173,7 +173,8 @@ class AuthApi:
         identity = self._user_identity(request)
         async with self._pool.connection() as conn:
             user = await self._current_user(conn, identity)
-            await store.end_sessions(conn, user["id"], str(identity.claims.get("session_id")), scope)
+            session_id = identity.claims.get("session_id")
+            await store.end_sessions(conn, user["id"], str(session_id) if session_id else None, scope)
         return web.Response(status=204)
 
     # -- admin -----------------------------------------------------------------------------------
@@ -247,8 +248,7 @@ class AuthApi:
 
     async def _admin_delete(self, request: web.Request) -> web.Response:
         self._require_admin(request)
-        raw = await request.text()
-        if raw.strip() and json.loads(raw).get("should_soft_delete"):
+        if (await _json(request)).get("should_soft_delete"):
             raise not_supported("soft-deleting users")
         async with self._pool.connection() as conn:
             await store.delete_user(conn, request.match_info["user_id"])

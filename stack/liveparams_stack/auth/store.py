@@ -267,10 +267,17 @@ async def session_methods(conn: Conn, session_id: str) -> list[tuple[str, int]] 
     return [(method, int(at)) for _, method, at in rows if method is not None]
 
 
-async def end_sessions(conn: Conn, user_id: str, session_id: str, scope: str) -> None:
-    """Log out: this session (``local``), all of the user's (``global``) or all but this one (``others``)."""
-    condition = {"local": "id = %s", "global": "%s::uuid is not null", "others": "id <> %s"}[scope]
-    await conn.execute(f"delete from auth.sessions where user_id = %s and {condition}", [user_id, session_id])
+async def end_sessions(conn: Conn, user_id: str, session_id: str | None, scope: str) -> None:
+    """Log out: this session (``local``), all of the user's (``global``) or all but this one (``others``).
+
+    A token without a session (minted, not signed in) ends them all, as GoTrue does.
+    """
+    if scope == "global" or session_id is None:
+        await conn.execute("delete from auth.sessions where user_id = %s", [user_id])
+    elif scope == "local":
+        await conn.execute("delete from auth.sessions where user_id = %s and id = %s", [user_id, session_id])
+    else:
+        await conn.execute("delete from auth.sessions where user_id = %s and id <> %s", [user_id, session_id])
 
 
 async def _issue_refresh_token(conn: Conn, user_id: str, session_id: str, parent: str | None) -> str:
