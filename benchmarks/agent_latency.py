@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -86,19 +85,13 @@ def stack_env() -> Iterator[dict[str, str]]:
             "JWT_SECRET": os.environ["SUPABASE_JWT_SECRET"],
         }
         return
-    from liveparams_stack.local import LocalStack
+    from liveparams_stack.local import LocalStack, free_port
 
     api_port, db_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp).chmod(0o755)  # PostgreSQL runs as its own OS user and must reach the state directory
         with LocalStack(Path(tmp) / "stack", api_port, db_port) as stack:
             yield stack.env()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bench_commits(n: int, spacing_s: float) -> tuple[list[float], list[float], float]:

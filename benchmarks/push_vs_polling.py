@@ -279,9 +279,9 @@ def read_outcomes(bench: Bench, job_id: str) -> dict[str, Any]:
     return outcomes
 
 
-def create_owner_and_jobs(api_url: str, db_url: str, names: list[str]) -> tuple[str, dict[str, str]]:
-    """An owner (the local stack's minimal auth.users) with one running job per design; returns its JWT and the jobs."""
-    owner_id, owner_jwt = create_user(db_url, "bench@liveparams.test")
+def create_owner_and_jobs(api_url: str, names: list[str]) -> tuple[str, dict[str, str]]:
+    """An owner (made by the Auth admin API) with one running job per design; returns its JWT and the jobs."""
+    owner_id, owner_jwt = create_user(api_url, "bench@liveparams.test")
     jobs = {}
     for name in names:
         response = httpx.post(
@@ -473,7 +473,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="liveparams-push-vs-polling-") as root:
         Path(root).chmod(0o755)  # PostgreSQL runs as the `postgres` user when this runs as root
         with LocalStack.on_free_ports(Path(root) / "stack", stop_with_caller=True) as stack:
-            owner_jwt, jobs = create_owner_and_jobs(stack.api_url, stack.db_url, ["polling", "liveparams"])
+            owner_jwt, jobs = create_owner_and_jobs(stack.api_url, ["polling", "liveparams"])
             bench = Bench(stack.api_url, owner_jwt, args.steps, args.step_time, root)
 
             console.print(f"[bold]polling (seed design)[/]: {args.steps} steps …")

@@ -10,7 +10,7 @@ A job row is updated ``--calls`` times through the ``request_parameter_update`` 
 - **commit_timestamp → callback**: PostgreSQL's commit time (ms resolution, same clock).
 
 Run: ``python benchmarks/realtime_latency.py [--calls 200]`` (starts a throw-away local stack
-on free ports), or point it at a running local stack with ``--api-url`` and ``--db-url``.
+on free ports), or point it at a running local stack with ``--api-url``.
 """
 
 from __future__ import annotations
@@ -39,19 +39,19 @@ from liveparams_stack.users import create_user
 
 
 @contextmanager
-def stack_urls(api_url: str | None, db_url: str | None) -> Iterator[tuple[str, str]]:
-    if api_url and db_url:
-        yield api_url, db_url
+def stack_url(api_url: str | None) -> Iterator[str]:
+    if api_url:
+        yield api_url
         return
     with tempfile.TemporaryDirectory(prefix="liveparams-bench-") as root:
         Path(root).chmod(0o755)  # PostgreSQL may run as another OS user
         with LocalStack.on_free_ports(Path(root) / "stack") as stack:
-            yield stack.api_url, stack.db_url
+            yield stack.api_url
 
 
-def make_job(api_url: str, db_url: str) -> tuple[str, str]:
+def make_job(api_url: str) -> tuple[str, str]:
     """A running job and its owner's JWT."""
-    owner_id, owner_jwt = create_user(db_url, "bench@liveparams.test")
+    owner_id, owner_jwt = create_user(api_url, "bench@liveparams.test")
     response = httpx.post(
         f"{api_url}/rest/v1/local_training_jobs",
         json={"user_id": owner_id, "status": "running", "name": "latency benchmark"},
@@ -122,10 +122,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--api-url", help="a running local stack's API URL (default: start a throw-away one)")
-    parser.add_argument("--db-url", help="its database URL (needed with --api-url, to create a user)")
     args = parser.parse_args()
-    with stack_urls(args.api_url, args.db_url) as (api_url, db_url):
-        job_id, jwt = make_job(api_url, db_url)
+    with stack_url(args.api_url) as api_url:
+        job_id, jwt = make_job(api_url)
         views = asyncio.run(measure(api_url, job_id, jwt, args.calls))
     print(f"commit → delivery to the official Python client, {args.calls} RPC calls (ms)")
     print(f"{'view':<30} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")

@@ -9,11 +9,27 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import jwt
 
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600
 ISSUER = "liveparams"
+
+
+def mint_jwt(claims: dict[str, Any], jwt_secret: str, expires_in: float | None = 3600.0) -> str:
+    """Sign ``claims`` with HS256, adding ``iat`` and (unless ``expires_in`` is None) ``exp``.
+
+    The one JWT minter of the project (job tokens, the local stack's Auth, tests).
+    Claims given by the caller win, so a test can mint an already expired token
+    by passing its own ``exp``.
+    """
+    now = int(time.time())
+    payload: dict[str, Any] = {"iat": now}
+    if expires_in is not None:
+        payload["exp"] = now + int(expires_in)
+    payload.update(claims)
+    return jwt.encode(payload, jwt_secret, algorithm="HS256")
 
 
 def mint_job_token(job_id: str, jwt_secret: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> str:
@@ -28,9 +44,7 @@ def mint_job_token(job_id: str, jwt_secret: str, ttl_seconds: int = DEFAULT_TTL_
         raise ValueError(f"the job id must be a uuid, got {job_id!r}") from None
     if ttl_seconds <= 0:
         raise ValueError(f"ttl must be positive, got {ttl_seconds} s")
-    now = int(time.time())
-    claims = {"role": "authenticated", "job_id": job_id, "iss": ISSUER, "iat": now, "exp": now + ttl_seconds}
-    return jwt.encode(claims, jwt_secret, algorithm="HS256")
+    return mint_jwt({"role": "authenticated", "job_id": job_id, "iss": ISSUER}, jwt_secret, expires_in=ttl_seconds)
 
 
 def parse_ttl(text: str) -> int:

@@ -19,15 +19,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from supabase_auth import SyncGoTrueClient
 
+from liveparams.tokens import mint_jwt
 from liveparams_stack import LocalStack, StackError
-from liveparams_stack.keys import mint_jwt
 from liveparams_stack.local import free_port
-from liveparams_stack.users import create_user
 
 REAL_STACK_KEYS = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
 JOB_TOKEN_TTL_S = 3600
+TEST_PASSWORD_BYTES = 16
 STACK_START_ATTEMPTS = 3
 
 
@@ -93,6 +95,15 @@ def service_http(stack_env: dict[str, str]) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
+def db(stack_env: dict[str, str]) -> Iterator[psycopg.Connection[Any]]:
+    """The stack's database as its superuser (autocommit); skips against a real stack without ``SUPABASE_DB_URL``."""
+    if "DB_URL" not in stack_env:
+        pytest.skip("needs the database directly (set SUPABASE_DB_URL)")
+    with psycopg.connect(stack_env["DB_URL"], autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
 def faults(local_stack: LocalStack | None) -> Iterator[Callable[..., dict[str, Any]]]:
     """``faults(action, **body)`` posts to the local stack's fault injection and returns its JSON; reset afterwards."""
     if local_stack is None:
@@ -109,23 +120,36 @@ def faults(local_stack: LocalStack | None) -> Iterator[Callable[..., dict[str, A
         inject("reset")
 
 
-@pytest.fixture(scope="session")
-def new_user(
-    stack_env: dict[str, str], local_stack: LocalStack | None, service_http: httpx.Client
-) -> Callable[[], tuple[str, str]]:
-    """``new_user()`` -> ``(user_id, jwt)``: a fresh auth user and an `authenticated` access token for it."""
+def auth_client(stack_env: dict[str, str], key: str) -> SyncGoTrueClient:
+    """The official Auth client (what ``supabase.auth`` is) on the stack, with ``key`` as its apikey."""
+    return SyncGoTrueClient(
+        url=f"{stack_env['API_URL']}/auth/v1",
+        headers={"apikey": key, "Authorization": f"Bearer {key}"},
+        auto_refresh_token=False,
+        persist_session=False,
+    )
 
-    def create() -> tuple[str, str]:
-        if local_stack is not None:  # the local stack has no GoTrue
-            return create_user(local_stack.db_url)
-        email = f"{uuid.uuid4().hex}@liveparams.test"  # a real stack: GoTrue's admin API
-        response = service_http.post(
-            "/auth/v1/admin/users", json={"email": email, "password": uuid.uuid4().hex, "email_confirm": True}
+
+@pytest.fixture(scope="session")
+def new_user(stack_env: dict[str, str]) -> Callable[..., tuple[str, str]]:
+    """``new_user(**attributes)`` -> ``(user_id, jwt)``: a user made by the admin API, and its signed-in access token.
+
+    The same calls on the local stack and on a real Supabase: the admin API
+    creates a confirmed user (``attributes`` such as ``app_metadata`` go along),
+    and a password sign-in returns the access token GoTrue issues.
+    """
+    admin = auth_client(stack_env, stack_env["SERVICE_ROLE_KEY"]).admin
+
+    def create(**attributes: Any) -> tuple[str, str]:
+        email, password = f"{uuid.uuid4().hex}@liveparams.test", uuid.uuid4().hex[:TEST_PASSWORD_BYTES]
+        user = admin.create_user({"email": email, "password": password, "email_confirm": True, **attributes}).user
+        session = (
+            auth_client(stack_env, stack_env["ANON_KEY"])
+            .sign_in_with_password({"email": email, "password": password})
+            .session
         )
-        response.raise_for_status()
-        user_id = response.json()["id"]
-        claims = {"sub": user_id, "role": "authenticated", "aud": "authenticated", "email": email}
-        return user_id, mint_jwt(claims, stack_env["JWT_SECRET"])
+        assert session is not None
+        return user.id, session.access_token
 
     return create
 

@@ -92,11 +92,11 @@ def _recorder(view: LiveView, step_delay: float) -> Any:
 
 
 def _create_owner_and_job(stack: LocalStack) -> tuple[str, str, str]:
-    """Sign up an owner (the local stack's minimal auth.users) and create a running job as that owner."""
+    """Sign up an owner through the stack's Auth admin API and create a running job as that owner."""
     from liveparams_stack.keys import ANON_KEY
     from liveparams_stack.users import create_user
 
-    owner_id, owner_jwt = create_user(stack.db_url, "demo@liveparams.test")
+    owner_id, owner_jwt = create_user(stack.api_url, "demo@liveparams.test")
 
     async def create_job() -> str:
         async with connect(ClientConfig(stack.api_url, ANON_KEY, owner_jwt)) as client:

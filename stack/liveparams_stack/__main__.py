@@ -16,12 +16,20 @@ def main(argv: list[str] | None = None) -> None:
     serve_parser.add_argument("--dsn", required=True, help="superuser DSN of the stack's database")
     serve_parser.add_argument("--jwt-secret", required=True)
     serve_parser.add_argument("--enable-faults", action="store_true")
+    serve_parser.add_argument("--project-dir", type=Path, help="the project whose supabase/config.toml configures Auth")
     serve_parser.add_argument(
         "--stop-with-parent", type=Path, metavar="STATE_DIR", help="release this stack when the parent process dies"
     )
     args = parser.parse_args(argv)
     serve(
-        ServerConfig(args.port, args.dsn, args.jwt_secret, args.enable_faults, stop_with_parent=args.stop_with_parent)
+        ServerConfig(
+            args.port,
+            args.dsn,
+            args.jwt_secret,
+            args.enable_faults,
+            stop_with_parent=args.stop_with_parent,
+            project_dir=args.project_dir,
+        )
     )
 
 

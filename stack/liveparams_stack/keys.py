@@ -1,4 +1,4 @@
-"""The well-known keys of a local Supabase stack, and JWT minting.
+"""The well-known keys of a local Supabase stack.
 
 The values are the ones `supabase start` (Supabase CLI 3.1.0) prints, read from
 the CLI's sources: it signs ``{"iss": "supabase-demo", "role": <role>, "exp":
@@ -9,11 +9,6 @@ They are public; never use them for anything but local development.
 """
 
 from __future__ import annotations
-
-import time
-from typing import Any
-
-import jwt
 
 JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 
@@ -34,18 +29,9 @@ SECRET_KEY = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz"
 OPAQUE_KEY_ROLES = {PUBLISHABLE_KEY: "anon", SECRET_KEY: "service_role"}
 
 
-def mint_jwt(claims: dict[str, Any], secret: str = JWT_SECRET, expires_in: float | None = 3600.0) -> str:
-    """Sign ``claims`` with HS256, adding ``iat`` and (unless ``expires_in`` is None) ``exp``.
-
-    Claims given by the caller win, so a test can mint an already expired token
-    by passing its own ``exp``.
-    """
-    now = int(time.time())
-    payload: dict[str, Any] = {"iat": now}
-    if expires_in is not None:
-        payload["exp"] = now + int(expires_in)
-    payload.update(claims)
-    return jwt.encode(payload, secret, algorithm="HS256")
+def is_opaque_key(token: str) -> bool:
+    """``sb_``-prefixed keys are API keys, never user tokens."""
+    return token.startswith("sb_")
 
 
 __all__ = [
@@ -55,5 +41,5 @@ __all__ = [
     "PUBLISHABLE_KEY",
     "SECRET_KEY",
     "SERVICE_ROLE_KEY",
-    "mint_jwt",
+    "is_opaque_key",
 ]

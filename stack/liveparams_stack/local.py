@@ -224,6 +224,7 @@ class LocalStack:
             raise StackError(f"127.0.0.1:{self.api_port} (API port) is already in use")
         argv = [sys.executable, "-m", "liveparams_stack", "serve", "--port", str(self.api_port)]
         argv += ["--dsn", self.db_url, "--jwt-secret", keys.JWT_SECRET]
+        argv += ["--project-dir", str(self.project_dir or find_project_dir())]
         if self.enable_faults:
             argv.append("--enable-faults")
         if self.stop_with_caller:

@@ -1,12 +1,16 @@
 """``/rest/v1``: the subset of PostgREST that supabase-py and supabase-js use here.
 
-Tables: ``GET`` (``select``, filters ``eq neq gt gte lt lte like ilike in is`` with
-``not.``, ``order``, ``limit``, ``offset``, single object via ``Accept:
-application/vnd.pgrst.object+json``, ``Prefer: count=exact``), ``POST`` (insert;
-upsert with ``Prefer: resolution=merge-duplicates|ignore-duplicates`` and
-``on_conflict``), ``PATCH`` (update) and ``DELETE``, each honouring ``Prefer:
-return=representation``. Functions: ``POST``/``GET /rpc/<name>`` with named
-arguments.
+Tables: ``GET`` (``select``, the filter operators in ``_COMPARISONS`` plus ``in``,
+``is`` and full-text search, each with ``not.``, ``order``, ``limit``,
+``offset``, single object via ``Accept: application/vnd.pgrst.object+json``),
+``POST`` (insert; upsert with ``Prefer: resolution=merge-duplicates|ignore-duplicates``
+and ``on_conflict``; ``Prefer: missing=default``), ``PATCH`` (update) and
+``DELETE``, each honouring ``Prefer: return=representation`` and ``Prefer:
+count=exact``. Functions: ``POST``/``GET /rpc/<name>`` with named arguments, or
+one unnamed json/jsonb parameter that takes the whole body. Everything else
+PostgREST offers (embedding, ``or``/``and``, ``Range``, CSV, …) is refused with
+`not_supported`, never answered differently. ``Prefer: tx`` is accepted and
+ignored, as on ``supabase start`` (its PostgREST runs with ``db-tx-end=commit``).
 
 Every request runs in one transaction that does what PostgREST does: ``set
 local role`` to the caller's role and ``request.jwt.claims`` to its claims, so
@@ -29,18 +33,30 @@ from aiohttp import web
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from liveparams_stack.auth import ANON_ROLE, AuthError, Identity, identify
 from liveparams_stack.faults import Faults
+from liveparams_stack.identity import ANON_ROLE, AuthError, Identity, identify
 
 SCHEMA = "public"
 EXPOSED_SCHEMAS = ("public", "graphql_public")
 EXTRA_SEARCH_PATH = "public, extensions"
 SINGLE_OBJECT = "application/vnd.pgrst.object+json"
+NOT_SUPPORTED = "not supported by the liveparams development stack: "
 _RESERVED_PARAMS = frozenset({"select", "order", "limit", "offset", "on_conflict", "columns"})
 _COMPARISONS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "like",
-                "ilike": "ilike"}  # fmt: skip
+                "ilike": "ilike", "match": "~", "imatch": "~*", "isdistinct": "is distinct from", "cs": "@>",
+                "cd": "<@", "ov": "&&", "sl": "<<", "sr": ">>", "nxr": "&<", "nxl": "&>", "adj": "-|-"}  # fmt: skip
+_FULL_TEXT = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery",
+              "wfts": "websearch_to_tsquery"}  # fmt: skip
+# Prefer values PostgREST accepts (any other is "invalid": ignored, or refused under handling=strict).
+_PREFERENCES = {"resolution": {"merge-duplicates", "ignore-duplicates"}, "return": {"representation", "minimal",
+                "headers-only"}, "count": {"exact", "planned", "estimated"}, "tx": {"commit", "rollback"},
+                "missing": {"default", "null"}, "handling": {"strict", "lenient"}}  # fmt: skip
+_UNSUPPORTED_PREFERENCES = {("count", "planned"), ("count", "estimated"), ("return", "headers-only")}
+# Response media types PostgREST can produce that the stack does not.
+_UNSUPPORTED_MEDIA = ("text/csv", "application/geo+json", "application/vnd.pgrst.plan", "application/octet-stream",
+                      "text/plain", "text/xml", "nulls=stripped")  # fmt: skip
 _ORDER_MODIFIERS = {"asc": "asc", "desc": "desc", "nullsfirst": "nulls first", "nullslast": "nulls last"}
-_IS_VALUES = {"null": "null", "true": "true", "false": "false", "unknown": "unknown"}
+_IS_VALUES = {"null": "null", "not_null": "not null", "true": "true", "false": "false", "unknown": "unknown"}
 
 # PostgREST's SQLSTATE -> HTTP status table (docs/references/errors.rst); anything else is 400.
 _STATUS_BY_CODE = {"23503": 409, "23505": 409, "25006": 405, "53400": 500, "P0001": 400, "42883": 404, "42P01": 404,
@@ -57,6 +73,12 @@ class PostgrestError(Exception):
         super().__init__(message)
         self.status = status
         self.body = {"code": code, "details": details, "hint": hint, "message": message}
+
+    @classmethod
+    def not_supported(cls, feature: str) -> PostgrestError:
+        """What every PostgREST feature the stack lacks answers, instead of a different result."""
+        return cls(501, "PGRST501", NOT_SUPPORTED + feature,
+                   hint="Run this request against `supabase start`, or use the subset in docs/testing.md.")  # fmt: skip
 
     @classmethod
     def from_database(cls, exc: psycopg.Error, role: str) -> PostgrestError:
@@ -88,6 +110,15 @@ class _Function:
     returns_set: bool
     returns_void: bool
 
+    @property
+    def takes_whole_body(self) -> bool:
+        """One unnamed json/jsonb parameter: PostgREST passes it the request body as is."""
+        return len(self.arg_types) == 1 and not self.arg_names[0] and self.arg_types[0] in ("json", "jsonb")
+
+    def signature(self) -> str:
+        params = ", ".join(f"{n} => {t}" for n, t in zip(self.arg_names, self.arg_types, strict=True))
+        return f"{SCHEMA}.{self.name}({params})"
+
 
 class RestApi:
     """The ``/rest/v1`` routes over a pool of connections logged in as ``authenticator``."""
@@ -108,6 +139,7 @@ class RestApi:
             identity = identify(request.headers, self._jwt_secret)
             role = identity.role
             _check_schema(request)
+            _check_supported(request)
             path = request.match_info["path"].strip("/")
             if path.startswith("rpc/"):
                 return await self._rpc(request, identity, path[4:])
@@ -119,8 +151,8 @@ class RestApi:
                 message = f"Could not find the table '{SCHEMA}.{path}' in the schema cache"
                 raise PostgrestError(404, "PGRST205", message) from None
         except AuthError as exc:
-            headers = {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc}"'}
-            return web.json_response(exc.body, status=401, headers=headers)
+            headers = {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc.message}"'}
+            return web.json_response(exc.postgrest_body(), status=401, headers=headers)
         except PostgrestError as exc:
             return web.json_response(exc.body, status=exc.status)
         except psycopg.Error as exc:
@@ -145,33 +177,46 @@ class RestApi:
             async with self._transaction(request, identity, table_name) as conn:
                 rows = await _json_rows(conn, body_sql, params)
                 total = await _scalar(conn, count_sql, params) if prefer.get("count") == "exact" else None
-            return _rows_response(request, rows, 200, total=total, head=request.method == "HEAD")
+            offset = int(query.get("offset", 0))
+            return _rows_response(request, rows, total=total, offset=offset, head=request.method == "HEAD")
 
+        if any(name in query for name in ("order", "limit", "offset")):
+            raise PostgrestError.not_supported(f"order, limit and offset on {request.method}")
         payload = await _json_body(request)
         if request.method == "POST":
             statement, statement_params = await self._insert_sql(table, table_name, query, prefer, payload)
-            status = 201
         elif request.method == "PATCH":
             if not isinstance(payload, dict) or not payload:
                 raise PostgrestError(400, "PGRST102", "Empty or invalid json")
             columns = sql.SQL(", ").join(map(sql.Identifier, payload))
             statement = sql.SQL(
-                "update {table} set ({cols}) = (select {cols} from json_populate_record(null::{table}, %s::json))"
-                "{where} returning *"
+                "update {table} as _target set ({cols}) = (select {cols} from json_populate_record(null::{table},"
+                " %s::json)){where}"
             ).format(table=table, cols=columns, where=where)
-            statement_params, status = [json.dumps(payload), *params], 200
+            statement_params = [json.dumps(payload), *params]
         elif request.method == "DELETE":
-            statement = sql.SQL("delete from {table}{where} returning *").format(table=table, where=where)
-            statement_params, status = params, 200
+            statement = sql.SQL("delete from {table} as _target{where}").format(table=table, where=where)
+            statement_params = params
+        elif request.method == "PUT":
+            raise PostgrestError.not_supported("PUT (single-row upsert); use POST with Prefer: resolution")
         else:
             raise PostgrestError(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
 
-        returned = sql.SQL("select {cols} from _written").format(cols=select_list)
         async with self._transaction(request, identity, table_name) as conn:
-            rows = await _json_rows(conn, returned, statement_params, written=statement)
+            rows, affected, inserted = await _written_rows(conn, statement, statement_params, select_list)
+        total = affected if prefer.get("count") == "exact" else None
+        if request.method == "POST":
+            # PostgREST: 201, or 200 when a merge-duplicates upsert inserted nothing (every row was an update).
+            nothing_new = inserted == 0 and prefer.get("resolution") == "merge-duplicates"
+            status, content_range = (200 if nothing_new else 201), _content_range(1, 0, total)
+        else:
+            status, content_range = 200, _content_range(0, affected - 1, total)
+            if request.method == "DELETE":
+                content_range = _content_range(1, 0, total)
         if prefer.get("return") != "representation":
-            return web.Response(status=201 if status == 201 else 204, headers=_content_range(len(rows), None))
-        return _rows_response(request, rows, status, total=None)
+            return web.Response(status=204 if status == 200 and request.method != "POST" else status,
+                                headers=content_range)  # fmt: skip
+        return _representation(request, rows, status, content_range)
 
     async def _insert_sql(
         self, table: sql.Composable, table_name: str, query: Any, prefer: dict[str, str], payload: Any
@@ -183,9 +228,18 @@ class RestApi:
         if "columns" not in query and any(set(row) != set(names) for row in rows):
             raise PostgrestError(400, "PGRST102", "All object keys must match")
         columns = sql.SQL(", ").join(map(sql.Identifier, names))
+        source: sql.Composable = sql.SQL("%s::json")
+        if prefer.get("missing") == "default":  # keys a row lacks take the column default, evaluated per row
+            defaults = await self._column_defaults(table_name, names)
+            if defaults:
+                pairs = sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(n), sql.SQL(d)) for n, d in defaults)
+                source = sql.SQL(
+                    "(select coalesce(jsonb_agg(jsonb_build_object({pairs}) || _e), '[]') from"
+                    " jsonb_array_elements(%s::jsonb) _e)::json"
+                ).format(pairs=pairs)
         statement = sql.SQL(
-            "insert into {table} ({cols}) select {cols} from json_populate_recordset(null::{table}, %s::json)"
-        ).format(table=table, cols=columns)
+            "insert into {table} as _target ({cols}) select {cols} from json_populate_recordset(null::{table}, {src})"
+        ).format(table=table, cols=columns, src=source)
         resolution = prefer.get("resolution")
         if resolution in ("merge-duplicates", "ignore-duplicates"):
             conflict = (
@@ -199,55 +253,91 @@ class RestApi:
                     sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(name)) for name in names
                 )
             statement += sql.SQL(" on conflict ({target}) {action}").format(target=target, action=action)
-        return statement + sql.SQL(" returning *"), [json.dumps(rows)]
+        return statement, [json.dumps(rows)]
+
+    async def _column_defaults(self, table_name: str, names: list[str]) -> list[tuple[str, str]]:
+        """``(column, default expression)`` for the named columns that have a default, from the catalog."""
+        rows = await self._catalog(
+            "select a.attname, pg_get_expr(d.adbin, d.adrelid) from pg_attribute a"
+            " join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum"
+            " where a.attrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass"
+            " and a.attname = any(%s) and a.attgenerated = ''",
+            [SCHEMA, table_name, names],
+        )
+        return [(name, expression) for name, expression in rows]
 
     async def _primary_key(self, table_name: str) -> list[str]:
+        rows = await self._catalog(
+            "select a.attname from pg_index i"
+            " join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace"
+            " join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)"
+            " where i.indisprimary and n.nspname = %s and c.relname = %s",
+            [SCHEMA, table_name],
+        )
+        return [row[0] for row in rows]
+
+    async def _catalog(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """Rows of a catalog query, outside the caller's transaction (as PostgREST's schema cache is)."""
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "select a.attname from pg_index i"
-                " join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace"
-                " join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)"
-                " where i.indisprimary and n.nspname = %s and c.relname = %s",
-                [SCHEMA, table_name],
-            )
-            return [row[0] for row in await cursor.fetchall()]
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchall()
 
     # -- functions -------------------------------------------------------------------------------
 
     async def _rpc(self, request: web.Request, identity: Identity, name: str) -> web.StreamResponse:
+        prefer = _prefer(request)
+        query = request.rel_url.query
         if request.method == "POST":
+            if query:
+                raise PostgrestError.not_supported("filters, select, order and limit on /rpc results")
             raw = await request.text()
-            args = _parse_json(raw) if raw.strip() else {}
-            if not isinstance(args, dict):
-                raise PostgrestError(400, "PGRST102", "Empty or invalid json")
+            body = _parse_json(raw) if raw.strip() else {}
+            args = body if isinstance(body, dict) else None
         elif request.method in ("GET", "HEAD"):
-            args = dict(request.rel_url.query)
+            if any(key in _RESERVED_PARAMS for key in query):
+                raise PostgrestError.not_supported("select, order, limit and offset on /rpc results")
+            args = dict(query)
             raw = json.dumps(args)
         else:
             raise PostgrestError(405, "PGRST101", "Only GET and POST are allowed for functions")
-        function = await self._find_function(name, set(args))
-        given = [(n, t) for n, t in zip(function.arg_names, function.arg_types, strict=True) if n in args]
-        call = sql.SQL("{fn}({args})").format(
-            fn=sql.Identifier(SCHEMA, name),
-            args=sql.SQL(", ").join(sql.SQL("{n} => _args.{n}").format(n=sql.Identifier(n)) for n, _ in given),
-        )
-        record = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in given)
-        source = sql.SQL(" from json_to_record(%s::json) as _args({})").format(record) if given else sql.SQL("")
-        if function.returns_set:
-            source = source + (sql.SQL(", lateral ") if given else sql.SQL(" from ")) + call + sql.SQL(" _r")
-            statement = sql.SQL("select coalesce(json_agg(_r), '[]'::json)::text") + source
+        function = await self._find_function(name, args, whole_body_allowed=request.method == "POST")
+        source: sql.Composable = sql.SQL("")
+        if function.takes_whole_body:
+            call = sql.SQL("{fn}(%s::{t})").format(fn=sql.Identifier(SCHEMA, name), t=sql.SQL(function.arg_types[0]))
+            uses_body = True
         else:
-            statement = sql.SQL("select to_json({call})::text").format(call=call) + source
+            assert args is not None
+            given = [(n, t) for n, t in zip(function.arg_names, function.arg_types, strict=True) if n in args]
+            call = sql.SQL("{fn}({args})").format(
+                fn=sql.Identifier(SCHEMA, name),
+                args=sql.SQL(", ").join(sql.SQL("{n} => _args.{n}").format(n=sql.Identifier(n)) for n, _ in given),
+            )
+            record = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in given)
+            if given:
+                source = sql.SQL(" from json_to_record(%s::json) as _args({})").format(record)
+            uses_body = bool(given)
+        if function.returns_set:
+            joiner = sql.SQL(", lateral ") if uses_body and not function.takes_whole_body else sql.SQL(" from ")
+            statement = sql.SQL("select coalesce(json_agg(_r), '[]'::json)::text, count(*)") + source + joiner
+            statement += call + sql.SQL(" _r")
+        else:
+            # A scalar NULL is the JSON body `null`, as PostgREST answers it, never an empty body.
+            statement = sql.SQL("select coalesce(to_json({call})::text, 'null'), 1").format(call=call) + source
         async with self._transaction(request, identity, f"rpc/{name}") as conn:
-            result = await _scalar(conn, statement, [raw] if given else [])
+            cursor = await conn.execute(statement, [raw] if uses_body else [])
+            result, count = await cursor.fetchone() or (None, 0)
+        headers = _content_range(0, count - 1, count if prefer.get("count") == "exact" else None)
         if function.returns_void:
-            return web.Response(status=204)
-        return web.Response(text=result, content_type="application/json", charset="utf-8")
+            return web.Response(status=204, headers=headers)
+        if request.method == "HEAD":
+            return web.Response(status=200, headers=headers, content_type="application/json")
+        return web.Response(text=result, content_type="application/json", charset="utf-8", headers=headers)
 
-    async def _find_function(self, name: str, given: set[str]) -> _Function:
+    async def _find_function(self, name: str, args: dict[str, Any] | None, whole_body_allowed: bool) -> _Function:
+        """Pick the function PostgREST would call for these argument names, or refuse as it does (PGRST202/203)."""
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
-                "select coalesce(p.proargnames[1:p.pronargs], '{}'), "
+                "select coalesce(p.proargnames[1:p.pronargs], array_fill(''::text, array[p.pronargs])), "
                 "array(select format_type(t, null) from unnest(p.proargtypes) t), "
                 "p.pronargs - p.pronargdefaults, p.proretset, p.prorettype = 'void'::regtype "
                 "from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
@@ -258,10 +348,29 @@ class RestApi:
                 _Function(name, tuple(names), tuple(types), required, returns_set, returns_void)
                 for names, types, required, returns_set, returns_void in await cursor.fetchall()
             ]
-        for function in candidates:
-            if given <= set(function.arg_names) and set(function.arg_names[: function.required]) <= given:
-                return function
-        listed = ", ".join(sorted(given))
+        given = set(args) if args is not None else None
+        matches = [
+            function
+            for function in candidates
+            if given is not None
+            and given <= set(function.arg_names)
+            and set(function.arg_names[: function.required]) <= given
+            and all(function.arg_names)
+        ]
+        if not matches and whole_body_allowed:
+            matches = [function for function in candidates if function.takes_whole_body]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise PostgrestError(
+                300,
+                "PGRST203",
+                "Could not choose the best candidate function between: "
+                + ", ".join(function.signature() for function in matches),
+                hint="Try renaming the parameters or the function itself in the database so function overloading"
+                " can be resolved",
+            )
+        listed = ", ".join(sorted(given or ()))
         raise PostgrestError(
             404,
             "PGRST202",
@@ -300,19 +409,44 @@ def _check_schema(request: web.Request) -> None:
         )  # fmt: skip
 
 
+def _check_supported(request: web.Request) -> None:
+    """Refuse request features PostgREST has and the stack lacks, before they could change a result."""
+    if "Range" in request.headers:
+        raise PostgrestError.not_supported("the Range header (use limit and offset)")
+    accept = request.headers.get("Accept", "").lower()
+    for media in _UNSUPPORTED_MEDIA:
+        if media in accept:
+            raise PostgrestError.not_supported(f"Accept: {media}")
+    content_type = request.headers.get("Content-Type", "application/json").lower()
+    if request.method in ("POST", "PATCH", "PUT") and "json" not in content_type and request.can_read_body:
+        raise PostgrestError.not_supported(f"Content-Type: {content_type}")
+    for key in request.rel_url.query:
+        if key in ("or", "and", "not.or", "not.and"):
+            raise PostgrestError.not_supported("or/and filters")
+        if "->" in key:
+            raise PostgrestError.not_supported("JSON paths (->, ->>)")
+        if "." in key:
+            raise PostgrestError.not_supported("filters, order and limits on embedded resources")
+
+
 def _select_list(select: str) -> sql.Composable:
-    """``*`` or ``col``/``alias:col`` items; embedding and casts are not part of the subset."""
+    """``*`` or ``col``/``alias:col`` items; embedding, aggregates, casts and JSON paths are refused."""
     items: list[sql.Composable] = []
     for item in filter(None, (part.strip() for part in select.split(","))):
         if item == "*":
             items.append(sql.SQL("*"))
             continue
+        if "(" in item or item.startswith("..."):
+            raise PostgrestError.not_supported("embedded resources and aggregates in select")
+        if "::" in item:
+            raise PostgrestError.not_supported("casts in select")
+        if "->" in item:
+            raise PostgrestError.not_supported("JSON paths (->, ->>)")
         alias, colon, column = item.partition(":")
         if not colon:
             alias, column = "", item
-        if "::" in item or not column.replace("_", "").isalnum():
-            raise PostgrestError(400, "PGRST100", f'"failed to parse select parameter ({select})"',
-                                 "the local stack supports plain columns and aliases only")  # fmt: skip
+        if not column.replace("_", "").isalnum():
+            raise PostgrestError(400, "PGRST100", f'"failed to parse select parameter ({select})"')
         identifier = sql.Identifier(column)
         items.append(sql.SQL("{} as {}").format(identifier, sql.Identifier(alias)) if alias else identifier)
     return sql.SQL(", ").join(items) if items else sql.SQL("*")
@@ -326,10 +460,24 @@ def _where(query: Any) -> tuple[sql.Composable, list[Any]]:
             continue
         negate, operator, value = _split_filter(column, expression)
         target = sql.Identifier(column)
-        if operator in _COMPARISONS:
+        language, paren, _ = operator.partition("(")
+        if paren and language in _FULL_TEXT:  # fts(english).word
+            config = operator[len(language) + 1 : -1]
+            condition: sql.Composable = sql.SQL("{} @@ {}(%s::regconfig, %s)").format(
+                target, sql.SQL(_FULL_TEXT[language])
+            )
+            params.extend([config, value])
+        elif paren:
+            raise PostgrestError.not_supported(f"the {operator} filter modifier")
+        elif operator in _FULL_TEXT:
+            condition = sql.SQL("{} @@ {}(%s)").format(target, sql.SQL(_FULL_TEXT[operator]))
+            params.append(value)
+        elif operator in _COMPARISONS:
             if operator in ("like", "ilike"):
                 value = value.replace("*", "%")
-            condition: sql.Composable = sql.SQL("{} {} %s").format(target, sql.SQL(_COMPARISONS[operator]))
+            if operator == "ov" and value.startswith("(") and value.endswith(")"):
+                value = "{" + value[1:-1] + "}"  # PostgREST's list syntax for arrays
+            condition = sql.SQL("{} {} %s").format(target, sql.SQL(_COMPARISONS[operator]))
             params.append(value)
         elif operator == "is" and value in _IS_VALUES:
             condition = sql.SQL("{} is {}").format(target, sql.SQL(_IS_VALUES[value]))
@@ -377,6 +525,8 @@ def _order_by(order: str | None) -> sql.Composable:
     if not order:
         return sql.SQL("")
     terms: list[sql.Composable] = []
+    if "->" in order or "(" in order:
+        raise PostgrestError.not_supported("ordering by JSON paths or embedded resources")
     for term in order.split(","):
         column, *modifiers = term.strip().split(".")
         parts: list[sql.Composable] = [sql.Identifier(column)]
@@ -402,11 +552,23 @@ def _limit_offset(query: Any) -> sql.Composable:
 
 
 def _prefer(request: web.Request) -> dict[str, str]:
+    """The ``Prefer`` header as PostgREST reads it: unknown values ignored, or refused under handling=strict."""
     preferences: dict[str, str] = {}
+    invalid: list[str] = []
     for header in request.headers.getall("Prefer", []):
-        for item in header.split(","):
-            key, _, value = item.strip().partition("=")
-            preferences[key] = value
+        for item in filter(None, (part.strip() for part in header.split(","))):
+            key, _, value = item.partition("=")
+            if key in ("max-affected", "timezone"):
+                raise PostgrestError.not_supported(f"Prefer: {key}")
+            if (key, value) in _UNSUPPORTED_PREFERENCES:
+                raise PostgrestError.not_supported(f"Prefer: {item}")
+            if value in _PREFERENCES.get(key, ()):
+                preferences.setdefault(key, value)
+            else:
+                invalid.append(item)
+    if invalid and preferences.get("handling") == "strict":
+        raise PostgrestError(400, "PGRST122", "Invalid preferences given with handling=strict",
+                             f"Invalid preferences: {', '.join(invalid)}")  # fmt: skip
     return preferences
 
 
@@ -421,17 +583,28 @@ def _parse_json(text: str) -> Any:
         raise PostgrestError(400, "PGRST102", "Empty or invalid json") from None
 
 
-async def _json_rows(
-    conn: psycopg.AsyncConnection[Any], query: sql.Composable, params: list[Any], written: sql.Composable | None = None
-) -> list[Any]:
-    """Run ``query`` (reading ``_written``, the rows the ``written`` statement returned, if given) as a JSON array."""
+async def _json_rows(conn: psycopg.AsyncConnection[Any], query: sql.Composable, params: list[Any]) -> list[Any]:
+    """Run ``query`` and return its rows as a JSON array rendered by PostgreSQL."""
     wrapped = sql.SQL("select coalesce(json_agg(_row), '[]'::json)::text from ({}) _row").format(query)
-    if written is not None:  # a data-modifying WITH must be at the top level
-        wrapped = sql.SQL("with _written as ({}) ").format(written) + wrapped
-    text = await _scalar(conn, wrapped, params)
-    rows = json.loads(text)
+    rows = json.loads(await _scalar(conn, wrapped, params))
     assert isinstance(rows, list)
     return rows
+
+
+async def _written_rows(
+    conn: psycopg.AsyncConnection[Any], statement: sql.Composable, params: list[Any], select_list: sql.Composable
+) -> tuple[list[Any], int, int]:
+    """Run a write on ``_target``; return the written rows (``select_list`` of them), how many, how many inserted."""
+    query = sql.SQL(
+        "with _raw as ({statement} returning (_target.xmax = 0) as _inserted, _target as _record),"
+        " _written as (select (_record).* from _raw)"
+        " select (select coalesce(json_agg(_row), '[]'::json)::text from (select {cols} from _written) _row),"
+        " (select count(*) from _raw), (select count(*) from _raw where _inserted)"
+    ).format(statement=statement, cols=select_list)
+    cursor = await conn.execute(query, params)
+    row = await cursor.fetchone()
+    assert row is not None
+    return json.loads(row[0]), int(row[1]), int(row[2])
 
 
 async def _scalar(conn: psycopg.AsyncConnection[Any], query: sql.Composable, params: list[Any]) -> Any:
@@ -440,22 +613,34 @@ async def _scalar(conn: psycopg.AsyncConnection[Any], query: sql.Composable, par
     return row[0] if row else None
 
 
-def _content_range(count: int, total: int | None) -> dict[str, str]:
-    span = f"0-{count - 1}" if count else "*"
+def _content_range(lower: int, upper: int, total: int | None) -> dict[str, str]:
+    """PostgREST's ``Content-Range``: ``lower-upper/total``, ``*`` for an empty range or an uncounted total."""
+    span = f"{lower}-{upper}" if lower <= upper and total != 0 else "*"
     return {"Content-Range": f"{span}/{'*' if total is None else total}"}
 
 
 def _rows_response(
-    request: web.Request, rows: list[Any], status: int, *, total: int | None, head: bool = False
+    request: web.Request, rows: list[Any], *, total: int | None, offset: int, head: bool = False
 ) -> web.Response:
-    headers = _content_range(len(rows), total)
+    """A read's answer: 206 when a counted result is partial and 416 past its end, as PostgREST."""
+    status = 200
+    if total is not None and offset > total:
+        raise PostgrestError(416, "PGRST103", "Requested range not satisfiable",
+                             f"An offset of {offset} was requested, but there are only {total} rows.")  # fmt: skip
+    if total is not None and len(rows) < total:
+        status = 206
+    headers = _content_range(offset, offset + len(rows) - 1, total)
+    if head:
+        return web.Response(status=status, headers=headers)
+    return _representation(request, rows, status, headers)
+
+
+def _representation(request: web.Request, rows: list[Any], status: int, headers: dict[str, str]) -> web.Response:
     if SINGLE_OBJECT in request.headers.get("Accept", ""):
         if len(rows) != 1:
             raise PostgrestError(406, "PGRST116", "Cannot coerce the result to a single JSON object",
                                  f"The result contains {len(rows)} rows")  # fmt: skip
         return web.json_response(rows[0], status=status, headers=headers, content_type=SINGLE_OBJECT)
-    if head:
-        return web.Response(status=status, headers=headers)
     return web.json_response(rows, status=status, headers=headers)
 
 

@@ -1,9 +1,11 @@
-"""The stack's HTTP front: one aiohttp application serving REST, Realtime and (opt-in) fault injection.
+"""The stack's HTTP front: one aiohttp application serving Auth, REST, Realtime and (opt-in) fault injection.
 
 It runs in its own process (``python -m liveparams_stack serve``), started by
 ``LocalStack``, so a test can restart or kill it without touching the database.
 REST connects as ``authenticator`` and switches role per request, as PostgREST
-does; Realtime gets the superuser DSN because logical decoding needs it.
+does; Auth writes GoTrue's ``auth.*`` tables through a pool of its own (GoTrue
+logs in as an owner of that schema); Realtime gets the superuser DSN because
+logical decoding needs it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiohttp.typedefs import Handler
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from liveparams_stack.auth import AuthApi, AuthSettings
 from liveparams_stack.faults import Faults, add_fault_routes
 from liveparams_stack.local import LocalStack
 from liveparams_stack.postgres import AUTHENTICATOR, AUTHENTICATOR_PASSWORD
@@ -27,13 +30,19 @@ from liveparams_stack.rest import RestApi
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 REST_POOL_SIZE = 10
+AUTH_POOL_SIZE = 4
 SHUTDOWN_GRACE_S = 3.0
 PARENT_POLL_S = 1.0
+# Supabase services the stack does not run: each answers a clear refusal instead of a bare 404.
+UNSERVED = {"/storage/v1": "Storage", "/functions/v1": "Edge Functions", "/graphql/v1": "GraphQL",
+            "/pg": "the postgres-meta API"}  # fmt: skip
 # What Supabase's gateway answers, so a browser UI on a dev server can use the stack as it uses Supabase.
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
-    "Access-Control-Expose-Headers": "Content-Range, Content-Location, Preference-Applied",
+    "Access-Control-Expose-Headers": (
+        "Content-Range, Content-Location, Preference-Applied, X-Total-Count, Link, X-Supabase-Api-Version"
+    ),
     "Access-Control-Max-Age": "3600",
 }
 
@@ -47,6 +56,8 @@ class ServerConfig:
     jwt_secret: str
     enable_faults: bool = False
     host: str = "127.0.0.1"
+    # The project whose supabase/config.toml sets Auth's knobs, as it does for `supabase start`.
+    project_dir: Path | None = None
     # The stack to release (PostgreSQL stopped, state deleted) if the process that started us dies.
     stop_with_parent: Path | None = None
 
@@ -63,11 +74,21 @@ def build_app(config: ServerConfig) -> web.Application:
         kwargs={"autocommit": True},
     )
 
+    auth_pool = AsyncConnectionPool(
+        make_conninfo(config.dsn, options="-c TimeZone=UTC"),
+        min_size=1,
+        max_size=AUTH_POOL_SIZE,
+        open=False,
+        kwargs={"autocommit": True},
+    )
+
     async def open_pool(_: web.Application) -> None:
         await pool.open(wait=True, timeout=30)
+        await auth_pool.open(wait=True, timeout=30)
 
     async def close_pool(_: web.Application) -> None:
         await pool.close()
+        await auth_pool.close()
 
     async def health(_: web.Request) -> web.Response:
         """Ready means the database answers through the REST pool, not just that the port is open."""
@@ -79,12 +100,24 @@ def build_app(config: ServerConfig) -> web.Application:
     app.on_cleanup.append(close_pool)
     app.router.add_get("/_liveparams/health", health)
     RestApi(pool, config.jwt_secret, faults).add_routes(app)
+    config_toml = config.project_dir / "supabase" / "config.toml" if config.project_dir else None
+    AuthApi(auth_pool, AuthSettings.from_config(config_toml, config.jwt_secret)).add_routes(app)
     add_realtime(app, dsn=config.dsn, jwt_secret=config.jwt_secret, faults=faults)
+    for prefix, service in UNSERVED.items():
+        app.router.add_route("*", prefix + "/{rest:.*}", _unserved(service))
     if faults is not None:
         add_fault_routes(app, faults)
     if config.stop_with_parent is not None:
         _stop_with_parent(app, config.stop_with_parent)  # last: its cleanup must run after the others
     return app
+
+
+def _unserved(service: str) -> Handler:
+    async def refuse(_: web.Request) -> web.Response:
+        message = f"not supported by the liveparams development stack: {service}"
+        return web.json_response({"statusCode": "501", "error": "not_supported", "message": message}, status=501)
+
+    return refuse
 
 
 @web.middleware

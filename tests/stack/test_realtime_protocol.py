@@ -13,7 +13,7 @@ from realtime import RealtimeSubscribeStates
 from realtime_support import Watch, anyio_backend, next_item, realtime_url  # noqa: F401
 from websockets.asyncio.client import ClientConnection
 
-from liveparams_stack.keys import mint_jwt
+from liveparams.tokens import mint_jwt
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 

@@ -10,7 +10,7 @@ import pytest
 from postgrest.exceptions import APIError
 from supabase import Client, ClientOptions, acreate_client, create_client
 
-from liveparams_stack.keys import mint_jwt
+from liveparams.tokens import mint_jwt
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 TABLE = "local_training_jobs"
@@ -233,3 +233,15 @@ def test_browsers_on_another_origin_may_call_it(stack_env: dict[str, str]) -> No
     response = httpx.get(url, headers={"Origin": "http://localhost:3000", "apikey": stack_env["SERVICE_ROLE_KEY"]})
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert "Content-Range" in response.headers["Access-Control-Expose-Headers"]
+
+
+@pytest.mark.parametrize(
+    ("path", "service"), [("/storage/v1/bucket", "Storage"), ("/functions/v1/hello", "Edge Functions")]
+)
+def test_services_the_stack_does_not_run_refuse_by_name(local_stack: object, stack_env: dict[str, str], path: str,
+                                                        service: str) -> None:  # fmt: skip
+    if local_stack is None:
+        pytest.skip("a real stack runs them")
+    response = httpx.get(stack_env["API_URL"] + path, headers={"apikey": stack_env["ANON_KEY"]})
+    assert response.status_code == 501
+    assert response.json()["message"] == f"not supported by the liveparams development stack: {service}"

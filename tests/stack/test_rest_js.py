@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
+from node_support import needs_node, run_supabase_js
 
-pytestmark = [
-    pytest.mark.stack,
-    pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
-]
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.stack, needs_node]
 
 SCRIPT = """
 import { createClient } from '@supabase/supabase-js'
@@ -46,12 +38,7 @@ console.log(JSON.stringify(out))
 
 def test_supabase_js_reads_writes_and_calls(stack_env: dict[str, str], new_user: Callable[[], tuple[str, str]]) -> None:
     owner_id, owner_jwt = new_user()
-    env = {**os.environ, **stack_env, "OWNER_ID": owner_id, "OWNER_JWT": owner_jwt}
-    # Node 20 has WebSocket only behind this flag; supabase-js builds its realtime client eagerly.
-    argv = ["node", "--experimental-websocket", "--no-warnings", "--input-type=module", "-e", SCRIPT]
-    done = subprocess.run(argv, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
+    out = run_supabase_js(SCRIPT, {**stack_env, "OWNER_ID": owner_id, "OWNER_JWT": owner_jwt})
     assert out["single"]["name"] == "js"
     assert out["request"]["learning_rate"] == 1e-4 and out["request"]["requested_by"] == owner_id
     assert out["refused"]["status"] == 400 and out["refused"]["code"] == "22023"

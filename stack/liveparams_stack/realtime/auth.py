@@ -8,41 +8,14 @@ for the anon / service_role claims.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import jwt
 
 from liveparams_stack import keys
+from liveparams_stack.identity import AuthError, Identity
+from liveparams_stack.keys import is_opaque_key
 
-
-class AuthError(Exception):
-    """A token the server refuses; ``str()`` is the reason as the real server words it."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Verified claims of a token; ``claims`` is what RLS sees as ``request.jwt.claims``."""
-
-    claims: dict[str, Any]
-
-    @property
-    def role(self) -> str:
-        return str(self.claims["role"])
-
-    def seconds_until_expiry(self) -> float | None:
-        exp = self.claims.get("exp")
-        return None if exp is None else float(exp) - time.time()
-
-
-def is_opaque_key(token: str) -> bool:
-    """``sb_``-prefixed keys are API keys, never user tokens (the server falls back to the apikey)."""
-    return token.startswith("sb_")
+__all__ = ["AuthError", "Identity", "is_opaque_key", "verify"]
 
 
 def verify(token: str, jwt_secret: str) -> Identity:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from liveparams.tokens import mint_jwt
 from liveparams_stack import keys
-from liveparams_stack.auth import AuthError, identify
+from liveparams_stack.identity import AuthError, identify
 from liveparams_stack.rest import status_for_sqlstate
 
 SECRET = keys.JWT_SECRET
 
 
 def test_the_bearer_token_decides_over_the_apikey() -> None:
-    user = keys.mint_jwt({"sub": "u1", "role": "authenticated"}, SECRET)
+    user = mint_jwt({"sub": "u1", "role": "authenticated"}, SECRET)
     identity = identify({"apikey": keys.ANON_KEY, "Authorization": f"Bearer {user}"}, SECRET)
     assert identity.role == "authenticated" and identity.claims["sub"] == "u1"
 
@@ -28,22 +29,31 @@ def test_opaque_keys_stand_for_their_roles(key: str, role: str) -> None:
     assert identify({"apikey": key, "Authorization": f"Bearer {key}"}, SECRET).role == role
 
 
+def test_no_key_at_all_runs_as_anon_as_the_cli_gateway_passes_it_on() -> None:
+    identity = identify({}, SECRET)
+    assert identity.role == "anon" and identity.claims == {"role": "anon"}
+
+
+def test_an_sb_key_as_bearer_yields_to_the_apikey_as_the_cli_gateway_does() -> None:
+    headers = {"apikey": keys.SERVICE_ROLE_KEY, "Authorization": f"Bearer {keys.PUBLISHABLE_KEY}"}
+    assert identify(headers, SECRET).role == "service_role"
+
+
 def test_a_token_without_a_role_claim_is_anon() -> None:
-    assert identify({"apikey": keys.mint_jwt({"sub": "x"}, SECRET)}, SECRET).role == "anon"
+    assert identify({"apikey": mint_jwt({"sub": "x"}, SECRET)}, SECRET).role == "anon"
 
 
 @pytest.mark.parametrize(
     ("headers", "message"),
     [
-        ({}, "No API key found in request"),
         ({"apikey": "sb_publishable_forged"}, "Invalid API key"),
         (
-            {"apikey": keys.ANON_KEY, "Authorization": "Bearer " + keys.mint_jwt({}, SECRET, expires_in=-1)},
+            {"apikey": keys.ANON_KEY, "Authorization": "Bearer " + mint_jwt({}, SECRET, expires_in=-1)},
             "JWT expired",
         ),
-        ({"apikey": keys.mint_jwt({"role": "service_role"}, "x" * 40)}, "JWSError JWSInvalidSignature"),
+        ({"apikey": mint_jwt({"role": "service_role"}, "x" * 40)}, "JWSError JWSInvalidSignature"),
     ],
-    ids=["no key", "unknown opaque key", "expired", "wrong secret"],
+    ids=["unknown opaque key", "expired", "wrong secret"],
 )
 def test_bad_credentials_are_refused(headers: dict[str, str], message: str) -> None:
     with pytest.raises(AuthError, match=message):
