@@ -2,8 +2,9 @@
 
 Frozen dataclasses with no dependencies, so ``trainer_hooks`` can use them
 without knowing about pydantic, websockets or Supabase. The JSON each outcome
-becomes on the row (``parameter_update_outcomes[<request id>]``) is defined
-here once, in :meth:`UpdateOutcome.to_row`.
+becomes on the database (the ``record_parameter_update_outcomes`` RPC's
+``{<request id>: outcome}``, stored on the request's row) is defined here once,
+in :meth:`UpdateOutcome.to_row`.
 """
 
 from __future__ import annotations
@@ -35,14 +36,16 @@ class UpdateRequest:
         params (`dict[str, ParamValue]`): parameter name to validated value.
         requested_at (`str`): when the user asked, as stored on the row.
         requested_by (`str`, *optional*): who asked (user id or role).
-        position (`int`): index in ``parameter_updates``; requests are applied in this order.
+        seq (`int`): the request's order on its job (1, 2, 3, ... strictly increasing); requests are
+            applied in this order. A trainer's checkpoint can record the highest seq it decided plus the
+            ids delivered but not yet decided, a record that stays the same size however long the job runs.
     """
 
     id: str
     params: dict[str, ParamValue]
     requested_at: str
     requested_by: str | None = None
-    position: int = 0
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class UpdateOutcome:
     at: str = field(default_factory=utc_now_iso)
 
     def to_row(self) -> dict[str, Any]:
-        """The JSON object stored in ``parameter_update_outcomes[request_id]``."""
+        """The JSON the outcomes RPC takes for ``request_id``: status, at, step, changes/reason/superseded_by."""
         row: dict[str, Any] = {"status": self.status.value, "at": self.at, "step": self.step}
         if self.changes:
             row["changes"] = {name: {"old": c.old, "new": c.new} for name, c in self.changes.items()}
