@@ -30,7 +30,8 @@ class Intake:
 
     Args:
         queue_size (`int`): capacity of :attr:`queue`. When it is full, the remaining
-            requests stay in the table and are read again once the trainer drains (``retry_backlog``).
+            requests wait (at most one read's worth in memory, the rest in the table) until the trainer
+            drains (``retry_backlog``).
         max_request_bytes (`int`): larger params are rejected.
         reject (`Callable[[UpdateOutcome], None]`): receives each rejection, to be recorded.
         resync (`Callable[[], None]`): asks for a REST re-read from :attr:`after_seq`.
@@ -48,7 +49,13 @@ class Intake:
         self._ledger = RequestLedger(max_request_bytes)
         self._reject = reject
         self._resync = resync
-        self.backlogged = False  # read from any thread: requests wait in the table for room in the queue
+        # Rows that found the queue full, and the seq a read was complete up to (None: unknown).
+        self._backlog: tuple[list[Mapping[str, Any]], int | None] | None = None
+
+    @property
+    def backlogged(self) -> bool:
+        """Whether requests are waiting for room in the queue (read from any thread)."""
+        return self._backlog is not None
 
     @property
     def after_seq(self) -> int | None:
@@ -81,7 +88,9 @@ class Intake:
                 self._resync()
             elif self._ledger.handled(seq):
                 pass  # a held or repeated event, or one a re-read already took
-            elif self.backlogged or not self._ledger.follows(seq):
+            elif self.backlogged:
+                pass  # read from the mark once the backlog is queued
+            elif not self._ledger.follows(seq):
                 self._resync()  # something before it is not handled yet: read from the mark, in order
             else:
                 self.ingest([record])
@@ -97,17 +106,19 @@ class Intake:
         if not isinstance(rows, list) or not isinstance(latest, int):
             logger.warning("Unexpected answer when reading the job's requests; ignored")
             return
-        self.ingest(rows)
-        if self.backlogged:
-            return
-        if len(rows) >= limit:
+        full = len(rows) >= limit
+        self.ingest(rows, None if full else latest)
+        if full and not self.backlogged:
             self._resync()  # a full page: there may be more
-        else:
-            self._ledger.caught_up(latest)
 
-    def ingest(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Queue what is new in ``rows`` (ascending seq) and hand rejections to ``reject``, in order."""
-        scan = self._ledger.scan(rows, room=self.queue.maxsize - self.queue.qsize())
+    def ingest(self, rows: Sequence[Mapping[str, Any]], complete_to: int | None = None) -> None:
+        """Queue what is new in ``rows`` (ascending seq) and hand rejections to ``reject``, in order.
+
+        ``complete_to``: ``rows`` hold every request up to this seq (a whole read), so once they are
+        handled nothing before it is missing.
+        """
+        ledger = self._ledger
+        scan = ledger.scan(rows, room=self.queue.maxsize - self.queue.qsize())
         for item in scan.items:
             if isinstance(item, UpdateRequest):
                 if item.id in scan.replayed:
@@ -119,13 +130,22 @@ class Intake:
             else:
                 logger.warning("Rejected parameter update %s: %s", item.request_id, item.reason)
                 self._reject(item)
-        if scan.blocked and not self.backlogged:
-            logger.warning(
-                "%d requests queued and not yet taken by the trainer; the rest wait in the table", self.queue.qsize()
-            )
-        self.backlogged = scan.blocked
+        if scan.blocked:
+            if self._backlog is None:
+                logger.warning(
+                    "%d requests queued and not yet taken by the trainer; the rest wait in the table",
+                    self.queue.qsize(),
+                )
+            rest = [row for row in rows if (seq := row_seq(row)) is not None and not ledger.handled(seq)]
+            self._backlog = (rest, complete_to)
+            return
+        had_backlog, self._backlog = self._backlog is not None, None
+        if complete_to is not None:
+            ledger.caught_up(complete_to)
+        if had_backlog:
+            self._resync()  # pushes were set aside while the queue was full: read from the mark
 
     def retry_backlog(self) -> None:
-        """The trainer drained: read again what found the queue full."""
-        if self.backlogged:
-            self._resync()
+        """The trainer drained: try again to queue what found the queue full."""
+        if self._backlog is not None:
+            self.ingest(*self._backlog)

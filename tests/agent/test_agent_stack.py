@@ -642,3 +642,73 @@ def test_a_close_cancelled_mid_handshake_still_frees_the_socket(
         return ws.transport.is_closing()
 
     assert asyncio.run(scenario())
+
+
+def test_a_seed_writer_appending_to_the_array_reaches_the_trainer_and_the_column_stays_empty(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    service_http: httpx.Client,
+    outcomes: Callable[[str], dict[str, dict[str, Any]]],
+    row: Callable[[str], dict[str, Any]],
+) -> None:
+    """The seed design's UI route: read the array, append ``{learning_rate, requested_at, requested_by}``, write it."""
+    job_id, _ = job
+    agent = make_agent(job_id)
+    with agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        legacy = {"learning_rate": 3e-4, "requested_at": "2026-11-28T08:00:00.000Z", "requested_by": "seed-ui"}
+        append_raw(service_http, job_id, [legacy])
+        assert wait_for(lambda: not agent._worker.intake.queue.empty())
+        (request,) = agent.drain()
+        assert request.id == request_identity(legacy) and request.params == {"learning_rate": 3e-4}
+        assert request.requested_by == "seed-ui"
+        changes = {"learning_rate": Change(1e-4, 3e-4)}
+        agent.report([UpdateOutcome(request.id, OutcomeStatus.APPLIED, step=4, changes=changes)])
+    assert outcomes(job_id)[request.id]["status"] == "applied"
+    stored = row(job_id)
+    assert stored["parameter_updates"] == []
+    assert stored["parameters_in_force"] == {"learning_rate": 3e-4} and stored["parameters_applied_step"] == 4
+
+
+def test_the_job_row_shows_the_trainer_attached_then_how_it_detached(
+    job: tuple[str, str], make_agent: Callable[..., UpdateAgent], row: Callable[[str], dict[str, Any]]
+) -> None:
+    job_id, _ = job
+    agent = make_agent(job_id)
+    agent.start()
+    assert wait_for(lambda: row(job_id)["trainer_attached_at"] is not None)
+    attached = row(job_id)
+    assert attached["trainer_detached_at"] is None and attached["trainer_seen_at"] is not None
+    agent.record_end("completed", step=42)
+    agent.close()
+    detached = row(job_id)
+    assert (detached["trainer_detach_reason"], detached["trainer_detach_step"]) == ("completed", 42)
+    assert detached["trainer_detached_at"] is not None and detached["status"] == "running"  # the platform's own
+
+
+def test_a_ui_on_the_jobs_topic_sees_the_trainer_present(
+    job: tuple[str, str], make_agent: Callable[..., UpdateAgent], stack_env: dict[str, str]
+) -> None:
+    from liveparams.agent._client import create_client
+    from liveparams.agent._config import job_topic
+
+    job_id, owner = job
+
+    async def scenario() -> list[str]:
+        client = await create_client(stack_env["API_URL"], stack_env["ANON_KEY"], owner)
+        channel = client.channel(job_topic(job_id))
+        seen: list[str] = []
+        channel.on_presence_sync(lambda: seen.extend(channel.presence.state))
+        await channel.subscribe()
+        try:
+            agent = make_agent(job_id)
+            await asyncio.to_thread(agent.start)
+            for _ in range(200):
+                if "trainer" in seen:
+                    break
+                await asyncio.sleep(0.05)
+            return seen
+        finally:
+            await client.realtime.close()
+
+    assert "trainer" in asyncio.run(scenario())
