@@ -624,13 +624,15 @@ $$;
 -- a user with this function (service_role only); it never takes a job from an owner.
 create or replace function public.liveparams_adopt_job(p_job_id uuid, p_user_id uuid)
 returns boolean
-language sql
+language plpgsql
 security definer
 set search_path = ''
 as $$
+begin
   update public.local_training_jobs set user_id = p_user_id
-   where id = p_job_id and user_id is null and p_user_id is not null
-  returning true
+   where id = p_job_id and user_id is null and p_user_id is not null;
+  return found;
+end;
 $$;
 
 revoke all on function public.liveparams_canonical_json(jsonb) from public, anon, authenticated;
