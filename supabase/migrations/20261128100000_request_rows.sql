@@ -476,7 +476,7 @@ as $$
 declare
   v_is_service boolean := coalesce(auth.role(), '') = 'service_role';
   v_unknown text;
-  v_recorded text[] := '{}';
+  v_recorded text[] := array[]::text[];
   v_key text;
   v_outcome jsonb;
   v_in_force record;
@@ -508,7 +508,7 @@ begin
      order by r.seq
   loop
     if public.liveparams_store_outcome(p_job_id, v_key, v_outcome) then
-      v_recorded := v_recorded || v_key;
+      v_recorded := array_append(v_recorded, v_key);
     end if;
   end loop;
 
