@@ -156,7 +156,8 @@ def test_ledger_after_a_resume_replays_what_the_checkpoint_rewound_once() -> Non
         {"status": "applied", "step": None},
     ]
     table = [
-        request_row(name, i + 1, {"learning_rate": 1e-4}, **o) for i, (name, o) in enumerate(zip("abcdefg", outcomes))
+        request_row(name, i + 1, {"learning_rate": 1e-4}, **o)
+        for i, (name, o) in enumerate(zip("abcdefg", outcomes, strict=True))
     ]
     assert ids(ledger.scan(table, room=10).items) == ["c"]
     assert ledger.scan(table, room=10).items == []  # read again: still not twice

@@ -28,7 +28,8 @@ def request_row(seq: int, **params: object) -> dict[str, object]:
 def test_a_confirmation_read_that_straddles_push_going_down_does_not_claim_subscribed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Subscribed is "push is up and the requests were read after it came up": a read begun before a drop proves neither."""
+    """Subscribed is "push is up and the requests were read after it came up": a read begun before a drop proves
+    neither."""
     worker = Worker(config())
 
     async def scenario() -> None:
