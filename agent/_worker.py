@@ -172,11 +172,12 @@ class Worker:
         while True:
             try:
                 await self._rest.record_trainer_state(state)
-            except RestError as exc:
+            except Exception as exc:  # a refusal, the network, or a bug: the heartbeat is informative, go on
                 failures += 1
                 (logger.warning if failures == 1 else logger.debug)("Could not record the trainer's state: %s", exc)
+                transient = isinstance(exc, RestError) and exc.transient
                 wait = backoff_delay(failures, self.config.backoff_initial, self.config.backoff_max)
-                await asyncio.sleep(wait if exc.transient else self.config.heartbeat_interval)
+                await asyncio.sleep(wait if transient else self.config.heartbeat_interval)
                 continue
             state, failures = "alive", 0
             await asyncio.sleep(self.config.heartbeat_interval)

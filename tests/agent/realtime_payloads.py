@@ -1,4 +1,4 @@
-"""The ``postgres_changes`` payload the official Python client hands the agent's callback (protocol notes §4.4).
+"""The ``postgres_changes`` payload the official Python client hands the agent's callback (docs/internals.md).
 
 Shared by the intake tests and ``benchmarks/agent_latency.py``, which feed the callback without a socket.
 """

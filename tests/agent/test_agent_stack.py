@@ -433,7 +433,7 @@ def test_subscription_health_sees_a_listener_killed_by_a_callback(
     job_token: Callable[[str], str],
     request_update: Callable[..., dict[str, Any]],
 ) -> None:
-    """The client's listen task dies when a callback raises, yet ``is_connected`` stays true (protocol notes §4.4).
+    """The client's listen task dies when a callback raises, yet ``is_connected`` stays true (docs/internals.md).
 
     The agent's own callback never raises; this hands the subscription one that does, to check
     that ``health()`` sees the silent stall the supervisor rebuilds from.
