@@ -475,12 +475,10 @@ set search_path = ''
 as $$
 declare
   v_is_service boolean := coalesce(auth.role(), '') = 'service_role';
-  v_unknown text;
   v_recorded text[] := array[]::text[];
   v_key text;
   v_outcome jsonb;
   v_in_force record;
-  v_first bigint;
 begin
   if p_outcomes is null or jsonb_typeof(p_outcomes) <> 'object' then
     raise exception 'outcomes must be a JSON object keyed by request id' using errcode = '22023';
@@ -494,33 +492,26 @@ begin
     raise exception 'training job % not found', p_job_id using errcode = 'PT404';
   end if;
 
-  select k into v_unknown
-    from jsonb_object_keys(p_outcomes) k
-   where not exists (select 1 from public.parameter_update_requests r where r.job_id = p_job_id and r.id = k)
-   limit 1;
-  if v_unknown is not null then
-    raise exception 'no request with id % on training job %', v_unknown, p_job_id using errcode = '22023';
-  end if;
-
-  for v_key, v_outcome in
-    select e.k, e.o from jsonb_each(p_outcomes) e(k, o)
-      join public.parameter_update_requests r on r.job_id = p_job_id and r.id = e.k
-     order by r.seq
-  loop
+  -- One primary-key lookup per outcome, whatever the job's history (no join the planner could turn into a scan).
+  for v_key, v_outcome in select * from jsonb_each(p_outcomes) loop
+    perform 1 from public.parameter_update_requests where job_id = p_job_id and id = v_key;
+    if not found then
+      raise exception 'no request with id % on training job %', v_key, p_job_id using errcode = '22023';
+    end if;
     if public.liveparams_store_outcome(p_job_id, v_key, v_outcome) then
       v_recorded := array_append(v_recorded, v_key);
     end if;
   end loop;
 
-  select min(seq) into v_first from public.parameter_update_requests
-   where job_id = p_job_id and id = any (v_recorded) and status = 'applied';
-  if v_first is not null then
+  if cardinality(v_recorded) > 0 then
     select f.params, f.step into v_in_force from public.liveparams_in_force_from_ids(p_job_id, v_recorded) f;
-    update public.local_training_jobs j
-       set parameters_in_force = j.parameters_in_force || v_in_force.params,
-           parameters_applied_step = greatest(j.parameters_applied_step, v_in_force.step),
-           parameters_applied_at = now()
-     where j.id = p_job_id;
+    if v_in_force.step is not null then  -- something applied changed a setting
+      update public.local_training_jobs j
+         set parameters_in_force = j.parameters_in_force || v_in_force.params,
+             parameters_applied_step = greatest(j.parameters_applied_step, v_in_force.step),
+             parameters_applied_at = now()
+       where j.id = p_job_id;
+    end if;
   end if;
   return jsonb_build_object('recorded', to_jsonb(v_recorded));
 end;
@@ -558,28 +549,31 @@ set search_path = ''
 as $$
 declare
   v_latest bigint;
+  v_rows jsonb;
 begin
   if not exists (select 1 from public.local_training_jobs where id = p_job_id) then
     return null;
   end if;
   v_latest := coalesce((select max(seq) from public.parameter_update_requests where job_id = p_job_id), 0);
-  return jsonb_build_object(
-    'latest_seq', v_latest,
-    'requests', coalesce((
-      select jsonb_agg(to_jsonb(r) - 'job_id' order by r.seq)
-        from (
-          select * from public.parameter_update_requests q
-           where q.job_id = p_job_id
-             and q.seq <= v_latest
-             and (case when p_after_seq is null
-                       then q.status is null
-                            or (q.status = 'applied' and q.step > p_replay_after_step)
-                       else q.seq > p_after_seq end)
-           order by q.seq
-           limit greatest(p_limit, 1)
-        ) r
-    ), '[]'::jsonb)
-  );
+  -- Each branch is a range or partial-index scan: its cost follows what it returns, not the history.
+  if p_after_seq is not null then
+    select jsonb_agg(to_jsonb(r) - 'job_id' order by r.seq) into v_rows
+      from (select * from public.parameter_update_requests q
+             where q.job_id = p_job_id and q.seq > p_after_seq and q.seq <= v_latest
+             order by q.seq limit greatest(p_limit, 1)) r;
+  elsif p_replay_after_step is null then
+    select jsonb_agg(to_jsonb(r) - 'job_id' order by r.seq) into v_rows
+      from (select * from public.parameter_update_requests q
+             where q.job_id = p_job_id and q.status is null and q.seq <= v_latest
+             order by q.seq limit greatest(p_limit, 1)) r;
+  else  -- a resume: also what was applied after the checkpoint (reads the job's applied rows once)
+    select jsonb_agg(to_jsonb(r) - 'job_id' order by r.seq) into v_rows
+      from (select * from public.parameter_update_requests q
+             where q.job_id = p_job_id and q.seq <= v_latest
+               and (q.status is null or (q.status = 'applied' and q.step > p_replay_after_step))
+             order by q.seq limit greatest(p_limit, 1)) r;
+  end if;
+  return jsonb_build_object('latest_seq', v_latest, 'requests', coalesce(v_rows, '[]'::jsonb));
 end;
 $$;
 
