@@ -18,7 +18,12 @@ side by side under the same machine load. Per size:
 
 The verdict compares 10,000 earlier requests with the fresh job: within 1.5× passes.
 
-Run: ``python benchmarks/history_growth.py [--requests 60] [--block 10]``
+``--flood`` instead sends 10,000 requests in a minute to one job whose training-like thread
+drains every step and applies the newest value per parameter (superseding the rest), as the
+trainer callback does: how many the flood guard refused, the longest ``drain()`` and step gap of
+the training thread, and whether the value in force at the end is the newest one accepted.
+
+Run: ``python benchmarks/history_growth.py [--requests 60] [--block 10]`` or ``... --flood [--total 10000] [--seconds 60]``
 (a local stack is started unless ``SUPABASE_URL``, ``SUPABASE_DB_URL`` and ``SUPABASE_JWT_SECRET`` are set).
 """
 
@@ -176,6 +181,104 @@ def one_request(db: Any, job: Job, i: int) -> None:
     job.outcome_rpc.append(outcome_ms)
 
 
+class Trainer:
+    """A training-like thread: 10 ms steps, draining at each step end and deciding like the callback."""
+
+    def __init__(self, agent: UpdateAgent) -> None:
+        self.agent = agent
+        self.lr = 1e-3
+        self.longest_drain = 0.0
+        self.longest_step_gap = 0.0
+        self.decided = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench.trainer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from liveparams.contract import Change, OutcomeStatus, UpdateOutcome
+
+        step, last = 0, time.perf_counter()
+        while not self._stop.is_set():
+            time.sleep(0.01)  # forward and backward
+            step += 1
+            start = time.perf_counter()
+            requests = self.agent.drain()
+            self.longest_drain = max(self.longest_drain, time.perf_counter() - start)
+            if requests:
+                newest = requests[-1]
+                outcomes = [
+                    UpdateOutcome(r.id, OutcomeStatus.SUPERSEDED, step=step, superseded_by=newest.id)
+                    for r in requests[:-1]
+                ]
+                new_lr = float(newest.params["learning_rate"])
+                changes = {"learning_rate": Change(self.lr, new_lr)}
+                outcomes.append(UpdateOutcome(newest.id, OutcomeStatus.APPLIED, step=step, changes=changes))
+                self.lr = new_lr
+                self.agent.report(outcomes)
+                self.decided += len(requests)
+            now = time.perf_counter()
+            self.longest_step_gap = max(self.longest_step_gap, now - last - 0.01)
+            last = now
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def flood(total: int, seconds: float) -> None:
+    import psycopg
+
+    with stack_env() as env, psycopg.connect(env["DB_URL"], autocommit=True) as db:
+        row = db.execute("insert into public.local_training_jobs (status) values ('running') returning id").fetchone()
+        job_id = str(row[0])
+        agent = UpdateAgent(
+            AgentConfig(job_id=job_id, url=env["API_URL"], key=mint_job_token(job_id, env["JWT_SECRET"]))
+        )
+        agent.start()
+        if not agent.wait_ready(60):
+            raise SystemExit("the agent did not subscribe")
+        trainer = Trainer(agent)
+        accepted, refused, newest = 0, 0, None
+        begin = time.perf_counter()
+        for i in range(total):
+            value = round(1e-4 + i * 1e-9, 12)
+            try:
+                timed_sql(
+                    db,
+                    {"role": "service_role"},
+                    "select public.request_parameter_update(%s, %s::jsonb)",
+                    (job_id, json.dumps({"learning_rate": value})),
+                )
+                accepted, newest = accepted + 1, value
+            except psycopg.Error as exc:
+                if exc.sqlstate != "PT429":
+                    raise
+                refused += 1
+            pause = begin + (i + 1) * seconds / total - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+        sent_in = time.perf_counter() - begin
+        deadline = time.monotonic() + 60
+        pending = 1
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.2)
+            pending = db.execute(
+                "select count(*) from public.parameter_update_requests where job_id = %s and status is null", (job_id,)
+            ).fetchone()[0]
+        trainer.stop()
+        agent.close()
+        in_force = db.execute(
+            "select parameters_in_force ->> 'learning_rate' from public.local_training_jobs where id = %s", (job_id,)
+        ).fetchone()[0]
+        db.execute("delete from public.local_training_jobs where id = %s", (job_id,))
+    print(f"flood: {total:,} requests sent in {sent_in:.1f} s to one job with a training-like thread (10 ms steps)")
+    print(f"  accepted {accepted:,}, refused by the flood guard (HTTP 429) {refused:,}, undecided at the end {pending}")
+    print(f"  longest drain() {trainer.longest_drain * 1e3:.2f} ms, longest extra step gap "
+          f"{trainer.longest_step_gap * 1e3:.1f} ms")  # fmt: skip
+    print(f"  newest accepted learning_rate {newest}, in force at the end {in_force}: "
+          f"{'same' if in_force is not None and float(in_force) == newest else 'DIFFERENT'}")  # fmt: skip
+
+
 def checkpoint_bytes(decided_ids: list[str]) -> int:
     """The trainer callback's checkpointed record once it has decided ``decided_ids``, as JSON."""
     from liveparams.trainer_hooks import RuntimeParameterCallback
@@ -194,7 +297,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=60, help="requests per job size")
     parser.add_argument("--block", type=int, default=10, help="requests per turn on one job")
     parser.add_argument("--spacing", type=float, default=0.01, help="seconds between requests")
+    parser.add_argument("--flood", action="store_true", help="the flood run instead (see above)")
+    parser.add_argument("--total", type=int, default=10_000, help="requests of the flood run")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long the flood run sends them over")
     args = parser.parse_args()
+    if args.flood:
+        flood(args.total, args.seconds)
+        return
 
     import httpx
     import psycopg
