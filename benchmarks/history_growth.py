@@ -23,7 +23,8 @@ drains every step and applies the newest value per parameter (superseding the re
 trainer callback does: how many the flood guard refused, the longest ``drain()`` and step gap of
 the training thread, and whether the value in force at the end is the newest one accepted.
 
-Run: ``python benchmarks/history_growth.py [--requests 60] [--block 10]`` or ``... --flood [--total 10000] [--seconds 60]``
+Run: ``python benchmarks/history_growth.py [--requests 60] [--block 10]``,
+or ``python benchmarks/history_growth.py --flood [--total 10000] [--seconds 60] [--step-time 0.01]``
 (a local stack is started unless ``SUPABASE_URL``, ``SUPABASE_DB_URL`` and ``SUPABASE_JWT_SECRET`` are set).
 """
 
@@ -182,10 +183,11 @@ def one_request(db: Any, job: Job, i: int) -> None:
 
 
 class Trainer:
-    """A training-like thread: 10 ms steps, draining at each step end and deciding like the callback."""
+    """A training-like thread: steps of ``step_time``, draining at each step end and deciding like the callback."""
 
-    def __init__(self, agent: UpdateAgent) -> None:
+    def __init__(self, agent: UpdateAgent, step_time: float) -> None:
         self.agent = agent
+        self.step_time = step_time
         self.lr = 1e-3
         self.longest_drain = 0.0
         self.longest_step_gap = 0.0
@@ -199,7 +201,7 @@ class Trainer:
 
         step, last = 0, time.perf_counter()
         while not self._stop.is_set():
-            time.sleep(0.01)  # forward and backward
+            time.sleep(self.step_time)  # forward and backward
             step += 1
             start = time.perf_counter()
             requests = self.agent.drain()
@@ -217,7 +219,7 @@ class Trainer:
                 self.agent.report(outcomes)
                 self.decided += len(requests)
             now = time.perf_counter()
-            self.longest_step_gap = max(self.longest_step_gap, now - last - 0.01)
+            self.longest_step_gap = max(self.longest_step_gap, now - last - self.step_time)
             last = now
 
     def stop(self) -> None:
@@ -225,7 +227,7 @@ class Trainer:
         self._thread.join(5)
 
 
-def flood(total: int, seconds: float) -> None:
+def flood(total: int, seconds: float, step_time: float) -> None:
     import psycopg
 
     with stack_env() as env, psycopg.connect(env["DB_URL"], autocommit=True) as db:
@@ -237,7 +239,7 @@ def flood(total: int, seconds: float) -> None:
         agent.start()
         if not agent.wait_ready(60):
             raise SystemExit("the agent did not subscribe")
-        trainer = Trainer(agent)
+        trainer = Trainer(agent, step_time)
         accepted, refused, newest = 0, 0, None
         begin = time.perf_counter()
         for i in range(total):
@@ -271,7 +273,9 @@ def flood(total: int, seconds: float) -> None:
             "select parameters_in_force ->> 'learning_rate' from public.local_training_jobs where id = %s", (job_id,)
         ).fetchone()[0]
         db.execute("delete from public.local_training_jobs where id = %s", (job_id,))
-    print(f"flood: {total:,} requests sent in {sent_in:.1f} s to one job with a training-like thread (10 ms steps)")
+    print(
+        f"flood: {total:,} requests sent in {sent_in:.1f} s to one job; training-like steps of {step_time * 1e3:g} ms"
+    )
     print(f"  accepted {accepted:,}, refused by the flood guard (HTTP 429) {refused:,}, undecided at the end {pending}")
     print(f"  longest drain() {trainer.longest_drain * 1e3:.2f} ms, longest extra step gap "
           f"{trainer.longest_step_gap * 1e3:.1f} ms")  # fmt: skip
@@ -300,9 +304,10 @@ def main() -> None:
     parser.add_argument("--flood", action="store_true", help="the flood run instead (see above)")
     parser.add_argument("--total", type=int, default=10_000, help="requests of the flood run")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long the flood run sends them over")
+    parser.add_argument("--step-time", type=float, default=0.01, help="seconds per step of the flood run's trainer")
     args = parser.parse_args()
     if args.flood:
-        flood(args.total, args.seconds)
+        flood(args.total, args.seconds, args.step_time)
         return
 
     import httpx
