@@ -62,32 +62,32 @@ select results_eq(
   'every request and outcome moved, in array order, under the ids the agent used'
 );
 select is(
-  (select params from public.parameter_update_requests where id = 'legacy-aa6f2719fa6843ce'),
+  (select params from public.parameter_update_requests where job_id = '40000000-0000-0000-0000-000000000001' and id = 'legacy-aa6f2719fa6843ce'),
   '{"weight_decay": 0.05}'::jsonb,
   'an entry stored as JSON text is stored as the object it encodes'
 );
 select is(
-  (select params from public.parameter_update_requests where id = 'legacy-395cc484792f4906'),
+  (select params from public.parameter_update_requests where job_id = '40000000-0000-0000-0000-000000000001' and id = 'legacy-395cc484792f4906'),
   '{"learning_rate": 0.0002}'::jsonb,
   'metadata leaves the parameters'
 );
 select is(
-  (select requested_at from public.parameter_update_requests where id = 'legacy-395cc484792f4906'),
+  (select requested_at from public.parameter_update_requests where job_id = '40000000-0000-0000-0000-000000000001' and id = 'legacy-395cc484792f4906'),
   '2024-12-14T10:30:00.000Z'::timestamptz,
   'requested_at is kept'
 );
 select is(
-  (select decided_at from public.parameter_update_requests where id = '50000000-0000-0000-0000-000000000001'),
+  (select decided_at from public.parameter_update_requests where job_id = '40000000-0000-0000-0000-000000000001' and id = '50000000-0000-0000-0000-000000000001'),
   '2026-11-20T10:00:00.000Z'::timestamptz,
   'when an outcome was decided is kept'
 );
 select is(
-  (select reason from public.parameter_update_requests where id = '50000000-0000-0000-0000-000000000002'),
+  (select reason from public.parameter_update_requests where job_id = '40000000-0000-0000-0000-000000000001' and id = '50000000-0000-0000-0000-000000000002'),
   'too much',
   'a rejection keeps its reason'
 );
 select is(
-  (select superseded_by from public.parameter_update_requests where id = 'legacy-aa6f2719fa6843ce'),
+  (select superseded_by from public.parameter_update_requests where job_id = '40000000-0000-0000-0000-000000000001' and id = 'legacy-aa6f2719fa6843ce'),
   'legacy-395cc484792f4906',
   'a superseded request keeps what superseded it'
 );
