@@ -42,7 +42,7 @@ class AgentConfig:
     - ``JOB_ID`` [job_id]: the training job's row id (a UUID). Without it the agent is disabled.
     - ``SUPABASE_URL``, else ``NEXT_PUBLIC_SUPABASE_URL`` [url]: the project URL, e.g. ``https://<ref>.supabase.co``.
     - ``LIVEPARAMS_TOKEN``, else ``SUPABASE_SERVICE_ROLE_KEY``, else ``SUPABASE_KEY`` [key]: a job-scoped
-      token (preferred: it can only read this job's row and record outcomes on it), or a project key.
+      token (preferred: it can only read this job and record outcomes on it), or a project key.
     - ``SUPABASE_ANON_KEY``, else ``NEXT_PUBLIC_SUPABASE_ANON_KEY``, else ``SUPABASE_PUBLISHABLE_KEY``
       [api_key]: the project's public key, sent as ``apikey`` with a job token (hosted gateways only
       accept project keys there). Read only when ``LIVEPARAMS_TOKEN`` is the key.
@@ -51,7 +51,7 @@ class AgentConfig:
       shipped migrations.
     """
 
-    # > Which row, and how to reach it
+    # > Which job, and how to reach it
     job_id: str = field(metadata={"help": "The job's row id in the table (a UUID). Env: JOB_ID."})
     url: str = field(metadata={"help": "Project URL. Env: SUPABASE_URL, else NEXT_PUBLIC_SUPABASE_URL."})
     key: str = field(

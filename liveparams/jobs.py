@@ -23,6 +23,7 @@ from postgrest.exceptions import APIError
 from realtime import RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 from supabase import AsyncClient
 
+from liveparams.agent import AgentConfig
 from liveparams.agent._client import create_client
 from liveparams.agent._requests import decode_params
 from liveparams.contract import METADATA_KEYS
@@ -30,7 +31,7 @@ from liveparams.contract import METADATA_KEYS
 TABLE = "local_training_jobs"
 REQUESTS = "parameter_update_requests"
 WATCHED = 200  # requests ``watch`` shows: the latest ones; the job's history can be far longer
-HEARTBEAT_STALE_S = 90.0  # three of the agent's default heartbeats: a trainer silent longer is gone
+HEARTBEAT_STALE_S = 3 * AgentConfig.heartbeat_interval  # a trainer silent for three heartbeats is gone
 
 
 class JobError(Exception):
@@ -147,13 +148,10 @@ class JobView:
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> row, in seq order
 
     def take(self, row: dict[str, Any]) -> None:
-        """Add or update one request row, keeping seq order and at most ``WATCHED`` rows."""
+        """Add or update one request row, keeping seq order and the latest ``WATCHED`` rows."""
         self.requests[str(row.get("id"))] = row
-        if len(self.requests) > WATCHED or (
-            len(self.requests) > 1 and row.get("seq", 0) < max(r.get("seq", 0) for r in self.requests.values())
-        ):
-            ordered = sorted(self.requests.values(), key=lambda r: r.get("seq", 0))[-WATCHED:]
-            self.requests = {str(r.get("id")): r for r in ordered}
+        ordered = sorted(self.requests.values(), key=lambda r: r.get("seq") or 0)[-WATCHED:]
+        self.requests = {str(r.get("id")): r for r in ordered}
 
 
 async def watch_job(client: AsyncClient, job_id: str, on_view: Callable[[JobView], None], stop: asyncio.Event) -> None:
