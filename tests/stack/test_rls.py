@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from postgrest.exceptions import APIError
+from realtime_support import Watch, barrier
 from supabase import Client, ClientOptions, create_client
 
 pytestmark = pytest.mark.stack
@@ -209,3 +210,44 @@ def test_owners_create_and_rename_their_jobs_but_cannot_forge_history(
     with pytest.raises(APIError) as someone_elses:
         owner.table(TABLE).insert({"name": "not mine", "user_id": new_user()[0]}).execute()
     assert someone_elses.value.code == "42501"
+
+
+@pytest.mark.anyio
+async def test_realtime_delivers_a_jobs_requests_only_to_whom_rls_shows_them(
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+    new_job: Callable[..., str],
+    job_token: Callable[[str], str],
+    request_update: Callable[..., dict[str, Any]],
+) -> None:
+    """The same callers as the matrix, on the Realtime path an agent and a UI use for the requests table."""
+    owner_id, owner_jwt = new_user()
+    _, stranger_jwt = new_user()
+    job_id, other_job = new_job(owner_id), new_job(owner_id)
+    tokens = {
+        "owner": owner_jwt,
+        "job token": job_token(job_id),
+        "other user": stranger_jwt,
+        "other job's token": job_token(other_job),
+        "anon": None,
+    }
+    watches = {
+        who: Watch.open(stack_env, name="requests")  # one topic: the barrier's broadcast reaches every watch
+        .on_changes(table=REQUESTS, event="INSERT", filter=f"job_id=eq.{job_id}")
+        .on_broadcast()
+        for who in tokens
+    }
+    try:
+        for who, token in tokens.items():
+            await watches[who].subscribe(token)
+        stored = request_update(owner_jwt, job_id, {"learning_rate": 3e-4})
+        for who in ("owner", "job token"):
+            record = (await watches[who].next_change())["data"]["record"]
+            assert (record["id"], record["seq"], record["params"]) == (stored["id"], 1, {"learning_rate": 3e-4}), who
+        refused = [watches[who] for who in ("other user", "other job's token", "anon")]
+        await barrier(refused, watches["owner"], "after-request")
+        for who in ("other user", "other job's token", "anon"):
+            assert watches[who].changes.empty(), who
+    finally:
+        for watch in watches.values():
+            await watch.close()
