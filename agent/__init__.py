@@ -1,8 +1,9 @@
 """liveparams agent: delivers a training job's parameter-update requests from Supabase to the training thread.
 
 It runs a daemon thread with its own asyncio loop, subscribed to Supabase
-Realtime changes of the job's row, re-reading the row over REST whenever push
-may have missed something, and writing outcomes back. It does not import
+Realtime inserts of the job's rows in ``parameter_update_requests``, re-reading
+what is newer than the last request it saw over REST whenever push may have
+missed something, and writing outcomes and the trainer's attachment back. It does not import
 torch or transformers, and imports the network clients only when ``UpdateAgent`` is
 first used; ``liveparams.trainer_hooks`` applies what it delivers. What the two
 halves exchange is defined in ``liveparams.contract``.

@@ -20,13 +20,15 @@ from liveparams.agent._exceptions import AgentClosedError
 from liveparams.agent._worker import AgentStatus, Worker
 from liveparams.contract import DRAIN_MAX_ITEMS, UpdateOutcome, UpdateRequest
 
-__all__ = ["AgentStatus", "UpdateAgent"]
+__all__ = ["END_REASONS", "AgentStatus", "UpdateAgent"]
+
+END_REASONS = ("completed", "stopped", "crashed")
 
 logger = logging.getLogger(__name__)
 
 
 class UpdateAgent:
-    """Delivers the job's parameter-update requests to the training thread, and their outcomes back to the row.
+    """Delivers the job's parameter-update requests to the training thread, and their outcomes back to the database.
 
     Implements the ``UpdateSource`` protocol of ``trainer_hooks``.
 
@@ -84,7 +86,7 @@ class UpdateAgent:
             atexit.register(self.close)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
-        """Wait until push is subscribed and the row was re-read after it; return whether that happened in time.
+        """Wait until push is subscribed and the requests were re-read after it; return whether that happened in time.
 
         Requests are delivered whether or not this is ever true (the agent polls while push is down). True
         implies the initial read is done (``UpdateSource.wait_ready``): the callback waits on it, bounded, after a
@@ -107,11 +109,27 @@ class UpdateAgent:
         return taken
 
     def report(self, outcomes: Iterable[UpdateOutcome]) -> None:
-        """Hand over outcomes to be recorded on the row; never blocks (they are written on the agent thread)."""
+        """Hand over outcomes to be recorded; never blocks (they are written on the agent thread)."""
         if self._closed:
             logger.warning("Dropped %d outcomes reported after the agent was closed", len(list(outcomes)))
             return
         self._worker.writer.submit(outcomes)
+
+    def record_end(self, reason: str, step: int | None = None) -> None:
+        """Say how training ended, for the job row when the agent closes; returns at once.
+
+        Args:
+            reason (`str`): ``"completed"``, ``"stopped"`` (by a request) or ``"crashed"``. Without a call,
+                ``close()`` records ``"closed"``; a process killed before closing records nothing, and its
+                heartbeat going stale says so (docs/contracts.md).
+            step (`int`, *optional*): the global step training ended at.
+
+        Raises:
+            ValueError: ``reason`` is not one of the three.
+        """
+        if reason not in END_REASONS:
+            raise ValueError(f"reason must be one of {', '.join(END_REASONS)}, got {reason!r}")
+        self._worker.record_end(reason, step)
 
     def close(self, timeout: float | None = None) -> None:
         """Stop the thread, flushing outcomes for at most ``timeout`` seconds (default ``config.shutdown_timeout``).

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from liveparams.agent._exceptions import ConfigError
+from liveparams.agent._requests import MAX_REQUEST_BYTES
 
-__all__ = ["AgentConfig"]
+__all__ = ["AgentConfig", "job_topic"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TABLE = "local_training_jobs"
+DEFAULT_REQUESTS_TABLE = "parameter_update_requests"
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 
 _URL_VARS = ("SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL")
@@ -24,16 +25,14 @@ _API_KEY_VARS = ("SUPABASE_ANON_KEY", "NEXT_PUBLIC_SUPABASE_ANON_KEY", "SUPABASE
 # Optional overrides: environment variable -> AgentConfig field.
 _NAME_VARS = {
     "LIVEPARAMS_SCHEMA": "schema",
-    "LIVEPARAMS_TABLE": "table",
-    "LIVEPARAMS_UPDATES_COLUMN": "updates_column",
-    "LIVEPARAMS_OUTCOMES_COLUMN": "outcomes_column",
+    "LIVEPARAMS_REQUESTS_TABLE": "requests_table",
     "LIVEPARAMS_OUTCOMES_RPC": "outcomes_rpc",
 }
 
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """Where the job's row lives, how to authenticate, and the agent's limits.
+    """Which job, how to authenticate, and the agent's limits.
 
     Every field is described by its ``help`` metadata (``AgentConfig.describe()`` lists them).
     ``repr()`` masks the keys.
@@ -43,16 +42,16 @@ class AgentConfig:
     - ``JOB_ID`` [job_id]: the training job's row id (a UUID). Without it the agent is disabled.
     - ``SUPABASE_URL``, else ``NEXT_PUBLIC_SUPABASE_URL`` [url]: the project URL, e.g. ``https://<ref>.supabase.co``.
     - ``LIVEPARAMS_TOKEN``, else ``SUPABASE_SERVICE_ROLE_KEY``, else ``SUPABASE_KEY`` [key]: a job-scoped
-      token (preferred: it can only read this job's row and record outcomes on it), or a project key.
+      token (preferred: it can only read this job and record outcomes on it), or a project key.
     - ``SUPABASE_ANON_KEY``, else ``NEXT_PUBLIC_SUPABASE_ANON_KEY``, else ``SUPABASE_PUBLISHABLE_KEY``
       [api_key]: the project's public key, sent as ``apikey`` with a job token (hosted gateways only
       accept project keys there). Read only when ``LIVEPARAMS_TOKEN`` is the key.
-    - ``LIVEPARAMS_SCHEMA`` [schema], ``LIVEPARAMS_TABLE`` [table], ``LIVEPARAMS_UPDATES_COLUMN``
-      [updates_column], ``LIVEPARAMS_OUTCOMES_COLUMN`` [outcomes_column], ``LIVEPARAMS_OUTCOMES_RPC``
-      [outcomes_rpc]: names, for projects whose schema differs from the shipped migration.
+    - ``LIVEPARAMS_SCHEMA`` [schema], ``LIVEPARAMS_REQUESTS_TABLE`` [requests_table],
+      ``LIVEPARAMS_OUTCOMES_RPC`` [outcomes_rpc]: names, for projects whose schema differs from the
+      shipped migrations.
     """
 
-    # > Which row, and how to reach it
+    # > Which job, and how to reach it
     job_id: str = field(metadata={"help": "The job's row id in the table (a UUID). Env: JOB_ID."})
     url: str = field(metadata={"help": "Project URL. Env: SUPABASE_URL, else NEXT_PUBLIC_SUPABASE_URL."})
     key: str = field(
@@ -72,14 +71,9 @@ class AgentConfig:
         },
     )
     schema: str = field(default="public", metadata={"help": "Schema of the table. Env: LIVEPARAMS_SCHEMA."})
-    table: str = field(default=DEFAULT_TABLE, metadata={"help": "Table of training jobs. Env: LIVEPARAMS_TABLE."})
-    updates_column: str = field(
-        default="parameter_updates",
-        metadata={"help": "jsonb[] column of requests (append-only). Env: LIVEPARAMS_UPDATES_COLUMN."},
-    )
-    outcomes_column: str = field(
-        default="parameter_update_outcomes",
-        metadata={"help": "jsonb column of outcomes keyed by request id. Env: LIVEPARAMS_OUTCOMES_COLUMN."},
+    requests_table: str = field(
+        default=DEFAULT_REQUESTS_TABLE,
+        metadata={"help": "Table of requests, one row per request (subscribed to). Env: LIVEPARAMS_REQUESTS_TABLE."},
     )
     outcomes_rpc: str = field(
         default="record_parameter_update_outcomes",
@@ -89,10 +83,11 @@ class AgentConfig:
     # > Limits
     queue_size: int = field(
         default=256,
-        metadata={"help": "Validated requests held for the trainer; beyond it they wait on the row, none is lost."},
+        metadata={"help": "Validated requests held for the trainer; beyond it they wait in the table, none is lost."},
     )
     max_request_bytes: int = field(
-        default=4096, metadata={"help": "A request whose compact JSON is larger is rejected (the RPC's limit)."}
+        default=MAX_REQUEST_BYTES,
+        metadata={"help": "A request whose compact JSON is larger is rejected (the RPC's limit)."},
     )
     shutdown_timeout: float = field(
         default=DEFAULT_SHUTDOWN_TIMEOUT,
@@ -116,6 +111,10 @@ class AgentConfig:
     recovery_grace: float = field(
         default=12.0,
         metadata={"help": "Seconds the client may spend rejoining/reconnecting on its own before it is rebuilt."},
+    )
+    heartbeat_interval: float = field(
+        default=30.0,
+        metadata={"help": "Seconds between heartbeats on the job row (trainer_seen_at); stale after 3 of them."},
     )
     backoff_initial: float = field(default=0.5, metadata={"help": "First rebuild delay, doubled per failure."})
     backoff_max: float = field(default=30.0, metadata={"help": "Longest rebuild delay (jitter added on top)."})
@@ -143,8 +142,13 @@ class AgentConfig:
 
     @property
     def filter(self) -> str:
-        """The Realtime filter that selects the job's row."""
-        return f"id=eq.{self.job_id}"
+        """The Realtime filter that selects the job's requests."""
+        return f"job_id=eq.{self.job_id}"
+
+    @property
+    def topic(self) -> str:
+        """The job's Realtime channel: the agent tracks its Presence there, UIs join it to see who is attached."""
+        return job_topic(self.job_id)
 
     def redact(self, text: str) -> str:
         """``text`` with the key cut out, for messages built from third-party exceptions (URLs carry the key)."""
@@ -187,6 +191,11 @@ class AgentConfig:
         except ConfigError as exc:
             logger.warning("Invalid liveparams configuration (%s), runtime parameter updates disabled", exc)
             return None
+
+
+def job_topic(job_id: str) -> str:
+    """The Realtime topic of a job (docs/contracts.md): Presence of the attached trainer lives there."""
+    return f"liveparams-job-{job_id}"
 
 
 def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str:

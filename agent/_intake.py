@@ -1,8 +1,11 @@
-"""Where row snapshots, pushed or re-read, become queued requests and recorded rejections.
+"""Where request rows, pushed or re-read, become queued requests and recorded rejections.
 
 Both paths (the Realtime callback and REST re-reads) end in :meth:`Intake.ingest`,
-so there is one place that decides what is new. It runs on the agent's event
-loop only; the training thread only reads :attr:`Intake.queue`.
+so there is one place that decides what is new. A pushed row is taken on its own
+only when it is the very next ``seq``; a duplicate is dropped and a gap asks for a
+re-read from the last ``seq`` handled, so delivery stays gap-free and exactly-once
+whatever the socket did. It runs on the agent's event loop only; the training
+thread only reads :attr:`Intake.queue`.
 """
 
 from __future__ import annotations
@@ -12,110 +15,137 @@ import queue
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from liveparams.agent._requests import RequestLedger
+from liveparams.agent._requests import RequestLedger, row_seq
 from liveparams.contract import UpdateOutcome, UpdateRequest
 
 __all__ = ["Intake"]
 
 logger = logging.getLogger(__name__)
 
+READ_LIMIT = 500  # rows per re-read; more are read at once by another re-read
+
 
 class Intake:
-    """Feeds the bounded request queue from snapshots of the job's row.
+    """Feeds the bounded request queue from request rows.
 
     Args:
-        updates_column (`str`): the row's requests array.
-        outcomes_column (`str`): the row's outcomes map.
         queue_size (`int`): capacity of :attr:`queue`. When it is full, the remaining
-            requests stay on the row and are taken once the trainer drains (``retry_backlog``).
-        max_request_bytes (`int`): larger entries are rejected.
-        reject (`Callable[[UpdateOutcome], None]`): receives each rejection, to be recorded on the row.
-        resync (`Callable[[], None]`): asks for a REST re-read, when a pushed record lacks the requests
-            (e.g. the server cut an oversized record down).
+            requests wait (at most one read's worth in memory, the rest in the table) until the trainer
+            drains (``retry_backlog``).
+        max_request_bytes (`int`): larger params are rejected.
+        reject (`Callable[[UpdateOutcome], None]`): receives each rejection, to be recorded.
+        resync (`Callable[[], None]`): asks for a REST re-read from :attr:`after_seq`.
     """
 
     def __init__(
         self,
         *,
-        updates_column: str,
-        outcomes_column: str,
         queue_size: int,
         max_request_bytes: int,
         reject: Callable[[UpdateOutcome], None],
         resync: Callable[[], None],
     ) -> None:
         self.queue: queue.Queue[UpdateRequest] = queue.Queue(queue_size)
-        self._updates_column = updates_column
-        self._outcomes_column = outcomes_column
         self._ledger = RequestLedger(max_request_bytes)
         self._reject = reject
         self._resync = resync
-        self._backlog: tuple[Sequence[Any], Mapping[str, Any]] | None = None
+        # Rows that found the queue full, and the seq a read was complete up to (None: unknown).
+        self._backlog: tuple[list[Mapping[str, Any]], int | None] | None = None
 
     @property
     def backlogged(self) -> bool:
         """Whether requests are waiting for room in the queue (read from any thread)."""
         return self._backlog is not None
 
+    @property
+    def after_seq(self) -> int | None:
+        """Where the next re-read starts (``None``: the first read, undecided requests only)."""
+        return self._ledger.last_seq
+
+    @property
+    def replay_after_step(self) -> int | None:
+        """The resume step given to ``start()`` (see ``UpdateAgent.start``)."""
+        return self._ledger.replay_after_step
+
+    @property
+    def read_limit(self) -> int:
+        """How many rows the next re-read should ask for: the room left, within bounds."""
+        return max(16, min(READ_LIMIT, self.queue.maxsize - self.queue.qsize()))
+
     def replay_applied_after(self, step: int | None) -> None:
-        """Resumed from a checkpoint at ``step``: deliver again what was applied after it (before the first scan)."""
+        """Resumed from a checkpoint at ``step``: deliver again what was applied after it (before the first read)."""
         self._ledger.replay_after_step = step
 
     def on_change(self, payload: Mapping[str, Any]) -> None:
-        """The Realtime ``postgres_changes`` callback. Never raises: an exception would kill the client's listener.
-
-        An event that adds no request (progress updates, the agent's own outcome
-        writes) costs a length check and one id comparison.
+        """The Realtime ``postgres_changes`` callback (INSERTs of the job's requests). Never raises:
+        an exception would kill the client's listener.
         """
         try:
             record = payload["data"]["record"]
-            updates = record.get(self._updates_column) if isinstance(record, Mapping) else None
-            if not isinstance(updates, list):
-                logger.debug(
-                    "Change without %s (errors: %s); re-reading the row",
-                    self._updates_column,
-                    payload["data"].get("errors"),
-                )
+            seq = row_seq(record)
+            if seq is None:
+                logger.debug("Change without seq (errors: %s); re-reading", payload["data"].get("errors"))
                 self._resync()
-                return
-            if not self._ledger.is_current(updates):
-                self.ingest(updates, record.get(self._outcomes_column) or {})
+            elif self._ledger.handled(seq):
+                pass  # a held or repeated event, or one a re-read already took
+            elif self.backlogged:
+                pass  # read from the mark once the backlog is queued
+            elif not self._ledger.follows(seq):
+                self._resync()  # something before it is not handled yet: read from the mark, in order
+            else:
+                self.ingest([record])
         except Exception:
             logger.exception("Ignored a Realtime change the agent could not read")
 
-    def ingest_row(self, row: Mapping[str, Any]) -> None:
-        """Take a row read over REST."""
-        updates = row.get(self._updates_column) or []
-        outcomes = row.get(self._outcomes_column) or {}
-        if not isinstance(updates, list) or not isinstance(outcomes, Mapping):
-            logger.warning(
-                "Unexpected shape of %s/%s on the job row; ignored", self._updates_column, self._outcomes_column
-            )
+    def ingest_read(self, result: Mapping[str, Any], limit: int) -> None:
+        """Take one answer of ``read_parameter_update_requests`` asked for at most ``limit`` rows:
+        ``{"latest_seq": n, "requests": [...]}``.
+        """
+        rows = result.get("requests")
+        latest = result.get("latest_seq")
+        if not isinstance(rows, list) or not isinstance(latest, int):
+            logger.warning("Unexpected answer when reading the job's requests; ignored")
             return
-        if not self._ledger.is_current(updates):
-            self.ingest(updates, outcomes)
+        full = len(rows) >= limit
+        self.ingest(rows, None if full else latest)
+        if full and not self.backlogged:
+            self._resync()  # a full page: there may be more
 
-    def ingest(self, updates: Sequence[Any], outcomes: Mapping[str, Any]) -> None:
-        """Queue what is new in ``updates`` and hand rejections to ``reject``, in array order."""
-        scan = self._ledger.scan(updates, outcomes, room=self.queue.maxsize - self.queue.qsize())
+    def ingest(self, rows: Sequence[Mapping[str, Any]], complete_to: int | None = None) -> None:
+        """Queue what is new in ``rows`` (ascending seq) and hand rejections to ``reject``, in order.
+
+        ``complete_to``: ``rows`` hold every request up to this seq (a whole read), so once they are
+        handled nothing before it is missing.
+        """
+        ledger = self._ledger
+        scan = ledger.scan(rows, room=self.queue.maxsize - self.queue.qsize())
         for item in scan.items:
             if isinstance(item, UpdateRequest):
                 if item.id in scan.replayed:
                     logger.info("Resumed before update %s was applied: applying it again", item.id)
                 else:
-                    logger.info("New parameter update found: %s", scan.raw[item.id])
+                    logger.info("New parameter update found: %s", scan.shown[item.id])
                 # Only this thread puts and scan() counted the room, so this cannot be full.
                 self.queue.put_nowait(item)
             else:
                 logger.warning("Rejected parameter update %s: %s", item.request_id, item.reason)
                 self._reject(item)
-        if scan.blocked and self._backlog is None:
-            logger.warning(
-                "%d requests queued and not yet taken by the trainer; the rest wait on the row", self.queue.qsize()
-            )
-        self._backlog = (updates, outcomes) if scan.blocked else None
+        if scan.blocked:
+            if self._backlog is None:
+                logger.warning(
+                    "%d requests queued and not yet taken by the trainer; the rest wait in the table",
+                    self.queue.qsize(),
+                )
+            rest = [row for row in rows if (seq := row_seq(row)) is not None and not ledger.handled(seq)]
+            self._backlog = (rest, complete_to)
+            return
+        had_backlog, self._backlog = self._backlog is not None, None
+        if complete_to is not None:
+            ledger.caught_up(complete_to)
+        if had_backlog:
+            self._resync()  # pushes were set aside while the queue was full: read from the mark
 
     def retry_backlog(self) -> None:
-        """Try again to queue requests that found the queue full (after the trainer drained)."""
+        """The trainer drained: try again to queue what found the queue full."""
         if self._backlog is not None:
             self.ingest(*self._backlog)

@@ -1,4 +1,4 @@
-"""Writes outcomes back to the job's row: batched, rate-limited, retried, flushed on close.
+"""Writes outcomes back onto the requests' rows: batched, rate-limited, retried, flushed on close.
 
 The RPC keeps the first outcome per request id, so a retry after an ambiguous
 failure (the call reached the database but the reply was lost) is harmless.
@@ -27,6 +27,7 @@ __all__ = ["OutcomeWriter", "backoff_delay", "json_safe"]
 logger = logging.getLogger(__name__)
 
 Write = Callable[[dict[str, dict[str, Any]]], Awaitable[None]]
+FLUSH_BACKOFF = (0.05, 0.5)  # retry delays while close() flushes: its whole budget is a few seconds
 
 
 def backoff_delay(failures: int, initial: float, maximum: float) -> float:
@@ -104,43 +105,51 @@ class OutcomeWriter:
         """Write until cancelled."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        failures = 0
-        while True:
-            self._take_inbox()
-            if not self._pending:
-                self._wake.clear()
-                self._take_inbox()  # a submit() between the two calls has set the event again
-                if not self._pending:
-                    await self._wake.wait()
-                continue
-            try:
-                await self._attempt(self._next_batch())
-                failures = 0
-            except RestError as exc:
-                failures += 1
-                delay = backoff_delay(failures, *self._backoff)
-                log = logger.warning if failures == 1 else logger.debug
-                log("Recording %d outcomes failed (%s); retrying in %.1fs", len(self._pending), exc, delay)
-                await asyncio.sleep(delay)
+        await self._write_until(deadline=None)
 
     async def flush(self, timeout: float) -> int:
         """Write what is pending for at most ``timeout`` seconds (``run`` must be stopped).
 
         Returns how many outcomes could not be written in time; they are dropped.
         """
-        deadline = time.monotonic() + timeout
+        await self._write_until(deadline=time.monotonic() + timeout)
         self._take_inbox()
-        failures = 0
-        while self._pending and (left := deadline - time.monotonic()) > 0:
-            try:
-                await asyncio.wait_for(self._attempt(self._next_batch()), left)
-            except (RestError, asyncio.TimeoutError):
-                failures += 1
-                await asyncio.sleep(min(backoff_delay(failures, 0.05, 0.5), max(deadline - time.monotonic(), 0)))
-            self._take_inbox()
         dropped = len(self._pending)
         self._pending.clear()
         return dropped
+
+    async def _write_until(self, deadline: float | None) -> None:
+        """The one write-and-retry loop: forever (``deadline`` None, waiting for outcomes when there are
+        none), or until nothing is pending or the deadline passes (a flush, with short retry delays).
+        """
+        backoff = self._backoff if deadline is None else FLUSH_BACKOFF
+        failures = 0
+        while True:
+            self._take_inbox()
+            if not self._pending:
+                if deadline is not None or self._wake is None:
+                    return
+                self._wake.clear()
+                self._take_inbox()  # a submit() between the two calls has set the event again
+                if not self._pending:
+                    await self._wake.wait()
+                continue
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            try:
+                attempt = self._attempt(self._next_batch())
+                # Not wait_for without a deadline: before 3.12 it can swallow run()'s cancellation.
+                await (attempt if left is None else asyncio.wait_for(attempt, left))
+                failures = 0
+            except (RestError, asyncio.TimeoutError) as exc:
+                failures += 1
+                delay = backoff_delay(failures, *backoff)
+                log = logger.warning if failures == 1 and deadline is None else logger.debug
+                log("Recording %d outcomes failed (%s); retrying in %.1fs", len(self._pending), exc, delay)
+                if deadline is not None:
+                    delay = min(delay, max(deadline - time.monotonic(), 0.0))
+                await asyncio.sleep(delay)
 
     def _next_batch(self) -> dict[str, dict[str, Any]]:
         return dict(itertools.islice(self._pending.items(), self._batch_size))

@@ -1,19 +1,23 @@
-"""From the row's ``parameter_updates`` array to validated requests and rejections.
+"""From rows of ``parameter_update_requests`` to validated requests and rejections.
 
 Pure functions and one small stateful class, no I/O, so the rules can be tested
 without a network. What the rules guarantee:
 
-- **Identity.** A request is identified by its ``id`` (stamped by the RPC).
-  Entries written without one (the seed's UI wrote plain objects) get
-  ``legacy-<first 16 hex of sha256(canonical JSON)>``: stable across re-reads
-  and processes, and two identical entries are one request.
-- **Exactly once, in order.** :class:`RequestLedger` remembers every id it has
-  handed out or rejected, walks the array in order, and skips ids that already
-  have an outcome on the row (handled by an earlier process) — except, after a
-  resume from a checkpoint at step S, those ``applied`` at a step after S: the
-  checkpoint rewound the model past them, so they are handed out once more.
-- **Validation.** Every parameter goes through :func:`liveparams.agent.validate_parameter`;
-  entries that are not objects, JSON text that does not parse, empty requests
+- **Identity and order.** A request is identified by its ``id`` and ordered by
+  ``seq``, its place on the job (1, 2, 3, ... in commit order, assigned by the
+  database). Entries written the seed's way, without an id, were given
+  ``legacy-<first 16 hex of sha256(canonical JSON)>`` by the agent before the
+  request table existed; the migration gives them the same id in SQL
+  (:func:`request_identity` is the reference the test suite checks it against).
+- **Exactly once, in order, with bounded memory.** :class:`RequestLedger` keeps one
+  number, the highest ``seq`` handled: a row at or below it is a duplicate (a
+  held or replayed event, a re-read), the next one is taken, and anything beyond
+  the next means something was missed, so the caller re-reads from the mark.
+  Rows that already have an outcome (handled by an earlier process) are skipped,
+  except, after a resume from a checkpoint at step S, those ``applied`` at a step
+  after S: the checkpoint rewound the model past them, so they are handed out once more.
+- **Validation.** Every parameter goes through :func:`liveparams.contract.validate_parameter`;
+  params that are not an object, JSON text that does not parse, empty requests
   and oversized payloads are rejected with a sentence for the user.
   (``learning_rate_mode`` alone is a request: ``constant`` freezes the current
   rate, ``rescale`` brings the schedule back.)
@@ -38,16 +42,47 @@ from liveparams.contract import (
     validate_parameter,
 )
 
-__all__ = ["LEGACY_PREFIX", "RequestLedger", "Scan", "parse_entry", "request_identity"]
+__all__ = [
+    "LEGACY_PREFIX",
+    "MAX_REQUEST_BYTES",
+    "RequestLedger",
+    "Scan",
+    "decode_params",
+    "parse_request",
+    "request_identity",
+]
 
 LEGACY_PREFIX = "legacy-"
+# The database's liveparams_max_request_bytes(); tests/stack/test_rpc.py checks the two agree.
+MAX_REQUEST_BYTES = 4096
 
 
 def _canonical(entry: Any) -> str:
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _identity(entry: Any) -> str:
+def decode_params(value: Any) -> Any:
+    """Params stored as JSON text (a double-encoded object) read as what they encode; anything else as is.
+
+    The one reading of a stored request's parameters: the agent validates what this returns,
+    and ``liveparams watch`` shows it, so the two cannot disagree about a request.
+    """
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def request_identity(raw: Any) -> str:
+    """The id of one entry of the seed's ``parameter_updates`` array: its ``id``, or for entries
+    without one ``legacy-<16 hex digits of a hash of the (decoded) content>``.
+
+    The migration and the legacy-append trigger compute the same id in SQL
+    (``liveparams_legacy_request_id``), so outcomes recorded before the upgrade stay paired.
+    """
+    entry = decode_params(raw)
     if isinstance(entry, Mapping):
         request_id = entry.get("id")
         if isinstance(request_id, str) and request_id:
@@ -56,45 +91,26 @@ def _identity(entry: Any) -> str:
     return f"{LEGACY_PREFIX}{digest[:16]}"
 
 
-def _decode(entry: Any) -> Any:
-    """Entries stored as JSON text (a double-encoded object) are read as what they encode."""
-    if isinstance(entry, str):
-        try:
-            return json.loads(entry)
-        except ValueError:
-            return entry
-    return entry
-
-
-def request_identity(raw: Any) -> str:
-    """The request id of one ``parameter_updates`` entry, as stored: its ``id``, or for legacy and
-    malformed entries ``legacy-<16 hex digits of a hash of the (decoded) content>``.
-
-    Outcomes are keyed by it on the row, so anything that pairs requests with outcomes
-    (the agent, ``liveparams watch``, a UI) must use this one definition.
-    """
-    return _identity(_decode(raw))
-
-
-def parse_entry(raw: Any, position: int, max_bytes: int) -> UpdateRequest | UpdateOutcome:
-    """Turn one array entry into a request, or into a ``REJECTED`` outcome saying why not."""
-    entry = _decode(raw)
-    request_id = _identity(entry)
+def parse_request(row: Mapping[str, Any], max_bytes: int) -> UpdateRequest | UpdateOutcome:
+    """Turn one request row into a request, or into a ``REJECTED`` outcome saying why not."""
+    request_id = str(row.get("id"))
+    raw = row.get("params")
+    params_in = decode_params(raw)
 
     def reject(reason: str) -> UpdateOutcome:
         return UpdateOutcome(request_id=request_id, status=OutcomeStatus.REJECTED, reason=reason)
 
-    if not isinstance(entry, Mapping):
+    if not isinstance(params_in, Mapping):
         shown = f"{type(raw).__name__} {reprlib.repr(raw)}"
         return reject(f'malformed request: expected a JSON object such as {{"learning_rate": 5e-05}}, got {shown}')
-    size = len(_canonical(entry).encode())
+    size = len(_canonical(params_in).encode())
     if size > max_bytes:
         return reject(f"request is {size} bytes; the limit is {max_bytes}")
-    if "id" in entry and not (isinstance(entry["id"], str) and entry["id"]):
-        return reject(f"malformed request: id must be a non-empty string, got {entry['id']!r}")
+    if "id" in params_in:
+        return reject(f"malformed request: id must be a non-empty string, got {params_in['id']!r}")
     params: dict[str, ParamValue] = {}
     problems: list[str] = []
-    for name, value in entry.items():
+    for name, value in params_in.items():
         if name in METADATA_KEYS:
             continue
         try:
@@ -105,43 +121,52 @@ def parse_entry(raw: Any, position: int, max_bytes: int) -> UpdateRequest | Upda
         return reject("request names no parameter")
     if problems:
         return reject("; ".join(problems))
-    requested_at = entry.get("requested_at")
-    requested_by = entry.get("requested_by")
+    requested_at = row.get("requested_at")
+    requested_by = row.get("requested_by")
+    seq = row.get("seq")
     return UpdateRequest(
         id=request_id,
         params=params,
         requested_at=requested_at if isinstance(requested_at, str) else "",
         requested_by=requested_by if isinstance(requested_by, str) else None,
-        seq=position,
+        seq=seq if isinstance(seq, int) else 0,
     )
+
+
+def row_seq(row: Any) -> int | None:
+    """The ``seq`` of a request row, or ``None`` when the row has none (e.g. a record cut down by the server)."""
+    seq = row.get("seq") if isinstance(row, Mapping) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
 
 @dataclass
 class Scan:
-    """What one look at the row produced, in array order.
+    """What one batch of rows produced, in seq order.
 
     Args:
-        items (`list`): new requests and rejections, interleaved in array order.
-        raw (`dict[str, Any]`): request id → the entry as stored, for the log line.
-        blocked (`bool`): the scan stopped early because the caller had no room; the rest waits on the row.
+        items (`list`): new requests and rejections, interleaved in seq order.
+        shown (`dict[str, Any]`): request id → its params as stored, for the log line.
+        blocked (`bool`): the scan stopped early because the caller had no room; the rest waits in the table.
         replayed (`set[str]`): ids among ``items`` handed out again after a resume (see ``replay_after_step``).
     """
 
     items: list[UpdateRequest | UpdateOutcome] = field(default_factory=list)
-    raw: dict[str, Any] = field(default_factory=dict)
+    shown: dict[str, Any] = field(default_factory=dict)
     blocked: bool = False
     replayed: set[str] = field(default_factory=set)
 
 
 class RequestLedger:
-    """Remembers which requests have been handed out, so each is handed out once and in order.
+    """Remembers how far the job's requests have been handed out, so each is handed out once and in order.
 
     Not thread-safe: the agent uses it from its own event loop only.
 
     Args:
-        max_request_bytes (`int`): entries larger than this, as compact JSON, are rejected.
+        max_request_bytes (`int`): params larger than this, as compact JSON, are rejected.
 
     Attributes:
+        last_seq (`int | None`): every request with ``seq <= last_seq`` was handled (handed out,
+            rejected, or skipped as decided); ``None`` until the first read.
         replay_after_step (`int | None`): set when training resumed from a checkpoint at this
             global step: requests recorded as ``applied`` at a later step are handed out once
             more, since the checkpoint does not contain them. ``None``: every outcome means handled.
@@ -150,61 +175,56 @@ class RequestLedger:
     def __init__(self, max_request_bytes: int) -> None:
         self._max_bytes = max_request_bytes
         self.replay_after_step: int | None = None
-        self._seen: set[str] = set()
-        # Ids of the array prefix already walked; lets an event that adds nothing cost a length check.
-        self._prefix: list[str] = []
+        self.last_seq: int | None = None
 
-    def is_current(self, updates: Sequence[Any]) -> bool:
-        """True when ``updates`` holds nothing beyond what was already walked (the cheap path)."""
-        n = len(updates)
-        return n == len(self._prefix) and (n == 0 or request_identity(updates[-1]) == self._prefix[-1])
+    def handled(self, seq: int) -> bool:
+        """Whether the request at ``seq`` was already handled (a duplicate event or re-read)."""
+        return self.last_seq is not None and seq <= self.last_seq
 
-    def scan(self, updates: Sequence[Any], outcomes: Mapping[str, Any], room: int) -> Scan:
-        """Walk ``updates`` and return what is new, handing out at most ``room`` requests.
+    def follows(self, seq: int) -> bool:
+        """Whether ``seq`` is the very next request, so taking it alone leaves no gap."""
+        return self.last_seq is not None and seq == self.last_seq + 1
+
+    def caught_up(self, latest_seq: int) -> None:
+        """Everything up to ``latest_seq`` was read and handled (a complete, unblocked read)."""
+        self.last_seq = max(self.last_seq or 0, latest_seq)
+
+    def scan(self, rows: Sequence[Mapping[str, Any]], room: int) -> Scan:
+        """Walk ``rows`` (ascending seq) and return what is new, handing out at most ``room`` requests.
 
         Rejections do not take room. When the room runs out the scan stops at that
-        request (``blocked``), so order is kept and nothing is marked seen that was not
-        handed out; call again with the same or a newer array when there is room.
+        request (``blocked``), so order is kept and the mark stays before it.
         """
         result = Scan()
-        prefix = self._prefix
-        start = len(prefix)
-        if not (start <= len(updates) and (start == 0 or request_identity(updates[start - 1]) == prefix[-1])):
-            # The array is not an extension of what was walked (an older snapshot, or rewritten by an admin):
-            # walk it all; the seen-set keeps it exactly-once.
-            prefix, start = [], 0
-        for position in range(start, len(updates)):
-            raw = updates[position]
-            request_id = request_identity(raw)
-            replay = request_id in outcomes and request_id not in self._seen
-            if request_id in self._seen:
-                pass  # handed out or rejected by this process already
-            elif replay and not self._rewound(outcomes[request_id]):
-                self._seen.add(request_id)  # handled by an earlier process, and kept by the checkpoint
-            else:
-                parsed = parse_entry(raw, position, self._max_bytes)
-                item = _settings_only(parsed) if replay else parsed
-                if isinstance(item, UpdateRequest):
-                    if room <= 0:
-                        result.blocked = True
-                        break
-                    room -= 1
-                self._seen.add(request_id)
-                if item is not None:
-                    result.items.append(item)
-                    result.raw[request_id] = raw
-                    if replay:
-                        result.replayed.add(request_id)
-            prefix.append(request_id)
-        self._prefix = prefix
+        for row in rows:
+            seq = row_seq(row)
+            if seq is None or self.handled(seq):
+                continue
+            decided = row.get("status") is not None
+            if decided and not self._rewound(row):
+                self.last_seq = seq  # handled by an earlier process, and kept by the checkpoint
+                continue
+            parsed = parse_request(row, self._max_bytes)
+            item = _settings_only(parsed) if decided else parsed
+            if isinstance(item, UpdateRequest):
+                if room <= 0:
+                    result.blocked = True
+                    break
+                room -= 1
+            self.last_seq = seq
+            if item is not None:
+                result.items.append(item)
+                result.shown[item.id if isinstance(item, UpdateRequest) else item.request_id] = row.get("params")
+                if decided:
+                    result.replayed.add(str(row.get("id")))
         return result
 
-    def _rewound(self, outcome: Any) -> bool:
-        """Whether ``outcome`` (as stored) is an application the resumed checkpoint does not contain."""
+    def _rewound(self, row: Mapping[str, Any]) -> bool:
+        """Whether the stored outcome is an application the resumed checkpoint does not contain."""
         after = self.replay_after_step
-        if after is None or not isinstance(outcome, Mapping) or outcome.get("status") != OutcomeStatus.APPLIED.value:
+        if after is None or row.get("status") != OutcomeStatus.APPLIED.value:
             return False
-        step = outcome.get("step")
+        step = row.get("step")
         return isinstance(step, int) and not isinstance(step, bool) and step > after
 
 

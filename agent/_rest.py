@@ -1,4 +1,4 @@
-"""REST access to the job's row through the official ``supabase`` client: read it, record outcomes.
+"""REST access to the job through the official ``supabase`` client: requests, outcomes, the trainer's state.
 
 Errors from the client are translated here, once, into :class:`RestError` with
 ``transient`` set when a retry can succeed, so callers never see postgrest or
@@ -60,7 +60,7 @@ def _mapped_errors(what: str, config: AgentConfig) -> Iterator[None]:
 
 
 class RestClient:
-    """Reads the job's row and records outcomes. Lives on the agent's event loop.
+    """Reads the job's requests, records outcomes and the trainer's state. Lives on the agent's event loop.
 
     Args:
         config (`AgentConfig`): where the row is and the key to use.
@@ -79,30 +79,45 @@ class RestClient:
         async with self._building:
             if self._client is None:
                 self._http = httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
-                self._client = await create_client(self._config, http_client=self._http)
+                cfg = self._config
+                self._client = await create_client(
+                    cfg.url, cfg.api_key or cfg.key, cfg.key, schema=cfg.schema, http_client=self._http
+                )
             return self._client
 
-    async def read_row(self) -> dict[str, Any] | None:
-        """The row's requests and outcomes, or ``None`` if the row is not visible to this key."""
+    async def read_requests(
+        self, after_seq: int | None, replay_after_step: int | None, limit: int
+    ) -> dict[str, Any] | None:
+        """The job's requests after ``after_seq`` (``read_parameter_update_requests``), or ``None`` if the
+        job is not visible to this key. Only new rows travel, however long the job's history.
+        """
         cfg = self._config
-        with _mapped_errors("reading the job row", cfg):
+        args = {
+            "p_job_id": cfg.job_id,
+            "p_after_seq": after_seq,
+            "p_replay_after_step": replay_after_step,
+            "p_limit": limit,
+        }
+        with _mapped_errors("reading the job's requests", cfg):
             client = await self._get()
-            response = await (
-                client.table(cfg.table)
-                .select(f"{cfg.updates_column},{cfg.outcomes_column}")
-                .eq("id", cfg.job_id)
-                .limit(1)
-                .execute()
-            )
-        rows = response.data
-        return rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else None
+            response = await client.rpc("read_parameter_update_requests", args).execute()
+        data = response.data
+        return data if isinstance(data, dict) else None
 
     async def record_outcomes(self, outcomes: dict[str, dict[str, Any]]) -> None:
-        """Store ``{request id: outcome row}`` through the outcomes RPC."""
+        """Store ``{request id: outcome row}`` through the outcomes RPC (its reply names only what it stored)."""
         cfg = self._config
         with _mapped_errors("recording outcomes", cfg):
             client = await self._get()
             await client.rpc(cfg.outcomes_rpc, {"p_job_id": cfg.job_id, "p_outcomes": outcomes}).execute()
+
+    async def record_trainer_state(self, state: str, step: int | None = None) -> None:
+        """Store the trainer's attachment on the job row (``record_trainer_state``)."""
+        cfg = self._config
+        with _mapped_errors("recording the trainer's state", cfg):
+            client = await self._get()
+            args = {"p_job_id": cfg.job_id, "p_state": state, "p_step": step}
+            await client.rpc("record_trainer_state", args).execute()
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""

@@ -1,14 +1,19 @@
-"""One Realtime subscription to the job's row, and an honest view of its health.
+"""One Realtime subscription to the job's requests, the trainer's Presence, and an honest view of its health.
 
-The only module that touches the ``realtime`` client. The client (2.34, pinned)
-fails silently in ways the supervisor must see (docs/architecture.md): it gives
-up after 5 reconnects, its listen task dies on a callback exception while
-``is_connected`` stays true, a stale ``phx_close`` closes a rejoined channel for
-good, and a stalled socket goes unnoticed for ~40 s. :meth:`Subscription.health`
-reads the client's state (including two private attributes, ``_listen_task``
-and ``_ws_connection``: the public API exposes neither) and :meth:`probe` makes
-a round trip through the channel, so that the supervisor can throw the whole client away and build a
-new one. A ``Subscription`` is used once: open, watch, close.
+The only module that uses the ``realtime`` client. The client fails silently in
+ways the supervisor must see (docs/architecture.md): it gives up after 5
+reconnects, its listen task dies on a callback exception while ``is_connected``
+stays true, a stale ``phx_close`` closes a rejoined channel for good, and a
+stalled socket goes unnoticed for ~40 s. :meth:`Subscription.health` reads the
+client's state (private parts through ``_realtime_internals``) and :meth:`probe`
+makes a round trip through the channel, so that the supervisor can throw the
+whole client away and build a new one. A ``Subscription`` is used once: open, watch, close.
+
+The channel is the job's topic (``AgentConfig.topic``): it carries INSERTs of the
+job's rows in the requests table (filter ``job_id=eq.<id>``; the agent's own
+outcome writes are UPDATEs, so they never echo back), and the agent tracks its
+Presence there under the key ``trainer``, which is how a UI sees that a trainer
+is attached right now.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from realtime.types import (
 )
 from supabase import AsyncClient
 
+from liveparams.agent import _realtime_internals as internals
 from liveparams.agent._client import create_client
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._exceptions import SubscriptionError
+from liveparams.contract._messages import utc_now_iso
 
 __all__ = ["Health", "Subscription"]
 
@@ -42,8 +49,13 @@ logger = logging.getLogger(__name__)
 JOIN_TIMEOUT = 10  # the client's own join timeout (seconds)
 CLOSE_TIMEOUT = 0.5  # a clean websocket close beyond this is cut short
 # Broadcasts are acknowledged so that probe() gets a reply; nobody listens to the probe event.
+PRESENCE_KEY = "trainer"
 CHANNEL_OPTIONS: RealtimeChannelOptions = {
-    "config": {"broadcast": {"ack": True, "self": False}, "presence": {"key": "", "enabled": False}, "private": False}
+    "config": {
+        "broadcast": {"ack": True, "self": False},
+        "presence": {"key": PRESENCE_KEY, "enabled": True},
+        "private": False,
+    }
 }
 PROBE_PAYLOAD = {"type": "broadcast", "event": "liveparams-probe", "payload": {}}
 RECONNECT_RETRIES = 5  # the client's default; after that it gives up silently and health() says DEAD
@@ -59,13 +71,13 @@ class Health(enum.Enum):
 
 
 class Subscription:
-    """A fresh ``supabase`` client with one channel on the job's row.
+    """A fresh ``supabase`` client with one channel on the job's topic.
 
     Args:
         config (`AgentConfig`): the row and the key.
         on_change (`Callable[[Mapping[str, Any]], None]`): the ``postgres_changes`` callback; must never raise.
         on_confirmed (`Callable[[bool], None]`): called with ``False`` on every ``SUBSCRIBED`` and with ``True``
-            on every "Subscribed to PostgreSQL"; the agent re-reads the row on both.
+            on every "Subscribed to PostgreSQL"; the agent re-reads the job's requests on both.
     """
 
     def __init__(
@@ -84,18 +96,24 @@ class Subscription:
         self._confirmed = False
         self._unhealthy_since: float | None = None
         self.reason = ""  # why health() last said DEAD or RECOVERING, for the log
+        self._tracking: asyncio.Task[None] | None = None
+        self._attached_at = ""
 
     async def open(self) -> None:
         """Connect and join; raise :class:`SubscriptionError` if the join does not succeed."""
         cfg = self._config
         self._client = await create_client(
-            cfg, realtime={"auto_reconnect": True, "max_retries": RECONNECT_RETRIES, "initial_backoff": 1.0}
+            cfg.url,
+            cfg.api_key or cfg.key,
+            cfg.key,
+            schema=cfg.schema,
+            realtime={"auto_reconnect": True, "max_retries": RECONNECT_RETRIES, "initial_backoff": 1.0},
         )
-        channel = self._client.channel(f"liveparams-agent-{cfg.job_id}", CHANNEL_OPTIONS)
+        channel = self._client.channel(cfg.topic, CHANNEL_OPTIONS)
         channel.on_postgres_changes(
-            RealtimePostgresChangesListenEvent.Update,
+            RealtimePostgresChangesListenEvent.Insert,
             callback=self._on_change,
-            table=cfg.table,
+            table=cfg.requests_table,
             schema=cfg.schema,
             filter=cfg.filter,
         )
@@ -121,10 +139,22 @@ class Subscription:
             if state is RealtimeSubscribeStates.SUBSCRIBED:
                 self._confirmed = False
                 self._on_confirmed(False)
+                self._tracking = asyncio.get_running_loop().create_task(self._track())
             else:
                 logger.debug("Realtime channel %s: %s", state.value, error)
         except Exception:  # never into the client's listen loop
             logger.exception("Realtime state callback failed")
+
+    async def _track(self) -> None:
+        """Announce the trainer on the job's topic (again after every join: Presence lives with the socket)."""
+        channel = self._channel
+        if channel is None:
+            return
+        self._attached_at = self._attached_at or utc_now_iso()
+        try:
+            await channel.track({"trainer": "attached", "since": self._attached_at})
+        except Exception as exc:  # Presence is informative; push and delivery do not depend on it
+            logger.debug("Could not track Presence on %s: %r", channel.topic, exc)
 
     def _on_system(self, payload: Any) -> None:
         try:
@@ -138,7 +168,7 @@ class Subscription:
         """Classify the client's state; cheap, called every supervisor tick."""
         assert self._client is not None and self._channel is not None, "open() first"
         realtime, channel = self._client.realtime, self._channel
-        listen_task: asyncio.Task[None] | None = getattr(realtime, "_listen_task", None)
+        listen_task = internals.listen_task(realtime)
         if listen_task is None or listen_task.done():
             if realtime.is_connected:
                 return self._dead("the client stopped reading the socket (its listen task ended)")
@@ -193,15 +223,15 @@ class Subscription:
         if client is None:
             return
         realtime = client.realtime
-        ws = getattr(realtime, "_ws_connection", None)
+        ws = internals.websocket(realtime)
         realtime.auto_reconnect = False
+        if self._tracking is not None:
+            self._tracking.cancel()
         for channel in list(realtime.channels.values()):
-            channel.rejoin_timer.reset()
-            channel.join_push.destroy()
+            internals.stop_rejoining(channel)
         try:
             await asyncio.wait_for(realtime.close(), CLOSE_TIMEOUT)
         except Exception as exc:
             logger.debug("Realtime close did not finish cleanly: %r", exc)
         finally:  # also when cancelled (close() at shutdown), else the socket outlives the agent
-            if ws is not None:
-                ws.transport.abort()  # no-op when already closed; frees the socket of a stalled peer
+            internals.abort_socket(ws)  # no-op when already closed; frees the socket of a stalled peer

@@ -4,12 +4,14 @@
   tick, probes the channel now and then, and when the client will not recover on
   its own throws it away and opens a new one, with exponential backoff and
   jitter, until shutdown.
-- The **re-reader** reads the row over REST after every confirmed
-  (re)subscription (Realtime does not replay what it missed), every
-  ``poll_interval`` while push is down (degraded), and every
-  ``resync_interval`` as a safety net while it is up; rate-limited with
-  ``asyncio-throttle``.
+- The **re-reader** reads the job's requests newer than the last one handled,
+  over REST, after every confirmed (re)subscription (Realtime does not replay
+  what it missed), every ``poll_interval`` while push is down (degraded), and
+  every ``resync_interval`` as a safety net while it is up; rate-limited with
+  ``asyncio-throttle``. A read costs what is new, never the job's history.
 - The **writer** (:class:`OutcomeWriter`) records outcomes.
+- The **heartbeat** records on the job row that a trainer is attached, then that it is
+  alive every ``heartbeat_interval``; on the way out, how it detached and at which step.
 
 Nothing here is awaited by the training thread: it talks to this thread only
 through the request queue, the outcome inbox and ``call_soon_threadsafe``.
@@ -49,8 +51,8 @@ class AgentStatus(str, enum.Enum):
 
     NOT_STARTED = "not_started"
     STARTING = "starting"  # thread running, first subscription not yet confirmed
-    SUBSCRIBED = "subscribed"  # push is healthy and the row was re-read after it was confirmed
-    DEGRADED = "degraded"  # push is down; the row is polled over REST
+    SUBSCRIBED = "subscribed"  # push is healthy and the requests were re-read after it was confirmed
+    DEGRADED = "degraded"  # push is down; the job's requests are polled over REST
     CLOSED = "closed"
 
 
@@ -74,8 +76,6 @@ class Worker:
             backoff_max=config.backoff_max,
         )
         self.intake = Intake(
-            updates_column=config.updates_column,
-            outcomes_column=config.outcomes_column,
             queue_size=config.queue_size,
             max_request_bytes=config.max_request_bytes,
             reject=lambda outcome: self.writer.submit([outcome]),
@@ -92,6 +92,7 @@ class Worker:
         self._rest_failing = False
         self._row_missing = False
         self._announced = False
+        self._end: tuple[str, int | None] = ("closed", None)  # how the trainer detaches, when close() says nothing
 
     # -- called from other threads -------------------------------------------------------------
 
@@ -104,6 +105,10 @@ class Worker:
         self.status = AgentStatus.STARTING
         self.loop = asyncio.new_event_loop()
         self._thread.start()
+
+    def record_end(self, reason: str, step: int | None) -> None:
+        """Say how training ended (completed, stopped, crashed) and at which step, for the job row at stop()."""
+        self._end = (reason, step)
 
     def stop(self, timeout: float) -> bool:
         """Ask the thread to flush and exit within ``timeout`` seconds; return whether it did."""
@@ -141,21 +146,52 @@ class Worker:
             self.ready.clear()
 
     async def _main(self) -> None:
-        self._resync.set()  # read the row at once: requests made before start() need no push
+        self._resync.set()  # read at once: requests made before start() need no push
         writer = asyncio.create_task(self.writer.run(), name="liveparams.outcomes")
         others = [
             asyncio.create_task(self._supervise(), name="liveparams.supervisor"),
             asyncio.create_task(self._reread_loop(), name="liveparams.reread"),
+            asyncio.create_task(self._heartbeat(), name="liveparams.heartbeat"),
         ]
         await self._stop.wait()
         deadline = self._deadline - SHUTDOWN_MARGIN
         # flush() needs run() stopped: both would otherwise write the same batch at once.
         await _cancel_all([writer], deadline - time.monotonic())
         budget = deadline - time.monotonic()
-        left, _ = await asyncio.gather(self.writer.flush(budget), _cancel_all(others, budget))
+        left, _, _ = await asyncio.gather(
+            self.writer.flush(budget), _cancel_all(others, budget), self._detach(deadline)
+        )
         if left:
             logger.warning("Closing: dropped %d outcomes that could not be recorded within %.1fs", left, budget)
         await self._rest.aclose()
+
+    # -- the trainer's attachment -------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        state, failures = "attached", 0
+        while True:
+            try:
+                await self._rest.record_trainer_state(state)
+            except Exception as exc:  # a refusal, the network, or a bug: the heartbeat is informative, go on
+                failures += 1
+                (logger.warning if failures == 1 else logger.debug)("Could not record the trainer's state: %s", exc)
+                transient = isinstance(exc, RestError) and exc.transient
+                wait = backoff_delay(failures, self.config.backoff_initial, self.config.backoff_max)
+                await asyncio.sleep(wait if transient else self.config.heartbeat_interval)
+                continue
+            state, failures = "alive", 0
+            await asyncio.sleep(self.config.heartbeat_interval)
+
+    async def _detach(self, deadline: float) -> None:
+        """Record how the trainer detached, with what is left of close()'s budget."""
+        reason, step = self._end
+        waiter = asyncio.ensure_future(self._rest.record_trainer_state(reason, step))
+        done, _ = await asyncio.wait({waiter}, timeout=max(deadline - time.monotonic(), 0.05))
+        if not done:
+            waiter.cancel()
+            logger.warning("Closing: could not record that the trainer detached (%s) in time", reason)
+        elif waiter.exception() is not None:
+            logger.warning("Closing: could not record that the trainer detached (%s): %s", reason, waiter.exception())
 
     # -- supervision ------------------------------------------------------------------------------
 
@@ -218,7 +254,7 @@ class Worker:
             self.status = AgentStatus.DEGRADED
             self._request_resync()  # the re-reader may be sleeping resync_interval: start polling now
             logger.warning(
-                "Realtime push is down (%s); degraded: polling the job row every %gs until it is back",
+                "Realtime push is down (%s); degraded: polling the job's requests every %gs until it is back",
                 reason,
                 self.config.poll_interval,
             )
@@ -238,28 +274,30 @@ class Worker:
                 try:
                     await self._reread()
                 except Exception:  # keep polling whatever one read did
-                    logger.exception("Re-reading the job row failed unexpectedly")
+                    logger.exception("Re-reading the job's requests failed unexpectedly")
 
     async def _reread(self) -> None:
         becomes_ready, self._ready_pending = self._ready_pending, False
         generation = self._push_generation
         logger.debug("Checking for updates…")
+        intake = self.intake
+        limit = intake.read_limit
         try:
-            row = await self._rest.read_row()
+            result = await self._rest.read_requests(intake.after_seq, intake.replay_after_step, limit)
         except RestError as exc:
             push_stayed_up = generation == self._push_generation
             self._ready_pending = self._ready_pending or (becomes_ready and push_stayed_up)
-            (logger.debug if self._rest_failing else logger.warning)("Could not read the job row: %s", exc)
+            (logger.debug if self._rest_failing else logger.warning)("Could not read the job's requests: %s", exc)
             self._rest_failing = True
             return
         self._rest_failing = False
-        if row is None:
+        if result is None:
             if not self._row_missing:
                 logger.warning("Job %s not found, or not readable with this key", self.config.job_id)
             self._row_missing = True
             return
         self._row_missing = False
-        self.intake.ingest_row(row)
+        intake.ingest_read(result, limit)
         # Push went down during the read: the confirmation it was to follow up on is void.
         if becomes_ready and generation == self._push_generation and self.status is not AgentStatus.CLOSED:
             was_degraded = self.status is AgentStatus.DEGRADED

@@ -62,6 +62,7 @@ from liveparams_stack.keys import ANON_KEY, JWT_SECRET, SERVICE_ROLE_KEY
 from liveparams_stack.users import create_user
 
 TABLE = "local_training_jobs"
+REQUESTS = "parameter_update_requests"
 POLL_INTERVAL = 10  # the seed's check_interval
 # (fraction of the run, step offset past a multiple of 10, learning rate). The pair shares a fraction:
 # both land between the same two polls, so the old design sees only the second.
@@ -160,18 +161,18 @@ class SeedPollingCallback(TrainerCallback):
         self.supabase_key = supabase_key
 
     def _check_for_parameter_updates(self) -> dict[str, Any] | None:
+        # The seed read the last entry of the row's array; on today's schema that is the job's latest request row.
         response = httpx.get(
-            f"{self.supabase_url}/rest/v1/{TABLE}",
-            params={"id": f"eq.{self.job_id}", "select": "parameter_updates,last_parameter_update_at"},
+            f"{self.supabase_url}/rest/v1/{REQUESTS}",
+            params={"job_id": f"eq.{self.job_id}", "select": "params,requested_at", "order": "seq.desc", "limit": "1"},
             headers={"apikey": self.supabase_key, "Authorization": f"Bearer {self.supabase_key}"},
             timeout=10,
         )
         response.raise_for_status()
         rows = response.json()
-        updates = rows[0]["parameter_updates"] if rows else []
-        if not updates:
+        if not rows:
             return None
-        latest: dict[str, Any] = updates[-1]
+        latest: dict[str, Any] = {**rows[0]["params"], "requested_at": rows[0]["requested_at"]}
         requested_at = datetime.fromisoformat(latest["requested_at"].replace("Z", "+00:00"))
         if self.last_applied_update is not None and requested_at <= self.last_applied_update:
             return None  # already applied
@@ -267,16 +268,15 @@ def service_headers() -> dict[str, str]:
 
 
 def read_outcomes(bench: Bench, job_id: str) -> dict[str, Any]:
-    """The outcomes written back to the job's row (the old design writes none)."""
+    """The outcomes recorded on the job's requests, by request id (the old design records none)."""
     response = httpx.get(
-        f"{bench.api_url}/rest/v1/{TABLE}",
-        params={"id": f"eq.{job_id}", "select": "parameter_update_outcomes"},
+        f"{bench.api_url}/rest/v1/{REQUESTS}",
+        params={"job_id": f"eq.{job_id}", "status": "not.is.null", "select": "id,status,step,changes,reason"},
         headers=service_headers(),
         timeout=10,
     )
     response.raise_for_status()
-    outcomes: dict[str, Any] = response.json()[0]["parameter_update_outcomes"]
-    return outcomes
+    return {row["id"]: row for row in response.json()}
 
 
 def create_owner_and_jobs(api_url: str, names: list[str]) -> tuple[str, dict[str, str]]:

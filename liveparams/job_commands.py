@@ -13,9 +13,20 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from liveparams.jobs import ClientConfig, JobError, RequestView, connect, request_update, summarize, watch_job
+from liveparams.jobs import (
+    ClientConfig,
+    JobError,
+    JobView,
+    RequestView,
+    connect,
+    fetch_job,
+    request_update,
+    summarize,
+    trainer_state,
+    watch_job,
+)
 from liveparams.tokens import DEFAULT_TTL_SECONDS, mint_job_token, parse_ttl
-from liveparams.view import requests_table
+from liveparams.view import job_title, requests_table
 
 TERMINAL = {"applied", "rejected", "failed", "superseded"}
 
@@ -104,6 +115,12 @@ def _run_set(args: argparse.Namespace) -> int:
 async def _set(config: ClientConfig, job_id: str, params: dict[str, Any], wait: float | None, as_json: bool) -> int:
     async with connect(config) as client:
         stored = await request_update(client, job_id, params)
+        trainer = trainer_state(await fetch_job(client, job_id))
+        if not trainer.attached:
+            print(
+                f"liveparams: warning: {trainer.detail}; the request waits and is applied when a trainer attaches",
+                file=sys.stderr,
+            )
         if wait is None:
             print(json.dumps(stored) if as_json else f"requested {stored['id']}: {json.dumps(params)}")
             return 0
@@ -122,14 +139,14 @@ async def _wait_for_outcome(client: Any, job_id: str, request_id: str, timeout: 
     found: list[RequestView] = []
     stop = asyncio.Event()
 
-    def on_row(row: dict[str, Any]) -> None:
-        for view in summarize(row):
+    def on_view(job: JobView) -> None:
+        for view in summarize(job):
             if view.id == request_id and view.status in TERMINAL:
                 found.append(view)
                 stop.set()
 
     with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(watch_job(client, job_id, on_row, stop), timeout)
+        await asyncio.wait_for(watch_job(client, job_id, on_view, stop), timeout)
     return found[0] if found else None
 
 
@@ -148,25 +165,25 @@ async def _watch(config: ClientConfig, job_id: str, once: bool, as_json: bool) -
     async with connect(config) as client:
         if as_json:
 
-            def on_row(row: dict[str, Any]) -> None:
-                for view in summarize(row):
+            def on_view(job: JobView) -> None:
+                for view in summarize(job):
                     if seen.get(view.id) != view.status:
                         seen[view.id] = view.status
                         print(view.to_json(), flush=True)
                 if once:
                     stop.set()
 
-            await watch_job(client, job_id, on_row, stop)
+            await watch_job(client, job_id, on_view, stop)
             return 0
 
         with Live(requests_table([]), console=console, auto_refresh=False) as live:
 
-            def on_row(row: dict[str, Any]) -> None:
-                live.update(requests_table(summarize(row), title=f"job {job_id} — {row.get('status')}"), refresh=True)
+            def show(job: JobView) -> None:
+                live.update(requests_table(summarize(job), title=job_title(job_id, job.job)), refresh=True)
                 if once:
                     stop.set()
 
-            await watch_job(client, job_id, on_row, stop)
+            await watch_job(client, job_id, show, stop)
     return 0
 
 

@@ -1,9 +1,10 @@
-"""A job's row as a person or a UI sees it: request updates, read it, watch it live.
+"""A job as a person or a UI sees it: request updates, read them, watch them live.
 
 This is the user's side of the product (the CLI's ``set`` and ``watch``, and the
 demo's scripted user). It uses the official ``supabase`` client exactly as a
-web UI uses supabase-js: the RPC for requests, a Realtime subscription on the
-row for outcomes.
+web UI uses supabase-js: the RPC for requests, the job row for the values in
+force and the trainer's attachment, and one Realtime channel for changes of
+both the job row and its rows in ``parameter_update_requests``.
 """
 
 from __future__ import annotations
@@ -13,18 +14,24 @@ import json
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, cast
 
 import httpx
 from postgrest.exceptions import APIError
 from realtime import RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
+from supabase import AsyncClient
 
-from liveparams.agent import request_identity
+from liveparams.agent import AgentConfig
+from liveparams.agent._client import create_client
+from liveparams.agent._requests import decode_params
 from liveparams.contract import METADATA_KEYS
 
 TABLE = "local_training_jobs"
+REQUESTS = "parameter_update_requests"
+WATCHED = 200  # requests ``watch`` shows: the latest ones; the job's history can be far longer
+HEARTBEAT_STALE_S = 3 * AgentConfig.heartbeat_interval  # a trainer silent for three heartbeats is gone
 
 
 class JobError(Exception):
@@ -74,13 +81,10 @@ class ClientConfig:
 @asynccontextmanager
 async def connect(config: ClientConfig) -> AsyncIterator[AsyncClient]:
     """An async supabase client acting as ``config`` says; closes its Realtime socket on exit."""
-    headers = {"Authorization": f"Bearer {config.access_token}"} if config.access_token else {}
     try:
-        client = await acreate_client(config.url, config.key, AsyncClientOptions(headers=headers))
+        client = await create_client(config.url, config.key, config.access_token)
     except Exception as exc:  # the client raises bare exceptions for a malformed URL
         raise JobError(f"cannot use {config.url!r}: {exc}") from exc
-    if config.access_token:
-        await client.realtime.set_auth(config.access_token)
     try:
         yield client
     finally:
@@ -120,38 +124,123 @@ async def fetch_job(client: AsyncClient, job_id: str) -> dict[str, Any]:
     return cast(dict[str, Any], response.data[0])
 
 
-async def watch_job(
-    client: AsyncClient, job_id: str, on_row: Callable[[dict[str, Any]], None], stop: asyncio.Event
-) -> None:
-    """Call ``on_row`` with the row now and after every change, until ``stop`` is set.
+async def fetch_requests(client: AsyncClient, job_id: str, latest: int = WATCHED) -> list[dict[str, Any]]:
+    """The job's ``latest`` requests, oldest first."""
+    try:
+        response = (
+            await client.table(REQUESTS)
+            .select("*")
+            .eq("job_id", job_id)
+            .order("seq", desc=True)
+            .limit(latest)
+            .execute()
+        )
+    except (APIError, httpx.HTTPError) as exc:
+        raise _explain(exc, str(client.supabase_url)) from exc
+    return cast(list[dict[str, Any]], response.data)[::-1]
 
-    The row is read again after the subscription is confirmed, so a change made
-    while subscribing is not missed (Realtime does not replay).
+
+@dataclass
+class JobView:
+    """What a UI shows of a job: its row and its latest requests (by seq), kept current by :func:`watch_job`."""
+
+    job: dict[str, Any]
+    requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> row, in seq order
+
+    def take(self, row: dict[str, Any]) -> None:
+        """Add or update one request row, keeping seq order and the latest ``WATCHED`` rows."""
+        self.requests[str(row.get("id"))] = row
+        ordered = sorted(self.requests.values(), key=lambda r: r.get("seq") or 0)[-WATCHED:]
+        self.requests = {str(r.get("id")): r for r in ordered}
+
+
+async def watch_job(client: AsyncClient, job_id: str, on_view: Callable[[JobView], None], stop: asyncio.Event) -> None:
+    """Call ``on_view`` with the job now and after every change, until ``stop`` is set.
+
+    One channel carries the job row's updates and its requests' inserts and updates
+    (each event is one small row, whatever the job's history). Both are read again
+    after the subscription is confirmed, so a change made while subscribing is not missed.
     """
     ready = asyncio.Event()
+    view = JobView(job={})
 
-    def on_change(payload: Any) -> None:
+    def on_job(payload: Any) -> None:
         record = payload.get("data", {}).get("record")
         if record:
-            on_row(record)
+            view.job = record
+            on_view(view)
+
+    def on_request(payload: Any) -> None:
+        record = payload.get("data", {}).get("record")
+        if record:
+            view.take(record)
+            on_view(view)
 
     def on_state(state: RealtimeSubscribeStates, error: Exception | None) -> None:
         if state == RealtimeSubscribeStates.SUBSCRIBED:
             ready.set()
 
+    async def reread() -> None:
+        view.job = await fetch_job(client, job_id)
+        for row in await fetch_requests(client, job_id):
+            view.take(row)
+        on_view(view)
+
     channel = client.channel(f"liveparams-watch-{job_id}")
     channel.on_postgres_changes(
-        RealtimePostgresChangesListenEvent.Update, on_change, table=TABLE, schema="public", filter=f"id=eq.{job_id}"
+        RealtimePostgresChangesListenEvent.Update, on_job, table=TABLE, schema="public", filter=f"id=eq.{job_id}"
     )
-    on_row(await fetch_job(client, job_id))
+    channel.on_postgres_changes(
+        RealtimePostgresChangesListenEvent.All,
+        on_request,
+        table=REQUESTS,
+        schema="public",
+        filter=f"job_id=eq.{job_id}",
+    )
+    await reread()
     await channel.subscribe(on_state)
     try:
         await asyncio.wait_for(ready.wait(), timeout=15)
     except asyncio.TimeoutError as exc:
         raise JobError("could not subscribe to the job's changes over Realtime") from exc
-    on_row(await fetch_job(client, job_id))
+    await reread()
     await stop.wait()
     await client.remove_channel(channel)
+
+
+@dataclass(frozen=True)
+class TrainerState:
+    """Whether a trainer is attached to the job, from the row's ``trainer_*`` columns (docs/contracts.md)."""
+
+    attached: bool
+    detail: str
+
+
+def trainer_state(job: dict[str, Any], now: datetime | None = None) -> TrainerState:
+    """Attached = it said so, has not detached, and its heartbeat is recent; otherwise say why not."""
+    if not job.get("trainer_attached_at"):
+        return TrainerState(False, "no trainer has attached yet")
+    if job.get("trainer_detached_at"):
+        step = job.get("trainer_detach_step")
+        where = f" at step {step}" if step is not None else ""
+        return TrainerState(False, f"the trainer detached: {job.get('trainer_detach_reason')}{where}")
+    seen = _parse_time(job.get("trainer_seen_at"))
+    now = now or datetime.now(timezone.utc)
+    if seen is None or (now - seen).total_seconds() > HEARTBEAT_STALE_S:
+        return TrainerState(
+            False, f"the trainer stopped responding (last heartbeat {job.get('trainer_seen_at')}); killed?"
+        )
+    return TrainerState(True, "a trainer is attached")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -169,34 +258,32 @@ class RequestView:
         return json.dumps(self.__dict__, sort_keys=True)
 
 
-def _detail(outcome: dict[str, Any]) -> str:
-    if outcome.get("changes"):
+def _detail(row: dict[str, Any]) -> str:
+    changes = row.get("changes")
+    if isinstance(changes, dict) and changes:
         return ", ".join(
             f"{c.get('new')} done" if name == "command" else f"{name}: {c.get('old')!r} → {c.get('new')!r}"
-            for name, c in outcome["changes"].items()
+            for name, c in changes.items()
         )
-    if outcome.get("superseded_by"):
-        return f"superseded by {str(outcome['superseded_by'])[:8]}"
-    return str(outcome.get("reason") or "")
+    if row.get("superseded_by"):
+        return f"superseded by {str(row['superseded_by'])[:8]}"
+    return str(row.get("reason") or "")
 
 
-def summarize(row: dict[str, Any]) -> list[RequestView]:
-    """Pair each request on the row with its outcome (``pending`` until there is one)."""
-    outcomes = row.get("parameter_update_outcomes") or {}
+def summarize(view: JobView) -> list[RequestView]:
+    """Each watched request with where it stands (``pending`` until it has an outcome), oldest first."""
     views = []
-    for entry in row.get("parameter_updates") or []:
-        request_id = request_identity(entry)
-        outcome = outcomes.get(request_id) or {}
-        fields = entry if isinstance(entry, dict) else {}
-        params = {k: v for k, v in fields.items() if k not in METADATA_KEYS} if fields else {"(malformed)": entry}
+    for row in view.requests.values():
+        params = decode_params(row.get("params"))  # the agent's own reading, so both agree
+        shown = {k: v for k, v in params.items() if k not in METADATA_KEYS} if isinstance(params, dict) else None
         views.append(
             RequestView(
-                id=request_id,
-                params=params,
-                requested_at=fields.get("requested_at"),
-                status=str(outcome.get("status", "pending")),
-                step=outcome.get("step"),
-                detail=_detail(outcome),
+                id=str(row.get("id")),
+                params=shown if shown is not None else {"(malformed)": params},
+                requested_at=row.get("requested_at"),
+                status=str(row.get("status") or "pending"),
+                step=row.get("step"),
+                detail=_detail(row),
             )
         )
     return views

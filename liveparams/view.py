@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
-from liveparams.jobs import RequestView
+from liveparams.jobs import RequestView, trainer_state
 
 STATUS_STYLE = {
     "pending": "yellow",
@@ -37,3 +38,13 @@ def requests_table(views: list[RequestView], title: str = "parameter update requ
             view.detail,
         )
     return table
+
+
+def job_title(job_id: str, job: dict[str, Any]) -> str:
+    """The line above the table: the platform's status, the trainer's attachment, the values in force."""
+    trainer = trainer_state(job)
+    in_force = job.get("parameters_in_force") or {}
+    values = ", ".join(f"{name}={value}" for name, value in in_force.items())
+    step = job.get("parameters_applied_step")
+    applied = f" — in force{f' since step {step}' if step is not None else ''}: {values}" if values else ""
+    return f"job {job_id} — {job.get('status')} — {trainer.detail}{applied}"

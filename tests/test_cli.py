@@ -169,3 +169,61 @@ def test_watch_streams_outcomes_as_they_are_recorded(
     finally:
         watcher.terminate()
         watcher.wait(10)
+
+
+def test_set_warns_when_no_trainer_is_attached(
+    stack_env: dict[str, str], owner_job: tuple[str, str, str], job_token: Callable[[str], str]
+) -> None:
+    import httpx
+
+    _, owner_jwt, job_id = owner_job
+    unattached = liveparams("set", job_id, "learning_rate=1e-4", env=as_owner(stack_env, owner_jwt))
+    assert unattached.returncode == 0, unattached.stderr
+    assert "warning: no trainer has attached yet" in unattached.stderr
+    assert "applied when a trainer attaches" in unattached.stderr
+
+    def trainer(state: str, step: int | None = None) -> None:
+        httpx.post(
+            f"{stack_env['API_URL']}/rest/v1/rpc/record_trainer_state",
+            json={"p_job_id": job_id, "p_state": state, "p_step": step},
+            headers={"apikey": stack_env["ANON_KEY"], "Authorization": f"Bearer {job_token(job_id)}"},
+        ).raise_for_status()
+
+    trainer("attached")  # what the agent does when it starts
+    attached = liveparams("set", job_id, "learning_rate=2e-4", env=as_owner(stack_env, owner_jwt))
+    assert attached.returncode == 0 and "warning" not in attached.stderr
+    trainer("completed", 120)
+    detached = liveparams("set", job_id, "learning_rate=3e-4", env=as_owner(stack_env, owner_jwt))
+    assert "warning: the trainer detached: completed at step 120" in detached.stderr
+
+
+def test_watch_reads_a_request_as_the_agent_does(
+    stack_env: dict[str, str], owner_job: tuple[str, str, str], service_http: Any
+) -> None:
+    """An entry a seed writer stored as JSON text: the agent applies it, so watch shows it (not "(malformed)")."""
+    _, owner_jwt, job_id = owner_job
+    service_http.patch(
+        "/rest/v1/local_training_jobs", params={"id": f"eq.{job_id}"}, json={"parameter_updates": ['{"max_steps": 50}']}
+    ).raise_for_status()
+    watched = liveparams("watch", job_id, "--once", "--json", env=as_owner(stack_env, owner_jwt))
+    assert watched.returncode == 0, watched.stderr
+    (line,) = [json.loads(line) for line in watched.stdout.splitlines()]
+    assert line["params"] == {"max_steps": 50} and line["status"] == "pending"
+
+
+def test_trainer_state_tells_attached_detached_and_silent_apart() -> None:
+    """What `set` warns about and `watch` shows, from the job row's trainer columns (no server)."""
+    from datetime import datetime, timedelta, timezone
+
+    from liveparams.jobs import HEARTBEAT_STALE_S, trainer_state
+
+    now = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
+    recent = (now - timedelta(seconds=5)).isoformat()
+    stale = (now - timedelta(seconds=HEARTBEAT_STALE_S + 1)).isoformat()
+    attached = {"trainer_attached_at": recent, "trainer_seen_at": recent, "trainer_detached_at": None}
+    assert trainer_state({}, now).detail == "no trainer has attached yet"
+    assert trainer_state(attached, now).attached
+    killed = trainer_state({**attached, "trainer_seen_at": stale}, now)
+    assert not killed.attached and "stopped responding" in killed.detail
+    crashed = {**attached, "trainer_detached_at": recent, "trainer_detach_reason": "crashed", "trainer_detach_step": 7}
+    assert trainer_state(crashed, now).detail == "the trainer detached: crashed at step 7"

@@ -2,8 +2,9 @@
 
 Frozen dataclasses with no dependencies, so ``trainer_hooks`` can use them
 without knowing about pydantic, websockets or Supabase. The JSON each outcome
-becomes on the row (``parameter_update_outcomes[<request id>]``) is defined
-here once, in :meth:`UpdateOutcome.to_row`.
+becomes on the database (the ``record_parameter_update_outcomes`` RPC's
+``{<request id>: outcome}``, stored on the request's row) is defined here once,
+in :meth:`UpdateOutcome.to_row`.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class UpdateOutcome:
     at: str = field(default_factory=utc_now_iso)
 
     def to_row(self) -> dict[str, Any]:
-        """The JSON object stored in ``parameter_update_outcomes[request_id]``."""
+        """The JSON the outcomes RPC takes for ``request_id``: status, at, step, changes/reason/superseded_by."""
         row: dict[str, Any] = {"status": self.status.value, "at": self.at, "step": self.step}
         if self.changes:
             row["changes"] = {name: {"old": c.old, "new": c.new} for name, c in self.changes.items()}

@@ -59,9 +59,7 @@ class LiveView:
 
     def __rich__(self) -> Group:
         with self._lock:
-            return Group(
-                self.progress, requests_table(self.views, title="requests on the job's row (live, over Realtime)")
-            )
+            return Group(self.progress, requests_table(self.views, title="requests on the job (live, over Realtime)"))
 
 
 def _recorder(view: LiveView, step_delay: float) -> Any:

@@ -13,7 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from liveparams.jobs import ClientConfig, JobError, RequestView, connect, request_update, summarize, watch_job
+from liveparams.jobs import (
+    ClientConfig,
+    JobError,
+    JobView,
+    RequestView,
+    connect,
+    request_update,
+    summarize,
+    watch_job,
+)
 
 
 @dataclass(frozen=True)
@@ -89,12 +98,12 @@ class ScriptedUser:
     async def _main(self) -> None:
         stop = asyncio.Event()
 
-        def on_row(row: dict[str, Any]) -> None:
-            self._views = summarize(row)
+        def on_view(job: JobView) -> None:
+            self._views = summarize(job)
             self._on_views(self._views)
 
         async with connect(self._config) as client:
-            watcher = asyncio.create_task(watch_job(client, self._job_id, on_row, stop))
+            watcher = asyncio.create_task(watch_job(client, self._job_id, on_view, stop))
             for action in self._actions:
                 while self._current_step() < action.at_step and not self._done.is_set():
                     await asyncio.sleep(0.02)

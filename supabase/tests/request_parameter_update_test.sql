@@ -3,7 +3,7 @@
 -- tests/stack/test_database.py); everything is rolled back.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(27);
+select plan(32);
 
 insert into auth.users (id, email) values
   ('00000000-0000-0000-0000-0000000000a1', 'owner@liveparams.test'),
@@ -96,14 +96,15 @@ select throws_ok(
 select set_config('request.jwt.claims', '{"role": "authenticated", "job_id": "10000000-0000-0000-0000-000000000001", "iss": "liveparams"}', true);
 select is(
   public.record_parameter_update_outcomes('10000000-0000-0000-0000-000000000001',
-    '{"20000000-0000-0000-0000-000000000001": {"status": "applied", "step": 12}}') #>> '{20000000-0000-0000-0000-000000000001,status}',
-  'applied',
-  'the job token records an outcome'
+    '{"20000000-0000-0000-0000-000000000001": {"status": "applied", "step": 12,
+      "changes": {"learning_rate": {"old": 0.0001, "new": 0.00005}}}}'),
+  '{"recorded": ["20000000-0000-0000-0000-000000000001"]}'::jsonb,
+  'the job token records an outcome, and the reply names only what was stored'
 );
 select is(
   public.record_parameter_update_outcomes('10000000-0000-0000-0000-000000000001',
-    '{"20000000-0000-0000-0000-000000000001": {"status": "rejected"}}') #>> '{20000000-0000-0000-0000-000000000001,status}',
-  'applied',
+    '{"20000000-0000-0000-0000-000000000001": {"status": "rejected"}}'),
+  '{"recorded": []}'::jsonb,
   'the first outcome recorded for a request wins'
 );
 select throws_ok(
@@ -114,9 +115,9 @@ select throws_ok(
 select throws_ok(
   $$select public.record_parameter_update_outcomes('10000000-0000-0000-0000-000000000001',
       '{"legacy-0123456789abcdef": {"status": "applied"}}')$$,
-  '22023', null, 'legacy keys are refused while the row holds no entry without an id'
+  '22023', null, 'legacy keys of entries that were never written are refused'
 );
-reset role;  -- an entry as the seed design wrote them: no id
+reset role;  -- an entry as the seed design wrote them: no id; the trigger moves it into the requests table
 update public.local_training_jobs
    set parameter_updates = parameter_updates
        || array['{"learning_rate": 0.0002, "requested_at": "2024-12-14T10:30:00.000Z"}'::jsonb]
@@ -124,9 +125,12 @@ update public.local_training_jobs
 set local role authenticated;
 select is(
   public.record_parameter_update_outcomes('10000000-0000-0000-0000-000000000001',
-    '{"legacy-0123456789abcdef": {"status": "applied", "step": 3}}') #>> '{legacy-0123456789abcdef,status}',
-  'applied',
-  'the outcome of an entry written without an id is recorded under its legacy key'
+    format('{"%s": {"status": "applied", "step": 3}}',
+           (select id from public.parameter_update_requests
+             where job_id = '10000000-0000-0000-0000-000000000001' and id like 'legacy-%'))::jsonb) -> 'recorded' ->> 0,
+  (select id from public.parameter_update_requests
+    where job_id = '10000000-0000-0000-0000-000000000001' and id like 'legacy-%'),
+  'the outcome of an entry written without an id is recorded under its legacy id'
 );
 select throws_ok(
   $$select public.record_parameter_update_outcomes('10000000-0000-0000-0000-000000000001',
@@ -166,12 +170,37 @@ select is(
 );
 
 reset role;
-select is(
-  (select count(*)::int from public.local_training_jobs, unnest(parameter_updates) u
-    where id = '10000000-0000-0000-0000-000000000001' and u ? 'id'),
-  3,
-  'exactly the accepted requests were appended (besides the legacy entry written by hand)'
+select results_eq(
+  $$select seq::int, id like 'legacy-%' from public.parameter_update_requests
+     where job_id = '10000000-0000-0000-0000-000000000001' order by seq$$,
+  $$values (1, false), (2, false), (3, true), (4, false)$$,
+  'exactly the accepted requests were stored, numbered in order (the legacy entry among them)'
 );
+select is(
+  (select cardinality(parameter_updates) from public.local_training_jobs where id = '10000000-0000-0000-0000-000000000001'),
+  0,
+  'the legacy array stays empty'
+);
+select is(
+  (select parameters_in_force from public.local_training_jobs where id = '10000000-0000-0000-0000-000000000001'),
+  '{"learning_rate": 0.00005}'::jsonb,
+  'the job row shows the value in force as last applied'
+);
+
+-- NULL never matches: an ownerless job is nobody's, and a job token has no user.
+insert into public.local_training_jobs (id, user_id, name, status) values
+  ('10000000-0000-0000-0000-000000000003', null, 'ownerless job', 'running');
+set local role authenticated;
+select set_config('request.jwt.claims', '{"role": "authenticated", "job_id": "10000000-0000-0000-0000-000000000009"}', true);
+select throws_ok(
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000003', '{"learning_rate": 1e-4}')$$,
+  'PT404', null, 'a job token cannot request updates on an ownerless job'
+);
+reset role;
+select ok(public.liveparams_adopt_job('10000000-0000-0000-0000-000000000003', '00000000-0000-0000-0000-0000000000a1'),
+  'a backend adopts an ownerless job');
+select ok(not public.liveparams_adopt_job('10000000-0000-0000-0000-000000000003', '00000000-0000-0000-0000-0000000000b2'),
+  'an owned job is never taken from its owner');
 
 select * from finish();
 rollback;

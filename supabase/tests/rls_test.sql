@@ -3,7 +3,7 @@
 -- file's rows because the database may hold other tests' jobs.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(14);
+select plan(15);
 
 insert into auth.users (id, email) values
   ('00000000-0000-0000-0000-0000000000a1', 'owner@liveparams.test'),
@@ -21,6 +21,12 @@ select ok(
            where pubname = 'supabase_realtime' and schemaname = 'public' and tablename = 'local_training_jobs'),
   'the table is in the supabase_realtime publication'
 );
+select ok(
+  (select relrowsecurity from pg_class where oid = 'public.parameter_update_requests'::regclass)
+  and exists (select 1 from pg_publication_tables
+               where pubname = 'supabase_realtime' and schemaname = 'public' and tablename = 'parameter_update_requests'),
+  'RLS is enabled on parameter_update_requests, and it is in the publication'
+);
 
 set local role anon;
 select set_config('request.jwt.claims', '{"role": "anon"}', true);
@@ -35,7 +41,7 @@ select throws_ok(
   '42501', null, 'the owner cannot rewrite the request history'
 );
 select throws_ok(
-  $$update public.local_training_jobs set parameter_update_outcomes = '{}' where id = '10000000-0000-0000-0000-000000000001'$$,
+  $$update public.parameter_update_requests set status = 'applied' where job_id = '10000000-0000-0000-0000-000000000001'$$,
   '42501', null, 'the owner cannot rewrite outcomes'
 );
 select lives_ok(
@@ -57,7 +63,7 @@ select results_eq(
   'a job token sees exactly its job'
 );
 select throws_ok(
-  $$update public.local_training_jobs set parameter_update_outcomes = '{}'$$,
+  $$update public.parameter_update_requests set status = 'applied'$$,
   '42501', null, 'a job token cannot write outcomes directly'
 );
 
@@ -75,7 +81,7 @@ select is(
   'service_role bypasses RLS'
 );
 select lives_ok(
-  $$update public.local_training_jobs set parameter_update_outcomes = '{}' where id = '10000000-0000-0000-0000-000000000001'$$,
+  $$update public.local_training_jobs set parameters_in_force = '{}' where id = '10000000-0000-0000-0000-000000000001'$$,
   'service_role can write any column'
 );
 

@@ -1,4 +1,4 @@
-"""The ``postgres_changes`` payload the official Python client hands the agent's callback (protocol notes §4.4).
+"""The ``postgres_changes`` payload the official Python client hands the agent's callback (docs/internals.md).
 
 Shared by the intake tests and ``benchmarks/agent_latency.py``, which feed the callback without a socket.
 """
@@ -7,30 +7,35 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["postgres_change"]
+__all__ = ["postgres_change", "request_row"]
 
 
-def postgres_change(
-    updates: list[Any] | None, outcomes: dict[str, Any] | None = None, **extra: object
-) -> dict[str, Any]:
-    """An UPDATE of the job row holding ``updates`` and ``outcomes``; ``updates=None`` leaves both columns out.
+def request_row(request_id: str, seq: int, params: Any, **columns: Any) -> dict[str, Any]:
+    """A row of ``parameter_update_requests`` as REST or Realtime hands it over (undecided unless ``columns`` say)."""
+    return {
+        "job_id": "job",
+        "id": request_id,
+        "seq": seq,
+        "params": params,
+        "requested_at": "2026-11-24T04:55:39.748+00:00",
+        "requested_by": "u1",
+        "status": None,
+        "step": None,
+        **columns,
+    }
 
-    ``extra`` adds other columns to the record (e.g. ``progress``), as a progress update would change them.
-    """
-    record: dict[str, Any] = {"id": "job", "status": "running", **extra}
-    if updates is not None:
-        record["parameter_updates"] = updates
-        record["parameter_update_outcomes"] = outcomes or {}
+
+def postgres_change(record: dict[str, Any] | None, **errors: Any) -> dict[str, Any]:
+    """An INSERT of ``record`` into the requests table; ``None`` stands for a record the server cut down."""
     return {
         "ids": [1],
         "data": {
             "schema": "public",
-            "table": "local_training_jobs",
-            "type": "UPDATE",
+            "table": "parameter_update_requests",
+            "type": "INSERT",
             "commit_timestamp": "2026-11-24T04:55:39.750Z",
-            "errors": None,
+            "errors": errors or None,
             "columns": [],
-            "record": record,
-            "old_record": {"id": "job"},
+            "record": record if record is not None else {"job_id": "job"},
         },
     }

@@ -72,6 +72,21 @@ def make_agent(stack_env: dict[str, str], job_token: Callable[[str], str]) -> It
 
 
 @pytest.fixture
+def outcomes(service_http: httpx.Client) -> Callable[[str], dict[str, dict[str, Any]]]:
+    """``outcomes(job_id)``: request id -> its recorded outcome (decided requests only), read with the service role."""
+
+    def read(job_id: str) -> dict[str, dict[str, Any]]:
+        response = service_http.get(
+            "/rest/v1/parameter_update_requests",
+            params={"job_id": f"eq.{job_id}", "status": "not.is.null", "select": "*", "order": "seq"},
+        )
+        response.raise_for_status()
+        return {row["id"]: row for row in response.json()}
+
+    return read
+
+
+@pytest.fixture
 def row(service_http: httpx.Client) -> Callable[[str], dict[str, Any]]:
     """``row(job_id)``: the job row as stored, read with the service role."""
 
@@ -143,7 +158,7 @@ def test_outcomes_are_recorded_on_the_row_and_a_resumed_run_skips_them_unless_re
     job: tuple[str, str],
     make_agent: Callable[..., UpdateAgent],
     request_update: Callable[..., dict[str, Any]],
-    row: Callable[[str], dict[str, Any]],
+    outcomes: Callable[[str], dict[str, dict[str, Any]]],
 ) -> None:
     job_id, owner = job
     early = request_update(owner, job_id, {"weight_decay": 0.05})["id"]
@@ -159,11 +174,11 @@ def test_outcomes_are_recorded_on_the_row_and_a_resumed_run_skips_them_unless_re
                 UpdateOutcome(second, OutcomeStatus.APPLIED, step=12, changes={"learning_rate": Change(1e-4, 2e-5)}),
             ]
         )
-    outcomes = row(job_id)["parameter_update_outcomes"]  # close() flushed them
-    assert outcomes[early]["status"] == "applied" and outcomes[early]["step"] == 5
-    assert outcomes[first]["status"] == "superseded" and outcomes[first]["superseded_by"] == second
-    assert outcomes[second]["status"] == "applied" and outcomes[second]["step"] == 12
-    assert outcomes[second]["changes"] == {"learning_rate": {"old": 1e-4, "new": 2e-5}}
+    stored = outcomes(job_id)  # close() flushed them
+    assert stored[early]["status"] == "applied" and stored[early]["step"] == 5
+    assert stored[first]["status"] == "superseded" and stored[first]["superseded_by"] == second
+    assert stored[second]["status"] == "applied" and stored[second]["step"] == 12
+    assert stored[second]["changes"] == {"learning_rate": {"old": 1e-4, "new": 2e-5}}
 
     third = request_update(owner, job_id, {"max_grad_norm": 0.5})["id"]
     resumed = make_agent(job_id)
@@ -190,7 +205,7 @@ def test_bad_input_is_rejected_with_a_reason_on_the_row(
     job: tuple[str, str],
     make_agent: Callable[..., UpdateAgent],
     service_http: httpx.Client,
-    row: Callable[[str], dict[str, Any]],
+    outcomes: Callable[[str], dict[str, dict[str, Any]]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     job_id, _ = job
@@ -215,14 +230,14 @@ def test_bad_input_is_rejected_with_a_reason_on_the_row(
     with agent:
         assert collect(agent, 2) == [request_identity(legacy), good["id"]]
         agent.report([UpdateOutcome(request_identity(legacy), OutcomeStatus.APPLIED, step=3)])
-        assert wait_for(lambda: len(row(job_id)["parameter_update_outcomes"]) == len(bad) + len(malformed) + 1)
-    assert row(job_id)["parameter_update_outcomes"][request_identity(legacy)]["status"] == "applied"
-    outcomes = row(job_id)["parameter_update_outcomes"]
+        assert wait_for(lambda: len(outcomes(job_id)) == len(bad) + len(malformed) + 1)
+    assert outcomes(job_id)[request_identity(legacy)]["status"] == "applied"
+    stored = outcomes(job_id)
     for reason, entry in bad.items():
-        assert outcomes[entry["id"]]["status"] == "rejected"
-        assert reason in outcomes[entry["id"]]["reason"]
+        assert stored[entry["id"]]["status"] == "rejected"
+        assert reason in stored[entry["id"]]["reason"]
     for raw in malformed:
-        outcome = outcomes[request_identity(raw)]
+        outcome = stored[request_identity(raw)]
         assert outcome["status"] == "rejected" and "malformed request" in outcome["reason"]
     assert caplog.text.count("Rejected parameter update") == len(bad) + len(malformed)
     assert "malformed request" in caplog.text
@@ -277,7 +292,7 @@ def test_outcomes_survive_rest_errors(
     make_agent: Callable[..., UpdateAgent],
     request_update: Callable[..., dict[str, Any]],
     faults: Callable[..., dict[str, Any]],
-    row: Callable[[str], dict[str, Any]],
+    outcomes: Callable[[str], dict[str, dict[str, Any]]],
 ) -> None:
     job_id, owner = job
     request_id = request_update(owner, job_id, {"learning_rate": 3e-5})["id"]
@@ -289,12 +304,12 @@ def test_outcomes_survive_rest_errors(
 
         def stored() -> bool:
             try:
-                return request_id in row(job_id)["parameter_update_outcomes"]
+                return request_id in outcomes(job_id)
             except httpx.HTTPStatusError:  # the injected errors hit this read too
                 return False
 
         assert wait_for(stored)
-    assert row(job_id)["parameter_update_outcomes"][request_id]["step"] == 7
+    assert outcomes(job_id)[request_id]["step"] == 7
 
 
 @pytest.mark.faults
@@ -346,7 +361,7 @@ def test_a_process_that_forgets_to_close_still_exits_and_flushes(
     stack_env: dict[str, str],
     job_token: Callable[[str], str],
     request_update: Callable[..., dict[str, Any]],
-    row: Callable[[str], dict[str, Any]],
+    outcomes: Callable[[str], dict[str, dict[str, Any]]],
 ) -> None:
     job_id, owner = job
     request_id = request_update(owner, job_id, {"learning_rate": 1e-4})["id"]
@@ -372,14 +387,14 @@ def test_a_process_that_forgets_to_close_still_exits_and_flushes(
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done True"
-    assert row(job_id)["parameter_update_outcomes"][request_id]["status"] == "applied"
+    assert outcomes(job_id)[request_id]["status"] == "applied"
 
 
 def test_a_job_token_with_the_anon_key_as_apikey(
     job: tuple[str, str],
     make_agent: Callable[..., UpdateAgent],
     request_update: Callable[..., dict[str, Any]],
-    row: Callable[[str], dict[str, Any]],
+    outcomes: Callable[[str], dict[str, dict[str, Any]]],
     stack_env: dict[str, str],
 ) -> None:
     """How a hosted project is used: the gateway gets the anon key, RLS and the RPC get the job token."""
@@ -390,7 +405,7 @@ def test_a_job_token_with_the_anon_key_as_apikey(
         request_id = request_update(owner, job_id, {"learning_rate": 1e-4})["id"]
         assert collect(agent, 1) == [request_id]
         agent.report([UpdateOutcome(request_id, OutcomeStatus.APPLIED, step=3)])
-    assert row(job_id)["parameter_update_outcomes"][request_id]["status"] == "applied"
+    assert outcomes(job_id)[request_id]["status"] == "applied"
 
 
 def test_a_full_queue_loses_nothing(
@@ -418,7 +433,7 @@ def test_subscription_health_sees_a_listener_killed_by_a_callback(
     job_token: Callable[[str], str],
     request_update: Callable[..., dict[str, Any]],
 ) -> None:
-    """The client's listen task dies when a callback raises, yet ``is_connected`` stays true (protocol notes §4.4).
+    """The client's listen task dies when a callback raises, yet ``is_connected`` stays true (docs/internals.md).
 
     The agent's own callback never raises; this hands the subscription one that does, to check
     that ``health()`` sees the silent stall the supervisor rebuilds from.
@@ -627,3 +642,73 @@ def test_a_close_cancelled_mid_handshake_still_frees_the_socket(
         return ws.transport.is_closing()
 
     assert asyncio.run(scenario())
+
+
+def test_a_seed_writer_appending_to_the_array_reaches_the_trainer_and_the_column_stays_empty(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    service_http: httpx.Client,
+    outcomes: Callable[[str], dict[str, dict[str, Any]]],
+    row: Callable[[str], dict[str, Any]],
+) -> None:
+    """The seed design's UI route: read the array, append ``{learning_rate, requested_at, requested_by}``, write it."""
+    job_id, _ = job
+    agent = make_agent(job_id)
+    with agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        legacy = {"learning_rate": 3e-4, "requested_at": "2026-11-28T08:00:00.000Z", "requested_by": "seed-ui"}
+        append_raw(service_http, job_id, [legacy])
+        assert wait_for(lambda: not agent._worker.intake.queue.empty())
+        (request,) = agent.drain()
+        assert request.id == request_identity(legacy) and request.params == {"learning_rate": 3e-4}
+        assert request.requested_by == "seed-ui"
+        changes = {"learning_rate": Change(1e-4, 3e-4)}
+        agent.report([UpdateOutcome(request.id, OutcomeStatus.APPLIED, step=4, changes=changes)])
+    assert outcomes(job_id)[request.id]["status"] == "applied"
+    stored = row(job_id)
+    assert stored["parameter_updates"] == []
+    assert stored["parameters_in_force"] == {"learning_rate": 3e-4} and stored["parameters_applied_step"] == 4
+
+
+def test_the_job_row_shows_the_trainer_attached_then_how_it_detached(
+    job: tuple[str, str], make_agent: Callable[..., UpdateAgent], row: Callable[[str], dict[str, Any]]
+) -> None:
+    job_id, _ = job
+    agent = make_agent(job_id)
+    agent.start()
+    assert wait_for(lambda: row(job_id)["trainer_attached_at"] is not None)
+    attached = row(job_id)
+    assert attached["trainer_detached_at"] is None and attached["trainer_seen_at"] is not None
+    agent.record_end("completed", step=42)
+    agent.close()
+    detached = row(job_id)
+    assert (detached["trainer_detach_reason"], detached["trainer_detach_step"]) == ("completed", 42)
+    assert detached["trainer_detached_at"] is not None and detached["status"] == "running"  # the platform's own
+
+
+def test_a_ui_on_the_jobs_topic_sees_the_trainer_present(
+    job: tuple[str, str], make_agent: Callable[..., UpdateAgent], stack_env: dict[str, str]
+) -> None:
+    from liveparams.agent._client import create_client
+    from liveparams.agent._config import job_topic
+
+    job_id, owner = job
+
+    async def scenario() -> list[str]:
+        client = await create_client(stack_env["API_URL"], stack_env["ANON_KEY"], owner)
+        channel = client.channel(job_topic(job_id))
+        seen: list[str] = []
+        channel.on_presence_sync(lambda: seen.extend(channel.presence.state))
+        await channel.subscribe()
+        try:
+            agent = make_agent(job_id)
+            await asyncio.to_thread(agent.start)
+            for _ in range(200):
+                if "trainer" in seen:
+                    break
+                await asyncio.sleep(0.05)
+            return seen
+        finally:
+            await client.realtime.close()
+
+    assert "trainer" in asyncio.run(scenario())

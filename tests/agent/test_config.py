@@ -57,21 +57,14 @@ def test_names_can_be_overridden() -> None:
         "SUPABASE_URL": "https://x.supabase.co",
         "SUPABASE_KEY": "k" * 20,
         "LIVEPARAMS_SCHEMA": "training",
-        "LIVEPARAMS_TABLE": "jobs",
-        "LIVEPARAMS_UPDATES_COLUMN": "updates",
-        "LIVEPARAMS_OUTCOMES_COLUMN": "outcomes",
+        "LIVEPARAMS_REQUESTS_TABLE": "requests",
         "LIVEPARAMS_OUTCOMES_RPC": "record_outcomes",
     }
     config = AgentConfig.from_env(env)
     assert config is not None
-    assert (config.schema, config.table, config.updates_column, config.outcomes_column, config.outcomes_rpc) == (
-        "training",
-        "jobs",
-        "updates",
-        "outcomes",
-        "record_outcomes",
-    )
-    assert config.filter == f"id=eq.{JOB}"
+    assert (config.schema, config.requests_table, config.outcomes_rpc) == ("training", "requests", "record_outcomes")
+    assert config.filter == f"job_id=eq.{JOB}"
+    assert config.topic == f"liveparams-job-{JOB}"
 
 
 @pytest.mark.parametrize(

@@ -1,23 +1,39 @@
-"""Parsing, identity and validation of the row's parameter_updates entries (no network)."""
+"""Parsing, identity and validation of request rows, and the seq ledger (no network)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from liveparams.agent._requests import RequestLedger, parse_entry, request_identity
+from liveparams.agent._requests import MAX_REQUEST_BYTES, RequestLedger, parse_request, request_identity
 from liveparams.contract import OutcomeStatus, UpdateOutcome, UpdateRequest
 
-LIMIT = 4096
+LIMIT = MAX_REQUEST_BYTES
 
 
 def entry(request_id: str = "7d1c7c36-1111-4a4a-9a9a-000000000001", **params: object) -> dict[str, object]:
+    """An entry of the seed's parameter_updates array."""
     return {**params, "id": request_id, "requested_at": "2026-11-24T04:55:39.748Z", "requested_by": "u1"}
 
 
-def reason_of(raw: object) -> str:
-    item = parse_entry(raw, 0, LIMIT)
+def request_row(request_id: str = "7d1c7c36-1111-4a4a-9a9a-000000000001", seq: int = 1, params: Any = None,
+                **outcome: Any) -> dict[str, Any]:  # fmt: skip
+    """A row of parameter_update_requests as REST or Realtime returns it."""
+    return {
+        "id": request_id,
+        "seq": seq,
+        "params": params,
+        "requested_at": "2026-11-24T04:55:39.748+00:00",
+        "requested_by": "u1",
+        "status": None,
+        **outcome,
+    }
+
+
+def reason_of(params: object) -> str:
+    item = parse_request(request_row(params=params), LIMIT)
     assert isinstance(item, UpdateOutcome) and item.status is OutcomeStatus.REJECTED
     assert item.reason
     return item.reason
@@ -37,11 +53,12 @@ def test_legacy_identity_is_stable_and_content_based() -> None:
 
 
 def test_valid_request_is_normalised() -> None:
-    item = parse_entry(entry(learning_rate=5e-5, max_steps=300.0, learning_rate_mode="constant"), 3, LIMIT)
+    params = {"learning_rate": 5e-5, "max_steps": 300.0, "learning_rate_mode": "constant"}
+    item = parse_request(request_row(seq=3, params=params), LIMIT)
     assert item == UpdateRequest(
         id="7d1c7c36-1111-4a4a-9a9a-000000000001",
         params={"learning_rate": 5e-5, "max_steps": 300, "learning_rate_mode": "constant"},
-        requested_at="2026-11-24T04:55:39.748Z",
+        requested_at="2026-11-24T04:55:39.748+00:00",
         requested_by="u1",
         seq=3,
     )
@@ -51,54 +68,54 @@ def test_valid_request_is_normalised() -> None:
 @pytest.mark.parametrize("mode", ["constant", "rescale"])
 def test_learning_rate_mode_alone_is_a_request(mode: str) -> None:
     """``constant`` alone freezes the current rate; ``rescale`` alone brings the schedule back."""
-    item = parse_entry(entry(learning_rate_mode=mode), 0, LIMIT)
+    item = parse_request(request_row(params={"learning_rate_mode": mode}), LIMIT)
     assert isinstance(item, UpdateRequest) and item.params == {"learning_rate_mode": mode}
 
 
-def test_legacy_entry_without_metadata_is_accepted() -> None:
-    item = parse_entry({"learning_rate": 1e-4}, 0, LIMIT)
+def test_legacy_row_without_metadata_is_accepted() -> None:
+    row = {"id": "legacy-0123456789abcdef", "seq": 1, "params": {"learning_rate": 1e-4}, "requested_at": None}
+    item = parse_request(row, LIMIT)
     assert isinstance(item, UpdateRequest)
-    assert item.id.startswith("legacy-") and item.requested_at == "" and item.requested_by is None
+    assert item.requested_at == "" and item.requested_by is None
 
 
-def test_json_text_entry_is_decoded() -> None:
-    raw = json.dumps(entry("x1", weight_decay=0.1))
-    item = parse_entry(raw, 0, LIMIT)
+def test_params_stored_as_json_text_are_decoded() -> None:
+    item = parse_request(request_row("x1", params=json.dumps({"weight_decay": 0.1})), LIMIT)
     assert isinstance(item, UpdateRequest) and item.id == "x1" and item.params == {"weight_decay": 0.1}
 
 
 @pytest.mark.parametrize(
-    ("raw", "expected"),
+    ("params", "expected"),
     [
         ("{not json", "malformed request"),
         (42, "malformed request"),
         (["learning_rate", 1e-4], "malformed request"),
         (None, "malformed request"),
-        (entry(), "names no parameter"),
-        (entry(id=None) | {"id": 5, "learning_rate": 1e-4}, "id must be a non-empty string"),
-        (entry(learning_rate="0.001"), "must be a number"),
-        (entry(learning_rate=True), "must be a number"),
-        (entry(learning_rate=float("nan")), "must be finite"),
-        (entry(learning_rate=0), "out of range"),
-        (entry(learning_rate=2.0), "out of range"),
-        (entry(warmup_steps=1.5), "whole number"),
-        (entry(bogus=1), "unknown parameter 'bogus'"),
-        (entry(per_device_train_batch_size=8), "needs a restart"),
-        (entry(command="explode"), "must be one of"),
-        (entry(note="x" * 5000, learning_rate=1e-4), "the limit is 4096"),
+        ({}, "names no parameter"),
+        ({"id": 5, "learning_rate": 1e-4}, "id must be a non-empty string"),
+        ({"learning_rate": "0.001"}, "must be a number"),
+        ({"learning_rate": True}, "must be a number"),
+        ({"learning_rate": float("nan")}, "must be finite"),
+        ({"learning_rate": 0}, "out of range"),
+        ({"learning_rate": 2.0}, "out of range"),
+        ({"warmup_steps": 1.5}, "whole number"),
+        ({"bogus": 1}, "unknown parameter 'bogus'"),
+        ({"per_device_train_batch_size": 8}, "needs a restart"),
+        ({"command": "explode"}, "must be one of"),
+        ({"note": "x" * 5000, "learning_rate": 1e-4}, "the limit is 4096"),
     ],
 )
-def test_bad_input_is_rejected_with_a_reason(raw: object, expected: str) -> None:
-    assert expected in reason_of(raw)
+def test_bad_input_is_rejected_with_a_reason(params: object, expected: str) -> None:
+    assert expected in reason_of(params)
 
 
 def test_every_problem_of_a_request_is_reported() -> None:
-    reason = reason_of(entry(learning_rate=-1, weight_decay="x"))
+    reason = reason_of({"learning_rate": -1, "weight_decay": "x"})
     assert "learning_rate" in reason and "weight_decay" in reason
 
 
 def test_rejection_carries_the_request_id() -> None:
-    item = parse_entry(entry("r-9", bogus=1), 0, LIMIT)
+    item = parse_request(request_row("r-9", params={"bogus": 1}), LIMIT)
     assert isinstance(item, UpdateOutcome) and item.request_id == "r-9" and item.step is None
 
 
@@ -106,71 +123,70 @@ def ids(items: list[UpdateRequest | UpdateOutcome]) -> list[str]:
     return [i.id if isinstance(i, UpdateRequest) else i.request_id for i in items]
 
 
+def rows(*specs: tuple[str, dict[str, Any]], start: int = 1, **outcome: Any) -> list[dict[str, Any]]:
+    return [request_row(name, start + i, params, **outcome) for i, (name, params) in enumerate(specs)]
+
+
 def test_ledger_hands_out_each_request_once_in_order() -> None:
     ledger = RequestLedger(LIMIT)
-    first = [entry("a", learning_rate=1e-4), entry("b", weight_decay=0.1)]
-    assert ids(ledger.scan(first, {}, room=10).items) == ["a", "b"]
-    assert ledger.is_current(first)
-    grown = [*first, entry("c", bogus=1), entry("d", max_grad_norm=1.0)]
-    assert not ledger.is_current(grown)
-    assert ids(ledger.scan(grown, {}, room=10).items) == ["c", "d"]
-    assert ledger.scan(grown, {}, room=10).items == []
-
-
-def test_ledger_survives_an_older_snapshot_and_a_rewritten_array() -> None:
-    ledger = RequestLedger(LIMIT)
-    new = [entry("a", learning_rate=1e-4), entry("b", weight_decay=0.1)]
-    ledger.scan(new, {}, room=10)
-    assert ledger.scan(new[:1], {}, room=10).items == []  # a REST read that started before the push
-    rewritten = [entry("x", max_steps=10), entry("b", weight_decay=0.1)]
-    assert ids(ledger.scan(rewritten, {}, room=10).items) == ["x"]
+    first = rows(("a", {"learning_rate": 1e-4}), ("b", {"weight_decay": 0.1}))
+    assert ids(ledger.scan(first, room=10).items) == ["a", "b"]
+    assert ledger.last_seq == 2 and ledger.handled(2) and ledger.follows(3) and not ledger.follows(4)
+    grown = [*first, *rows(("c", {"bogus": 1}), ("d", {"max_grad_norm": 1.0}), start=3)]
+    assert ids(ledger.scan(grown, room=10).items) == ["c", "d"]
+    assert ledger.scan(grown, room=10).items == []  # a re-read or a held event: not twice
 
 
 def test_ledger_skips_requests_that_already_have_an_outcome() -> None:
     ledger = RequestLedger(LIMIT)
-    row = [entry("a", learning_rate=1e-4), entry("b", weight_decay=0.1)]
-    assert ids(ledger.scan(row, {"a": {"status": "applied"}}, room=10).items) == ["b"]
+    decided = request_row("a", 1, {"learning_rate": 1e-4}, status="applied", step=3)
+    assert ids(ledger.scan([decided, request_row("b", 2, {"weight_decay": 0.1})], room=10).items) == ["b"]
 
 
 def test_ledger_after_a_resume_replays_what_the_checkpoint_rewound_once() -> None:
     ledger = RequestLedger(LIMIT)
     ledger.replay_after_step = 8
-    row = [entry(name, learning_rate=1e-4) for name in "abcdefg"]
-    outcomes = {
-        "a": {"status": "applied", "step": 5},  # in the checkpoint
-        "b": {"status": "applied", "step": 8},  # in the checkpoint: saved at the end of step 8
-        "c": {"status": "applied", "step": 12},  # rewound
-        "d": {"status": "rejected", "step": None, "reason": "out of range"},
-        "e": {"status": "superseded", "step": 12, "superseded_by": "c"},
-        "f": {"status": "failed", "step": 12, "reason": "boom"},
-        "g": {"status": "applied", "step": None},
-    }
-    assert ids(ledger.scan(row, outcomes, room=10).items) == ["c"]
-    assert ledger.scan(row[::-1], outcomes, room=10).items == []  # a full walk again: still not twice
+    outcomes = [
+        {"status": "applied", "step": 5},  # in the checkpoint
+        {"status": "applied", "step": 8},  # in the checkpoint: saved at the end of step 8
+        {"status": "applied", "step": 12},  # rewound
+        {"status": "rejected", "step": None, "reason": "out of range"},
+        {"status": "superseded", "step": 12, "superseded_by": "c"},
+        {"status": "failed", "step": 12, "reason": "boom"},
+        {"status": "applied", "step": None},
+    ]
+    table = [
+        request_row(name, i + 1, {"learning_rate": 1e-4}, **o)
+        for i, (name, o) in enumerate(zip("abcdefg", outcomes, strict=True))
+    ]
+    assert ids(ledger.scan(table, room=10).items) == ["c"]
+    assert ledger.scan(table, room=10).items == []  # read again: still not twice
 
 
 def test_a_replay_brings_back_settings_but_not_one_off_commands() -> None:
     ledger = RequestLedger(LIMIT)
     ledger.replay_after_step = 4
-    row = [entry("lr", learning_rate=2e-4, command="save_checkpoint"), entry("stop", command="stop")]
-    outcomes = {"lr": {"status": "applied", "step": 6}, "stop": {"status": "applied", "step": 7}}
-    scan = ledger.scan(row, outcomes, room=10)
+    table = [
+        request_row("lr", 1, {"learning_rate": 2e-4, "command": "save_checkpoint"}, status="applied", step=6),
+        request_row("stop", 2, {"command": "stop"}, status="applied", step=7),
+    ]
+    scan = ledger.scan(table, room=10)
     assert [(item.id, item.params) for item in scan.items] == [("lr", {"learning_rate": 2e-4})]
     assert scan.replayed == {"lr"}
-    assert ledger.scan(row, outcomes, room=10).items == []
-
-
-def test_ledger_dedupes_repeated_entries() -> None:
-    ledger = RequestLedger(LIMIT)
-    legacy = {"learning_rate": 1e-4, "requested_at": "2024-12-14T10:30:00.000Z"}
-    row = [entry("a", learning_rate=1e-4), entry("a", learning_rate=1e-4), legacy, dict(legacy)]
-    assert len(ledger.scan(row, {}, room=10).items) == 2
+    assert ledger.scan(table, room=10).items == []
 
 
 def test_ledger_stops_when_out_of_room_and_resumes_in_order() -> None:
     ledger = RequestLedger(LIMIT)
-    row = [entry("a", learning_rate=1e-4), entry("r", bogus=1), entry("b", weight_decay=0.1), entry("c", max_steps=5)]
-    scan = ledger.scan(row, {}, room=1)
-    assert ids(scan.items) == ["a", "r"] and scan.blocked
-    scan = ledger.scan(row, {}, room=5)
+    table = rows(
+        ("a", {"learning_rate": 1e-4}), ("r", {"bogus": 1}), ("b", {"weight_decay": 0.1}), ("c", {"max_steps": 5})
+    )
+    scan = ledger.scan(table, room=1)
+    assert ids(scan.items) == ["a", "r"] and scan.blocked and ledger.last_seq == 2
+    scan = ledger.scan(table, room=5)
     assert ids(scan.items) == ["b", "c"] and not scan.blocked
+
+
+def test_legacy_identity_reads_json_text_as_what_it_encodes() -> None:
+    """The reference for the SQL that gives seed entries their ids (checked against it in tests/stack)."""
+    assert request_identity(json.dumps(entry("abc"))) == "abc"

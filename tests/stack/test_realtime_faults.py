@@ -26,7 +26,11 @@ def owned_job(new_user, new_job) -> tuple[str, str]:
 
 
 async def watch_job(stack_env, name: str, job_id: str, token: str) -> Watch:
-    watch = Watch.open(stack_env, name=name).on_changes(filter=f"id=eq.{job_id}").on_broadcast()
+    watch = (
+        Watch.open(stack_env, name=name)
+        .on_changes(table="parameter_update_requests", event="INSERT", filter=f"job_id=eq.{job_id}")
+        .on_broadcast()
+    )
     await watch.subscribe(token)
     return watch
 
@@ -39,7 +43,7 @@ async def wait_resubscribed(watch: Watch) -> None:
 
 
 def lr_of(change: dict) -> float:
-    return change["data"]["record"]["parameter_updates"][-1]["learning_rate"]
+    return change["data"]["record"]["params"]["learning_rate"]
 
 
 @pytest.mark.parametrize("code", [1001, 1011])

@@ -74,7 +74,7 @@ def test_insert_update_upsert_delete_return_the_rows(service: Client, owner: str
     inserted = service.table(TABLE).insert({"user_id": owner, "name": "x", "status": "running"}).execute().data
     assert len(inserted) == 1
     job = inserted[0]
-    assert job["parameter_updates"] == [] and job["parameter_update_outcomes"] == {}
+    assert job["parameter_updates"] == [] and job["parameters_in_force"] == {}
     assert job["created_at"].endswith("+00:00")
 
     updated = service.table(TABLE).update({"name": "y"}).eq("id", job["id"]).execute().data
@@ -100,7 +100,7 @@ def test_rpc_with_named_arguments(service: Client, new_job: Callable[..., str], 
     stored = service.rpc("request_parameter_update", {"p_job_id": job_id, "p_params": {"learning_rate": 5e-5}})
     request = stored.execute().data
     assert request["learning_rate"] == 5e-5 and request["requested_by"] == "service_role"
-    assert set(request) == {"learning_rate", "id", "requested_at", "requested_by"}
+    assert set(request) == {"learning_rate", "id", "seq", "requested_at", "requested_by"}
 
     with pytest.raises(APIError) as unknown:
         service.rpc("no_such_function", {"a": 1}).execute()
@@ -114,8 +114,8 @@ async def test_async_client_reads_writes_and_calls(stack_env: dict[str, str], ow
     request = await client.rpc(
         "request_parameter_update", {"p_job_id": job_id, "p_params": {"weight_decay": 0.01}}
     ).execute()
-    row = await client.table(TABLE).select("parameter_updates").eq("id", job_id).single().execute()
-    assert row.data["parameter_updates"] == [request.data]
+    row = await client.table("parameter_update_requests").select("id, params").eq("job_id", job_id).single().execute()
+    assert row.data == {"id": request.data["id"], "params": {"weight_decay": 0.01}}
     await client.table(TABLE).delete().eq("id", job_id).execute()
 
 

@@ -1,8 +1,9 @@
-"""Who may do what to a job row, through supabase-py: the RLS and grant matrix of the schema.
+"""Who may do what to a job and its requests, through supabase-py: the RLS and grant matrix of the schema.
 
-Rows: the caller. Columns: read the row, request an update (RPC), record an
-outcome (RPC), rewrite the request history directly. "denied" is the error code
-PostgREST answers with; an empty read means RLS hid the row.
+Rows: the caller. Columns: read the job row, read its requests, request an
+update (RPC), record an outcome (RPC), rewrite the request history directly
+(the legacy array, or the requests table), record the trainer's state (RPC).
+"denied" is the error code PostgREST answers with; an empty read means RLS hid the rows.
 """
 
 from __future__ import annotations
@@ -14,20 +15,22 @@ from typing import Any
 
 import pytest
 from postgrest.exceptions import APIError
+from realtime_support import Watch, barrier
 from supabase import Client, ClientOptions, create_client
 
 pytestmark = pytest.mark.stack
 TABLE = "local_training_jobs"
+REQUESTS = "parameter_update_requests"
 OK, HIDDEN = "ok", "hidden"
 
-# caller -> (read, request update, record outcome, write history directly)
+# caller -> (read job, read requests, request update, record outcome, rewrite array, rewrite requests, trainer state)
 MATRIX = {
-    "anon": ("42501", "42501", "42501", "42501"),
-    "owner": (OK, OK, "42501", "42501"),
-    "other user": (HIDDEN, "PT404", "42501", "42501"),
-    "job token for this job": (OK, "PT404", OK, "42501"),
-    "job token for another job": (HIDDEN, "PT404", "42501", "42501"),
-    "service role": (OK, OK, OK, OK),
+    "anon": ("42501", "42501", "42501", "42501", "42501", "42501", "42501"),
+    "owner": (OK, OK, OK, "42501", "42501", "42501", "42501"),
+    "other user": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501"),
+    "job token for this job": (OK, OK, "PT404", OK, "42501", "42501", OK),
+    "job token for another job": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501"),
+    "service role": (OK, OK, OK, OK, OK, OK, OK),
 }
 
 
@@ -70,10 +73,15 @@ def world(
 
 
 def _read(world: World, client: Client) -> str:
-    rows = client.table(TABLE).select("id, parameter_updates").eq("id", world.job_id).execute().data
+    rows = client.table(TABLE).select("id, parameters_in_force").eq("id", world.job_id).execute().data
+    return OK if rows else HIDDEN
+
+
+def _read_requests(world: World, client: Client) -> str:
+    rows = client.table(REQUESTS).select("id, seq, params").eq("job_id", world.job_id).execute().data
     if not rows:
         return HIDDEN
-    assert rows[0]["parameter_updates"][0]["id"] == world.request_id
+    assert rows[0]["id"] == world.request_id and rows[0]["seq"] == 1
     return OK
 
 
@@ -86,7 +94,7 @@ def _request(world: World, client: Client) -> str:
 def _record(world: World, client: Client) -> str:
     outcome = {"status": "applied", "at": "2026-11-24T05:00:00.000Z", "step": 3, "changes": {}}
     args = {"p_job_id": world.job_id, "p_outcomes": {world.request_id: outcome}}
-    assert world.request_id in client.rpc("record_parameter_update_outcomes", args).execute().data
+    assert client.rpc("record_parameter_update_outcomes", args).execute().data == {"recorded": [world.request_id]}
     return OK
 
 
@@ -95,11 +103,24 @@ def _rewrite(world: World, client: Client) -> str:
     return OK
 
 
+def _rewrite_requests(world: World, client: Client) -> str:
+    client.table(REQUESTS).update({"status": "rejected"}).eq("job_id", world.job_id).execute()
+    return OK
+
+
+def _trainer_state(world: World, client: Client) -> str:
+    client.rpc("record_trainer_state", {"p_job_id": world.job_id, "p_state": "attached"}).execute()
+    return OK
+
+
 ACTIONS: dict[str, Callable[[World, Client], str]] = {
-    "read": _read,
+    "read job": _read,
+    "read requests": _read_requests,
     "request update": _request,
     "record outcome": _record,
-    "rewrite history": _rewrite,
+    "rewrite array": _rewrite,
+    "rewrite requests": _rewrite_requests,
+    "trainer state": _trainer_state,
 }
 
 
@@ -127,11 +148,47 @@ def test_the_first_outcome_recorded_wins(world: World) -> None:
 
     def record(status: str) -> dict[str, Any]:
         args = {"p_job_id": world.job_id, "p_outcomes": {world.request_id: {"status": status}}}
-        outcomes: dict[str, Any] = client.rpc("record_parameter_update_outcomes", args).execute().data
-        return outcomes
+        stored: dict[str, Any] = client.rpc("record_parameter_update_outcomes", args).execute().data
+        return stored
 
-    assert record("applied")[world.request_id] == {"status": "applied"}
-    assert record("rejected")[world.request_id] == {"status": "applied"}
+    assert record("applied") == {"recorded": [world.request_id]}
+    assert record("rejected") == {"recorded": []}  # only what this call stored; never the history
+    row = client.table(REQUESTS).select("status").eq("id", world.request_id).single().execute().data
+    assert row["status"] == "applied"
+
+
+def test_an_ownerless_job_is_nobodys_until_a_backend_adopts_it(
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+    job_token: Callable[[str], str],
+    service_http: Any,
+) -> None:
+    """NULL never matches: a job token has no user, an ownerless job has no owner; neither makes them equal."""
+    created = service_http.post(
+        f"/rest/v1/{TABLE}",
+        json={"status": "running", "name": "ownerless"},
+        headers={"Prefer": "return=representation"},
+    )
+    created.raise_for_status()
+    job_id = created.json()[0]["id"]
+    assert created.json()[0]["user_id"] is None
+
+    def client(jwt: str) -> Client:
+        options = ClientOptions(headers={"Authorization": f"Bearer {jwt}"})
+        return create_client(stack_env["API_URL"], stack_env["ANON_KEY"], options=options)
+
+    owner_id, owner_jwt = new_user()
+    args = {"p_job_id": job_id, "p_params": {"learning_rate": 1e-4}}
+    for jwt in (job_token(job_id), job_token(str(uuid.uuid4())), owner_jwt):
+        with pytest.raises(APIError) as refused:
+            client(jwt).rpc("request_parameter_update", args).execute()
+        assert refused.value.code == "PT404"
+
+    service = create_client(stack_env["API_URL"], stack_env["SERVICE_ROLE_KEY"])
+    assert service.rpc("liveparams_adopt_job", {"p_job_id": job_id, "p_user_id": owner_id}).execute().data is True
+    assert client(owner_jwt).rpc("request_parameter_update", args).execute().data["seq"] == 1
+    other_id, _ = new_user()
+    assert service.rpc("liveparams_adopt_job", {"p_job_id": job_id, "p_user_id": other_id}).execute().data is False
 
 
 def test_owners_create_and_rename_their_jobs_but_cannot_forge_history(
@@ -153,3 +210,44 @@ def test_owners_create_and_rename_their_jobs_but_cannot_forge_history(
     with pytest.raises(APIError) as someone_elses:
         owner.table(TABLE).insert({"name": "not mine", "user_id": new_user()[0]}).execute()
     assert someone_elses.value.code == "42501"
+
+
+@pytest.mark.anyio
+async def test_realtime_delivers_a_jobs_requests_only_to_whom_rls_shows_them(
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+    new_job: Callable[..., str],
+    job_token: Callable[[str], str],
+    request_update: Callable[..., dict[str, Any]],
+) -> None:
+    """The same callers as the matrix, on the Realtime path an agent and a UI use for the requests table."""
+    owner_id, owner_jwt = new_user()
+    _, stranger_jwt = new_user()
+    job_id, other_job = new_job(owner_id), new_job(owner_id)
+    tokens = {
+        "owner": owner_jwt,
+        "job token": job_token(job_id),
+        "other user": stranger_jwt,
+        "other job's token": job_token(other_job),
+        "anon": None,
+    }
+    watches = {
+        who: Watch.open(stack_env, name="requests")  # one topic: the barrier's broadcast reaches every watch
+        .on_changes(table=REQUESTS, event="INSERT", filter=f"job_id=eq.{job_id}")
+        .on_broadcast()
+        for who in tokens
+    }
+    try:
+        for who, token in tokens.items():
+            await watches[who].subscribe(token)
+        stored = request_update(owner_jwt, job_id, {"learning_rate": 3e-4})
+        for who in ("owner", "job token"):
+            record = (await watches[who].next_change())["data"]["record"]
+            assert (record["id"], record["seq"], record["params"]) == (stored["id"], 1, {"learning_rate": 3e-4}), who
+        refused = [watches[who] for who in ("other user", "other job's token", "anon")]
+        await barrier(refused, watches["owner"], "after-request")
+        for who in ("other user", "other job's token", "anon"):
+            assert watches[who].changes.empty(), who
+    finally:
+        for watch in watches.values():
+            await watch.close()

@@ -1,4 +1,5 @@
-"""request_parameter_update as a UI calls it: validation messages, idempotency, concurrent appends."""
+"""The request RPCs as a UI and an agent call them: validation messages, idempotency, concurrent requests,
+the flood guard, reads that cost only what is new, and the limits and ids SQL shares with Python."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ import pytest
 from postgrest.exceptions import APIError
 from supabase import AsyncClientOptions, Client, ClientOptions, acreate_client, create_client
 
+from liveparams.agent import AgentConfig, request_identity
+from liveparams.agent._requests import MAX_REQUEST_BYTES
 from liveparams.contract import PARAMETERS, ParamType
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 TABLE = "local_training_jobs"
+REQUESTS = "parameter_update_requests"
 RPC = "request_parameter_update"
 
 
@@ -62,8 +66,7 @@ def test_invalid_requests_are_refused_with_a_clear_message(
     job_id = new_job(owner_id)
     refusal = _refusal(client, job_id, params)
     assert (refusal.code, message in (refusal.message or "")) == (code, True), refusal.message
-    row = client.table(TABLE).select("parameter_updates").eq("id", job_id).single().execute().data
-    assert row["parameter_updates"] == []
+    assert client.table(REQUESTS).select("id").eq("job_id", job_id).execute().data == []
 
 
 def test_nan_cannot_even_be_sent(
@@ -101,12 +104,15 @@ def test_stamps_and_idempotency(owner_client: tuple[str, Client, str], new_job: 
     request_id = str(uuid.uuid4())
     args = {"p_job_id": job_id, "p_params": {"learning_rate": 5e-5}, "p_request_id": request_id}
     first = client.rpc(RPC, args).execute().data
-    assert first["id"] == request_id and first["requested_by"] == owner_id
-    assert first["requested_at"].endswith("Z") and first["learning_rate"] == 5e-5
+    assert first["id"] == request_id and first["requested_by"] == owner_id and first["seq"] == 1
+    assert first["requested_at"] and first["learning_rate"] == 5e-5
     retried = client.rpc(RPC, args).execute().data
     assert retried == first
-    row = client.table(TABLE).select("parameter_updates, last_parameter_update_at").eq("id", job_id).single().execute()
-    assert row.data["parameter_updates"] == [first] and row.data["last_parameter_update_at"] is not None
+    (row,) = client.table(REQUESTS).select("*").eq("job_id", job_id).execute().data
+    assert (row["id"], row["seq"], row["params"], row["requested_at"]) == (request_id, 1, {"learning_rate": 5e-5},
+                                                                           first["requested_at"])  # fmt: skip
+    job = client.table(TABLE).select("parameter_updates, last_parameter_update_at").eq("id", job_id).single().execute()
+    assert job.data["parameter_updates"] == [] and job.data["last_parameter_update_at"] is not None
 
 
 async def test_concurrent_appends_are_all_kept(
@@ -122,8 +128,90 @@ async def test_concurrent_appends_are_all_kept(
         for i, rate in enumerate(rates)
     ]
     stored = [response.data for response in await asyncio.gather(*calls)]
-    row = await clients[0].table(TABLE).select("parameter_updates").eq("id", job_id).single().execute()
-    updates = row.data["parameter_updates"]
-    assert len(updates) == 20 and len({update["id"] for update in updates}) == 20
-    assert sorted(update["learning_rate"] for update in updates) == sorted(rates)
-    assert {update["id"] for update in updates} == {request["id"] for request in stored}
+    rows = (await clients[0].table(REQUESTS).select("*").eq("job_id", job_id).order("seq").execute()).data
+    assert [row["seq"] for row in rows] == list(range(1, 21))  # one order, no gap, whatever the interleaving
+    assert sorted(row["params"]["learning_rate"] for row in rows) == sorted(rates)
+    assert {row["id"] for row in rows} == {request["id"] for request in stored}
+
+
+@pytest.fixture
+def service(stack_env: dict[str, str]) -> Client:
+    return create_client(stack_env["API_URL"], stack_env["SERVICE_ROLE_KEY"])
+
+
+def test_the_request_limit_is_one_number_in_sql_and_python(service: Client) -> None:
+    assert service.rpc("liveparams_max_request_bytes", {}).execute().data == MAX_REQUEST_BYTES
+    assert AgentConfig(job_id=str(uuid.uuid4()), url="http://x", key="k").max_request_bytes == MAX_REQUEST_BYTES
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"learning_rate": 5e-05, "requested_at": "2024-12-14T10:30:00.000Z"},
+        {"a": 1.0, "b": 100, "c": [1e15, -1.5e15, 1e16, 1e-5, 0.0001, 123456.789, 1e300, 0.1 + 0.2]},
+        {"é": 'ü\n\t"\\\u0001x', "Z": None, "a": True, "nested": {"y": [], "x": {}}},
+        42,
+        "{not json",
+        '{"learning_rate": 2e-4, "requested_at": "2024-12-14T10:30:00.000Z"}',
+    ],
+    ids=lambda value: str(value)[:30],
+)
+def test_sql_gives_seed_entries_the_ids_the_agent_gave_them(
+    service: Client, new_user: Callable[[], tuple[str, str]], new_job: Callable[..., str], entry: Any
+) -> None:
+    """Outcomes recorded before the upgrade are keyed by the agent's legacy ids: the migration must find them."""
+    job_id = new_job(new_user()[0])
+    # What the agent hashed before the upgrade: the entry as PostgREST rendered the stored jsonb.
+    wrapped = service.table(TABLE).update({"parameters_in_force": {"v": entry}}).eq("id", job_id).execute().data
+    rendered = wrapped[0]["parameters_in_force"]["v"]
+    service.table(TABLE).update({"parameter_updates": [entry]}).eq("id", job_id).execute()  # the trigger moves it
+    (row,) = service.table(REQUESTS).select("id").eq("job_id", job_id).execute().data
+    assert row["id"] == request_identity(rendered)
+
+
+def test_the_flood_guard_refuses_the_excess_with_a_reason(
+    service: Client, owner_client: tuple[str, Client, str], new_job: Callable[..., str]
+) -> None:
+    owner_id, client, _ = owner_client
+    job_id = new_job(owner_id)
+    bound = service.rpc("liveparams_max_pending_requests", {}).execute().data
+    undecided = [{"job_id": job_id, "id": f"r{i}", "seq": i + 1, "params": {"max_steps": 10}} for i in range(bound)]
+    service.table(REQUESTS).insert(undecided).execute()
+    with pytest.raises(APIError) as refused:
+        client.rpc(RPC, {"p_job_id": job_id, "p_params": {"learning_rate": 1e-4}}).execute()
+    assert refused.value.code == "PT429" and "not decided yet" in (refused.value.message or "")
+    service.table(REQUESTS).update({"status": "superseded"}).eq("job_id", job_id).eq("id", "r0").execute()
+    accepted = client.rpc(RPC, {"p_job_id": job_id, "p_params": {"learning_rate": 1e-4}}).execute().data
+    assert accepted["seq"] == bound + 1
+
+
+def test_an_agent_reads_only_what_is_new(
+    owner_client: tuple[str, Client, str], new_job: Callable[..., str], job_token: Callable[[str], str],
+    stack_env: dict[str, str],
+) -> None:  # fmt: skip
+    owner_id, client, _ = owner_client
+    job_id = new_job(owner_id)
+    ids = [
+        client.rpc(RPC, {"p_job_id": job_id, "p_params": {"max_steps": 10 + i}}).execute().data["id"] for i in range(5)
+    ]
+    agent = create_client(
+        stack_env["API_URL"],
+        stack_env["ANON_KEY"],
+        ClientOptions(headers={"Authorization": f"Bearer {job_token(job_id)}"}),
+    )
+    outcomes = {ids[0]: {"status": "applied", "step": 3}, ids[1]: {"status": "applied", "step": 9}}
+    agent.rpc("record_parameter_update_outcomes", {"p_job_id": job_id, "p_outcomes": outcomes}).execute()
+
+    def read(**args: Any) -> dict[str, Any]:
+        result: dict[str, Any] = (
+            agent.rpc("read_parameter_update_requests", {"p_job_id": job_id, **args}).execute().data
+        )
+        return result
+
+    first = read()  # a fresh agent: undecided requests only
+    assert first["latest_seq"] == 5 and [r["id"] for r in first["requests"]] == ids[2:]
+    resumed = read(p_replay_after_step=5)  # resumed from step 5: what was applied at step 9 comes again
+    assert [r["id"] for r in resumed["requests"]] == ids[1:]
+    assert [r["seq"] for r in read(p_after_seq=3)["requests"]] == [4, 5]
+    assert [r["seq"] for r in read(p_after_seq=0, p_limit=2)["requests"]] == [1, 2]
+    assert read(p_after_seq=5)["requests"] == []

@@ -123,9 +123,10 @@ def test_requests_through_the_rpc_are_applied_and_recorded_on_the_row(
     trainer.add_callback(pacer)
     trainer.train()
 
-    row = service_http.get(
-        "/rest/v1/local_training_jobs", params={"id": f"eq.{job_id}", "select": "parameter_update_outcomes"}
-    ).json()[0]["parameter_update_outcomes"]
+    decided = service_http.get(
+        "/rest/v1/parameter_update_requests", params={"job_id": f"eq.{job_id}", "status": "not.is.null"}
+    ).json()
+    row = {request["id"]: request for request in decided}
     (later_id,) = set(row) - {early["id"]}
     first, second = row[early["id"]], row[later_id]
     assert (first["status"], second["status"]) == ("applied", "applied")
