@@ -18,11 +18,10 @@ from types import TracebackType
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._exceptions import AgentClosedError
 from liveparams.agent._worker import AgentStatus, Worker
-from liveparams.contract import DRAIN_MAX_ITEMS, UpdateOutcome, UpdateRequest
+from liveparams.contract import DRAIN_MAX_ITEMS, END_REASONS, UpdateOutcome, UpdateRequest
 
-__all__ = ["END_REASONS", "AgentStatus", "UpdateAgent"]
+__all__ = ["AgentStatus", "UpdateAgent"]
 
-END_REASONS = ("completed", "stopped", "crashed")
 
 logger = logging.getLogger(__name__)
 

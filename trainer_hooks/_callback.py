@@ -123,6 +123,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self.sync_ranks = sync_ranks
         self.record = DecisionRecord()  # checkpointed (see state())
         self._held: list[UpdateRequest] = []  # commands drained at train begin, decided at the first step end
+        self._stop_applied = False  # whether a `command=stop` request ends this run (the job row says "stopped")
         self._ranks: _distributed.RankSync | None = None  # built once per process group
         self._sync: _distributed.RankSync | None = None  # set while this run exchanges requests every step
 
@@ -152,6 +153,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         resume_step = int(state.global_step) if state.global_step > 0 else None  # > 0 only when resuming
+        self._stop_applied = False
         try:
             self._take_checkpoint_record(state)
             if resume_step is not None and self.record.in_force:
@@ -164,10 +166,11 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self._step(args, state, control, kwargs, at_train_begin=True)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._link.at_step(int(state.global_step))
         self._step(args, state, control, kwargs, at_train_begin=False)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.close()
+        self._link.close("stopped" if self._stop_applied else "completed", int(state.global_step))
 
     # ---- the story of a step boundary ------------------------------------------------------------
 
@@ -249,6 +252,8 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
                 if not applier.one_off:
                     self.record.in_force[name] = change.new
             self.record.decide(request, outcome)
+            if outcome.status is OutcomeStatus.APPLIED and request.params.get("command") == "stop":
+                self._stop_applied = True
         self._link.report(o for r, o in zip(requests, outcomes, strict=True) if r is not None)
 
     # ---- set-up ----------------------------------------------------------------------------------

@@ -22,11 +22,21 @@ logger = logging.getLogger(__name__)
 SourceFactory = Callable[[], "UpdateSource | None"]
 
 
-def _close_quietly(source: UpdateSource) -> None:
+def _close_quietly(source: UpdateSource, reason: str | None, step: int | None) -> None:
+    if reason is not None:
+        try:
+            source.record_end(reason, step)
+        except Exception:
+            logger.exception("telling the update source how training ended failed")
     try:
         source.close()
     except Exception:
         logger.exception("closing the update source failed")
+
+
+def _close_abandoned(source: UpdateSource, progress: list[int]) -> None:
+    """A source whose ``train()`` never reached its end: that ``train()`` raised (or was interrupted)."""
+    _close_quietly(source, "crashed", progress[0] if progress else None)
 
 
 class SourceLink:
@@ -44,6 +54,7 @@ class SourceLink:
         self._factory = factory
         self.source: UpdateSource | None = None
         self._finalizer: weakref.finalize | None = None
+        self._progress: list[int] = []  # the last step boundary seen, for a source closed as crashed
 
     def open(self, owner: object, resume_step: int | None, initial_read_timeout: float) -> None:
         """Start a source for this run; failing to start disables updates for this run.
@@ -53,7 +64,7 @@ class SourceLink:
         seconds) for its initial read, so that the replays apply before the first resumed step.
         A fresh start does not wait: training never waits on the network unless correctness needs it.
         """
-        self.close()  # a source left open by a train() that raised
+        self._abandon()  # a source left open by a train() that raised
         try:
             source = self._factory() if self._factory is not None else self._given
             if source is None:
@@ -67,7 +78,8 @@ class SourceLink:
             logger.exception("runtime parameter updates disabled: the update source failed to start")
             return
         self.source = source
-        self._finalizer = weakref.finalize(owner, _close_quietly, source)
+        self._progress = [resume_step or 0]
+        self._finalizer = weakref.finalize(owner, _close_abandoned, source, self._progress)
         if resume_step is not None:
             self._wait_initial_read(source, initial_read_timeout)
 
@@ -107,8 +119,23 @@ class SourceLink:
         except Exception:
             logger.exception("handing %d outcomes to the update source failed", len(outcomes))
 
-    def close(self) -> None:
-        """Close the source now (flushing outcomes); idempotent."""
+    def at_step(self, step: int) -> None:
+        """Note the step boundary reached, so a source closed after a crash can say where."""
+        if self._progress:
+            self._progress[0] = step
+
+    def close(self, reason: str | None = None, step: int | None = None) -> None:
+        """Close the source now (flushing outcomes), first saying how training ended if ``reason``; idempotent.
+
+        ``reason`` is one of ``END_REASONS``; None closes without one (the job row then says "closed").
+        """
+        source, finalizer = self.source, self._finalizer
+        self.source = self._finalizer = None
+        if source is not None and finalizer is not None and finalizer.detach() is not None:
+            _close_quietly(source, reason, step)
+
+    def _abandon(self) -> None:
+        """Close a source whose run never reached its end as crashed; idempotent."""
         finalizer, self._finalizer, self.source = self._finalizer, None, None
         if finalizer is not None:
             finalizer()

@@ -26,10 +26,11 @@ from liveparams.contract._parameters import (
     ParamValue,
     validate_parameter,
 )
-from liveparams.contract._source import DRAIN_MAX_ITEMS, UpdateSource
+from liveparams.contract._source import DRAIN_MAX_ITEMS, END_REASONS, UpdateSource
 
 __all__ = [
     "DRAIN_MAX_ITEMS",
+    "END_REASONS",
     "METADATA_KEYS",
     "PARAMETERS",
     "Change",

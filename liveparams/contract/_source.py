@@ -13,10 +13,15 @@ from typing import Protocol, runtime_checkable
 
 from liveparams.contract._messages import UpdateOutcome, UpdateRequest
 
-__all__ = ["DRAIN_MAX_ITEMS", "UpdateSource"]
+__all__ = ["DRAIN_MAX_ITEMS", "END_REASONS", "UpdateSource"]
 
 # Most requests one drain hands over: what the callback takes per step boundary unless told otherwise.
 DRAIN_MAX_ITEMS = 64
+
+# How a training run can end, as the job row shows it: the run reached its end, a request
+# (`command=stop`) stopped it, or ``train()`` raised. A killed process says nothing (its
+# heartbeat goes stale); a source closed without a reason records "closed".
+END_REASONS = ("completed", "stopped", "crashed")
 
 
 @runtime_checkable
@@ -47,6 +52,13 @@ class UpdateSource(Protocol):
         the first step boundary after they arrive). A fresh start does not call it.
         """
         ...
+
+    def record_end(self, reason: str, step: int | None = None) -> None:
+        """Say how training ended (one of :data:`END_REASONS`) and at which step; returns at once.
+
+        Called once, just before :meth:`close`, so that whoever watches the job sees that the
+        trainer detached, how and where.
+        """
 
     def close(self, timeout: float | None = None) -> None:
         """Stop, flushing reported outcomes for at most ``timeout`` seconds (None: the source's own default)."""

@@ -48,6 +48,7 @@ class QueueSource:
     starts: list[int | None] = field(default_factory=list)  # replay_after_step of each start()
     closes: int = 0
     close_timeouts: list[float | None] = field(default_factory=list)
+    ends: list[tuple[str, int | None]] = field(default_factory=list)  # record_end() calls
     losing: bool = False
 
     def start(self, replay_after_step: int | None = None) -> None:
@@ -66,6 +67,9 @@ class QueueSource:
     def _applied_after(self, request_id: str, step: int) -> bool:
         outcome = self.recorded.get(request_id)
         return outcome is not None and outcome.status is OutcomeStatus.APPLIED and (outcome.step or 0) > step
+
+    def record_end(self, reason: str, step: int | None = None) -> None:
+        self.ends.append((reason, step))
 
     def close(self, timeout: float | None = None) -> None:
         self.closes += 1

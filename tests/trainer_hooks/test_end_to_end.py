@@ -41,6 +41,9 @@ class Arrivals:
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self.agent.wait_ready(timeout)
 
+    def record_end(self, reason: str, step: int | None = None) -> None:
+        self.agent.record_end(reason, step)
+
     def close(self, timeout: float | None = None) -> None:
         self.agent.close(timeout)
 
@@ -123,6 +126,11 @@ def test_requests_through_the_rpc_are_applied_and_recorded_on_the_row(
     trainer.add_callback(pacer)
     trainer.train()
 
+    job = service_http.get(
+        "/rest/v1/local_training_jobs",
+        params={"id": f"eq.{job_id}", "select": "trainer_detach_reason,trainer_detach_step,status"},
+    ).json()[0]
+    assert job == {"trainer_detach_reason": "completed", "trainer_detach_step": STEPS, "status": "running"}
     decided = service_http.get(
         "/rest/v1/parameter_update_requests", params={"job_id": f"eq.{job_id}", "status": "not.is.null"}
     ).json()
