@@ -19,9 +19,17 @@ def main(argv: list[str] | None = None) -> None:
     serve_parser.add_argument(
         "--stop-with-parent", type=Path, metavar="STATE_DIR", help="release this stack when the parent process dies"
     )
+    serve_parser.add_argument("--realtime-poll-ms", type=int, help="Realtime's WAL poll interval (default: fast)")
     args = parser.parse_args(argv)
     serve(
-        ServerConfig(args.port, args.dsn, args.jwt_secret, args.enable_faults, stop_with_parent=args.stop_with_parent)
+        ServerConfig(
+            args.port,
+            args.dsn,
+            args.jwt_secret,
+            args.enable_faults,
+            stop_with_parent=args.stop_with_parent,
+            realtime_poll_ms=args.realtime_poll_ms,
+        )
     )
 
 

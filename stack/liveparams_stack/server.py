@@ -49,6 +49,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     # The stack to release (PostgreSQL stopped, state deleted) if the process that started us dies.
     stop_with_parent: Path | None = None
+    # Realtime's WAL poll interval like the real server's `poll_interval_ms`; None: the fast test cadence.
+    realtime_poll_ms: int | None = None
 
 
 def build_app(config: ServerConfig) -> web.Application:
@@ -79,7 +81,9 @@ def build_app(config: ServerConfig) -> web.Application:
     app.on_cleanup.append(close_pool)
     app.router.add_get("/_liveparams/health", health)
     RestApi(pool, config.jwt_secret, faults).add_routes(app)
-    add_realtime(app, dsn=config.dsn, jwt_secret=config.jwt_secret, faults=faults)
+    add_realtime(
+        app, dsn=config.dsn, jwt_secret=config.jwt_secret, faults=faults, poll_interval_ms=config.realtime_poll_ms
+    )
     if faults is not None:
         add_fault_routes(app, faults)
     if config.stop_with_parent is not None:

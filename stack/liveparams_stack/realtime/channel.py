@@ -27,6 +27,10 @@ class Channel:
     outbox: Outbox
     identity: Identity
     bindings: tuple[Binding, ...] = ()
+    private: bool = False
+    """Joined with ``config.private``: authorized by RLS on ``realtime.messages``; a room apart from the public one."""
+    broadcast_write: bool | None = None
+    """A private channel's broadcast write policy, checked at its first broadcast (None: not yet)."""
     broadcast_self: bool = False
     broadcast_ack: bool = False
     presence_enabled: bool = False
@@ -37,6 +41,11 @@ class Channel:
     """Ends the channel when its token expires; cancelled when the channel goes."""
     superseded_join_ref: str | None = None
     """The join ref of the join this one replaced on the same socket (for a stale ``phx_close``)."""
+
+    @property
+    def room(self) -> tuple[bool, str]:
+        """Who hears this channel's broadcasts and presence: the same topic *and* the same privacy."""
+        return (self.private, self.topic)
 
     @property
     def name(self) -> str:
