@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,35 +114,31 @@ async def barrier(watches: list[Watch], sender: Watch, marker: str) -> None:
                 break
 
 
-@pytest.fixture
-def probe_table(stack_env: dict[str, str]) -> Iterator[Callable[..., str]]:
-    """``probe_table(replica_identity="default")`` -> the name of a fresh published table, dropped afterwards.
+@contextmanager
+def published_table(env: dict[str, str], replica_identity: str = "default") -> Iterator[str]:
+    """A fresh table in the ``supabase_realtime`` publication, dropped afterwards; yields its name.
 
     Columns: ``id`` (primary key), ``name`` text, ``score`` int, ``flag`` boolean, ``note`` text (nullable).
     Set up with SQL as the superuser (``DB_URL``); the tests then use only the official clients.
     """
-    if "DB_URL" not in stack_env:
+    if "DB_URL" not in env:
         pytest.skip("needs the database URL (SUPABASE_DB_URL for a real stack)")
-    created: list[str] = []
-
-    def create(replica_identity: str = "default") -> str:
-        name = f"rt_probe_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(stack_env["DB_URL"], autocommit=True) as conn:
-            conn.execute(
-                sql.SQL(
-                    "create table {t} (id bigint primary key, name text not null, score int, flag boolean, note text);"
-                    " alter table {t} replica identity {ri};"
-                    " grant all on {t} to anon, authenticated, service_role;"
-                    " alter publication supabase_realtime add table {t}"
-                ).format(t=sql.Identifier(name), ri=sql.SQL(replica_identity))
-            )
-        created.append(name)
-        return name
-
-    yield create
-    with psycopg.connect(stack_env["DB_URL"], autocommit=True) as conn:
-        for name in created:
-            conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(name)))
+    table = f"rt_probe_{uuid.uuid4().hex[:10]}"
+    name = sql.Identifier(table)
+    with psycopg.connect(env["DB_URL"], autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "create table {t} (id bigint primary key, name text not null, score int, flag boolean, note text);"
+                " alter table {t} replica identity {ri};"
+                " grant all on {t} to anon, authenticated, service_role;"
+                " alter publication supabase_realtime add table {t}"
+            ).format(t=name, ri=sql.SQL(replica_identity))
+        )
+    try:
+        yield table
+    finally:
+        with psycopg.connect(env["DB_URL"], autocommit=True) as conn:
+            conn.execute(sql.SQL("drop table if exists {}").format(name))
 
 
 def run_sql(env: dict[str, str], statements: str, *params: Any) -> None:

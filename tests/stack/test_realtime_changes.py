@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 import pytest
-from realtime_support import Watch, anyio_backend, barrier  # noqa: F401
+from realtime_support import Watch, anyio_backend, barrier, published_table, run_sql  # noqa: F401
 from supabase import acreate_client
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
@@ -165,3 +165,18 @@ async def test_delete_event_carries_the_primary_key_only(stack_env, new_user, ne
     finally:
         await watch.close()
     assert (data["type"], data["old_record"], data.get("record")) == ("DELETE", {"id": job_id}, None)
+
+
+async def test_first_change_on_a_table_just_published_is_not_lost(stack_env):
+    """Every change committed after "Subscribed to PostgreSQL" arrives, the first one included, in order."""
+    for _ in range(3):  # the race needs the table published moments before the join
+        with published_table(stack_env) as table:
+            watch = Watch.open(stack_env).on_changes(table=table, event="INSERT")
+            try:
+                await watch.subscribe(stack_env["SERVICE_ROLE_KEY"])
+                for i in range(10):
+                    run_sql(stack_env, f"insert into {table} (id, name) values (%s, 'n')", i)
+                ids = [(await watch.next_change())["data"]["record"]["id"] for _ in range(10)]
+            finally:
+                await watch.close()
+        assert ids == list(range(10))

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from realtime_support import Watch, anyio_backend, next_item, probe_table, run_sql  # noqa: F401
+from realtime_support import Watch, anyio_backend, next_item, published_table, run_sql  # noqa: F401
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
+
+
+@pytest.fixture
+def table(stack_env: dict[str, str]) -> Iterator[str]:
+    with published_table(stack_env) as name:
+        yield name
+
 
 # (id, name, score, flag, note), inserted in this order after the subscription is ready.
 ROWS = [
@@ -44,8 +52,7 @@ def system_message(state: tuple[Any, Exception | None]) -> str:
     return str(json.loads(str(state[1]))["message"])
 
 
-async def test_each_operator_selects_the_rows_the_server_would(stack_env, probe_table):
-    table = probe_table()
+async def test_each_operator_selects_the_rows_the_server_would(stack_env, table):
     watches = {f: Watch.open(stack_env).on_changes(table=table, event="INSERT", filter=f) for f in EXPECTED}
     marker = Watch.open(stack_env).on_changes(table=table, event="INSERT", filter="id=eq.99")
     try:
@@ -83,8 +90,7 @@ async def test_each_operator_selects_the_rows_the_server_would(stack_env, probe_
         ("id=in.(" + ",".join(str(i) for i in range(101)) + ")", "too many values for `in` filter. Maximum 100"),
     ],
 )
-async def test_a_filter_the_server_refuses_ends_in_a_system_error(stack_env, probe_table, filter, message):
-    table = probe_table()
+async def test_a_filter_the_server_refuses_ends_in_a_system_error(stack_env, table, filter, message):
     watch = Watch.open(stack_env).on_changes(table=table, event="*", filter=filter)
     try:
         await watch.channel.subscribe(lambda state, error: watch.states.put_nowait((state, error)))
@@ -96,8 +102,8 @@ async def test_a_filter_the_server_refuses_ends_in_a_system_error(stack_env, pro
     assert message in system_message(error), error
 
 
-async def test_select_cuts_record_and_old_record_to_the_columns_and_key(stack_env, probe_table):
-    table = probe_table(replica_identity="full")
+async def test_select_cuts_record_and_old_record_to_the_columns_and_key(stack_env, table):
+    run_sql(stack_env, f"alter table {table} replica identity full")
     run_sql(stack_env, f"insert into {table} values (1, 'alpha', 10, true, 'n')")
     watch = Watch.open(stack_env).on_changes(table=table, event="UPDATE", select=["score"])
     whole = Watch.open(stack_env).on_changes(table=table, event="UPDATE")
@@ -116,8 +122,7 @@ async def test_select_cuts_record_and_old_record_to_the_columns_and_key(stack_en
     assert full["record"]["name"] == "beta" and full["old_record"]["name"] == "alpha"
 
 
-async def test_a_select_column_the_role_cannot_read_ends_in_a_system_error(stack_env, probe_table):
-    table = probe_table()
+async def test_a_select_column_the_role_cannot_read_ends_in_a_system_error(stack_env, table):
     watch = Watch.open(stack_env).on_changes(table=table, event="*", select=["nope"])
     try:
         await watch.channel.subscribe(lambda state, error: watch.states.put_nowait((state, error)))
@@ -128,9 +133,8 @@ async def test_a_select_column_the_role_cannot_read_ends_in_a_system_error(stack
     assert "invalid column for select nope" in system_message(error), error
 
 
-async def test_update_always_carries_old_record(stack_env, probe_table):
+async def test_update_always_carries_old_record(stack_env, table):
     """The real server sends ``old_record`` on every UPDATE: the key under the default replica identity."""
-    table = probe_table()
     run_sql(stack_env, f"insert into {table} values (7, 'alpha', 1, null, null)")
     watch = Watch.open(stack_env).on_changes(table=table, event="UPDATE")
     try:
