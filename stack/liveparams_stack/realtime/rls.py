@@ -213,7 +213,9 @@ class ChangeRenderer:
         if evaluated.old_record is not None:
             # DELETE is not RLS checked, so with REPLICA IDENTITY FULL the real server still cuts it to the key.
             kept = set(change.pk) if change.type == "DELETE" and evaluated.rls_enabled else allowed
-            data["old_record"] = {k: v for k, v in evaluated.old_record.items() if k in kept}
+            old_record, errors = _trim_oversized({k: v for k, v in evaluated.old_record.items() if k in kept})
+            data["old_record"] = old_record
+            data["errors"] = data["errors"] or errors
         return data
 
     async def _row_visible(self, change: WalChange, claims: dict[str, Any]) -> bool:
