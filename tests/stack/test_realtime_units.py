@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import struct
 
@@ -9,7 +10,8 @@ import pytest
 
 from liveparams_stack.faults import FaultError, Faults
 from liveparams_stack.realtime.bindings import Binding, BindingError, binding_id
-from liveparams_stack.realtime.cdc import parse_wal2json
+from liveparams_stack.commands import add_stack_commands
+from liveparams_stack.realtime.cdc import PollCadence, parse_wal2json
 from liveparams_stack.realtime.filters import Condition, Filter, FilterError, parse_filter
 from liveparams_stack.realtime.presence import TopicPresence
 from liveparams_stack.realtime.serializers import FrameError, Message, V1Serializer, V2Serializer, serializer_for
@@ -148,3 +150,18 @@ def test_rest_failures_and_refused_fault_requests():
     assert no_realtime.value.status == 409
     with pytest.raises(FaultError):
         faults.apply("rest_errors", {"count": "two"})
+
+
+def test_poll_cadence_fast_by_default_and_like_the_real_poller_when_set():
+    fast = PollCadence()
+    assert (fast.wait_s(wal_moved=False, listened=True), fast.wait_s(wal_moved=False, listened=False)) == (0.01, 0.25)
+    real = PollCadence(poll_interval_ms=100)
+    assert real.wait_s(wal_moved=False, listened=True) == 0.5  # idle: back off to 5 × poll_interval_ms
+    assert all(0.15 <= real.wait_s(wal_moved=True, listened=True) <= 0.2 for _ in range(50))  # + 50–100 ms jitter
+
+
+def test_stack_up_takes_the_realtime_poll_interval():
+    parser = argparse.ArgumentParser()
+    add_stack_commands(parser.add_subparsers(dest="command"))
+    assert parser.parse_args(["stack", "up", "--realtime-poll-ms", "100"]).realtime_poll_ms == 100
+    assert parser.parse_args(["stack", "up"]).realtime_poll_ms is None
