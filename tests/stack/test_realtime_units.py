@@ -8,9 +8,9 @@ import struct
 
 import pytest
 
+from liveparams_stack.commands import add_stack_commands
 from liveparams_stack.faults import FaultError, Faults
 from liveparams_stack.realtime.bindings import Binding, BindingError, binding_id
-from liveparams_stack.commands import add_stack_commands
 from liveparams_stack.realtime.cdc import PollCadence, parse_wal2json
 from liveparams_stack.realtime.filters import Condition, Filter, FilterError, parse_filter
 from liveparams_stack.realtime.presence import TopicPresence
