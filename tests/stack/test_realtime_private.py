@@ -118,3 +118,20 @@ async def test_rest_broadcast_reaches_joined_channels(stack_env, new_user, topic
     finally:
         await public.close()
         await private.close()
+
+
+async def test_a_new_token_without_read_permission_ends_the_private_channel(stack_env, new_user, topic_for_owner):
+    owner_id, owner_jwt = new_user()
+    _, stranger_jwt = new_user()
+    topic = topic_for_owner(owner_id)
+    watch = Watch.open(stack_env, topic, PRIVATE)
+    try:
+        assert (await _join(watch, owner_jwt))[0] == RealtimeSubscribeStates.SUBSCRIBED
+        await watch.client.set_auth(stranger_jwt)  # access_token on the joined channel
+        state, error = await next_item(watch.states)
+        closed, _ = await next_item(watch.states)
+    finally:
+        await watch.close()
+    assert state == RealtimeSubscribeStates.CHANNEL_ERROR
+    assert f"You do not have permissions to read from this Channel topic: {topic}" in str(error)
+    assert closed == RealtimeSubscribeStates.CLOSED

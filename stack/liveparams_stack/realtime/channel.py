@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from liveparams_stack.realtime.auth import Identity
 from liveparams_stack.realtime.bindings import Binding
+from liveparams_stack.realtime.policies import ReadPolicies
 from liveparams_stack.realtime.serializers import Message
 
 
@@ -29,6 +30,8 @@ class Channel:
     bindings: tuple[Binding, ...] = ()
     private: bool = False
     """Joined with ``config.private``: authorized by RLS on ``realtime.messages``; a room apart from the public one."""
+    read: ReadPolicies | None = None
+    """A private channel's read policies under its current token."""
     broadcast_write: bool | None = None
     """A private channel's broadcast write policy, checked at its first broadcast (None: not yet)."""
     broadcast_self: bool = False

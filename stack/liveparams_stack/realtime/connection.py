@@ -14,7 +14,7 @@ from liveparams_stack.realtime.auth import AuthError, Identity, is_opaque_key, v
 from liveparams_stack.realtime.bindings import Binding, BindingError
 from liveparams_stack.realtime.channel import Channel
 from liveparams_stack.realtime.hub import Hub
-from liveparams_stack.realtime.policies import ChannelAuthorizer, unauthorized
+from liveparams_stack.realtime.policies import ChannelAuthorizer, ReadPolicies, revoked, unauthorized
 from liveparams_stack.realtime.serializers import FrameError, Message, Serializer
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class Connection:
         elif msg.topic not in self.channels:
             self._reply(msg, "error", {"reason": "unmatched topic"})
         elif msg.event == "access_token":
-            self._access_token(self.channels[msg.topic], msg)
+            await self._access_token(self.channels[msg.topic], msg)
         elif msg.event == "broadcast":
             await self._broadcast(self.channels[msg.topic], msg)
         elif msg.event == "presence":
@@ -169,11 +169,12 @@ class Connection:
         presence = config.get("presence") or {}
         private = bool(config.get("private"))
         sub_topic = msg.topic.removeprefix("realtime:")
+        read: ReadPolicies | None = None
         if private:  # never joined unchecked: RLS on realtime.messages decides, before anything else
-            policies = await self._ctx.authorizer.can_read(sub_topic, identity, bool(presence.get("enabled")))
-            if not policies.any:
+            read = await self._ctx.authorizer.can_read(sub_topic, identity, bool(presence.get("enabled")))
+            if not read.any:
                 log.info("realtime: private join of %r refused by its policies", sub_topic)
-                self._reply(msg, "error", {"reason": unauthorized(sub_topic)})
+                self._reply(msg, "error", {"reason": f"Unauthorized: {unauthorized(sub_topic)}"})
                 return
         previous = self.channels.get(msg.topic)
         if previous is not None:  # a rejoin of a topic still joined: the old join is shut down silently
@@ -185,6 +186,7 @@ class Connection:
             identity=identity,
             bindings=bindings,
             private=private,
+            read=read,
             broadcast_self=bool(broadcast.get("self")),
             broadcast_ack=bool(broadcast.get("ack")),
             presence_enabled=bool(presence.get("enabled")),
@@ -245,8 +247,8 @@ class Connection:
         if self.channels.get(channel.topic) is channel:
             self.end_channel(channel, "Token has expired 0 seconds ago")
 
-    def _access_token(self, channel: Channel, msg: Message) -> None:
-        """No reply, like the real server; a bad token ends the channel with a system error."""
+    async def _access_token(self, channel: Channel, msg: Message) -> None:
+        """No reply, like the real server; a bad token, or one that loses read on a private channel, ends it."""
         token = msg.payload.get("access_token")
         if not isinstance(token, str) or not token or is_opaque_key(token):
             return
@@ -256,6 +258,12 @@ class Connection:
             self.end_channel(channel, exc.message)
             return
         channel.broadcast_write = None  # policies are evaluated again for the new claims
+        if channel.private and channel.read is not None:
+            read = await self._ctx.authorizer.can_read(channel.name, channel.identity, channel.presence_enabled)
+            if not read.any or channel.read.lost_by(read):
+                self.end_channel(channel, unauthorized(channel.name) if not read.any else revoked(channel.name))
+                return
+            channel.read = read
         self._watch_expiry(channel)
 
     async def _broadcast(self, channel: Channel, msg: Message) -> None:

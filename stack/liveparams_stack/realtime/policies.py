@@ -49,8 +49,13 @@ grant execute on function realtime.topic() to anon, authenticated, service_role;
 
 
 def unauthorized(topic: str) -> str:
-    """The join refusal, worded as the real server's."""
-    return f"Unauthorized: You do not have permissions to read from this Channel topic: {topic}"
+    """Why a private channel may not be read, worded as the real server's (a join refusal adds "Unauthorized: ")."""
+    return f"You do not have permissions to read from this Channel topic: {topic}"
+
+
+def revoked(topic: str) -> str:
+    """Why a private channel ends when a new token loses a read permission the old one had."""
+    return f"You no longer have permission to read from this Channel topic: {topic}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,10 @@ class ReadPolicies:
     @property
     def any(self) -> bool:
         return self.broadcast or self.presence
+
+    def lost_by(self, current: ReadPolicies) -> bool:
+        """Whether ``current`` denies a read these policies allowed."""
+        return (self.broadcast and not current.broadcast) or (self.presence and not current.presence)
 
 
 class ChannelAuthorizer:
