@@ -112,19 +112,19 @@ class BindingChecker:
                     message = exc.diag.message_primary or str(exc)
                     raise _raise(f"invalid regular expression for {op} filter: {message}") from exc
         elif op == "in":
-            cur = await self._cast(condition.value, f"{col_type}[]")
-            row = await cur.fetchone()
-            if row and (row[0] or 0) > MAX_IN_VALUES:
+            if await self._cast(condition.value, f"{col_type}[]") > MAX_IN_VALUES:
                 raise _raise(f"too many values for `in` filter. Maximum {MAX_IN_VALUES}")
         else:
             await self._cast(condition.value, col_type)
 
-    async def _cast(self, value: str, type_name: str) -> psycopg.AsyncCursor[Any]:
-        """Cast like ``realtime.cast`` (through jsonb's text); answers the array length for arrays."""
-        query = sql.SQL("select cardinality(%s::text::{}) ").format(sql.SQL(type_name))
-        if not type_name.endswith("[]"):
-            query = sql.SQL("select %s::text::{} is null").format(sql.SQL(type_name))
+    async def _cast(self, value: str, type_name: str) -> int:
+        """Cast ``value`` to the type or refuse as PostgreSQL words it; answers the length of an array."""
+        is_array = type_name.endswith("[]")
+        query = sql.SQL("select coalesce(cardinality({}), 0)" if is_array else "select 0 where {} is null")
+        typed = sql.SQL("%s::text::{}").format(sql.SQL(type_name))
         try:
-            return await self._conn.execute(query, (value,))
+            cur = await self._conn.execute(query.format(typed), (value,))
         except psycopg.Error as exc:
             raise _Refused(_quote_pg_error(exc)) from exc
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
