@@ -5,6 +5,7 @@ Policies are created as the superuser for one topic per test, so tests do not se
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -135,3 +136,32 @@ async def test_a_new_token_without_read_permission_ends_the_private_channel(stac
     assert state == RealtimeSubscribeStates.CHANNEL_ERROR
     assert f"You do not have permissions to read from this Channel topic: {topic}" in str(error)
     assert closed == RealtimeSubscribeStates.CLOSED
+
+
+@pytest.mark.parametrize("presence_write", [True, False])
+async def test_presence_on_a_private_channel_needs_the_presence_write_policy(
+    stack_env, new_user, topic_for_owner, presence_write
+):
+    """Both members may read; a track reaches the other member only when the insert policy allows presence."""
+    owner_id, owner_jwt = new_user()
+    topic = topic_for_owner(owner_id)
+    if not presence_write:  # keep the insert policy for broadcast only
+        run_sql(
+            stack_env,
+            f'alter policy "{topic} insert" on realtime.messages with check'
+            f" (realtime.topic() = '{topic}' and extension = 'broadcast')",
+        )
+    config = {**PRIVATE, "presence": {"enabled": True}}
+    tracker = Watch.open(stack_env, topic, config).on_broadcast()
+    watcher = Watch.open(stack_env, topic, config).on_broadcast()
+    joins: asyncio.Queue[str] = asyncio.Queue()
+    watcher.channel.on_presence_join(lambda key, current, new: joins.put_nowait(key))
+    try:
+        for watch in (watcher, tracker):
+            assert (await _join(watch, owner_jwt))[0] == RealtimeSubscribeStates.SUBSCRIBED
+        await tracker.channel.track({"user": "owner"})
+        await barrier([watcher], tracker, "after-track")  # frames of one socket are handled in order
+        assert joins.empty() != presence_write
+    finally:
+        await tracker.close()
+        await watcher.close()

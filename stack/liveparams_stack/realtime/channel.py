@@ -34,6 +34,8 @@ class Channel:
     """A private channel's read policies under its current token."""
     broadcast_write: bool | None = None
     """A private channel's broadcast write policy, checked at its first broadcast (None: not yet)."""
+    presence_write: bool | None = None
+    """A private channel's presence write policy, checked at its first track (None: not yet)."""
     broadcast_self: bool = False
     broadcast_ack: bool = False
     presence_enabled: bool = False
@@ -49,6 +51,11 @@ class Channel:
     def room(self) -> tuple[bool, str]:
         """Who hears this channel's broadcasts and presence: the same topic *and* the same privacy."""
         return (self.private, self.topic)
+
+    @property
+    def reads_presence(self) -> bool:
+        """Whether presence state and diffs reach this channel: always on a public one, by policy on a private one."""
+        return not self.private or (self.read is not None and self.read.presence)
 
     @property
     def name(self) -> str:

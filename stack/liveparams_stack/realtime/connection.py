@@ -140,7 +140,7 @@ class Connection:
         elif msg.event == "broadcast":
             await self._broadcast(self.channels[msg.topic], msg)
         elif msg.event == "presence":
-            self._presence(self.channels[msg.topic], msg)
+            await self._presence(self.channels[msg.topic], msg)
         else:
             log.info("realtime: ignored event %r on %s", msg.event, msg.topic)
 
@@ -198,7 +198,7 @@ class Connection:
         self._ctx.hub.add(channel)
         self._watch_expiry(channel)
         channel.reply(msg.ref, "ok", {"postgres_changes": [b.reply_entry() for b in bindings]})
-        if channel.presence_enabled:
+        if channel.presence_enabled and channel.reads_presence:
             channel.push("presence_state", self._ctx.hub.presence_state(channel))
         if bindings:
             self._spawn(self._subscribe(channel))
@@ -257,7 +257,7 @@ class Connection:
         except AuthError as exc:
             self.end_channel(channel, exc.message)
             return
-        channel.broadcast_write = None  # policies are evaluated again for the new claims
+        channel.broadcast_write = channel.presence_write = None  # policies are evaluated again for the new claims
         if channel.private and channel.read is not None:
             read = await self._ctx.authorizer.can_read(channel.name, channel.identity, channel.presence_enabled)
             if not read.any or channel.read.lost_by(read):
@@ -278,8 +278,21 @@ class Connection:
         if channel.broadcast_ack:
             self._reply(msg, "ok", {})
 
-    def _presence(self, channel: Channel, msg: Message) -> None:
+    async def _may_track(self, channel: Channel) -> bool:
+        """A private channel tracks presence only with its presence write policy (read is evaluated too, if not yet)."""
+        authorizer = self._ctx.authorizer
+        if channel.read is not None and not channel.presence_enabled and not channel.read.presence:
+            read = await authorizer.can_read(channel.name, channel.identity, presence=True)
+            channel.read = ReadPolicies(broadcast=channel.read.broadcast, presence=read.presence)
+        if channel.presence_write is None:
+            channel.presence_write = await authorizer.can_write(channel.name, channel.identity, "presence")
+        return channel.presence_write
+
+    async def _presence(self, channel: Channel, msg: Message) -> None:
         event = msg.payload.get("event")
+        if event == "track" and channel.private and not await self._may_track(channel):
+            self._reply(msg, "error", {})
+            return
         if event == "track":
             payload = msg.payload.get("payload")
             if not isinstance(payload, dict):

@@ -83,7 +83,7 @@ class Hub:
 
     def _send_presence_diff(self, room: tuple[bool, str], diff: dict[str, Any]) -> None:
         for peer in self._rooms.get(room, ()):
-            if peer.presence_enabled:
+            if peer.presence_enabled and peer.reads_presence:
                 peer.push("presence_diff", diff)
 
     # Changes -------------------------------------------------------------------------------------------------
