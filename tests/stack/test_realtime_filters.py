@@ -145,3 +145,23 @@ async def test_update_always_carries_old_record(stack_env, table):
         await watch.close()
     assert data["old_record"] == {"id": 7}
     assert data["record"]["score"] == 2
+
+
+async def test_delete_lists_every_column_and_carries_the_key(stack_env, table):
+    """``columns`` comes from the table, not from the old identity, as on the real server."""
+    run_sql(stack_env, f"insert into {table} values (5, 'alpha', 1, null, null)")
+    watch = Watch.open(stack_env).on_changes(table=table, event="DELETE")
+    try:
+        await watch.subscribe(stack_env["SERVICE_ROLE_KEY"])
+        run_sql(stack_env, f"delete from {table} where id = 5")
+        data = (await watch.next_change())["data"]
+    finally:
+        await watch.close()
+    assert [(c["name"], c["type"]) for c in data["columns"]] == [
+        ("id", "int8"),
+        ("name", "text"),
+        ("score", "int4"),
+        ("flag", "bool"),
+        ("note", "text"),
+    ]
+    assert data["old_record"] == {"id": 5} and "record" not in data

@@ -37,7 +37,6 @@ class WalColumn:
     name: str
     type: str
     """The type as ``format_type`` spells it (``jsonb[]``, ``timestamp with time zone``): castable in SQL."""
-    typeoid: int
     value: str | None
     """The value as PostgreSQL text, which casts back to ``type`` exactly."""
 
@@ -78,10 +77,7 @@ def _text(value: Any) -> str | None:
 
 
 def _columns(raw: list[dict[str, Any]] | None) -> tuple[WalColumn, ...]:
-    return tuple(
-        WalColumn(name=c["name"], type=c["type"], typeoid=int(c["typeoid"]), value=_text(c.get("value")))
-        for c in raw or ()
-    )
+    return tuple(WalColumn(name=c["name"], type=c["type"], value=_text(c.get("value"))) for c in raw or ())
 
 
 def _commit_timestamp(text: str) -> str:

@@ -79,7 +79,9 @@ class _Evaluated:
     rls_enabled: bool
     passes: dict[Condition, bool]
     privileges: dict[str, frozenset[str] | None]
-    """Per role, the shown columns it may SELECT; None when the role does not exist."""
+    """Per role, the table's columns it may SELECT; None when the role does not exist."""
+    columns: list[tuple[str, str]]
+    """The table's columns and their ``pg_type.typname``, in attnum order (what ``columns`` lists)."""
 
 
 class ChangeRenderer:
@@ -87,7 +89,6 @@ class ChangeRenderer:
 
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._conn = conn
-        self._typnames: dict[int, str] = {}
 
     async def render(self, change: WalChange, subscribers: Sequence[Subscriber[K]]) -> list[Delivery[K]]:
         interested = [
@@ -110,7 +111,7 @@ class ChangeRenderer:
                 continue
             # Like the real server: one payload per distinct `select` list, each with its own ids.
             for select in dict.fromkeys(b.select for _, bs in members for b in bs):
-                data = await self._data_for(change, evaluated, claims, select)
+                data = self._data_for(change, evaluated, claims, select)
                 for s, bs in members:
                     ids = [b.id for b in bs if b.select == select and self._passes(b, evaluated)]
                     if ids:
@@ -144,43 +145,41 @@ class ChangeRenderer:
             else:
                 predicates.append(condition.predicate(sql.Literal(column.value), sql.SQL(column.type)))
         table = sql.Literal(sql.Identifier(change.schema, change.table).as_string(self._conn))
-        names = sql.Literal(list(by_name))
+        attributes = sql.SQL(
+            "from pg_attribute a join pg_type t on t.oid = a.atttypid"
+            " where a.attrelid = {}::regclass and a.attnum > 0 and not a.attisdropped"
+        ).format(table)
         # A role that does not exist reads as NULL instead of failing the whole query.
         privileges = [
             sql.SQL(
                 "case when exists(select 1 from pg_roles where rolname = {role}) then array("
-                "select c from unnest({names}::text[]) c"
-                " where has_column_privilege({role}, {table}::regclass, c, 'SELECT')"
+                "select a.attname::text {attributes} and has_column_privilege({role}, a.attrelid, a.attnum, 'SELECT')"
                 ") end"
-            ).format(role=sql.Literal(role), names=names, table=table)
+            ).format(role=sql.Literal(role), attributes=attributes)
             for role in roles
         ]
-        query = sql.SQL("select {}, {}, (select relrowsecurity from pg_class where oid = {}::regclass){}").format(
+        query = sql.SQL(
+            "select {}, {}, (select relrowsecurity from pg_class where oid = {}::regclass),"
+            " (select jsonb_agg(jsonb_build_array(a.attname, t.typname) order by a.attnum) {}){}"
+        ).format(
             record_sql,
             old_sql,
             table,
+            attributes,
             sql.SQL("").join(sql.SQL(", {}").format(p) for p in [*privileges, *predicates]),
         )
         cur = await self._conn.execute(query.as_string(self._conn))
         row = await cur.fetchone()
         assert row is not None
-        granted = row[3 : 3 + len(roles)]
+        granted = row[4 : 4 + len(roles)]
         return _Evaluated(
             record=row[0] if change.type != "DELETE" else None,
             old_record=row[1] if change.type != "INSERT" else None,
             rls_enabled=bool(row[2]),
-            passes=dict(zip(ordered, row[3 + len(roles) :], strict=True)),
+            passes=dict(zip(ordered, row[4 + len(roles) :], strict=True)),
             privileges={r: None if g is None else frozenset(g) for r, g in zip(roles, granted, strict=True)},
+            columns=[(name, typname) for name, typname in row[3] or ()],
         )
-
-    async def _typname(self, columns: Sequence[WalColumn]) -> dict[str, str]:
-        missing = [c.typeoid for c in columns if c.typeoid not in self._typnames]
-        if missing:
-            cur = await self._conn.execute(
-                "select oid::int, typname::text from pg_type where oid = any(%s)", (missing,)
-            )
-            self._typnames.update(dict(await cur.fetchall()))
-        return {c.name: self._typnames.get(c.typeoid, c.type) for c in columns}
 
     async def _may_see(self, change: WalChange, evaluated: _Evaluated, claims: dict[str, Any]) -> bool:
         """Whether a role with these claims may see the change: the primary key readable, and RLS."""
@@ -189,21 +188,20 @@ class ChangeRenderer:
             return False  # the real server would send a 401 error payload, which the Python client drops
         return change.type == "DELETE" or not evaluated.rls_enabled or await self._row_visible(change, claims)
 
-    async def _data_for(
-        self, change: WalChange, evaluated: _Evaluated, claims: dict[str, Any], select: tuple[str, ...] | None
+    @staticmethod
+    def _data_for(
+        change: WalChange, evaluated: _Evaluated, claims: dict[str, Any], select: tuple[str, ...] | None
     ) -> dict[str, Any]:
         """The ``data`` a role with these claims receives: columns it may read, cut to ``select`` plus the key."""
         allowed = evaluated.privileges.get(str(claims.get("role", ""))) or frozenset()
         if select is not None:
             allowed = allowed & (set(select) | set(change.pk))
-        shown = self._shown(change)
-        typnames = await self._typname(shown)
         data: dict[str, Any] = {
             "schema": change.schema,
             "table": change.table,
             "commit_timestamp": change.commit_timestamp,
             "type": change.type,
-            "columns": [{"name": c.name, "type": typnames[c.name]} for c in shown if c.name in allowed],
+            "columns": [{"name": name, "type": typname} for name, typname in evaluated.columns if name in allowed],
             "errors": None,
         }
         if evaluated.record is not None:
