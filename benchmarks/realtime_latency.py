@@ -9,14 +9,21 @@ A job row is updated ``--calls`` times through the ``request_parameter_update`` 
 - **RPC sent → callback**: an upper bound (adds the HTTP round trip and the RPC itself);
 - **commit_timestamp → callback**: PostgreSQL's commit time (ms resolution, same clock).
 
-Run: ``python benchmarks/realtime_latency.py [--calls 200]`` (starts a throw-away local stack
-on free ports), or point it at a running local stack with ``--api-url``.
+Each cadence runs on its own throw-away local stack, side by side in one run: ``fast`` (the
+stack's default, for tests) and a number of ms (Realtime's ``poll_interval_ms``, polled every
+that many ms and backing off to five times it when idle, as hosted Realtime does: what users
+see). Requests are spaced by a random 0–``--max-gap-ms`` pause so they land at random points of
+the poll cycle.
+
+Run: ``python benchmarks/realtime_latency.py [--calls 200] [--cadences fast,100]``, or point it at
+one running local stack with ``--api-url`` (its cadence is whatever it was started with).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import sys
 import tempfile
@@ -35,17 +42,18 @@ from realtime import AsyncRealtimeClient, RealtimePostgresChangesListenEvent, Re
 
 from liveparams_stack import LocalStack
 from liveparams_stack.keys import ANON_KEY, SERVICE_ROLE_KEY
+from liveparams_stack.local import free_port
 from liveparams_stack.users import create_user
 
 
 @contextmanager
-def stack_url(api_url: str | None) -> Iterator[str]:
+def stack_url(api_url: str | None, poll_ms: int | None) -> Iterator[str]:
     if api_url:
         yield api_url
         return
     with tempfile.TemporaryDirectory(prefix="liveparams-bench-") as root:
         Path(root).chmod(0o755)  # PostgreSQL may run as another OS user
-        with LocalStack.on_free_ports(Path(root) / "stack") as stack:
+        with LocalStack(Path(root) / "stack", free_port(), free_port(), realtime_poll_ms=poll_ms) as stack:
             yield stack.api_url
 
 
@@ -70,7 +78,7 @@ def stats(samples: list[float]) -> dict[str, float]:
     return {"p50": q[49], "p90": q[89], "p99": q[98], "max": max(samples)}
 
 
-async def measure(api_url: str, job_id: str, jwt: str, calls: int) -> dict[str, list[float]]:
+async def measure(api_url: str, job_id: str, jwt: str, calls: int, max_gap_s: float) -> dict[str, list[float]]:
     received: asyncio.Queue[tuple[float, Any]] = asyncio.Queue()
     client = AsyncRealtimeClient(f"{api_url}/realtime/v1", token=ANON_KEY)
     await client.set_auth(jwt)
@@ -113,7 +121,7 @@ async def measure(api_url: str, job_id: str, jwt: str, calls: int) -> dict[str, 
             views["RPC returned → callback"].append((at - returned) * 1000)
             views["RPC sent → callback"].append((at - sent) * 1000)
             views["commit_timestamp → callback"].append((at - committed) * 1000)
-            await asyncio.sleep(0.02)  # let the poller go idle, as between real requests
+            await asyncio.sleep(random.uniform(0, max_gap_s))  # land anywhere in the poll cycle
     await client.close()
     return views
 
@@ -121,16 +129,31 @@ async def measure(api_url: str, job_id: str, jwt: str, calls: int) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--api-url", help="a running local stack's API URL (default: start a throw-away one)")
+    parser.add_argument(
+        "--cadences", default="fast,100", help="comma-separated: `fast` and/or poll intervals in ms (default: fast,100)"
+    )
+    parser.add_argument("--max-gap-ms", type=float, default=600.0, help="longest random pause between requests")
+    parser.add_argument("--api-url", help="a running local stack's API URL (default: start throw-away ones)")
     args = parser.parse_args()
-    with stack_url(args.api_url) as api_url:
-        job_id, jwt = make_job(api_url)
-        views = asyncio.run(measure(api_url, job_id, jwt, args.calls))
-    print(f"commit → delivery to the official Python client, {args.calls} RPC calls (ms)")
-    print(f"{'view':<30} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")
-    for name, samples in views.items():
-        row = stats(samples)
-        print(f"{name:<30} {row['p50']:>8.2f} {row['p90']:>8.2f} {row['p99']:>8.2f} {row['max']:>8.2f}")
+    cadences = ["as started"] if args.api_url else args.cadences.split(",")
+    results: dict[str, dict[str, list[float]]] = {}
+    for cadence in cadences:
+        poll_ms = None if cadence in ("fast", "as started") else int(cadence)
+        with stack_url(args.api_url, poll_ms) as api_url:
+            job_id, jwt = make_job(api_url)
+            results[cadence] = asyncio.run(measure(api_url, job_id, jwt, args.calls, args.max_gap_ms / 1000))
+    print(f"commit → delivery to the official Python client, {args.calls} RPC calls per cadence (ms)")
+    print(f"{'cadence':<12} {'view':<30} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")
+    for cadence, views in results.items():
+        label = cadence if cadence in ("fast", "as started") else f"{cadence} ms"
+        for name, samples in views.items():
+            row = stats(samples)
+            print(f"{label:<12} {name:<30} {row['p50']:>8.2f} {row['p90']:>8.2f} {row['p99']:>8.2f} {row['max']:>8.2f}")
+    if len(results) == 2:
+        (a, first), (b, second) = results.items()
+        view = "commit_timestamp → callback"
+        ratio = stats(second[view])["p50"] / stats(first[view])["p50"]
+        print(f"\np50 {view}: {b} is {ratio:.1f}× {a}")
 
 
 if __name__ == "__main__":

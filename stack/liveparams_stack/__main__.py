@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     serve_parser.add_argument(
         "--stop-with-parent", type=Path, metavar="STATE_DIR", help="release this stack when the parent process dies"
     )
+    serve_parser.add_argument("--realtime-poll-ms", type=int, help="Realtime's WAL poll interval (default: fast)")
     args = parser.parse_args(argv)
     serve(
         ServerConfig(
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
             args.enable_faults,
             stop_with_parent=args.stop_with_parent,
             project_dir=args.project_dir,
+            realtime_poll_ms=args.realtime_poll_ms,
         )
     )
 

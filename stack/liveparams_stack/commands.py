@@ -27,6 +27,13 @@ def add_stack_commands(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--api-port", type=int, default=54321)
     up.add_argument("--db-port", type=int, default=54322)
     up.add_argument("--enable-faults", action="store_true", help="mount the test-only fault injection routes")
+    up.add_argument(
+        "--realtime-poll-ms",
+        type=int,
+        metavar="MS",
+        help="poll the WAL every MS ms and back off to 5×MS when idle, as hosted Realtime does (e.g. 100);"
+        " default: poll fast, for tests",
+    )
     up.set_defaults(run=_run_up)
 
     down = actions.add_parser("down", help="stop the stack and delete its data")
@@ -55,7 +62,13 @@ def _state_dir_option(parser: argparse.ArgumentParser) -> None:
 def _run_up(args: argparse.Namespace) -> int:
     from liveparams_stack import LocalStack, StackError
 
-    stack = LocalStack(args.state_dir, args.api_port, args.db_port, enable_faults=args.enable_faults)
+    stack = LocalStack(
+        args.state_dir,
+        args.api_port,
+        args.db_port,
+        enable_faults=args.enable_faults,
+        realtime_poll_ms=args.realtime_poll_ms,
+    )
     try:
         stack.start()
     except StackError as exc:

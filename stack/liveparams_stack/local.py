@@ -65,16 +65,20 @@ class LocalStack:
         enable_faults: bool = False,
         project_dir: str | os.PathLike[str] | None = None,
         stop_with_caller: bool = False,
+        realtime_poll_ms: int | None = None,
     ) -> None:
         """``stop_with_caller``: the front stops the whole stack itself if this process dies without
         calling ``stop()`` (a test run killed by a timeout), so nothing is left running. Off for
-        ``liveparams stack up``, whose stack is meant to outlive the command."""
+        ``liveparams stack up``, whose stack is meant to outlive the command.
+        ``realtime_poll_ms``: Realtime polls the WAL at this interval and backs off to five times it
+        when idle, as hosted Realtime does; None polls fast (tests)."""
         self.state_dir = Path(state_dir).resolve()
         self.api_port = api_port
         self.db_port = db_port
         self.enable_faults = enable_faults
         self.project_dir = Path(project_dir).resolve() if project_dir else None
         self.stop_with_caller = stop_with_caller
+        self.realtime_poll_ms = realtime_poll_ms
         self._api_process: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -229,6 +233,8 @@ class LocalStack:
             argv.append("--enable-faults")
         if self.stop_with_caller:
             argv += ["--stop-with-parent", str(self.state_dir)]
+        if self.realtime_poll_ms is not None:
+            argv += ["--realtime-poll-ms", str(self.realtime_poll_ms)]
         package_root = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         with (self.state_dir / "api.log").open("ab") as log:

@@ -60,6 +60,8 @@ class ServerConfig:
     project_dir: Path | None = None
     # The stack to release (PostgreSQL stopped, state deleted) if the process that started us dies.
     stop_with_parent: Path | None = None
+    # Realtime's WAL poll interval like the real server's `poll_interval_ms`; None: the fast test cadence.
+    realtime_poll_ms: int | None = None
 
 
 def build_app(config: ServerConfig) -> web.Application:
@@ -102,7 +104,9 @@ def build_app(config: ServerConfig) -> web.Application:
     RestApi(pool, config.jwt_secret, faults).add_routes(app)
     config_toml = config.project_dir / "supabase" / "config.toml" if config.project_dir else None
     AuthApi(auth_pool, AuthSettings.from_config(config_toml, config.jwt_secret)).add_routes(app)
-    add_realtime(app, dsn=config.dsn, jwt_secret=config.jwt_secret, faults=faults)
+    add_realtime(
+        app, dsn=config.dsn, jwt_secret=config.jwt_secret, faults=faults, poll_interval_ms=config.realtime_poll_ms
+    )
     for prefix, service in UNSERVED.items():
         app.router.add_route("*", prefix + "/{rest:.*}", _unserved(service))
     if faults is not None:

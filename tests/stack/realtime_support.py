@@ -7,10 +7,15 @@ them into queues the tests can await.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 from realtime import (
     AsyncRealtimeChannel,
     AsyncRealtimeClient,
@@ -53,9 +58,17 @@ class Watch:
         client = AsyncRealtimeClient(realtime_url(env), token=env["ANON_KEY"], **client_options)
         return cls(client, client.channel(name, {"config": config} if config else None))  # type: ignore[arg-type]
 
-    def on_changes(self, table: str = "local_training_jobs", event: str = "UPDATE", filter: str | None = None) -> Watch:
+    def on_changes(
+        self,
+        table: str = "local_training_jobs",
+        event: str = "UPDATE",
+        filter: str | None = None,
+        select: list[str] | None = None,
+    ) -> Watch:
         listen = RealtimePostgresChangesListenEvent(event)
-        self.channel.on_postgres_changes(listen, self.changes.put_nowait, table=table, schema="public", filter=filter)
+        self.channel.on_postgres_changes(
+            listen, self.changes.put_nowait, table=table, schema="public", filter=filter, select=select
+        )
         return self
 
     def on_broadcast(self, event: str = "*") -> Watch:
@@ -99,3 +112,36 @@ async def barrier(watches: list[Watch], sender: Watch, marker: str) -> None:
             message = await next_item(watch.broadcasts)
             if message["payload"].get("marker") == marker:
                 break
+
+
+@contextmanager
+def published_table(env: dict[str, str], replica_identity: str = "default") -> Iterator[str]:
+    """A fresh table in the ``supabase_realtime`` publication, dropped afterwards; yields its name.
+
+    Columns: ``id`` (primary key), ``name`` text, ``score`` int, ``flag`` boolean, ``note`` text (nullable).
+    Set up with SQL as the superuser (``DB_URL``); the tests then use only the official clients.
+    """
+    if "DB_URL" not in env:
+        pytest.skip("needs the database URL (SUPABASE_DB_URL for a real stack)")
+    table = f"rt_probe_{uuid.uuid4().hex[:10]}"
+    name = sql.Identifier(table)
+    with psycopg.connect(env["DB_URL"], autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "create table {t} (id bigint primary key, name text not null, score int, flag boolean, note text);"
+                " alter table {t} replica identity {ri};"
+                " grant all on {t} to anon, authenticated, service_role;"
+                " alter publication supabase_realtime add table {t}"
+            ).format(t=name, ri=sql.SQL(replica_identity))
+        )
+    try:
+        yield table
+    finally:
+        with psycopg.connect(env["DB_URL"], autocommit=True) as conn:
+            conn.execute(sql.SQL("drop table if exists {}").format(name))
+
+
+def run_sql(env: dict[str, str], statements: str, *params: Any) -> None:
+    """Test setup and writes as the superuser."""
+    with psycopg.connect(env["DB_URL"], autocommit=True) as conn:
+        conn.execute(statements, params or None)

@@ -7,7 +7,8 @@ import uuid
 
 import httpx
 import pytest
-from realtime_support import Watch, anyio_backend, barrier  # noqa: F401
+from realtime import RealtimeSubscribeStates
+from realtime_support import Watch, anyio_backend, barrier, next_item, published_table, run_sql  # noqa: F401
 from supabase import acreate_client
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
@@ -92,7 +93,6 @@ async def test_rls_decides_who_receives(stack_env, new_user, new_job, job_token,
         "job token": job_token(job_id),
         "other user": stranger_jwt,
         "other job's token": job_token(other_job),
-        "anon": None,
     }
     watches = {who: Watch.open(stack_env).on_changes(filter=f"id=eq.{job_id}").on_broadcast() for who in tokens}
     try:
@@ -101,26 +101,40 @@ async def test_rls_decides_who_receives(stack_env, new_user, new_job, job_token,
         request_update(owner_jwt, job_id, {"learning_rate": 3e-4})
         for who in ("owner", "job token"):
             assert (await watches[who].next_change())["data"]["record"]["id"] == job_id, who
-        refused = [watches[who] for who in ("other user", "other job's token", "anon")]
+        refused = [watches[who] for who in ("other user", "other job's token")]
         await barrier(refused, watches["owner"], "after-update")
-        for who in ("other user", "other job's token", "anon"):
+        for who in ("other user", "other job's token"):
             assert watches[who].changes.empty(), who
     finally:
         for watch in watches.values():
             await watch.close()
 
 
+async def test_anon_cannot_filter_on_a_column_it_may_not_read(stack_env, new_user, new_job):
+    """As on the real server, the filter column must be readable by the role: anon has no SELECT on jobs."""
+    job_id = new_job(new_user()[0])
+    watch = Watch.open(stack_env).on_changes(filter=f"id=eq.{job_id}")
+    try:
+        await watch.channel.subscribe(lambda state, error: watch.states.put_nowait((state, error)))
+        assert await watch.next_state() == RealtimeSubscribeStates.SUBSCRIBED  # the join; then the system error
+        state, error = await next_item(watch.states)
+    finally:
+        await watch.close()
+    assert state == RealtimeSubscribeStates.CHANNEL_ERROR and "invalid column for filter id" in str(error)
+
+
 async def test_access_token_swap_changes_what_rls_lets_through(stack_env, new_user, new_job, request_update):
     owner_id, owner_jwt = new_user()
+    _, stranger_jwt = new_user()
     job_id = new_job(owner_id)
     watch = Watch.open(stack_env).on_changes(filter=f"id=eq.{job_id}").on_broadcast()
     peer = Watch.open(stack_env).on_changes(filter=f"id=eq.{job_id}").on_broadcast()
     try:
-        await watch.subscribe()  # the anon key: RLS shows it nothing
+        await watch.subscribe(stranger_jwt)  # another user: RLS shows it nothing
         await peer.subscribe(stack_env["SERVICE_ROLE_KEY"])
         request_update(owner_jwt, job_id, {"learning_rate": 1e-3})
         await peer.next_change()  # rendered for everyone now
-        await barrier([watch], peer, "as-anon")
+        await barrier([watch], peer, "as-stranger")
         assert watch.changes.empty()
 
         await watch.client.set_auth(owner_jwt)  # access_token on the joined channel, no reply, no rejoin
@@ -165,3 +179,18 @@ async def test_delete_event_carries_the_primary_key_only(stack_env, new_user, ne
     finally:
         await watch.close()
     assert (data["type"], data["old_record"], data.get("record")) == ("DELETE", {"id": job_id}, None)
+
+
+async def test_first_change_on_a_table_just_published_is_not_lost(stack_env):
+    """Every change committed after "Subscribed to PostgreSQL" arrives, the first one included, in order."""
+    for _ in range(3):  # the race needs the table published moments before the join
+        with published_table(stack_env) as table:
+            watch = Watch.open(stack_env).on_changes(table=table, event="INSERT")
+            try:
+                await watch.subscribe(stack_env["SERVICE_ROLE_KEY"])
+                for i in range(10):
+                    run_sql(stack_env, f"insert into {table} (id, name) values (%s, 'n')", i)
+                ids = [(await watch.next_change())["data"]["record"]["id"] for _ in range(10)]
+            finally:
+                await watch.close()
+        assert ids == list(range(10))

@@ -48,7 +48,8 @@ async def test_join_echoes_bindings_in_order_with_stable_ids_then_system_ok(stac
         {"event": "*", "schema": "public", "table": "local_training_jobs"},
         {"event": "UPDATE", "schema": "public", "table": "local_training_jobs", "filter": "status=eq.running"},
     ]
-    async with websockets.connect(socket_url(stack_env)) as ws:
+    # service_role: a filter needs SELECT on its column, which anon lacks on this table.
+    async with websockets.connect(socket_url(stack_env, stack_env["SERVICE_ROLE_KEY"])) as ws:
         reply = await exchange(ws, join_frame("realtime:ids", "1", bindings))
         system = json.loads(await ws.recv())
         again = await exchange(ws, join_frame("realtime:ids-again", "2", bindings))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import struct
 
 import pytest
 
+from liveparams_stack.commands import add_stack_commands
 from liveparams_stack.faults import FaultError, Faults
 from liveparams_stack.realtime.bindings import Binding, BindingError, binding_id
-from liveparams_stack.realtime.cdc import parse_wal2json
-from liveparams_stack.realtime.filters import Filter, FilterError, parse_filter
+from liveparams_stack.realtime.cdc import PollCadence, parse_wal2json
+from liveparams_stack.realtime.filters import Condition, Filter, FilterError, parse_filter
 from liveparams_stack.realtime.presence import TopicPresence
 from liveparams_stack.realtime.serializers import FrameError, Message, V1Serializer, V2Serializer, serializer_for
 
@@ -37,11 +39,31 @@ def test_binding_reply_echoes_every_key_as_received():
 
 def test_parse_filter():
     assert parse_filter(" ") is None
-    assert parse_filter("status=eq.running") == Filter("status", "eq", ("running",))
-    assert parse_filter('id=in.(1,"2")') == Filter("id", "in", ("1", "2"))
-    for bad in ("status", "status=like.x", "id=in.1,2", "=eq.1"):
-        with pytest.raises(FilterError):
+    assert parse_filter("status=eq.running") == Filter((Condition("status", "eq", "running"),))
+    assert parse_filter('id=in.(1,"2")') == Filter((Condition("id", "in", '{1,"2"}'),))
+    assert parse_filter('a=not.like."x,y",b=gte.2') == Filter(
+        (Condition("a", "like", "x,y", negate=True), Condition("b", "gte", "2"))
+    )
+    for bad, message in (
+        ("status", '["status"]'),
+        ("status=like", '["like"]'),
+        ("status=foo.x", '["foo", "x"]'),
+        ("id=in.1,2", "`in` filter value must be wrapped by parentheses"),
+        ("a=eq.1,", "filter must not contain empty segments"),
+    ):
+        with pytest.raises(FilterError, match=r"^Error parsing `filter` params: ") as refused:
             parse_filter(bad)
+        assert message in str(refused.value)
+
+
+def test_binding_with_a_bad_filter_or_select_joins_and_reports_the_problem():
+    bad = Binding.from_entry({"event": "*", "schema": "public", "table": "t", "filter": "x=foo.1"})
+    assert bad.problem == 'Error parsing `filter` params: ["foo", "1"]'
+    wildcard = Binding.from_entry({"event": "*", "schema": "public", "table": "*", "select": ["a"]})
+    assert wildcard.problem is not None and wildcard.problem.startswith("Column selection is not supported")
+    ok = Binding.from_entry({"event": "*", "schema": "public", "table": "t", "filter": "a=eq.1", "select": ["b"]})
+    assert ok.problem is None and ok.select == ("b",)
+    assert ok.describe() == '[event: *, schema: public, table: t, filters: [{"a", "eq", "1", false}], select: ["b"]]'
 
 
 def test_v1_frames_are_objects_without_join_ref():
@@ -128,3 +150,18 @@ def test_rest_failures_and_refused_fault_requests():
     assert no_realtime.value.status == 409
     with pytest.raises(FaultError):
         faults.apply("rest_errors", {"count": "two"})
+
+
+def test_poll_cadence_fast_by_default_and_like_the_real_poller_when_set():
+    fast = PollCadence()
+    assert (fast.wait_s(wal_moved=False, listened=True), fast.wait_s(wal_moved=False, listened=False)) == (0.01, 0.25)
+    real = PollCadence(poll_interval_ms=100)
+    assert real.wait_s(wal_moved=False, listened=True) == 0.5  # idle: back off to 5 × poll_interval_ms
+    assert all(0.15 <= real.wait_s(wal_moved=True, listened=True) <= 0.2 for _ in range(50))  # + 50–100 ms jitter
+
+
+def test_stack_up_takes_the_realtime_poll_interval():
+    parser = argparse.ArgumentParser()
+    add_stack_commands(parser.add_subparsers(dest="command"))
+    assert parser.parse_args(["stack", "up", "--realtime-poll-ms", "100"]).realtime_poll_ms == 100
+    assert parser.parse_args(["stack", "up"]).realtime_poll_ms is None

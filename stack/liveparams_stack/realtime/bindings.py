@@ -1,4 +1,9 @@
-"""The ``postgres_changes`` bindings of a channel join, with the ids the server echoes."""
+"""The ``postgres_changes`` bindings of a channel join, with the ids the server echoes.
+
+A binding whose ``filter`` or ``select`` the server cannot parse still joins (the
+reply echoes it) and ends in a ``system`` error instead of "Subscribed to
+PostgreSQL", as on the real server; ``problem`` carries that message.
+"""
 
 from __future__ import annotations
 
@@ -36,24 +41,26 @@ class Binding:
     schema: str
     table: str
     filter: Filter | None
+    select: tuple[str, ...] | None = None
+    """Columns asked for (the primary key always comes too); None means every column."""
+    problem: str | None = None
 
     @classmethod
     def from_entry(cls, entry: dict[str, Any]) -> Binding:
         event = entry.get("event")
         if event not in EVENTS:
             raise BindingError(f"Unable to subscribe: event must be one of {', '.join(EVENTS)}, got {event!r}")
+        schema = entry.get("schema") or "public"
+        table = entry.get("table") or "*"
+        parsed_filter: Filter | None = None
+        select: tuple[str, ...] | None = None
+        problem: str | None = None
         try:
+            select = _parse_select(entry.get("select"), schema, table)
             parsed_filter = parse_filter(entry.get("filter"))
         except FilterError as exc:
-            raise BindingError(str(exc)) from exc
-        return cls(
-            entry=entry,
-            id=binding_id(entry),
-            event=event,
-            schema=entry.get("schema") or "public",
-            table=entry.get("table") or "*",
-            filter=parsed_filter,
-        )
+            problem = str(exc)
+        return cls(entry, binding_id(entry), event, schema, table, parsed_filter, select, problem)
 
     def reply_entry(self) -> dict[str, Any]:
         """The entry echoed in the join reply: every key as received, plus ``id``."""
@@ -67,5 +74,26 @@ class Binding:
 
     def describe(self) -> str:
         """Parameters as the real server lists them in its "Unable to subscribe" message."""
-        filters = f'["{self.entry["filter"]}"]' if self.entry.get("filter") else "[]"
-        return f"[event: {self.event}, schema: {self.schema}, table: {self.table}, filters: {filters}]"
+        conditions = self.filter.conditions if self.filter is not None else ()
+        filters = "[" + ", ".join(c.describe() for c in conditions) + "]"
+        select = "nil" if self.select is None else "[" + ", ".join(f'"{c}"' for c in self.select) + "]"
+        where = f"schema: {self.schema}, table: {self.table}"
+        return f"[event: {self.event}, {where}, filters: {filters}, select: {select}]"
+
+
+def _parse_select(value: Any, schema: str, table: str) -> tuple[str, ...] | None:
+    """A list of column names (non-strings dropped; empty means all); a string is refused."""
+    if isinstance(value, str):
+        raise FilterError(
+            'Error parsing `select` params: expected a list of column name strings, e.g. select: ["col1", "col2"]'
+        )
+    if not isinstance(value, list):
+        return None
+    columns = tuple(c for c in value if isinstance(c, str))
+    if not columns:
+        return None
+    if "*" in (schema, table):
+        raise FilterError(
+            "Column selection is not supported for wildcard subscriptions. Provide an explicit schema and table name."
+        )
+    return columns

@@ -4,7 +4,9 @@ Like the real server's ``ReplicationPoller``: a temporary wal2json slot polled w
 ``pg_logical_slot_get_changes`` (format-version 2, primary keys, commit
 timestamps, type oids), restricted to the publication's tables and actions. No
 triggers on user tables. The slot is temporary, so it disappears with the
-connection; the poll is adaptive so commit→delivery stays in milliseconds.
+connection. The poll cadence is `PollCadence` (docs/internals.md, "Realtime: change
+capture"): fast by default so tests stay quick, or the real server's
+``poll_interval_ms`` with its idle back-off.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,8 +28,6 @@ log = logging.getLogger(__name__)
 
 PUBLICATION = "supabase_realtime"
 MAX_CHANGES_PER_POLL = 100
-BUSY_INTERVAL_S = 0.01
-IDLE_INTERVAL_S = 0.25
 PUBLICATION_REFRESH_S = 1.0
 _ACTIONS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
 
@@ -36,7 +37,6 @@ class WalColumn:
     name: str
     type: str
     """The type as ``format_type`` spells it (``jsonb[]``, ``timestamp with time zone``): castable in SQL."""
-    typeoid: int
     value: str | None
     """The value as PostgreSQL text, which casts back to ``type`` exactly."""
 
@@ -77,10 +77,7 @@ def _text(value: Any) -> str | None:
 
 
 def _columns(raw: list[dict[str, Any]] | None) -> tuple[WalColumn, ...]:
-    return tuple(
-        WalColumn(name=c["name"], type=c["type"], typeoid=int(c["typeoid"]), value=_text(c.get("value")))
-        for c in raw or ()
-    )
+    return tuple(WalColumn(name=c["name"], type=c["type"], value=_text(c.get("value"))) for c in raw or ())
 
 
 def _commit_timestamp(text: str) -> str:
@@ -131,22 +128,55 @@ async def read_publication(conn: psycopg.AsyncConnection[Any]) -> Publication:
 ChangeHandler = Callable[[list[WalChange]], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class PollCadence:
+    """How long the poller waits after a poll that returned no row change.
+
+    ``poll_interval_ms`` None: the stack's fast default, 10 ms while anyone listens
+    and 250 ms otherwise. A number: the real server's ``ReplicationPoller``, which
+    polls again at once while rows flow, after ``poll_interval_ms`` plus 50–100 ms
+    of jitter when the WAL moved but held nothing published, and after five times
+    ``poll_interval_ms`` when idle.
+    """
+
+    poll_interval_ms: int | None = None
+
+    FAST_BUSY_S = 0.01
+    FAST_IDLE_S = 0.25
+    IDLE_MULTIPLIER = 5
+
+    def wait_s(self, wal_moved: bool, listened: bool) -> float:
+        if self.poll_interval_ms is None:
+            return self.FAST_BUSY_S if listened else self.FAST_IDLE_S
+        if wal_moved:
+            return (self.poll_interval_ms + random.randint(50, 100)) / 1000
+        return self.poll_interval_ms * self.IDLE_MULTIPLIER / 1000
+
+
 class ChangePoller:
     """Drains a temporary wal2json slot and hands each batch of changes to ``handler``.
 
-    ``busy()`` tells whether anyone listens: then an empty poll is retried after
-    10 ms, otherwise after 250 ms (the slot is still drained, so changes made while
-    nobody listens are never delivered later: at most once, like the real server).
+    ``busy()`` tells whether anyone listens (see `PollCadence`). The slot is drained
+    even while nobody listens, so changes made then are never delivered later: at
+    most once, like the real server.
     """
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any], handler: ChangeHandler, busy: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        handler: ChangeHandler,
+        busy: Callable[[], bool],
+        cadence: PollCadence,
+    ) -> None:
         self._conn = conn
         self._handler = handler
         self._busy = busy
+        self._cadence = cadence
         self._slot = f"liveparams_realtime_{secrets.token_hex(4)}"
         self._publication = EMPTY_PUBLICATION
         self._publication_read_at = 0.0
         self._wakeup = asyncio.Event()
+        self._synced: list[asyncio.Future[None]] = []
 
     @property
     def publication(self) -> Publication:
@@ -163,23 +193,34 @@ class ChangePoller:
         self._publication_read_at = asyncio.get_running_loop().time()
         return self._publication
 
-    def wake(self) -> None:
-        """Poll now instead of at the end of the idle interval (a channel just subscribed)."""
+    async def sync(self) -> None:
+        """Return once every later poll decodes with the publication as it is now.
+
+        A channel awaits this before "Subscribed to PostgreSQL": the poller reads the
+        publication only every second, and a poll with an older one would consume
+        and drop the first changes of a table just added to it.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._synced.append(done)
         self._wakeup.set()
+        await done
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if loop.time() - self._publication_read_at > PUBLICATION_REFRESH_S:
+            if self._synced or loop.time() - self._publication_read_at > PUBLICATION_REFRESH_S:
+                waiting, self._synced = self._synced, []
                 await self.refresh_publication()
-            rows = await self._poll()
+                for done in waiting:
+                    if not done.done():
+                        done.set_result(None)
+            self._wakeup.clear()
+            wal_moved, rows = await self._poll()
             if rows:
                 await self._handler(rows)
                 continue
-            self._wakeup.clear()
-            interval = BUSY_INTERVAL_S if self._busy() else IDLE_INTERVAL_S
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), interval)
+                await asyncio.wait_for(self._wakeup.wait(), self._cadence.wait_s(wal_moved, self._busy()))
 
     async def _decodable_end(self) -> str | None:
         """The WAL position to decode up to now, or None when nothing was written since the last poll.
@@ -208,10 +249,11 @@ class ChangePoller:
             )
         return end if unread else None
 
-    async def _poll(self) -> list[WalChange]:
+    async def _poll(self) -> tuple[bool, list[WalChange]]:
+        """Whether the WAL moved since the last poll, and the published row changes decoded."""
         end = await self._decodable_end()
         if end is None:
-            return []
+            return False, []
         publication = self._publication
         options: list[str] = ["format-version", "2", "include-pk", "1", "include-timestamp", "1"]
         options += ["include-type-oids", "1", "include-transaction", "0"]
@@ -225,4 +267,4 @@ class ChangePoller:
             (self._slot, end, MAX_CHANGES_PER_POLL, options),
         )
         changes = [parse_wal2json(data) for (data,) in await cur.fetchall()]
-        return [c for c in changes if c is not None]
+        return True, [c for c in changes if c is not None]

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from liveparams_stack.realtime.auth import Identity
 from liveparams_stack.realtime.bindings import Binding
+from liveparams_stack.realtime.policies import ReadPolicies
 from liveparams_stack.realtime.serializers import Message
 
 
@@ -27,6 +28,14 @@ class Channel:
     outbox: Outbox
     identity: Identity
     bindings: tuple[Binding, ...] = ()
+    private: bool = False
+    """Joined with ``config.private``: authorized by RLS on ``realtime.messages``; a room apart from the public one."""
+    read: ReadPolicies | None = None
+    """A private channel's read policies under its current token."""
+    broadcast_write: bool | None = None
+    """A private channel's broadcast write policy, checked at its first broadcast (None: not yet)."""
+    presence_write: bool | None = None
+    """A private channel's presence write policy, checked at its first track (None: not yet)."""
     broadcast_self: bool = False
     broadcast_ack: bool = False
     presence_enabled: bool = False
@@ -37,6 +46,16 @@ class Channel:
     """Ends the channel when its token expires; cancelled when the channel goes."""
     superseded_join_ref: str | None = None
     """The join ref of the join this one replaced on the same socket (for a stale ``phx_close``)."""
+
+    @property
+    def room(self) -> tuple[bool, str]:
+        """Who hears this channel's broadcasts and presence: the same topic *and* the same privacy."""
+        return (self.private, self.topic)
+
+    @property
+    def reads_presence(self) -> bool:
+        """Whether presence state and diffs reach this channel: always on a public one, by policy on a private one."""
+        return not self.private or (self.read is not None and self.read.presence)
 
     @property
     def name(self) -> str:

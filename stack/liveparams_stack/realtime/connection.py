@@ -14,6 +14,7 @@ from liveparams_stack.realtime.auth import AuthError, Identity, is_opaque_key, v
 from liveparams_stack.realtime.bindings import Binding, BindingError
 from liveparams_stack.realtime.channel import Channel
 from liveparams_stack.realtime.hub import Hub
+from liveparams_stack.realtime.policies import ChannelAuthorizer, ReadPolicies, revoked, unauthorized
 from liveparams_stack.realtime.serializers import FrameError, Message, Serializer
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,11 @@ class SocketContext:
 
     hub: Hub
     jwt_secret: str
-    check_bindings: Callable[[tuple[Binding, ...]], Awaitable[str | None]]
-    """Returns the "Unable to subscribe …" message for bindings PostgreSQL cannot serve, or None."""
-    wake_poller: Callable[[], None]
+    check_bindings: Callable[[tuple[Binding, ...], str], Awaitable[str | None]]
+    """Returns the ``system`` error for bindings a role cannot subscribe with, or None."""
+    sync_poller: Callable[[], Awaitable[None]]
+    """Returns once the change poller decodes every table published now."""
+    authorizer: ChannelAuthorizer
 
 
 class Connection:
@@ -127,17 +130,17 @@ class Connection:
         if msg.topic == "phoenix" and msg.event == "heartbeat":
             self._reply(msg, "ok", {})
         elif msg.event == "phx_join":
-            self._join(msg)
+            await self._join(msg)
         elif msg.event == "phx_leave":
             self._leave(msg)
         elif msg.topic not in self.channels:
             self._reply(msg, "error", {"reason": "unmatched topic"})
         elif msg.event == "access_token":
-            self._access_token(self.channels[msg.topic], msg)
+            await self._access_token(self.channels[msg.topic], msg)
         elif msg.event == "broadcast":
-            self._broadcast(self.channels[msg.topic], msg)
+            await self._broadcast(self.channels[msg.topic], msg)
         elif msg.event == "presence":
-            self._presence(self.channels[msg.topic], msg)
+            await self._presence(self.channels[msg.topic], msg)
         else:
             log.info("realtime: ignored event %r on %s", msg.event, msg.topic)
 
@@ -151,7 +154,7 @@ class Connection:
             return self._apikey
         return verify(token, self._ctx.jwt_secret)
 
-    def _join(self, msg: Message) -> None:
+    async def _join(self, msg: Message) -> None:
         if not msg.topic.startswith("realtime:") or msg.topic == "realtime:":
             self._reply(msg, "error", {"reason": "TopicNameRequired: You must provide a topic name"})
             return
@@ -164,6 +167,15 @@ class Connection:
             return
         broadcast = config.get("broadcast") or {}
         presence = config.get("presence") or {}
+        private = bool(config.get("private"))
+        sub_topic = msg.topic.removeprefix("realtime:")
+        read: ReadPolicies | None = None
+        if private:  # never joined unchecked: RLS on realtime.messages decides, before anything else
+            read = await self._ctx.authorizer.can_read(sub_topic, identity, bool(presence.get("enabled")))
+            if not read.any:
+                log.info("realtime: private join of %r refused by its policies", sub_topic)
+                self._reply(msg, "error", {"reason": f"Unauthorized: {unauthorized(sub_topic)}"})
+                return
         previous = self.channels.get(msg.topic)
         if previous is not None:  # a rejoin of a topic still joined: the old join is shut down silently
             self._ctx.hub.remove(previous)
@@ -173,6 +185,8 @@ class Connection:
             outbox=self,
             identity=identity,
             bindings=bindings,
+            private=private,
+            read=read,
             broadcast_self=bool(broadcast.get("self")),
             broadcast_ack=bool(broadcast.get("ack")),
             presence_enabled=bool(presence.get("enabled")),
@@ -184,14 +198,16 @@ class Connection:
         self._ctx.hub.add(channel)
         self._watch_expiry(channel)
         channel.reply(msg.ref, "ok", {"postgres_changes": [b.reply_entry() for b in bindings]})
-        if channel.presence_enabled:
+        if channel.presence_enabled and channel.reads_presence:
             channel.push("presence_state", self._ctx.hub.presence_state(channel))
         if bindings:
             self._spawn(self._subscribe(channel))
 
     async def _subscribe(self, channel: Channel) -> None:
         """After the reply, like the real server: check the bindings, then "Subscribed to PostgreSQL"."""
-        error = await self._ctx.check_bindings(channel.bindings)
+        error = await self._ctx.check_bindings(channel.bindings, channel.identity.role)
+        if error is None:
+            await self._ctx.sync_poller()
         if self.channels.get(channel.topic) is not channel:
             return
         if error is not None:
@@ -199,7 +215,6 @@ class Connection:
             return
         channel.subscribed = True
         channel.system("postgres_changes", "ok", "Subscribed to PostgreSQL")
-        self._ctx.wake_poller()
 
     def _leave(self, msg: Message) -> None:
         channel = self.channels.pop(msg.topic, None)
@@ -232,8 +247,8 @@ class Connection:
         if self.channels.get(channel.topic) is channel:
             self.end_channel(channel, "Token has expired 0 seconds ago")
 
-    def _access_token(self, channel: Channel, msg: Message) -> None:
-        """No reply, like the real server; a bad token ends the channel with a system error."""
+    async def _access_token(self, channel: Channel, msg: Message) -> None:
+        """No reply, like the real server; a bad token, or one that loses read on a private channel, ends it."""
         token = msg.payload.get("access_token")
         if not isinstance(token, str) or not token or is_opaque_key(token):
             return
@@ -242,15 +257,42 @@ class Connection:
         except AuthError as exc:
             self.end_channel(channel, exc.message)
             return
+        channel.broadcast_write = channel.presence_write = None  # policies are evaluated again for the new claims
+        if channel.private and channel.read is not None:
+            read = await self._ctx.authorizer.can_read(channel.name, channel.identity, channel.presence_enabled)
+            if not read.any or channel.read.lost_by(read):
+                self.end_channel(channel, unauthorized(channel.name) if not read.any else revoked(channel.name))
+                return
+            channel.read = read
         self._watch_expiry(channel)
 
-    def _broadcast(self, channel: Channel, msg: Message) -> None:
+    async def _broadcast(self, channel: Channel, msg: Message) -> None:
+        """A private channel broadcasts only with its write policy; refused, nothing is sent and nothing replied."""
+        if channel.private:
+            if channel.broadcast_write is None:
+                authorizer = self._ctx.authorizer
+                channel.broadcast_write = await authorizer.can_write(channel.name, channel.identity, "broadcast")
+            if not channel.broadcast_write:
+                return
         self._ctx.hub.broadcast(channel, msg.payload)
         if channel.broadcast_ack:
             self._reply(msg, "ok", {})
 
-    def _presence(self, channel: Channel, msg: Message) -> None:
+    async def _may_track(self, channel: Channel) -> bool:
+        """A private channel tracks presence only with its presence write policy (read is evaluated too, if not yet)."""
+        authorizer = self._ctx.authorizer
+        if channel.read is not None and not channel.presence_enabled and not channel.read.presence:
+            read = await authorizer.can_read(channel.name, channel.identity, presence=True)
+            channel.read = ReadPolicies(broadcast=channel.read.broadcast, presence=read.presence)
+        if channel.presence_write is None:
+            channel.presence_write = await authorizer.can_write(channel.name, channel.identity, "presence")
+        return channel.presence_write
+
+    async def _presence(self, channel: Channel, msg: Message) -> None:
         event = msg.payload.get("event")
+        if event == "track" and channel.private and not await self._may_track(channel):
+            self._reply(msg, "error", {})
+            return
         if event == "track":
             payload = msg.payload.get("payload")
             if not isinstance(payload, dict):

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 class Hub:
     def __init__(self) -> None:
-        self._topics: dict[str, set[Channel]] = defaultdict(set)
-        self._presence: dict[str, TopicPresence[Channel]] = defaultdict(TopicPresence)
+        self._rooms: dict[tuple[bool, str], set[Channel]] = defaultdict(set)
+        self._presence: dict[tuple[bool, str], TopicPresence[Channel]] = defaultdict(TopicPresence)
         self._changes_mode: dict[str | None, ChangesMode] = {None: "normal"}
         self._held: list[tuple[Channel, dict[str, Any]]] = []
         self.renderer: ChangeRenderer | None = None
@@ -33,24 +33,23 @@ class Hub:
     # Channels ------------------------------------------------------------------------------------------------
 
     def add(self, channel: Channel) -> None:
-        self._topics[channel.topic].add(channel)
+        self._rooms[channel.room].add(channel)
 
     def remove(self, channel: Channel) -> None:
         """Forget a channel that left, closed or whose socket went away; tell presence peers."""
         channel.subscribed = False
         if channel.expiry is not None:
             channel.expiry.cancel()
-        peers = self._topics.get(channel.topic)
+        peers = self._rooms.get(channel.room)
         if peers is not None:
             peers.discard(channel)
             if not peers:
-                del self._topics[channel.topic]
+                del self._rooms[channel.room]
         self.untrack(channel)
 
     def channels(self, topic: str | None = None) -> list[Channel]:
-        if topic is not None:
-            return list(self._topics.get(topic, ()))
-        return [c for peers in self._topics.values() for c in peers]
+        """Every joined channel, or those of one topic (public and private alike)."""
+        return [c for peers in self._rooms.values() for c in peers if topic is None or c.topic == topic]
 
     def has_subscribers(self) -> bool:
         return any(c.subscribed and c.bindings for c in self.channels())
@@ -58,26 +57,33 @@ class Hub:
     # Broadcast and presence ----------------------------------------------------------------------------------
 
     def broadcast(self, sender: Channel, payload: dict[str, Any]) -> None:
-        for peer in self.channels(sender.topic):
+        for peer in self._rooms.get(sender.room, ()):
             if peer is not sender or sender.broadcast_self:
                 peer.fanout("broadcast", payload)
 
+    def broadcast_to(self, room: tuple[bool, str], payload: dict[str, Any]) -> int:
+        """A broadcast from no channel (the REST endpoint) to every channel of ``room``; returns how many."""
+        peers = list(self._rooms.get(room, ()))
+        for peer in peers:
+            peer.fanout("broadcast", payload)
+        return len(peers)
+
     def presence_state(self, channel: Channel) -> dict[str, Any]:
-        return self._presence[channel.topic].state()
+        return self._presence[channel.room].state()
 
     def track(self, channel: Channel, payload: dict[str, Any]) -> None:
-        diff = self._presence[channel.topic].track(channel, channel.presence_key, payload)
-        self._send_presence_diff(channel.topic, diff)
+        diff = self._presence[channel.room].track(channel, channel.presence_key, payload)
+        self._send_presence_diff(channel.room, diff)
 
     def untrack(self, channel: Channel) -> None:
-        presence = self._presence.get(channel.topic)
+        presence = self._presence.get(channel.room)
         diff = presence.untrack(channel) if presence is not None else None
         if diff is not None:
-            self._send_presence_diff(channel.topic, diff)
+            self._send_presence_diff(channel.room, diff)
 
-    def _send_presence_diff(self, topic: str, diff: dict[str, Any]) -> None:
-        for peer in self.channels(topic):
-            if peer.presence_enabled:
+    def _send_presence_diff(self, room: tuple[bool, str], diff: dict[str, Any]) -> None:
+        for peer in self._rooms.get(room, ()):
+            if peer.presence_enabled and peer.reads_presence:
                 peer.push("presence_diff", diff)
 
     # Changes -------------------------------------------------------------------------------------------------

@@ -13,36 +13,45 @@ from aiohttp import web
 from liveparams_stack.realtime.auth import AuthError, verify
 from liveparams_stack.realtime.bindings import Binding
 from liveparams_stack.realtime.catalog import BindingChecker
-from liveparams_stack.realtime.cdc import ChangePoller
+from liveparams_stack.realtime.cdc import ChangePoller, PollCadence
 from liveparams_stack.realtime.connection import Connection, SocketContext
 from liveparams_stack.realtime.hub import Hub
+from liveparams_stack.realtime.policies import ChannelAuthorizer
 from liveparams_stack.realtime.rls import ChangeRenderer
 from liveparams_stack.realtime.serializers import serializer_for
 
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY_S = 1.0
+SYNC_TIMEOUT_S = 5.0
 MAX_CLIENT_FRAME_BYTES = 1024 * 1024
 
 
 class RealtimeService:
     """Owns everything ``add_realtime`` mounts; its methods are the app's hooks and route handler."""
 
-    def __init__(self, dsn: str, jwt_secret: str) -> None:
+    def __init__(self, dsn: str, jwt_secret: str, cadence: PollCadence) -> None:
         self._dsn = dsn
         self._jwt_secret = jwt_secret
+        self._cadence = cadence
         self.hub = Hub()
         self.connections: set[Connection] = set()
         self._poller: ChangePoller | None = None
         self._task: asyncio.Task[None] | None = None
+        self.authorizer = ChannelAuthorizer(dsn)
         self._ctx = SocketContext(
-            hub=self.hub, jwt_secret=jwt_secret, check_bindings=self._check_bindings, wake_poller=self._wake
+            hub=self.hub,
+            jwt_secret=jwt_secret,
+            check_bindings=self._check_bindings,
+            sync_poller=self._sync,
+            authorizer=self.authorizer,
         )
 
     # App hooks -----------------------------------------------------------------------------------------------
 
     async def on_startup(self, app: web.Application) -> None:
-        """Connect and create the slot before serving, so a broken database fails the start loudly."""
+        """Create Realtime's schema, connect and create the slot before serving, so a broken database fails loudly."""
+        await self.authorizer.install_schema()
         conn = await self._connect()
         self._task = asyncio.create_task(self._run(conn), name="liveparams-realtime-poller")
 
@@ -60,7 +69,7 @@ class RealtimeService:
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True, application_name="liveparams-realtime")
-        self._poller = ChangePoller(conn, self.hub.deliver, self.hub.has_subscribers)
+        self._poller = ChangePoller(conn, self.hub.deliver, self.hub.has_subscribers, self._cadence)
         self.hub.renderer = ChangeRenderer(conn)
         await self._poller.start()
         return conn
@@ -94,14 +103,19 @@ class RealtimeService:
         with contextlib.suppress(psycopg.Error):
             await conn.close()
 
-    def _wake(self) -> None:
-        if self._poller is not None:
-            self._poller.wake()
+    async def _sync(self) -> None:
+        """Wait until the poller decodes with the current publication; give up while it reconnects."""
+        if self._poller is None:
+            return
+        try:
+            await asyncio.wait_for(self._poller.sync(), SYNC_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("realtime: the change poller did not re-read the publication within %.0f s", SYNC_TIMEOUT_S)
 
-    async def _check_bindings(self, bindings: tuple[Binding, ...]) -> str | None:
+    async def _check_bindings(self, bindings: tuple[Binding, ...], role: str) -> str | None:
         try:
             async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
-                return await BindingChecker(conn).check(bindings)
+                return await BindingChecker(conn).check(bindings, role)
         except psycopg.OperationalError as exc:
             return f"Realtime was unable to connect to the project database: {exc}"
 

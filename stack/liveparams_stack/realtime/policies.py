@@ -1,0 +1,134 @@
+"""Private channels: who may read and write a topic, decided by RLS on ``realtime.messages``.
+
+As the real server does (docs/internals.md, "Realtime: private channels"): to
+check *read*, insert one probe row per extension (broadcast, and presence when
+enabled) for the topic, switch to the caller's role with ``realtime.topic`` and
+the JWT claims set, and select the probes back; a visible probe grants read. To
+check *write*, insert a row as the caller's role; a refused insert denies write.
+Everything happens in a transaction that is rolled back, so no row is ever kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import errors
+
+from liveparams_stack.realtime.auth import Identity
+
+log = logging.getLogger(__name__)
+
+# The part of Realtime's own schema that channel authorization needs. The real server creates it
+# in the project database; the local server does so at startup, idempotently. Not partitioned.
+SCHEMA_SQL = """
+create schema if not exists realtime;
+grant usage on schema realtime to anon, authenticated, service_role;
+create table if not exists realtime.messages (
+  topic text not null,
+  extension text not null,
+  payload jsonb,
+  event text,
+  private boolean default false,
+  updated_at timestamp without time zone not null default now(),
+  inserted_at timestamp without time zone not null default now(),
+  id uuid not null default gen_random_uuid(),
+  primary key (id, inserted_at)
+);
+alter table realtime.messages enable row level security;
+grant insert, select, update on table realtime.messages to anon, authenticated, service_role;
+create or replace function realtime.topic() returns text
+language sql stable
+as $$ select nullif(current_setting('realtime.topic', true), '')::text $$;
+grant execute on function realtime.topic() to anon, authenticated, service_role;
+"""
+
+
+def unauthorized(topic: str) -> str:
+    """Why a private channel may not be read, worded as the real server's (a join refusal adds "Unauthorized: ")."""
+    return f"You do not have permissions to read from this Channel topic: {topic}"
+
+
+def revoked(topic: str) -> str:
+    """Why a private channel ends when a new token loses a read permission the old one had."""
+    return f"You no longer have permission to read from this Channel topic: {topic}"
+
+
+@dataclass(frozen=True)
+class ReadPolicies:
+    broadcast: bool
+    presence: bool
+
+    @property
+    def any(self) -> bool:
+        return self.broadcast or self.presence
+
+    def lost_by(self, current: ReadPolicies) -> bool:
+        """Whether ``current`` denies a read these policies allowed."""
+        return (self.broadcast and not current.broadcast) or (self.presence and not current.presence)
+
+
+class ChannelAuthorizer:
+    """Runs the policy checks on a fresh superuser connection each time (joins are rare in development)."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+
+    async def install_schema(self) -> None:
+        async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+            await conn.execute(SCHEMA_SQL)
+
+    async def can_read(self, topic: str, identity: Identity, presence: bool) -> ReadPolicies:
+        """Read policies for ``topic``; a policy that fails to evaluate denies, like on the real server."""
+        probes = {"broadcast": str(uuid.uuid4())}
+        if presence:
+            probes["presence"] = str(uuid.uuid4())
+        try:
+            async with await psycopg.AsyncConnection.connect(self._dsn) as conn:
+                for extension, probe in probes.items():
+                    await conn.execute(
+                        "insert into realtime.messages (id, topic, extension) values (%s, %s, %s)",
+                        (probe, topic, extension),
+                    )
+                await self._act_as(conn, topic, identity)
+                cur = await conn.execute(
+                    "select id::text from realtime.messages where id = any(%s::uuid[])", (list(probes.values()),)
+                )
+                visible = {row[0] for row in await cur.fetchall()}
+                await conn.rollback()
+        except psycopg.Error as exc:
+            log.info("realtime: read policy check on %r failed: %s", topic, exc)
+            return ReadPolicies(broadcast=False, presence=False)
+        return ReadPolicies(broadcast=probes["broadcast"] in visible, presence=probes.get("presence", "") in visible)
+
+    async def can_write(self, topic: str, identity: Identity, extension: str) -> bool:
+        """Whether the caller's role may insert a ``realtime.messages`` row for ``topic``."""
+        try:
+            async with await psycopg.AsyncConnection.connect(self._dsn) as conn:
+                await self._act_as(conn, topic, identity)
+                try:
+                    await conn.execute(
+                        "insert into realtime.messages (topic, extension) values (%s, %s)", (topic, extension)
+                    )
+                except errors.InsufficientPrivilege:
+                    return False
+                finally:
+                    await conn.rollback()
+        except psycopg.Error as exc:
+            log.info("realtime: write policy check on %r failed: %s", topic, exc)
+            return False
+        return True
+
+    @staticmethod
+    async def _act_as(conn: psycopg.AsyncConnection[Any], topic: str, identity: Identity) -> None:
+        claims = identity.claims
+        await conn.execute(
+            "select set_config('role', %s, true), set_config('realtime.topic', %s, true),"
+            " set_config('request.jwt.claims', %s, true), set_config('request.jwt.claim.sub', %s, true),"
+            " set_config('request.jwt.claim.role', %s, true)",
+            (identity.role, topic, json.dumps(claims), str(claims.get("sub") or ""), identity.role),
+        )
