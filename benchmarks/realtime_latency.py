@@ -84,11 +84,11 @@ async def measure(api_url: str, job_id: str, jwt: str, calls: int, max_gap_s: fl
     await client.set_auth(jwt)
     channel = client.channel("latency")
     channel.on_postgres_changes(
-        RealtimePostgresChangesListenEvent.Update,
+        RealtimePostgresChangesListenEvent.Insert,
         lambda payload: received.put_nowait((time.time(), payload)),
-        table="local_training_jobs",
+        table="parameter_update_requests",
         schema="public",
-        filter=f"id=eq.{job_id}",
+        filter=f"job_id=eq.{job_id}",
     )
     ready = asyncio.Event()
     channel.on_system(lambda message: ready.set())
@@ -115,7 +115,7 @@ async def measure(api_url: str, job_id: str, jwt: str, calls: int, max_gap_s: fl
             request_id = response.json()["id"]
             while True:
                 at, payload = await asyncio.wait_for(received.get(), 10)
-                if payload["data"]["record"]["parameter_updates"][-1]["id"] == request_id:
+                if payload["data"]["record"]["id"] == request_id:
                     break
             committed = datetime.fromisoformat(payload["data"]["commit_timestamp"].replace("Z", "+00:00")).timestamp()
             views["RPC returned → callback"].append((at - returned) * 1000)
