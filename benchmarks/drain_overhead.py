@@ -18,6 +18,7 @@ Run: ``python benchmarks/drain_overhead.py`` (about a minute on 2 cores).
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import tempfile
@@ -147,6 +148,13 @@ def broadcast_cost_us() -> float:
 
 
 def main() -> None:
+    global HOOK_CALLS, RUN_STEPS, RUN_REPEATS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny counts: checks the script runs; figures mean nothing"
+    )
+    if parser.parse_args().quick:
+        HOOK_CALLS, RUN_STEPS, RUN_REPEATS = 200, 10, 1
     model_dir, out = tiny_model_dir(), tempfile.mkdtemp(prefix="liveparams-bench-")
     args = TrainingArguments(output_dir=out, report_to=[])
 

@@ -13,8 +13,9 @@ side by side under the same machine load. Per size:
   ``record_parameter_update_outcomes`` (one outcome) timed in PostgreSQL, p50;
 - **longest GIL hold** seen by a training-like thread (tiny steps in a loop): the longest
   gap between two of its steps while the agent received and queued the requests;
-- **checkpoint size**: the trainer callback's checkpointed record (``state()``) with the
-  job's decided requests marked handled, as JSON.
+- **checkpoint size**: the trainer callback's checkpointed record (``state()``) after it decided
+  the job's requests in order, saving a checkpoint every block (a fixed save interval under a
+  steady stream of requests), as JSON.
 
 The verdict compares 10,000 earlier requests with the fresh job: within 1.5× passes.
 
@@ -44,10 +45,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from agent_latency import free_port, stack_env
+from agent_latency import stack_env
 
 from liveparams.agent import AgentConfig, UpdateAgent
 from liveparams.tokens import mint_job_token
+from liveparams_stack.local import free_port
 
 SIZES = (0, 10, 1_000, 10_000)
 BOUND = 1.5
@@ -283,13 +285,24 @@ def flood(total: int, seconds: float, step_time: float) -> None:
           f"{'same' if in_force is not None and float(in_force) == newest else 'DIFFERENT'}")  # fmt: skip
 
 
-def checkpoint_bytes(decided_ids: list[str]) -> int:
-    """The trainer callback's checkpointed record once it has decided ``decided_ids``, as JSON."""
+def checkpoint_bytes(decided_ids: list[str], per_checkpoint: int) -> int:
+    """The trainer callback's checkpoint (``state()`` as JSON) after it decided ``decided_ids`` in order.
+
+    A checkpoint is saved after every ``per_checkpoint`` decisions, as a run saving at a fixed
+    interval under a steady stream of requests does; the one measured follows the newest block.
+    """
+    from liveparams.contract import Change, OutcomeStatus, UpdateOutcome, UpdateRequest
     from liveparams.trainer_hooks import RuntimeParameterCallback
 
     callback = RuntimeParameterCallback()
-    callback._mark_handled(decided_ids)
-    return len(json.dumps(callback.state()))
+    state: dict[str, object] = callback.state()
+    for seq, request_id in enumerate(decided_ids, start=1):
+        request = UpdateRequest(request_id, {"learning_rate": 1e-4}, "2026-11-28T08:00:00+00:00", seq)
+        change = {"learning_rate": Change(2e-4, 1e-4)}
+        callback.record.decide(request, UpdateOutcome(request_id, OutcomeStatus.APPLIED, step=seq, changes=change))
+        if seq % per_checkpoint == 0 or seq == len(decided_ids):
+            state = callback.state()
+    return len(json.dumps(state))
 
 
 def percentile(samples: list[float], q: int) -> float:
@@ -341,6 +354,7 @@ def main() -> None:
             job.agent.close()
             db.execute("delete from public.local_training_jobs where id = %s", (job.job_id,))
 
+    new_ids = [f"new-{i}" for i in range(args.requests)]
     metrics: list[tuple[str, str, Any]] = [
         ("bytes received by the agent per request", "B", lambda j: j.received / j.requests),
         ("commit → queue p50", "ms", lambda j: percentile(j.to_queue, 50)),
@@ -348,7 +362,8 @@ def main() -> None:
         ("request RPC p50", "ms", lambda j: percentile(j.request_rpc, 50)),
         ("outcome recording p50", "ms", lambda j: percentile(j.outcome_rpc, 50)),
         ("longest GIL hold of a training thread", "ms", lambda j: j.gil * 1e3),
-        ("checkpoint size", "B", lambda j: checkpoint_bytes(j.decided_ids)),
+        # the job's history, then the requests this run made (decided by a trainer too)
+        ("checkpoint size", "B", lambda j: checkpoint_bytes(j.decided_ids + new_ids, args.block)),
     ]
     header = "".join(f"{f'{size:,} earlier':>15}" for size in SIZES)
     print(f"{'measurement':42}{'unit':>5}{header}{'10k / fresh':>13}  verdict (≤ {BOUND}×)")
