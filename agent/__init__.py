@@ -9,10 +9,10 @@ first used; ``liveparams.trainer_hooks`` applies what it delivers. What the two
 halves exchange is defined in ``liveparams.contract``.
 """
 
-import importlib
 import logging
 import typing
 
+from liveparams import _lazy
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._exceptions import AgentClosedError, AgentError, ConfigError, RestError, SubscriptionError
 from liveparams.agent._requests import request_identity
@@ -26,18 +26,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 # which the training side (importing ``liveparams.contract`` on every DDP rank) must not pay for.
 _LAZY = {"AgentStatus": "liveparams.agent._agent", "UpdateAgent": "liveparams.agent._agent"}
 
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _LAZY)
 
 
 __all__ = [

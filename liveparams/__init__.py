@@ -21,8 +21,9 @@ import name ``liveparams_stack``) that a training environment never needs.
 
 from __future__ import annotations
 
-import importlib
 import typing
+
+from liveparams import _lazy
 
 if typing.TYPE_CHECKING:
     from liveparams.trainer_hooks import RuntimeParameterCallback
@@ -31,18 +32,7 @@ if typing.TYPE_CHECKING:
 # and ``liveparams.contract`` (both under this package) must not pay for.
 _LAZY = {"RuntimeParameterCallback": "liveparams.trainer_hooks"}
 
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _LAZY)
 
 
 __all__ = ["RuntimeParameterCallback"]
