@@ -84,14 +84,26 @@ class UpdateAgent:
             self._worker.start(replay_after_step)
             atexit.register(self.close)
 
+    @property
+    def job_id(self) -> str:
+        """The job this agent delivers requests of."""
+        return self.config.job_id
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until push is subscribed and the requests were re-read after it; return whether that happened in time.
 
-        Requests are delivered whether or not this is ever true (the agent polls while push is down). True
-        implies the initial read is done (``UpdateSource.wait_ready``): the callback waits on it, bounded, after a
-        resume; tests, demos and scripts use it to know the push path is live.
+        Requests are delivered whether or not this is ever true (the agent polls while push is down). Tests,
+        demos and scripts use it to know the push path is live.
         """
         return self._worker.ready.wait(timeout)
+
+    def wait_initial_read(self, timeout: float | None = None) -> bool:
+        """Wait until the requests stored before :meth:`start` are queued (the first complete read over REST).
+
+        It does not wait for push: the callback waits on it, bounded, after a resume, so that the replayed
+        settings apply before the first resumed step even where Realtime is slow to confirm.
+        """
+        return self._worker.initial_read.wait(timeout)
 
     def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
         """Take up to ``max_items`` validated requests, in request order, without blocking."""

@@ -97,19 +97,20 @@ class Intake:
         except Exception:
             logger.exception("Ignored a Realtime change the agent could not read")
 
-    def ingest_read(self, result: Mapping[str, Any], limit: int) -> None:
+    def ingest_read(self, result: Mapping[str, Any], limit: int) -> bool:
         """Take one answer of ``read_parameter_update_requests`` asked for at most ``limit`` rows:
-        ``{"latest_seq": n, "requests": [...]}``.
+        ``{"latest_seq": n, "requests": [...]}``; return whether it held every request up to the latest.
         """
         rows = result.get("requests")
         latest = result.get("latest_seq")
         if not isinstance(rows, list) or not isinstance(latest, int):
             logger.warning("Unexpected answer when reading the job's requests; ignored")
-            return
+            return False
         full = len(rows) >= limit
         self.ingest(rows, None if full else latest)
         if full and not self.backlogged:
             self._resync()  # a full page: there may be more
+        return not full
 
     def ingest(self, rows: Sequence[Mapping[str, Any]], complete_to: int | None = None) -> None:
         """Queue what is new in ``rows`` (ascending seq) and hand rejections to ``reject``, in order.

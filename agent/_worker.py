@@ -66,7 +66,8 @@ class Worker:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.status = AgentStatus.NOT_STARTED
-        self.ready = threading.Event()
+        self.ready = threading.Event()  # push subscribed and the requests re-read after it
+        self.initial_read = threading.Event()  # the requests stored before start() are queued
         self._rest = RestClient(config)
         self.writer = OutcomeWriter(
             self._rest.record_outcomes,
@@ -297,7 +298,8 @@ class Worker:
             self._row_missing = True
             return
         self._row_missing = False
-        intake.ingest_read(result, limit)
+        if intake.ingest_read(result, limit):
+            self.initial_read.set()
         # Push went down during the read: the confirmation it was to follow up on is void.
         if becomes_ready and generation == self._push_generation and self.status is not AgentStatus.CLOSED:
             was_degraded = self.status is AgentStatus.DEGRADED

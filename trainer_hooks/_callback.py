@@ -160,6 +160,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
                 reapply_in_force(self.record.in_force, self._context(args, state, control, kwargs))
             if state.is_world_process_zero:
                 self._link.open(self, resume_step, self.initial_read_timeout)
+                self._use_record_of(self._link.job_id)
         except Exception:
             logger.exception("runtime parameter updates: setup at train begin failed")
         self._sync = self._connect_ranks()  # every rank, whatever happened above
@@ -271,6 +272,17 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         elif key not in state.stateful_callbacks:
             # Without this, the next save raises KeyError when the checkpoint lacked the callback.
             state.stateful_callbacks[key] = {"args": {}, "attributes": {}}
+
+    def _use_record_of(self, job_id: str | None) -> None:
+        """Keep the record only when it is about this run's job (see ``DecisionRecord.for_job``)."""
+        record = self.record.for_job(job_id)
+        if record is not self.record:
+            logger.warning(
+                "The checkpoint's record of decided requests is for job %s, not job %s: starting a new one",
+                self.record.job_id,
+                job_id,
+            )
+        self.record = record
 
     def _connect_ranks(self) -> _distributed.RankSync | None:
         """The per-step exchange for this run, or None: single process, ``sync_ranks`` off, or rank 0 has no source.

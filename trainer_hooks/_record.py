@@ -43,6 +43,7 @@ class DecisionRecord:
     """The callback's checkpointed state (JSON in ``trainer_state.json``).
 
     Args:
+        job_id (`str`, *optional*): the job the ``seq`` numbers below count requests of.
         decided_seq (`int`): every request with a ``seq`` up to this one that reached the callback
             is decided, except those in ``undecided``; -1 before the first.
         undecided (`set[str]`): ids delivered with a ``seq`` up to ``decided_seq`` and not decided yet.
@@ -50,10 +51,23 @@ class DecisionRecord:
         recent (`dict[str, dict]`): request id → outcome row, decided since the previous checkpoint.
     """
 
+    job_id: str | None = None
     decided_seq: int = -1
     undecided: set[str] = field(default_factory=set)
     in_force: dict[str, Any] = field(default_factory=dict)
     recent: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def for_job(self, job_id: str | None) -> DecisionRecord:
+        """This record when it is about ``job_id`` (or about no job yet); else a fresh one for ``job_id``.
+
+        A checkpoint resumed under another job (a retry that made a new job row, a script that
+        changed ``JOB_ID``) says nothing about that job's requests: its ``seq`` numbers count
+        another job's. The values in force are the run's, so they are kept.
+        """
+        if job_id is None or self.job_id in (None, job_id):
+            self.job_id = job_id or self.job_id
+            return self
+        return DecisionRecord(job_id=job_id, in_force=dict(self.in_force))
 
     def is_decided(self, request: UpdateRequest) -> bool:
         return request.seq <= self.decided_seq and request.id not in self.undecided
@@ -78,6 +92,7 @@ class DecisionRecord:
     def checkpoint(self) -> dict[str, Any]:
         """The JSON attributes for a checkpoint; the recent outcomes start over after it."""
         saved = {
+            "job_id": self.job_id,
             "decided_seq": self.decided_seq,
             "undecided": sorted(self.undecided),
             "in_force": dict(self.in_force),
@@ -89,6 +104,7 @@ class DecisionRecord:
     @classmethod
     def from_checkpoint(cls, attributes: dict[str, Any]) -> DecisionRecord:
         return cls(
+            job_id=attributes.get("job_id"),
             decided_seq=int(attributes.get("decided_seq", -1)),
             undecided=set(attributes.get("undecided", [])),
             in_force=dict(attributes.get("in_force", {})),

@@ -88,7 +88,7 @@ class SourceLink:
         """So that the requests replayed on resume apply before the first resumed step."""
         began = time.monotonic()
         try:
-            ready = source.wait_ready(timeout)
+            ready = source.wait_initial_read(timeout)
         except Exception:
             logger.exception("waiting for the update source's initial read failed")
             return
@@ -100,6 +100,17 @@ class SourceLink:
             )
         else:
             logger.debug("initial read done in %.3fs", time.monotonic() - began)
+
+    @property
+    def job_id(self) -> str | None:
+        """The source's job, or None without a source."""
+        if self.source is None:
+            return None
+        try:
+            return self.source.job_id
+        except Exception:
+            logger.exception("asking the update source for its job failed")
+            return None
 
     def drain(self, max_items: int) -> list[UpdateRequest]:
         if self.source is None:

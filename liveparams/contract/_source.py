@@ -42,7 +42,14 @@ class UpdateSource(Protocol):
         in the checkpoint and need not be delivered again.
         """
 
-    def wait_ready(self, timeout: float | None = None) -> bool:
+    @property
+    def job_id(self) -> str | None:
+        """The job whose requests this source delivers: the ``seq`` numbers count that job's requests.
+
+        A checkpoint's record of what was decided holds only for the job it was written for.
+        """
+
+    def wait_initial_read(self, timeout: float | None = None) -> bool:
         """Wait at most ``timeout`` seconds for the initial read; return whether it happened in time.
 
         After it returns True, every request stored before :meth:`start` (including those

@@ -712,3 +712,17 @@ def test_a_ui_on_the_jobs_topic_sees_the_trainer_present(
             await client.realtime.close()
 
     assert "trainer" in asyncio.run(scenario())
+
+
+@pytest.mark.stack
+def test_the_initial_read_queues_what_was_asked_before_start(
+    job: tuple[str, str], make_agent: Callable[..., UpdateAgent], request_update: Callable[..., dict[str, Any]]
+) -> None:
+    """What the callback waits on after a resume: the requests stored before start() are on the queue."""
+    job_id, owner_jwt = job
+    early = request_update(owner_jwt, job_id, {"learning_rate": 2e-4})
+    agent = make_agent(job_id)
+    assert agent.job_id == job_id
+    agent.start()
+    assert agent.wait_initial_read(DELIVERY_TIMEOUT_S)
+    assert [request.id for request in agent.drain()] == [early["id"]]  # no further wait needed

@@ -50,6 +50,7 @@ class QueueSource:
     close_timeouts: list[float | None] = field(default_factory=list)
     ends: list[tuple[str, int | None]] = field(default_factory=list)  # record_end() calls
     losing: bool = False
+    job_id: str | None = "job-1"
 
     def start(self, replay_after_step: int | None = None) -> None:
         self.starts.append(replay_after_step)
@@ -61,7 +62,7 @@ class QueueSource:
         ]
         self.queued[:0] = sorted(again, key=lambda r: r.seq)
 
-    def wait_ready(self, timeout: float | None = None) -> bool:
+    def wait_initial_read(self, timeout: float | None = None) -> bool:
         return True
 
     def _applied_after(self, request_id: str, step: int) -> bool:

@@ -20,7 +20,7 @@ from hooks_helpers import (
 )
 from transformers import TrainerCallback
 
-from liveparams.contract import DRAIN_MAX_ITEMS, OutcomeStatus
+from liveparams.contract import DRAIN_MAX_ITEMS, OutcomeStatus, UpdateRequest
 from liveparams.trainer_hooks import RuntimeParameterCallback, get_applier
 
 STEPS, WARMUP, PEAK = 20, 5, 1e-3
@@ -417,7 +417,7 @@ class LateSource(QueueSource):
     def _land(self) -> None:
         self.queued[:0], self.late = getattr(self, "late", []), []
 
-    def wait_ready(self, timeout: float | None = None) -> bool:
+    def wait_initial_read(self, timeout: float | None = None) -> bool:
         self._land()
         return True
 
@@ -442,7 +442,7 @@ def test_resume_waits_for_the_initial_read_so_replays_apply_before_the_first_res
 
 
 class NeverReady(QueueSource):
-    def wait_ready(self, timeout: float | None = None) -> bool:
+    def wait_initial_read(self, timeout: float | None = None) -> bool:
         return False
 
 
@@ -492,3 +492,21 @@ def test_the_checkpoint_record_does_not_grow_with_the_jobs_history(tiny_dir: str
     assert record(20)["undecided"] == []
     assert set(record(20)["recent_outcomes"]) == {r.id for r in late}  # only what was decided since checkpoint-10
     assert record(20)["in_force"] == {"max_grad_norm": 3.0}
+
+
+@pytest.mark.slow
+def test_a_checkpoint_resumed_under_another_job_does_not_skip_that_jobs_requests(
+    tiny_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A retry that made a new job row resumes from the old job's checkpoint: seq numbers start over there."""
+    save = {"save_strategy": "steps", "save_steps": 4}
+    first = QueueSource(job_id="job-a")
+    run(tiny_dir, tmp_path, first, {1: [request(learning_rate=2e-3) for _ in range(3)]}, **save)
+
+    retry = QueueSource(job_id="job-b")
+    again = UpdateRequest(id="b-1", params={"learning_rate": 5e-4}, requested_at="2026-11-28T09:00:00Z", seq=1)
+    retry.push(again)
+    with caplog.at_level(logging.WARNING, logger="liveparams.trainer_hooks"):
+        run(tiny_dir, tmp_path, retry, resume_from="checkpoint-4", **save)
+    assert retry.outcome("b-1").status is OutcomeStatus.APPLIED
+    assert "is for job job-a, not job job-b" in caplog.text

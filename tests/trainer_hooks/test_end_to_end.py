@@ -38,8 +38,12 @@ class Arrivals:
     def start(self, replay_after_step: int | None = None) -> None:
         self.agent.start(replay_after_step)
 
-    def wait_ready(self, timeout: float | None = None) -> bool:
-        return self.agent.wait_ready(timeout)
+    @property
+    def job_id(self) -> str:
+        return self.agent.job_id
+
+    def wait_initial_read(self, timeout: float | None = None) -> bool:
+        return self.agent.wait_initial_read(timeout)
 
     def record_end(self, reason: str, step: int | None = None) -> None:
         self.agent.record_end(reason, step)
