@@ -124,6 +124,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self.record = DecisionRecord()  # checkpointed (see state())
         self._held: list[UpdateRequest] = []  # commands drained at train begin, decided at the first step end
         self._stop_applied = False  # whether a `command=stop` request ends this run (the job row says "stopped")
+        self._logs = True  # process zero logs the decisions; the other ranks make the same ones silently
         self._ranks: _distributed.RankSync | None = None  # built once per process group
         self._sync: _distributed.RankSync | None = None  # set while this run exchanges requests every step
 
@@ -154,6 +155,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         resume_step = int(state.global_step) if state.global_step > 0 else None  # > 0 only when resuming
         self._stop_applied = False
+        self._logs = bool(state.is_world_process_zero)
         try:
             self._take_checkpoint_record(state)
             if resume_step is not None and self.record.in_force:
@@ -245,11 +247,12 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         for request, outcome in zip(requests, outcomes, strict=True):
             if request is None:
                 continue
-            if outcome.status is OutcomeStatus.SUPERSEDED:
+            if outcome.status is OutcomeStatus.SUPERSEDED and self._logs:
                 logger.info("Parameter update %s superseded by %s", request.id, outcome.superseded_by)
             for name, change in outcome.changes.items():
                 applier = _registry.get_applier(name)
-                applier.log_applied(change.old, change.new, int(outcome.step or 0))
+                if self._logs:  # every rank applies; one of them says so
+                    applier.log_applied(change.old, change.new, int(outcome.step or 0))
                 if not applier.one_off:
                     self.record.in_force[name] = change.new
             self.record.decide(request, outcome)

@@ -63,7 +63,7 @@ def decide(request: UpdateRequest | None, request_id: str, ctx: ApplyContext, ag
     outcome = (agree or _single_process)(local)
     if local.status is OutcomeStatus.APPLIED and outcome.status is not OutcomeStatus.APPLIED and restore is not None:
         _quietly(restore)  # another rank refused or failed it: undone here too, so the replicas stay equal
-    if outcome.status is not OutcomeStatus.APPLIED:
+    if outcome.status is not OutcomeStatus.APPLIED and ctx.state.is_world_process_zero:  # one rank says so
         logger.warning("Parameter update %s %s: %s", request_id, outcome.status.value, outcome.reason)
     return outcome
 

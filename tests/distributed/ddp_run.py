@@ -2,8 +2,8 @@
 
 Rank 0 alone has an update source, scripted to queue learning-rate changes
 mid-run (in mode ``no-source`` no rank has one, as when ``JOB_ID`` is unset).
-Every rank writes its final weights, the rates it used and how many
-broadcasts it made during the steps, so the test can compare replicas.
+Every rank writes its final weights, the rates it used, how many broadcasts
+it made during the steps and what liveparams logged, so the test can compare replicas.
 
 Mode ``faults`` injects the two failures that used to split or hang the ranks:
 applying weight decay raises on rank 1 only (step 3), and rank 0 cannot encode
@@ -14,6 +14,7 @@ Usage: torchrun --nproc_per_node 2 ddp_run.py MODEL_DIR OUT_DIR {broadcast|no-br
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -77,8 +78,22 @@ class BroadcastCounter(TrainerCallback):
             setattr(dist, name, original)
 
 
+class LogLines(logging.Handler):
+    """What liveparams logged on this rank (INFO and up)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def main(model_dir: str, out_dir: str, mode: str) -> None:
     rank = int(os.environ["RANK"])
+    logs = LogLines()
+    logging.getLogger("liveparams").addHandler(logs)
+    logging.getLogger("liveparams").setLevel(logging.INFO)
     source = QueueSource() if rank == 0 and mode != "no-source" else None
     callback = RuntimeParameterCallback(source, sync_ranks=mode != "no-broadcast")
     recorder, counter = LrRecorder(), BroadcastCounter()
@@ -104,6 +119,7 @@ def main(model_dir: str, out_dir: str, mode: str) -> None:
         "weight_decay": recorder.weight_decay,
         "step_broadcasts": counter.count,
         "max_grad_norm": trainer.args.max_grad_norm,
+        "log_lines": logs.lines,
         "outcomes": [(o.status.value, o.step, o.reason) for o in source.outcomes] if source else [],
     }
     torch.save(result, Path(out_dir) / f"rank{rank}.pt")

@@ -53,6 +53,10 @@ def test_every_rank_applies_the_same_change_at_the_same_step(model_dir: str, tmp
     assert rank0["lrs"][4] == pytest.approx(5e-3 * 3 / 5)  # the change after step 3 is in force, warmup kept
     assert max_difference(rank0["weights"], rank1["weights"]) == 0.0
     assert rank0["step_broadcasts"] == rank1["step_broadcasts"] >= 10  # a count at every step boundary
+    # Both ranks applied both changes; the log says so once, on rank 0 (no duplicated lines under torchrun).
+    applied = [line for line in rank0["log_lines"] if line.startswith("✅ Applied learning rate update")]
+    assert len(applied) == 2
+    assert not [line for line in rank1["log_lines"] if "Applied" in line]
 
 
 @pytest.mark.slow
@@ -85,3 +89,6 @@ def test_ranks_agree_on_every_outcome_and_no_failure_hangs_them(model_dir: str, 
     assert rank0["weight_decay"][10][0] == 0.01
     assert rank0["max_grad_norm"] == rank1["max_grad_norm"] == 1.0
     assert max_difference(rank0["weights"], rank1["weights"]) == 0.0
+    # The split apply is logged once, by rank 0 (the unsent batch has its own error line).
+    assert len([line for line in rank0["log_lines"] if line.startswith("Parameter update")]) == 1
+    assert not [line for line in rank1["log_lines"] if line.startswith("Parameter update")]
