@@ -257,9 +257,9 @@ begin
 end;
 $$;
 
--- The values in force, rebuilt from every applied request (used once per job by the migration;
--- record_parameter_update_outcomes() then maintains them incrementally).
-create or replace function public.liveparams_in_force_from(p_job_id uuid, p_after_seq bigint)
+-- The values in force after the applied requests among p_ids (what record_parameter_update_outcomes()
+-- adds to the job row; the migration below passes every request of a job once).
+create or replace function public.liveparams_in_force_from_ids(p_job_id uuid, p_ids text[])
 returns table (params jsonb, step integer)
 language sql
 stable
@@ -268,7 +268,7 @@ as $$
   select coalesce(jsonb_object_agg(c.key, c.value -> 'new' order by r.seq), '{}'::jsonb), max(r.step)
     from public.parameter_update_requests r
    cross join lateral jsonb_each(coalesce(r.changes, '{}'::jsonb)) c
-   where r.job_id = p_job_id and r.seq > p_after_seq and r.status = 'applied' and c.key <> 'command'
+   where r.job_id = p_job_id and r.id = any (p_ids) and r.status = 'applied' and c.key <> 'command'
 $$;
 
 -- Move what is on existing rows. The trigger is dropped first, so the array can be emptied here.
@@ -292,7 +292,8 @@ begin
        set parameter_updates = '{}',
            parameters_in_force = j.parameters_in_force || f.params,
            parameters_applied_step = coalesce(f.step, j.parameters_applied_step)
-      from public.liveparams_in_force_from(v_job.id, 0) f
+      from public.liveparams_in_force_from_ids(
+             v_job.id, array(select r.id from public.parameter_update_requests r where r.job_id = v_job.id)) f
      where j.id = v_job.id;
   end loop;
 end;
@@ -517,17 +518,6 @@ begin
 end;
 $$;
 
-create or replace function public.liveparams_in_force_from_ids(p_job_id uuid, p_ids text[])
-returns table (params jsonb, step integer)
-language sql
-stable
-set search_path = ''
-as $$
-  select coalesce(jsonb_object_agg(c.key, c.value -> 'new' order by r.seq), '{}'::jsonb), max(r.step)
-    from public.parameter_update_requests r
-   cross join lateral jsonb_each(coalesce(r.changes, '{}'::jsonb)) c
-   where r.job_id = p_job_id and r.id = any (p_ids) and r.status = 'applied' and c.key <> 'command'
-$$;
 
 -- What an agent reads over REST after every (re)subscription: the job's requests
 -- with seq > p_after_seq, oldest first, at most p_limit. On its first read
@@ -633,7 +623,6 @@ revoke all on function public.liveparams_canonical_json(jsonb) from public, anon
 revoke all on function public.liveparams_legacy_request_id(jsonb) from public, anon, authenticated;
 revoke all on function public.liveparams_move_entries(uuid, jsonb[], jsonb) from public, anon, authenticated;
 revoke all on function public.liveparams_store_outcome(uuid, text, jsonb) from public, anon, authenticated;
-revoke all on function public.liveparams_in_force_from(uuid, bigint) from public, anon, authenticated;
 revoke all on function public.liveparams_in_force_from_ids(uuid, text[]) from public, anon, authenticated;
 revoke all on function public.liveparams_move_legacy_appends() from public, anon, authenticated;
 revoke all on function public.liveparams_request_json(public.parameter_update_requests) from public, anon, authenticated;
