@@ -40,7 +40,7 @@ from liveparams.agent import _realtime_internals as internals
 from liveparams.agent._client import create_client
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._exceptions import SubscriptionError
-from liveparams.contract._messages import utc_now_iso
+from liveparams.contract import utc_now_iso
 
 __all__ = ["Health", "Subscription"]
 

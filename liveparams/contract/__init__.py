@@ -16,7 +16,7 @@ without pulling in torch, transformers or any network client.
 """
 
 from liveparams.contract._format import format_value
-from liveparams.contract._messages import Change, OutcomeStatus, UpdateOutcome, UpdateRequest
+from liveparams.contract._messages import Change, OutcomeStatus, UpdateOutcome, UpdateRequest, utc_now_iso
 from liveparams.contract._parameters import (
     METADATA_KEYS,
     PARAMETERS,
@@ -43,5 +43,6 @@ __all__ = [
     "UpdateRequest",
     "UpdateSource",
     "format_value",
+    "utc_now_iso",
     "validate_parameter",
 ]
