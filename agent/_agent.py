@@ -83,6 +83,8 @@ class UpdateAgent:
                 return
             self._worker.start(replay_after_step)
             atexit.register(self.close)
+        # The old polling design's line, which users search for.
+        logger.info("Runtime parameter updates enabled for job %s", self.config.job_id)
 
     @property
     def job_id(self) -> str:

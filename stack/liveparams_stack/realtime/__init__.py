@@ -1,7 +1,8 @@
 """Supabase Realtime server of the local stack (dev and tests only).
 
 Speaks the Phoenix channel protocol as the real server does (vsn 1.0.0 for the
-Python client, 2.0.0 with binary broadcasts for supabase-js) and produces
+Python client, 2.0.0 with its binary frames for supabase-js; broadcast payloads must be JSON:
+a binary payload is refused by name) and produces
 ``postgres_changes`` by logical decoding of the ``supabase_realtime``
 publication, with each subscriber's filters and RLS applied. See
 docs/internals.md, "Realtime", for the facts it relies on.
