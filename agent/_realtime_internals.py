@@ -1,4 +1,4 @@
-"""The three private internals of the ``realtime`` client the agent relies on, in one place.
+"""The four private internals of the ``realtime`` client the agent relies on, in one place.
 
 The client fails silently in ways the supervisor must see (docs/internals.md, "Agent and
 database"): its listen task can die while ``is_connected`` stays true, and closing a client

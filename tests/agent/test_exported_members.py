@@ -43,7 +43,7 @@ def test_agent_imports_neither_torch_nor_transformers_nor_the_stack() -> None:
     assert not {m for m in loaded if m.startswith("liveparams_stack")}
 
 
-def test_the_models_import_no_network_client() -> None:
+def test_the_contract_imports_no_network_client() -> None:
     """``liveparams.trainer_hooks`` imports ``liveparams.contract`` on every DDP rank; only rank 0 runs the agent."""
     loaded = modules_after("import liveparams.contract, liveparams.trainer_hooks")
     assert not {m for m in loaded if m.split(".")[0] in ("supabase", "realtime", "websockets", "httpx")}

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from realtime_support import Watch, anyio_backend, next_item, published_table, run_sql  # noqa: F401
+from realtime_support import Watch, anyio_backend, barrier, next_item, published_table, run_sql  # noqa: F401
 
 pytestmark = [pytest.mark.stack, pytest.mark.anyio]
 
@@ -53,15 +53,20 @@ def system_message(state: tuple[Any, Exception | None]) -> str:
 
 
 async def test_each_operator_selects_the_rows_the_server_would(stack_env, table):
-    watches = {f: Watch.open(stack_env).on_changes(table=table, event="INSERT", filter=f) for f in EXPECTED}
-    marker = Watch.open(stack_env).on_changes(table=table, event="INSERT", filter="id=eq.99")
+    watches = {
+        f: Watch.open(stack_env, name="filters").on_changes(table=table, event="INSERT", filter=f).on_broadcast()
+        for f in EXPECTED
+    }
+    marker = Watch.open(stack_env, name="filters").on_changes(table=table, event="INSERT", filter="id=eq.99")
+    marker.on_broadcast()
     try:
         for watch in [*watches.values(), marker]:
             await watch.subscribe(stack_env["SERVICE_ROLE_KEY"])
         for row in ROWS:
             run_sql(stack_env, f"insert into {table} values (%s, %s, %s, %s, %s)", *row)
         run_sql(stack_env, f"insert into {table} (id, name) values (99, 'end')")
-        await marker.next_change()  # changes reach every channel in commit order: the rest came before
+        await marker.next_change()  # the server has fanned out every change up to the marker row
+        await barrier(list(watches.values()), marker, "end")  # and each socket has delivered them
         seen = {}
         for text, watch in watches.items():
             seen[text] = []
