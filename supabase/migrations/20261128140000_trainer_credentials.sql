@@ -82,14 +82,16 @@ $$;
 
 -- Revokes the trainer credentials of a job (service_role only): one session when
 -- p_credential_id is given, else every session and every job token issued so far.
--- Returns the Auth users of the revoked sessions, for the caller to delete (their
--- refresh tokens then stop working too).
+-- Returns the revoked sessions, [{"credential_id", "auth_user_id"}], for the caller to delete
+-- their Auth users (their refresh tokens then stop working too).
 create or replace function public.liveparams_revoke_trainer_credentials(p_job_id uuid, p_credential_id uuid default null)
-returns table (credential_id uuid, auth_user_id uuid)
+returns jsonb
 language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+  v_revoked jsonb;
 begin
   if not exists (select 1 from public.local_training_jobs where id = p_job_id) then
     raise exception 'training job % not found', p_job_id using errcode = 'PT404';
@@ -99,11 +101,15 @@ begin
   elsif not exists (select 1 from public.trainer_credentials c where c.id = p_credential_id and c.job_id = p_job_id) then
     raise exception 'training job % has no credential %', p_job_id, p_credential_id using errcode = 'PT404';
   end if;
-  return query
+  with revoked as (
     update public.trainer_credentials c set revoked_at = now()
      where c.job_id = p_job_id and c.revoked_at is null
        and (p_credential_id is null or c.id = p_credential_id)
-    returning c.id, c.auth_user_id;
+    returning c.id, c.auth_user_id
+  )
+  select coalesce(jsonb_agg(jsonb_build_object('credential_id', r.id, 'auth_user_id', r.auth_user_id)), '[]'::jsonb)
+    into v_revoked from revoked r;
+  return v_revoked;
 end;
 $$;
 

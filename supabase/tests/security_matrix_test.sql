@@ -55,7 +55,7 @@ insert into public.matrix_actions values
   ('liveparams_adopt_job',
    $$select public.liveparams_adopt_job('%1$s', '00000000-0000-0000-0000-0000000000b2')::text$$),
   ('liveparams_revoke_trainer_credentials',
-   $$select 'ok' from (select count(*) from public.liveparams_revoke_trainer_credentials('%1$s')) c$$),
+   $$select 'ok' from public.liveparams_revoke_trainer_credentials('%1$s')$$),
   ('select job', $$select count(*)::text from public.local_training_jobs where id = '%1$s'$$),
   ('select requests', $$select count(*)::text from public.parameter_update_requests where job_id = '%1$s'$$),
   ('update job', $$with u as (update public.local_training_jobs set name = 'renamed' where id = '%1$s' returning 1)
