@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from postgrest.exceptions import APIError
@@ -101,7 +101,7 @@ class CredentialAdmin:
             _check_uuid(credential_id, "credential id")
         with _mapped("revoking"):
             args = {"p_job_id": job_id, "p_credential_id": credential_id}
-            rows = self._client.rpc(REVOKE_RPC, args).execute().data or []
+            rows: list[dict[str, Any]] = cast("list[dict[str, Any]]", self._client.rpc(REVOKE_RPC, args).execute().data)
         for row in rows:
             if row.get("auth_user_id"):
                 self._delete_user(str(row["auth_user_id"]))
@@ -118,7 +118,7 @@ class CredentialAdmin:
         self._require_job(job_id)
         with _mapped("listing credentials"):
             query = self._client.table(CREDENTIALS_TABLE).select("id, created_at, revoked_at").eq("job_id", job_id)
-            return list(query.order("created_at", desc=True).execute().data or [])
+            return cast("list[dict[str, Any]]", query.order("created_at", desc=True).execute().data)
 
     def _require_job(self, job_id: str) -> None:
         with _mapped("reading the job"):
