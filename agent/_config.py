@@ -200,7 +200,7 @@ class AgentConfig:
         url = _first(env, _URL_VARS)
         refresh_token = env.get("LIVEPARAMS_REFRESH_TOKEN", "").strip()
         key = "" if refresh_token else _first(env, _KEY_VARS)
-        key_vars = ("LIVEPARAMS_REFRESH_TOKEN", *_KEY_VARS)
+        key_vars = (*_KEY_VARS, "LIVEPARAMS_REFRESH_TOKEN")
         missing = [
             " or ".join(names) for names, value in ((_URL_VARS, url), (key_vars, key or refresh_token)) if not value
         ]
