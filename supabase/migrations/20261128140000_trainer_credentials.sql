@@ -258,3 +258,30 @@ create policy "a trainer reaches its job's requests only" on public.parameter_up
   as restrictive for all to authenticated
   using (not (select public.liveparams_claims_trainer()) or job_id = (select public.liveparams_trainer_job_id()))
   with check (not (select public.liveparams_claims_trainer()));
+
+-- The seed's writers: an element of the array that is SQL NULL (a JSON null in a PostgREST
+-- write) is kept as a JSON null request, which the agent rejects with a reason, instead of
+-- failing the writer's whole update on the requests table's not-null params.
+create or replace function public.liveparams_move_legacy_appends()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if cardinality(new.parameter_updates) > 0 then
+    if tg_op = 'INSERT' then  -- the row must exist before its requests can point at it
+      update public.local_training_jobs set parameter_updates = new.parameter_updates where id = new.id;
+      return null;
+    end if;
+    perform public.liveparams_move_entries(
+      new.id, array(select coalesce(e, 'null'::jsonb) from unnest(new.parameter_updates) with ordinality u (e, i)
+                    order by i), null);
+    new.parameter_updates := '{}';
+    new.last_parameter_update_at := now();
+  end if;
+  return new;
+end;
+$$;
+
+revoke all on function public.liveparams_move_legacy_appends() from public, anon, authenticated;
