@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -301,3 +303,39 @@ async def test_a_call_refused_for_an_expired_token_is_made_again_after_a_refresh
         await rest.aclose()
     outcome = world.outcome(request_id)
     assert outcome is not None and outcome["status"] == "rejected"
+
+
+def test_no_credential_reaches_a_log(
+    short_env: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every logger at DEBUG (ours, the official clients', httpx) through a credential's whole life: issued,
+    refreshed several times, used for a request and an outcome, revoked. No password, refresh token, access
+    token or project key appears. The one exception is documented (docs/security.md): the websockets
+    library writes each frame it sends at DEBUG, the join's access token included."""
+    caplog.set_level(logging.DEBUG)
+    caplog.handler.addFilter(lambda record: not record.name.startswith("websockets"))
+    password = f"pw-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+    monkeypatch.setattr("liveparams.credentials.secrets.token_urlsafe", lambda size: password)
+    world = World(short_env, tmp_path)
+    config = world.config()
+    seen: set[str] = {config.refresh_token or ""}
+    with UpdateAgent(config) as agent:
+
+        async def keep(access_token: str) -> None:
+            seen.add(access_token)
+            seen.add(json.loads(world.session_file.read_text())["refresh_token"])
+
+        agent._worker.credential.on_token(keep)  # the test's window on the tokens the agent is given
+        assert agent.wait_ready(WAIT_S)
+        request_id = world.request({"learning_rate": 5e-4})
+        wait_until(lambda: [r.id for r in agent.drain()] == [request_id], "the request")
+        agent.report([UpdateOutcome(request_id, OutcomeStatus.REJECTED, reason="test")])
+        wait_until(lambda: world.outcome(request_id), "the outcome")
+        wait_until(lambda: refreshes(caplog) >= 2, "two refreshes")
+        world.admin.revoke(world.job_id)
+        wait_until(lambda: agent.status.value == "revoked", "the revocation")
+    assert len(seen) >= 5  # the first refresh token, and two access and refresh tokens after it
+    secrets = {password, *seen, short_env["SERVICE_ROLE_KEY"], short_env.get("SECRET_KEY", "")} - {""}
+    logged = [f"{record.name}: {record.getMessage()} {record.args!r}" for record in caplog.records]
+    leaks = [line[:300] for line in logged if any(secret in line for secret in secrets)]
+    assert leaks == []
