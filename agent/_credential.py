@@ -124,13 +124,13 @@ class Credential:
     async def refresh(self, stale: str | None = None) -> bool:
         """Exchange the refresh token for a new session now; return whether a usable token is there.
 
-        ``stale``: the access token a caller saw refused. When another refresh has replaced it
-        meanwhile, nothing more is done.
+        ``stale``: the access token to replace (``None``: there is none yet). When another refresh has
+        replaced it meanwhile, nothing more is done, so concurrent callers cause one refresh.
         """
         if not self.refreshable or self.revoked:
             return False
         async with self._lock:
-            if self._session is not None and stale is not None and self._session.access_token != stale:
+            if self._session is not None and self._session.access_token != stale:
                 return True
             try:
                 session = await self._exchange(self._refresh_token())
@@ -169,8 +169,6 @@ class Credential:
             stale = self._session.access_token if self._session is not None else None
             if await self.refresh(stale):
                 failures = 0
-                if self._session is not None and self._session.access_token == stale:
-                    await asyncio.sleep(RETRY_INITIAL_S)  # refreshed by someone else just now: check again soon
             elif not self.revoked:
                 failures += 1
                 await asyncio.sleep(backoff_delay(failures, RETRY_INITIAL_S, RETRY_MAX_S))

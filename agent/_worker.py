@@ -189,7 +189,9 @@ class Worker:
             await asyncio.sleep(self.config.heartbeat_interval)
 
     async def _detach(self, deadline: float) -> None:
-        """Record how the trainer detached, with what is left of close()'s budget."""
+        """Record how the trainer detached, with what is left of close()'s budget (a revoked credential cannot)."""
+        if self.credential.revoked:
+            return
         reason, step = self._end
         waiter = asyncio.ensure_future(self._rest.record_trainer_state(reason, step))
         done, _ = await asyncio.wait({waiter}, timeout=max(deadline - time.monotonic(), 0.05))

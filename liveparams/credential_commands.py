@@ -106,6 +106,8 @@ def _run_issue(args: argparse.Namespace) -> int:
         token = mint_job_token(args.job_id, secret, ttl)
         print(json.dumps({"job_id": args.job_id, "token": token, "expires_in": ttl}) if args.json else token)
         return 0
+    if args.jwt_secret or args.ttl != str(DEFAULT_TTL_SECONDS):
+        raise CredentialError("--ttl and --jwt-secret apply to --legacy-hs256 job tokens only")
     _print_session(_admin(args).issue(args.job_id), args.json)
     return 0
 

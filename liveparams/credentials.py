@@ -63,7 +63,8 @@ class CredentialAdmin:
     def __init__(self, url: str, secret_key: str) -> None:
         self._url = url.rstrip("/")
         self._key = secret_key
-        self._client: Client = create_client(self._url, secret_key, ClientOptions(auto_refresh_token=False))
+        options = ClientOptions(auto_refresh_token=False, persist_session=False, postgrest_client_retry=False)
+        self._client: Client = create_client(self._url, secret_key, options)
 
     def issue(self, job_id: str) -> TrainerCredential:
         """A new trainer session for ``job_id``: an Auth user, its credential row, and a refresh token."""
