@@ -8,7 +8,7 @@
 -- (42501 not allowed, PT404 "not found" that does not say whether the job exists).
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(11);
+select plan(12);
 
 insert into auth.users (id, email, raw_app_meta_data) values
   ('00000000-0000-0000-0000-0000000000a1', 'owner@liveparams.test', '{}'),
@@ -223,6 +223,15 @@ select public.matrix_check(caller)
   from (values ('owner'), ('other user'), ('trainer session of the job'), ('trainer session of another job'),
                ('revoked trainer session'), ('job token of the job'), ('job token of another job'),
                ('revoked job token'), ('anon'), ('service_role')) c (caller);
+
+-- A backend adopts ownerless jobs for users, never for a trainer's Auth user.
+set local role service_role;
+select set_config('request.jwt.claims', '{"role": "service_role"}', true);
+select throws_ok(
+  $$select public.liveparams_adopt_job('60000000-0000-0000-0000-000000000000', '00000000-0000-0000-0000-0000000000d1')$$,
+  '22023', null, 'a trainer user cannot be given a job'
+);
+reset role;
 
 select * from finish();
 rollback;
