@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import jwt
 from supabase_auth import AsyncGoTrueClient
 from supabase_auth.errors import AuthApiError, AuthError
 from supabase_auth.types import Session
@@ -59,6 +60,7 @@ MIN_MARGIN_S = 60.0  # refresh at least this long before expiry when the lifetim
 MARGIN_SHARE = 0.25  # ... and at least this share of the lifetime before it, at most half of it
 RETRY_INITIAL_S = 0.5
 REFRESH_TIMEOUT_S = 10.0
+EXPIRY_NOTICE_S = 24 * 3600  # a fixed token expiring sooner than this is worth a warning at start
 RETRY_MAX_S = 30.0
 
 TokenListener = Callable[[str], Awaitable[None]]
@@ -110,6 +112,22 @@ class Credential:
             for secret in (self._session.access_token, self._session.refresh_token):
                 text = text.replace(secret, "***")
         return text
+
+    def warn_if_expiring(self) -> None:
+        """A fixed token cannot be refreshed: say once, at start, when it expires within EXPIRY_NOTICE_S."""
+        if self.refreshable:
+            return
+        try:
+            claims = jwt.decode(self._config.key, options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            return  # an opaque key (sb_...) or not a JWT: nothing expires
+        exp = claims.get("exp") if isinstance(claims, dict) else None
+        if isinstance(exp, (int, float)) and exp - time.time() < EXPIRY_NOTICE_S:
+            logger.warning(
+                "The token expires in %.1f h and cannot be refreshed; after that nothing is received or recorded. "
+                "Use a trainer session (`liveparams credential issue`) for runs longer than that",
+                max(exp - time.time(), 0.0) / 3600,
+            )
 
     async def bearer(self) -> str:
         """The token to present now; the first call of a session signs in (raises :class:`RestError` if it cannot)."""

@@ -152,6 +152,7 @@ class Worker:
 
     async def _main(self) -> None:
         self._resync.set()  # read at once: requests made before start() need no push
+        self.credential.warn_if_expiring()
         writer = asyncio.create_task(self.writer.run(), name="liveparams.outcomes")
         others = [
             asyncio.create_task(self._supervise(), name="liveparams.supervisor"),

@@ -100,3 +100,14 @@ def test_the_default_session_file_is_per_job_under_the_state_directory(monkeypat
     monkeypatch.delenv("XDG_STATE_HOME")
     assert str(default_session_file(JOB)).startswith(os.path.expanduser("~"))
     assert json.dumps(str(default_session_file(JOB)))  # a plain path
+
+
+def test_a_fixed_token_expiring_within_a_day_is_one_warning_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    from liveparams.tokens import mint_job_token
+
+    secret = "s" * 32
+    with caplog.at_level(logging.WARNING):
+        for ttl in (3600, 7 * 24 * 3600):
+            Credential(AgentConfig(job_id=JOB, url=URL, key=mint_job_token(JOB, secret, ttl))).warn_if_expiring()
+        Credential(AgentConfig(job_id=JOB, url=URL, key="sb_secret_not_a_jwt")).warn_if_expiring()
+    assert [record.getMessage()[:37] for record in caplog.records] == ["The token expires in 1.0 h and cannot"]
