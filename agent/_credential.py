@@ -58,10 +58,10 @@ REVOKED_CODES = frozenset(
 )
 MIN_MARGIN_S = 60.0  # refresh at least this long before expiry when the lifetime allows
 MARGIN_SHARE = 0.25  # ... and at least this share of the lifetime before it, at most half of it
-RETRY_INITIAL_S = 0.5
+RETRY_INITIAL_S = 0.5  # backoff of failed refreshes: doubled per failure, up to RETRY_MAX_S
+RETRY_MAX_S = 30.0
 REFRESH_TIMEOUT_S = 10.0
 EXPIRY_NOTICE_S = 24 * 3600  # a fixed token expiring sooner than this is worth a warning at start
-RETRY_MAX_S = 30.0
 
 TokenListener = Callable[[str], Awaitable[None]]
 

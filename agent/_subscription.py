@@ -134,12 +134,12 @@ class Subscription:
         try:
             await asyncio.wait_for(channel.subscribe(self._on_state), JOIN_TIMEOUT + 2)
         except Exception as exc:  # connection refused, gave up, handshake timeout
-            detail = cfg.redact(f"{type(exc).__name__}: {exc}")
+            detail = self._credential.redact(f"{type(exc).__name__}: {exc}")
             raise SubscriptionError(f"could not connect to Realtime: {detail}") from exc
         realtime.max_retries = RECONNECT_RETRIES
         if self._state is not RealtimeSubscribeStates.SUBSCRIBED:
             state = self._state.value if self._state else "without a reply"
-            raise SubscriptionError(cfg.redact(f"join ended {state}: {self._error}"))
+            raise SubscriptionError(self._credential.redact(f"join ended {state}: {self._error}"))
 
     async def set_auth(self, access_token: str) -> None:
         """Hand a refreshed token to the channel before the old one expires (the server ends it then)."""

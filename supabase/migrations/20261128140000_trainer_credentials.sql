@@ -54,7 +54,8 @@ as $$
 $$;
 
 -- The job the caller's trainer credential may read and record on; NULL for anyone else,
--- and for a credential that was revoked or whose job-token cut-off covers it.
+-- and for a credential that was revoked or whose job-token cut-off covers it. Each branch is
+-- one index lookup (auth_user_id is unique, id the primary key), whatever the number of jobs.
 create or replace function public.liveparams_trainer_job_id()
 returns uuid
 language sql
@@ -71,7 +72,8 @@ as $$
   union all
   select j.id
     from public.local_training_jobs j
-   where j.id::text = auth.jwt() ->> 'job_id'
+   where j.id = case when auth.jwt() ->> 'job_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                     then (auth.jwt() ->> 'job_id')::uuid end  -- a primary-key lookup; a claim that is no uuid matches nothing
      and auth.jwt() ->> 'sub' is null
      and auth.jwt() ->> 'iss' = 'liveparams'
      and (j.job_tokens_revoked_at is null

@@ -8,7 +8,7 @@
 -- (42501 not allowed, PT404 "not found" that does not say whether the job exists).
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(12);
+select plan(13);
 
 insert into auth.users (id, email, raw_app_meta_data) values
   ('00000000-0000-0000-0000-0000000000a1', 'owner@liveparams.test', '{}'),
@@ -223,6 +223,12 @@ select public.matrix_check(caller)
   from (values ('owner'), ('other user'), ('trainer session of the job'), ('trainer session of another job'),
                ('revoked trainer session'), ('job token of the job'), ('job token of another job'),
                ('revoked job token'), ('anon'), ('service_role')) c (caller);
+
+-- A job token whose job_id is no uuid matches nothing, without an error.
+set local role authenticated;
+select set_config('request.jwt.claims', '{"role": "authenticated", "iss": "liveparams", "job_id": "x''; --"}', true);
+select is((select count(*)::int from public.local_training_jobs), 0, 'a job_id claim that is no uuid matches nothing');
+reset role;
 
 -- A backend adopts ownerless jobs for users, never for a trainer's Auth user.
 set local role service_role;
