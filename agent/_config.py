@@ -41,11 +41,14 @@ class AgentConfig:
 
     - ``JOB_ID`` [job_id]: the training job's row id (a UUID). Without it the agent is disabled.
     - ``SUPABASE_URL``, else ``NEXT_PUBLIC_SUPABASE_URL`` [url]: the project URL, e.g. ``https://<ref>.supabase.co``.
+    - ``LIVEPARAMS_REFRESH_TOKEN`` [refresh_token]: a trainer session (``liveparams credential issue``), the
+      preferred credential; it needs the public key below. ``LIVEPARAMS_SESSION_FILE`` [session_file]: where
+      the agent keeps the session's latest refresh token.
     - ``LIVEPARAMS_TOKEN``, else ``SUPABASE_SERVICE_ROLE_KEY``, else ``SUPABASE_KEY`` [key]: a job-scoped
       token (preferred: it can only read this job and record outcomes on it), or a project key.
     - ``SUPABASE_ANON_KEY``, else ``NEXT_PUBLIC_SUPABASE_ANON_KEY``, else ``SUPABASE_PUBLISHABLE_KEY``
       [api_key]: the project's public key, sent as ``apikey`` with a job token (hosted gateways only
-      accept project keys there). Read only when ``LIVEPARAMS_TOKEN`` is the key.
+      accept project keys there). Read only with ``LIVEPARAMS_REFRESH_TOKEN`` or ``LIVEPARAMS_TOKEN``.
     - ``LIVEPARAMS_SCHEMA`` [schema], ``LIVEPARAMS_REQUESTS_TABLE`` [requests_table],
       ``LIVEPARAMS_OUTCOMES_RPC`` [outcomes_rpc]: names, for projects whose schema differs from the
       shipped migrations.
@@ -55,6 +58,7 @@ class AgentConfig:
     job_id: str = field(metadata={"help": "The job's row id in the table (a UUID). Env: JOB_ID."})
     url: str = field(metadata={"help": "Project URL. Env: SUPABASE_URL, else NEXT_PUBLIC_SUPABASE_URL."})
     key: str = field(
+        default="",
         repr=False,
         metadata={
             "help": "Job-scoped token (preferred) or project key; sent as apikey and bearer, never logged. "
@@ -68,6 +72,23 @@ class AgentConfig:
             "help": "Project anon/publishable key sent as apikey when key is a job token; None: key is the apikey. "
             "Env (with LIVEPARAMS_TOKEN only): SUPABASE_ANON_KEY, else NEXT_PUBLIC_SUPABASE_ANON_KEY, "
             "else SUPABASE_PUBLISHABLE_KEY."
+        },
+    )
+    refresh_token: str | None = field(
+        default=None,
+        repr=False,
+        metadata={
+            "help": "A trainer session's refresh token (liveparams credential issue), used instead of key: the agent "
+            "refreshes the session itself and presents its access tokens; needs api_key. Never logged. "
+            "Env: LIVEPARAMS_REFRESH_TOKEN."
+        },
+    )
+    session_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "File where the agent keeps the session's latest refresh token (each refresh replaces it), so a "
+            "restarted trainer resumes the session; None: ~/.local/state/liveparams/session-<job_id>.json "
+            "($XDG_STATE_HOME if set). Env: LIVEPARAMS_SESSION_FILE."
         },
     )
     schema: str = field(default="public", metadata={"help": "Schema of the table. Env: LIVEPARAMS_SCHEMA."})
@@ -128,8 +149,10 @@ class AgentConfig:
             raise ConfigError(f"job_id must be a UUID (the row id), got {self.job_id!r}") from None
         if not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"url must start with http:// or https://, got {self.url!r}")
-        if not self.key or self.api_key == "":
-            raise ConfigError("key (and api_key, when given) must not be empty")
+        if not (self.key or self.refresh_token) or self.api_key == "" or self.refresh_token == "":
+            raise ConfigError("key or refresh_token (and api_key, when given) must not be empty")
+        if self.refresh_token and not self.api_key:
+            raise ConfigError("a refresh_token needs api_key: the project's publishable (or anon) key")
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, (int, float)) and value <= 0:
@@ -138,7 +161,8 @@ class AgentConfig:
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
         api_key = None if self.api_key is None else _mask(self.api_key)
-        return f"AgentConfig({shown}, key={_mask(self.key)!r}, api_key={api_key!r})"
+        refresh_token = None if self.refresh_token is None else "***"
+        return f"AgentConfig({shown}, key={_mask(self.key)!r}, api_key={api_key!r}, refresh_token={refresh_token!r})"
 
     @property
     def filter(self) -> str:
@@ -152,7 +176,7 @@ class AgentConfig:
 
     def redact(self, text: str) -> str:
         """``text`` with the key cut out, for messages built from third-party exceptions (URLs carry the key)."""
-        for secret in (self.key, self.api_key):
+        for secret in (self.key, self.api_key, self.refresh_token):
             if secret:
                 text = text.replace(secret, "***")
         return text
@@ -174,8 +198,12 @@ class AgentConfig:
             logger.warning("No JOB_ID found, runtime parameter updates disabled")
             return None
         url = _first(env, _URL_VARS)
-        key = _first(env, _KEY_VARS)
-        missing = [" or ".join(names) for names, value in ((_URL_VARS, url), (_KEY_VARS, key)) if not value]
+        refresh_token = env.get("LIVEPARAMS_REFRESH_TOKEN", "").strip()
+        key = "" if refresh_token else _first(env, _KEY_VARS)
+        key_vars = (*_KEY_VARS, "LIVEPARAMS_REFRESH_TOKEN")
+        missing = [
+            " or ".join(names) for names, value in ((_URL_VARS, url), (key_vars, key or refresh_token)) if not value
+        ]
         if missing:
             logger.warning(
                 "JOB_ID is set but no %s found, runtime parameter updates disabled", " and no ".join(missing)
@@ -184,8 +212,12 @@ class AgentConfig:
         overrides: dict[str, Any] = {
             name: env[var].strip() for var, name in _NAME_VARS.items() if env.get(var, "").strip()
         }
-        if env.get("LIVEPARAMS_TOKEN", "").strip():
+        if refresh_token or env.get("LIVEPARAMS_TOKEN", "").strip():
             overrides["api_key"] = _first(env, _API_KEY_VARS) or None
+        if refresh_token:
+            overrides["refresh_token"] = refresh_token
+        if env.get("LIVEPARAMS_SESSION_FILE", "").strip():
+            overrides["session_file"] = env["LIVEPARAMS_SESSION_FILE"].strip()
         try:
             return cls(job_id=job_id, url=url.rstrip("/"), key=key, **overrides)
         except ConfigError as exc:

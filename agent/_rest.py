@@ -19,6 +19,7 @@ from supabase import AsyncClient
 
 from liveparams.agent._client import create_client
 from liveparams.agent._config import AgentConfig
+from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError
 
 __all__ = ["RestClient", "is_transient_code"]
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 # SQLSTATE classes worth retrying: connection (08), transaction rollback (40), insufficient
 # resources (53), operator intervention (57, e.g. an admin shutdown), system error (58, XX).
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58", "XX")
+# PostgREST refusing the bearer itself (expired, bad signature): 301 before v12.2, 303 ("JWT expired") after.
+JWT_REFUSED_CODES = ("PGRST301", "PGRST303")
 
 
 def is_transient_code(code: str | None) -> bool:
@@ -62,28 +65,56 @@ def _mapped_errors(what: str, config: AgentConfig) -> Iterator[None]:
 class RestClient:
     """Reads the job's requests, records outcomes and the trainer's state. Lives on the agent's event loop.
 
+    A call whose token PostgREST refuses (expired) is made once more after a refresh of the trainer
+    session, so an outcome is never dropped for that; while a session can still be refreshed, the
+    refusal is transient (the caller retries), never final.
+
     Args:
-        config (`AgentConfig`): where the row is and the key to use.
+        config (`AgentConfig`): where the row is.
+        credential (`Credential`): the bearer to present.
     """
 
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, credential: Credential) -> None:
         self._config = config
+        self._credential = credential
         self._client: AsyncClient | None = None
+        self._bearer = ""  # the token self._client was built with
         self._http: httpx.AsyncClient | None = None
         # The re-reader and the outcome writer may both make the first call: build one client, not two.
         self._building = asyncio.Lock()
 
-    async def _get(self) -> AsyncClient:
-        if self._client is not None:
+    async def _get(self, bearer: str) -> AsyncClient:
+        if self._client is not None and self._bearer == bearer:
             return self._client
         async with self._building:
-            if self._client is None:
-                self._http = httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
+            if self._client is None or self._bearer != bearer:
+                self._http = self._http or httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
                 cfg = self._config
                 self._client = await create_client(
-                    cfg.url, cfg.api_key or cfg.key, cfg.key, schema=cfg.schema, http_client=self._http
+                    cfg.url, self._credential.api_key, bearer, schema=cfg.schema, http_client=self._http
                 )
+                self._bearer = bearer
             return self._client
+
+    async def _rpc(self, what: str, function: str, args: dict[str, Any]) -> Any:
+        """Call ``function``; once more after a refresh of the trainer session if its token was refused."""
+        credential = self._credential
+        refreshed = False
+        while True:
+            bearer = await credential.bearer()
+            try:
+                with _mapped_errors(what, self._config):
+                    client = await self._get(bearer)
+                    return (await client.rpc(function, args).execute()).data
+            except RestError as exc:
+                cause = exc.__cause__
+                if not (credential.refreshable and isinstance(cause, APIError) and cause.code in JWT_REFUSED_CODES):
+                    raise
+                if not refreshed and await credential.refresh(stale=bearer):
+                    refreshed = True
+                    logger.info("The trainer session's token was refused (%s); refreshed it, trying again", cause.code)
+                    continue
+                raise RestError(str(exc), transient=not credential.revoked) from cause
 
     async def read_requests(
         self, after_seq: int | None, replay_after_step: int | None, limit: int
@@ -91,33 +122,24 @@ class RestClient:
         """The job's requests after ``after_seq`` (``read_parameter_update_requests``), or ``None`` if the
         job is not visible to this key. Only new rows travel, however long the job's history.
         """
-        cfg = self._config
         args = {
-            "p_job_id": cfg.job_id,
+            "p_job_id": self._config.job_id,
             "p_after_seq": after_seq,
             "p_replay_after_step": replay_after_step,
             "p_limit": limit,
         }
-        with _mapped_errors("reading the job's requests", cfg):
-            client = await self._get()
-            response = await client.rpc("read_parameter_update_requests", args).execute()
-        data = response.data
+        data = await self._rpc("reading the job's requests", "read_parameter_update_requests", args)
         return data if isinstance(data, dict) else None
 
     async def record_outcomes(self, outcomes: dict[str, dict[str, Any]]) -> None:
         """Store ``{request id: outcome row}`` through the outcomes RPC (its reply names only what it stored)."""
         cfg = self._config
-        with _mapped_errors("recording outcomes", cfg):
-            client = await self._get()
-            await client.rpc(cfg.outcomes_rpc, {"p_job_id": cfg.job_id, "p_outcomes": outcomes}).execute()
+        await self._rpc("recording outcomes", cfg.outcomes_rpc, {"p_job_id": cfg.job_id, "p_outcomes": outcomes})
 
     async def record_trainer_state(self, state: str, step: int | None = None) -> None:
         """Store the trainer's attachment on the job row (``record_trainer_state``)."""
-        cfg = self._config
-        with _mapped_errors("recording the trainer's state", cfg):
-            client = await self._get()
-            args = {"p_job_id": cfg.job_id, "p_state": state, "p_step": step}
-            await client.rpc("record_trainer_state", args).execute()
+        args = {"p_job_id": self._config.job_id, "p_state": state, "p_step": step}
+        await self._rpc("recording the trainer's state", "record_trainer_state", args)
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""

@@ -39,7 +39,8 @@ from supabase import AsyncClient
 from liveparams.agent import _realtime_internals as internals
 from liveparams.agent._client import create_client
 from liveparams.agent._config import AgentConfig
-from liveparams.agent._exceptions import SubscriptionError
+from liveparams.agent._credential import Credential
+from liveparams.agent._exceptions import RestError, SubscriptionError
 from liveparams.contract import utc_now_iso
 
 __all__ = ["Health", "Subscription"]
@@ -78,6 +79,7 @@ class Subscription:
         on_change (`Callable[[Mapping[str, Any]], None]`): the ``postgres_changes`` callback; must never raise.
         on_confirmed (`Callable[[bool], None]`): called with ``False`` on every ``SUBSCRIBED`` and with ``True``
             on every "Subscribed to PostgreSQL"; the agent re-reads the job's requests on both.
+        credential (`Credential`, *optional*): the bearer to join with (default: ``config``'s key).
     """
 
     def __init__(
@@ -85,8 +87,10 @@ class Subscription:
         config: AgentConfig,
         on_change: Callable[[Mapping[str, Any]], None],
         on_confirmed: Callable[[bool], None],
+        credential: Credential | None = None,
     ) -> None:
         self._config = config
+        self._credential = credential or Credential(config)
         self._on_change = on_change
         self._on_confirmed = on_confirmed
         self._client: AsyncClient | None = None
@@ -102,10 +106,14 @@ class Subscription:
     async def open(self) -> None:
         """Connect and join; raise :class:`SubscriptionError` if the join does not succeed."""
         cfg = self._config
+        try:
+            bearer = await self._credential.bearer()
+        except RestError as exc:
+            raise SubscriptionError(f"no token to join with: {exc}") from exc
         self._client = await create_client(
             cfg.url,
-            cfg.api_key or cfg.key,
-            cfg.key,
+            self._credential.api_key,
+            bearer,
             schema=cfg.schema,
             realtime={"auto_reconnect": True, "max_retries": RECONNECT_RETRIES, "initial_backoff": 1.0},
         )
@@ -126,12 +134,17 @@ class Subscription:
         try:
             await asyncio.wait_for(channel.subscribe(self._on_state), JOIN_TIMEOUT + 2)
         except Exception as exc:  # connection refused, gave up, handshake timeout
-            detail = cfg.redact(f"{type(exc).__name__}: {exc}")
+            detail = self._credential.redact(f"{type(exc).__name__}: {exc}")
             raise SubscriptionError(f"could not connect to Realtime: {detail}") from exc
         realtime.max_retries = RECONNECT_RETRIES
         if self._state is not RealtimeSubscribeStates.SUBSCRIBED:
             state = self._state.value if self._state else "without a reply"
-            raise SubscriptionError(cfg.redact(f"join ended {state}: {self._error}"))
+            raise SubscriptionError(self._credential.redact(f"join ended {state}: {self._error}"))
+
+    async def set_auth(self, access_token: str) -> None:
+        """Hand a refreshed token to the channel before the old one expires (the server ends it then)."""
+        if self._client is not None:
+            await self._client.realtime.set_auth(access_token)
 
     def _on_state(self, state: RealtimeSubscribeStates, error: Exception | None) -> None:
         try:

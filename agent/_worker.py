@@ -30,6 +30,7 @@ from collections.abc import Callable
 from asyncio_throttle import Throttler
 
 from liveparams.agent._config import AgentConfig
+from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError, SubscriptionError
 from liveparams.agent._intake import Intake
 from liveparams.agent._outcomes import OutcomeWriter, backoff_delay
@@ -53,6 +54,7 @@ class AgentStatus(str, enum.Enum):
     STARTING = "starting"  # thread running, first subscription not yet confirmed
     SUBSCRIBED = "subscribed"  # push is healthy and the requests were re-read after it was confirmed
     DEGRADED = "degraded"  # push is down; the job's requests are polled over REST
+    REVOKED = "revoked"  # the trainer credential was revoked: nothing more is received or recorded
     CLOSED = "closed"
 
 
@@ -68,7 +70,10 @@ class Worker:
         self.status = AgentStatus.NOT_STARTED
         self.ready = threading.Event()  # push subscribed and the requests re-read after it
         self.initial_read = threading.Event()  # the requests stored before start() are queued
-        self._rest = RestClient(config)
+        self.credential = Credential(config)
+        self.credential.on_token(self._hand_token)
+        self._subscription: Subscription | None = None
+        self._rest = RestClient(config, self.credential)
         self.writer = OutcomeWriter(
             self._rest.record_outcomes,
             batch_size=config.outcome_batch_size,
@@ -148,11 +153,13 @@ class Worker:
 
     async def _main(self) -> None:
         self._resync.set()  # read at once: requests made before start() need no push
+        self.credential.warn_if_expiring()
         writer = asyncio.create_task(self.writer.run(), name="liveparams.outcomes")
         others = [
             asyncio.create_task(self._supervise(), name="liveparams.supervisor"),
             asyncio.create_task(self._reread_loop(), name="liveparams.reread"),
             asyncio.create_task(self._heartbeat(), name="liveparams.heartbeat"),
+            asyncio.create_task(self.credential.run(), name="liveparams.credential"),
         ]
         await self._stop.wait()
         deadline = self._deadline - SHUTDOWN_MARGIN
@@ -170,7 +177,7 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         state, failures = "attached", 0
-        while True:
+        while not self._stopped_by_revocation():
             try:
                 await self._rest.record_trainer_state(state)
             except Exception as exc:  # a refusal, the network, or a bug: the heartbeat is informative, go on
@@ -184,7 +191,9 @@ class Worker:
             await asyncio.sleep(self.config.heartbeat_interval)
 
     async def _detach(self, deadline: float) -> None:
-        """Record how the trainer detached, with what is left of close()'s budget."""
+        """Record how the trainer detached, with what is left of close()'s budget (a revoked credential cannot)."""
+        if self.credential.revoked:
+            return
         reason, step = self._end
         waiter = asyncio.ensure_future(self._rest.record_trainer_state(reason, step))
         done, _ = await asyncio.wait({waiter}, timeout=max(deadline - time.monotonic(), 0.05))
@@ -198,8 +207,9 @@ class Worker:
 
     async def _supervise(self) -> None:
         failures = 0
-        while True:
-            subscription = Subscription(self.config, self.intake.on_change, self._on_confirmed)
+        while not self._stopped_by_revocation():
+            subscription = Subscription(self.config, self.intake.on_change, self._on_confirmed, self.credential)
+            self._subscription = subscription
             try:
                 await subscription.open()
                 reason = await self._watch(subscription)
@@ -212,7 +222,10 @@ class Worker:
                 logger.exception("Realtime subscription failed unexpectedly")
                 reason = f"{type(exc).__name__}: {exc}"
             finally:
+                self._subscription = None
                 await subscription.close()
+            if self._stopped_by_revocation():
+                return
             failures += 1
             self._degrade(reason)
             await asyncio.sleep(backoff_delay(failures, self.config.backoff_initial, self.config.backoff_max))
@@ -241,6 +254,21 @@ class Worker:
                     return subscription.reason
                 last_probe = time.monotonic()
 
+    async def _hand_token(self, access_token: str) -> None:
+        """A refreshed trainer session: the open channel gets the new token before the old one expires."""
+        subscription = self._subscription
+        if subscription is not None:
+            await subscription.set_auth(access_token)
+
+    def _stopped_by_revocation(self) -> bool:
+        """Whether the credential was revoked; then the agent says so and stops receiving (training goes on)."""
+        if not self.credential.revoked:
+            return False
+        if self.status is not AgentStatus.CLOSED:
+            self.status = AgentStatus.REVOKED
+        self.ready.clear()
+        return True
+
     def _on_confirmed(self, database_ready: bool) -> None:
         """Subscription callback: SUBSCRIBED (``False``) or "Subscribed to PostgreSQL" (``True``)."""
         if database_ready:
@@ -248,6 +276,8 @@ class Worker:
         self._request_resync()
 
     def _degrade(self, reason: str) -> None:
+        if self._stopped_by_revocation():
+            return
         self.ready.clear()
         self._ready_pending = False
         self._push_generation += 1
@@ -267,7 +297,7 @@ class Worker:
 
     async def _reread_loop(self) -> None:
         throttler = Throttler(rate_limit=REREADS_PER_SECOND, period=1.0)
-        while True:
+        while not self._stopped_by_revocation():
             interval = self.config.resync_interval if self.ready.is_set() else self.config.poll_interval
             await _wait_for_event(self._resync, interval)
             self._resync.clear()

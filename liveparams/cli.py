@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from liveparams import credential_commands
 from liveparams.job_commands import add_job_commands, run_job_command
 
 STACK_MISSING = (
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_job_commands(commands)
+    credential_commands.add_credential_commands(commands)
     _add_stack_commands(commands)
     return parser
 
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "stack":
         return int(args.run(args))
+    if args.command in credential_commands.COMMANDS:
+        return credential_commands.run_credential_command(args)
     return run_job_command(args)
 
 

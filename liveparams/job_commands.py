@@ -1,4 +1,4 @@
-"""``liveparams set | watch | token``: what a person (or a script) does to a running job."""
+"""``liveparams set | watch``: what a person (or a script) does to a running job."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
 from typing import Any
 
@@ -25,7 +24,6 @@ from liveparams.jobs import (
     trainer_state,
     watch_job,
 )
-from liveparams.tokens import DEFAULT_TTL_SECONDS, mint_job_token, parse_ttl
 from liveparams.view import job_title, requests_table
 
 TERMINAL = {"applied", "rejected", "failed", "superseded"}
@@ -64,7 +62,7 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
 
 
 def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``set``, ``watch`` and ``token`` on the CLI's subparsers."""
+    """Register ``set`` and ``watch`` on the CLI's subparsers."""
     set_parser = subparsers.add_parser(
         "set",
         help="request a parameter update on a running job",
@@ -86,21 +84,6 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
     watch_parser.add_argument("--once", action="store_true", help="print the current table and exit")
     _client_options(watch_parser)
     watch_parser.set_defaults(run=_run_watch)
-
-    token_parser = subparsers.add_parser(
-        "token",
-        help="mint a job-scoped token for a training process",
-        description="Mint a JWT that can read one job and record outcomes on it, signed with the JWT secret.",
-    )
-    token_parser.add_argument("job_id", help="the job's uuid")
-    token_parser.add_argument(
-        "--ttl", default=str(DEFAULT_TTL_SECONDS), help="lifetime, e.g. 3600, 30m, 12h, 7d (default: 7d)"
-    )
-    token_parser.add_argument(
-        "--jwt-secret", help="the project's JWT secret (default: $SUPABASE_JWT_SECRET or $JWT_SECRET)"
-    )
-    token_parser.add_argument("--json", action="store_true", help="machine-readable output")
-    token_parser.set_defaults(run=_run_token)
 
 
 def _config(args: argparse.Namespace) -> ClientConfig:
@@ -187,21 +170,8 @@ async def _watch(config: ClientConfig, job_id: str, once: bool, as_json: bool) -
     return 0
 
 
-def _run_token(args: argparse.Namespace) -> int:
-    secret = args.jwt_secret or os.environ.get("SUPABASE_JWT_SECRET") or os.environ.get("JWT_SECRET")
-    if not secret:
-        raise JobError("no JWT secret: pass --jwt-secret or set SUPABASE_JWT_SECRET")
-    try:
-        ttl = parse_ttl(args.ttl)
-        token = mint_job_token(args.job_id, secret, ttl)
-    except ValueError as exc:
-        raise JobError(str(exc)) from exc
-    print(json.dumps({"job_id": args.job_id, "token": token, "expires_in": ttl}) if args.json else token)
-    return 0
-
-
 def run_job_command(args: argparse.Namespace) -> int:
-    """Run a parsed ``set``/``watch``/``token`` command; user errors become one line on stderr."""
+    """Run a parsed ``set``/``watch`` command; user errors become one line on stderr."""
     try:
         return int(args.run(args))
     except JobError as exc:

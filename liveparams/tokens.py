@@ -1,8 +1,10 @@
-"""Job-scoped tokens: what a backend gives a training process instead of a service key.
+"""Job tokens (legacy trainer credentials) and the project's one JWT minter.
 
-A job token is an HS256 JWT signed with the project's JWT secret whose claims
-name one job and no user (no ``sub``). The migration's RLS policy lets it read
-that one row and the outcomes RPC lets it record outcomes there; nothing else.
+A job token is an HS256 JWT signed with the project's JWT secret whose claims name
+one job and no user (no ``sub``). RLS lets it read that one job and record outcomes
+there, until it expires or the job's job tokens are revoked (``liveparams credential
+revoke``). Trainer sessions, which work with any signing key and refresh, are issued
+by :mod:`liveparams.credentials`; docs/security.md compares the two.
 """
 
 from __future__ import annotations

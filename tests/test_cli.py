@@ -117,15 +117,16 @@ def test_unreachable_server_and_bad_arguments_are_explained() -> None:
 
 def test_token_mints_a_job_scoped_token(stack_env: dict[str, str]) -> None:
     job_id = str(uuid.uuid4())
-    result = liveparams("token", job_id, "--ttl", "2h", "--json", env={"SUPABASE_JWT_SECRET": stack_env["JWT_SECRET"]})
+    env = {"SUPABASE_JWT_SECRET": stack_env["JWT_SECRET"]}
+    result = liveparams("token", job_id, "--legacy-hs256", "--ttl", "2h", "--json", env=env)
     assert result.returncode == 0, result.stderr
     minted = json.loads(result.stdout)
     claims: dict[str, Any] = jwt.decode(minted["token"], stack_env["JWT_SECRET"], algorithms=["HS256"])
     assert claims["job_id"] == job_id and claims["role"] == "authenticated" and "sub" not in claims
     assert claims["exp"] - claims["iat"] == 7200
 
-    assert liveparams("token", job_id).returncode == 1  # no secret
-    bad = liveparams("token", "not-a-uuid", env={"SUPABASE_JWT_SECRET": "s" * 32})
+    assert liveparams("token", job_id, "--legacy-hs256").returncode == 1  # no secret
+    bad = liveparams("token", "not-a-uuid", "--legacy-hs256", env={"SUPABASE_JWT_SECRET": "s" * 32})
     assert bad.returncode == 1 and "uuid" in bad.stderr.lower()
 
 

@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             JOB_ID=job_id,
             SUPABASE_URL=env["API_URL"],
             SUPABASE_ANON_KEY=env["ANON_KEY"],
-            LIVEPARAMS_TOKEN=mint_job_token(job_id, env["JWT_SECRET"], ttl_seconds=3600),
+            LIVEPARAMS_TOKEN=mint_job_token(job_id, env["JWT_SECRET"]),
         )
         console.print(f"job {job_id} (owner {owner_id[:8]}…); the trainer holds a job-scoped token only")
 

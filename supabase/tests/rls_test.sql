@@ -56,7 +56,7 @@ select throws_ok(
 select set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-0000000000b2", "role": "authenticated"}', true);
 select is((select count(*)::int from public.local_training_jobs), 0, 'another user sees no jobs');
 update public.local_training_jobs set status = 'failed';
-select set_config('request.jwt.claims', '{"role": "authenticated", "job_id": "10000000-0000-0000-0000-000000000001"}', true);
+select set_config('request.jwt.claims', '{"role": "authenticated", "iss": "liveparams", "job_id": "10000000-0000-0000-0000-000000000001"}', true);
 select results_eq(
   'select id::text from public.local_training_jobs',
   $$values ('10000000-0000-0000-0000-000000000001')$$,

@@ -18,6 +18,9 @@ from postgrest.exceptions import APIError
 from realtime import RealtimeSubscribeStates
 from realtime_support import Watch, barrier, next_item
 from supabase import Client, ClientOptions, create_client
+from supabase_auth import SyncGoTrueClient
+
+from liveparams.credentials import CredentialAdmin
 
 pytestmark = pytest.mark.stack
 TABLE = "local_training_jobs"
@@ -31,8 +34,40 @@ MATRIX = {
     "other user": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501"),
     "job token for this job": (OK, OK, "PT404", OK, "42501", "42501", OK),
     "job token for another job": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501"),
+    "trainer session for this job": (OK, OK, "PT404", OK, "42501", "42501", OK),
+    "trainer session for another job": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501"),
+    "revoked trainer session": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501"),
     "service role": (OK, OK, OK, OK, OK, OK, OK),
 }
+
+
+def trainer_session(stack_env: dict[str, str], job_id: str, revoked: bool = False) -> str:
+    """The access token of a new trainer session for ``job_id`` (issued as a backend does), optionally revoked."""
+    admin = CredentialAdmin(stack_env["API_URL"], stack_env["SERVICE_ROLE_KEY"])
+    credential = admin.issue(job_id)
+    auth = SyncGoTrueClient(
+        url=f"{stack_env['API_URL']}/auth/v1",
+        headers={"apikey": stack_env["ANON_KEY"]},
+        auto_refresh_token=False,
+        persist_session=False,
+    )
+    session = auth.refresh_session(credential.refresh_token).session
+    assert session is not None
+    if revoked:
+        admin.revoke(job_id, credential.credential_id)
+    return session.access_token
+
+
+class Clients(dict[str, Client]):
+    """A client per caller, made when first asked for (a trainer session costs a sign-in)."""
+
+    def __init__(self, makers: dict[str, Callable[[], Client]]) -> None:
+        super().__init__()
+        self._makers = makers
+
+    def __missing__(self, caller: str) -> Client:
+        made = self[caller] = self._makers[caller]()
+        return made
 
 
 @dataclass
@@ -41,7 +76,7 @@ class World:
 
     job_id: str
     request_id: str
-    clients: dict[str, Client]
+    clients: Clients
 
 
 @pytest.fixture
@@ -62,14 +97,18 @@ def world(
         return create_client(stack_env["API_URL"], key, options=ClientOptions(headers=headers))
 
     anon = stack_env["ANON_KEY"]
-    clients = {
-        "anon": client(anon),
-        "owner": client(anon, owner_jwt),
-        "other user": client(anon, other_jwt),
-        "job token for this job": client(anon, job_token(job_id)),
-        "job token for another job": client(anon, job_token(other_job)),
-        "service role": client(stack_env["SERVICE_ROLE_KEY"]),
+    makers: dict[str, Callable[[], Client]] = {
+        "anon": lambda: client(anon),
+        "owner": lambda: client(anon, owner_jwt),
+        "other user": lambda: client(anon, other_jwt),
+        "job token for this job": lambda: client(anon, job_token(job_id)),
+        "job token for another job": lambda: client(anon, job_token(other_job)),
+        "trainer session for this job": lambda: client(anon, trainer_session(stack_env, job_id)),
+        "trainer session for another job": lambda: client(anon, trainer_session(stack_env, other_job)),
+        "revoked trainer session": lambda: client(anon, trainer_session(stack_env, job_id, revoked=True)),
+        "service role": lambda: client(stack_env["SERVICE_ROLE_KEY"]),
     }
+    clients = Clients(makers)
     return World(job_id, request_id, clients)
 
 
@@ -225,11 +264,23 @@ async def test_realtime_delivers_a_jobs_requests_only_to_whom_rls_shows_them(
     owner_id, owner_jwt = new_user()
     _, stranger_jwt = new_user()
     job_id, other_job = new_job(owner_id), new_job(owner_id)
+    session = trainer_session(stack_env, job_id)
+    revoked_after_joining = CredentialAdmin(stack_env["API_URL"], stack_env["SERVICE_ROLE_KEY"]).issue(job_id)
+    revoked_session = (
+        SyncGoTrueClient(
+            url=f"{stack_env['API_URL']}/auth/v1", headers={"apikey": stack_env["ANON_KEY"]}, persist_session=False
+        )
+        .refresh_session(revoked_after_joining.refresh_token)
+        .session
+    )
+    assert revoked_session is not None
     tokens = {
         "owner": owner_jwt,
         "job token": job_token(job_id),
+        "trainer session": session,
         "other user": stranger_jwt,
         "other job's token": job_token(other_job),
+        "revoked trainer session": revoked_session.access_token,
     }
     watches = {
         who: Watch.open(stack_env, name="requests")  # one topic: the barrier's broadcast reaches every watch
@@ -240,13 +291,17 @@ async def test_realtime_delivers_a_jobs_requests_only_to_whom_rls_shows_them(
     try:
         for who, token in tokens.items():
             await watches[who].subscribe(token)
+        # Revoked while its channel is open and its access token unexpired: it receives nothing more.
+        CredentialAdmin(stack_env["API_URL"], stack_env["SERVICE_ROLE_KEY"]).revoke(
+            job_id, revoked_after_joining.credential_id
+        )
         stored = request_update(owner_jwt, job_id, {"learning_rate": 3e-4})
-        for who in ("owner", "job token"):
+        for who in ("owner", "job token", "trainer session"):
             record = (await watches[who].next_change())["data"]["record"]
             assert (record["id"], record["seq"], record["params"]) == (stored["id"], 1, {"learning_rate": 3e-4}), who
-        refused = [watches[who] for who in ("other user", "other job's token")]
-        await barrier(refused, watches["owner"], "after-request")
-        for who in ("other user", "other job's token"):
+        hidden = ("other user", "other job's token", "revoked trainer session")
+        await barrier([watches[who] for who in hidden], watches["owner"], "after-request")
+        for who in hidden:
             assert watches[who].changes.empty(), who
     finally:
         for watch in watches.values():
