@@ -23,16 +23,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from rich.console import Console, Group
-from rich.live import Live
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from liveparams.contract import format_value
 from liveparams.demo.plot import Marker, plot_run
 from liveparams.demo.scenario import ScriptedUser, default_actions
 from liveparams.jobs import TABLE, ClientConfig, RequestView, connect
 from liveparams.tokens import mint_job_token
-from liveparams.view import requests_table
+from liveparams.view import live, params_text, requests_table
 from liveparams_stack import LocalStack
 
 EXPECTED = {"learning_rate": "applied", "weight_decay": "applied", "command": "applied", "beta": "rejected"}
@@ -116,10 +114,6 @@ def _train(output: Path, max_steps: int, recorder: Any) -> None:
     trainer.train()
 
 
-def _label(params: dict[str, Any]) -> str:
-    return ", ".join(f"{name}={format_value(value)}" for name, value in params.items())
-
-
 def _check(views: list[RequestView]) -> list[str]:
     """What did not happen as the demo expects (empty when all is well)."""
     problems = []
@@ -173,17 +167,17 @@ def main(argv: list[str] | None = None) -> int:
             on_note=console.print,
         )
         user.start()
-        with Live(view, console=console, refresh_per_second=8):
+        with live(view, console, refresh_per_second=8):
             _train(args.output, args.steps, recorder)
             views = user.finish()
             view.set_views(views)
 
     markers = [
-        Marker(v.step, _label(v.params), "applied" if v.status == "applied" else "rejected")
+        Marker(v.step, params_text(v.params), "applied" if v.status == "applied" else "rejected")
         for v in views
         if v.step is not None
     ]
-    markers += [Marker(step, _label(params), "refused") for step, params in user.refused]
+    markers += [Marker(step, params_text(params), "refused") for step, params in user.refused]
     png = plot_run(recorder.lrs, recorder.losses, markers, args.output / "liveparams-demo.png")
     shutil.rmtree(state_root, ignore_errors=True)
     console.print(f"plot of learning rate and loss per step: [bold]{png.resolve()}[/]")
