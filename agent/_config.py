@@ -9,7 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from liveparams.agent._environment import PUBLIC_KEY_VARS, TRAINER_KEY_VARS, TRAINER_TOKEN_VAR, URL_VARS, first_set
+from liveparams.agent._environment import (
+    PUBLIC_KEY_VARS,
+    TRAINER_KEY_VARS,
+    TRAINER_TOKEN_VAR,
+    URL_VARS,
+    first_set,
+    key_role,
+)
 from liveparams.agent._exceptions import ConfigError
 from liveparams.agent._requests import MAX_REQUEST_BYTES
 
@@ -133,6 +140,11 @@ class AgentConfig:
             raise ConfigError(f"url must start with http:// or https://, got {self.url!r}")
         if not self.key or self.api_key == "":
             raise ConfigError("key (and api_key, when given) must not be empty")
+        if key_role(self.key) == "anon":
+            raise ConfigError(
+                "the key is the project's public (anon) key, which can read no job: give the training process "
+                "a job token (LIVEPARAMS_TOKEN, from `liveparams token <job id>`) or a service key"
+            )
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, (int, float)) and value <= 0:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import jwt
+
 __all__ = [
     "JWT_SECRET_VARS",
     "PUBLIC_KEY_VARS",
@@ -23,6 +25,7 @@ __all__ = [
     "URL_VARS",
     "USER_TOKEN_VAR",
     "first_set",
+    "key_role",
 ]
 
 URL_VARS = ("SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL", "SUPABASE_API_URL", "API_URL")
@@ -45,3 +48,21 @@ TRAINER_KEY_VARS = (TRAINER_TOKEN_VAR, *SERVICE_KEY_VARS, "SUPABASE_KEY")
 def first_set(env: Mapping[str, str], names: tuple[str, ...]) -> str:
     """The value of the first of ``names`` set to something other than blanks in ``env``, stripped; ``""`` if none."""
     return next((env[name].strip() for name in names if env.get(name, "").strip()), "")
+
+
+def key_role(key: str) -> str | None:
+    """The database role a project key or JWT stands for (``anon``, ``service_role``, ...), read without
+    verifying it (the server does that); ``None`` when it says nothing (an opaque or malformed key).
+
+    Why: the public key can read no job, and a service key reads them all; both are worth saying
+    before anything is sent.
+    """
+    if key.startswith("sb_publishable_"):
+        return "anon"
+    if key.startswith("sb_secret_"):
+        return "service_role"
+    try:
+        role = jwt.decode(key, options={"verify_signature": False}).get("role")
+    except jwt.PyJWTError:
+        return None
+    return role if isinstance(role, str) else None

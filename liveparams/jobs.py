@@ -30,7 +30,14 @@ from supabase import AsyncClient
 from liveparams.agent import AgentConfig
 from liveparams.agent._client import create_client
 from liveparams.agent._client_logs import quiet_client_logs
-from liveparams.agent._environment import PUBLIC_KEY_VARS, SERVICE_KEY_VARS, URL_VARS, USER_TOKEN_VAR, first_set
+from liveparams.agent._environment import (
+    PUBLIC_KEY_VARS,
+    SERVICE_KEY_VARS,
+    URL_VARS,
+    USER_TOKEN_VAR,
+    first_set,
+    key_role,
+)
 from liveparams.agent._requests import decode_params
 from liveparams.contract import METADATA_KEYS, format_value
 
@@ -79,9 +86,7 @@ class ClientConfig:
     @property
     def is_service(self) -> bool:
         """Whether the key is a service key: a ``service_role`` JWT or an ``sb_secret_`` key."""
-        return self.access_token is None and (
-            self.key.startswith("sb_secret_") or _unverified_claims(self.key).get("role") == "service_role"
-        )
+        return self.access_token is None and key_role(self.key) == "service_role"
 
     @classmethod
     def from_env(

@@ -165,7 +165,7 @@ def test_watch_streams_outcomes_as_they_are_recorded(
         ).raise_for_status()
         line = json.loads(watcher.stdout.readline())
         assert (line["id"], line["status"], line["step"]) == (stored["id"], "applied", 7)
-        assert "0.001 → 0.0001" in line["detail"]
+        assert "1.00e-03 → 1.00e-04" in line["detail"]  # the one number format
     finally:
         watcher.terminate()
         watcher.wait(10)
