@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -12,33 +11,15 @@ from typing import Any
 
 import jwt
 import pytest
+from cli_helpers import as_owner, clean_environ, liveparams
 
 pytestmark = pytest.mark.stack
-
-
-def liveparams(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "NEXT_PUBLIC_", "LIVEPARAMS_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "liveparams.cli", *args],
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture
 def owner_job(new_user: Callable[[], tuple[str, str]], new_job: Callable[..., str]) -> tuple[str, str, str]:
     owner_id, owner_jwt = new_user()
     return owner_id, owner_jwt, new_job(owner_id)
-
-
-def as_owner(stack_env: dict[str, str], owner_jwt: str) -> dict[str, str]:
-    return {
-        "SUPABASE_URL": stack_env["API_URL"],
-        "SUPABASE_ANON_KEY": stack_env["ANON_KEY"],
-        "LIVEPARAMS_USER_TOKEN": owner_jwt,
-    }
 
 
 def test_set_as_owner_appends_a_stamped_request(stack_env: dict[str, str], owner_job: tuple[str, str, str]) -> None:
@@ -139,10 +120,9 @@ def test_watch_streams_outcomes_as_they_are_recorded(
 
     _, owner_jwt, job_id = owner_job
     stored = request_update(owner_jwt, job_id, {"learning_rate": 1e-4})
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "LIVEPARAMS_"))}
     watcher = subprocess.Popen(
         [sys.executable, "-m", "liveparams.cli", "watch", job_id, "--json"],
-        env={**clean, **as_owner(stack_env, owner_jwt)},
+        env={**clean_environ(), **as_owner(stack_env, owner_jwt)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
