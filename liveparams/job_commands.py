@@ -203,11 +203,14 @@ async def _watch_json(config: ClientConfig, job_id: str) -> int:
                 seen[view.id] = view.status
                 print(view.to_json(), flush=True)
 
+    outage = [False]
+
     def on_connection(lost: str | None) -> None:
-        if lost is not None:
+        if lost is not None and not outage[0]:
             print(f"liveparams: disconnected, retrying ({lost})", file=sys.stderr, flush=True)
-        elif seen:
+        elif lost is None and outage[0]:
             print("liveparams: connected again", file=sys.stderr, flush=True)
+        outage[0] = lost is not None
 
     await follow_job(config, job_id, on_view, on_connection, asyncio.Event())
     return 0
