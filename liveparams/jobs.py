@@ -177,6 +177,7 @@ async def connect(config: ClientConfig) -> AsyncIterator[AsyncClient]:
     finally:
         with contextlib.suppress(Exception):  # the socket may already be gone with the server
             await client.realtime.close()
+        await client.postgrest.aclose()  # its HTTP connections, left open otherwise
 
 
 def _explain(exc: Exception, config_url: str) -> JobError:

@@ -8,6 +8,8 @@ server then allows exactly what the owner may do from a UI.
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import httpx
 from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthError
@@ -20,19 +22,18 @@ USERS_PER_PAGE = 1000  # GoTrue's largest admin list page
 def create_user(url: str, service_key: str, email: str, password: str) -> str:
     """Create a confirmed user with ``password``; return its id."""
     try:
-        return (
-            _auth(url, service_key)
-            .admin.create_user({"email": email, "password": password, "email_confirm": True})
-            .user.id
-        )
+        with closing(_auth(url, service_key)) as auth:
+            created = auth.admin.create_user({"email": email, "password": password, "email_confirm": True})
     except (AuthError, httpx.HTTPError) as exc:
         raise _explain(exc, url) from exc
+    return created.user.id
 
 
 def sign_in(url: str, public_key: str, email: str, password: str) -> str:
     """Sign ``email`` in with its password; return the access token."""
     try:
-        session = _auth(url, public_key).sign_in_with_password({"email": email, "password": password}).session
+        with closing(_auth(url, public_key)) as auth:
+            session = auth.sign_in_with_password({"email": email, "password": password}).session
     except (AuthError, httpx.HTTPError) as exc:
         raise _explain(exc, url) from exc
     if session is None:  # unconfirmed users get no session
@@ -43,19 +44,23 @@ def sign_in(url: str, public_key: str, email: str, password: str) -> str:
 def find_user_id(url: str, service_key: str, email: str) -> str:
     """The id of the user with ``email`` (any letter case), or a `JobError` saying there is none."""
     wanted = email.strip().lower()
-    admin = _auth(url, service_key).admin
-    page = 1
     try:
-        while True:
-            users = admin.list_users(page=page, per_page=USERS_PER_PAGE)
-            for user in users:
-                if (user.email or "").lower() == wanted:
-                    return user.id
-            if len(users) < USERS_PER_PAGE:
-                raise JobError(f"no user with the email {email!r}: create one with `liveparams user create`")
-            page += 1
+        with closing(_auth(url, service_key)) as auth:
+            return _find(auth, wanted, email)
     except (AuthError, httpx.HTTPError) as exc:
         raise _explain(exc, url) from exc
+
+
+def _find(auth: SyncGoTrueClient, wanted: str, email: str) -> str:
+    page = 1
+    while True:
+        users = auth.admin.list_users(page=page, per_page=USERS_PER_PAGE)
+        for user in users:
+            if (user.email or "").lower() == wanted:
+                return user.id
+        if len(users) < USERS_PER_PAGE:
+            raise JobError(f"no user with the email {email!r}: create one with `liveparams user create`")
+        page += 1
 
 
 def _auth(url: str, key: str) -> SyncGoTrueClient:

@@ -85,13 +85,22 @@ def test_unreachable_server_and_bad_arguments_are_explained() -> None:
     assert unreachable.returncode == 1
     assert "cannot reach" in unreachable.stderr and "Traceback" not in unreachable.stderr
 
+    truncated = liveparams("set", job_id[:8], "learning_rate=1e-4", env=env)  # issue 13: was a raw Postgres error
+    assert truncated.returncode == 1 and f"not a job id: '{job_id[:8]}'" in truncated.stderr
+    not_a_number = liveparams("set", job_id, "learning_rate=NaN", env=env)  # issue 13: was a traceback
+    assert not_a_number.returncode == 1
+    assert (
+        not_a_number.stderr
+        == "liveparams: error: learning_rate=NaN: not a finite number (NaN and infinities cannot be sent)\n"
+    )
+
     malformed = liveparams("set", job_id, "learning_rate", env=env)
     assert malformed.returncode == 1 and "expected NAME=VALUE" in malformed.stderr
 
     no_url = liveparams("set", job_id, "learning_rate=1e-4")
     assert no_url.returncode == 1 and "SUPABASE_URL" in no_url.stderr
 
-    for command in ("set", "watch", "token", "stack"):
+    for command in ("set", "watch", "token", "stack", "job", "user"):
         helped = liveparams(command, "--help")
         assert helped.returncode == 0 and "usage:" in helped.stdout
 
