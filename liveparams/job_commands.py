@@ -33,7 +33,7 @@ from liveparams.jobs import (
     watch_job,
 )
 from liveparams.tokens import DEFAULT_TTL_SECONDS, mint_job_token, parse_ttl
-from liveparams.view import job_title, live, newest_that_fit, requests_table
+from liveparams.view import job_title, live, newest_that_fit, params_text, requests_table
 
 TERMINAL = {"applied", "rejected", "failed", "superseded"}
 
@@ -140,7 +140,7 @@ async def _set(config: ClientConfig, job_id: str, params: dict[str, Any], wait: 
                 file=sys.stderr,
             )
         if wait is None:
-            print(json.dumps(stored) if as_json else f"requested {stored['id']}: {json.dumps(params)}")
+            print(json.dumps(stored) if as_json else f"requested {stored['id']}: {params_text(params)}")
             return 0
         outcome = await _wait_for_outcome(client, job_id, str(stored["id"]), wait)
     if as_json:

@@ -6,17 +6,21 @@ stays up for the other tests), so they need the local stack.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import pty
+import re
 import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,8 @@ from liveparams_stack.users import create_user
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 OUTAGE_S = 4.0
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+LIVE = re.compile(r"^\s*live\s*$", re.MULTILINE)  # the status line under the table
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +122,54 @@ def test_watch_says_disconnected_then_connected_again(private_stack: LocalStack,
     assert said.count("liveparams: disconnected, retrying") == 1, said  # once per outage
     assert "liveparams: connected again" in said, said
     assert "Traceback" not in said and "ERROR" not in said, said
+
+
+def test_the_watch_table_shows_the_outage_and_the_recovery(
+    private_stack: LocalStack, owned_job: tuple[str, str]
+) -> None:
+    """The live table (on a pseudo terminal): `live`, then `disconnected, retrying`, then `live` again."""
+    job_id, owner_jwt = owned_job
+    env = {**clean_environ(), **as_owner(private_stack.env(), owner_jwt), "TERM": "xterm", "COLUMNS": "120"}
+    leader, follower = pty.openpty()
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "liveparams.cli", "watch", job_id],
+        env=env,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    drawn: list[bytes] = []
+    reader = threading.Thread(target=_read_all, args=(leader, drawn), daemon=True)
+    reader.start()
+    try:
+        assert _wait_for(lambda: LIVE.search(_text(drawn)) is not None, 30)
+        take_the_api_down(private_stack, OUTAGE_S)
+        assert _wait_for(lambda: "disconnected, retrying" in _text(drawn), 5)
+        after = _text(drawn).rindex("disconnected, retrying")
+        assert _wait_for(lambda: LIVE.search(_text(drawn), after) is not None, 40), _text(drawn)[-2000:]
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
+        os.close(leader)
+    assert "Traceback" not in _text(drawn) and "ERROR" not in _text(drawn)
+
+
+def _read_all(fd: int, into: list[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        while chunk := os.read(fd, 65536):
+            into.append(chunk)
+
+
+def _text(drawn: list[bytes]) -> str:
+    return ANSI.sub("", b"".join(drawn).decode(errors="replace"))
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.1)
+    return predicate()
 
 
 def test_an_outage_is_one_warning_and_one_recovered_line(
