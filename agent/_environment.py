@@ -13,6 +13,7 @@ read: too many other tools (Django, Flask) use that name for something else.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import jwt
 
@@ -26,6 +27,7 @@ __all__ = [
     "USER_TOKEN_VAR",
     "first_set",
     "key_role",
+    "unverified_claims",
 ]
 
 URL_VARS = ("SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL", "SUPABASE_API_URL", "API_URL")
@@ -61,8 +63,14 @@ def key_role(key: str) -> str | None:
         return "anon"
     if key.startswith("sb_secret_"):
         return "service_role"
-    try:
-        role = jwt.decode(key, options={"verify_signature": False}).get("role")
-    except jwt.PyJWTError:
-        return None
+    role = unverified_claims(key).get("role")
     return role if isinstance(role, str) else None
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """A JWT's claims, for display and the checks above only (the server verifies it); ``{}`` for anything else."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims if isinstance(claims, dict) else {}

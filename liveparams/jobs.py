@@ -22,7 +22,6 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
-import jwt
 from postgrest.exceptions import APIError
 from realtime import RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 from supabase import AsyncClient
@@ -37,6 +36,7 @@ from liveparams.agent._environment import (
     USER_TOKEN_VAR,
     first_set,
     key_role,
+    unverified_claims,
 )
 from liveparams.agent._requests import decode_params
 from liveparams.contract import METADATA_KEYS, format_value
@@ -79,7 +79,7 @@ class ClientConfig:
     def acting_as(self) -> str:
         """Who the server sees, in words: the signed-in user (by email) or the key's role."""
         if self.access_token:
-            claims = _unverified_claims(self.access_token)
+            claims = unverified_claims(self.access_token)
             return f"as {claims.get('email') or claims.get('sub') or 'a signed-in user'}"
         return "with the service role key (every job)" if self.is_service else "with a project key"
 
@@ -154,14 +154,6 @@ def check_job_id(job_id: str) -> str:
 def _is_header_safe(value: str) -> bool:
     """Printable ASCII without spaces: what a URL, a key or a token is made of (HTTP headers carry them)."""
     return bool(value) and all("!" <= char <= "~" for char in value)
-
-
-def _unverified_claims(token: str) -> dict[str, Any]:
-    """A JWT's claims, for display only (the server verifies it); ``{}`` for anything else."""
-    try:
-        return cast(dict[str, Any], jwt.decode(token, options={"verify_signature": False}))
-    except jwt.PyJWTError:
-        return {}
 
 
 @asynccontextmanager
