@@ -20,7 +20,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from rich.console import Console, Group
 from rich.logging import RichHandler
@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from liveparams.demo.plot import Marker, plot_run
 from liveparams.demo.scenario import ScriptedUser, default_actions
-from liveparams.jobs import TABLE, ClientConfig, RequestView, connect
+from liveparams.jobs import ClientConfig, RequestView, connect, create_job
 from liveparams.tokens import mint_job_token
 from liveparams.view import live, params_text, requests_table
 from liveparams_stack import LocalStack
@@ -94,15 +94,12 @@ def _create_owner_and_job(stack: LocalStack) -> tuple[str, str, str]:
 
     owner_id, owner_jwt = create_user(stack.api_url, "demo@liveparams.test")
 
-    async def create_job() -> str:
+    async def owned_job() -> str:
         async with connect(ClientConfig(stack.api_url, ANON_KEY, owner_jwt)) as client:
-            response = (
-                await client.table(TABLE).insert({"user_id": owner_id, "name": "demo", "status": "running"}).execute()
-            )
-        rows = cast(list[dict[str, Any]], response.data)
-        return str(rows[0]["id"])
+            job = await create_job(client, "demo", "running", owner_id=None)  # as `liveparams job create` does
+        return str(job["id"])
 
-    return owner_id, owner_jwt, asyncio.run(create_job())
+    return owner_id, owner_jwt, asyncio.run(owned_job())
 
 
 def _train(output: Path, max_steps: int, recorder: Any) -> None:
