@@ -9,6 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from liveparams.agent._environment import (
+    PUBLIC_KEY_VARS,
+    TRAINER_KEY_VARS,
+    TRAINER_TOKEN_VAR,
+    URL_VARS,
+    first_set,
+    key_role,
+)
 from liveparams.agent._exceptions import ConfigError
 from liveparams.agent._requests import MAX_REQUEST_BYTES
 
@@ -19,9 +27,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_REQUESTS_TABLE = "parameter_update_requests"
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 
-_URL_VARS = ("SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL")
-_KEY_VARS = ("LIVEPARAMS_TOKEN", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_KEY")
-_API_KEY_VARS = ("SUPABASE_ANON_KEY", "NEXT_PUBLIC_SUPABASE_ANON_KEY", "SUPABASE_PUBLISHABLE_KEY")
+# The lookup order is the one the CLI uses too (_environment.py).
+_URL_VARS = URL_VARS
+_KEY_VARS = TRAINER_KEY_VARS
+_API_KEY_VARS = PUBLIC_KEY_VARS
 # Optional overrides: environment variable -> AgentConfig field.
 _NAME_VARS = {
     "LIVEPARAMS_SCHEMA": "schema",
@@ -40,15 +49,17 @@ class AgentConfig:
     Environment variables read by :meth:`AgentConfig.from_env` (the field each one sets is in brackets):
 
     - ``JOB_ID`` [job_id]: the training job's row id (a UUID). Without it the agent is disabled.
-    - ``SUPABASE_URL``, else ``NEXT_PUBLIC_SUPABASE_URL`` [url]: the project URL, e.g. ``https://<ref>.supabase.co``.
+    - ``SUPABASE_URL`` or ``API_URL`` (and the other names of ``_environment.URL_VARS``) [url]: the
+      project URL, e.g. ``https://<ref>.supabase.co``.
+    - ``LIVEPARAMS_TOKEN``, else a service key (``SUPABASE_SERVICE_ROLE_KEY``, ``SERVICE_ROLE_KEY``, ...),
+      else ``SUPABASE_KEY`` [key]: a job-scoped token (preferred: it can only read this job and record
+      outcomes on it), or a project key.
+    - ``SUPABASE_ANON_KEY`` or ``ANON_KEY`` (or a publishable key) [api_key]: the project's public key,
+      sent as ``apikey`` with a job token (hosted gateways only accept project keys there). Read only
+      when ``LIVEPARAMS_TOKEN`` is the key.
     - ``LIVEPARAMS_REFRESH_TOKEN`` [refresh_token]: a trainer session (``liveparams credential issue``), the
       preferred credential; it needs the public key below. ``LIVEPARAMS_SESSION_FILE`` [session_file]: where
       the agent keeps the session's latest refresh token.
-    - ``LIVEPARAMS_TOKEN``, else ``SUPABASE_SERVICE_ROLE_KEY``, else ``SUPABASE_KEY`` [key]: a job-scoped
-      token (preferred: it can only read this job and record outcomes on it), or a project key.
-    - ``SUPABASE_ANON_KEY``, else ``NEXT_PUBLIC_SUPABASE_ANON_KEY``, else ``SUPABASE_PUBLISHABLE_KEY``
-      [api_key]: the project's public key, sent as ``apikey`` with a job token (hosted gateways only
-      accept project keys there). Read only with ``LIVEPARAMS_REFRESH_TOKEN`` or ``LIVEPARAMS_TOKEN``.
     - ``LIVEPARAMS_SCHEMA`` [schema], ``LIVEPARAMS_REQUESTS_TABLE`` [requests_table],
       ``LIVEPARAMS_OUTCOMES_RPC`` [outcomes_rpc]: names, for projects whose schema differs from the
       shipped migrations.
@@ -56,13 +67,13 @@ class AgentConfig:
 
     # > Which job, and how to reach it
     job_id: str = field(metadata={"help": "The job's row id in the table (a UUID). Env: JOB_ID."})
-    url: str = field(metadata={"help": "Project URL. Env: SUPABASE_URL, else NEXT_PUBLIC_SUPABASE_URL."})
+    url: str = field(metadata={"help": "Project URL. Env: SUPABASE_URL or API_URL (all names: docs/configuration.md)."})
     key: str = field(
         default="",
         repr=False,
         metadata={
             "help": "Job-scoped token (preferred) or project key; sent as apikey and bearer, never logged. "
-            "Env: LIVEPARAMS_TOKEN, else SUPABASE_SERVICE_ROLE_KEY, else SUPABASE_KEY."
+            "Env: LIVEPARAMS_TOKEN, else SUPABASE_SERVICE_ROLE_KEY or SERVICE_ROLE_KEY, else SUPABASE_KEY."
         },
     )
     api_key: str | None = field(
@@ -70,8 +81,7 @@ class AgentConfig:
         repr=False,
         metadata={
             "help": "Project anon/publishable key sent as apikey when key is a job token; None: key is the apikey. "
-            "Env (with LIVEPARAMS_TOKEN only): SUPABASE_ANON_KEY, else NEXT_PUBLIC_SUPABASE_ANON_KEY, "
-            "else SUPABASE_PUBLISHABLE_KEY."
+            "Env (with LIVEPARAMS_TOKEN only): SUPABASE_ANON_KEY or ANON_KEY (all names: docs/configuration.md)."
         },
     )
     refresh_token: str | None = field(
@@ -153,6 +163,12 @@ class AgentConfig:
             raise ConfigError("key or refresh_token (and api_key, when given) must not be empty")
         if self.refresh_token and not self.api_key:
             raise ConfigError("a refresh_token needs api_key: the project's publishable (or anon) key")
+        if self.key and key_role(self.key) == "anon":
+            raise ConfigError(
+                "the key is the project's public (anon) key, which can read no job: give the training process "
+                "a trainer session (LIVEPARAMS_REFRESH_TOKEN, from `liveparams credential issue <job id>`), "
+                "a job token (LIVEPARAMS_TOKEN) or a service key"
+            )
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, (int, float)) and value <= 0:
@@ -197,9 +213,9 @@ class AgentConfig:
         if not job_id:
             logger.warning("No JOB_ID found, runtime parameter updates disabled")
             return None
-        url = _first(env, _URL_VARS)
+        url = first_set(env, _URL_VARS)
         refresh_token = env.get("LIVEPARAMS_REFRESH_TOKEN", "").strip()
-        key = "" if refresh_token else _first(env, _KEY_VARS)
+        key = "" if refresh_token else first_set(env, _KEY_VARS)
         key_vars = (*_KEY_VARS, "LIVEPARAMS_REFRESH_TOKEN")
         missing = [
             " or ".join(names) for names, value in ((_URL_VARS, url), (key_vars, key or refresh_token)) if not value
@@ -212,8 +228,8 @@ class AgentConfig:
         overrides: dict[str, Any] = {
             name: env[var].strip() for var, name in _NAME_VARS.items() if env.get(var, "").strip()
         }
-        if refresh_token or env.get("LIVEPARAMS_TOKEN", "").strip():
-            overrides["api_key"] = _first(env, _API_KEY_VARS) or None
+        if refresh_token or env.get(TRAINER_TOKEN_VAR, "").strip():
+            overrides["api_key"] = first_set(env, _API_KEY_VARS) or None
         if refresh_token:
             overrides["refresh_token"] = refresh_token
         if env.get("LIVEPARAMS_SESSION_FILE", "").strip():
@@ -228,10 +244,6 @@ class AgentConfig:
 def job_topic(job_id: str) -> str:
     """The Realtime topic of a job (docs/contracts.md): Presence of the attached trainer lives there."""
     return f"liveparams-job-{job_id}"
-
-
-def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str:
-    return next((env[name].strip() for name in names if env.get(name, "").strip()), "")
 
 
 def _mask(secret: str) -> str:

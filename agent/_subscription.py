@@ -38,6 +38,7 @@ from supabase import AsyncClient
 
 from liveparams.agent import _realtime_internals as internals
 from liveparams.agent._client import create_client
+from liveparams.agent._client_logs import quiet_client_logs
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError, SubscriptionError
@@ -105,6 +106,7 @@ class Subscription:
 
     async def open(self) -> None:
         """Connect and join; raise :class:`SubscriptionError` if the join does not succeed."""
+        quiet_client_logs()  # outages are the supervisor's to report, once each
         cfg = self._config
         try:
             bearer = await self._credential.bearer()

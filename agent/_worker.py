@@ -318,7 +318,9 @@ class Worker:
         except RestError as exc:
             push_stayed_up = generation == self._push_generation
             self._ready_pending = self._ready_pending or (becomes_ready and push_stayed_up)
-            (logger.debug if self._rest_failing else logger.warning)("Could not read the job's requests: %s", exc)
+            # Once per outage: not again while failing, nor when push already said the server is gone.
+            same_outage = self._rest_failing or (exc.transient and self.status is AgentStatus.DEGRADED)
+            (logger.debug if same_outage else logger.warning)("Could not read the job's requests: %s", exc)
             self._rest_failing = True
             return
         self._rest_failing = False

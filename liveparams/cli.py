@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from liveparams import credential_commands
-from liveparams.job_commands import add_job_commands, run_job_command
+from liveparams.credentials import CredentialError
+from liveparams.job_commands import add_job_commands
+from liveparams.job_group import add_job_group
+from liveparams.jobs import JobError
+from liveparams.user_group import add_user_group
 
 STACK_MISSING = (
     "liveparams stack: the local development stack is not installed. It is a separate distribution "
     "built from the liveparams repository: `pip install ./stack` in a checkout "
     "(or `pip install 'liveparams-stack @ git+<repository URL>#subdirectory=stack'`)"
 )
+DEBUG_VAR = "LIVEPARAMS_DEBUG"  # set to see the traceback of an unexpected error
 
 
 def _add_stack_commands(commands: argparse._SubParsersAction) -> None:
@@ -39,17 +45,30 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_job_commands(commands)
     credential_commands.add_credential_commands(commands)
+    add_job_group(commands)
+    add_user_group(commands)
     _add_stack_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a refusal is one line on stderr (exit 1), never a traceback."""
     args = build_parser().parse_args(argv)
-    if args.command == "stack":
+    try:
         return int(args.run(args))
-    if args.command in credential_commands.COMMANDS:
-        return credential_commands.run_credential_command(args)
-    return run_job_command(args)
+    except (JobError, CredentialError) as exc:
+        print(f"liveparams: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: still one line, with the way to the traceback
+        if os.environ.get(DEBUG_VAR):
+            raise
+        print(
+            f"liveparams: internal error: {type(exc).__name__}: {exc} (set {DEBUG_VAR}=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 70
 
 
 if __name__ == "__main__":

@@ -12,15 +12,11 @@ import json
 import os
 import sys
 
+from liveparams.agent._environment import JWT_SECRET_VARS, SERVICE_KEY_VARS, URL_VARS, first_set
 from liveparams.credentials import CredentialAdmin, CredentialError, TrainerCredential
 from liveparams.tokens import DEFAULT_TTL_SECONDS, mint_job_token, parse_ttl
 
-__all__ = ["COMMANDS", "add_credential_commands", "run_credential_command"]
-
-COMMANDS = ("credential", "token")
-_URL_VARS = ("SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL")
-_SECRET_KEY_VARS = ("SUPABASE_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY")
-_JWT_SECRET_VARS = ("SUPABASE_JWT_SECRET", "JWT_SECRET")
+__all__ = ["add_credential_commands"]
 
 
 def add_credential_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -51,15 +47,6 @@ def add_credential_commands(subparsers: argparse._SubParsersAction) -> None:
     _issue_options(subparsers.add_parser("token", help="issue a trainer credential (same as `credential issue`)"))
 
 
-def run_credential_command(args: argparse.Namespace) -> int:
-    """Run a parsed credential command; user errors become one line on stderr."""
-    try:
-        return int(args.run(args))
-    except (CredentialError, ValueError) as exc:
-        print(f"liveparams: error: {exc}", file=sys.stderr)
-        return 1
-
-
 def _job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job_id", help="the job's uuid")
     parser.add_argument("--url", help="project URL (default: $SUPABASE_URL or $NEXT_PUBLIC_SUPABASE_URL)")
@@ -84,12 +71,12 @@ def _issue_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _first(given: str | None, names: tuple[str, ...]) -> str | None:
-    return given or next((os.environ[name] for name in names if os.environ.get(name)), None)
+    return given or first_set(os.environ, names) or None
 
 
 def _admin(args: argparse.Namespace) -> CredentialAdmin:
-    url = _first(args.url, _URL_VARS)
-    key = _first(args.secret_key, _SECRET_KEY_VARS)
+    url = _first(args.url, URL_VARS)
+    key = _first(args.secret_key, SERVICE_KEY_VARS)
     if not url:
         raise CredentialError("no Supabase URL: pass --url or set SUPABASE_URL")
     if not key:
@@ -99,11 +86,14 @@ def _admin(args: argparse.Namespace) -> CredentialAdmin:
 
 def _run_issue(args: argparse.Namespace) -> int:
     if args.legacy_hs256:
-        secret = _first(args.jwt_secret, _JWT_SECRET_VARS)
+        secret = _first(args.jwt_secret, JWT_SECRET_VARS)
         if not secret:
             raise CredentialError("no JWT secret: pass --jwt-secret or set SUPABASE_JWT_SECRET")
-        ttl = parse_ttl(args.ttl)
-        token = mint_job_token(args.job_id, secret, ttl)
+        try:
+            ttl = parse_ttl(args.ttl)
+            token = mint_job_token(args.job_id, secret, ttl)
+        except ValueError as exc:
+            raise CredentialError(str(exc)) from exc
         print(json.dumps({"job_id": args.job_id, "token": token, "expires_in": ttl}) if args.json else token)
         return 0
     if args.jwt_secret or args.ttl != str(DEFAULT_TTL_SECONDS):

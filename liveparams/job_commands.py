@@ -6,46 +6,41 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import sys
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
+from rich.text import Text
 
+from liveparams.cli_options import add_client_options, client_config
 from liveparams.jobs import (
     ClientConfig,
     JobError,
     JobView,
     RequestView,
+    check_job_id,
     connect,
     fetch_job,
+    fetch_requests,
+    follow_job,
     request_update,
     summarize,
     trainer_state,
     watch_job,
 )
-from liveparams.view import job_title, requests_table
+from liveparams.view import job_title, live, newest_that_fit, params_text, requests_table
 
 TERMINAL = {"applied", "rejected", "failed", "superseded"}
-
-
-def _client_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="project URL (default: $SUPABASE_URL or $NEXT_PUBLIC_SUPABASE_URL)")
-    parser.add_argument(
-        "--key", help="API key (default: $SUPABASE_SERVICE_ROLE_KEY, else $SUPABASE_ANON_KEY, else $SUPABASE_KEY)"
-    )
-    parser.add_argument(
-        "--user-token",
-        help="a signed-in user's access token, to act as the job's owner (default: $LIVEPARAMS_USER_TOKEN)",
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
     """``["learning_rate=5e-5", "command=stop"]`` → ``{"learning_rate": 5e-05, "command": "stop"}``.
 
     Values are read as JSON when they parse (numbers, true/false), else kept as
-    strings, so ``command=stop`` needs no quoting. Validation is the server's job.
+    strings, so ``command=stop`` needs no quoting. Validation is the server's job,
+    except for what JSON cannot carry (NaN, infinities, numbers beyond a double).
     """
     params: dict[str, Any] = {}
     for item in items:
@@ -55,10 +50,32 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         if name in params:
             raise JobError(f"{name!r} given twice")
         try:
-            params[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[name] = raw
+            value = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError):
+            value = raw
+        if _not_json(value):
+            raise JobError(f"{name}={raw}: not a finite number (NaN and infinities cannot be sent)")
+        params[name] = value
     return params
+
+
+def _not_json(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return True
+    return False
+
+
+def positive_seconds(text: str) -> float:
+    """``--wait``: a finite number of seconds above zero (argparse's refusal otherwise)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return seconds
 
 
 def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -71,28 +88,28 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     set_parser.add_argument("job_id", help="the job's uuid")
     set_parser.add_argument("assignments", nargs="+", metavar="NAME=VALUE", help="parameters to change")
-    set_parser.add_argument("--wait", type=float, metavar="SECONDS", help="wait up to SECONDS for the outcome")
-    _client_options(set_parser)
+    set_parser.add_argument(
+        "--wait", type=positive_seconds, metavar="SECONDS", help="wait up to SECONDS for the outcome"
+    )
+    add_client_options(set_parser)
     set_parser.set_defaults(run=_run_set)
 
     watch_parser = subparsers.add_parser(
         "watch",
         help="a live table of a job's requests and their outcomes",
-        description="Show the job's requests and outcomes, updated over Supabase Realtime.",
+        description="Show the job's requests and outcomes, updated over Supabase Realtime; the newest rows "
+        "when they do not all fit. A lost connection shows as 'disconnected, retrying' until it is back.",
     )
     watch_parser.add_argument("job_id", help="the job's uuid")
     watch_parser.add_argument("--once", action="store_true", help="print the current table and exit")
-    _client_options(watch_parser)
+    add_client_options(watch_parser)
     watch_parser.set_defaults(run=_run_watch)
 
 
-def _config(args: argparse.Namespace) -> ClientConfig:
-    return ClientConfig.from_env(args.url, args.key, args.user_token)
-
-
 def _run_set(args: argparse.Namespace) -> int:
+    job_id = check_job_id(args.job_id)
     params = parse_assignments(args.assignments)
-    return asyncio.run(_set(_config(args), args.job_id, params, args.wait, args.json))
+    return asyncio.run(_set(client_config(args), job_id, params, args.wait, args.json))
 
 
 async def _set(config: ClientConfig, job_id: str, params: dict[str, Any], wait: float | None, as_json: bool) -> int:
@@ -105,7 +122,7 @@ async def _set(config: ClientConfig, job_id: str, params: dict[str, Any], wait: 
                 file=sys.stderr,
             )
         if wait is None:
-            print(json.dumps(stored) if as_json else f"requested {stored['id']}: {json.dumps(params)}")
+            print(json.dumps(stored) if as_json else f"requested {stored['id']}: {params_text(params)}")
             return 0
         outcome = await _wait_for_outcome(client, job_id, str(stored["id"]), wait)
     if as_json:
@@ -134,46 +151,95 @@ async def _wait_for_outcome(client: Any, job_id: str, request_id: str, timeout: 
 
 
 def _run_watch(args: argparse.Namespace) -> int:
+    job_id = check_job_id(args.job_id)
+    config = client_config(args)
     try:
-        return asyncio.run(_watch(_config(args), args.job_id, args.once, args.json))
+        return asyncio.run(_watch(config, job_id, args.once, args.json))
     except KeyboardInterrupt:
         return 0
 
 
 async def _watch(config: ClientConfig, job_id: str, once: bool, as_json: bool) -> int:
-    console = Console()
-    stop = asyncio.Event()
+    if once:
+        async with connect(config) as client:  # fails with one line before anything is drawn
+            job = await fetch_job(client, job_id)
+            view = JobView(job)
+            for row in await fetch_requests(client, job_id):
+                view.take(row)
+        if as_json:
+            for request in summarize(view):
+                print(request.to_json(), flush=True)
+        else:
+            Console().print(requests_table(summarize(view), title=job_title(job_id, job)))
+        return 0
+    return await (_watch_json(config, job_id) if as_json else _watch_table(config, job_id))
+
+
+async def _watch_json(config: ClientConfig, job_id: str) -> int:
+    """A JSON line per request whenever its status changes; connection changes go to stderr."""
     seen: dict[str, str] = {}
 
-    async with connect(config) as client:
-        if as_json:
+    def on_view(job: JobView) -> None:
+        for view in summarize(job):
+            if seen.get(view.id) != view.status:
+                seen[view.id] = view.status
+                print(view.to_json(), flush=True)
 
-            def on_view(job: JobView) -> None:
-                for view in summarize(job):
-                    if seen.get(view.id) != view.status:
-                        seen[view.id] = view.status
-                        print(view.to_json(), flush=True)
-                if once:
-                    stop.set()
+    outage = [False]
 
-            await watch_job(client, job_id, on_view, stop)
-            return 0
+    def on_connection(lost: str | None) -> None:
+        if lost is not None and not outage[0]:
+            print(f"liveparams: disconnected, retrying ({lost})", file=sys.stderr, flush=True)
+        elif lost is None and outage[0]:
+            print("liveparams: connected again", file=sys.stderr, flush=True)
+        outage[0] = lost is not None
 
-        with Live(requests_table([]), console=console, auto_refresh=False) as live:
-
-            def show(job: JobView) -> None:
-                live.update(requests_table(summarize(job), title=job_title(job_id, job.job)), refresh=True)
-                if once:
-                    stop.set()
-
-            await watch_job(client, job_id, show, stop)
+    await follow_job(config, job_id, on_view, on_connection, asyncio.Event())
     return 0
 
 
-def run_job_command(args: argparse.Namespace) -> int:
-    """Run a parsed ``set``/``watch`` command; user errors become one line on stderr."""
+async def _watch_table(config: ClientConfig, job_id: str) -> int:
+    """The live table: the newest requests that fit, under the job's line and the connection's state."""
+    console = Console()
+    state: dict[str, Any] = {"job": None, "lost": None}
+
+    def render() -> Group:
+        job = state["job"]
+        if state["lost"] is not None:
+            status = Text(f"disconnected, retrying ({state['lost']})", style="bold red")
+        else:
+            status = Text("live", style="green")
+        if job is None:
+            return Group(status)
+        table = newest_that_fit(summarize(job), job_title(job_id, job.job), console, reserved=2)
+        return Group(table, status)
+
+    # The first connection is made before the display starts, so a bad id or URL is one line.
+    first = asyncio.Event()
+    stop = asyncio.Event()
+
+    def on_view(job: JobView) -> None:
+        state["job"] = job
+        first.set()
+        if display is not None:
+            display.update(render(), refresh=True)
+
+    def on_connection(lost: str | None) -> None:
+        state["lost"] = lost
+        if display is not None:
+            display.update(render(), refresh=True)
+
+    display: Live | None = None
+    follower = asyncio.ensure_future(follow_job(config, job_id, on_view, on_connection, stop))
+    waiter = asyncio.ensure_future(first.wait())
+    await asyncio.wait({follower, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if follower.done():
+        follower.result()  # raises the first connection's error
+        return 0
     try:
-        return int(args.run(args))
-    except JobError as exc:
-        print(f"liveparams: error: {exc}", file=sys.stderr)
-        return 1
+        with live(render(), console, auto_refresh=False) as display:
+            await follower
+    finally:
+        follower.cancel()
+    return 0

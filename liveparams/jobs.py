@@ -10,13 +10,16 @@ both the job row and its rows in ``parameter_update_requests``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import httpx
 from postgrest.exceptions import APIError
@@ -25,17 +28,33 @@ from supabase import AsyncClient
 
 from liveparams.agent import AgentConfig
 from liveparams.agent._client import create_client
+from liveparams.agent._client_logs import quiet_client_logs
+from liveparams.agent._environment import (
+    PUBLIC_KEY_VARS,
+    SERVICE_KEY_VARS,
+    URL_VARS,
+    USER_TOKEN_VAR,
+    first_set,
+    key_role,
+    unverified_claims,
+)
 from liveparams.agent._requests import decode_params
-from liveparams.contract import METADATA_KEYS
+from liveparams.contract import METADATA_KEYS, format_value
 
 TABLE = "local_training_jobs"
 REQUESTS = "parameter_update_requests"
+SUBSCRIBE_TIMEOUT_S = 15
+RETRY_INITIAL_S, RETRY_MAX_S = 1.0, 10.0  # watch's reconnection backoff
 WATCHED = 200  # requests ``watch`` shows: the latest ones; the job's history can be far longer
 HEARTBEAT_STALE_S = 3 * AgentConfig.heartbeat_interval  # a trainer silent for three heartbeats is gone
 
 
 class JobError(Exception):
     """A failure to show a user as one sentence (no traceback)."""
+
+
+class Unreachable(JobError):
+    """The server could not be reached, or the live connection to it was lost: worth retrying."""
 
 
 @dataclass(frozen=True)
@@ -56,31 +75,91 @@ class ClientConfig:
     def __repr__(self) -> str:
         return f"ClientConfig(url={self.url!r}, key='***', access_token={'***' if self.access_token else None})"
 
+    @property
+    def acting_as(self) -> str:
+        """Who the server sees, in words: the signed-in user (by email) or the key's role."""
+        if self.access_token:
+            claims = unverified_claims(self.access_token)
+            return f"as {claims.get('email') or claims.get('sub') or 'a signed-in user'}"
+        return "with the service role key (every job)" if self.is_service else "with a project key"
+
+    @property
+    def is_service(self) -> bool:
+        """Whether the key is a service key: a ``service_role`` JWT or an ``sb_secret_`` key."""
+        return self.access_token is None and key_role(self.key) == "service_role"
+
     @classmethod
-    def from_env(cls, url: str | None = None, key: str | None = None, access_token: str | None = None) -> ClientConfig:
-        """Fill what was not given from the environment (same names as the trainer side)."""
-        env = os.environ
-        url = url or env.get("SUPABASE_URL") or env.get("NEXT_PUBLIC_SUPABASE_URL")
-        key = (
-            key
-            or env.get("SUPABASE_SERVICE_ROLE_KEY")
-            or env.get("SUPABASE_ANON_KEY")
-            or env.get("NEXT_PUBLIC_SUPABASE_ANON_KEY")
-            or env.get("SUPABASE_KEY")
-        )
-        access_token = access_token or env.get("LIVEPARAMS_USER_TOKEN")
+    def from_env(
+        cls,
+        url: str | None = None,
+        key: str | None = None,
+        access_token: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> ClientConfig:
+        """Fill what was not given from the environment (the names and order of ``agent/_environment.py``).
+
+        A signed-in user's token (``LIVEPARAMS_USER_TOKEN``) wins over a service key: with it the
+        server checks what the owner may do, as a UI's requests are checked. Without one, a service
+        key acts on every job. The anon key alone sees no job (RLS), so it is refused here rather than
+        answered with "not found" later.
+        """
+        env = os.environ if environ is None else environ
+        url = url or first_set(env, URL_VARS)
+        access_token = access_token or first_set(env, (USER_TOKEN_VAR,)) or None
         if not url:
-            raise JobError("no Supabase URL: pass --url or set SUPABASE_URL")
+            raise JobError(f"no Supabase URL: pass --url or set {' or '.join(URL_VARS[:2])} (or API_URL)")
+        check_url(url)
+        if access_token:
+            key = key or first_set(env, PUBLIC_KEY_VARS) or first_set(env, SERVICE_KEY_VARS)
+        else:
+            key = key or first_set(env, SERVICE_KEY_VARS) or first_set(env, ("SUPABASE_KEY",))
+            if not key and first_set(env, PUBLIC_KEY_VARS):
+                raise JobError(
+                    f"the anon key alone sees no job: sign in (set {USER_TOKEN_VAR}, printed by "
+                    "`liveparams user create` or `liveparams user login`) or use a service key"
+                )
         if not key:
             raise JobError(
-                "no API key: pass --key or set SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_ANON_KEY with --user-token)"
+                "no API key: set SUPABASE_ANON_KEY (or ANON_KEY) with "
+                f"{USER_TOKEN_VAR}, or SUPABASE_SERVICE_ROLE_KEY (or SERVICE_ROLE_KEY); or pass --key"
             )
+        for name, value in (("key", key), ("user token", access_token)):
+            if value is not None and not _is_header_safe(value):
+                raise JobError(f"the {name} is not a key: it holds spaces or characters no key has")
         return cls(url=url.rstrip("/"), key=key, access_token=access_token)
+
+
+def check_url(url: str) -> None:
+    """Refuse what is not an http(s) URL of a host, in one sentence."""
+    parsed = urlsplit(url) if _is_header_safe(url) else None
+    try:
+        valid = parsed is not None and parsed.scheme in ("http", "https") and bool(parsed.hostname) and parsed.port != 0
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid:
+        raise JobError(f"not a project URL: {url!r} (expected e.g. http://127.0.0.1:54321)")
+
+
+def check_job_id(job_id: str) -> str:
+    """The job id in canonical form, or a `JobError` that says what a job id looks like."""
+    try:
+        return str(uuid.UUID(job_id))
+    except (ValueError, TypeError, AttributeError):
+        raise JobError(
+            f"not a job id: {job_id!r} (a job id is a uuid such as 3f0c5a4e-9b1d-4c2e-8f00-5a6b7c8d9e0f; "
+            "`liveparams job list` shows them)"
+        ) from None
+
+
+def _is_header_safe(value: str) -> bool:
+    """Printable ASCII without spaces: what a URL, a key or a token is made of (HTTP headers carry them)."""
+    return bool(value) and all("!" <= char <= "~" for char in value)
 
 
 @asynccontextmanager
 async def connect(config: ClientConfig) -> AsyncIterator[AsyncClient]:
     """An async supabase client acting as ``config`` says; closes its Realtime socket on exit."""
+    quiet_client_logs()  # `watch` says "disconnected, retrying" itself, once per outage
     try:
         client = await create_client(config.url, config.key, config.access_token)
     except Exception as exc:  # the client raises bare exceptions for a malformed URL
@@ -88,14 +167,16 @@ async def connect(config: ClientConfig) -> AsyncIterator[AsyncClient]:
     try:
         yield client
     finally:
-        await client.realtime.close()
+        with contextlib.suppress(Exception):  # the socket may already be gone with the server
+            await client.realtime.close()
+        await client.postgrest.aclose()  # its HTTP connections, left open otherwise
 
 
 def _explain(exc: Exception, config_url: str) -> JobError:
     if isinstance(exc, APIError):
         return JobError(exc.message or str(exc))
     if isinstance(exc, httpx.HTTPError):
-        return JobError(f"cannot reach {config_url}: {exc.__class__.__name__}: {exc}")
+        return Unreachable(f"cannot reach {config_url}: {exc.__class__.__name__}: {exc}")
     return JobError(str(exc))
 
 
@@ -103,7 +184,7 @@ async def request_update(
     client: AsyncClient, job_id: str, params: dict[str, Any], request_id: str | None = None
 ) -> dict[str, Any]:
     """Append one request through the RPC; returns the stored request (with its id)."""
-    args: dict[str, Any] = {"p_job_id": job_id, "p_params": params}
+    args: dict[str, Any] = {"p_job_id": check_job_id(job_id), "p_params": params}
     if request_id:
         args["p_request_id"] = request_id
     try:
@@ -115,6 +196,7 @@ async def request_update(
 
 async def fetch_job(client: AsyncClient, job_id: str) -> dict[str, Any]:
     """The job row, or `JobError` if it does not exist or the caller may not see it."""
+    job_id = check_job_id(job_id)
     try:
         response = await client.table(TABLE).select("*").eq("id", job_id).limit(1).execute()
     except (APIError, httpx.HTTPError) as exc:
@@ -140,6 +222,33 @@ async def fetch_requests(client: AsyncClient, job_id: str, latest: int = WATCHED
     return cast(list[dict[str, Any]], response.data)[::-1]
 
 
+JOB_STATUSES = ("pending", "queued", "running", "completed", "failed", "cancelled")  # the table's check constraint
+
+
+async def create_job(client: AsyncClient, name: str, status: str, owner_id: str | None) -> dict[str, Any]:
+    """Insert a job row; ``owner_id`` None lets the database make the signed-in user its owner.
+
+    The row's ``status`` is the platform's column: requests are accepted while it is ``running``.
+    """
+    row: dict[str, Any] = {"name": name, "status": status}
+    if owner_id is not None:
+        row["user_id"] = owner_id
+    try:
+        response = await client.table(TABLE).insert(row).execute()
+    except (APIError, httpx.HTTPError) as exc:
+        raise _explain(exc, str(client.supabase_url)) from exc
+    return cast(list[dict[str, Any]], response.data)[0]
+
+
+async def list_jobs(client: AsyncClient, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` jobs the caller may see, newest first (RLS decides which)."""
+    try:
+        response = await client.table(TABLE).select("*").order("created_at", desc=True).limit(limit).execute()
+    except (APIError, httpx.HTTPError) as exc:
+        raise _explain(exc, str(client.supabase_url)) from exc
+    return cast(list[dict[str, Any]], response.data)
+
+
 @dataclass
 class JobView:
     """What a UI shows of a job: its row and its latest requests (by seq), kept current by :func:`watch_job`."""
@@ -154,15 +263,24 @@ class JobView:
         self.requests = {str(r.get("id")): r for r in ordered}
 
 
-async def watch_job(client: AsyncClient, job_id: str, on_view: Callable[[JobView], None], stop: asyncio.Event) -> None:
+async def watch_job(
+    client: AsyncClient,
+    job_id: str,
+    on_view: Callable[[JobView], None],
+    stop: asyncio.Event,
+    until_lost: bool = False,
+) -> None:
     """Call ``on_view`` with the job now and after every change, until ``stop`` is set.
 
     One channel carries the job row's updates and its requests' inserts and updates
     (each event is one small row, whatever the job's history). Both are read again
     after the subscription is confirmed, so a change made while subscribing is not missed.
+    With ``until_lost``, a channel that errors or closes after it was subscribed raises
+    `Unreachable` instead of being left to the client's own reconnection (:func:`follow_job`).
     """
-    ready = asyncio.Event()
+    ready, lost = asyncio.Event(), asyncio.Event()
     view = JobView(job={})
+    job_id = check_job_id(job_id)
 
     def on_job(payload: Any) -> None:
         record = payload.get("data", {}).get("record")
@@ -179,6 +297,8 @@ async def watch_job(client: AsyncClient, job_id: str, on_view: Callable[[JobView
     def on_state(state: RealtimeSubscribeStates, error: Exception | None) -> None:
         if state == RealtimeSubscribeStates.SUBSCRIBED:
             ready.set()
+        elif ready.is_set():  # CHANNEL_ERROR, TIMED_OUT or CLOSED after it was live
+            lost.set()
 
     async def reread() -> None:
         view.job = await fetch_job(client, job_id)
@@ -200,12 +320,56 @@ async def watch_job(client: AsyncClient, job_id: str, on_view: Callable[[JobView
     await reread()
     await channel.subscribe(on_state)
     try:
-        await asyncio.wait_for(ready.wait(), timeout=15)
+        await asyncio.wait_for(ready.wait(), timeout=SUBSCRIBE_TIMEOUT_S)
     except asyncio.TimeoutError as exc:
-        raise JobError("could not subscribe to the job's changes over Realtime") from exc
+        raise Unreachable("could not subscribe to the job's changes over Realtime") from exc
     await reread()
-    await stop.wait()
+    ended = [asyncio.ensure_future(stop.wait())] + ([asyncio.ensure_future(lost.wait())] if until_lost else [])
+    try:
+        await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in ended:
+            waiter.cancel()
+    if lost.is_set() and not stop.is_set():
+        raise Unreachable("the live connection was lost")
     await client.remove_channel(channel)
+
+
+async def follow_job(
+    config: ClientConfig,
+    job_id: str,
+    on_view: Callable[[JobView], None],
+    on_connection: Callable[[str | None], None],
+    stop: asyncio.Event,
+) -> None:
+    """:func:`watch_job` that outlives outages: a fresh client after each loss, with backoff, until ``stop``.
+
+    ``on_connection`` gets the reason when the connection is lost (``disconnected, retrying``)
+    and ``None`` once it is live again. A failure before the first connection raises, so a bad
+    job id or an unreachable URL is one error, not an endless retry.
+    """
+    live_once, failures = False, 0
+
+    def on_live(view: JobView) -> None:
+        nonlocal live_once, failures
+        if failures or not live_once:
+            live_once, failures = True, 0
+            on_connection(None)
+        on_view(view)
+
+    while not stop.is_set():
+        try:
+            async with connect(config) as client:
+                await watch_job(client, job_id, on_live, stop, until_lost=True)
+            return
+        except Unreachable as exc:
+            if not live_once:
+                raise
+            failures += 1
+            on_connection(str(exc))
+        delay = min(RETRY_INITIAL_S * 2 ** (failures - 1), RETRY_MAX_S)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
 
 
 @dataclass(frozen=True)
@@ -214,23 +378,25 @@ class TrainerState:
 
     attached: bool
     detail: str
+    label: str  # the same in a word or two, for a table cell
 
 
 def trainer_state(job: dict[str, Any], now: datetime | None = None) -> TrainerState:
     """Attached = it said so, has not detached, and its heartbeat is recent; otherwise say why not."""
     if not job.get("trainer_attached_at"):
-        return TrainerState(False, "no trainer has attached yet")
+        return TrainerState(False, "no trainer has attached yet", "not yet")
     if job.get("trainer_detached_at"):
         step = job.get("trainer_detach_step")
         where = f" at step {step}" if step is not None else ""
-        return TrainerState(False, f"the trainer detached: {job.get('trainer_detach_reason')}{where}")
+        reason = job.get("trainer_detach_reason")
+        return TrainerState(False, f"the trainer detached: {reason}{where}", f"{reason}{where}")
     seen = _parse_time(job.get("trainer_seen_at"))
     now = now or datetime.now(timezone.utc)
     if seen is None or (now - seen).total_seconds() > HEARTBEAT_STALE_S:
         return TrainerState(
-            False, f"the trainer stopped responding (last heartbeat {job.get('trainer_seen_at')}); killed?"
+            False, f"the trainer stopped responding (last heartbeat {job.get('trainer_seen_at')}); killed?", "silent"
         )
-    return TrainerState(True, "a trainer is attached")
+    return TrainerState(True, "a trainer is attached", "attached")
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -258,11 +424,21 @@ class RequestView:
         return json.dumps(self.__dict__, sort_keys=True)
 
 
+def _change_text(name: str, change: Any) -> str:
+    if not isinstance(change, dict):
+        return f"{name}: {change}"
+    if name == "command":
+        return f"{change.get('new')} done"
+    return f"{name}: {format_value(change.get('old'))} → {format_value(change.get('new'))}"
+
+
 def _detail(row: dict[str, Any]) -> str:
     changes = row.get("changes")
     if isinstance(changes, dict) and changes:
         return ", ".join(
-            f"{c.get('new')} done" if name == "command" else f"{name}: {c.get('old')!r} → {c.get('new')!r}"
+            f"{c.get('new')} done"
+            if name == "command"
+            else f"{name}: {format_value(c.get('old'))} → {format_value(c.get('new'))}"
             for name, c in changes.items()
         )
     if row.get("superseded_by"):

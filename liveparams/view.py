@@ -1,13 +1,17 @@
-"""The requests table people look at: ``liveparams watch`` and the demo's live view."""
+"""What people look at: the requests table (``liveparams watch``, ``job show``, the demo), the job list."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from rich.console import Console, RenderableType
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from liveparams.contract import format_value
 from liveparams.jobs import RequestView, trainer_state
 
 STATUS_STYLE = {
@@ -19,9 +23,15 @@ STATUS_STYLE = {
 }
 
 
-def requests_table(views: list[RequestView], title: str = "parameter update requests") -> Table:
-    """One line per request, oldest first, coloured by status."""
-    table = Table(title=title, expand=False)
+def params_text(params: dict[str, Any]) -> str:
+    """``learning_rate=5.00e-05, command=stop``: a request's parameters in the one number format."""
+    return ", ".join(f"{name}={format_value(value)}" for name, value in params.items())
+
+
+def requests_table(views: list[RequestView], title: str = "parameter update requests", older: int = 0) -> Table:
+    """One line per request, oldest first, coloured by status; ``older`` requests above it are counted, not shown."""
+    caption = f"{older} older request{'s' if older != 1 else ''} not shown" if older else None
+    table = Table(title=title, caption=caption, expand=False)
     table.add_column("id", style="dim", no_wrap=True)
     table.add_column("requested at", no_wrap=True)
     table.add_column("request")
@@ -32,7 +42,7 @@ def requests_table(views: list[RequestView], title: str = "parameter update requ
         table.add_row(
             view.id[:8],
             (view.requested_at or "")[11:23],
-            json.dumps(view.params, separators=(", ", ": ")),
+            params_text(view.params),
             Text(view.status, style=STATUS_STYLE.get(view.status, "")),
             "" if view.step is None else str(view.step),
             view.detail,
@@ -40,11 +50,59 @@ def requests_table(views: list[RequestView], title: str = "parameter update requ
     return table
 
 
+def newest_that_fit(views: list[RequestView], title: str, console: Console, reserved: int = 0) -> Table:
+    """The requests table cut to the newest rows that fit the terminal's height (less ``reserved`` lines).
+
+    Why: a live display taller than the terminal is cut at the bottom, which is where the
+    newest requests are. Rows can wrap, so the table is measured rather than counted.
+    """
+    shown = views[-max(console.height, 1) :]
+    while True:
+        table = requests_table(shown, title, older=len(views) - len(shown))
+        height = len(console.render_lines(table, console.options, pad=False))
+        if height + reserved <= console.height or not shown:
+            return table
+        shown = shown[1:]
+
+
 def job_title(job_id: str, job: dict[str, Any]) -> str:
     """The line above the table: the platform's status, the trainer's attachment, the values in force."""
     trainer = trainer_state(job)
-    in_force = job.get("parameters_in_force") or {}
-    values = ", ".join(f"{name}={value}" for name, value in in_force.items())
+    in_force = in_force_text(job)
+    return f"job {job_id} — {job.get('status')} — {trainer.detail}{f' — {in_force}' if in_force else ''}"
+
+
+def in_force_text(job: dict[str, Any]) -> str:
+    """``in force since step 120: learning_rate=5.00e-05``, or ``""`` before any change was applied."""
+    values = params_text(job.get("parameters_in_force") or {})
     step = job.get("parameters_applied_step")
-    applied = f" — in force{f' since step {step}' if step is not None else ''}: {values}" if values else ""
-    return f"job {job_id} — {job.get('status')} — {trainer.detail}{applied}"
+    return f"in force{f' since step {step}' if step is not None else ''}: {values}" if values else ""
+
+
+def jobs_table(jobs: list[dict[str, Any]], title: str) -> Table:
+    """``liveparams job list``: one line per job, newest first."""
+    table = Table(title=title, expand=False)
+    for column in ("id", "name", "status", "trainer", "values in force"):
+        table.add_column(column, no_wrap=column in ("id", "status"))
+    for job in jobs:
+        table.add_row(
+            str(job.get("id")),
+            str(job.get("name") or ""),
+            str(job.get("status")),
+            trainer_state(job).label,
+            params_text(job.get("parameters_in_force") or {}),
+        )
+    return table
+
+
+@contextmanager
+def live(renderable: RenderableType, console: Console, **options: Any) -> Iterator[Live]:
+    """A rich ``Live`` display that ends with a newline also when the output is not a terminal.
+
+    Why: rich adds the final newline on terminals only, so a captured or piped display
+    ended mid-line and the next line was glued to the table's bottom border.
+    """
+    with Live(renderable, console=console, **options) as display:
+        yield display
+    if not console.is_terminal:
+        console.line()

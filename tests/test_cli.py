@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -12,33 +11,15 @@ from typing import Any
 
 import jwt
 import pytest
+from cli_helpers import as_owner, clean_environ, liveparams
 
 pytestmark = pytest.mark.stack
-
-
-def liveparams(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "NEXT_PUBLIC_", "LIVEPARAMS_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "liveparams.cli", *args],
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture
 def owner_job(new_user: Callable[[], tuple[str, str]], new_job: Callable[..., str]) -> tuple[str, str, str]:
     owner_id, owner_jwt = new_user()
     return owner_id, owner_jwt, new_job(owner_id)
-
-
-def as_owner(stack_env: dict[str, str], owner_jwt: str) -> dict[str, str]:
-    return {
-        "SUPABASE_URL": stack_env["API_URL"],
-        "SUPABASE_ANON_KEY": stack_env["ANON_KEY"],
-        "LIVEPARAMS_USER_TOKEN": owner_jwt,
-    }
 
 
 def test_set_as_owner_appends_a_stamped_request(stack_env: dict[str, str], owner_job: tuple[str, str, str]) -> None:
@@ -104,13 +85,22 @@ def test_unreachable_server_and_bad_arguments_are_explained() -> None:
     assert unreachable.returncode == 1
     assert "cannot reach" in unreachable.stderr and "Traceback" not in unreachable.stderr
 
+    truncated = liveparams("set", job_id[:8], "learning_rate=1e-4", env=env)  # issue 13: was a raw Postgres error
+    assert truncated.returncode == 1 and f"not a job id: '{job_id[:8]}'" in truncated.stderr
+    not_a_number = liveparams("set", job_id, "learning_rate=NaN", env=env)  # issue 13: was a traceback
+    assert not_a_number.returncode == 1
+    assert (
+        not_a_number.stderr
+        == "liveparams: error: learning_rate=NaN: not a finite number (NaN and infinities cannot be sent)\n"
+    )
+
     malformed = liveparams("set", job_id, "learning_rate", env=env)
     assert malformed.returncode == 1 and "expected NAME=VALUE" in malformed.stderr
 
     no_url = liveparams("set", job_id, "learning_rate=1e-4")
     assert no_url.returncode == 1 and "SUPABASE_URL" in no_url.stderr
 
-    for command in ("set", "watch", "token", "stack"):
+    for command in ("set", "watch", "token", "stack", "job", "user"):
         helped = liveparams(command, "--help")
         assert helped.returncode == 0 and "usage:" in helped.stdout
 
@@ -140,10 +130,9 @@ def test_watch_streams_outcomes_as_they_are_recorded(
 
     _, owner_jwt, job_id = owner_job
     stored = request_update(owner_jwt, job_id, {"learning_rate": 1e-4})
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "LIVEPARAMS_"))}
     watcher = subprocess.Popen(
         [sys.executable, "-m", "liveparams.cli", "watch", job_id, "--json"],
-        env={**clean, **as_owner(stack_env, owner_jwt)},
+        env={**clean_environ(), **as_owner(stack_env, owner_jwt)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -166,7 +155,7 @@ def test_watch_streams_outcomes_as_they_are_recorded(
         ).raise_for_status()
         line = json.loads(watcher.stdout.readline())
         assert (line["id"], line["status"], line["step"]) == (stored["id"], "applied", 7)
-        assert "0.001 → 0.0001" in line["detail"]
+        assert "1.00e-03 → 1.00e-04" in line["detail"]  # the one number format
     finally:
         watcher.terminate()
         watcher.wait(10)

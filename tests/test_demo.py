@@ -30,3 +30,5 @@ def test_demo_runs_green_and_writes_the_plot(tmp_path: Path) -> None:
     assert "every request got its outcome" in result.stdout
     assert "Applied learning rate update" in result.stdout
     assert "refused by the server" in result.stdout
+    table_end = result.stdout.index("└")  # the live table's bottom border ends its line (issue 14)
+    assert result.stdout[table_end:].split("\n", 1)[0].endswith("┘")

@@ -20,19 +20,17 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from rich.console import Console, Group
-from rich.live import Live
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from liveparams.contract import format_value
 from liveparams.demo.plot import Marker, plot_run
 from liveparams.demo.scenario import ScriptedUser, default_actions
-from liveparams.jobs import TABLE, ClientConfig, RequestView, connect
+from liveparams.jobs import ClientConfig, RequestView, connect, create_job
 from liveparams.tokens import mint_job_token
-from liveparams.view import requests_table
+from liveparams.view import live, params_text, requests_table
 from liveparams_stack import LocalStack
 
 EXPECTED = {"learning_rate": "applied", "weight_decay": "applied", "command": "applied", "beta": "rejected"}
@@ -96,15 +94,12 @@ def _create_owner_and_job(stack: LocalStack) -> tuple[str, str, str]:
 
     owner_id, owner_jwt = create_user(stack.api_url, "demo@liveparams.test")
 
-    async def create_job() -> str:
+    async def owned_job() -> str:
         async with connect(ClientConfig(stack.api_url, ANON_KEY, owner_jwt)) as client:
-            response = (
-                await client.table(TABLE).insert({"user_id": owner_id, "name": "demo", "status": "running"}).execute()
-            )
-        rows = cast(list[dict[str, Any]], response.data)
-        return str(rows[0]["id"])
+            job = await create_job(client, "demo", "running", owner_id=None)  # as `liveparams job create` does
+        return str(job["id"])
 
-    return owner_id, owner_jwt, asyncio.run(create_job())
+    return owner_id, owner_jwt, asyncio.run(owned_job())
 
 
 def _train(output: Path, max_steps: int, recorder: Any) -> None:
@@ -114,10 +109,6 @@ def _train(output: Path, max_steps: int, recorder: Any) -> None:
     trainer = demo_sft_trainer(str(output / "run"), max_steps, callbacks=[recorder])
     trainer.add_callback(RuntimeParameterCallback.from_env(trainer))  # the one line a user adds
     trainer.train()
-
-
-def _label(params: dict[str, Any]) -> str:
-    return ", ".join(f"{name}={format_value(value)}" for name, value in params.items())
 
 
 def _check(views: list[RequestView]) -> list[str]:
@@ -173,17 +164,17 @@ def main(argv: list[str] | None = None) -> int:
             on_note=console.print,
         )
         user.start()
-        with Live(view, console=console, refresh_per_second=8):
+        with live(view, console, refresh_per_second=8):
             _train(args.output, args.steps, recorder)
             views = user.finish()
             view.set_views(views)
 
     markers = [
-        Marker(v.step, _label(v.params), "applied" if v.status == "applied" else "rejected")
+        Marker(v.step, params_text(v.params), "applied" if v.status == "applied" else "rejected")
         for v in views
         if v.step is not None
     ]
-    markers += [Marker(step, _label(params), "refused") for step, params in user.refused]
+    markers += [Marker(step, params_text(params), "refused") for step, params in user.refused]
     png = plot_run(recorder.lrs, recorder.losses, markers, args.output / "liveparams-demo.png")
     shutil.rmtree(state_root, ignore_errors=True)
     console.print(f"plot of learning rate and loss per step: [bold]{png.resolve()}[/]")

@@ -14,7 +14,11 @@ import os
 import sys
 
 DEFAULT_STATE_DIR = ".stack"
+PORT_VARS = {"api_port": "LIVEPARAMS_STACK_API_PORT", "db_port": "LIVEPARAMS_STACK_DB_PORT"}
 _NOTICE = "For development and tests only: well-known keys, no durability. Stop it with `liveparams stack down`."
+# The one line that puts the variables into a shell, exported (plain `eval` would not export them to commands).
+LOAD_LINE = 'set -a; eval "$(liveparams stack status -o env)"; set +a'
+_LOAD_HINT = f"Load these variables into your shell with: {LOAD_LINE}"
 
 
 def add_stack_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +28,8 @@ def add_stack_commands(subparsers: argparse._SubParsersAction) -> None:
 
     up = actions.add_parser("up", help="start the stack in the background and print its variables")
     _state_dir_option(up)
-    up.add_argument("--api-port", type=int, default=54321)
-    up.add_argument("--db-port", type=int, default=54322)
+    up.add_argument("--api-port", type=int, help="default: $LIVEPARAMS_STACK_API_PORT or 54321, as supabase start")
+    up.add_argument("--db-port", type=int, help="default: $LIVEPARAMS_STACK_DB_PORT or 54322, as supabase start")
     up.add_argument("--enable-faults", action="store_true", help="mount the test-only fault injection routes")
     up.add_argument(
         "--realtime-poll-ms",
@@ -61,11 +65,20 @@ def _state_dir_option(parser: argparse.ArgumentParser) -> None:
 
 def _run_up(args: argparse.Namespace) -> int:
     from liveparams_stack import LocalStack, StackError
+    from liveparams_stack.local import DEFAULT_API_PORT, DEFAULT_DB_PORT
 
+    defaults = {"api_port": DEFAULT_API_PORT, "db_port": DEFAULT_DB_PORT}
+    ports = {}
+    for name, var in PORT_VARS.items():
+        given = getattr(args, name) or os.environ.get(var) or defaults[name]
+        try:
+            ports[name] = int(given)
+        except ValueError:
+            return _fail(StackError(f"${var} must be a port number, got {given!r}"))
     stack = LocalStack(
         args.state_dir,
-        args.api_port,
-        args.db_port,
+        ports["api_port"],
+        ports["db_port"],
         enable_faults=args.enable_faults,
         realtime_poll_ms=args.realtime_poll_ms,
     )
@@ -73,7 +86,7 @@ def _run_up(args: argparse.Namespace) -> int:
         stack.start()
     except StackError as exc:
         return _fail(exc)
-    print(f"Started the liveparams local stack in {stack.state_dir}.\n{_NOTICE}\n", file=sys.stderr)
+    print(f"Started the liveparams local stack in {stack.state_dir}.\n{_NOTICE}\n{_LOAD_HINT}\n", file=sys.stderr)
     print(format_env(stack.env()), end="")
     return 0
 
@@ -108,7 +121,7 @@ def _run_status(args: argparse.Namespace) -> int:
     else:
         width = max(map(len, env))
         print("".join(f"{key.ljust(width)}  {value}\n" for key, value in env.items()), end="")
-        print(f"\n{_NOTICE}", file=sys.stderr)
+        print(f"\n{_NOTICE}\n{_LOAD_HINT}", file=sys.stderr)
     return 0
 
 

@@ -71,7 +71,10 @@ def test_names_can_be_overridden() -> None:
     ("env", "message"),
     [
         ({}, "No JOB_ID found, runtime parameter updates disabled"),
-        ({"JOB_ID": JOB, "SUPABASE_KEY": "k"}, "no SUPABASE_URL or NEXT_PUBLIC_SUPABASE_URL found"),
+        (
+            {"JOB_ID": JOB, "SUPABASE_KEY": "k"},
+            "no SUPABASE_URL or NEXT_PUBLIC_SUPABASE_URL or SUPABASE_API_URL or API_URL found",
+        ),
         ({"JOB_ID": JOB, "SUPABASE_URL": "https://x.supabase.co"}, "no LIVEPARAMS_TOKEN or SUPABASE_SERVICE_ROLE_KEY"),
         ({"JOB_ID": "abc123", "SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "k"}, "must be a UUID"),
     ],

@@ -1,0 +1,35 @@
+"""The options every command that talks to a project shares, and how they become a `ClientConfig`.
+
+Which credential acts, in this order: a signed-in user's access token
+(``--user-token``/``LIVEPARAMS_USER_TOKEN``, with the public key as ``apikey``): the
+server allows what that person may do as a job's owner; else a service key: every
+job. Each command's ``--help`` says which one it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from liveparams.jobs import ClientConfig
+
+CREDENTIALS_HELP = (
+    "credentials: a signed-in user's token ($LIVEPARAMS_USER_TOKEN, from `liveparams user create` or "
+    "`liveparams user login`, with $SUPABASE_ANON_KEY or $ANON_KEY) acts as that user; else a service key "
+    "($SUPABASE_SERVICE_ROLE_KEY or $SERVICE_ROLE_KEY) acts on every job. URL: $SUPABASE_URL or $API_URL. "
+    'All names: docs/configuration.md; from the local stack: set -a; eval "$(liveparams stack status -o env)"; set +a'
+)
+
+
+def add_client_options(parser: argparse.ArgumentParser, as_json: bool = True) -> None:
+    """``--url``, ``--key``, ``--user-token`` (and ``--json``) with the credentials rule in the epilog."""
+    parser.add_argument("--url", help="project URL (default: $SUPABASE_URL, else $API_URL, ...)")
+    parser.add_argument("--key", help="API key sent as apikey (default: see below)")
+    parser.add_argument("--user-token", help="a signed-in user's access token (default: $LIVEPARAMS_USER_TOKEN)")
+    if as_json:
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.epilog = "\n\n".join(filter(None, [parser.epilog, CREDENTIALS_HELP]))
+
+
+def client_config(args: argparse.Namespace) -> ClientConfig:
+    """The `ClientConfig` the options and the environment give (`JobError` says what is missing)."""
+    return ClientConfig.from_env(args.url, args.key, args.user_token)

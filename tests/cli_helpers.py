@@ -1,0 +1,42 @@
+"""Running the ``liveparams`` command as a person does: a subprocess with only the variables given."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+OWN_PREFIXES = ("SUPABASE_", "NEXT_PUBLIC_", "LIVEPARAMS_")
+STACK_NAMES = ("API_URL", "ANON_KEY", "SERVICE_ROLE_KEY", "JWT_SECRET", "PUBLISHABLE_KEY", "SECRET_KEY")
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without any variable liveparams reads (the test's own stack included)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(OWN_PREFIXES) and k not in STACK_NAMES}
+
+
+def liveparams(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "liveparams.cli", *args],
+        env={**clean_environ(), **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def as_owner(stack_env: dict[str, str], owner_jwt: str) -> dict[str, str]:
+    return {
+        "SUPABASE_URL": stack_env["API_URL"],
+        "SUPABASE_ANON_KEY": stack_env["ANON_KEY"],
+        "LIVEPARAMS_USER_TOKEN": owner_jwt,
+    }
+
+
+def stack_names(stack_env: dict[str, str]) -> dict[str, str]:
+    """The variables under the names `supabase status -o env` prints, as `set -a; eval ...` exports them."""
+    return {name: stack_env[name] for name in ("API_URL", "ANON_KEY", "SERVICE_ROLE_KEY", "JWT_SECRET")}

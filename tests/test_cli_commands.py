@@ -1,0 +1,157 @@
+"""``liveparams user`` and ``liveparams job``: a person's way from nothing to a job, as subprocesses against the stack.
+
+The variables are given under the names ``supabase status -o env`` prints (``API_URL``,
+``ANON_KEY``, ...), as ``set -a; eval "$(liveparams stack status -o env)"; set +a`` exports them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cli_helpers import as_owner, liveparams, stack_names
+
+pytestmark = pytest.mark.stack
+
+
+def email() -> str:
+    return f"{uuid.uuid4().hex[:12]}@liveparams.test"
+
+
+def create_user(stack_env: dict[str, str], address: str, *extra: str) -> str:
+    created = liveparams("user", "create", address, *extra, env=stack_names(stack_env))
+    assert created.returncode == 0, created.stderr
+    return created.stdout.strip()
+
+
+def test_user_create_prints_a_token_that_acts_as_that_user(stack_env: dict[str, str]) -> None:
+    address = email()
+    created = liveparams("user", "create", address, env=stack_names(stack_env))
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert "\n" not in token  # the token alone: `export LIVEPARAMS_USER_TOKEN=$(liveparams user create ...)`
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    assert claims["email"] == address and claims["role"] == "authenticated"
+    assert f"created user {claims['sub']} ({address})" in created.stderr
+    assert "password is" in created.stderr  # generated, shown once
+
+    again = liveparams("user", "create", address, env=stack_names(stack_env))
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "Traceback" not in again.stderr
+
+    env = {**stack_names(stack_env), "LIVEPARAMS_USER_TOKEN": token}
+    job_id = liveparams("job", "create", "--name", "mine", env=env).stdout.strip()
+    listed = liveparams("job", "list", "--json", env=env)
+    assert [job["id"] for job in json.loads(listed.stdout)] == [job_id]
+    assert json.loads(listed.stdout)[0]["user_id"] == claims["sub"]
+
+
+def test_user_login_signs_in_again(stack_env: dict[str, str]) -> None:
+    address = email()
+    create_user(stack_env, address, "--password", "a-long-password-1")
+    login = liveparams(
+        "user", "login", address, env={**stack_names(stack_env), "LIVEPARAMS_USER_PASSWORD": "a-long-password-1"}
+    )
+    assert login.returncode == 0, login.stderr
+    assert jwt.decode(login.stdout.strip(), options={"verify_signature": False})["email"] == address
+
+    wrong = liveparams("user", "login", address, "--password", "not-it-at-all", env=stack_names(stack_env))
+    assert wrong.returncode == 1 and "Invalid login credentials" in wrong.stderr
+    assert wrong.stderr.count("\n") == 1
+
+
+def test_job_create_list_show_as_the_owner(
+    stack_env: dict[str, str], job_token: Callable[[str], str], request_update: Callable[..., dict[str, Any]]
+) -> None:
+    address = email()
+    owner = {**stack_names(stack_env), "LIVEPARAMS_USER_TOKEN": create_user(stack_env, address)}
+    created = liveparams("job", "create", "--name", "first run", env=owner)
+    assert created.returncode == 0, created.stderr
+    job_id = created.stdout.strip()
+    uuid.UUID(job_id)
+    assert f"created job {job_id} ('first run', running), owned by {address}" in created.stderr
+
+    listed = liveparams("job", "list", env=owner)
+    assert listed.returncode == 0, listed.stderr
+    assert f"jobs as {address}" in listed.stdout and job_id in listed.stdout and "not yet" in listed.stdout
+
+    shown = liveparams("job", "show", job_id, env=owner)
+    assert shown.returncode == 0, shown.stderr
+    assert "status: running" in shown.stdout
+    assert "trainer: no trainer has attached yet" in shown.stdout
+    assert "nothing changed yet" in shown.stdout
+
+    # A trainer attaches, applies one request, and stops: what `job show` tells afterwards.
+    stored = request_update(owner["LIVEPARAMS_USER_TOKEN"], job_id, {"learning_rate": 5e-4})
+    trainer = {"apikey": stack_env["ANON_KEY"], "Authorization": f"Bearer {job_token(job_id)}"}
+    with httpx.Client(base_url=f"{stack_env['API_URL']}/rest/v1/rpc", headers=trainer) as rpc:
+        rpc.post("/record_trainer_state", json={"p_job_id": job_id, "p_state": "attached"}).raise_for_status()
+        outcome = {"status": "applied", "step": 75, "at": "2026-01-01T00:00:00Z",
+                   "changes": {"learning_rate": {"old": 1e-3, "new": 5e-4}}}  # fmt: skip
+        rpc.post(
+            "/record_parameter_update_outcomes", json={"p_job_id": job_id, "p_outcomes": {stored["id"]: outcome}}
+        ).raise_for_status()
+        rpc.post(
+            "/record_trainer_state", json={"p_job_id": job_id, "p_state": "stopped", "p_step": 992}
+        ).raise_for_status()
+    shown = liveparams("job", "show", job_id, env={**owner, "COLUMNS": "160"})
+    assert "trainer: the trainer detached: stopped at step 992" in shown.stdout
+    assert "in force since step 75: learning_rate=5.00e-04" in shown.stdout
+    assert "learning_rate: 1.00e-03 → 5.00e-04" in shown.stdout
+    as_json = json.loads(liveparams("job", "show", job_id, "--json", env=owner).stdout)
+    assert as_json["job"]["trainer_detach_reason"] == "stopped"
+    assert [(r["id"], r["status"], r["step"]) for r in as_json["requests"]] == [(stored["id"], "applied", 75)]
+
+    stranger = {**stack_names(stack_env), "LIVEPARAMS_USER_TOKEN": create_user(stack_env, email())}
+    assert job_id not in liveparams("job", "list", env=stranger).stdout
+    hidden = liveparams("job", "show", job_id, env=stranger)
+    assert hidden.returncode == 1 and f"training job {job_id} not found" in hidden.stderr
+
+
+def test_job_create_for_an_owner_takes_the_service_key(stack_env: dict[str, str]) -> None:
+    address = email()
+    owner_token = create_user(stack_env, address)
+    service = stack_names(stack_env)
+    created = liveparams("job", "create", "--name", "queued by the platform", "--owner", address.upper(), env=service)
+    assert created.returncode == 0, created.stderr
+    job_id = created.stdout.strip()
+    owners_jobs = liveparams("job", "list", "--json", env={**service, "LIVEPARAMS_USER_TOKEN": owner_token})
+    assert job_id in [job["id"] for job in json.loads(owners_jobs.stdout)]
+    assert "with the service role key (every job)" in liveparams("job", "list", env=service).stdout
+
+    ownerless = liveparams("job", "create", "--name", "nobody's", env=service)
+    assert ownerless.returncode == 1 and "who owns the job?" in ownerless.stderr
+    nobody = liveparams("job", "create", "--name", "x", "--owner", email(), env=service)
+    assert nobody.returncode == 1 and "no user with the email" in nobody.stderr
+    as_user = liveparams("job", "create", "--name", "x", "--owner", address, env=as_owner(stack_env, owner_token))
+    assert as_user.returncode == 1 and "--owner needs a service key" in as_user.stderr
+    bad_status = liveparams("job", "create", "--name", "x", "--status", "done", env=service)
+    assert bad_status.returncode == 1 and "--status must be one of" in bad_status.stderr
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        {"API_URL": "API_URL", "ANON_KEY": "ANON_KEY"},  # supabase status -o env
+        {"API_URL": "SUPABASE_API_URL", "ANON_KEY": "SUPABASE_ANON_KEY"},  # ... | sed 's/^/SUPABASE_/'
+        {"API_URL": "SUPABASE_URL", "ANON_KEY": "NEXT_PUBLIC_SUPABASE_ANON_KEY"},  # an app's .env
+    ],
+)
+def test_every_naming_of_the_variables_works(
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+    new_job: Callable[..., str],
+    names: dict[str, str],
+) -> None:
+    owner_id, owner_jwt = new_user()
+    job_id = new_job(owner_id)
+    env = {names["API_URL"]: stack_env["API_URL"], names["ANON_KEY"]: stack_env["ANON_KEY"]}
+    result = liveparams("set", job_id, "weight_decay=0.01", env={**env, "LIVEPARAMS_USER_TOKEN": owner_jwt})
+    assert result.returncode == 0, result.stderr
+
+    anon_only = liveparams("job", "list", env=env)
+    assert anon_only.returncode == 1 and "the anon key alone sees no job" in anon_only.stderr

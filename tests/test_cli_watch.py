@@ -1,0 +1,108 @@
+"""``liveparams watch`` as a person sees it: in a real (pseudo) terminal of 24 lines, and with bad ids."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cli_helpers import as_owner, clean_environ, liveparams
+
+pytestmark = pytest.mark.stack
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+REQUESTS = 40
+
+
+def run_in_terminal(argv: list[str], env: dict[str, str], rows: int, columns: int, until: str, timeout: float) -> str:
+    """Run ``argv`` on a pseudo terminal of ``rows`` x ``columns``; return what it drew once ``until`` showed up."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    process = subprocess.Popen(argv, env=env, stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    os.close(follower)
+    drawn = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and until.encode() not in drawn:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    drawn += os.read(leader, 65536)
+                except OSError:
+                    break
+        time.sleep(0.5)  # the redraw that follows
+        while select.select([leader], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        process.terminate()
+        process.wait(10)
+        os.close(leader)
+    return ANSI.sub("", drawn.decode(errors="replace"))
+
+
+def last_frame(drawn: str, title: str) -> str:
+    """The last full redraw of the live display: from the last occurrence of its title line."""
+    return drawn[drawn.rindex(title) :]
+
+
+def test_watch_in_a_24_line_terminal_shows_the_newest_requests(
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+    new_job: Callable[..., str],
+    request_update: Callable[..., dict[str, Any]],
+) -> None:
+    owner_id, owner_jwt = new_user()
+    job_id = new_job(owner_id)
+    ids = [request_update(owner_jwt, job_id, {"max_steps": 100 + n})["id"] for n in range(REQUESTS)]
+    env = {**clean_environ(), **as_owner(stack_env, owner_jwt), "TERM": "xterm"}
+    drawn = run_in_terminal(
+        [sys.executable, "-m", "liveparams.cli", "watch", job_id], env, rows=24, columns=120, until="live", timeout=60
+    )
+    frame = last_frame(drawn, f"job {job_id}")
+    assert ids[-1][:8] in frame  # the newest request
+    assert ids[0][:8] not in frame  # the oldest did not fit
+    older = re.search(r"(\d+) older requests not shown", frame)
+    assert older is not None, frame
+    shown = sum(request_id[:8] in frame for request_id in ids)
+    assert int(older.group(1)) + shown == REQUESTS
+    assert len([line for line in frame.splitlines() if line.strip()]) <= 24
+    assert "live" in frame
+
+
+@pytest.mark.parametrize("job_id", ["abc", str(uuid.uuid4())[:8], "3f0c5a4e-9b1d-4c2e-8f00-5a6b7c8d9e0", " "])
+def test_watch_with_a_bad_job_id_is_one_line(stack_env: dict[str, str], job_id: str) -> None:
+    env = {"SUPABASE_URL": stack_env["API_URL"], "SUPABASE_SERVICE_ROLE_KEY": stack_env["SERVICE_ROLE_KEY"]}
+    result = liveparams("watch", job_id, env=env)
+    assert result.returncode == 1
+    assert result.stderr == f"liveparams: error: not a job id: {job_id!r} (a job id is a uuid such as " + (
+        "3f0c5a4e-9b1d-4c2e-8f00-5a6b7c8d9e0f; `liveparams job list` shows them)\n"
+    )
+    assert result.stdout == ""
+
+
+def test_watch_of_a_job_nobody_has_is_one_line_and_no_table(stack_env: dict[str, str]) -> None:
+    env = {"SUPABASE_URL": stack_env["API_URL"], "SUPABASE_SERVICE_ROLE_KEY": stack_env["SERVICE_ROLE_KEY"]}
+    missing = str(uuid.uuid4())
+    for extra in ((), ("--once",), ("--json",)):
+        result = liveparams("watch", missing, *extra, env=env)
+        assert result.returncode == 1
+        expected = f"training job {missing} not found (or not visible with these credentials)"
+        assert result.stderr == f"liveparams: error: {expected}\n"
+        assert result.stdout == ""  # no table border, nothing drawn

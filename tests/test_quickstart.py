@@ -1,0 +1,96 @@
+"""docs/quickstart.md, run as written: its ``bash`` blocks in order, in one shell, from a clean directory.
+
+The blocks are extracted from the page, so the page cannot drift from what works. Only a
+block marked ``<!-- quickstart: not run ... -->`` (the install step: this environment is
+installed) is left out. The stack it starts gets free ports and a private state directory
+through the variables ``liveparams stack up`` reads, so it runs beside the session's stack.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from liveparams_stack.local import free_port
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "docs" / "quickstart.md"
+NOT_RUN = "<!-- quickstart: not run"
+BLOCK = re.compile(r"(<!--[^\n]*-->\n)?```bash\n(.*?)```", re.DOTALL)
+
+pytestmark = pytest.mark.slow
+
+
+def quickstart_blocks(text: str) -> list[str]:
+    """The page's ``bash`` blocks, in order, without those marked as not run."""
+    return [code for marker, code in BLOCK.findall(text) if not marker.startswith(NOT_RUN)]
+
+
+def test_the_blocks_are_the_steps() -> None:
+    blocks = quickstart_blocks(QUICKSTART.read_text(encoding="utf-8"))
+    script = "\n".join(blocks)
+    for step in ("liveparams stack up", "user create", "job create", "liveparams token", "cat > train.py", "set "):
+        assert step in script, f"the quickstart does not run {step!r}"
+    assert script.rstrip().endswith("liveparams stack down")
+    assert "pip install" not in script and "setup.sh" not in script
+
+
+@pytest.fixture
+def clean_dir() -> Iterator[Path]:
+    """An empty directory PostgreSQL's OS user can reach (pytest's tmp_path is private to us)."""
+    root = Path(tempfile.mkdtemp(prefix="liveparams-quickstart-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_quickstart_runs_end_to_end(clean_dir: Path) -> None:
+    tmp_path = clean_dir
+    script = "set -euo pipefail\n" + "\n".join(quickstart_blocks(QUICKSTART.read_text(encoding="utf-8")))
+    shims = tmp_path / "bin"  # `liveparams` and `python` are this checkout's, whatever PATH holds
+    shims.mkdir()
+    for name, argv in (("liveparams", f"{sys.executable} -m liveparams.cli"), ("python", sys.executable)):
+        (shims / name).write_text(f'#!/bin/sh\nexec {argv} "$@"\n')
+        (shims / name).chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    work.chmod(0o755)  # PostgreSQL runs as the `postgres` OS user when the tests run as root
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "NEXT_PUBLIC_", "LIVEPARAMS_"))}
+    env = {
+        **clean,
+        "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
+        "LIVEPARAMS_STACK_API_PORT": str(free_port()),
+        "LIVEPARAMS_STACK_DB_PORT": str(free_port()),
+        "HF_HUB_OFFLINE": "1",
+    }
+    process = subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # the training it starts in the background goes with it
+    )
+    try:
+        output, _ = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        subprocess.run([sys.executable, "-m", "liveparams.cli", "stack", "down"], cwd=work, env=env, check=False)
+    assert process.returncode == 0, output[-4000:]
+    assert "applied at step" in output and "learning_rate: 1.00e-03 → 5.00e-04" in output, output[-4000:]
+    assert "stop done" in output
+    assert "✅ Applied learning rate update: 1.00e-03 → 5.00e-04" in output  # grep of the training log
+    assert "the trainer detached: stopped at step" in output
+    assert "in force since step" in output and "learning_rate=5.00e-04" in output
+    assert "Stopped the liveparams local stack" in output
+    assert not (work / ".stack").exists()
