@@ -26,10 +26,10 @@ from rich.console import Console, Group
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from liveparams.credentials import CredentialAdmin
 from liveparams.demo.plot import Marker, plot_run
 from liveparams.demo.scenario import ScriptedUser, default_actions
 from liveparams.jobs import ClientConfig, RequestView, connect, create_job
-from liveparams.tokens import mint_job_token
 from liveparams.view import live, params_text, requests_table
 from liveparams_stack import LocalStack
 
@@ -145,13 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     with stack:
         owner_id, owner_jwt, job_id = _create_owner_and_job(stack)
         env = stack.env()
+        # What a backend does (`liveparams credential issue`): a trainer session for this one job.
+        credential = CredentialAdmin(env["API_URL"], env["SERVICE_ROLE_KEY"]).issue(job_id)
         os.environ.update(
             JOB_ID=job_id,
             SUPABASE_URL=env["API_URL"],
             SUPABASE_ANON_KEY=env["ANON_KEY"],
-            LIVEPARAMS_TOKEN=mint_job_token(job_id, env["JWT_SECRET"]),
+            LIVEPARAMS_REFRESH_TOKEN=credential.refresh_token,
+            LIVEPARAMS_SESSION_FILE=str(Path(state_root) / "trainer-session.json"),
         )
-        console.print(f"job {job_id} (owner {owner_id[:8]}…); the trainer holds a job-scoped token only")
+        console.print(f"job {job_id} (owner {owner_id[:8]}…); the trainer holds a session for this job only")
 
         view = LiveView(args.steps)
         recorder = _recorder(view, args.step_delay)
