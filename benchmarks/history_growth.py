@@ -193,7 +193,7 @@ def one_request(db: Any, job: Job, i: int) -> None:
                              "changes": {"learning_rate": {"old": 1e-4, "new": stored["learning_rate"]}}}}  # fmt: skip
     _, outcome_ms = timed_sql(
         db,
-        {"role": "authenticated", "job_id": job.job_id},
+        {"role": "authenticated", "job_id": job.job_id, "iss": "liveparams", "iat": int(time.time())},  # a job token
         "select public.record_parameter_update_outcomes(%s, %s::jsonb)",
         (job.job_id, json.dumps(outcome)),
     )
