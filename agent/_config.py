@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from liveparams.agent._environment import (
+from liveparams.agent._exceptions import ConfigError
+from liveparams.agent._requests import MAX_REQUEST_BYTES
+from liveparams.environment import (
     PUBLIC_KEY_VARS,
     TRAINER_KEY_VARS,
     TRAINER_TOKEN_VAR,
@@ -17,8 +19,6 @@ from liveparams.agent._environment import (
     first_set,
     key_role,
 )
-from liveparams.agent._exceptions import ConfigError
-from liveparams.agent._requests import MAX_REQUEST_BYTES
 
 __all__ = ["AgentConfig", "job_topic"]
 
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_REQUESTS_TABLE = "parameter_update_requests"
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 
-# The lookup order is the one the CLI uses too (_environment.py).
+# The lookup order is the one the CLI uses too (liveparams.environment).
 _URL_VARS = URL_VARS
 _KEY_VARS = TRAINER_KEY_VARS
 _API_KEY_VARS = PUBLIC_KEY_VARS
@@ -49,7 +49,7 @@ class AgentConfig:
     Environment variables read by :meth:`AgentConfig.from_env` (the field each one sets is in brackets):
 
     - ``JOB_ID`` [job_id]: the training job's row id (a UUID). Without it the agent is disabled.
-    - ``SUPABASE_URL`` or ``API_URL`` (and the other names of ``_environment.URL_VARS``) [url]: the
+    - ``SUPABASE_URL`` or ``API_URL`` (and the other names of ``liveparams.environment.URL_VARS``) [url]: the
       project URL, e.g. ``https://<ref>.supabase.co``.
     - ``LIVEPARAMS_TOKEN``, else a service key (``SUPABASE_SERVICE_ROLE_KEY``, ``SERVICE_ROLE_KEY``, ...),
       else ``SUPABASE_KEY`` [key]: a job-scoped token (preferred: it can only read this job and record

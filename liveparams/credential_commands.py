@@ -12,8 +12,8 @@ import json
 import os
 import sys
 
-from liveparams.agent._environment import JWT_SECRET_VARS, SERVICE_KEY_VARS, URL_VARS, first_set
 from liveparams.credentials import CredentialAdmin, CredentialError, TrainerCredential
+from liveparams.environment import JWT_SECRET_VARS, SERVICE_KEY_VARS, URL_VARS, first_set
 from liveparams.tokens import DEFAULT_TTL_SECONDS, mint_job_token, parse_ttl
 
 __all__ = ["add_credential_commands"]

@@ -29,7 +29,9 @@ from supabase import AsyncClient
 from liveparams.agent import AgentConfig
 from liveparams.agent._client import create_client
 from liveparams.agent._client_logs import quiet_client_logs
-from liveparams.agent._environment import (
+from liveparams.agent._requests import decode_params
+from liveparams.contract import METADATA_KEYS, format_value
+from liveparams.environment import (
     PUBLIC_KEY_VARS,
     SERVICE_KEY_VARS,
     URL_VARS,
@@ -38,8 +40,6 @@ from liveparams.agent._environment import (
     key_role,
     unverified_claims,
 )
-from liveparams.agent._requests import decode_params
-from liveparams.contract import METADATA_KEYS, format_value
 
 TABLE = "local_training_jobs"
 REQUESTS = "parameter_update_requests"
@@ -96,7 +96,7 @@ class ClientConfig:
         access_token: str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> ClientConfig:
-        """Fill what was not given from the environment (the names and order of ``agent/_environment.py``).
+        """Fill what was not given from the environment (the names and order of ``liveparams/environment.py``).
 
         A signed-in user's token (``LIVEPARAMS_USER_TOKEN``) wins over a service key: with it the
         server checks what the owner may do, as a UI's requests are checked. Without one, a service

@@ -15,7 +15,7 @@ import os
 import secrets
 import sys
 
-from liveparams.agent._environment import PUBLIC_KEY_VARS, SERVICE_KEY_VARS, URL_VARS, first_set
+from liveparams.environment import PUBLIC_KEY_VARS, SERVICE_KEY_VARS, URL_VARS, first_set
 from liveparams.jobs import JobError, check_url
 from liveparams.users import create_user, sign_in
 
