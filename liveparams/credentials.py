@@ -161,4 +161,4 @@ def _check_uuid(value: str, what: str) -> None:
     try:
         uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
-        raise ValueError(f"the {what} must be a uuid, got {value!r}") from None
+        raise CredentialError(f"the {what} must be a uuid, got {value!r}") from None

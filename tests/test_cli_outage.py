@@ -179,7 +179,7 @@ def test_an_outage_is_one_warning_and_one_recovered_line(
     config = AgentConfig(
         job_id=job_id,
         url=private_stack.api_url,
-        key=mint_job_token(job_id, JWT_SECRET, 600),
+        key=mint_job_token(job_id, JWT_SECRET, 2 * 86_400),  # over a day: no short-lived-token warning
         poll_interval=0.5,
         probe_interval=1.0,
         probe_timeout=1.0,

@@ -37,7 +37,7 @@ def quickstart_blocks(text: str) -> list[str]:
 def test_the_blocks_are_the_steps() -> None:
     blocks = quickstart_blocks(QUICKSTART.read_text(encoding="utf-8"))
     script = "\n".join(blocks)
-    for step in ("liveparams stack up", "user create", "job create", "liveparams token", "cat > train.py", "set "):
+    for step in ("liveparams stack up", "user create", "job create", "credential issue", "cat > train.py", "set "):
         assert step in script, f"the quickstart does not run {step!r}"
     assert script.rstrip().endswith("liveparams stack down")
     assert "pip install" not in script and "setup.sh" not in script
