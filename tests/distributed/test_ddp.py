@@ -8,7 +8,6 @@ a collective half-entered.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,14 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from liveparams_stack.local import free_port
+
 SCRIPT = Path(__file__).with_name("ddp_run.py")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_ranks(model_dir: str, out: Path, mode: str) -> tuple[dict, dict]:

@@ -53,6 +53,13 @@ def _as_ref(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _parse_json(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise FrameError(f"invalid JSON: {exc}") from exc
+
+
 def _checked(topic: Any, event: Any, payload: Any, ref: Any, join_ref: Any) -> Message:
     if not isinstance(topic, str) or not isinstance(event, str):
         raise FrameError("topic and event must be strings")
@@ -67,10 +74,7 @@ class V1Serializer:
     """``Phoenix.Socket.V1.JSONSerializer``: objects, no ``join_ref`` on output."""
 
     def decode_text(self, data: str) -> Message:
-        try:
-            obj = json.loads(data)
-        except ValueError as exc:
-            raise FrameError(f"invalid JSON: {exc}") from exc
+        obj = _parse_json(data)
         if not isinstance(obj, dict):
             raise FrameError("a vsn 1.0.0 frame must be a JSON object")
         return _checked(obj.get("topic"), obj.get("event"), obj.get("payload"), obj.get("ref"), obj.get("join_ref"))
@@ -86,10 +90,7 @@ class V2Serializer:
     """``RealtimeWeb.Socket.V2Serializer``: arrays, and binary user broadcasts."""
 
     def decode_text(self, data: str) -> Message:
-        try:
-            arr = json.loads(data)
-        except ValueError as exc:
-            raise FrameError(f"invalid JSON: {exc}") from exc
+        arr = _parse_json(data)
         if not isinstance(arr, list) or len(arr) != 5:
             raise FrameError("a vsn 2.0.0 frame must be [join_ref, ref, topic, event, payload]")
         join_ref, ref, topic, event, payload = arr
