@@ -487,7 +487,7 @@ def main() -> int:
                 JOB_ID=jobs["liveparams"],
                 SUPABASE_URL=stack.api_url,
                 SUPABASE_ANON_KEY=ANON_KEY,
-                LIVEPARAMS_TOKEN=mint_job_token(jobs["liveparams"], JWT_SECRET, ttl_seconds=3600),
+                LIVEPARAMS_TOKEN=mint_job_token(jobs["liveparams"], JWT_SECRET),
             )
             push = run_design(bench, "liveparams", jobs["liveparams"], RuntimeParameterCallback.from_env)
 
