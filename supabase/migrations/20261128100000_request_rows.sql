@@ -301,7 +301,9 @@ $$;
 
 alter table public.local_training_jobs drop column if exists parameter_update_outcomes;
 
--- The seed's writers: what they append is moved, and the array stays empty.
+-- The seed's writers: what they append is moved, and the array stays empty. An element that
+-- is SQL NULL (a JSON null in a PostgREST write) is kept as a JSON null request, which the agent
+-- rejects with a reason, instead of failing the writer's whole update.
 create or replace function public.liveparams_move_legacy_appends()
 returns trigger
 language plpgsql
@@ -314,7 +316,9 @@ begin
       update public.local_training_jobs set parameter_updates = new.parameter_updates where id = new.id;
       return null;
     end if;
-    perform public.liveparams_move_entries(new.id, new.parameter_updates, null);
+    perform public.liveparams_move_entries(
+      new.id, array(select coalesce(e, 'null'::jsonb) from unnest(new.parameter_updates) with ordinality u (e, i)
+                    order by i), null);
     new.parameter_updates := '{}';
     new.last_parameter_update_at := now();
   end if;
@@ -460,6 +464,19 @@ as $$
     'id', p_row.id, 'seq', p_row.seq, 'requested_at', p_row.requested_at, 'requested_by', p_row.requested_by)
 $$;
 
+-- The job the caller may act on as its trainer, or NULL: here a job token's `job_id` claim
+-- (20261128140000_trainer_credentials.sql redefines it for trainer sessions and revocation).
+-- The RPCs below ask this one function, so a change of what a trainer is changes nothing else.
+create or replace function public.liveparams_trainer_job_id()
+returns uuid
+language sql
+stable
+set search_path = ''
+as $$
+  select case when auth.jwt() ->> 'job_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+              then (auth.jwt() ->> 'job_id')::uuid end
+$$;
+
 -- Records outcomes reported by the trainer: {"<request id>": {status, step, at, changes|reason|superseded_by}}.
 -- The first outcome recorded for a request wins, so retries and replays are harmless. Returns only
 -- what this call stored ({"recorded": [ids]}), never the history. Applied changes update the job
@@ -484,9 +501,9 @@ begin
   if p_outcomes is null or jsonb_typeof(p_outcomes) <> 'object' then
     raise exception 'outcomes must be a JSON object keyed by request id' using errcode = '22023';
   end if;
-  if not v_is_service and coalesce(auth.jwt() ->> 'job_id', '') <> p_job_id::text then
-    raise exception 'this token may not record outcomes for training job %', p_job_id
-      using errcode = '42501';
+  if not v_is_service and public.liveparams_trainer_job_id() is distinct from p_job_id then
+    raise exception 'this token may not record outcomes for training job % (not its trainer credential, or revoked)',
+      p_job_id using errcode = '42501';
   end if;
   perform 1 from public.local_training_jobs where id = p_job_id for update;
   if not found then
@@ -582,8 +599,9 @@ as $$
 declare
   v_is_service boolean := coalesce(auth.role(), '') = 'service_role';
 begin
-  if not v_is_service and coalesce(auth.jwt() ->> 'job_id', '') <> p_job_id::text then
-    raise exception 'this token may not report the trainer of training job %', p_job_id using errcode = '42501';
+  if not v_is_service and public.liveparams_trainer_job_id() is distinct from p_job_id then
+    raise exception 'this token may not report the trainer of training job % (not its trainer credential, or revoked)',
+      p_job_id using errcode = '42501';
   end if;
   if p_state is null or p_state not in ('attached', 'alive', 'completed', 'stopped', 'crashed', 'closed') then
     raise exception 'trainer state must be attached, alive, completed, stopped, crashed or closed, got %', p_state
@@ -628,6 +646,7 @@ revoke all on function public.liveparams_move_legacy_appends() from public, anon
 revoke all on function public.liveparams_request_json(public.parameter_update_requests) from public, anon, authenticated;
 revoke all on function public.liveparams_adopt_job(uuid, uuid) from public, anon, authenticated;
 revoke all on function public.request_parameter_update(uuid, jsonb, uuid) from public, anon;
+revoke all on function public.liveparams_trainer_job_id() from public;
 revoke all on function public.record_parameter_update_outcomes(uuid, jsonb) from public, anon;
 revoke all on function public.read_parameter_update_requests(uuid, bigint, integer, integer) from public, anon;
 revoke all on function public.record_trainer_state(uuid, text, integer) from public, anon;
@@ -635,6 +654,7 @@ grant execute on function public.liveparams_canonical_json(jsonb) to service_rol
 grant execute on function public.liveparams_legacy_request_id(jsonb) to service_role;
 grant execute on function public.liveparams_adopt_job(uuid, uuid) to service_role;
 grant execute on function public.request_parameter_update(uuid, jsonb, uuid) to authenticated, service_role;
+grant execute on function public.liveparams_trainer_job_id() to anon, authenticated, service_role;
 grant execute on function public.record_parameter_update_outcomes(uuid, jsonb) to authenticated, service_role;
 grant execute on function public.read_parameter_update_requests(uuid, bigint, integer, integer) to authenticated, service_role;
 grant execute on function public.record_trainer_state(uuid, text, integer) to authenticated, service_role;
