@@ -98,7 +98,8 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
         "watch",
         help="a live table of a job's requests and their outcomes",
         description="Show the job's requests and outcomes, updated over Supabase Realtime; the newest rows "
-        "when they do not all fit. A lost connection shows as 'disconnected, retrying' until it is back.",
+        "when they do not all fit. The status line says 'live' once changes are followed, and a lost "
+        "connection shows as 'disconnected, retrying' until it is back.",
     )
     watch_parser.add_argument("job_id", help="the job's uuid")
     watch_parser.add_argument("--once", action="store_true", help="print the current table and exit")
@@ -176,7 +177,7 @@ async def _watch(config: ClientConfig, job_id: str, once: bool, as_json: bool) -
 
 
 async def _watch_json(config: ClientConfig, job_id: str) -> int:
-    """A JSON line per request whenever its status changes; connection changes go to stderr."""
+    """A JSON line per request whenever its status changes; ``live`` and connection changes go to stderr."""
     seen: dict[str, str] = {}
 
     def on_view(job: JobView) -> None:
@@ -188,10 +189,10 @@ async def _watch_json(config: ClientConfig, job_id: str) -> int:
     outage = [False]
 
     def on_connection(lost: str | None) -> None:
-        if lost is not None and not outage[0]:
+        if lost is None:
+            print("liveparams: connected again" if outage[0] else "liveparams: live", file=sys.stderr, flush=True)
+        elif not outage[0]:
             print(f"liveparams: disconnected, retrying ({lost})", file=sys.stderr, flush=True)
-        elif lost is None and outage[0]:
-            print("liveparams: connected again", file=sys.stderr, flush=True)
         outage[0] = lost is not None
 
     await follow_job(config, job_id, on_view, on_connection, asyncio.Event())
@@ -201,14 +202,16 @@ async def _watch_json(config: ClientConfig, job_id: str) -> int:
 async def _watch_table(config: ClientConfig, job_id: str) -> int:
     """The live table: the newest requests that fit, under the job's line and the connection's state."""
     console = Console()
-    state: dict[str, Any] = {"job": None, "lost": None}
+    state: dict[str, Any] = {"job": None, "lost": None, "live": False}
 
     def render() -> Group:
         job = state["job"]
         if state["lost"] is not None:
             status = Text(f"disconnected, retrying ({state['lost']})", style="bold red")
-        else:
+        elif state["live"]:
             status = Text("live", style="green")
+        else:  # drawn from a first read; changes are not followed until the subscription is confirmed
+            status = Text("connecting", style="yellow")
         if job is None:
             return Group(status)
         table = newest_that_fit(summarize(job), job_title(job_id, job.job), console, reserved=2)
@@ -225,7 +228,7 @@ async def _watch_table(config: ClientConfig, job_id: str) -> int:
             display.update(render(), refresh=True)
 
     def on_connection(lost: str | None) -> None:
-        state["lost"] = lost
+        state["lost"], state["live"] = lost, lost is None
         if display is not None:
             display.update(render(), refresh=True)
 

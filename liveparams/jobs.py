@@ -269,6 +269,7 @@ async def watch_job(
     on_view: Callable[[JobView], None],
     stop: asyncio.Event,
     until_lost: bool = False,
+    on_subscribed: Callable[[], None] | None = None,
 ) -> None:
     """Call ``on_view`` with the job now and after every change, until ``stop`` is set.
 
@@ -277,6 +278,8 @@ async def watch_job(
     after the subscription is confirmed, so a change made while subscribing is not missed.
     With ``until_lost``, a channel that errors or closes after it was subscribed raises
     `Unreachable` instead of being left to the client's own reconnection (:func:`follow_job`).
+    ``on_subscribed`` is called once the subscription is confirmed and the job re-read: only
+    from then on is no change missed, which is what `watch` calls "live".
     """
     ready, lost = asyncio.Event(), asyncio.Event()
     view = JobView(job={})
@@ -324,6 +327,8 @@ async def watch_job(
     except asyncio.TimeoutError as exc:
         raise Unreachable("could not subscribe to the job's changes over Realtime") from exc
     await reread()
+    if on_subscribed is not None:
+        on_subscribed()
     ended = [asyncio.ensure_future(stop.wait())] + ([asyncio.ensure_future(lost.wait())] if until_lost else [])
     try:
         await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
@@ -344,23 +349,22 @@ async def follow_job(
 ) -> None:
     """:func:`watch_job` that outlives outages: a fresh client after each loss, with backoff, until ``stop``.
 
-    ``on_connection`` gets the reason when the connection is lost (``disconnected, retrying``)
-    and ``None`` once it is live again. A failure before the first connection raises, so a bad
-    job id or an unreachable URL is one error, not an endless retry.
+    ``on_connection`` gets ``None`` once the subscription is confirmed (live, first and again
+    after each outage) and the reason when the connection is lost (``disconnected, retrying``).
+    A failure before the first connection raises, so a bad job id or an unreachable URL is one
+    error, not an endless retry.
     """
     live_once, failures = False, 0
 
-    def on_live(view: JobView) -> None:
+    def on_live() -> None:
         nonlocal live_once, failures
-        if failures or not live_once:
-            live_once, failures = True, 0
-            on_connection(None)
-        on_view(view)
+        live_once, failures = True, 0
+        on_connection(None)
 
     while not stop.is_set():
         try:
             async with connect(config) as client:
-                await watch_job(client, job_id, on_live, stop, until_lost=True)
+                await watch_job(client, job_id, on_view, stop, until_lost=True, on_subscribed=on_live)
             return
         except Unreachable as exc:
             if not live_once:

@@ -112,9 +112,10 @@ def test_watch_says_disconnected_then_connected_again(private_stack: LocalStack,
     )
     try:
         assert watcher.stderr is not None
-        time.sleep(3)  # subscribed by now (nothing to print: the job has no request yet)
+        lines = read_lines_until(watcher.stderr, "liveparams: live", timeout=30)  # subscribed
+        assert lines and "liveparams: live" in lines[-1], lines
         take_the_api_down(private_stack, OUTAGE_S)
-        lines = read_lines_until(watcher.stderr, "connected again", timeout=40)
+        lines += read_lines_until(watcher.stderr, "connected again", timeout=40)
     finally:
         watcher.terminate()
         _, rest = watcher.communicate(timeout=10)
@@ -127,7 +128,7 @@ def test_watch_says_disconnected_then_connected_again(private_stack: LocalStack,
 def test_the_watch_table_shows_the_outage_and_the_recovery(
     private_stack: LocalStack, owned_job: tuple[str, str]
 ) -> None:
-    """The live table (on a pseudo terminal): `live`, then `disconnected, retrying`, then `live` again."""
+    """The live table (on a pseudo terminal): `connecting`, `live`, `disconnected, retrying`, then `live` again."""
     job_id, owner_jwt = owned_job
     env = {**clean_environ(), **as_owner(private_stack.env(), owner_jwt), "TERM": "xterm", "COLUMNS": "120"}
     leader, follower = pty.openpty()
@@ -144,6 +145,7 @@ def test_the_watch_table_shows_the_outage_and_the_recovery(
     reader.start()
     try:
         assert _wait_for(lambda: LIVE.search(_text(drawn)) is not None, 30)
+        assert "connecting" in _text(drawn)  # drawn from the first read, before the subscription is confirmed
         take_the_api_down(private_stack, OUTAGE_S)
         assert _wait_for(lambda: "disconnected, retrying" in _text(drawn), 5)
         after = _text(drawn).rindex("disconnected, retrying")
