@@ -15,7 +15,7 @@ import typing
 from liveparams import _lazy
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._exceptions import AgentClosedError, AgentError, ConfigError, RestError, SubscriptionError
-from liveparams.agent._requests import request_identity
+from liveparams.agent._requests import decode_params, request_identity
 
 if typing.TYPE_CHECKING:
     from liveparams.agent._agent import AgentStatus, UpdateAgent
@@ -38,5 +38,6 @@ __all__ = [
     "RestError",
     "SubscriptionError",
     "UpdateAgent",
+    "decode_params",
     "request_identity",
 ]

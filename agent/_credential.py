@@ -85,6 +85,7 @@ class Credential:
         self._session: Session | None = None
         self._received_at = 0.0  # monotonic time the current access token arrived
         self._lock = asyncio.Lock()
+        self._exchanging: asyncio.Future[Session] | None = None  # the refresh in flight, see settle()
         self._listeners: list[TokenListener] = []
         self._file = Path(config.session_file) if config.session_file else default_session_file(config.job_id)
         self._origin = hashlib.sha256((config.refresh_token or "").encode()).hexdigest()
@@ -150,8 +151,11 @@ class Credential:
         async with self._lock:
             if self._session is not None and self._session.access_token != stale:
                 return True
+            # Shielded: once sent, the server may already have spent the old refresh token, so the
+            # answer must reach the session file even if the caller is cancelled (see settle()).
+            self._exchanging = asyncio.ensure_future(self._exchange_and_keep(self._refresh_token()))
             try:
-                session = await self._exchange(self._refresh_token())
+                session = await asyncio.shield(self._exchanging)
             except AuthApiError as exc:
                 if exc.code in REVOKED_CODES:
                     self._revoke(exc)
@@ -161,8 +165,6 @@ class Credential:
             except AuthError as exc:  # AuthRetryableError: the network, 5xx
                 logger.warning("Refreshing the trainer session failed (%s); retrying", self.redact(exc.message))
                 return False
-            self._session, self._received_at = session, time.monotonic()
-            self._save(session.refresh_token)
         logger.debug("Trainer session refreshed; next refresh in %.0fs", self.refresh_due_in())
         for listener in list(self._listeners):
             try:
@@ -191,7 +193,27 @@ class Credential:
                 failures += 1
                 await asyncio.sleep(backoff_delay(failures, RETRY_INITIAL_S, RETRY_MAX_S))
 
+    async def settle(self, timeout: float) -> None:
+        """Let a refresh in flight finish (at most ``timeout``), so that close() keeps its answer.
+
+        Closing cancels the refresh loop; a refresh token sent just before is spent server-side,
+        and a restarted trainer could only resume from the new one the answer carries.
+        """
+        exchanging = self._exchanging
+        if exchanging is not None and not exchanging.done():
+            await asyncio.wait({exchanging}, timeout=max(timeout, 0.0))
+            if exchanging.done() and not exchanging.cancelled() and exchanging.exception() is not None:
+                logger.debug(
+                    "The last refresh of the trainer session failed: %s", self.redact(repr(exchanging.exception()))
+                )
+
     # -- the refresh token --------------------------------------------------------------------
+
+    async def _exchange_and_keep(self, refresh_token: str) -> Session:
+        session = await self._exchange(refresh_token)
+        self._session, self._received_at = session, time.monotonic()
+        self._save(session.refresh_token)
+        return session
 
     async def _exchange(self, refresh_token: str) -> Session:
         async with httpx.AsyncClient(timeout=REFRESH_TIMEOUT_S) as http:

@@ -17,7 +17,7 @@ import httpx
 from postgrest.exceptions import APIError
 from supabase import AsyncClient
 
-from liveparams.agent._client import create_client
+from liveparams._supabase import create_client
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError

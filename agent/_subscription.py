@@ -36,9 +36,8 @@ from realtime.types import (
 )
 from supabase import AsyncClient
 
+from liveparams._supabase import create_client, quiet_client_logs
 from liveparams.agent import _realtime_internals as internals
-from liveparams.agent._client import create_client
-from liveparams.agent._client_logs import quiet_client_logs
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError, SubscriptionError

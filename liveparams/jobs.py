@@ -26,10 +26,8 @@ from postgrest.exceptions import APIError
 from realtime import RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 from supabase import AsyncClient
 
-from liveparams.agent import AgentConfig
-from liveparams.agent._client import create_client
-from liveparams.agent._client_logs import quiet_client_logs
-from liveparams.agent._requests import decode_params
+from liveparams._supabase import create_client, quiet_client_logs
+from liveparams.agent import AgentConfig, decode_params
 from liveparams.contract import METADATA_KEYS, format_value
 from liveparams.environment import (
     PUBLIC_KEY_VARS,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -82,6 +83,30 @@ def test_the_session_file_continues_only_the_credential_it_came_from(tmp_path: P
     assert reissued._refresh_token() == "a-newly-issued-credential"  # not the old credential's token
     other_job = Credential(session_config(tmp_path, job_id="0b7e8f3c-1d2e-4f5a-8b9c-0d1e2f3a4b5c"))
     assert other_job._refresh_token() == REFRESH
+
+
+def test_a_refresh_cut_short_by_close_still_keeps_the_new_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing cancels the refresh loop mid-exchange; the server has spent the old token by then,
+    so the answer must still reach the session file, or a restarted trainer finds its session revoked."""
+    credential = Credential(session_config(tmp_path))
+
+    async def slow_exchange(refresh_token: str) -> Session:
+        await asyncio.sleep(0.2)  # the request is out; the answer is on its way
+        return Session.model_construct(access_token="a2", refresh_token="rotated-2", expires_in=3600)
+
+    monkeypatch.setattr(credential, "_exchange", slow_exchange)
+
+    async def close_during_a_refresh() -> None:
+        loop = asyncio.create_task(credential.run())
+        await asyncio.sleep(0.05)
+        loop.cancel()
+        await credential.settle(2.0)
+
+    asyncio.run(close_during_a_refresh())
+    assert json.loads((tmp_path / "session.json").read_text())["refresh_token"] == "rotated-2"
+    assert Credential(session_config(tmp_path))._refresh_token() == "rotated-2"
 
 
 def test_an_unwritable_session_file_is_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

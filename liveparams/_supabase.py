@@ -1,0 +1,87 @@
+"""The official ``supabase`` async client, built and quieted one way for the agent and the CLI.
+
+**Building it** (:func:`create_client`). REST (``liveparams.agent``'s ``_rest``), each Realtime
+subscription (its ``_subscription``) and the user's side (``liveparams.jobs``) make their own
+client and must authenticate the same way:
+
+- ``api_key`` is the ``apikey`` the API gateway checks (a project key; on the local stack any
+  project-signed JWT, so a job token alone works as both).
+- ``bearer``, when given and different, is the ``Authorization`` bearer for REST and the
+  ``access_token`` Realtime authorises channels with, so RLS sees it: a job token with the
+  project's anon key, or a signed-in user's access token.
+
+**Its log lines** (:func:`quiet_client_logs`). While a server is down the Realtime client logs
+``ERROR Connection attempt failed`` and ``ERROR Connection failed permanently after 1 attempts``
+on every reconnection attempt (every 1-2 s with the agent's rebuilds), which people read as
+fatal. The agent and ``liveparams watch`` already say it once per outage (``Realtime push is
+down``, ``disconnected, retrying``) and once when it is back. So the client's records are
+demoted to DEBUG: they still show when someone debugs the ``realtime`` logger, and never otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+from supabase.types import RealtimeClientOptions
+
+__all__ = ["create_client", "quiet_client_logs"]
+
+CLIENT_LOGGER = "realtime"
+
+
+async def create_client(
+    url: str,
+    api_key: str,
+    bearer: str | None = None,
+    *,
+    schema: str = "public",
+    realtime: RealtimeClientOptions | None = None,
+    http_client: httpx.AsyncClient | None = None,
+) -> AsyncClient:
+    """A client for the project at ``url``; no network is touched until it is used.
+
+    ``http_client`` carries REST calls (the caller closes it). Retries are the caller's:
+    the client's own would not respect the agent's shutdown deadline.
+    """
+    options = AsyncClientOptions(
+        schema=schema,
+        headers={"Authorization": f"Bearer {bearer}"} if bearer else {},
+        auto_refresh_token=False,
+        persist_session=False,
+        postgrest_client_retry=False,
+        realtime=realtime,
+        httpx_client=http_client,
+    )
+    client = await acreate_client(url, api_key, options)
+    if bearer and bearer != api_key:
+        await client.realtime.set_auth(bearer)  # no channel yet: only sets the join's access_token
+    return client
+
+
+class _DemoteToDebug(logging.Filter):
+    """Rewrites a record to DEBUG, and lets it through only where DEBUG is enabled for its logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG:
+            record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_FILTER = _DemoteToDebug()
+
+
+def quiet_client_logs() -> None:
+    """Install the demotion on every logger of the client (idempotent; call once its modules are imported).
+
+    A filter on a logger only sees records logged on that very logger, not its children's,
+    so it goes on each of the client's module loggers.
+    """
+    import realtime  # noqa: F401  (its modules create their loggers on import)
+
+    names = [name for name in logging.root.manager.loggerDict if name.split(".")[0] == CLIENT_LOGGER]
+    for name in names:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
