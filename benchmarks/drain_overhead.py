@@ -55,17 +55,18 @@ BROADCASTS = 2_000
 class EmptySource:
     """An UpdateSource with nothing ever queued: the steady state of a run nobody is touching."""
 
-    def start(self, replay_after_step: int | None = None) -> None: ...
-
-    def wait_ready(self, timeout: float | None = None) -> bool:
-        return True
-
-    def close(self, timeout: float | None = None) -> None: ...
+    job_id = "benchmark"
 
     def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
         return []
 
     def report(self, outcomes: Iterable[UpdateOutcome]) -> None: ...
+    def start(self, replay_after_step: int | None = None) -> None: ...
+    def wait_initial_read(self, timeout: float | None = None) -> bool:
+        return True
+
+    def record_end(self, reason: str, step: int | None = None) -> None: ...
+    def close(self, timeout: float | None = None) -> None: ...
 
 
 def hook_cost_us(callbacks: list[Any], args: TrainingArguments) -> float:

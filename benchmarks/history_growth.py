@@ -130,10 +130,17 @@ class Job:
     gil: float = 0.0
 
 
+NEW_JOB = "insert into public.local_training_jobs (status) values ('running') returning id"
+
+
+def scalar(db: Any, statement: str, args: tuple[Any, ...] = ()) -> Any:
+    """The first column of the one row ``statement`` returns."""
+    return db.execute(statement, args).fetchone()[0]
+
+
 def create_job(db: Any, size: int, env: dict[str, str], port: int) -> Job:
     """A running job with ``size`` decided requests already on it, and its agent (not started)."""
-    row = db.execute("insert into public.local_training_jobs (status) values ('running') returning id").fetchone()
-    job_id = str(row[0])
+    job_id = str(scalar(db, NEW_JOB))
     db.execute(
         """
         insert into public.parameter_update_requests
@@ -249,8 +256,7 @@ def flood(total: int, seconds: float, step_time: float) -> None:
     import psycopg
 
     with stack_env() as env, psycopg.connect(env["DB_URL"], autocommit=True) as db:
-        row = db.execute("insert into public.local_training_jobs (status) values ('running') returning id").fetchone()
-        job_id = str(row[0])
+        job_id = str(scalar(db, NEW_JOB))
         agent = UpdateAgent(
             AgentConfig(job_id=job_id, url=env["API_URL"], key=mint_job_token(job_id, env["JWT_SECRET"]))
         )
@@ -282,14 +288,18 @@ def flood(total: int, seconds: float, step_time: float) -> None:
         pending = 1
         while pending and time.monotonic() < deadline:
             time.sleep(0.2)
-            pending = db.execute(
-                "select count(*) from public.parameter_update_requests where job_id = %s and status is null", (job_id,)
-            ).fetchone()[0]
+            pending = scalar(
+                db,
+                "select count(*) from public.parameter_update_requests where job_id = %s and status is null",
+                (job_id,),
+            )
         trainer.stop()
         agent.close()
-        in_force = db.execute(
-            "select parameters_in_force ->> 'learning_rate' from public.local_training_jobs where id = %s", (job_id,)
-        ).fetchone()[0]
+        in_force = scalar(
+            db,
+            "select parameters_in_force ->> 'learning_rate' from public.local_training_jobs where id = %s",
+            (job_id,),
+        )
         db.execute("delete from public.local_training_jobs where id = %s", (job_id,))
     print(
         f"flood: {total:,} requests sent in {sent_in:.1f} s to one job; training-like steps of {step_time * 1e3:g} ms"
@@ -352,7 +362,8 @@ def main() -> None:
             if not job.agent.wait_ready(60):
                 raise SystemExit(f"the agent of the job with {job.size} earlier requests did not subscribe")
             one_request(db, job, 0)  # warm-up, not counted
-            job.to_queue.clear(), job.request_rpc.clear(), job.outcome_rpc.clear()
+            for samples in (job.to_queue, job.request_rpc, job.outcome_rpc):
+                samples.clear()
         probe = GilProbe()
         for turn in range(0, args.requests, args.block):
             for job in jobs:

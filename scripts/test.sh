@@ -9,4 +9,5 @@ export PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH" HF_HUB_OFFLINE=1 TOKEN
 ruff check .
 ruff format --check .
 mypy
+mypy benchmarks  # scripts, not a package: checked on their own
 python -m pytest "$@"

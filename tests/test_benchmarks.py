@@ -17,6 +17,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SMALLEST = {
     "agent_latency.py": ["--frames", "200", "--commits", "5", "--spacing", "0.01"],
     "drain_overhead.py": ["--quick"],
+    "gpu_check.py": ["--quick"],
     "history_growth.py": ["--requests", "2", "--block", "1"],
     "push_vs_polling.py": ["--steps", "60", "--step-time", "0.01"],
     "realtime_latency.py": ["--calls", "3", "--cadences", "fast,100", "--max-gap-ms", "10"],
