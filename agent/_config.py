@@ -17,6 +17,7 @@ from liveparams.environment import (
     TRAINER_TOKEN_VAR,
     URL_VARS,
     first_set,
+    is_header_safe,
     key_role,
 )
 
@@ -161,6 +162,10 @@ class AgentConfig:
             raise ConfigError(f"url must start with http:// or https://, got {self.url!r}")
         if not (self.key or self.refresh_token) or self.api_key == "" or self.refresh_token == "":
             raise ConfigError("key or refresh_token (and api_key, when given) must not be empty")
+        for name in ("key", "api_key", "refresh_token"):
+            value = getattr(self, name)
+            if value and not is_header_safe(value):  # the value itself is never shown: it is a credential
+                raise ConfigError(f"{name} is not a key: it holds spaces, line breaks or characters no key has")
         if self.refresh_token and not self.api_key:
             raise ConfigError("a refresh_token needs api_key: the project's publishable (or anon) key")
         if self.key and key_role(self.key) == "anon":

@@ -70,7 +70,7 @@ def decode_params(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than Python reads
             return value
     return value
 
@@ -204,7 +204,11 @@ class RequestLedger:
             if decided and not self._rewound(row):
                 self.last_seq = seq  # handled by an earlier process, and kept by the checkpoint
                 continue
-            parsed = parse_request(row, self._max_bytes)
+            try:
+                parsed = parse_request(row, self._max_bytes)
+            except Exception as exc:  # a row no rule foresaw must not hold back every later request
+                reason = f"could not be read: {type(exc).__name__}: {str(exc)[:200]}"
+                parsed = UpdateOutcome(request_id=str(row.get("id")), status=OutcomeStatus.REJECTED, reason=reason)
             item = _settings_only(parsed) if decided else parsed
             if isinstance(item, UpdateRequest):
                 if room <= 0:

@@ -26,6 +26,7 @@ __all__ = [
     "URL_VARS",
     "USER_TOKEN_VAR",
     "first_set",
+    "is_header_safe",
     "key_role",
     "unverified_claims",
 ]
@@ -50,6 +51,15 @@ TRAINER_KEY_VARS = (TRAINER_TOKEN_VAR, *SERVICE_KEY_VARS, "SUPABASE_KEY")
 def first_set(env: Mapping[str, str], names: tuple[str, ...]) -> str:
     """The value of the first of ``names`` set to something other than blanks in ``env``, stripped; ``""`` if none."""
     return next((env[name].strip() for name in names if env.get(name, "").strip()), "")
+
+
+def is_header_safe(value: str) -> bool:
+    """Printable ASCII without spaces: what a URL, a key or a token is made of (HTTP headers carry them).
+
+    A value read from a file keeps its line break, and a pasted block brings several lines;
+    refused before use, neither reaches an HTTP library's error message, which would print it.
+    """
+    return bool(value) and all("!" <= char <= "~" for char in value)
 
 
 def key_role(key: str) -> str | None:

@@ -35,6 +35,7 @@ from liveparams.environment import (
     URL_VARS,
     USER_TOKEN_VAR,
     first_set,
+    is_header_safe,
     key_role,
     unverified_claims,
 )
@@ -122,14 +123,14 @@ class ClientConfig:
                 f"{USER_TOKEN_VAR}, or SUPABASE_SERVICE_ROLE_KEY (or SERVICE_ROLE_KEY); or pass --key"
             )
         for name, value in (("key", key), ("user token", access_token)):
-            if value is not None and not _is_header_safe(value):
+            if value is not None and not is_header_safe(value):
                 raise JobError(f"the {name} is not a key: it holds spaces or characters no key has")
         return cls(url=url.rstrip("/"), key=key, access_token=access_token)
 
 
 def check_url(url: str) -> None:
     """Refuse what is not an http(s) URL of a host, in one sentence."""
-    parsed = urlsplit(url) if _is_header_safe(url) else None
+    parsed = urlsplit(url) if is_header_safe(url) else None
     try:
         valid = parsed is not None and parsed.scheme in ("http", "https") and bool(parsed.hostname) and parsed.port != 0
     except ValueError:  # a port that is not a number
@@ -147,11 +148,6 @@ def check_job_id(job_id: str) -> str:
             f"not a job id: {job_id!r} (a job id is a uuid such as 3f0c5a4e-9b1d-4c2e-8f00-5a6b7c8d9e0f; "
             "`liveparams job list` shows them)"
         ) from None
-
-
-def _is_header_safe(value: str) -> bool:
-    """Printable ASCII without spaces: what a URL, a key or a token is made of (HTTP headers carry them)."""
-    return bool(value) and all("!" <= char <= "~" for char in value)
 
 
 @asynccontextmanager

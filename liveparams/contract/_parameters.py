@@ -11,6 +11,7 @@ parameter table is checked against it, and the database RPC's
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 from enum import Enum
 
@@ -178,7 +179,7 @@ def validate_parameter(name: str, value: object) -> ParamValue:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidParameter(f"{name!r} must be a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):  # ints are exact, however long: the bounds judge them
         raise InvalidParameter(f"{name!r} must be finite, got {value!r}")
     if spec.type is ParamType.INTEGER:
         if isinstance(value, float) and not value.is_integer():
@@ -189,5 +190,6 @@ def validate_parameter(name: str, value: object) -> ParamValue:
     if not (low_ok and high_ok):
         low = "" if spec.min is None else f"{'>' if spec.min_exclusive else '>='} {spec.min:g}"
         high = "" if spec.max is None else f"<= {spec.max:g}"
-        raise InvalidParameter(f"{name!r} = {value!r} is out of range ({' and '.join(p for p in (low, high) if p)})")
+        shown = reprlib.repr(value)  # `1e400` stored by PostgreSQL reads back as a 401-digit int
+        raise InvalidParameter(f"{name!r} = {shown} is out of range ({' and '.join(p for p in (low, high) if p)})")
     return value

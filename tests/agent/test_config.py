@@ -114,3 +114,15 @@ def test_invalid_config_raises(kwargs: dict[str, object]) -> None:
 
 def test_every_field_is_documented() -> None:
     assert all(help_text for help_text in AgentConfig.describe().values())
+
+
+@pytest.mark.parametrize("field", ["key", "api_key", "refresh_token"])
+def test_a_credential_with_a_line_break_is_refused_without_showing_it(field: str) -> None:
+    """`key=open("token").read()` keeps the line break, and a pasted `credential issue` block has two lines.
+    Sent, the HTTP library would refuse the header and print its whole value in the error, so it is
+    refused at once, and the message does not contain it."""
+    secret = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJl"
+    valid: dict[str, str] = {"key": secret} if field == "key" else {"api_key": "sb_publishable_x", "refresh_token": "r"}
+    with pytest.raises(ConfigError, match=f"{field} is not a key") as refused:
+        AgentConfig(job_id=JOB, url="https://x.supabase.co", **{**valid, field: f"{secret}\n"})
+    assert secret not in str(refused.value)

@@ -136,3 +136,46 @@ def test_a_full_page_asks_for_the_next_one() -> None:
     intake = started(sinks)
     intake.ingest_read(read(request_row("a", 1, {"max_steps": 1}), latest=40), limit=1)
     assert queued(intake) == ["a"] and sinks.resyncs == 1 and intake.after_seq == 1
+
+
+def test_a_row_python_cannot_read_is_rejected_and_the_next_ones_still_arrive() -> None:
+    """Rows appended through the seed's array are stored unvalidated: ``1e400`` reads back from
+    PostgreSQL as a 401-digit integer, and JSON text may nest deeper than Python parses. Each is
+    rejected with a reason, and the request after them is delivered (the mark moves past them)."""
+    sinks = Sinks()
+    intake = sinks.intake()
+    too_deep = "[" * 3000 + "]" * 3000
+    intake.ingest_read(
+        read(
+            request_row("huge", 1, {"max_steps": 10**400}),
+            request_row("deep", 2, too_deep),
+            request_row("fine", 3, {"learning_rate": 1e-4}),
+        ),
+        limit=500,
+    )
+    assert queued(intake) == ["fine"] and intake.after_seq == 3
+    reasons = {o.request_id: o.reason or "" for o in sinks.rejected}
+    assert reasons["huge"].startswith("'max_steps' = ") and "is out of range" in reasons["huge"]
+    assert len(reasons["huge"]) < 200  # the number is abbreviated, not written out
+    assert reasons["deep"].startswith("malformed request: expected a JSON object")
+
+
+def test_a_row_that_breaks_the_parser_is_rejected_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a row does to the parser, delivery of the rows after it goes on."""
+    from liveparams.agent import _requests
+
+    real = _requests.parse_request
+
+    def parse(row: dict[str, Any], max_bytes: int) -> Any:
+        if row["id"] == "odd":
+            raise OverflowError("int too large to convert to float")
+        return real(row, max_bytes)
+
+    monkeypatch.setattr(_requests, "parse_request", parse)
+    sinks = Sinks()
+    intake = sinks.intake()
+    intake.ingest_read(read(request_row("odd", 1, {"x": 1}), request_row("fine", 2, {"learning_rate": 1e-4})), 500)
+    assert queued(intake) == ["fine"]
+    assert [(o.request_id, o.reason) for o in sinks.rejected] == [
+        ("odd", "could not be read: OverflowError: int too large to convert to float")
+    ]
