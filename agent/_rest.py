@@ -17,38 +17,19 @@ import httpx
 from postgrest.exceptions import APIError
 from supabase import AsyncClient
 
-from liveparams._supabase import create_client
+from liveparams._supabase import create_client, is_transient_code
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError
 
-__all__ = ["RestClient", "is_transient_code"]
+__all__ = ["RestClient"]
 
 REQUEST_TIMEOUT = 10.0  # seconds per REST call; close() cuts a pending one at its own deadline
 
 logger = logging.getLogger(__name__)
 
-# SQLSTATE classes worth retrying: connection (08), transaction rollback (40), insufficient
-# resources (53), operator intervention (57, e.g. an admin shutdown), system error (58, XX).
-_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58", "XX")
 # PostgREST refusing the bearer itself (expired, bad signature): 301 before v12.2, 303 ("JWT expired") after.
 JWT_REFUSED_CODES = ("PGRST301", "PGRST303")
-
-
-def is_transient_code(code: str | None) -> bool:
-    """Whether an error code from PostgREST (or the HTTP status it was derived from) is worth retrying.
-
-    ``code`` is an HTTP status for non-PostgREST error pages ("503"), ``PGRST0xx`` for
-    PostgREST's own connection errors, or a SQLSTATE. An unknown or missing code is
-    treated as transient: retrying a refusal costs a little, dropping an outcome costs the user.
-    """
-    if not code:
-        return True
-    if code.isdigit() and len(code) == 3:
-        return code >= "500" or code in ("408", "429")
-    if code.startswith("PGRST"):
-        return code[5:6] == "0"  # PGRST0xx: connection/pool errors; 1xx-3xx: request, schema, auth
-    return code.startswith(_TRANSIENT_SQLSTATE_CLASSES)
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The official ``supabase`` async client, built and quieted one way for the agent and the CLI.
+"""The official ``supabase`` async client, built, quieted and its errors read one way for the agent and the CLI.
 
 **Building it** (:func:`create_client`). REST (``liveparams.agent``'s ``_rest``), each Realtime
 subscription (its ``_subscription``) and the user's side (``liveparams.jobs``) make their own
@@ -16,6 +16,9 @@ on every reconnection attempt (every 1-2 s with the agent's rebuilds), which peo
 fatal. The agent and ``liveparams watch`` already say it once per outage (``Realtime push is
 down``, ``disconnected, retrying``) and once when it is back. So the client's records are
 demoted to DEBUG: they still show when someone debugs the ``realtime`` logger, and never otherwise.
+
+**Its errors** (:func:`is_transient_code`): which PostgREST answers are worth retrying, for the
+agent's writes and for ``liveparams watch``'s reconnection alike.
 """
 
 from __future__ import annotations
@@ -26,9 +29,13 @@ import httpx
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from supabase.types import RealtimeClientOptions
 
-__all__ = ["create_client", "quiet_client_logs"]
+__all__ = ["create_client", "is_transient_code", "quiet_client_logs"]
 
 CLIENT_LOGGER = "realtime"
+
+# SQLSTATE classes worth retrying: connection (08), transaction rollback (40), insufficient
+# resources (53), operator intervention (57, e.g. an admin shutdown), system error (58, XX).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58", "XX")
 
 
 async def create_client(
@@ -85,3 +92,19 @@ def quiet_client_logs() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+def is_transient_code(code: str | None) -> bool:
+    """Whether an error code from PostgREST (or the HTTP status it was derived from) is worth retrying.
+
+    ``code`` is an HTTP status for non-PostgREST error pages ("503"), ``PGRST0xx`` for
+    PostgREST's own connection errors, or a SQLSTATE. An unknown or missing code is
+    treated as transient: retrying a refusal costs a little, dropping an outcome costs the user.
+    """
+    if not code:
+        return True
+    if code.isdigit() and len(code) == 3:
+        return code >= "500" or code in ("408", "429")
+    if code.startswith("PGRST"):
+        return code[5:6] == "0"  # PGRST0xx: connection/pool errors; 1xx-3xx: request, schema, auth
+    return code.startswith(_TRANSIENT_SQLSTATE_CLASSES)

@@ -53,6 +53,8 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
             value = json.loads(raw)
         except (json.JSONDecodeError, RecursionError):
             value = raw
+        except ValueError:  # an integer longer than Python converts (4,300 digits)
+            raise JobError(f"{name}: a number of {len(raw)} digits cannot be sent (no parameter allows it)") from None
         if _not_json(value):
             raise JobError(f"{name}={raw}: not a finite number (NaN and infinities cannot be sent)")
         params[name] = value

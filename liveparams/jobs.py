@@ -26,7 +26,7 @@ from postgrest.exceptions import APIError
 from realtime import RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 from supabase import AsyncClient
 
-from liveparams._supabase import create_client, quiet_client_logs
+from liveparams._supabase import create_client, is_transient_code, quiet_client_logs
 from liveparams.agent import AgentConfig, decode_params
 from liveparams.contract import METADATA_KEYS, format_value
 from liveparams.environment import (
@@ -167,8 +167,9 @@ async def connect(config: ClientConfig) -> AsyncIterator[AsyncClient]:
 
 
 def _explain(exc: Exception, config_url: str) -> JobError:
-    if isinstance(exc, APIError):
-        return JobError(exc.message or str(exc))
+    if isinstance(exc, APIError):  # the API answered; a 5xx or a database that is restarting passes
+        message = exc.message or str(exc)
+        return Unreachable(message) if is_transient_code(exc.code) else JobError(message)
     if isinstance(exc, httpx.HTTPError):
         return Unreachable(f"cannot reach {config_url}: {exc.__class__.__name__}: {exc}")
     return JobError(str(exc))
@@ -432,13 +433,8 @@ def _change_text(name: str, change: Any) -> str:
 
 def _detail(row: dict[str, Any]) -> str:
     changes = row.get("changes")
-    if isinstance(changes, dict) and changes:
-        return ", ".join(
-            f"{c.get('new')} done"
-            if name == "command"
-            else f"{name}: {format_value(c.get('old'))} → {format_value(c.get('new'))}"
-            for name, c in changes.items()
-        )
+    if isinstance(changes, dict) and changes:  # written by a trainer credential: any JSON object
+        return ", ".join(_change_text(name, change) for name, change in changes.items())
     if row.get("superseded_by"):
         return f"superseded by {str(row['superseded_by'])[:8]}"
     return str(row.get("reason") or "")

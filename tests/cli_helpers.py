@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import selectors
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 OWN_PREFIXES = ("SUPABASE_", "NEXT_PUBLIC_", "LIVEPARAMS_")
 STACK_NAMES = ("API_URL", "ANON_KEY", "SERVICE_ROLE_KEY", "JWT_SECRET", "PUBLISHABLE_KEY", "SECRET_KEY")
@@ -40,3 +43,18 @@ def as_owner(stack_env: dict[str, str], owner_jwt: str) -> dict[str, str]:
 def stack_names(stack_env: dict[str, str]) -> dict[str, str]:
     """The variables under the names `supabase status -o env` prints, as `set -a; eval ...` exports them."""
     return {name: stack_env[name] for name in ("API_URL", "ANON_KEY", "SERVICE_ROLE_KEY", "JWT_SECRET")}
+
+
+def read_lines_until(stream: Any, wanted: str, timeout: float) -> list[str]:
+    """Lines read from ``stream`` until one contains ``wanted`` (or the timeout)."""
+    selector = selectors.DefaultSelector()
+    selector.register(stream, selectors.EVENT_READ)
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not any(wanted in line for line in lines):
+        if selector.select(timeout=max(deadline - time.monotonic(), 0)):
+            line = stream.readline()
+            if not line:
+                break
+            lines.append(line)
+    return lines

@@ -94,6 +94,13 @@ def test_unreachable_server_and_bad_arguments_are_explained() -> None:
         == "liveparams: error: learning_rate=NaN: not a finite number (NaN and infinities cannot be sent)\n"
     )
 
+    too_long = liveparams("set", job_id, "max_steps=1" + "0" * 5000, env=env)  # beyond Python's int parsing
+    assert too_long.returncode == 1
+    assert (
+        too_long.stderr
+        == "liveparams: error: max_steps: a number of 5001 digits cannot be sent (no parameter allows it)\n"
+    )
+
     malformed = liveparams("set", job_id, "learning_rate", env=env)
     assert malformed.returncode == 1 and "expected NAME=VALUE" in malformed.stderr
 
@@ -217,3 +224,22 @@ def test_trainer_state_tells_attached_detached_and_silent_apart() -> None:
     assert not killed.attached and "stopped responding" in killed.detail
     crashed = {**attached, "trainer_detached_at": recent, "trainer_detach_reason": "crashed", "trainer_detach_step": 7}
     assert trainer_state(crashed, now).detail == "the trainer detached: crashed at step 7"
+
+
+def test_watch_shows_an_outcome_whatever_shape_its_changes_have() -> None:
+    """`changes` is any JSON object a trainer credential wrote: a bare value per name is shown, not a crash."""
+    from liveparams.jobs import JobView, summarize
+
+    view = JobView(job={})
+    view.take(
+        {
+            "id": "r1",
+            "seq": 1,
+            "params": {"learning_rate": 5e-5},
+            "status": "applied",
+            "step": 7,
+            "changes": {"learning_rate": 5e-5, "command": {"old": None, "new": "stop"}},
+        }
+    )
+    (shown,) = summarize(view)
+    assert (shown.status, shown.step, shown.detail) == ("applied", 7, "learning_rate: 5e-05, stop done")

@@ -12,7 +12,6 @@ import logging
 import os
 import pty
 import re
-import selectors
 import shutil
 import signal
 import subprocess
@@ -22,11 +21,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from cli_helpers import as_owner, clean_environ
+from cli_helpers import as_owner, clean_environ, read_lines_until
 
 from liveparams.agent import AgentConfig, UpdateAgent
 from liveparams.tokens import mint_job_token
@@ -82,21 +80,6 @@ def take_the_api_down(stack: LocalStack, seconds: float) -> None:
         time.sleep(0.05)
     time.sleep(seconds)
     stack.restart_api()
-
-
-def read_lines_until(stream: Any, wanted: str, timeout: float) -> list[str]:
-    """Lines read from ``stream`` until one contains ``wanted`` (or the timeout)."""
-    selector = selectors.DefaultSelector()
-    selector.register(stream, selectors.EVENT_READ)
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not any(wanted in line for line in lines):
-        if selector.select(timeout=max(deadline - time.monotonic(), 0)):
-            line = stream.readline()
-            if not line:
-                break
-            lines.append(line)
-    return lines
 
 
 def test_watch_says_disconnected_then_connected_again(private_stack: LocalStack, owned_job: tuple[str, str]) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cli_helpers import as_owner, clean_environ, liveparams
+from cli_helpers import as_owner, clean_environ, liveparams, read_lines_until
 
 pytestmark = pytest.mark.stack
 
@@ -106,3 +106,32 @@ def test_watch_of_a_job_nobody_has_is_one_line_and_no_table(stack_env: dict[str,
         expected = f"training job {missing} not found (or not visible with these credentials)"
         assert result.stderr == f"liveparams: error: {expected}\n"
         assert result.stdout == ""  # no table border, nothing drawn
+
+
+@pytest.mark.faults
+def test_watch_rides_out_a_database_that_answers_503(
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+    new_job: Callable[..., str],
+    faults: Callable[..., dict[str, Any]],
+) -> None:
+    """The socket drops and the re-read then meets PostgREST answering 503 (a database restarting, as on
+    a hosted project): `watch` says it is disconnected and comes back by itself; it does not exit."""
+    owner_id, owner_jwt = new_user()
+    job_id = new_job(owner_id)
+    env = {**clean_environ(), **as_owner(stack_env, owner_jwt)}
+    argv = [sys.executable, "-m", "liveparams.cli", "watch", job_id, "--json"]
+    watcher = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watcher.stderr is not None
+        said = read_lines_until(watcher.stderr, "liveparams: live", timeout=30)
+        faults("rest_errors", count=2, status=503)
+        faults("close_sockets", code=1011)
+        said += read_lines_until(watcher.stderr, "connected again", timeout=40)
+        assert watcher.poll() is None, said  # still watching
+    finally:
+        watcher.terminate()
+        _, rest = watcher.communicate(timeout=10)
+    text = "".join(said) + rest
+    assert text.count("liveparams: disconnected, retrying") == 1, text
+    assert "liveparams: connected again" in text and "error" not in text, text

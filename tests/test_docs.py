@@ -56,6 +56,19 @@ def test_configuration_doc_names_every_variable_and_field() -> None:
     assert not missing, f"docs/configuration.md does not mention: {missing}"
 
 
+def test_docs_say_which_credential_liveparams_token_makes() -> None:
+    """`liveparams token JOB` is `credential issue` (a trainer session, from the secret key); only with
+    `--legacy-hs256` is it a job token from the JWT secret. Docs that said otherwise had people put two
+    lines of output into LIVEPARAMS_TOKEN."""
+    wrong = [
+        f"{path.name}: {line.strip()}"
+        for path in sorted(paramdoc.DOC.parent.glob("*.md"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if "liveparams token" in line and "--legacy-hs256" not in line and "credential issue" not in line
+    ]
+    assert not wrong, wrong
+
+
 def _logged_problems() -> list[str]:
     """The fixed text (up to the first placeholder) of every WARNING-or-worse log call in the library."""
     import ast

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from liveparams.agent._rest import is_transient_code
+from liveparams._supabase import is_transient_code
 
 
 @pytest.mark.parametrize(
