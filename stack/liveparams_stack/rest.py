@@ -581,6 +581,8 @@ def _parse_json(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         raise PostgrestError(400, "PGRST102", "Empty or invalid json") from None
+    except RecursionError:  # PostgREST hands such a body to PostgreSQL, which takes far deeper JSON
+        raise PostgrestError.not_supported("JSON bodies nested deeper than Python reads (about 1,000 levels)") from None
 
 
 async def _json_rows(conn: psycopg.AsyncConnection[Any], query: sql.Composable, params: list[Any]) -> list[Any]:

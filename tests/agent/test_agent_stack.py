@@ -243,6 +243,27 @@ def test_bad_input_is_rejected_with_a_reason_on_the_row(
     assert "malformed request" in caplog.text
 
 
+def test_an_entry_no_client_could_read_back_holds_back_nothing(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    service_http: httpx.Client,
+    outcomes: Callable[[str], dict[str, dict[str, Any]]],
+) -> None:
+    """A seed writer's entry as JSON text nesting 2,000 levels: PostgreSQL stores what it encodes, and
+    no JSON reader of Python (the agent's, the client's) reads that back. It is stored rejected with
+    the reason, and the request after it arrives."""
+    job_id, _ = job
+    deep_id, good = str(uuid.uuid4()), {"id": str(uuid.uuid4()), "learning_rate": 1e-4}
+    deep = f'{{"id": "{deep_id}", "learning_rate": {"[" * 2_000}{"]" * 2_000}}}'
+    append_raw(service_http, job_id, [deep, good])
+    with make_agent(job_id) as agent:
+        assert collect(agent, 1) == [good["id"]]
+    assert outcomes(job_id)[deep_id]["status"] == "rejected"
+    assert outcomes(job_id)[deep_id]["reason"] == (
+        "malformed request: nested more than 32 levels deep, deeper than clients read back"
+    )
+
+
 FAULTS = [
     pytest.param("close_sockets", {"code": 1011}, id="close-1011"),
     pytest.param("close_sockets", {"code": 1001}, id="close-1001"),
