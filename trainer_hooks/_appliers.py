@@ -124,6 +124,8 @@ class MaxStepsApplier(ParameterApplier):
 
     Shortening always works. Extending works only within the epochs the run
     planned at start: the epoch loop's range is fixed when ``train()`` begins.
+    Nothing works at a step where training already ends (the old ``max_steps``
+    reached, or a ``stop``): the loop leaves right after ``on_step_end``.
     """
 
     name = "max_steps"
@@ -136,6 +138,11 @@ class MaxStepsApplier(ParameterApplier):
         horizon = _schedule.horizon_reason(ctx.lr_scheduler)
         if horizon is not None:
             return horizon
+        if ctx.control.should_training_stop:  # see docs/internals.md, "When a change can be made"
+            return (
+                f"training ends at this step ({ctx.state.global_step}): its max_steps is reached or a stop was "
+                f"requested; resume from a checkpoint with max_steps={value} to train on"
+            )
         if value <= ctx.state.global_step:
             step = ctx.state.global_step
             return f"max_steps={value} is not after the current step {step}; use command 'stop' to stop now"

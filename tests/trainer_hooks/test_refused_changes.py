@@ -1,0 +1,36 @@
+"""Changes a run started with those settings would not survive, or would not make, are refused with the reason.
+
+Each test trains for real and checks what the user sees: the outcome and its
+reason, the step the run ends at, and that training never crashes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hooks_helpers import request
+from restart_runs import train
+
+from liveparams.contract import OutcomeStatus
+
+pytestmark = pytest.mark.slow
+
+
+def test_max_steps_at_the_step_where_training_ends_is_refused(tmp_path: Path) -> None:
+    extend = request(max_steps=30)
+    _, end, source = train(tmp_path, {20: [extend]}, max_steps=20)
+
+    outcome = source.outcome(extend.id)
+    assert (outcome.status, outcome.step, end) == (OutcomeStatus.REJECTED, 20, 20)
+    assert "training ends at this step (20)" in (outcome.reason or "")
+
+
+def test_max_steps_after_a_stop_in_the_same_drain_is_refused_as_one_at_a_time_would_be(tmp_path: Path) -> None:
+    stop, extend = request(command="stop"), request(max_steps=25)
+    _, end, source = train(tmp_path, {5: [stop, extend]}, max_steps=20)
+
+    assert source.outcome(stop.id).status is OutcomeStatus.APPLIED
+    assert source.outcome(extend.id).status is OutcomeStatus.REJECTED
+    assert "training ends at this step (5)" in (source.outcome(extend.id).reason or "")
+    assert end == 5
