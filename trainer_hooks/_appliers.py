@@ -442,12 +442,28 @@ class BetaApplier(ParameterApplier):
         built_without_reference = getattr(trainer, "ref_model", ...) is None and trainer.beta == 0.0
         if built_without_reference and value != 0 and not hasattr(ctx.model, "peft_config"):
             return f"{ctx.trainer_name} started with beta=0 and so built no reference model; restart to enable beta"
+        dividing = sorted(_loss_types(trainer, ctx.args) & _DIVIDES_BY_BETA)
+        if value == 0 and dividing:
+            return f"the {'/'.join(dividing)} loss divides by beta, so beta must be > 0 (a start with 0 would crash)"
         return None
 
     def apply(self, value: float, ctx: ApplyContext) -> None:
         ctx.trainer.beta = float(value)
         if hasattr(ctx.args, "beta"):
             ctx.args.beta = float(value)  # so a saved training_args.bin tells the truth
+
+
+# TRL losses that divide by beta (DPO's ipo and sppo_hard, CPO's simpo, TPO's tpo-l, …): beta=0 raises in them.
+_DIVIDES_BY_BETA = frozenset({"ipo", "sppo_hard", "simpo", "tpo-l"})
+
+
+def _loss_types(trainer: Any, args: Any) -> set[str]:
+    """The loss types a TRL trainer computes (DPO keeps a list in ``loss_types``, others one ``loss_type``)."""
+    found = getattr(trainer, "loss_types", None) or getattr(trainer, "loss_type", None)
+    found = found or getattr(args, "loss_type", None)
+    if found is None:
+        return set()
+    return {found} if isinstance(found, str) else {str(t) for t in found}
 
 
 # ---- commands (applied last within a request) -----------------------------------------------------

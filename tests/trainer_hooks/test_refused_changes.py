@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hooks_helpers import request
+import trl_builders
+from hooks_helpers import PushAt, QueueSource, request
 from restart_runs import train
 
 from liveparams.contract import OutcomeStatus
+from liveparams.trainer_hooks import RuntimeParameterCallback
 
 pytestmark = pytest.mark.slow
 
@@ -34,3 +36,16 @@ def test_max_steps_after_a_stop_in_the_same_drain_is_refused_as_one_at_a_time_wo
     assert source.outcome(extend.id).status is OutcomeStatus.REJECTED
     assert "training ends at this step (5)" in (source.outcome(extend.id).reason or "")
     assert end == 5
+
+
+def test_beta_zero_is_refused_by_a_loss_that_divides_by_beta(tiny_dir: str, tmp_path: Path) -> None:
+    source, off = QueueSource(), request(beta=0.0)
+    callback = RuntimeParameterCallback(source)
+    trainer = trl_builders.dpo(tiny_dir, str(tmp_path), [PushAt(source, {2: [off]})], loss_type=["ipo"], max_steps=4)
+    trainer.add_callback(callback.bind(trainer))
+    trainer.train()  # a start with beta=0 raises ZeroDivisionError at the first step
+
+    outcome = source.outcome(off.id)
+    assert (outcome.status, outcome.step) == (OutcomeStatus.REJECTED, 2)
+    assert outcome.reason == "beta: the ipo loss divides by beta, so beta must be > 0 (a start with 0 would crash)"
+    assert (trainer.state.global_step, trainer.beta) == (4, 0.1)
