@@ -179,8 +179,8 @@ def _planned_steps(ctx: ApplyContext) -> int | None:
     loader = ctx.train_dataloader
     try:
         batches = len(loader) if loader is not None else None
-    except TypeError:  # an iterable dataset: the loop runs until max_steps
-        return None
+    except TypeError:  # no length: one "epoch" is args.max_steps steps, then the data is read again from the start
+        return int(ctx.args.max_steps) if ctx.args.max_steps > 0 else None
     if not epochs or batches is None:
         return None
     accumulation = max(int(ctx.args.gradient_accumulation_steps), 1)

@@ -49,3 +49,14 @@ def test_beta_zero_is_refused_by_a_loss_that_divides_by_beta(tiny_dir: str, tmp_
     assert (outcome.status, outcome.step) == (OutcomeStatus.REJECTED, 2)
     assert outcome.reason == "beta: the ipo loss divides by beta, so beta must be > 0 (a start with 0 would crash)"
     assert (trainer.state.global_step, trainer.beta) == (4, 0.1)
+
+
+def test_max_steps_beyond_the_first_pass_over_a_streamed_dataset_is_refused(tmp_path: Path) -> None:
+    """With no length, Trainer's one "epoch" is args.max_steps steps; going on would read the data again."""
+    too_far = request(max_steps=30)
+    _, end, source = train(tmp_path, {10: [too_far]}, streamed=True, max_steps=20)
+
+    outcome = source.outcome(too_far.id)
+    assert outcome.status is OutcomeStatus.REJECTED
+    assert "max_steps=30 is beyond the 20 steps the run's planned epochs hold" in (outcome.reason or "")
+    assert end == 20
