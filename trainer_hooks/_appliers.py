@@ -373,7 +373,11 @@ class MaxGradNormApplier(ParameterApplier):
 
 
 class IntervalApplier(ParameterApplier):
-    """``state.<kind>_steps``: the loop reads ``state``, not ``args``, for intervals."""
+    """``state.<kind>_steps``: the loop reads ``state``, not ``args``, for intervals.
+
+    ``args.<kind>_steps`` is set too: it is what a restart would be given, and what the
+    checks of the other intervals compare with.
+    """
 
     name: ClassVar[str]
     strategy_field: ClassVar[str]
@@ -382,14 +386,50 @@ class IntervalApplier(ParameterApplier):
         return getattr(ctx.state, self.name)
 
     def check(self, value: int, ctx: ApplyContext) -> str | None:
-        strategy = getattr(ctx.args, self.strategy_field)
-        strategy = getattr(strategy, "value", strategy)
+        strategy = _strategy(ctx.args, self.strategy_field)
         if strategy != "steps":
             return f"{self.name} has no effect: {self.strategy_field} is {strategy!r}, not 'steps'"
         return None
 
     def apply(self, value: int, ctx: ApplyContext) -> None:
         setattr(ctx.state, self.name, int(value))
+        setattr(ctx.args, self.name, int(value))
+
+
+def _strategy(args: Any, field: str) -> str:
+    strategy = getattr(args, field)
+    return str(getattr(strategy, "value", strategy))
+
+
+def _best_model_reason(name: str, value: int, ctx: ApplyContext) -> str | None:
+    """With ``load_best_model_at_end``, every save must follow an evaluation; TrainingArguments refuses other intervals.
+
+    The intervals compared are those a restart would be given: this value, the other one of
+    the same request, else the run's (``args`` holds the values set live, see ``IntervalApplier``).
+    """
+    args = ctx.args
+    if not getattr(args, "load_best_model_at_end", False) or _strategy(args, "save_strategy") != "steps":
+        return None
+    if _strategy(args, "eval_strategy") != "steps":
+        return None  # a save strategy other than eval's fails at start; nothing this request changes
+    given = {kind: ctx.params.get(kind, getattr(args, kind) or getattr(ctx.state, kind)) for kind in _BEST_MODEL_PAIR}
+    given[name] = value
+    save, evaluate = given["save_steps"], given["eval_steps"]
+    if (save < 1) != (evaluate < 1):
+        return (
+            "load_best_model_at_end needs the saving steps to be a multiple of the evaluation steps, which "
+            f"cannot be guaranteed when mixing a ratio and absolute steps (save_steps {save}, eval_steps {evaluate})"
+        )
+    if save >= 1 and save % evaluate:
+        return (
+            "load_best_model_at_end needs the saving steps to be a round multiple of the evaluation steps, "
+            f"but save_steps {save} is not a round multiple of eval_steps {evaluate}"
+        )
+    return None
+
+
+# The intervals load_best_model_at_end ties together.
+_BEST_MODEL_PAIR = ("save_steps", "eval_steps")
 
 
 class LoggingStepsApplier(IntervalApplier):
@@ -401,13 +441,16 @@ class SaveStepsApplier(IntervalApplier):
     name = "save_steps"
     strategy_field = "save_strategy"
 
+    def check(self, value: int, ctx: ApplyContext) -> str | None:
+        return super().check(value, ctx) or _best_model_reason(self.name, value, ctx)
+
 
 class EvalStepsApplier(IntervalApplier):
     name = "eval_steps"
     strategy_field = "eval_strategy"
 
     def check(self, value: int, ctx: ApplyContext) -> str | None:
-        return _no_eval_reason(ctx) or super().check(value, ctx)
+        return _no_eval_reason(ctx) or super().check(value, ctx) or _best_model_reason(self.name, value, ctx)
 
 
 def _no_eval_reason(ctx: ApplyContext) -> str | None:
@@ -416,8 +459,7 @@ def _no_eval_reason(ctx: ApplyContext) -> str | None:
         if getattr(ctx.trainer, "eval_dataset", None) is None:
             return f"{ctx.trainer_name} has no eval_dataset"
         return None
-    strategy = ctx.args.eval_strategy
-    if getattr(strategy, "value", strategy) == "no":
+    if _strategy(ctx.args, "eval_strategy") == "no":
         return "evaluation is off (eval_strategy='no'), so there may be no eval dataset"
     return None
 

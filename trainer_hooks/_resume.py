@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 def reapply_in_force(in_force: dict[str, Any], ctx: ApplyContext) -> None:
     """Set again each value of ``in_force`` (parameter → value) that the checkpoint did not restore."""
     step = ctx.state.global_step
+    ctx.params = in_force
     for name in _registry.applier_names():
         if name not in in_force:
             continue

@@ -6,6 +6,7 @@ reason, the step the run ends at, and that training never crashes.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,22 @@ def test_max_steps_beyond_the_first_pass_over_a_streamed_dataset_is_refused(tmp_
     assert outcome.status is OutcomeStatus.REJECTED
     assert "max_steps=30 is beyond the 20 steps the run's planned epochs hold" in (outcome.reason or "")
     assert end == 20
+
+
+def test_intervals_that_break_load_best_model_at_end_are_refused_and_a_pair_is_judged_together(
+    tmp_path: Path,
+) -> None:
+    """TrainingArguments refuses save_steps that is not a multiple of eval_steps; so does a live change."""
+    not_a_multiple, pair = request(save_steps=7), request(eval_steps=2, save_steps=6)
+    best_model = {"eval_strategy": "steps", "eval_steps": 4, "save_strategy": "steps", "save_steps": 8}
+    requests = {1: [not_a_multiple], 2: [pair]}
+    _, end, source = train(tmp_path, requests, eval_set=True, max_steps=20, load_best_model_at_end=True, **best_model)
+
+    refused = source.outcome(not_a_multiple.id)
+    assert refused.status is OutcomeStatus.REJECTED
+    assert "save_steps 7 is not a round multiple of eval_steps 4" in (refused.reason or "")
+    assert source.outcome(pair.id).status is OutcomeStatus.APPLIED
+    assert end == 20
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == [f"checkpoint-{s}" for s in (12, 18, 20, 6)]
+    final = json.loads((tmp_path / "checkpoint-20" / "trainer_state.json").read_text())
+    assert final["best_model_checkpoint"] is not None
