@@ -487,12 +487,32 @@ class BetaApplier(ParameterApplier):
         dividing = sorted(_loss_types(trainer, ctx.args) & _DIVIDES_BY_BETA)
         if value == 0 and dividing:
             return f"the {'/'.join(dividing)} loss divides by beta, so beta must be > 0 (a start with 0 would crash)"
+        if value != 0 and _batch_in_use_lacks_reference(trainer):
+            return (
+                "the generation batch in use was made with beta=0, so it has no reference log-probs; "
+                f"retry after the next generation (every {_generate_every(trainer)} micro-batches)"
+            )
         return None
 
     def apply(self, value: float, ctx: ApplyContext) -> None:
         ctx.trainer.beta = float(value)
         if hasattr(ctx.args, "beta"):
             ctx.args.beta = float(value)  # so a saved training_args.bin tells the truth
+
+
+def _batch_in_use_lacks_reference(trainer: Any) -> bool:
+    """Whether GRPO's next micro-step reuses a batch generated while beta was 0 (docs/internals.md, Trainer)."""
+    if not any(cls.__name__ == "GRPOTrainer" for cls in type(trainer).__mro__):
+        return False
+    buffered = getattr(trainer, "_buffered_inputs", None)
+    if not buffered or getattr(trainer, "_step", 0) % _generate_every(trainer) == 0:
+        return False  # nothing buffered, or the next micro-step makes a new batch with the new beta
+    return any("ref_per_token_logps" not in batch for batch in buffered)
+
+
+def _generate_every(trainer: Any) -> int:
+    """Micro-steps between two of GRPO's generation batches."""
+    return int(trainer.args.steps_per_generation) * int(getattr(trainer, "num_iterations", 1))
 
 
 # TRL losses that divide by beta (DPO's ipo and sppo_hard, CPO's simpo, TPO's tpo-l, …): beta=0 raises in them.

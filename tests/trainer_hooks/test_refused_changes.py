@@ -80,3 +80,28 @@ def test_intervals_that_break_load_best_model_at_end_are_refused_and_a_pair_is_j
     assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == [f"checkpoint-{s}" for s in (12, 18, 20, 6)]
     final = json.loads((tmp_path / "checkpoint-20" / "trainer_state.json").read_text())
     assert final["best_model_checkpoint"] is not None
+
+
+def test_grpo_refuses_beta_on_while_its_generation_batch_has_no_reference_log_probs(
+    tiny_dir: str, tmp_path: Path
+) -> None:
+    """num_iterations=2: a batch generated after step 2 (beta=0) is used again at step 4; beta can return after it."""
+    source = QueueSource()
+    off, too_early, on = request(beta=0.0), request(beta=0.1), request(beta=0.1)
+    callback = RuntimeParameterCallback(source)
+    pushes = PushAt(source, {2: [off], 3: [too_early], 4: [on]})
+    trainer = trl_builders.grpo(tiny_dir, str(tmp_path), [pushes], num_iterations=2, max_steps=5)
+    trainer.add_callback(callback.bind(trainer))
+    trainer.train()
+
+    refused = source.outcome(too_early.id)
+    assert (refused.status, refused.step) == (OutcomeStatus.REJECTED, 3)
+    assert refused.reason == (
+        "beta: the generation batch in use was made with beta=0, so it has no reference log-probs; "
+        "retry after the next generation (every 2 micro-batches)"
+    )
+    assert [(source.outcome(r.id).status, source.outcome(r.id).step) for r in (off, on)] == [
+        (OutcomeStatus.APPLIED, 2),
+        (OutcomeStatus.APPLIED, 4),
+    ]
+    assert (trainer.state.global_step, trainer.beta) == (5, 0.1)
