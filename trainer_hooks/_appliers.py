@@ -10,6 +10,7 @@ a change that cannot be made on this run is refused by
 from __future__ import annotations
 
 import logging
+import math
 import weakref
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -126,6 +127,7 @@ class MaxStepsApplier(ParameterApplier):
     planned at start: the epoch loop's range is fixed when ``train()`` begins.
     Nothing works at a step where training already ends (the old ``max_steps``
     reached, or a ``stop``): the loop leaves right after ``on_step_end``.
+    Intervals given as a ratio of ``max_steps`` follow it, as they would at a start.
     """
 
     name = "max_steps"
@@ -156,8 +158,16 @@ class MaxStepsApplier(ParameterApplier):
 
     def apply(self, value: int, ctx: ApplyContext) -> None:
         ctx.state.max_steps = value
+        for kind in _INTERVALS:  # an interval given as a ratio is of max_steps, as TrainerState.compute_steps makes it
+            ratio = getattr(ctx.args, kind)
+            if ratio is not None and 0 < ratio < 1:
+                setattr(ctx.state, kind, math.ceil(value * ratio))
         if _schedule.is_lambda_schedule(ctx.lr_scheduler):
             _set_shape(ctx, total=value, warmup=_warmup_for(ctx, value))
+
+
+# The intervals Trainer reads from state (an interval set live is also written to args: see IntervalApplier).
+_INTERVALS = ("logging_steps", "eval_steps", "save_steps")
 
 
 def _warmup_for(ctx: ApplyContext, total: int) -> int:
@@ -375,8 +385,9 @@ class MaxGradNormApplier(ParameterApplier):
 class IntervalApplier(ParameterApplier):
     """``state.<kind>_steps``: the loop reads ``state``, not ``args``, for intervals.
 
-    ``args.<kind>_steps`` is set too: it is what a restart would be given, and what the
-    checks of the other intervals compare with.
+    ``args.<kind>_steps`` is set too: it is what a restart would be given, what the checks
+    of the other intervals compare with, and it keeps a later ``max_steps`` from recomputing
+    an interval that was a ratio of it at start.
     """
 
     name: ClassVar[str]
