@@ -66,6 +66,10 @@ class ParameterApplier(ABC):
     def apply(self, value: Any, ctx: ApplyContext) -> None:
         """Set ``value``; idempotent, effective from the next optimizer step."""
 
+    def reapply_check(self, value: Any, ctx: ApplyContext) -> str | None:
+        """Why ``value``, in force at the checkpoint, cannot be set again after a resume; by default :meth:`check`'s."""
+        return self.check(value, ctx)
+
     def reapply(self, value: Any, ctx: ApplyContext) -> bool:
         """After ``resume_from_checkpoint``, set again the part of ``value`` the checkpoint does not restore.
 
@@ -137,24 +141,17 @@ class MaxStepsApplier(ParameterApplier):
         return int(ctx.state.max_steps)
 
     def check(self, value: int, ctx: ApplyContext) -> str | None:
-        horizon = _schedule.horizon_reason(ctx.lr_scheduler)
-        if horizon is not None:
-            return horizon
-        if ctx.control.should_training_stop:  # see docs/internals.md, "When a change can be made"
-            return (
-                f"training ends at this step ({ctx.state.global_step}): its max_steps is reached or a stop was "
-                f"requested; resume from a checkpoint with max_steps={value} to train on"
-            )
-        if value <= ctx.state.global_step:
-            step = ctx.state.global_step
-            return f"max_steps={value} is not after the current step {step}; use command 'stop' to stop now"
-        capacity = _planned_steps(ctx)
-        if capacity is not None and value > capacity:
-            return (
-                f"max_steps={value} is beyond the {capacity} steps the run's planned epochs hold; "
-                "extending past them needs a restart"
-            )
-        return None
+        return (
+            _schedule.horizon_reason(ctx.lr_scheduler)
+            or _run_ends_reason(value, ctx)
+            or _past_reason(value, ctx)
+            or _capacity_reason(value, ctx)
+        )
+
+    def reapply_check(self, value: int, ctx: ApplyContext) -> str | None:
+        # A value at or before the checkpoint's step was in force when the run ended there: set it, and the
+        # resumed run ends as one started with it would (transformers then still makes one step).
+        return _schedule.horizon_reason(ctx.lr_scheduler) or _capacity_reason(value, ctx)
 
     def apply(self, value: int, ctx: ApplyContext) -> None:
         ctx.state.max_steps = value
@@ -168,6 +165,32 @@ class MaxStepsApplier(ParameterApplier):
 
 # The intervals Trainer reads from state (an interval set live is also written to args: see IntervalApplier).
 _INTERVALS = ("logging_steps", "eval_steps", "save_steps")
+
+
+def _run_ends_reason(value: int, ctx: ApplyContext) -> str | None:
+    if not ctx.control.should_training_stop:  # see docs/internals.md, "When a change can be made"
+        return None
+    return (
+        f"training ends at this step ({ctx.state.global_step}): its max_steps is reached or a stop was "
+        f"requested; resume from a checkpoint with max_steps={value} to train on"
+    )
+
+
+def _past_reason(value: int, ctx: ApplyContext) -> str | None:
+    step = ctx.state.global_step
+    if value > step:
+        return None
+    return f"max_steps={value} is not after the current step {step}; use command 'stop' to stop now"
+
+
+def _capacity_reason(value: int, ctx: ApplyContext) -> str | None:
+    capacity = _planned_steps(ctx)
+    if capacity is None or value <= capacity:
+        return None
+    return (
+        f"max_steps={value} is beyond the {capacity} steps the run's planned epochs hold; "
+        "extending past them needs a restart"
+    )
 
 
 def _warmup_for(ctx: ApplyContext, total: int) -> int:

@@ -30,7 +30,7 @@ def reapply_in_force(in_force: dict[str, Any], ctx: ApplyContext) -> None:
             continue
         applier, value = _registry.get_applier(name), in_force[name]
         try:
-            reason = applier.check(value, ctx)
+            reason = applier.reapply_check(value, ctx)
             if reason is not None:
                 logger.warning("could not re-apply %s=%s after resume: %s", name, format_value(value), reason)
             elif applier.reapply(value, ctx):

@@ -9,6 +9,7 @@ accumulation 2). One run takes a fraction of a second.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -69,10 +70,16 @@ def train(
     requests: dict[int, list[UpdateRequest]] | None = None,
     eval_set: bool = False,
     streamed: bool = False,
+    source: QueueSource | None = None,
+    resume_from: str | None = None,
     **args: Any,
 ) -> tuple[dict[int, list[float]], int, QueueSource]:
-    """Train with ``args``; push ``requests`` at the end of those steps. Returns rates per step, end step, source."""
-    source, recorder = QueueSource(), LrRecorder()
+    """Train with ``args``; push ``requests`` at the end of those steps. Returns rates per step, end step, source.
+
+    To resume a run, pass its ``source`` (which, like the job row, remembers what was applied)
+    and ``resume_from`` a checkpoint's name under ``out``.
+    """
+    source, recorder = source or QueueSource(), LrRecorder()
     callback = RuntimeParameterCallback(source)
     torch.manual_seed(0)
     trainer = Trainer(
@@ -83,5 +90,5 @@ def train(
         callbacks=[PushAt(source, requests or {}), recorder, callback],
     )
     callback.bind(trainer)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(Path(out) / resume_from) if resume_from else None)
     return recorder.used, trainer.state.global_step, source

@@ -134,3 +134,18 @@ def test_intervals_saved_after_a_new_max_steps_are_those_of_a_start_with_it(tmp_
 
     assert end == reference_end == 20
     assert saved_after_3("live") == saved_after_3("ref")
+
+
+def test_a_resume_at_or_past_a_shortened_max_steps_ends_as_a_run_started_with_it(tmp_path: Path) -> None:
+    """40 -> 35 live, then a resume from checkpoint-35: as a run started with 35 and resumed there (one step more)."""
+    saving = {"save_strategy": "steps", "save_steps": 5, "max_steps": MAX_STEPS}
+    _, first_end, source = train(tmp_path / "live", {5: [request(max_steps=35)]}, **saving)
+    used, end, _ = train(tmp_path / "live", source=source, resume_from="checkpoint-35", **saving)
+
+    reference_saving = {**saving, "max_steps": 35}
+    train(tmp_path / "ref", **reference_saving)
+    reference, reference_end, _ = train(tmp_path / "ref", resume_from="checkpoint-35", **reference_saving)
+
+    assert first_end == 35
+    assert (end, used) == (reference_end, reference)  # transformers makes one step after a resume at the end
+    assert end == 36
