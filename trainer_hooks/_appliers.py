@@ -559,7 +559,9 @@ def _loss_types(trainer: Any, args: Any) -> set[str]:
     found = found or getattr(args, "loss_type", None)
     if found is None:
         return set()
-    return {found} if isinstance(found, str) else {str(t) for t in found}
+    if isinstance(found, (list, tuple, set, frozenset)):
+        return {str(t) for t in found}
+    return {str(getattr(found, "value", found))}
 
 
 # ---- commands (applied last within a request) -----------------------------------------------------
