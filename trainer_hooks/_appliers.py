@@ -10,6 +10,7 @@ a change that cannot be made on this run is refused by
 from __future__ import annotations
 
 import logging
+import math
 import weakref
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -64,6 +65,10 @@ class ParameterApplier(ABC):
     @abstractmethod
     def apply(self, value: Any, ctx: ApplyContext) -> None:
         """Set ``value``; idempotent, effective from the next optimizer step."""
+
+    def reapply_check(self, value: Any, ctx: ApplyContext) -> str | None:
+        """Why ``value``, in force at the checkpoint, cannot be set again after a resume; by default :meth:`check`'s."""
+        return self.check(value, ctx)
 
     def reapply(self, value: Any, ctx: ApplyContext) -> bool:
         """After ``resume_from_checkpoint``, set again the part of ``value`` the checkpoint does not restore.
@@ -124,6 +129,9 @@ class MaxStepsApplier(ParameterApplier):
 
     Shortening always works. Extending works only within the epochs the run
     planned at start: the epoch loop's range is fixed when ``train()`` begins.
+    Nothing works at a step where training already ends (the old ``max_steps``
+    reached, or a ``stop``): the loop leaves right after ``on_step_end``.
+    Intervals given as a ratio of ``max_steps`` follow it, as they would at a start.
     """
 
     name = "max_steps"
@@ -133,24 +141,56 @@ class MaxStepsApplier(ParameterApplier):
         return int(ctx.state.max_steps)
 
     def check(self, value: int, ctx: ApplyContext) -> str | None:
-        horizon = _schedule.horizon_reason(ctx.lr_scheduler)
-        if horizon is not None:
-            return horizon
-        if value <= ctx.state.global_step:
-            step = ctx.state.global_step
-            return f"max_steps={value} is not after the current step {step}; use command 'stop' to stop now"
-        capacity = _planned_steps(ctx)
-        if capacity is not None and value > capacity:
-            return (
-                f"max_steps={value} is beyond the {capacity} steps the run's planned epochs hold; "
-                "extending past them needs a restart"
-            )
-        return None
+        return (
+            _schedule.horizon_reason(ctx.lr_scheduler)
+            or _run_ends_reason(value, ctx)
+            or _past_reason(value, ctx)
+            or _capacity_reason(value, ctx)
+        )
+
+    def reapply_check(self, value: int, ctx: ApplyContext) -> str | None:
+        # A value at or before the checkpoint's step was in force when the run ended there: set it, and the
+        # resumed run ends as one started with it would (transformers then still makes one step).
+        return _schedule.horizon_reason(ctx.lr_scheduler) or _capacity_reason(value, ctx)
 
     def apply(self, value: int, ctx: ApplyContext) -> None:
         ctx.state.max_steps = value
+        for kind in _INTERVALS:  # an interval given as a ratio is of max_steps, as TrainerState.compute_steps makes it
+            ratio = getattr(ctx.args, kind)
+            if ratio is not None and 0 < ratio < 1:
+                setattr(ctx.state, kind, math.ceil(value * ratio))
         if _schedule.is_lambda_schedule(ctx.lr_scheduler):
             _set_shape(ctx, total=value, warmup=_warmup_for(ctx, value))
+
+
+# The intervals Trainer reads from state (an interval set live is also written to args: see IntervalApplier).
+_INTERVALS = ("logging_steps", "eval_steps", "save_steps")
+
+
+def _run_ends_reason(value: int, ctx: ApplyContext) -> str | None:
+    if not ctx.control.should_training_stop:  # see docs/internals.md, "When a change can be made"
+        return None
+    return (
+        f"training ends at this step ({ctx.state.global_step}): its max_steps is reached or a stop was "
+        f"requested; resume from a checkpoint with max_steps={value} to train on"
+    )
+
+
+def _past_reason(value: int, ctx: ApplyContext) -> str | None:
+    step = ctx.state.global_step
+    if value > step:
+        return None
+    return f"max_steps={value} is not after the current step {step}; use command 'stop' to stop now"
+
+
+def _capacity_reason(value: int, ctx: ApplyContext) -> str | None:
+    capacity = _planned_steps(ctx)
+    if capacity is None or value <= capacity:
+        return None
+    return (
+        f"max_steps={value} is beyond the {capacity} steps the run's planned epochs hold; "
+        "extending past them needs a restart"
+    )
 
 
 def _warmup_for(ctx: ApplyContext, total: int) -> int:
@@ -172,8 +212,8 @@ def _planned_steps(ctx: ApplyContext) -> int | None:
     loader = ctx.train_dataloader
     try:
         batches = len(loader) if loader is not None else None
-    except TypeError:  # an iterable dataset: the loop runs until max_steps
-        return None
+    except TypeError:  # no length: one "epoch" is args.max_steps steps, then the data is read again from the start
+        return int(ctx.args.max_steps) if ctx.args.max_steps > 0 else None
     if not epochs or batches is None:
         return None
     accumulation = max(int(ctx.args.gradient_accumulation_steps), 1)
@@ -366,7 +406,12 @@ class MaxGradNormApplier(ParameterApplier):
 
 
 class IntervalApplier(ParameterApplier):
-    """``state.<kind>_steps``: the loop reads ``state``, not ``args``, for intervals."""
+    """``state.<kind>_steps``: the loop reads ``state``, not ``args``, for intervals.
+
+    ``args.<kind>_steps`` is set too: it is what a restart would be given, what the checks
+    of the other intervals compare with, and it keeps a later ``max_steps`` from recomputing
+    an interval that was a ratio of it at start.
+    """
 
     name: ClassVar[str]
     strategy_field: ClassVar[str]
@@ -375,14 +420,50 @@ class IntervalApplier(ParameterApplier):
         return getattr(ctx.state, self.name)
 
     def check(self, value: int, ctx: ApplyContext) -> str | None:
-        strategy = getattr(ctx.args, self.strategy_field)
-        strategy = getattr(strategy, "value", strategy)
+        strategy = _strategy(ctx.args, self.strategy_field)
         if strategy != "steps":
             return f"{self.name} has no effect: {self.strategy_field} is {strategy!r}, not 'steps'"
         return None
 
     def apply(self, value: int, ctx: ApplyContext) -> None:
         setattr(ctx.state, self.name, int(value))
+        setattr(ctx.args, self.name, int(value))
+
+
+def _strategy(args: Any, field: str) -> str:
+    strategy = getattr(args, field)
+    return str(getattr(strategy, "value", strategy))
+
+
+def _best_model_reason(name: str, value: int, ctx: ApplyContext) -> str | None:
+    """With ``load_best_model_at_end``, every save must follow an evaluation; TrainingArguments refuses other intervals.
+
+    The intervals compared are those a restart would be given: this value, the other one of
+    the same request, else the run's (``args`` holds the values set live, see ``IntervalApplier``).
+    """
+    args = ctx.args
+    if not getattr(args, "load_best_model_at_end", False) or _strategy(args, "save_strategy") != "steps":
+        return None
+    if _strategy(args, "eval_strategy") != "steps":
+        return None  # a save strategy other than eval's fails at start; nothing this request changes
+    given = {kind: ctx.params.get(kind, getattr(args, kind) or getattr(ctx.state, kind)) for kind in _BEST_MODEL_PAIR}
+    given[name] = value
+    save, evaluate = given["save_steps"], given["eval_steps"]
+    if (save < 1) != (evaluate < 1):
+        return (
+            "load_best_model_at_end needs the saving steps to be a multiple of the evaluation steps, which "
+            f"cannot be guaranteed when mixing a ratio and absolute steps (save_steps {save}, eval_steps {evaluate})"
+        )
+    if save >= 1 and save % evaluate:
+        return (
+            "load_best_model_at_end needs the saving steps to be a round multiple of the evaluation steps, "
+            f"but save_steps {save} is not a round multiple of eval_steps {evaluate}"
+        )
+    return None
+
+
+# The intervals load_best_model_at_end ties together.
+_BEST_MODEL_PAIR = ("save_steps", "eval_steps")
 
 
 class LoggingStepsApplier(IntervalApplier):
@@ -394,13 +475,16 @@ class SaveStepsApplier(IntervalApplier):
     name = "save_steps"
     strategy_field = "save_strategy"
 
+    def check(self, value: int, ctx: ApplyContext) -> str | None:
+        return super().check(value, ctx) or _best_model_reason(self.name, value, ctx)
+
 
 class EvalStepsApplier(IntervalApplier):
     name = "eval_steps"
     strategy_field = "eval_strategy"
 
     def check(self, value: int, ctx: ApplyContext) -> str | None:
-        return _no_eval_reason(ctx) or super().check(value, ctx)
+        return _no_eval_reason(ctx) or super().check(value, ctx) or _best_model_reason(self.name, value, ctx)
 
 
 def _no_eval_reason(ctx: ApplyContext) -> str | None:
@@ -409,8 +493,7 @@ def _no_eval_reason(ctx: ApplyContext) -> str | None:
         if getattr(ctx.trainer, "eval_dataset", None) is None:
             return f"{ctx.trainer_name} has no eval_dataset"
         return None
-    strategy = ctx.args.eval_strategy
-    if getattr(strategy, "value", strategy) == "no":
+    if _strategy(ctx.args, "eval_strategy") == "no":
         return "evaluation is off (eval_strategy='no'), so there may be no eval dataset"
     return None
 
@@ -435,12 +518,50 @@ class BetaApplier(ParameterApplier):
         built_without_reference = getattr(trainer, "ref_model", ...) is None and trainer.beta == 0.0
         if built_without_reference and value != 0 and not hasattr(ctx.model, "peft_config"):
             return f"{ctx.trainer_name} started with beta=0 and so built no reference model; restart to enable beta"
+        dividing = sorted(_loss_types(trainer, ctx.args) & _DIVIDES_BY_BETA)
+        if value == 0 and dividing:
+            return f"the {'/'.join(dividing)} loss divides by beta, so beta must be > 0 (a start with 0 would crash)"
+        if value != 0 and _batch_in_use_lacks_reference(trainer):
+            return (
+                "the generation batch in use was made with beta=0, so it has no reference log-probs; "
+                f"retry after the next generation (every {_generate_every(trainer)} micro-batches)"
+            )
         return None
 
     def apply(self, value: float, ctx: ApplyContext) -> None:
         ctx.trainer.beta = float(value)
         if hasattr(ctx.args, "beta"):
             ctx.args.beta = float(value)  # so a saved training_args.bin tells the truth
+
+
+def _batch_in_use_lacks_reference(trainer: Any) -> bool:
+    """Whether GRPO's next micro-step reuses a batch generated while beta was 0 (docs/internals.md, Trainer)."""
+    if not any(cls.__name__ == "GRPOTrainer" for cls in type(trainer).__mro__):
+        return False
+    buffered = getattr(trainer, "_buffered_inputs", None)
+    if not buffered or getattr(trainer, "_step", 0) % _generate_every(trainer) == 0:
+        return False  # nothing buffered, or the next micro-step makes a new batch with the new beta
+    return any("ref_per_token_logps" not in batch for batch in buffered)
+
+
+def _generate_every(trainer: Any) -> int:
+    """Micro-steps between two of GRPO's generation batches."""
+    return int(trainer.args.steps_per_generation) * int(getattr(trainer, "num_iterations", 1))
+
+
+# TRL losses that divide by beta (DPO's ipo and sppo_hard, CPO's simpo, TPO's tpo-l, …): beta=0 raises in them.
+_DIVIDES_BY_BETA = frozenset({"ipo", "sppo_hard", "simpo", "tpo-l"})
+
+
+def _loss_types(trainer: Any, args: Any) -> set[str]:
+    """The loss types a TRL trainer computes (DPO keeps a list in ``loss_types``, others one ``loss_type``)."""
+    found = getattr(trainer, "loss_types", None) or getattr(trainer, "loss_type", None)
+    found = found or getattr(args, "loss_type", None)
+    if found is None:
+        return set()
+    if isinstance(found, (list, tuple, set, frozenset)):
+        return {str(t) for t in found}
+    return {str(getattr(found, "value", found))}
 
 
 # ---- commands (applied last within a request) -----------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["ApplyContext"]
@@ -21,6 +21,9 @@ class ApplyContext:
         model (*optional*): the model being trained.
         train_dataloader (*optional*): used to know how many steps the planned epochs hold.
         trainer (`Trainer`, *optional*): needed for knobs TRL copies onto the trainer (``beta``).
+        params (`dict`): the parameters of the request being checked (or the values set again after
+            a resume), for a check that depends on another parameter set with it (``save_steps``
+            and ``eval_steps``).
     """
 
     args: Any
@@ -31,6 +34,7 @@ class ApplyContext:
     model: Any = None
     train_dataloader: Any = None
     trainer: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def trainer_name(self) -> str:

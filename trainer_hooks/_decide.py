@@ -81,6 +81,7 @@ def _check(request: UpdateRequest, ctx: ApplyContext) -> UpdateOutcome | None:
     reason = _invalid_reason(request)
     if reason is not None:
         return UpdateOutcome(request.id, OutcomeStatus.REJECTED, step=step, reason=reason)
+    ctx.params = request.params
     try:
         reasons = [
             f"{name}: {r}"

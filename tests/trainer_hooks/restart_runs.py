@@ -8,6 +8,8 @@ accumulation 2). One run takes a fraction of a second.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -55,20 +57,38 @@ class Rows(torch.utils.data.Dataset):
         return {"x": self.x[i], "labels": self.y[i]}
 
 
+class StreamedRows(torch.utils.data.IterableDataset):
+    """The same rows with no length, as a streamed dataset: Trainer cannot know how many steps it holds."""
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        rows = Rows()
+        return (rows[i] for i in range(ROWS))
+
+
 def train(
-    out: Any, requests: dict[int, list[UpdateRequest]] | None = None, eval_set: bool = False, **args: Any
+    out: Any,
+    requests: dict[int, list[UpdateRequest]] | None = None,
+    eval_set: bool = False,
+    streamed: bool = False,
+    source: QueueSource | None = None,
+    resume_from: str | None = None,
+    **args: Any,
 ) -> tuple[dict[int, list[float]], int, QueueSource]:
-    """Train with ``args``; push ``requests`` at the end of those steps. Returns rates per step, end step, source."""
-    source, recorder = QueueSource(), LrRecorder()
+    """Train with ``args``; push ``requests`` at the end of those steps. Returns rates per step, end step, source.
+
+    To resume a run, pass its ``source`` (which, like the job row, remembers what was applied)
+    and ``resume_from`` a checkpoint's name under ``out``.
+    """
+    source, recorder = source or QueueSource(), LrRecorder()
     callback = RuntimeParameterCallback(source)
     torch.manual_seed(0)
     trainer = Trainer(
         model=Regression(),
         args=TrainingArguments(output_dir=str(out), **{**RUN_ARGS, **args}),
-        train_dataset=Rows(),
+        train_dataset=StreamedRows() if streamed else Rows(),
         eval_dataset=Rows() if eval_set else None,
         callbacks=[PushAt(source, requests or {}), recorder, callback],
     )
     callback.bind(trainer)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(Path(out) / resume_from) if resume_from else None)
     return recorder.used, trainer.state.global_step, source

@@ -108,3 +108,44 @@ def test_a_warmup_given_as_a_ratio_follows_a_new_max_steps_as_at_a_start(tmp_pat
     reference, reference_end, _ = train(tmp_path / "ref", **{**ratio, "max_steps": 60})
     assert end == reference_end == 60
     assert {s: r for s, r in used.items() if s > 12} == {s: r for s, r in reference.items() if s > 12}
+
+
+# name: (requests by step, the run's settings, the settings the restarted run starts with)
+RATIO_INTERVALS: dict[str, tuple[dict[int, list[dict[str, Any]]], dict[str, Any], dict[str, Any]]] = {
+    "a ratio follows max_steps": ({3: [{"max_steps": 20}]}, {"save_steps": 0.25}, {"save_steps": 0.25}),
+    "an interval set live stays": (
+        {2: [{"save_steps": 3}], 3: [{"max_steps": 20}]},
+        {"save_steps": 0.25},
+        {"save_steps": 3},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(RATIO_INTERVALS))
+def test_intervals_saved_after_a_new_max_steps_are_those_of_a_start_with_it(tmp_path: Path, case: str) -> None:
+    """An interval below 1 is a ratio of max_steps (every 10 of 40 here; a start with 20 saves every 5)."""
+    pushes, start_with, restart_with = RATIO_INTERVALS[case]
+    requests = {step: [request(**params) for params in batch] for step, batch in pushes.items()}
+    _, end, _ = train(tmp_path / "live", requests, max_steps=MAX_STEPS, save_strategy="steps", **start_with)
+    _, reference_end, _ = train(tmp_path / "ref", max_steps=20, save_strategy="steps", **restart_with)
+
+    def saved_after_3(run: str) -> list[int]:
+        return sorted(s for p in (tmp_path / run).glob("checkpoint-*") if (s := int(p.name.split("-")[1])) > 3)
+
+    assert end == reference_end == 20
+    assert saved_after_3("live") == saved_after_3("ref")
+
+
+def test_a_resume_at_or_past_a_shortened_max_steps_ends_as_a_run_started_with_it(tmp_path: Path) -> None:
+    """40 -> 35 live, then a resume from checkpoint-35: as a run started with 35 and resumed there (one step more)."""
+    saving = {"save_strategy": "steps", "save_steps": 5, "max_steps": MAX_STEPS}
+    _, first_end, source = train(tmp_path / "live", {5: [request(max_steps=35)]}, **saving)
+    used, end, _ = train(tmp_path / "live", source=source, resume_from="checkpoint-35", **saving)
+
+    reference_saving = {**saving, "max_steps": 35}
+    train(tmp_path / "ref", **reference_saving)
+    reference, reference_end, _ = train(tmp_path / "ref", resume_from="checkpoint-35", **reference_saving)
+
+    assert first_end == 35
+    assert (end, used) == (reference_end, reference)  # transformers makes one step after a resume at the end
+    assert end == 36

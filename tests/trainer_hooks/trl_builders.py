@@ -1,4 +1,7 @@
-"""One builder per TRL trainer: the tiny model, a matching dataset and a small config (CPU, ~10 steps)."""
+"""One builder per TRL trainer: the tiny model, a matching dataset and a small config (CPU, ~10 steps).
+
+Some take config overrides as keywords (a loss type, a number of steps).
+"""
 
 from __future__ import annotations
 
@@ -28,10 +31,10 @@ def sft(model_dir: str, out: str, callbacks: list[Any]) -> Any:
     )
 
 
-def dpo(model_dir: str, out: str, callbacks: list[Any]) -> Any:
+def dpo(model_dir: str, out: str, callbacks: list[Any], **config: Any) -> Any:
     from trl import DPOConfig, DPOTrainer
 
-    args = DPOConfig(output_dir=out, max_length=32, beta=0.1, **COMMON)
+    args = DPOConfig(output_dir=out, max_length=32, beta=0.1, **{**COMMON, **config})
     data = tiny.preference_dataset()
     return DPOTrainer(
         model=model_dir, args=args, train_dataset=data, processing_class=_tokenizer(model_dir), callbacks=callbacks
@@ -60,10 +63,10 @@ def kto(model_dir: str, out: str, callbacks: list[Any]) -> Any:
     )
 
 
-def grpo(model_dir: str, out: str, callbacks: list[Any]) -> Any:
+def grpo(model_dir: str, out: str, callbacks: list[Any], **config: Any) -> Any:
     from trl import GRPOConfig, GRPOTrainer
 
-    args = GRPOConfig(output_dir=out, num_generations=2, max_completion_length=8, beta=0.1, **COMMON)
+    args = GRPOConfig(output_dir=out, num_generations=2, max_completion_length=8, beta=0.1, **{**COMMON, **config})
     return GRPOTrainer(
         model=model_dir,
         reward_funcs=tiny.length_reward,
