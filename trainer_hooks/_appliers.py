@@ -526,6 +526,12 @@ class BetaApplier(ParameterApplier):
                 "the generation batch in use was made with beta=0, so it has no reference log-probs; "
                 f"retry after the next generation (every {_generate_every(trainer)} micro-batches)"
             )
+        if _is_trl(trainer, "RLOOTrainer") and _mid_generation(trainer):
+            return (
+                f"RLOO puts beta into the rewards when it scores a generation batch, and the one in use was "
+                f"scored with beta={trainer.beta:g}; retry after the next generation "
+                f"(every {_generate_every(trainer)} micro-batches)"
+            )
         return None
 
     def apply(self, value: float, ctx: ApplyContext) -> None:
@@ -534,18 +540,26 @@ class BetaApplier(ParameterApplier):
             ctx.args.beta = float(value)  # so a saved training_args.bin tells the truth
 
 
+def _is_trl(trainer: Any, name: str) -> bool:
+    """Whether ``trainer`` is (a subclass of) TRL's trainer of that name, without importing TRL."""
+    return any(cls.__name__ == name for cls in type(trainer).__mro__)
+
+
+def _mid_generation(trainer: Any) -> bool:
+    """Whether GRPO's or RLOO's next micro-step reuses a buffered generation batch (docs/internals.md, Trainer)."""
+    buffered = getattr(trainer, "_buffered_inputs", None)
+    return bool(buffered) and getattr(trainer, "_step", 0) % _generate_every(trainer) != 0
+
+
 def _batch_in_use_lacks_reference(trainer: Any) -> bool:
     """Whether GRPO's next micro-step reuses a batch generated while beta was 0 (docs/internals.md, Trainer)."""
-    if not any(cls.__name__ == "GRPOTrainer" for cls in type(trainer).__mro__):
-        return False
-    buffered = getattr(trainer, "_buffered_inputs", None)
-    if not buffered or getattr(trainer, "_step", 0) % _generate_every(trainer) == 0:
+    if not _is_trl(trainer, "GRPOTrainer") or not _mid_generation(trainer):
         return False  # nothing buffered, or the next micro-step makes a new batch with the new beta
-    return any("ref_per_token_logps" not in batch for batch in buffered)
+    return any("ref_per_token_logps" not in batch for batch in trainer._buffered_inputs)
 
 
 def _generate_every(trainer: Any) -> int:
-    """Micro-steps between two of GRPO's generation batches."""
+    """Micro-steps between two of GRPO's (or RLOO's) generation batches."""
     return int(trainer.args.steps_per_generation) * int(getattr(trainer, "num_iterations", 1))
 
 

@@ -105,3 +105,24 @@ def test_grpo_refuses_beta_on_while_its_generation_batch_has_no_reference_log_pr
         (OutcomeStatus.APPLIED, 4),
     ]
     assert (trainer.state.global_step, trainer.beta) == (5, 0.1)
+
+
+def test_rloo_takes_a_new_beta_only_where_it_scores_a_new_generation_batch(tiny_dir: str, tmp_path: Path) -> None:
+    """RLOO subtracts beta x KL from the rewards when it scores a batch; num_iterations=2 uses each batch for two
+    steps. Mid-batch, the batch in use keeps the old beta, so a change is refused until the next generation."""
+    source = QueueSource()
+    too_early, on_time = request(beta=0.05), request(beta=0.05)
+    callback = RuntimeParameterCallback(source)
+    pushes = PushAt(source, {1: [too_early], 2: [on_time]})
+    trainer = trl_builders.rloo(tiny_dir, str(tmp_path), [pushes], num_iterations=2, max_steps=4)
+    trainer.add_callback(callback.bind(trainer))
+    trainer.train()
+
+    refused = source.outcome(too_early.id)
+    assert (refused.status, refused.step) == (OutcomeStatus.REJECTED, 1)
+    assert refused.reason == (
+        "beta: RLOO puts beta into the rewards when it scores a generation batch, and the one in use was scored "
+        "with beta=0.1; retry after the next generation (every 2 micro-batches)"
+    )
+    assert (source.outcome(on_time.id).status, source.outcome(on_time.id).step) == (OutcomeStatus.APPLIED, 2)
+    assert (trainer.state.global_step, trainer.beta) == (4, 0.05)

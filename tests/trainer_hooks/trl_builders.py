@@ -77,10 +77,10 @@ def grpo(model_dir: str, out: str, callbacks: list[Any], **config: Any) -> Any:
     )
 
 
-def rloo(model_dir: str, out: str, callbacks: list[Any]) -> Any:
+def rloo(model_dir: str, out: str, callbacks: list[Any], **config: Any) -> Any:
     from trl import RLOOConfig, RLOOTrainer
 
-    args = RLOOConfig(output_dir=out, num_generations=2, max_completion_length=8, beta=0.1, **COMMON)
+    args = RLOOConfig(output_dir=out, num_generations=2, max_completion_length=8, beta=0.1, **{**COMMON, **config})
     return RLOOTrainer(
         model=model_dir,
         reward_funcs=tiny.length_reward,
