@@ -49,9 +49,9 @@ def add_credential_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def _job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job_id", help="the job's uuid")
-    parser.add_argument("--url", help="project URL (default: $SUPABASE_URL or $NEXT_PUBLIC_SUPABASE_URL)")
+    parser.add_argument("--url", help=f"project URL (default: ${', else $'.join(URL_VARS)})")
     parser.add_argument(
-        "--secret-key", help="the project's secret key (default: $SUPABASE_SECRET_KEY, else $SUPABASE_SERVICE_ROLE_KEY)"
+        "--secret-key", help=f"the project's secret key (default: ${', else $'.join(SERVICE_KEY_VARS)})"
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
