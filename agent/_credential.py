@@ -149,11 +149,16 @@ class Credential:
         if not self.refreshable or self.revoked:
             return False
         async with self._lock:
+            if self.revoked:  # decided while this caller waited for the lock
+                return False
             if self._session is not None and self._session.access_token != stale:
                 return True
             # Shielded: once sent, the server may already have spent the old refresh token, so the
             # answer must reach the session file even if the caller is cancelled (see settle()).
-            self._exchanging = asyncio.ensure_future(self._exchange_and_keep(self._refresh_token()))
+            # A cancelled caller releases the lock with its exchange still out: the next one waits
+            # for that answer rather than presenting the same refresh token a second time.
+            if self._exchanging is None or self._exchanging.done():
+                self._exchanging = asyncio.ensure_future(self._exchange_and_keep(self._refresh_token()))
             try:
                 session = await asyncio.shield(self._exchanging)
             except AuthApiError as exc:
@@ -262,6 +267,8 @@ class Credential:
             self._file_warned = True
 
     def _revoke(self, exc: AuthApiError) -> None:
+        if self.revoked:  # said once, however many calls learn it
+            return
         self.revoked = True
         logger.warning(
             "The trainer credential was revoked (%s); runtime parameter updates stopped, training goes on. "

@@ -136,3 +136,53 @@ def test_a_fixed_token_expiring_within_a_day_is_one_warning_at_start(caplog: pyt
             Credential(AgentConfig(job_id=JOB, url=URL, key=mint_job_token(JOB, secret, ttl))).warn_if_expiring()
         Credential(AgentConfig(job_id=JOB, url=URL, key="sb_secret_not_a_jwt")).warn_if_expiring()
     assert [record.getMessage()[:37] for record in caplog.records] == ["The token expires in 1.0 h and cannot"]
+
+
+def test_callers_that_learn_of_a_revocation_together_cause_one_exchange_and_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """REST, the Realtime channel and the refresh loop may all find the token stale at once: the refresh token
+    is presented once (a second presentation of a spent one would itself end the session), and the
+    revocation is said once."""
+    from supabase_auth.errors import AuthApiError
+
+    credential = Credential(session_config(tmp_path))
+    presented: list[str] = []
+
+    async def spent(refresh_token: str) -> Session:
+        presented.append(refresh_token)
+        await asyncio.sleep(0.05)
+        raise AuthApiError("Invalid Refresh Token: Already Used", 400, "refresh_token_already_used")
+
+    monkeypatch.setattr(credential, "_exchange", spent)
+
+    async def three_callers() -> list[bool]:
+        return list(await asyncio.gather(*(credential.refresh() for _ in range(3))))
+
+    with caplog.at_level(logging.WARNING):
+        assert asyncio.run(three_callers()) == [False, False, False]
+    assert presented == [REFRESH] and credential.revoked
+    assert caplog.text.count("The trainer credential was revoked") == 1
+
+
+def test_a_caller_after_a_cancelled_one_waits_for_its_exchange_instead_of_sending_the_token_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credential = Credential(session_config(tmp_path))
+    presented: list[str] = []
+
+    async def slow_exchange(refresh_token: str) -> Session:
+        presented.append(refresh_token)
+        await asyncio.sleep(0.2)
+        return Session.model_construct(access_token="a2", refresh_token="rotated-2", expires_in=3600)
+
+    monkeypatch.setattr(credential, "_exchange", slow_exchange)
+
+    async def cancel_one_then_ask_again() -> bool:
+        first = asyncio.create_task(credential.refresh())
+        await asyncio.sleep(0.05)
+        first.cancel()
+        return await credential.refresh()
+
+    assert asyncio.run(cancel_one_then_ask_again())
+    assert presented == [REFRESH] and credential._refresh_token() == "rotated-2"
