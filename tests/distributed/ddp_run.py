@@ -123,6 +123,10 @@ def main(model_dir: str, out_dir: str, mode: str) -> None:
         "outcomes": [(o.status.value, o.step, o.reason) for o in source.outcomes] if source else [],
     }
     torch.save(result, Path(out_dir) / f"rank{rank}.pt")
+    # Leave together and take the process group down: a rank that exits with gloo's threads still
+    # running can abort in C++ ("terminate called without an active exception", seen once in CI).
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
