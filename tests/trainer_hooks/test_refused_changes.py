@@ -7,17 +7,31 @@ reason, the step the run ends at, and that training never crashes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trl_builders
 from hooks_helpers import PushAt, QueueSource, request
 from restart_runs import train
 
-from liveparams.contract import OutcomeStatus
+from liveparams.contract import OutcomeStatus, UpdateRequest
 from liveparams.trainer_hooks import RuntimeParameterCallback
 
 pytestmark = pytest.mark.slow
+
+
+def train_trl(
+    build: Callable[..., Any], tiny_dir: str, out: Path, schedule: dict[int, list[UpdateRequest]], **config: Any
+) -> tuple[Any, QueueSource]:
+    """Train a TRL trainer from ``trl_builders`` with the callback, pushing ``schedule``'s requests at those steps."""
+    source = QueueSource()
+    callback = RuntimeParameterCallback(source)
+    trainer = build(tiny_dir, str(out), [PushAt(source, schedule)], **config)
+    trainer.add_callback(callback.bind(trainer))
+    trainer.train()
+    return trainer, source
 
 
 def test_max_steps_at_the_step_where_training_ends_is_refused(tmp_path: Path) -> None:
@@ -40,11 +54,9 @@ def test_max_steps_after_a_stop_in_the_same_drain_is_refused_as_one_at_a_time_wo
 
 
 def test_beta_zero_is_refused_by_a_loss_that_divides_by_beta(tiny_dir: str, tmp_path: Path) -> None:
-    source, off = QueueSource(), request(beta=0.0)
-    callback = RuntimeParameterCallback(source)
-    trainer = trl_builders.dpo(tiny_dir, str(tmp_path), [PushAt(source, {2: [off]})], loss_type=["ipo"], max_steps=4)
-    trainer.add_callback(callback.bind(trainer))
-    trainer.train()  # a start with beta=0 raises ZeroDivisionError at the first step
+    off = request(beta=0.0)
+    # a start with beta=0 raises ZeroDivisionError at the first step
+    trainer, source = train_trl(trl_builders.dpo, tiny_dir, tmp_path, {2: [off]}, loss_type=["ipo"], max_steps=4)
 
     outcome = source.outcome(off.id)
     assert (outcome.status, outcome.step) == (OutcomeStatus.REJECTED, 2)
@@ -86,13 +98,9 @@ def test_grpo_refuses_beta_on_while_its_generation_batch_has_no_reference_log_pr
     tiny_dir: str, tmp_path: Path
 ) -> None:
     """num_iterations=2: a batch generated after step 2 (beta=0) is used again at step 4; beta can return after it."""
-    source = QueueSource()
     off, too_early, on = request(beta=0.0), request(beta=0.1), request(beta=0.1)
-    callback = RuntimeParameterCallback(source)
-    pushes = PushAt(source, {2: [off], 3: [too_early], 4: [on]})
-    trainer = trl_builders.grpo(tiny_dir, str(tmp_path), [pushes], num_iterations=2, max_steps=5)
-    trainer.add_callback(callback.bind(trainer))
-    trainer.train()
+    schedule = {2: [off], 3: [too_early], 4: [on]}
+    trainer, source = train_trl(trl_builders.grpo, tiny_dir, tmp_path, schedule, num_iterations=2, max_steps=5)
 
     refused = source.outcome(too_early.id)
     assert (refused.status, refused.step) == (OutcomeStatus.REJECTED, 3)
@@ -110,13 +118,9 @@ def test_grpo_refuses_beta_on_while_its_generation_batch_has_no_reference_log_pr
 def test_rloo_takes_a_new_beta_only_where_it_scores_a_new_generation_batch(tiny_dir: str, tmp_path: Path) -> None:
     """RLOO subtracts beta x KL from the rewards when it scores a batch; num_iterations=2 uses each batch for two
     steps. Mid-batch, the batch in use keeps the old beta, so a change is refused until the next generation."""
-    source = QueueSource()
     too_early, on_time = request(beta=0.05), request(beta=0.05)
-    callback = RuntimeParameterCallback(source)
-    pushes = PushAt(source, {1: [too_early], 2: [on_time]})
-    trainer = trl_builders.rloo(tiny_dir, str(tmp_path), [pushes], num_iterations=2, max_steps=4)
-    trainer.add_callback(callback.bind(trainer))
-    trainer.train()
+    schedule = {1: [too_early], 2: [on_time]}
+    trainer, source = train_trl(trl_builders.rloo, tiny_dir, tmp_path, schedule, num_iterations=2, max_steps=4)
 
     refused = source.outcome(too_early.id)
     assert (refused.status, refused.step) == (OutcomeStatus.REJECTED, 1)
