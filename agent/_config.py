@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_REQUESTS_TABLE = "parameter_update_requests"
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
+METRICS_OFF = ("0", "off", "false", "no")  # values of LIVEPARAMS_METRICS that turn live metrics off
 
 # The lookup order is the one the CLI uses too (liveparams.environment).
 _URL_VARS = URL_VARS
@@ -153,6 +154,21 @@ class AgentConfig:
     outcome_batch_size: int = field(default=50, metadata={"help": "Outcomes per RPC call."})
     outcome_writes_per_second: int = field(default=5, metadata={"help": "Rate limit of outcome RPC calls."})
 
+    # > Live metrics (docs/contracts.md, "Live metrics")
+    metrics: bool = field(
+        default=True,
+        metadata={
+            "help": "Send what the trainer logs (loss, learning rate, ...) to the job's owner. Env: "
+            "LIVEPARAMS_METRICS=off turns it off."
+        },
+    )
+    metrics_live_interval: float = field(
+        default=1.0, metadata={"help": "Seconds between two live metrics messages (Realtime Broadcast)."}
+    )
+    metrics_history_interval: float = field(
+        default=10.0, metadata={"help": "Seconds between two writes of the metrics history (record_training_metrics)."}
+    )
+
     def __post_init__(self) -> None:
         try:
             uuid.UUID(self.job_id)
@@ -176,7 +192,7 @@ class AgentConfig:
             )
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, (int, float)) and value <= 0:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
                 raise ConfigError(f"{f.name} must be positive, got {value!r}")
 
     def __repr__(self) -> str:
@@ -237,6 +253,8 @@ class AgentConfig:
             overrides["api_key"] = first_set(env, _API_KEY_VARS) or None
         if refresh_token:
             overrides["refresh_token"] = refresh_token
+        if env.get("LIVEPARAMS_METRICS", "").strip().lower() in METRICS_OFF:
+            overrides["metrics"] = False
         if env.get("LIVEPARAMS_SESSION_FILE", "").strip():
             overrides["session_file"] = env["LIVEPARAMS_SESSION_FILE"].strip()
         try:

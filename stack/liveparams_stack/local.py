@@ -34,6 +34,7 @@ import psycopg
 from liveparams_stack import keys
 from liveparams_stack.errors import StackError
 from liveparams_stack.postgres import PostgresCluster, PostgresInstall, find_postgres
+from liveparams_stack.realtime.policies import SCHEMA_SQL as REALTIME_SCHEMA_SQL
 
 MARKER = "liveparams-stack.json"
 _BOOTSTRAP_SQL = Path(__file__).with_name("bootstrap.sql")
@@ -155,6 +156,7 @@ class LocalStack:
             cluster.start()
             with psycopg.connect(self.db_url, autocommit=True) as conn:
                 conn.execute(_BOOTSTRAP_SQL.read_bytes())  # trusted file, several statements in one go
+                conn.execute(REALTIME_SCHEMA_SQL)  # a fresh project has realtime.messages: migrations add policies
             self._push_migrations(supabase_cli, project_dir)
             self._start_api(marker)
         except BaseException:

@@ -1,0 +1,153 @@
+"""What live metrics cost: time per training step with them on vs off, and what a job stores as it grows.
+
+Two tables:
+
+1. Time per step of a tiny Trainer run on CPU that logs every step (``logging_steps=1``), with the
+   real ``UpdateAgent`` on a local stack as the callback's source: metrics off
+   (``AgentConfig(metrics=False)``) and on (points queued on the training thread, broadcast every
+   second and stored every 10 s by the agent thread). The variants alternate, best of the repeats.
+2. Rows and bytes a job stores after 1,000 and 100,000 logged steps (four metrics a point), written
+   through ``record_training_metrics`` as the agent would (at most 1,000 points a call); the table
+   keeps at most ``liveparams_max_metric_rows()`` rows per job, so both cost the same.
+
+Run: ``python benchmarks/metrics_overhead.py`` (a few minutes on 2 cores; a local stack is started
+unless ``SUPABASE_URL``, ``SUPABASE_DB_URL`` and ``SUPABASE_JWT_SECRET`` are set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import httpx
+import psycopg
+from agent_latency import stack_env
+from rich.console import Console
+from rich.table import Table
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    DataCollatorForLanguageModeling,
+    Trainer,
+    TrainingArguments,
+)
+
+from liveparams import RuntimeParameterCallback
+from liveparams.agent import AgentConfig, UpdateAgent
+from liveparams.demo.tiny import sft_dataset, tiny_model_dir
+from liveparams.tokens import mint_job_token
+
+POINTS_PER_CALL = 1000
+
+
+def new_job(db: Any) -> str:
+    row = db.execute("insert into public.local_training_jobs (status) values ('running') returning id").fetchone()
+    return str(row[0])
+
+
+def step_times_ms(env: dict[str, str], db: Any, steps: int, repeats: int) -> dict[str, float]:
+    """Best over repeats of the mean wall time per step, metrics off and on, alternating."""
+    model_dir, out = tiny_model_dir(), tempfile.mkdtemp(prefix="liveparams-bench-")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    data = sft_dataset(64).map(lambda row: tokenizer(row["text"]), remove_columns=["text"])
+    args = TrainingArguments(
+        output_dir=out,
+        max_steps=steps,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    times: dict[str, list[float]] = {"metrics off": [], "metrics on": []}
+    schedule = [("warm-up", False)] + [(name, name == "metrics on") for _ in range(repeats) for name in times]
+    for name, metrics in schedule:
+        job_id = new_job(db)
+        key = mint_job_token(job_id, env["JWT_SECRET"])
+        agent = UpdateAgent(AgentConfig(job_id=job_id, url=env["API_URL"], key=key, metrics=metrics))
+        trainer = Trainer(
+            model=AutoModelForCausalLM.from_pretrained(model_dir),
+            args=args,
+            train_dataset=data,
+            data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+            callbacks=[RuntimeParameterCallback(agent)],
+        )
+        start = time.perf_counter()
+        trainer.train()
+        if name in times:
+            times[name].append((time.perf_counter() - start) / steps * 1e3)
+    return {name: min(values) for name, values in times.items()}
+
+
+def stored(db: Any, job_id: str) -> tuple[int, int]:
+    """Rows of the job, and their bytes (heap tuples as PostgreSQL stores them, TOAST included)."""
+    row = db.execute(
+        "select count(*), coalesce(sum(pg_column_size(m.*)), 0) from public.training_metrics m where job_id = %s",
+        (job_id,),
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def storage(env: dict[str, str], db: Any, sizes: list[int]) -> dict[int, tuple[int, int, float]]:
+    """Per size: rows, bytes, and the mean ms of one write call, after that many logged steps."""
+    results: dict[int, tuple[int, int, float]] = {}
+    with httpx.Client(base_url=env["API_URL"], timeout=60) as http:
+        for size in sizes:
+            job_id = new_job(db)
+            token = mint_job_token(job_id, env["JWT_SECRET"])
+            headers = {"apikey": token, "Authorization": f"Bearer {token}"}
+            calls: list[float] = []
+            for first in range(1, size + 1, POINTS_PER_CALL):
+                points = [
+                    {"step": s, "metrics": {"loss": 1 / s, "learning_rate": 1e-3, "grad_norm": 0.5, "epoch": s / 1000}}
+                    for s in range(first, min(first + POINTS_PER_CALL, size + 1))
+                ]
+                began = time.perf_counter()
+                body = {"p_job_id": job_id, "p_points": points}
+                response = http.post("/rest/v1/rpc/record_training_metrics", json=body, headers=headers)
+                calls.append((time.perf_counter() - began) * 1e3)
+                response.raise_for_status()
+            rows, size_bytes = stored(db, job_id)
+            results[size] = (rows, size_bytes, sum(calls[-10:]) / len(calls[-10:]))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=150, help="steps of each timed run")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per variant")
+    parser.add_argument("--sizes", default="1000,100000", help="logged steps of the stored jobs")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+
+    with stack_env() as env, psycopg.connect(env["DB_URL"], autocommit=True) as db:
+        measured = step_times_ms(env, db, args.steps, args.repeats)
+        grown = storage(env, db, sizes)
+
+    runs = Table(title=f"tiny Trainer run, CPU, logging every step, {args.steps} steps, best of {args.repeats}")
+    runs.add_column("run")
+    runs.add_column("ms / step", justify="right")
+    off, on = measured["metrics off"], measured["metrics on"]
+    runs.add_row("callback + agent, metrics off", f"{off:.3f}")
+    runs.add_row("callback + agent, metrics on", f"{on:.3f}")
+    runs.add_row("difference", f"{on - off:+.3f} ({(on / off - 1) * 100:+.1f} %)")
+
+    rows = Table(title="stored per job (record_training_metrics, 1,000 points a call)")
+    for column in ("logged steps", "rows", "bytes", "ms / write (last 10)"):
+        rows.add_column(column, justify="right")
+    for size, (count, size_bytes, write_ms) in grown.items():
+        rows.add_row(f"{size:,}", f"{count:,}", f"{size_bytes:,}", f"{write_ms:.1f}")
+
+    console = Console()
+    console.print(runs)
+    console.print(rows)
+
+
+if __name__ == "__main__":
+    main()
