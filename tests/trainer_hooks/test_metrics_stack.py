@@ -7,6 +7,7 @@ panel does with supabase-js) and reads the history over REST; a second user gets
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from realtime import RealtimeSubscribeStates
 
 from liveparams import RuntimeParameterCallback
 from liveparams._supabase import create_client
-from liveparams.agent import UpdateAgent
+from liveparams.agent import AgentConfig, UpdateAgent
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -33,9 +34,13 @@ def trainer_env(monkeypatch: pytest.MonkeyPatch, stack_env: dict[str, str], job_
     monkeypatch.setenv("LIVEPARAMS_TOKEN", token)
 
 
-def train(tiny_dir: str, out: Path) -> Any:
+def train(tiny_dir: str, out: Path, **timings: float) -> Any:
+    """A tiny run logging every step, its agent from the environment (``timings``: AgentConfig overrides)."""
+    config = AgentConfig.from_env()
+    assert config is not None
+    agent = UpdateAgent(dataclasses.replace(config, **timings))
     trainer = plain_trainer(tiny_dir, training_args(out, max_steps=STEPS, logging_steps=1), [])
-    trainer.add_callback(RuntimeParameterCallback.from_env(trainer))
+    trainer.add_callback(RuntimeParameterCallback(agent, trainer=trainer))
     trainer.train()
     return trainer
 
@@ -115,8 +120,8 @@ def test_when_the_history_cannot_be_written_points_are_dropped_with_one_warning_
     job_id = new_job(owner_id)
     trainer_env(monkeypatch, stack_env, job_id, job_token(job_id))
     faults("rest_errors", count=100_000, status=503)  # every REST call fails until the end of the test
-    with caplog.at_level(logging.WARNING, logger="liveparams.agent"):
-        trainer = train(tiny_dir, tmp_path / "out")
+    with caplog.at_level(logging.WARNING, logger="liveparams.agent"):  # a write tried every 0.1 s: many fail
+        trainer = train(tiny_dir, tmp_path / "out", metrics_live_interval=0.05, metrics_history_interval=0.1)
     faults("reset")
 
     assert trainer.state.global_step == STEPS
