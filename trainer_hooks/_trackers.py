@@ -41,6 +41,10 @@ def log_to_trackers(trainer: Any, outcome: UpdateOutcome) -> None:
     try:
         from transformers import Trainer
 
+        # The callback handler's on_log clears should_log; at a step end that would cancel the
+        # step's own log, which DefaultFlowCallback has just asked for.
+        should_log = trainer.control.should_log
         Trainer.log(trainer, scalars)
+        trainer.control.should_log = should_log
     except Exception:
         logger.exception("logging the applied change to the trainer's trackers failed")

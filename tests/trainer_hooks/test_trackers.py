@@ -42,6 +42,8 @@ def test_an_applied_change_is_in_the_tensorboard_event_file_at_its_step(
         for tag in events.Tags()["scalars"]
         if "liveparams/" in tag
     }
+    # The change's own log leaves the step's regular log in place (loss and rate at every step).
+    assert sorted(e["step"] for e in trainer.state.log_history if "learning_rate" in e) == list(range(1, 9))
     assert scalars == {
         "train/liveparams/learning_rate": [(3, 2e-4)],
         "train/liveparams/weight_decay": [(6, 0.05)],
