@@ -1,12 +1,15 @@
 """What live metrics cost: time per training step with them on vs off, and what a job stores as it grows.
 
-Two tables:
+Three tables:
 
-1. Time per step of a tiny Trainer run on CPU that logs every step (``logging_steps=1``), with the
+1. What the training thread pays per ``on_log``: Trainer's ``CallbackHandler.on_log`` dispatch with
+   the callback and an ``UpdateAgent`` whose metrics are off vs on (on: the point is filtered and
+   appended to the agent's bounded queue; the agent thread sends it later). Median of 5 repeats.
+2. Time per step of a tiny Trainer run on CPU that logs every step (``logging_steps=1``), with the
    real ``UpdateAgent`` on a local stack as the callback's source: metrics off
    (``AgentConfig(metrics=False)``) and on (points queued on the training thread, broadcast every
    second and stored every 10 s by the agent thread). The variants alternate, best of the repeats.
-2. Rows and bytes a job stores after 1,000 and 100,000 logged steps (four metrics a point), written
+3. Rows and bytes a job stores after 1,000 and 100,000 logged steps (four metrics a point), written
    through ``record_training_metrics`` as the agent would (at most 1,000 points a call); the table
    keeps at most ``liveparams_max_metric_rows()`` rows per job, so both cost the same.
 
@@ -17,9 +20,13 @@ unless ``SUPABASE_URL``, ``SUPABASE_DB_URL`` and ``SUPABASE_JWT_SECRET`` are set
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import statistics
 import tempfile
 import time
+import timeit
+import uuid
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -34,8 +41,11 @@ from transformers import (
     AutoTokenizer,
     DataCollatorForLanguageModeling,
     Trainer,
+    TrainerControl,
+    TrainerState,
     TrainingArguments,
 )
+from transformers.trainer_callback import CallbackHandler, DefaultFlowCallback
 
 from liveparams import RuntimeParameterCallback
 from liveparams.agent import AgentConfig, UpdateAgent
@@ -43,6 +53,31 @@ from liveparams.demo.tiny import sft_dataset, tiny_model_dir
 from liveparams.tokens import mint_job_token
 
 POINTS_PER_CALL = 1000
+LOG_CALLS = 20_000
+LOGS = {"loss": 2.31, "grad_norm": 1.12, "learning_rate": 5e-5, "epoch": 0.25}
+
+
+def on_log_cost_us(metrics: bool | None) -> float:
+    """Median µs per ``on_log`` dispatch: defaults only (None), or with the callback and an agent.
+
+    The agent points at a port nothing listens on: its thread runs (and fails to send, quietly),
+    which is what the training thread shares the process with; the queue stays bounded.
+    """
+    args = TrainingArguments(output_dir=tempfile.mkdtemp(prefix="liveparams-bench-"), report_to=[])
+    state, control = TrainerState(global_step=1, max_steps=10**9), TrainerControl()
+    callbacks: list[Any] = []
+    agent = None
+    if metrics is not None:
+        job_id = str(uuid.uuid4())
+        agent = UpdateAgent(AgentConfig(job_id=job_id, url="http://127.0.0.1:9", key="benchmark-key", metrics=metrics))
+        callbacks.append(RuntimeParameterCallback(agent))
+    handler = CallbackHandler([DefaultFlowCallback, *callbacks], None, None, None, None)
+    for callback in callbacks:
+        callback.on_train_begin(args, state, control)
+    runs = timeit.repeat(lambda: handler.on_log(args, state, control, dict(LOGS)), number=LOG_CALLS, repeat=5)
+    if agent is not None:
+        agent.close(0.5)
+    return statistics.median(runs) / LOG_CALLS * 1e6
 
 
 def new_job(db: Any) -> str:
@@ -126,6 +161,16 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
 
+    logging.getLogger("liveparams").setLevel(logging.CRITICAL)  # the unreachable agents of table 1 say so
+    hooks = Table(title=f"on_log dispatch (what the training thread pays), median of 5 x {LOG_CALLS} calls")
+    hooks.add_column("callbacks")
+    hooks.add_column("µs / log", justify="right")
+    costs = {label: on_log_cost_us(metrics) for label, metrics in (("defaults", None), ("off", False), ("on", True))}
+    hooks.add_row("Trainer defaults only", f"{costs['defaults']:.2f}")
+    hooks.add_row("+ callback and agent, metrics off", f"{costs['off']:.2f}")
+    hooks.add_row("+ callback and agent, metrics on", f"{costs['on']:.2f}")
+    hooks.add_row("metrics on − off", f"{costs['on'] - costs['off']:+.2f}")
+
     with stack_env() as env, psycopg.connect(env["DB_URL"], autocommit=True) as db:
         measured = step_times_ms(env, db, args.steps, args.repeats)
         grown = storage(env, db, sizes)
@@ -145,6 +190,7 @@ def main() -> None:
         rows.add_row(f"{size:,}", f"{count:,}", f"{size_bytes:,}", f"{write_ms:.1f}")
 
     console = Console()
+    console.print(hooks)
     console.print(runs)
     console.print(rows)
 
