@@ -21,6 +21,7 @@ from supabase import Client, ClientOptions, create_client
 from supabase_auth import SyncGoTrueClient
 
 from liveparams.credentials import CredentialAdmin
+from liveparams.trainer_credential import parse_credential
 
 pytestmark = pytest.mark.stack
 TABLE = "local_training_jobs"
@@ -51,7 +52,8 @@ def trainer_session(stack_env: dict[str, str], job_id: str, revoked: bool = Fals
         auto_refresh_token=False,
         persist_session=False,
     )
-    session = auth.refresh_session(credential.refresh_token).session
+    secret = parse_credential(credential.secret)
+    session = auth.sign_in_with_password({"email": secret.email, "password": secret.password}).session
     assert session is not None
     if revoked:
         admin.revoke(job_id, credential.credential_id)
