@@ -238,12 +238,10 @@ class AgentConfig:
         credential = env.get(CREDENTIAL_VAR, "").strip()
         if not credential and env.get(LEGACY_REFRESH_VAR, "").strip():
             logger.warning(
-                "%s is no longer read (a refresh token works once, then breaks restarts), runtime parameter updates "
-                "disabled: run `liveparams credential rotate %s` where the secret key is, and give the training "
-                "process the %s it prints instead",
-                LEGACY_REFRESH_VAR,
+                "LIVEPARAMS_REFRESH_TOKEN is no longer read (a refresh token works once, then breaks restarts), "
+                "runtime parameter updates disabled: run `liveparams credential rotate %s` where the secret key is, "
+                "and give the training process the LIVEPARAMS_CREDENTIAL it prints instead",
                 job_id,
-                CREDENTIAL_VAR,
             )
             return None
         key = "" if credential else first_set(env, _KEY_VARS)

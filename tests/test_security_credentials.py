@@ -187,6 +187,6 @@ def test_the_secret_key_works_as_well_as_the_legacy_service_role_key(
     env = {"SUPABASE_URL": stack_env["API_URL"], "SUPABASE_SECRET_KEY": stack_env["SECRET_KEY"]}
     done = liveparams("token", job_id, "--json", env=env)
     assert done.returncode == 0, done.stderr
-    session = auth(stack_env).refresh_session(json.loads(done.stdout)["refresh_token"]).session
-    assert session is not None and can_read(stack_env, session.access_token, job_id)
+    session = sign_in(stack_env, json.loads(done.stdout)["credential"])
+    assert can_read(stack_env, session.access_token, job_id)
     assert httpx.get(f"{stack_env['API_URL']}/auth/v1/health").status_code == 200

@@ -268,11 +268,12 @@ async def test_realtime_delivers_a_jobs_requests_only_to_whom_rls_shows_them(
     job_id, other_job = new_job(owner_id), new_job(owner_id)
     session = trainer_session(stack_env, job_id)
     revoked_after_joining = CredentialAdmin(stack_env["API_URL"], stack_env["SERVICE_ROLE_KEY"]).issue(job_id)
+    secret = parse_credential(revoked_after_joining.secret)
     revoked_session = (
         SyncGoTrueClient(
             url=f"{stack_env['API_URL']}/auth/v1", headers={"apikey": stack_env["ANON_KEY"]}, persist_session=False
         )
-        .refresh_session(revoked_after_joining.refresh_token)
+        .sign_in_with_password({"email": secret.email, "password": secret.password})
         .session
     )
     assert revoked_session is not None
