@@ -16,18 +16,18 @@ from typing import Any
 from liveparams.environment import TRAINER_TOKEN_VAR, USER_TOKEN_VAR, key_role, unverified_claims
 from liveparams.trainer_credential import CREDENTIAL_PREFIX, CREDENTIAL_VAR, HOW_TO_GET_ONE
 
-__all__ = ["USER_SIGN_IN", "refusal_hint", "trainer_token_problem", "user_token_problem"]
+__all__ = ["TRAINER_KEY", "USER_SIGN_IN", "refusal_hint", "trainer_token_problem", "user_token_problem"]
 
 USER_SIGN_IN = "sign in with `liveparams user login EMAIL`"
+TRAINER_KEY = f"{TRAINER_TOKEN_VAR} (or the key the training process was given)"
 # What PostgREST (and the stack) answer for a bearer they cannot verify: its code, and the words of its message.
 JWT_REFUSED_CODES = ("PGRST301", "PGRST303", "401")  # PostgREST 12+: 303 for claims (expired)
-_REFUSALS = (("expired", "has expired"), ("signature", "is not signed by this project (another project or stack?)"))
 
 
 def trainer_token_problem(key: str, job_id: str) -> str | None:
     """Why the training process's fixed key (``LIVEPARAMS_TOKEN`` or a project key) cannot work for
     ``job_id``, or ``None`` when nothing is wrong that can be seen without the server."""
-    where = f"{TRAINER_TOKEN_VAR} (or the key the training process was given)"
+    where = TRAINER_KEY
     if key.startswith(CREDENTIAL_PREFIX):
         return f"{where} holds a trainer credential: set it as {CREDENTIAL_VAR} instead"
     if key.startswith("sb_"):
@@ -69,7 +69,12 @@ def refusal_hint(code: str | None, message: str, which: str, fix: str) -> str | 
     any other answer. ``which`` names the credential, ``fix`` says how to get a good one."""
     if code not in JWT_REFUSED_CODES:
         return None
-    said = next((words for marker, words in _REFUSALS if marker in message.lower()), "was refused by the server")
+    if "expired" in message.lower():
+        said = "has expired"
+    elif code == "PGRST301":  # "JWSError JWSInvalidSignature", "No suitable key or wrong key type", ...
+        said = "is not signed by this project (another project or stack?)"
+    else:
+        said = "was refused by the server"
     return f"{which} {said}: {fix}"
 
 

@@ -102,26 +102,49 @@ def test_bad_user_tokens_get_a_one_line_hint(stack_env: dict[str, str], tmp_path
         assert "Expected 3 parts" not in said and "JWSInvalidSignature" not in said, (what, said)
 
 
-def test_a_damaged_trainer_credential_gets_a_hint_not_revoked(
-    stack_env: dict[str, str], new_user: Callable[..., tuple[str, str]], new_job: Callable[..., str]
-) -> None:
-    """As the training process logs it: a credential cut short when pasted is not called revoked."""
-    job = new_job(new_user()[0])
-    admin = CredentialAdmin(stack_env["API_URL"], stack_env["SERVICE_ROLE_KEY"])
-    issued = admin.issue(job)
-    trainer = "import logging\nlogging.basicConfig()\nfrom liveparams.agent import UpdateAgent\nprint(UpdateAgent.from_env())"
-    env = {**clean_environ(), "JOB_ID": job, "SUPABASE_URL": stack_env["API_URL"]}
-    env["SUPABASE_ANON_KEY"] = stack_env["ANON_KEY"]
-    cut = subprocess.run(
-        [sys.executable, "-c", trainer],
-        env={**env, "LIVEPARAMS_CREDENTIAL": issued.secret[:-5]},
+TRAINER = """
+import logging, time
+logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+from liveparams.agent import UpdateAgent
+agent = UpdateAgent.from_env()
+print(agent)
+if agent is not None:
+    agent.start()
+    time.sleep(3)
+    agent.close()
+"""
+
+
+def run_trainer(stack_env: dict[str, str], job_id: str, **credential: str) -> subprocess.CompletedProcess[str]:
+    """A training process started with ``credential`` (its variable and value) and the stack's URL and key."""
+    env = {"JOB_ID": job_id, "SUPABASE_URL": stack_env["API_URL"], "SUPABASE_ANON_KEY": stack_env["ANON_KEY"]}
+    return subprocess.run(
+        [sys.executable, "-c", TRAINER],
+        env={**clean_environ(), **env, **credential},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_a_bad_trainer_credential_gets_a_hint_not_revoked(
+    stack_env: dict[str, str], new_user: Callable[..., tuple[str, str]], new_job: Callable[..., str]
+) -> None:
+    """As the training process logs it: a credential cut short when pasted is refused at start, not called
+    revoked; a job token signed by another project is named, with the way to a good credential."""
+    job = new_job(new_user()[0])
+    cut_short = CredentialAdmin(stack_env["API_URL"], stack_env["SERVICE_ROLE_KEY"]).issue(job).secret[:-5]
+    cut = run_trainer(stack_env, job, LIVEPARAMS_CREDENTIAL=cut_short)
     assert cut.stdout.strip() == "None"
     assert "LIVEPARAMS_CREDENTIAL is a damaged trainer credential" in cut.stderr and "revoked" not in cut.stderr
-    assert "liveparams credential issue" in cut.stderr and issued.secret[:-5] not in cut.stderr
+    assert "liveparams credential issue" in cut.stderr and cut_short not in cut.stderr
+
+    claims = {"role": "authenticated", "iss": "liveparams", "job_id": job}
+    foreign = run_trainer(stack_env, job, LIVEPARAMS_TOKEN=mint_jwt(claims, "another-project-s-secret-of-32-chars"))
+    assert "LIVEPARAMS_TOKEN (or the key the training process was given) is not signed by this project" in (
+        foreign.stderr
+    ), foreign.stderr
+    assert "JWSInvalidSignature" not in foreign.stderr and "revoked" not in foreign.stderr
 
 
 @pytest.mark.slow
