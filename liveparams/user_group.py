@@ -20,7 +20,7 @@ from supabase_auth.types import Session
 
 from liveparams.environment import PUBLIC_KEY_VARS, SERVICE_KEY_VARS, URL_VARS, first_set
 from liveparams.jobs import JobError, check_url
-from liveparams.user_session import SignIn, SignInError, forget, keep
+from liveparams.user_session import SignIn, SignInError, keep
 from liveparams.users import create_user, sign_in
 
 PASSWORD_VAR = "LIVEPARAMS_USER_PASSWORD"
@@ -141,12 +141,12 @@ def _keep(url: str, public_key: str, email: str, session: Session) -> None:
 
 def _run_logout(args: argparse.Namespace) -> int:
     url = _url(args)
-    gone = forget(url)
-    if gone is None:
+    kept = SignIn.load(url)
+    if kept is None:
         print(f"not signed in on {url}", file=sys.stderr)
         return 0
-    gone.log_out()
-    print(f"signed out {gone.email} on {url}", file=sys.stderr)
+    kept.log_out()
+    print(f"signed out {kept.email} on {url}", file=sys.stderr)
     return 0
 
 

@@ -32,7 +32,7 @@ from supabase_auth.types import Session
 from liveparams.agent._credential import SESSION_GONE_CODES, refresh_margin
 from liveparams.token_hints import USER_SIGN_IN
 
-__all__ = ["SignIn", "SignInError", "forget", "keep", "session_file"]
+__all__ = ["SignIn", "SignInError", "keep", "session_file"]
 
 FILE_NAME = "session.json"
 TIMEOUT_S = 10.0
@@ -77,7 +77,7 @@ class SignIn:
         """The sign-in stored for ``url``, or ``None``."""
         path = session_file(environ)
         entry = _read(path).get(url)
-        return cls(url, path, _Entry(**entry)) if entry else None
+        return cls(url, path, entry) if entry else None
 
     @property
     def email(self) -> str:
@@ -99,16 +99,23 @@ class SignIn:
             stored = _read(self._path).get(self.url)
             if not stored:
                 raise SignInError(f"you are signed out of {self.url}: {USER_SIGN_IN}")
-            self._entry = _Entry(**stored)
+            self._entry = stored
             if self._entry.due_in() <= 0:  # nobody else refreshed it meanwhile
                 self._entry = self._refreshed()
-                _write(self._path, {**_read(self._path), self.url: asdict(self._entry)})
+                _write(self._path, {**_projects(self._path), self.url: asdict(self._entry)})
         return self._entry.access_token
 
     def log_out(self) -> None:
-        """End the session at Auth too (its refresh token stops working); best effort: it is forgotten anyway."""
-        with contextlib.suppress(AuthError, httpx.HTTPError), contextlib.closing(_auth(self.url, self.api_key)) as auth:
-            auth.admin.sign_out(self._entry.access_token, "local")
+        """End the session at Auth (its refresh token stops working) and forget it here. Auth's part is best
+        effort: a session already ended, or an unreachable Auth, still leaves the person signed out here."""
+        with contextlib.suppress(SignInError, AuthError, httpx.HTTPError):
+            token = self.access_token()  # Auth's logout takes a live access token
+            with contextlib.closing(_auth(self.url, self.api_key)) as auth:
+                auth.admin.sign_out(token, "local")
+        with _locked(self._path):
+            stored = _projects(self._path)
+            if stored.pop(self.url, None) is not None:
+                _write(self._path, stored)
 
     def _refreshed(self) -> _Entry:
         try:
@@ -116,7 +123,7 @@ class SignIn:
                 session = auth.refresh_session(self._entry.refresh_token).session
         except AuthApiError as exc:
             if exc.code in SESSION_GONE_CODES or exc.code == "user_not_found":
-                _write(self._path, {k: v for k, v in _read(self._path).items() if k != self.url})
+                _write(self._path, {k: v for k, v in _projects(self._path).items() if k != self.url})
                 raise SignInError(
                     f"your sign-in as {self.email} on {self.url} has ended ({exc.code}): {USER_SIGN_IN}"
                 ) from None
@@ -132,19 +139,8 @@ def keep(url: str, api_key: str, email: str, session: Session, environ: Mapping[
     """Store ``session`` as the sign-in for ``url`` (replacing any); returns the file."""
     path = session_file(environ)
     with _locked(path):
-        _write(path, {**_read(path), url: asdict(_entry(email, api_key, session))})
+        _write(path, {**_projects(path), url: asdict(_entry(email, api_key, session))})
     return path
-
-
-def forget(url: str, environ: Mapping[str, str] | None = None) -> SignIn | None:
-    """Remove the sign-in stored for ``url``; returns it (to log out at Auth), or ``None`` if there was none."""
-    path = session_file(environ)
-    with _locked(path):
-        stored = _read(path)
-        entry = stored.pop(url, None)
-        if entry is not None:
-            _write(path, stored)
-    return SignIn(url, path, _Entry(**entry)) if entry else None
 
 
 def _entry(email: str, api_key: str, session: Session) -> _Entry:
@@ -161,12 +157,22 @@ def _auth(url: str, api_key: str) -> SyncGoTrueClient:
     )
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _projects(path: Path) -> dict[str, Any]:
+    """The file's entries as stored (URL -> fields); ``{}`` for a missing or unreadable file."""
     try:
         projects = json.loads(path.read_text()).get("projects")
     except (OSError, ValueError, AttributeError):
         return {}
     return projects if isinstance(projects, dict) else {}
+
+
+def _read(path: Path) -> dict[str, _Entry]:
+    """The well-formed entries of the file; one written by another version, or damaged, is left out."""
+    entries = {}
+    for url, fields in _projects(path).items():
+        with contextlib.suppress(TypeError):
+            entries[url] = _Entry(**fields)
+    return entries
 
 
 def _write(path: Path, projects: dict[str, Any]) -> None:
