@@ -198,6 +198,9 @@ class Credential:
                 try:
                     return _session_of(await auth.refresh_session(self._session.refresh_token))
                 except AuthApiError as exc:
+                    if exc.code in CREDENTIAL_GONE_CODES:  # banned, or deleted while the session lived
+                        self._revoke(exc.code)
+                        return None
                     if exc.code not in SESSION_GONE_CODES:
                         raise
                     logger.info("The trainer session ended (%s); signing in again with the credential", exc.code)
