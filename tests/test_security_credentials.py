@@ -190,3 +190,11 @@ def test_the_secret_key_works_as_well_as_the_legacy_service_role_key(
     session = sign_in(stack_env, json.loads(done.stdout)["credential"])
     assert can_read(stack_env, session.access_token, job_id)
     assert httpx.get(f"{stack_env['API_URL']}/auth/v1/health").status_code == 200
+
+
+@pytest.mark.parametrize("command", [("token",), ("credential", "issue")])
+def test_issuing_says_in_its_help_what_the_credential_is(command: tuple[str, ...]) -> None:
+    shown = liveparams(*command, "--help", env={})
+    assert shown.returncode == 0
+    text = " ".join(shown.stdout.split())
+    assert "LIVEPARAMS_CREDENTIAL" in text and "whole life" in text and "several processes" in text
