@@ -89,5 +89,7 @@ def test_a_new_peak_is_drawn_and_the_rate_used_after_it_is_explained() -> None:
     fig = build_figure(lrs, LOSSES, MARKERS, peaks={1: 1e-3, 21: 3e-4})
     assert PEAK_LABEL in legend_texts(fig)
     assert notes(fig) == [f"step 21 uses {lrs[21]:.2e} = peak 3.00e-04 × {lrs[21] / 3e-4:.0%} (schedule)"]
-    dotted = [line for line in fig.axes[1].get_lines() if line.get_linestyle() == ":"]
+    dotted = [
+        line for line in fig.axes[1].get_lines() if line.get_linestyle() == ":" and line.get_color() == "tab:blue"
+    ]
     assert sorted(float(line.get_ydata()[0]) for line in dotted) == [3e-4, 1e-3]

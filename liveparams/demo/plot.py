@@ -141,6 +141,8 @@ def build_figure(
 def _draw_peaks(ax: Any, lrs: dict[int, float], peaks: dict[int, float], last: int) -> None:
     """The peak as a dotted step line, and at each new peak's first step how the rate used follows from it."""
     starts = sorted(peaks)
+    if not starts:
+        return
     for start, end in zip(starts, [*starts[1:], last + 1], strict=True):
         ax.plot([start - 0.5, end - 0.5], [peaks[start]] * 2, color="tab:blue", ls=":", lw=1.2)
     for step in starts[1:]:

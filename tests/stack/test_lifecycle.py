@@ -336,3 +336,13 @@ LocalStack(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), stop_with_caller=Tru
 print("started", flush=True)
 time.sleep(600)
 """
+
+
+def test_the_test_only_fault_switch_works_but_is_not_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from liveparams.cli import build_parser
+
+    assert build_parser().parse_args(["stack", "up", "--enable-faults"]).enable_faults is True
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["stack", "up", "--help"])
+    helped = capsys.readouterr().out
+    assert "--realtime-poll-ms" in helped and "faults" not in helped
