@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,9 @@ import httpx
 import psycopg
 import pytest
 
+from liveparams.agent import AgentConfig, UpdateAgent
+from liveparams.contract import UpdateRequest
+from liveparams.tokens import mint_jwt
 from liveparams_stack import LocalStack, StackError, keys
 from liveparams_stack.local import MARKER, free_port, port_is_free, process_is_running
 from liveparams_stack.users import create_user
@@ -166,6 +169,28 @@ def test_down_keeps_the_job_and_its_history_and_up_brings_them_back(cli_stack: C
     )
     assert asked.status_code == 200, asked.text
     api_pid, postmaster_pid = cli_stack.marker()["api_pid"], cli_stack.postmaster_pid()
+    # A trainer's agent that keeps running across `down` and `up`.
+    token = mint_jwt({"role": "authenticated", "job_id": job_id, "iss": "liveparams"}, keys.JWT_SECRET, 3600)
+    agent = UpdateAgent(AgentConfig(job_id=job_id, url=api_url, key=token, **_FAST_RECOVERY))
+    agent.start()
+    try:
+        assert [r.params for r in _drain(agent, lambda r: True)] == [{"learning_rate": 5e-4}]
+        _down_and_up_keep_the_data(cli_stack, api_url, as_owner, job_id, api_pid, postmaster_pid)
+        # The agent catches up: a request made once the stack is back reaches it.
+        again = httpx.post(
+            f"{api_url}/rest/v1/rpc/request_parameter_update",
+            json={"p_job_id": job_id, "p_params": {"weight_decay": 0.1}},
+            headers=as_owner,
+        )
+        assert again.status_code == 200, again.text
+        assert {"weight_decay": 0.1} in [r.params for r in _drain(agent, lambda r: "weight_decay" in r.params)]
+    finally:
+        agent.close()
+
+
+def _down_and_up_keep_the_data(
+    cli_stack: CliStack, api_url: str, as_owner: dict[str, str], job_id: str, api_pid: int, postmaster_pid: int
+) -> None:
 
     down = cli_stack.cli("down")
     assert down.returncode == 0, down.stderr
@@ -186,6 +211,20 @@ def test_down_keeps_the_job_and_its_history_and_up_brings_them_back(cli_stack: C
     assert rows.json() == [{"params": {"learning_rate": 5e-4}}]
     jobs = httpx.get(f"{api_url}/rest/v1/local_training_jobs?select=name", headers=as_owner).json()
     assert jobs == [{"name": "kept"}]
+
+
+# The agent's retry timings, shortened so that it is back within seconds of `up`.
+_FAST_RECOVERY: dict[str, Any] = {"resync_interval": 2.0, "backoff_initial": 0.1, "backoff_max": 1.0}
+
+
+def _drain(agent: UpdateAgent, until: Callable[[UpdateRequest], bool], timeout: float = 60.0) -> list[UpdateRequest]:
+    """What the agent queues until a request ``until`` accepts arrives (or the timeout)."""
+    requests: list[UpdateRequest] = []
+    deadline = time.monotonic() + timeout
+    while not any(map(until, requests)) and time.monotonic() < deadline:
+        requests += agent.drain()
+        time.sleep(0.05)
+    return requests
 
 
 def test_a_restarted_api_keeps_the_data(cli_stack: CliStack) -> None:
