@@ -321,8 +321,11 @@ class LocalStack:
     def _pending_migrations(self, project_dir: Path) -> bool:
         """Whether ``supabase/migrations`` holds a version the database has not recorded (asking the CLI is slow)."""
         files = {path.name.split("_", 1)[0] for path in (project_dir / "supabase" / "migrations").glob("*.sql")}
-        with psycopg.connect(self.db_url, autocommit=True) as conn:
-            rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
+        try:
+            with psycopg.connect(self.db_url, autocommit=True) as conn:
+                rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
+        except psycopg.Error as exc:
+            raise StackError(f"the stack's database at {self.db_url} does not answer: {exc}") from None
         return bool(files - {row[0] for row in rows})
 
     def _start_api(self, marker: _Marker) -> None:
