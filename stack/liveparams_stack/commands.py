@@ -14,8 +14,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from liveparams_stack.location import RULE, default_state_dir
+
+if TYPE_CHECKING:  # imported when a command runs: the CLI starts fast
+    from liveparams_stack.local import LocalStack
 
 PORT_VARS = {"api_port": "LIVEPARAMS_STACK_API_PORT", "db_port": "LIVEPARAMS_STACK_DB_PORT"}
 _NOTICE = (
@@ -124,13 +128,21 @@ def _run_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_down(args: argparse.Namespace) -> int:
-    from liveparams_stack import LocalStack, StackError
+def _attached(args: argparse.Namespace, otherwise: str) -> LocalStack | None:
+    """The stack in the state folder, or None once it has said there is none (and ``otherwise``)."""
+    from liveparams_stack import LocalStack
 
     state_dir = _state_dir(args)
     stack = LocalStack.attach(state_dir)
     if stack is None:
-        print(f"No liveparams stack in {state_dir}; nothing to stop.", file=sys.stderr)
+        print(f"No liveparams stack in {state_dir}; {otherwise}.", file=sys.stderr)
+    return stack
+
+
+def _run_down(args: argparse.Namespace) -> int:
+    from liveparams_stack import StackError
+
+    if (stack := _attached(args, "nothing to stop")) is None:
         return 0
     try:
         stack.stop()
@@ -145,12 +157,9 @@ def _run_down(args: argparse.Namespace) -> int:
 
 
 def _run_reset(args: argparse.Namespace) -> int:
-    from liveparams_stack import LocalStack, StackError
+    from liveparams_stack import StackError
 
-    state_dir = _state_dir(args)
-    stack = LocalStack.attach(state_dir)
-    if stack is None:
-        print(f"No liveparams stack in {state_dir}; nothing to delete.", file=sys.stderr)
+    if (stack := _attached(args, "nothing to delete")) is None:
         return 0
     what = f"the liveparams local stack in {stack.state_dir} and {_DATA}"
     if not args.yes:
@@ -169,14 +178,10 @@ def _run_reset(args: argparse.Namespace) -> int:
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from liveparams_stack import LocalStack
-
-    state_dir = _state_dir(args)
-    stack = LocalStack.attach(state_dir)
-    state = stack.state() if stack is not None else None
-    if stack is None or state is None:
-        print(f"No liveparams stack in {state_dir}; start one with `liveparams stack up`.", file=sys.stderr)
+    if (stack := _attached(args, "start one with `liveparams stack up`")) is None:
         return 1
+    if (state := stack.state()) is None:  # deleted meanwhile
+        return _run_status(args)
     if not state.running:
         problems = state.problems()
         said = f"is not working: {'; '.join(problems)}" if problems else "is stopped (its data is kept)"
