@@ -283,6 +283,9 @@ class LocalStack:
         if not state.postgres_running:
             self._stop_api(marker)  # its connections died with the old server
             self._check_ports_free(db_port=self.db_port)
+            # Left by a crash or a reboot: PostgreSQL refuses to start while the pid it names is alive
+            # and its user's, even when that pid now belongs to another process.
+            (self.state_dir / "postgres" / "postmaster.pid").unlink(missing_ok=True)
             self._cluster(find_postgres()).start()
         if self._pending_migrations(project_dir):  # added since the stack was created
             self._push_migrations(find_supabase_cli(project_dir), project_dir)
@@ -463,12 +466,16 @@ def is_front_process(pid: int) -> bool:
 
 
 def _postgres_running(data_dir: Path) -> bool:
-    """Whether the postmaster that ``data_dir/postmaster.pid`` names is alive (a crash leaves a stale file)."""
+    """Whether the postmaster that ``data_dir/postmaster.pid`` names is alive.
+
+    A crash or a reboot leaves the file behind, and its pid may since belong to another process.
+    """
     try:
         pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError, IndexError):
         return False
-    return process_is_running(pid)
+    return Path(os.fsdecode(argv[0])).name == "postgres" and process_is_running(pid)
 
 
 def _read_marker(state_dir: Path) -> _Marker | None:

@@ -265,6 +265,17 @@ def test_status_says_which_part_died_and_up_repairs_it(cli_stack: CliStack, kill
     assert rows.json() == [{"name": f"before {killed}"}]
 
 
+def test_up_after_a_reboot_starts_postgresql_whose_old_pid_now_belongs_to_another_process(cli_stack: CliStack) -> None:
+    assert cli_stack.cli("down").returncode == 0
+    # What a reboot can leave: the lock file of a postmaster that is gone, naming a pid now in use.
+    (cli_stack.state_dir / "postgres" / "postmaster.pid").write_text(f"{os.getpid()}\n")
+    stopped = cli_stack.cli("status")
+    assert stopped.returncode == 1 and "is stopped" in stopped.stderr, stopped.stderr
+    again = cli_stack.cli("up")
+    assert again.returncode == 0, again.stderr
+    assert cli_stack.cli("status").returncode == 0
+
+
 def test_reset_asks_first_refuses_without_a_terminal_and_deletes_with_yes(cli_stack: CliStack) -> None:
     postmaster_pid = cli_stack.postmaster_pid()
     unasked = cli_stack.cli("reset")  # stdin is not a terminal
