@@ -276,6 +276,17 @@ def test_up_after_a_reboot_starts_postgresql_whose_old_pid_now_belongs_to_anothe
     assert cli_stack.cli("status").returncode == 0
 
 
+def test_up_keeps_the_stacks_own_ports_and_refuses_others(cli_stack: CliStack) -> None:
+    other = free_port()
+    refused = cli_stack.cli("up", "--api-port", str(other))
+    assert refused.returncode == 1
+    assert f"uses API port {cli_stack.api_port}" in refused.stderr and "stack reset" in refused.stderr
+    env = {k: v for k, v in cli_stack.env.items() if not k.startswith("LIVEPARAMS_STACK_")}  # no port asked for
+    kept = _cli("up", cwd=cli_stack.elsewhere, env=env)
+    assert kept.returncode == 0, kept.stderr
+    assert _parse_env(kept.stdout)["API_URL"] == f"http://127.0.0.1:{cli_stack.api_port}"
+
+
 def test_reset_asks_first_refuses_without_a_terminal_and_deletes_with_yes(cli_stack: CliStack) -> None:
     postmaster_pid = cli_stack.postmaster_pid()
     unasked = cli_stack.cli("reset")  # stdin is not a terminal
