@@ -113,7 +113,7 @@ def shared_cli_stack() -> Iterator[CliStack]:
     try:
         yield stack
     finally:
-        _cli("reset", "--yes", env=env)
+        _cli("reset", "--yes", "--state-dir", str(stack.state_dir), env=env)  # whatever the default rule
         subprocess.run(["rm", "-rf", str(root)], check=True)
 
 
