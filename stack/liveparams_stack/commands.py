@@ -29,7 +29,7 @@ _NOTICE = (
 # The one line that puts the variables into a shell, exported (plain `eval` would not export them to commands).
 LOAD_LINE = 'set -a; eval "$(liveparams stack status -o env)"; set +a'
 _LOAD_HINT = f"Load these variables into your shell with: {LOAD_LINE}"
-_DATA = "its database: every user, job, trainer credential and request history"
+_DATA = "every user, job, trainer credential and request history"
 
 
 def add_stack_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -149,7 +149,7 @@ def _run_down(args: argparse.Namespace) -> int:
     except StackError as exc:
         return _fail(exc)
     print(
-        f"Stopped the liveparams local stack in {stack.state_dir}; {_DATA} is kept. "
+        f"Stopped the liveparams local stack in {stack.state_dir}; its data ({_DATA}) is kept. "
         "`liveparams stack up` starts it again, `liveparams stack reset` deletes it.",
         file=sys.stderr,
     )
@@ -161,7 +161,7 @@ def _run_reset(args: argparse.Namespace) -> int:
 
     if (stack := _attached(args, "nothing to delete")) is None:
         return 0
-    what = f"the liveparams local stack in {stack.state_dir} and {_DATA}"
+    what = f"the liveparams local stack in {stack.state_dir} with its data ({_DATA})"
     if not args.yes:
         if not sys.stdin.isatty():
             return _fail(StackError(f"not deleting {what} without a confirmation: rerun with --yes"))
