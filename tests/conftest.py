@@ -78,7 +78,7 @@ def local_stack() -> Iterator[LocalStack | None]:
                 stack = LocalStack(state_dir, free_port(), free_port(), enable_faults=True, stop_with_caller=True)
         yield stack
     finally:
-        stack.stop()
+        stack.delete()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -115,7 +115,7 @@ def short_env(local_stack: LocalStack | None, stack_env: dict[str, str]) -> Iter
         stack.start()
         yield stack.env()
     finally:
-        stack.stop()
+        stack.delete()
         shutil.rmtree(root, ignore_errors=True)
 
 
