@@ -30,8 +30,8 @@ def test_missing_names_what_an_upgrade_took_away() -> None:
         pass
 
     assert internals.missing(Bare(), Bare()) == [  # type: ignore[arg-type]
-        "Bare._listen_task",
-        "Bare._ws_connection",
-        "Bare.rejoin_timer",
-        "Bare.join_push",
+        "AsyncRealtimeClient._listen_task",
+        "AsyncRealtimeClient._ws_connection",
+        "AsyncRealtimeChannel.rejoin_timer",
+        "AsyncRealtimeChannel.join_push",
     ]
