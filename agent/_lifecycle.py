@@ -21,9 +21,9 @@ The moves (anything else is ignored, which is how a late event cannot revive a c
 A **confirmation** is "Subscribed to PostgreSQL" (or a join that stayed quiet for a while): from
 then on push delivers, but what was committed before it may never be pushed (Realtime does not
 replay), so the agent is SUBSCRIBED only once a re-read *begun after* the confirmation has
-answered, and only if push did not go down in between. A re-read carries a :class:`Reread`
-ticket saying which confirmation it can vouch for; a failed read spends nothing, so the next one
-vouches for the same confirmation.
+queued the job's requests, and only if push did not go down in between. A re-read carries a
+:class:`Reread` ticket saying what it can vouch for; a read that fails changes nothing, so the
+next one vouches for the same confirmation.
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ _MOVES: dict[AgentStatus, frozenset[AgentStatus]] = {  # the table above, as dat
 
 @dataclasses.dataclass(frozen=True)
 class Reread:
-    """A re-read in flight: the confirmation it can vouch for (``None``: none) and the push it began under."""
+    """A re-read in flight: whether it began after push was confirmed, and under which push."""
 
-    confirmation: int | None
+    after_confirmation: bool
     push_epoch: int
 
 
@@ -91,8 +91,7 @@ class Lifecycle:
         self.ready = threading.Event()  # set exactly while SUBSCRIBED
         self.initial_read = threading.Event()  # the requests stored before start() are queued
         self._push_epoch = 0  # bumped whenever push goes down: what began before proves nothing after
-        self._confirmations = 0
-        self._pending: int | None = None  # the confirmation no answered re-read has followed yet
+        self._confirmed = False  # push was confirmed in this epoch
         self._rest_failing = False  # the last re-read failed: the outage was already reported
         self._row_missing = False  # the last re-read found no job: that was already reported
 
@@ -103,18 +102,17 @@ class Lifecycle:
         self._move(AgentStatus.STARTING, "start() was called")
 
     def confirmed(self) -> None:
-        """Push is confirmed: the next re-read that answers makes the agent SUBSCRIBED."""
-        self._confirmations += 1
-        self._pending = self._confirmations
+        """Push is confirmed: the next re-read that queues the requests makes the agent SUBSCRIBED."""
+        self._confirmed = True
 
     @property
     def awaiting_confirmation(self) -> bool:
-        """Not SUBSCRIBED, and no confirmation is waiting for its re-read."""
-        return self.status is not AgentStatus.SUBSCRIBED and self._pending is None
+        """Not SUBSCRIBED, and push not confirmed since it last went down."""
+        return self.status is not AgentStatus.SUBSCRIBED and not self._confirmed
 
     def push_down(self, reason: str) -> None:
-        """Push is down (or recovering): a pending confirmation is void, and polling starts."""
-        self._pending = None
+        """Push is down (or recovering): its confirmation is void, and polling starts."""
+        self._confirmed = False
         self._push_epoch += 1
         if self._move(AgentStatus.DEGRADED, reason):
             self._resync()  # the re-reader may be sleeping resync_interval: start polling now
@@ -131,7 +129,7 @@ class Lifecycle:
 
     def begin_read(self) -> Reread:
         """A re-read starts: what it can vouch for once it answers."""
-        return Reread(self._pending, self._push_epoch)
+        return Reread(self._confirmed, self._push_epoch)
 
     def read_failed(self, error: RestError) -> None:
         """The read got no answer (it spends nothing); said once per outage, not when push already said so."""
@@ -139,26 +137,20 @@ class Lifecycle:
         (logger.debug if same_outage else logger.warning)("Could not read the job's requests: %s", error)
         self._rest_failing = True
 
-    def read_found_no_job(self, read: Reread) -> None:
+    def read_found_no_job(self) -> None:
         """The read answered that the job does not exist (or is not readable); said once until it is."""
-        self._answered(read)
+        self._rest_failing = False
         if not self._row_missing:
             logger.warning("Job %s not found, or not readable with this key", self._config.job_id)
         self._row_missing = True
 
     def read_done(self, read: Reread, complete: bool) -> None:
         """The read's rows are handed on (``complete``: nothing newer is left unread)."""
-        self._answered(read)
-        self._row_missing = False
+        self._rest_failing = self._row_missing = False
         if complete:
             self.initial_read.set()
-        if read.confirmation is not None and read.push_epoch == self._push_epoch:
+        if read.after_confirmation and read.push_epoch == self._push_epoch:
             self._move(AgentStatus.SUBSCRIBED, "the requests were re-read after push was confirmed")
-
-    def _answered(self, read: Reread) -> None:
-        self._rest_failing = False
-        if self._pending == read.confirmation:
-            self._pending = None  # spent; one that arrived during the read waits for the next
 
     # -- the one place the state changes ---------------------------------------------------------
 

@@ -297,7 +297,7 @@ class Worker:
             self.lifecycle.read_failed(exc)
             return
         if result is None:
-            self.lifecycle.read_found_no_job(read)
+            self.lifecycle.read_found_no_job()
         else:
             self.lifecycle.read_done(read, complete=intake.ingest_read(result, limit))
 

@@ -663,15 +663,17 @@ def test_a_client_without_the_internals_the_supervisor_reads_still_delivers_with
 
     for reader in ("listen_task", "websocket", "stop_rejoining"):
         monkeypatch.setattr(internals, reader, absent)
-    caplog.set_level(logging.WARNING, logger="liveparams.agent")
+    caplog.set_level(logging.INFO, logger="liveparams.agent")
     with make_agent(job_id, url=plug.url) as agent:
         assert agent.wait_ready(DELIVERY_TIMEOUT_S)
         pushed = request_update(owner, job_id, {"max_steps": 100})["id"]
         assert collect(agent, 1) == [pushed]
-        plug.cut_realtime()  # the supervisor throws the client away and builds others: each is looked at
+        plug.cut_realtime()
         assert wait_for(lambda: agent.status is AgentStatus.DEGRADED)
         polled = request_update(owner, job_id, {"max_steps": 200})["id"]
         assert collect(agent, 1) == [polled]
+        # Past recovery_grace the supervisor throws the client away and builds others: each is looked at.
+        assert wait_for(lambda: "rebuilding it" in caplog.text)
         plug.restore_realtime()
         assert agent.wait_ready(DELIVERY_TIMEOUT_S)
         after = request_update(owner, job_id, {"max_steps": 300})["id"]

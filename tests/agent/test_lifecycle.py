@@ -85,11 +85,11 @@ def test_read_failures_are_said_once_per_outage(lifecycle: Lifecycle, caplog: py
 
 def test_a_missing_job_is_said_once_until_it_is_found(lifecycle: Lifecycle, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="liveparams.agent")
-    lifecycle.read_found_no_job(lifecycle.begin_read())
-    lifecycle.read_found_no_job(lifecycle.begin_read())
+    lifecycle.read_found_no_job()
+    lifecycle.read_found_no_job()
     assert not lifecycle.initial_read.is_set()
     lifecycle.read_done(lifecycle.begin_read(), complete=True)
-    lifecycle.read_found_no_job(lifecycle.begin_read())
+    lifecycle.read_found_no_job()
     assert messages(caplog, logging.WARNING) == [f"Job {JOB} not found, or not readable with this key"] * 2
 
 
