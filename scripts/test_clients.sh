@@ -11,7 +11,7 @@ say() { printf '\033[1m[clients]\033[0m %s\n' "$*"; }
 versions() { "$1" -c 'from importlib.metadata import version as v; print(v("supabase"), v("realtime"))'; }
 
 base_site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
-scratch=$(mktemp -d)
+scratch=$(mktemp -d) n=0
 trap 'rm -rf "$scratch"' EXIT
 for requirement in "==2.34.0" ">=2.34,<3"; do
   venv="$scratch/venv$((++n))"
