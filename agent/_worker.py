@@ -61,7 +61,7 @@ class Worker:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.lifecycle = Lifecycle(config, resync=self._request_resync)
-        self.internals = Internals(config)  # what the installed realtime client lets the supervisor see
+        self._internals = Internals(config)  # what the installed realtime client lets the supervisor see
         self.credential = Credential(config)
         self.credential.on_token(self._hand_token)
         self._subscription: Subscription | None = None
@@ -201,7 +201,7 @@ class Worker:
                 on_joined=self._request_resync,
                 on_database_ready=self._on_database_ready,
                 credential=self.credential,
-                internals=self.internals,
+                internals=self._internals,
             )
             self._subscription = subscription
             try:
