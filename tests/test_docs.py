@@ -122,3 +122,13 @@ def test_the_architecture_walk_names_what_exists() -> None:
             if not re.search(defined, source) or (owner and not re.search(rf"class {owner[0]}\b", source)):
                 wrong.append(f"{path}: {name}")
     assert not wrong, f"docs/architecture.md names what does not exist: {wrong}"
+
+
+def test_quickstart_and_installing_give_the_same_install_commands() -> None:
+    """One set of install commands: the quickstart's block appears as is in installing.md, which alone says more."""
+    docs = paramdoc.DOC.parent
+    quickstart = (docs / "quickstart.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- quickstart: not run \(installs packages\) -->\n(```bash\n.*?```)", quickstart, re.DOTALL)
+    assert block is not None, "the quickstart has no install block"
+    assert block.group(1) in (docs / "installing.md").read_text(encoding="utf-8")
+    assert "pip install" not in quickstart and "npm " not in quickstart
