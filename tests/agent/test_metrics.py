@@ -72,6 +72,9 @@ def test_a_failing_send_drops_its_points_with_one_warning(caplog: pytest.LogCapt
         for step in range(1, 31):
             metrics.publish(step, {"loss": 1.0})
             await asyncio.sleep(0.005)
+        while metrics._queue or metrics._unstored:  # every failed point was taken and its send failed
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the send that took the last ones has failed too
         live.failing = history.failing = False
         metrics.publish(100, {"loss": 0.5})
         await asyncio.sleep(0.1)

@@ -130,9 +130,11 @@ def test_when_the_history_cannot_be_written_points_are_dropped_with_one_warning_
     assert asyncio.run(history(stack_env, owner_jwt, job_id)) == []
 
 
-def test_metrics_can_be_turned_off(monkeypatch: pytest.MonkeyPatch, stack_env: dict[str, str]) -> None:
+def test_metrics_can_be_turned_off(
+    monkeypatch: pytest.MonkeyPatch, stack_env: dict[str, str], job_token: Callable[[str], str]
+) -> None:
     job_id = "00000000-0000-0000-0000-000000000001"
-    trainer_env(monkeypatch, stack_env, job_id, "not-a-jwt-but-a-key")
+    trainer_env(monkeypatch, stack_env, job_id, job_token(job_id))
     monkeypatch.setenv("LIVEPARAMS_METRICS", "off")
     agent = UpdateAgent.from_env()
     assert agent is not None and not agent.config.metrics
