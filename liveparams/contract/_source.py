@@ -21,7 +21,7 @@ DRAIN_MAX_ITEMS = 64
 # How a training run can end, as the job row shows it: the run reached its end, a request
 # (`command=stop`) stopped it, or ``train()`` raised. A killed process says nothing (its
 # heartbeat goes stale); a source closed without a reason records "closed".
-END_REASONS = ("completed", "stopped", "crashed")
+END_REASONS = ("completed", "stopped", "crashed", "interrupted")
 
 
 @runtime_checkable
