@@ -34,4 +34,4 @@ def unknown_parameter_hint(name: str) -> str | None:
         return None
     close = difflib.get_close_matches(name.lower(), list(PARAMETERS), n=1, cutoff=0.6)
     guess = f"; did you mean {close[0]}?" if close else ""
-    return f"unknown parameter {name!r}{guess} (`liveparams set --help` lists them)"
+    return f'unknown parameter "{name}"{guess} (`liveparams set --help` lists them)'

@@ -132,11 +132,11 @@ def test_version_help_and_did_you_mean() -> None:
     typo = liveparams("set", job_id, "learnig_rate=1e-4", env=env)
     assert typo.returncode == 1
     assert typo.stderr == (
-        "liveparams: error: unknown parameter 'learnig_rate'; did you mean learning_rate? "
+        'liveparams: error: unknown parameter "learnig_rate"; did you mean learning_rate? '
         "(`liveparams set --help` lists them)\n"
     )
     nothing_close = liveparams("set", job_id, "colour=blue", env=env)
-    unknown = "unknown parameter 'colour' (`liveparams set --help` lists them)"
+    unknown = 'unknown parameter "colour" (`liveparams set --help` lists them)'
     assert nothing_close.stderr == f"liveparams: error: {unknown}\n"
 
 
