@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -145,48 +146,61 @@ def test_the_heartbeat_bound_is_the_databases() -> None:
     assert HEARTBEAT_STALE_S == 3 * AgentConfig.heartbeat_interval == 30
 
 
-def start_trainer(stack_env: dict[str, str], job_id: str, token: str, log: Path) -> subprocess.Popen[bytes]:
+@dataclass
+class Training:
+    """A user's training script running in its own process on a job, with its output in ``log``."""
+
+    job_id: str
+    owner_jwt: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def steps(self) -> int:
+        found = re.findall(r"^step (\d+)$", self.log.read_text(errors="replace"), flags=re.M)
+        return int(found[-1]) if found else 0
+
+
+@pytest.fixture
+def training(
+    tmp_path: Path,
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+    new_job: Callable[..., str],
+    job_token: Callable[[str], str],
+) -> Iterator[Training]:
+    """``tests/runs_trainer.py`` training on a new job of a new owner, once it has made a step."""
+    owner_id, owner_jwt = new_user()
+    job_id = new_job(owner_id)
     env = {
         **clean_environ(),
         "JOB_ID": job_id,
         "SUPABASE_URL": stack_env["API_URL"],
         "SUPABASE_ANON_KEY": stack_env["ANON_KEY"],
-        "LIVEPARAMS_TOKEN": token,
+        "LIVEPARAMS_TOKEN": job_token(job_id),
         "HF_HUB_OFFLINE": "1",
     }
+    log = tmp_path / "train.log"
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, str(HERE / "runs_trainer.py")], env=env, stdout=out, stderr=out)
-
-
-def steps_in(log: Path) -> int:
-    found = re.findall(r"^step (\d+)$", log.read_text(errors="replace"), flags=re.M)
-    return int(found[-1]) if found else 0
+        process = subprocess.Popen([sys.executable, str(HERE / "runs_trainer.py")], env=env, stdout=out, stderr=out)
+    running = Training(job_id, owner_jwt, process, log)
+    try:
+        until(lambda: running.steps() > 0, "the trainer training")
+        yield running
+    finally:
+        process.kill()
+        process.wait(10)
 
 
 @pytest.mark.stack
 @pytest.mark.slow
 def test_a_killed_trainer_is_shown_gone_before_its_heartbeat_goes_stale(
-    tmp_path: Path,
-    stack_env: dict[str, str],
-    service_http: httpx.Client,
-    new_user: Callable[[], tuple[str, str]],
-    new_job: Callable[..., str],
-    job_token: Callable[[str], str],
+    training: Training, stack_env: dict[str, str], service_http: httpx.Client
 ) -> None:
-    owner_id, owner_jwt = new_user()
-    job_id = new_job(owner_id)
-    owner = as_owner(stack_env, owner_jwt)
-    log = tmp_path / "train.log"
-    trainer = start_trainer(stack_env, job_id, job_token(job_id), log)
-    try:
-        until(lambda: steps_in(log) > 0, "the trainer training")
-        until(
-            lambda: "trainer: a trainer is attached" in liveparams("job", "show", job_id, env=owner).stdout, "attached"
-        )
-        time.sleep(PRESENCE_GRACE_S)  # past the moment Presence may lag the row at attach
-    finally:
-        trainer.kill()  # kill -9: no detach, no goodbye
-        trainer.wait(10)
+    job_id, owner = training.job_id, as_owner(stack_env, training.owner_jwt)
+    until(lambda: "trainer: a trainer is attached" in liveparams("job", "show", job_id, env=owner).stdout, "attached")
+    time.sleep(PRESENCE_GRACE_S)  # past the moment Presence may lag the row at attach
+    training.process.kill()  # kill -9: no detach, no goodbye
+    training.process.wait(10)
     shown = liveparams("job", "show", job_id, env=owner)
     assert "trainer: the trainer left the job's channel (killed, or reconnecting)" in shown.stdout, shown.stdout
     assert job_row(service_http, job_id)["trainer_detached_at"] is None  # the row alone would still say attached
@@ -195,31 +209,17 @@ def test_a_killed_trainer_is_shown_gone_before_its_heartbeat_goes_stale(
 @pytest.mark.stack
 @pytest.mark.slow
 def test_ctrl_c_says_at_which_step_and_keeps_the_requests_for_the_resumed_run(
-    tmp_path: Path,
-    stack_env: dict[str, str],
-    service_http: httpx.Client,
-    new_user: Callable[[], tuple[str, str]],
-    new_job: Callable[..., str],
-    job_token: Callable[[str], str],
-    request_update: Callable[..., dict[str, Any]],
+    training: Training, service_http: httpx.Client, request_update: Callable[..., dict[str, Any]]
 ) -> None:
-    owner_id, owner_jwt = new_user()
-    job_id = new_job(owner_id)
-    log = tmp_path / "train.log"
-    trainer = start_trainer(stack_env, job_id, job_token(job_id), log)
-    try:
-        until(lambda: steps_in(log) > 0, "the trainer training")
-        until(lambda: job_row(service_http, job_id)["trainer_attached_at"], "attached")
-        trainer.send_signal(signal.SIGINT)  # Ctrl-C
-        assert trainer.wait(WAIT_S) != 0
-    finally:
-        if trainer.poll() is None:
-            trainer.kill()
-    last = steps_in(log)
+    job_id = training.job_id
+    until(lambda: job_row(service_http, job_id)["trainer_attached_at"], "attached")
+    training.process.send_signal(signal.SIGINT)  # Ctrl-C
+    assert training.process.wait(WAIT_S) != 0
+    last = training.steps()
     job = job_row(service_http, job_id)
     assert (job["trainer_detach_reason"], job["trainer_detach_step"]) == ("interrupted", last)
-    assert f"Training interrupted at step {last}; the job row says so" in log.read_text()
-    waiting = request_update(owner_jwt, job_id, {"learning_rate": 1e-4})  # not an end: accepted, for the resumed run
+    assert f"Training interrupted at step {last}; the job row says so" in training.log.read_text()
+    waiting = request_update(training.owner_jwt, job_id, {"learning_rate": 1e-4})  # not an end: kept for the resume
     assert request_rows(service_http, job_id)[waiting["seq"]]["status"] is None
     assert job["run_ended_at"] is None
 

@@ -152,6 +152,25 @@ begin
 end;
 $$;
 
+-- The job, locked, when the caller is its owner or service_role; else "not found" (PT404), which
+-- does not say whether it exists. The owner's RPCs below start with it.
+create or replace function public.liveparams_lock_owned_job(p_job_id uuid)
+returns public.local_training_jobs
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_job public.local_training_jobs%rowtype;
+begin
+  select * into v_job from public.local_training_jobs where id = p_job_id for update;
+  if not found or not (coalesce(auth.role(), '') = 'service_role' or coalesce(v_job.user_id = auth.uid(), false)) then
+    raise exception 'training job % not found', p_job_id using errcode = 'PT404';
+  end if;
+  return v_job;
+end;
+$$;
+
 -- The owner (or service_role) cancels one undecided request, by its seq on the job.
 create or replace function public.cancel_parameter_update(p_job_id uuid, p_seq bigint)
 returns jsonb
@@ -160,14 +179,9 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_job public.local_training_jobs%rowtype;
   v_row public.parameter_update_requests%rowtype;
-  v_is_service boolean := coalesce(auth.role(), '') = 'service_role';
 begin
-  select * into v_job from public.local_training_jobs where id = p_job_id for update;
-  if not found or not (v_is_service or coalesce(v_job.user_id = auth.uid(), false)) then
-    raise exception 'training job % not found', p_job_id using errcode = 'PT404';
-  end if;
+  perform public.liveparams_lock_owned_job(p_job_id);
   select * into v_row from public.parameter_update_requests where job_id = p_job_id and seq = p_seq;
   if not found then
     raise exception 'training job % has no request #%', p_job_id, p_seq using errcode = 'PT404';
@@ -194,15 +208,10 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_job public.local_training_jobs%rowtype;
-  v_is_service boolean := coalesce(auth.role(), '') = 'service_role';
+  v_job public.local_training_jobs%rowtype := public.liveparams_lock_owned_job(p_job_id);
   v_step integer;
   v_cancelled integer;
 begin
-  select * into v_job from public.local_training_jobs where id = p_job_id for update;
-  if not found or not (v_is_service or coalesce(v_job.user_id = auth.uid(), false)) then
-    raise exception 'training job % not found', p_job_id using errcode = 'PT404';
-  end if;
   if v_job.trainer_attached_at is not null and v_job.trainer_detached_at is null
      and v_job.trainer_seen_at > now() - make_interval(secs => public.liveparams_trainer_stale_seconds()) then
     raise exception 'a trainer is attached to training job %; end its run with `command=stop` instead', p_job_id
@@ -257,6 +266,7 @@ $$;
 
 revoke all on function public.liveparams_trainer_stale_seconds() from public;
 revoke all on function public.liveparams_end_run(uuid, integer, text) from public, anon, authenticated;
+revoke all on function public.liveparams_lock_owned_job(uuid) from public, anon, authenticated;
 revoke all on function public.liveparams_store_outcome(uuid, text, jsonb) from public, anon, authenticated;
 revoke all on function public.record_trainer_state(uuid, text, integer) from public, anon;
 revoke all on function public.request_parameter_update(uuid, jsonb, uuid) from public, anon;
