@@ -192,7 +192,8 @@ def test_set_warns_when_no_trainer_is_attached(
     trainer("crashed", 120)  # not an end: the resumed run gets the request
     detached = liveparams("set", job_id, "learning_rate=3e-4", env=as_owner(stack_env, owner_jwt))
     assert detached.returncode == 0
-    assert "warning: the trainer detached: crashed at step 120; the request waits for the next attach" in detached.stderr
+    waits = "warning: the trainer detached: crashed at step 120; the request waits for the next attach"
+    assert waits in detached.stderr
     trainer("attached")
     trainer("completed", 130)  # the end of the run: nothing more is taken
     ended = liveparams("set", job_id, "learning_rate=4e-4", env=as_owner(stack_env, owner_jwt))
