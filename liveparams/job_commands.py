@@ -31,7 +31,7 @@ from liveparams.jobs import (
     trainer_state,
     watch_job,
 )
-from liveparams.param_names import parameters_help, unknown_parameter_hint
+from liveparams.param_names import LinesHelpFormatter, parameters_help, unknown_parameter_hint
 from liveparams.view import job_title, live, newest_that_fit, outcome_text, params_text, requests_table
 from liveparams.watch_lines import watch_lines
 
@@ -94,7 +94,7 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
         "attached to the job applies it at its next step boundary; with no trainer attached it waits for the "
         "next attach; once the job's run has ended it is refused (docs/contracts.md).",
         epilog=f"{parameters_help()}\n\nexample: liveparams set 3f0c…  learning_rate=5e-5 weight_decay=0.01",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=LinesHelpFormatter,
     )
     set_parser.add_argument("job_id", help="the job's uuid")
     set_parser.add_argument("assignments", nargs="+", metavar="NAME=VALUE", help="parameters to change")

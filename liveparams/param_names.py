@@ -6,15 +6,31 @@ added there shows up here with no other change.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import textwrap
 
 from liveparams.contract import PARAMETERS
 
-__all__ = ["parameters_help", "unknown_parameter_hint"]
+__all__ = ["LinesHelpFormatter", "parameters_help", "unknown_parameter_hint"]
 
 
-def parameters_help(width: int = 100) -> str:
+class LinesHelpFormatter(argparse.HelpFormatter):
+    """Wraps each line of a description or epilog on its own, so the parameter list keeps one line per name.
+
+    argparse's default joins every line into one paragraph; its raw formatter does not wrap at all.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        lines = []
+        for line in text.splitlines():
+            lead = indent + " " * (len(line) - len(line.lstrip()))
+            filled = textwrap.fill(line.strip(), width, initial_indent=lead, subsequent_indent=lead)
+            lines.append(filled if line.strip() else "")
+        return "\n".join(lines)
+
+
+def parameters_help(width: int = 74) -> str:
     """The ``set --help`` epilog: each live parameter with its one-line meaning, then the restart-only ones."""
     live = [spec for spec in PARAMETERS.values() if not spec.restart_only]
     name_width = max(len(spec.name) for spec in live)
