@@ -154,7 +154,6 @@ class Worker:
         budget = deadline - time.monotonic()
         left, _ = await asyncio.gather(self.writer.flush(budget), _cancel_all(others, budget))
         await self._detach(deadline)  # after the flush: a run's end cancels what has no outcome on its row
-        await self.credential.settle(deadline - time.monotonic())
         if left:
             logger.warning("Closing: dropped %d outcomes that could not be recorded within %.1fs", left, budget)
         await self._rest.aclose()

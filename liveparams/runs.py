@@ -34,7 +34,7 @@ async def cancel_request(client: AsyncClient, job_id: str, seq: int) -> dict[str
     try:
         response = await client.rpc("cancel_parameter_update", args).execute()
     except (APIError, httpx.HTTPError) as exc:
-        raise _explain(exc, str(client.supabase_url)) from exc
+        raise _explain(exc, client) from exc
     return cast(dict[str, Any], response.data)
 
 
@@ -43,7 +43,7 @@ async def end_run(client: AsyncClient, job_id: str) -> dict[str, Any]:
     try:
         response = await client.rpc("end_training_run", {"p_job_id": check_job_id(job_id)}).execute()
     except (APIError, httpx.HTTPError) as exc:
-        raise _explain(exc, str(client.supabase_url)) from exc
+        raise _explain(exc, client) from exc
     return cast(dict[str, Any], response.data)
 
 
