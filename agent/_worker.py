@@ -160,9 +160,9 @@ class Worker:
         left, *_ = await asyncio.gather(
             self.writer.flush(budget),
             _cancel_all(others, budget),
-            self._detach(deadline),
             *([self.metrics.flush(budget)] if self.metrics else []),
         )
+        await self._detach(deadline)  # after the flush: a run's end cancels what has no outcome on its row
         if left:
             logger.warning("Closing: dropped %d outcomes that could not be recorded within %.1fs", left, budget)
         await self._rest.aclose()
