@@ -144,7 +144,10 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         return self
 
     def state(self) -> dict[str, Any]:
-        """What ``trainer_state.json`` keeps, so resume neither re-applies nor loses an update (see ``_record``)."""
+        """What ``trainer_state.json`` keeps, so resume neither re-applies nor loses an update (see ``_record``).
+
+        Only reads: the outcomes it lists are dropped from the record once the save is done (:meth:`on_save`).
+        """
         return {"args": {}, "attributes": self.record.checkpoint()}
 
     def close(self) -> None:
@@ -175,6 +178,9 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self._link.publish_metrics(int(state.global_step), logs or {})  # only enqueues (docs/contracts.md)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.record.mark_saved()  # the checkpoint holds the outcomes decided since the previous one
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._link.close("stopped" if self._stop_applied else "completed", int(state.global_step))
