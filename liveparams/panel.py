@@ -98,8 +98,8 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_error(404)
         return None
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
-        pass
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # requests are not logged: the terminal stays for what matters
 
 
 def check_built() -> None:
@@ -124,7 +124,7 @@ class PanelServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def start(self) -> PanelServer:
         """Serve from a daemon thread (the demo, the tests)."""

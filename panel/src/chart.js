@@ -9,6 +9,9 @@ const SERIES = [
   { key: 'eval_loss', label: 'eval loss', scale: 'loss', color: '--eval', points: true },
 ];
 
+// Steps are whole numbers: ticks at 1, 2, 5, 10, 20, 50, … steps apart, never at 2.5.
+const STEP_INCREMENTS = Array.from({ length: 9 }, (_, power) => [1, 2, 5].map((m) => m * 10 ** power)).flat();
+
 const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 
 export class RunChart {
@@ -63,19 +66,21 @@ export class RunChart {
   options() {
     const { width } = this.container.getBoundingClientRect();
     const axis = { stroke: css('--fg'), grid: { stroke: css('--grid') }, ticks: { stroke: css('--grid') } };
+    const narrow = width < 500;
+    this.narrow = narrow;
     const lastMarker = () => Math.max(0, ...this.markers.map((marker) => marker.step));
     return {
       width: Math.max(240, Math.floor(width)),
-      height: Math.max(200, Math.min(360, Math.floor(width * 0.5))),
+      height: Math.max(240, Math.min(360, Math.floor(width * 0.5))),
       scales: {
         x: { time: false, range: (u, min, max) => [Math.min(min ?? 0, 0), Math.max(max ?? 1, lastMarker(), 1)] },
         loss: { auto: true },
         lr: { auto: true },
       },
       axes: [
-        { ...axis, label: 'step' },
-        { ...axis, scale: 'loss', label: 'loss', size: 60 },
-        { ...axis, scale: 'lr', side: 1, label: 'learning rate', size: 70, grid: { show: false },
+        { ...axis, label: 'step', incrs: STEP_INCREMENTS },
+        { ...axis, scale: 'loss', label: 'loss', size: narrow ? 48 : 60 },
+        { ...axis, scale: 'lr', side: 1, label: 'learning rate', size: narrow ? 64 : 80, grid: { show: false },
           values: (u, ticks) => ticks.map((tick) => tick.toExponential(1)) },
       ],
       series: [
@@ -111,8 +116,10 @@ export class RunChart {
 
   resize() {
     if (!this.plot) return;
+    const wasNarrow = this.narrow;
     const options = this.options();
-    this.plot.setSize({ width: options.width, height: options.height });
+    if (this.narrow !== wasNarrow) this.rebuild(); // the axes' room changes with the width
+    else this.plot.setSize({ width: options.width, height: options.height });
   }
 
   placeMarkers(plot) {

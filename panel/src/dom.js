@@ -12,26 +12,30 @@ export function el(tag, attributes = {}, ...children) {
   return node;
 }
 
-/** The banner that says the live connection is down: "disconnected, retrying" until it is back. */
+/**
+ * The header's connection state: "live", or "disconnected, retrying (why)" until it is back;
+ * `undefined` hides it (nothing connected yet, or signed out).
+ */
 export function setConnection(problem) {
   const banner = document.getElementById('connection');
-  banner.hidden = !problem;
-  banner.textContent = problem ? `disconnected, retrying (${problem})` : '';
+  banner.hidden = problem === undefined;
+  banner.className = `connection ${problem ? 'down' : 'live'}`;
+  banner.textContent = problem === undefined ? '' : problem ? `disconnected, retrying (${problem})` : 'live';
 }
 
 /**
  * Calls `load` until it succeeds, backing off 1 s → 10 s and saying "disconnected, retrying" while
  * the server cannot be reached; an answer the server gave (RLS, a refusal) is thrown at once.
  */
-export async function retrying(load, isLeft) {
+export async function retrying(load, isLeft, say = setConnection) {
   for (let failures = 0; !isLeft(); failures += 1) {
     try {
       const result = await load();
-      setConnection(null);
+      say(null);
       return result;
     } catch (error) {
       if (!error.transient) throw error;
-      setConnection(error.message || String(error));
+      say(error.message || String(error));
       await new Promise((resolve) => setTimeout(resolve, Math.min(1000 * 2 ** failures, 10000)));
     }
   }

@@ -89,7 +89,7 @@ export function showJob(supabase, jobId) {
     chart.setMarkers([
       ...rows.filter((row) => row.status && row.step !== null && row.step !== undefined).map((row) => ({
         step: row.step, kind: row.status === 'applied' ? 'applied' : 'rejected',
-        text: `${paramsText(requestParams(row))}: ${requestDetail(row)}`,
+        text: row.status === 'applied' ? requestDetail(row) : `${paramsText(requestParams(row))}: ${requestDetail(row)}`,
       })),
       ...state.refused.filter((refusal) => refusal.step !== null).map((refusal) => ({
         step: refusal.step, kind: 'refused', text: `${paramsText(refusal.params)}: ${refusal.reason}`,
@@ -146,8 +146,7 @@ export function showJob(supabase, jobId) {
   const live = (what, say) => (status, error) => {
     if (left) return;
     if (status === 'SUBSCRIBED') {
-      say(null);
-      retrying(what, () => left).catch((failure) => say(failure.message));
+      retrying(what, () => left, say).catch((failure) => say(failure.message));
     } else {
       say(error?.message || status.toLowerCase().replace('_', ' '));
     }
@@ -169,7 +168,7 @@ export function showJob(supabase, jobId) {
 
   (async () => {
     try {
-      await retrying(reread, () => left);
+      await retrying(reread, () => left, (problem) => problem && setConnection(problem));
       const spec = dataOf(await supabase.rpc('liveparams_parameter_spec'));
       if (left) return;
       controls = buildControls(spec, send, confirmStop);

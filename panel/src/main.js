@@ -66,7 +66,7 @@ let leave = () => {};
 function route(supabase, session) {
   leave();
   leave = () => {};
-  setConnection(null);
+  setConnection(undefined);
   const who = document.getElementById('who');
   if (!session) {
     who.replaceChildren();

@@ -1,4 +1,6 @@
-"""A real tiny training with the one line a user adds, for the panel's browser test: ``python panel_trainer.py OUT STEPS DELAY``.
+"""A real tiny training with the one line a user adds, for the panel's browser test.
+
+``python panel_trainer.py OUT STEPS DELAY``.
 
 The job and the trainer's credential come from the environment (``JOB_ID``, ``SUPABASE_URL``,
 ``SUPABASE_ANON_KEY``, ``LIVEPARAMS_TOKEN``), as in a user's training script. Each step is slowed
