@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ def test_demo_runs_green_and_writes_the_plot(tmp_path: Path) -> None:
     assert {"applied", "rejected", "refused"} == {marker["kind"] for marker in shown["markers"]}
     assert {"learning rate used", "training loss"} <= set(shown["legend"])
     assert "every request got its outcome" in result.stdout
+    assert re.search(r"watch and steer it in the panel: http://127\.0\.0\.1:\d+/#/job/[0-9a-f-]{36}", result.stdout)
+    assert re.search(r"sign in as demo@liveparams\.test with the password \S+", result.stdout)
     assert "Applied learning rate update" in result.stdout
     assert "refused by the server" in result.stdout
     table_end = result.stdout.index("└")  # the live table's bottom border ends its line (issue 14)

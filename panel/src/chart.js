@@ -110,6 +110,8 @@ export class RunChart {
     } else {
       this.plot.setData(data);
     }
+    // Away from the pointer, the legend reads the latest point rather than dashes.
+    if (this.plot.cursor.left < 0 && data[0].length) this.plot.setLegend({ idx: data[0].length - 1 });
     this.container.dataset.points = String(data[0].length); // what the tests (and a curious user) can read
     this.container.dataset.lastLearningRate = String(data[2].filter((v) => v !== null).at(-1) ?? '');
   }

@@ -201,11 +201,6 @@ def test_a_person_steers_a_live_run_from_the_panel(
             arg=lr_before,
             timeout=WAIT_MS,
         )
-        wait_points(page, points(page) + 10)  # a stretch at the new rate, for the picture
-        marker.focus()  # from the keyboard its tooltip shows, as for a pointer
-        expect(marker.locator(".tip")).to_be_visible()
-        page.screenshot(path=str(ARTIFACTS / "panel-desktop.png"), full_page=True)
-
         page.get_by_label("learning_rate", exact=True).fill("5")
         page.get_by_role("button", name="Send").click()
         refusal = page.locator("form.controls .form-message")
@@ -213,6 +208,10 @@ def test_a_person_steers_a_live_run_from_the_panel(
         expect(refusal).to_contain_text("out of range")
         expect(page.locator(".marker-refused")).to_have_count(1)
         expect(page.locator("ol.history li[data-status=refused]")).to_contain_text("learning_rate=5")
+        wait_points(page, points(page) + 10)  # a stretch at the new rate, for the picture
+        marker.focus()  # from the keyboard its tooltip shows, as for a pointer
+        expect(marker.locator(".tip")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "panel-desktop.png"), full_page=True)
 
         page.set_viewport_size(PHONE)
         page.screenshot(path=str(ARTIFACTS / "panel-phone.png"), full_page=True)
@@ -243,6 +242,7 @@ def test_a_person_steers_a_live_run_from_the_panel(
         )
         page.get_by_role("link", name="all jobs").click()
         expect(page.locator(f"tr[data-job-id='{job_id}']")).to_contain_text("detached: stopped")
+        page.screenshot(path=str(ARTIFACTS / "panel-jobs.png"))
 
         stack_hosts = {urlsplit(panel_url).netloc, urlsplit(stack_env["API_URL"]).netloc}
         outside = [url for url in contacted if urlsplit(url).netloc not in stack_hosts]
