@@ -2,6 +2,7 @@
 // marker at each request's decision step. Markers are buttons over the plot, so a pointer, the
 // keyboard and a screen reader all reach their tooltip (old → new, or the reason).
 import uPlot from 'uplot';
+import { formatValue } from './format.js';
 
 const SERIES = [
   { key: 'loss', label: 'loss', scale: 'loss', color: '--loss' },
@@ -88,7 +89,7 @@ export class RunChart {
         ...SERIES.map(({ label, scale, color, points }) => ({
           label, scale, stroke: css(color), width: points ? 0 : 2, spanGaps: true,
           points: { show: points ? true : undefined, size: 6, fill: css(color) },
-          value: (u, value) => (value === null || value === undefined ? '—' : value.toPrecision(4)),
+          value: (u, value) => (value === null || value === undefined ? '—' : formatValue(value)),
         })),
       ],
       legend: { live: true },
@@ -111,7 +112,7 @@ export class RunChart {
       this.plot.setData(data);
     }
     // Away from the pointer, the legend reads the latest point rather than dashes.
-    if (this.plot.cursor.left < 0 && data[0].length) this.plot.setLegend({ idx: data[0].length - 1 });
+    if (!(this.plot.cursor.left >= 0) && data[0].length) this.plot.setLegend({ idx: data[0].length - 1 });
     this.container.dataset.points = String(data[0].length); // what the tests (and a curious user) can read
     this.container.dataset.lastLearningRate = String(data[2].filter((v) => v !== null).at(-1) ?? '');
   }

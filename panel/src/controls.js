@@ -28,6 +28,11 @@ export function readValue(spec, text) {
   return trimmed !== '' && Number.isFinite(number) ? number : trimmed;
 }
 
+/** The name with a line-break opportunity after each underscore, so a long one wraps between words on a phone. */
+function breakable(name) {
+  return name.split('_').flatMap((part, index, parts) => (index < parts.length - 1 ? [`${part}_`, el('wbr')] : [part]));
+}
+
 function field(name, spec) {
   const id = `param-${name}`;
   const hintId = `${id}-hint`;
@@ -41,7 +46,7 @@ function field(name, spec) {
     });
   const described = disabled ? `restart only: ${RESTART_REASON}` : hint(spec);
   return el('div', { class: `field${disabled ? ' restart-only' : ''}`, 'data-param': name },
-    el('label', { for: id }, name),
+    el('label', { for: id }, ...breakable(name)),
     input,
     el('small', { id: hintId, class: 'hint' }, described),
     el('small', { class: 'in-force', 'aria-live': 'off' }));

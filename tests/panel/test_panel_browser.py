@@ -212,6 +212,7 @@ def test_a_person_steers_a_live_run_from_the_panel(
         marker.focus()  # from the keyboard its tooltip shows, as for a pointer
         expect(marker.locator(".tip")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "panel-desktop.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "panel-mid-run.png"))  # the top of the page: docs/panel-mid-run.png
 
         page.set_viewport_size(PHONE)
         page.screenshot(path=str(ARTIFACTS / "panel-phone.png"), full_page=True)
@@ -277,3 +278,20 @@ def test_the_page_says_disconnected_retrying_and_recovers_by_itself(
     request_update(owner.token, job_id, {"weight_decay": 0.05})  # made while the page is away
     expect(connection).to_have_text("live")
     expect(page.locator("ol.history li[data-status=pending]")).to_contain_text("weight_decay=0.05")
+
+
+def test_on_a_static_host_without_config_json_the_page_asks_for_the_project(
+    stack_env: dict[str, str], browser: Any, person: Callable[[], Person]
+) -> None:
+    """The same files with no ``config.json`` beside them (docs/panel.md): the person names the project once."""
+    server = PanelServer(None, port=0).start()
+    try:
+        page = browser.new_context().new_page()
+        page.goto(server.url)
+        page.get_by_label("Project URL").fill(stack_env["API_URL"])
+        page.get_by_label("Publishable key").fill(stack_env["ANON_KEY"])
+        page.get_by_role("button", name="Use this project").click()
+        sign_in(page, server.url, person())  # remembered by the browser: the sign-in form comes next
+        expect(page.locator("#jobs")).to_contain_text("No jobs yet")
+    finally:
+        server.stop()
