@@ -33,7 +33,7 @@ export function showJob(supabase, jobId) {
   const main = document.getElementById('main');
   const title = el('h1', {}, 'Job');
   const badges = el('p', { class: 'badges' });
-  const chartBox = el('div', { class: 'chart', role: 'img', 'aria-label': 'loss and learning rate per step' });
+  const chartBox = el('div', { class: 'chart', role: 'group', 'aria-label': 'loss and learning rate per step, with a marker per decided request' });
   const chartNote = el('p', { class: 'note', role: 'status' });
   const inForce = el('dl', { class: 'in-force' });
   const controlsBox = el('div', {}, el('p', {}, 'loading the parameter spec…'));
