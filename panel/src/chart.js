@@ -10,6 +10,8 @@ const SERIES = [
   { key: 'eval_loss', label: 'eval loss', scale: 'loss', color: '--eval', points: true },
 ];
 
+const MAX_POINTS = 4000; // what the chart keeps; the database keeps at most 2,000 per job
+
 // Steps are whole numbers: ticks at 1, 2, 5, 10, 20, 50, … steps apart, never at 2.5.
 const STEP_INCREMENTS = Array.from({ length: 9 }, (_, power) => [1, 2, 5].map((m) => m * 10 ** power)).flat();
 
@@ -28,10 +30,18 @@ export class RunChart {
     matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => this.rebuild());
   }
 
-  /** Merges points ({step, metrics}) into the chart; a later point for a step replaces the earlier one. */
+  /**
+   * Merges points ({step, metrics}) into the chart; a later point for a step replaces the earlier one.
+   * Past MAX_POINTS the older half is thinned to every other point, so a page left open on a long
+   * run keeps a bounded chart (as the stored history is bounded).
+   */
   add(points) {
     for (const { step, metrics } of points) {
       if (Number.isInteger(step) && metrics && typeof metrics === 'object') this.points.set(step, metrics);
+    }
+    if (this.points.size > MAX_POINTS) {
+      const steps = [...this.points.keys()].sort((a, b) => a - b);
+      steps.slice(0, steps.length / 2).filter((_, index) => index % 2).forEach((step) => this.points.delete(step));
     }
     this.schedule();
   }
@@ -48,7 +58,9 @@ export class RunChart {
   }
 
   get lastStep() {
-    return this.points.size ? Math.max(...this.points.keys()) : null;
+    let last = null;
+    for (const step of this.points.keys()) if (last === null || step > last) last = step;
+    return last;
   }
 
   schedule() {

@@ -126,8 +126,12 @@ export function showJob(supabase, jobId) {
     for (let attempt = 1; ; attempt += 1) {
       const answer = await supabase.rpc('request_parameter_update', { p_job_id: jobId, p_params: params, p_request_id: id });
       try {
-        const row = dataOf(answer);
-        if (row?.id && !state.requests.has(row.id)) { takeRequest({ ...row, job_id: jobId, params: row, status: null }); render(); }
+        const stored = dataOf(answer); // {<params>, id, seq, requested_at, requested_by}
+        if (stored?.id && !state.requests.has(stored.id)) { // shown pending at once; Realtime brings the outcome
+          const { id, seq, requested_at: requestedAt, requested_by: requestedBy, ...sent } = stored;
+          takeRequest({ id, seq, job_id: jobId, params: sent, requested_at: requestedAt, requested_by: requestedBy, status: null });
+          render();
+        }
         return null;
       } catch (error) {
         if (!error.transient) {

@@ -202,7 +202,7 @@ def test_a_person_steers_a_live_run_from_the_panel(
             timeout=WAIT_MS,
         )
         page.get_by_label("learning_rate", exact=True).fill("5")
-        page.get_by_role("button", name="Send").click()
+        page.keyboard.press("Enter")  # from the keyboard: Enter in a field sends the form
         refusal = page.locator("form.controls .form-message")
         expect(refusal).to_contain_text("Refused: ")
         expect(refusal).to_contain_text("out of range")
