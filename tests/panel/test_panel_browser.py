@@ -234,8 +234,13 @@ def test_a_person_steers_a_live_run_from_the_panel(
         assert seen["other_messages"] == []
 
         page.set_viewport_size({"width": 1280, "height": 1000})
-        page.get_by_role("button", name="Stop", exact=True).click()
-        page.get_by_role("dialog").get_by_role("button", name="Stop the run").click()
+        stop, dialog = page.get_by_role("button", name="Stop", exact=True), page.get_by_role("dialog")
+        stop.click()
+        expect(dialog).to_be_visible()  # Stop asks first; Escape answers no
+        page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden()
+        stop.click()
+        dialog.get_by_role("button", name="Stop the run").click()
         assert trainer.wait(timeout=WAIT_MS / 1000) == 0
         expect(page.locator("#trainer")).to_contain_text("detached: stopped")
         expect(page.locator("ol.history li[data-status=applied]").filter(has_text="command=stop")).to_contain_text(
