@@ -96,7 +96,7 @@ def _create_owner_and_job(stack: LocalStack, password: str) -> tuple[str, str, s
     from liveparams_stack.keys import ANON_KEY, SERVICE_ROLE_KEY
 
     owner_id = create_user(stack.api_url, SERVICE_ROLE_KEY, DEMO_EMAIL, password)
-    owner_jwt = sign_in(stack.api_url, ANON_KEY, DEMO_EMAIL, password)
+    owner_jwt = sign_in(stack.api_url, ANON_KEY, DEMO_EMAIL, password).access_token
 
     async def owned_job() -> str:
         async with connect(ClientConfig(stack.api_url, ANON_KEY, owner_jwt)) as client:
