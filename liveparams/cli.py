@@ -13,6 +13,7 @@ from liveparams.job_commands import add_job_commands
 from liveparams.job_group import add_job_group
 from liveparams.jobs import JobError
 from liveparams.run_commands import add_request_group
+from liveparams.panel_command import add_panel_command
 from liveparams.user_group import add_user_group
 
 STACK_MISSING = (
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_job_group(commands)
     add_request_group(commands)
     add_user_group(commands)
+    add_panel_command(commands)
     _add_stack_commands(commands)
     return parser
 
