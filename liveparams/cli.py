@@ -12,8 +12,8 @@ from liveparams.credentials import CredentialError
 from liveparams.job_commands import add_job_commands
 from liveparams.job_group import add_job_group
 from liveparams.jobs import JobError
-from liveparams.run_commands import add_request_group
 from liveparams.panel_command import add_panel_command
+from liveparams.run_commands import add_request_group
 from liveparams.user_group import add_user_group
 
 STACK_MISSING = (
