@@ -11,6 +11,7 @@ from liveparams.credentials import CredentialError
 from liveparams.job_commands import add_job_commands
 from liveparams.job_group import add_job_group
 from liveparams.jobs import JobError
+from liveparams.run_command import add_run_command
 from liveparams.user_group import add_user_group
 
 STACK_MISSING = (
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     credential_commands.add_credential_commands(commands)
     add_job_group(commands)
     add_user_group(commands)
+    add_run_command(commands)
     _add_stack_commands(commands)
     return parser
 

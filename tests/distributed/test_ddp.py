@@ -87,3 +87,18 @@ def test_ranks_agree_on_every_outcome_and_no_failure_hangs_them(model_dir: str, 
     # The split apply is logged once, by rank 0 (the unsent batch has its own error line).
     assert len([line for line in rank0["log_lines"] if line.startswith("Parameter update")]) == 1
     assert not [line for line in rank1["log_lines"] if line.startswith("Parameter update")]
+
+
+@pytest.mark.slow
+def test_a_rank_without_the_callback_leaves_no_rank_waiting_and_no_change_is_applied(
+    model_dir: str, tmp_path: Path
+) -> None:
+    rank0, rank1 = run_ranks(model_dir, tmp_path, "rank0-only")  # a hang fails here by the subprocess timeout
+
+    assert rank0["lrs"] == rank1["lrs"]
+    assert rank0["lrs"][4] == pytest.approx(1e-3 * 3 / 5)  # the change queued after step 3 was not applied
+    assert max_difference(rank0["weights"], rank1["weights"]) == 0.0
+    assert rank0["step_broadcasts"] == 0
+    assert any(
+        line.startswith("runtime parameter updates disabled for this run: a rank lacks") for line in rank0["log_lines"]
+    )

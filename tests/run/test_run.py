@@ -1,0 +1,210 @@
+"""``liveparams run -- <command>``: scripts that know nothing of liveparams get live updates, through the stack.
+
+Each run changes the learning rate mid-run through the RPC, then stops the run with
+``command=stop``; the rates the optimizer used must be those of a run started with the
+new rate at that step (the same linear schedule, the new peak).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hooks_helpers import BASE_ARGS, schedule_factors
+from run_helpers import BIN, UNREACHABLE, child_env, liveparams_run
+
+from liveparams_stack.local import free_port
+
+SCRIPT = Path(__file__).with_name("train_script.py")
+MAX_STEPS, NEW_LR = 3000, 2.5e-4  # far more steps than the test needs: the stop request ends the run
+DEADLINE_S = 60.0  # generous: a loaded 2-core machine; an idle one takes milliseconds
+
+
+class Running:
+    """A command started in the background; its output read as it comes, with an event at the first step."""
+
+    def __init__(self, command: list[str], env: dict[str, str], started: Callable[[str], bool]) -> None:
+        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self.started = threading.Event()
+        self._reader = threading.Thread(target=self._read, args=(started,), daemon=True)
+        self._reader.start()
+
+    def _read(self, started: Callable[[str], bool]) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if started(line):
+                self.started.set()
+        self.started.set()  # the command ended
+
+    def finish(self, timeout: float = 300) -> str:
+        returncode = self.proc.wait(timeout)
+        self._reader.join()
+        output = "".join(self.lines)
+        assert returncode == 0, output
+        return output
+
+
+def change_mid_run(
+    running: Running, stack: dict[str, Any], request_update: Callable[..., dict[str, Any]], http: httpx.Client
+) -> dict[str, Any]:
+    """Once training steps, ask for ``NEW_LR``, wait until decided, then stop the run; the decided row."""
+    assert running.started.wait(DEADLINE_S * 3) and running.proc.poll() is None, "".join(running.lines)
+    change = request_update(stack["jwt"], stack["job_id"], {"learning_rate": NEW_LR})
+    deadline = time.monotonic() + DEADLINE_S
+    while not (row := decided(http, change["id"])):
+        assert time.monotonic() < deadline, f"not decided in {DEADLINE_S} s: {''.join(running.lines)[-3000:]}"
+        time.sleep(0.05)
+    request_update(stack["jwt"], stack["job_id"], {"command": "stop"})
+    running.finish()
+    return row
+
+
+def decided(http: httpx.Client, request_id: str) -> dict[str, Any] | None:
+    rows = http.get(
+        "/rest/v1/parameter_update_requests",
+        params={"id": f"eq.{request_id}", "status": "not.is.null", "select": "status,step,changes,reason"},
+    ).json()
+    return rows[0] if rows else None
+
+
+def restarted_with(step: int, last: int) -> dict[int, float]:
+    """The rate at each step 1..last of a run whose peak becomes ``NEW_LR`` after ``step`` (a restart's schedule)."""
+    factors = schedule_factors("linear", BASE_ARGS["warmup_steps"], MAX_STEPS)
+    return {s: (BASE_ARGS["learning_rate"] if s <= step else NEW_LR) * factors[s - 1] for s in range(1, last + 1)}
+
+
+def used_rates(path: Path) -> dict[int, float]:
+    return {int(step): lr for step, lr in json.loads(path.read_text())["lrs"].items()}
+
+
+@pytest.fixture
+def stack(
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+    new_job: Callable[..., str],
+    job_token: Callable[[str], str],
+) -> dict[str, Any]:
+    """A job on the stack, the owner's token, and the trainer's environment (without ``JOB_ID``: ``--job`` gives it)."""
+    user_id, jwt = new_user()
+    job_id = new_job(user_id)
+    env = child_env(
+        SUPABASE_URL=stack_env["API_URL"], SUPABASE_ANON_KEY=stack_env["ANON_KEY"], LIVEPARAMS_TOKEN=job_token(job_id)
+    )
+    return {"jwt": jwt, "job_id": job_id, "env": env}
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> str:
+    from liveparams.demo.tiny import tiny_model_dir
+
+    return tiny_model_dir()
+
+
+def is_step_line(line: str) -> bool:
+    return line.startswith("step ")
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_an_unmodified_trainer_script_gets_live_updates(
+    model_dir: str,
+    tmp_path: Path,
+    stack: dict[str, Any],
+    request_update: Callable[..., Any],
+    service_http: httpx.Client,
+) -> None:
+    script = [sys.executable, str(SCRIPT), model_dir, str(tmp_path), str(MAX_STEPS)]
+    command = liveparams_run(*script, job=stack["job_id"])
+    row = change_mid_run(Running(command, stack["env"], is_step_line), stack, request_update, service_http)
+
+    assert row["status"] == "applied" and row["changes"]["learning_rate"]["new"] == NEW_LR
+    used = used_rates(tmp_path / "rank0.json")
+    assert 1 <= row["step"] < max(used) < MAX_STEPS  # changed mid-run, then stopped
+    assert used == pytest.approx(restarted_with(row["step"], max(used)))
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_under_torchrun_both_ranks_apply_the_change_at_the_same_step(
+    model_dir: str,
+    tmp_path: Path,
+    stack: dict[str, Any],
+    request_update: Callable[..., Any],
+    service_http: httpx.Client,
+) -> None:
+    torchrun = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", str(free_port())]
+    command = liveparams_run(*torchrun, str(SCRIPT), model_dir, str(tmp_path), str(MAX_STEPS), job=stack["job_id"])
+    row = change_mid_run(Running(command, stack["env"], is_step_line), stack, request_update, service_http)
+
+    assert row["status"] == "applied"
+    rank0, rank1 = used_rates(tmp_path / "rank0.json"), used_rates(tmp_path / "rank1.json")
+    assert rank0 == rank1
+    assert 1 <= row["step"] < max(rank0) < MAX_STEPS
+    assert rank0 == pytest.approx(restarted_with(row["step"], max(rank0)))
+
+
+def test_a_script_that_adds_the_callback_itself_gets_one_even_across_two_trains(model_dir: str, tmp_path: Path) -> None:
+    """No stack needed: an unreachable database still gives every trainer its callback, which is what is counted."""
+    for flags, out in (([], tmp_path / "plain"), (["--own-callback"], tmp_path / "own")):
+        out.mkdir()
+        command = liveparams_run(sys.executable, str(SCRIPT), model_dir, str(out), "3", "--twice", *flags)
+        subprocess.run(command, env=child_env(**UNREACHABLE), check=True, timeout=300, capture_output=True)
+        callbacks = json.loads((out / "rank0.json").read_text())["callbacks"]
+        assert [names.count("RuntimeParameterCallback") for names in callbacks] == [1, 1], flags
+
+
+def logged_rates(output: str) -> dict[int, float]:
+    """Step → learning rate from the log lines Trainer prints with ``--disable_tqdm`` and ``--logging_steps 1``."""
+    logs = [ast.literal_eval(line) for line in output.splitlines() if line.startswith("{") and "learning_rate" in line]
+    return {step: float(log["learning_rate"]) for step, log in enumerate(logs, start=1)}
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_trls_own_cli_gets_live_updates(
+    model_dir: str,
+    tmp_path: Path,
+    stack: dict[str, Any],
+    request_update: Callable[..., Any],
+    service_http: httpx.Client,
+) -> None:
+    from liveparams.demo.tiny import sft_dataset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text("".join(json.dumps({"text": row["text"]}) + "\n" for row in sft_dataset(64)))
+    options = {
+        "model_name_or_path": model_dir,
+        "dataset_name": str(data),
+        "output_dir": str(tmp_path / "out"),
+        "max_steps": MAX_STEPS,
+        "learning_rate": BASE_ARGS["learning_rate"],
+        "warmup_steps": BASE_ARGS["warmup_steps"],
+        "lr_scheduler_type": "linear",
+        "per_device_train_batch_size": 4,
+        "max_length": 32,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "seed": 0,
+    }
+    trl = [str(BIN / "trl"), "sft", *(f"--{k}={v}" for k, v in options.items()), "--disable_tqdm", "--use_cpu"]
+    started = lambda line: line.startswith("{") and "learning_rate" in line  # noqa: E731
+    running = Running(liveparams_run(*trl, job=stack["job_id"]), stack["env"], started)
+    row = change_mid_run(running, stack, request_update, service_http)
+
+    assert row["status"] == "applied"
+    logged = logged_rates("".join(running.lines))
+    assert 1 <= row["step"] < max(logged) < MAX_STEPS
+    assert logged == pytest.approx(restarted_with(row["step"], max(logged)))
