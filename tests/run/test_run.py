@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -33,7 +35,9 @@ class Running:
     """A command started in the background; its output read as it comes, with an event at the first step."""
 
     def __init__(self, command: list[str], env: dict[str, str], started: Callable[[str], bool]) -> None:
-        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
         self.lines: list[str] = []
         self.started = threading.Event()
         self._reader = threading.Thread(target=self._read, args=(started,), daemon=True)
@@ -70,7 +74,7 @@ def change_mid_run(
         running.finish()
     finally:
         if running.proc.poll() is None:  # a failed test leaves no training behind
-            running.proc.kill()
+            os.killpg(running.proc.pid, signal.SIGKILL)  # torchrun's ranks too
     return row
 
 

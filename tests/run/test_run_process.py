@@ -72,10 +72,10 @@ def test_without_a_configuration_one_warning_and_the_command_runs_as_it_is() -> 
 
 
 def test_a_sitecustomize_the_environment_had_still_runs(tmp_path: Path) -> None:
-    (tmp_path / "sitecustomize.py").write_text("import os\nos.environ['THEIRS_RAN'] = 'yes'\n")
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.theirs_ran = 'yes'\n")  # not inherited
     env = child_env(**UNREACHABLE)
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
-    code = "import os, sys; print(os.environ['THEIRS_RAN'], [type(f).__name__ for f in sys.meta_path][0])"
+    code = "import os, sys; print(sys.theirs_ran, [type(f).__name__ for f in sys.meta_path][0])"
     done = run(sys.executable, "-c", code, env=env)
     assert done.stdout == "yes _TrainerImportHook\n", done.stderr
 
