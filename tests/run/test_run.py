@@ -9,114 +9,29 @@ from __future__ import annotations
 
 import ast
 import json
-import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from hooks_helpers import BASE_ARGS, schedule_factors
-from run_helpers import BIN, UNREACHABLE, child_env, liveparams_run
+from hooks_helpers import BASE_ARGS
+from run_helpers import BIN, NEW_LR, UNREACHABLE, Running, change_mid_run, child_env, liveparams_run, restarted_schedule
 
 from liveparams_stack.local import free_port
 
 SCRIPT = Path(__file__).with_name("train_script.py")
-MAX_STEPS, NEW_LR = 3000, 2.5e-4  # far more steps than the test needs: the stop request ends the run
-DEADLINE_S = 60.0  # generous: a loaded 2-core machine; an idle one takes milliseconds
-
-
-class Running:
-    """A command started in the background; its output read as it comes, with an event at the first step."""
-
-    def __init__(self, command: list[str], env: dict[str, str], started: Callable[[str], bool]) -> None:
-        self.proc = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-        )
-        self.lines: list[str] = []
-        self.started = threading.Event()
-        self._reader = threading.Thread(target=self._read, args=(started,), daemon=True)
-        self._reader.start()
-
-    def _read(self, started: Callable[[str], bool]) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if started(line):
-                self.started.set()
-        self.started.set()  # the command ended
-
-    def finish(self, timeout: float = 300) -> str:
-        returncode = self.proc.wait(timeout)
-        self._reader.join()
-        output = "".join(self.lines)
-        assert returncode == 0, output
-        return output
-
-
-def change_mid_run(
-    running: Running, stack: dict[str, Any], request_update: Callable[..., dict[str, Any]], http: httpx.Client
-) -> dict[str, Any]:
-    """Once training steps, ask for ``NEW_LR``, wait until decided, then stop the run; the decided row."""
-    try:
-        assert running.started.wait(DEADLINE_S * 3) and running.proc.poll() is None, "".join(running.lines)
-        change = request_update(stack["jwt"], stack["job_id"], {"learning_rate": NEW_LR})
-        deadline = time.monotonic() + DEADLINE_S
-        while not (row := decided(http, change["id"])):
-            assert time.monotonic() < deadline, f"not decided in {DEADLINE_S} s: {''.join(running.lines)[-3000:]}"
-            time.sleep(0.05)
-        request_update(stack["jwt"], stack["job_id"], {"command": "stop"})
-        running.finish()
-    finally:
-        if running.proc.poll() is None:  # a failed test leaves no training behind
-            os.killpg(running.proc.pid, signal.SIGKILL)  # torchrun's ranks too
-    return row
-
-
-def decided(http: httpx.Client, request_id: str) -> dict[str, Any] | None:
-    rows = http.get(
-        "/rest/v1/parameter_update_requests",
-        params={"id": f"eq.{request_id}", "status": "not.is.null", "select": "status,step,changes,reason"},
-    ).json()
-    return rows[0] if rows else None
+MAX_STEPS = 3000  # far more steps than the test needs: the stop request ends the run
 
 
 def restarted_with(step: int, last: int) -> dict[int, float]:
-    """The rate at each step 1..last of a run whose peak becomes ``NEW_LR`` after ``step`` (a restart's schedule)."""
-    factors = schedule_factors("linear", BASE_ARGS["warmup_steps"], MAX_STEPS)
-    return {s: (BASE_ARGS["learning_rate"] if s <= step else NEW_LR) * factors[s - 1] for s in range(1, last + 1)}
+    return restarted_schedule(step, last, MAX_STEPS, peak=BASE_ARGS["learning_rate"], warmup=BASE_ARGS["warmup_steps"])
 
 
 def used_rates(path: Path) -> dict[int, float]:
     return {int(step): lr for step, lr in json.loads(path.read_text())["lrs"].items()}
-
-
-@pytest.fixture
-def stack(
-    stack_env: dict[str, str],
-    new_user: Callable[[], tuple[str, str]],
-    new_job: Callable[..., str],
-    job_token: Callable[[str], str],
-) -> dict[str, Any]:
-    """A job on the stack, the owner's token, and the trainer's environment (without ``JOB_ID``: ``--job`` gives it)."""
-    user_id, jwt = new_user()
-    job_id = new_job(user_id)
-    env = child_env(
-        SUPABASE_URL=stack_env["API_URL"], SUPABASE_ANON_KEY=stack_env["ANON_KEY"], LIVEPARAMS_TOKEN=job_token(job_id)
-    )
-    return {"jwt": jwt, "job_id": job_id, "env": env}
-
-
-@pytest.fixture(scope="module")
-def model_dir() -> str:
-    from liveparams.demo.tiny import tiny_model_dir
-
-    return tiny_model_dir()
 
 
 def is_step_line(line: str) -> bool:
