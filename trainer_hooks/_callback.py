@@ -295,7 +295,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         if not self.sync_ranks or not _distributed.is_multi_process():
             return None
         try:
-            if False:
+            if not _distributed.every_rank_present():
                 logger.warning(
                     "runtime parameter updates disabled for this run: a rank lacks the callback, and a change "
                     "applied without it would split the replicas (give every rank the callback, or use liveparams run)"
