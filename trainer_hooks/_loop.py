@@ -199,7 +199,8 @@ class LoopUpdates:
         if self._started:
             raise RuntimeError("load_state_dict must come before start(): the run has begun")
         self.state.global_step = int(state["global_step"])
-        self.state.stateful_callbacks[type(self.callback).__name__] = state["callback"]
+        saved: Any = self.state.stateful_callbacks  # a dict once TrainerState is built (typed as its input)
+        saved[type(self.callback).__name__] = state["callback"]
 
 
 def _every(interval: int, step: int) -> bool:
