@@ -11,6 +11,11 @@ database is not there (nothing is contacted before ``train()``):
 3. ``import transformers.trainer``: a training process, where the bootstrap
    patches ``Trainer.train``.
 
+Wall-clock times on a shared machine swing by more than the bootstrap costs, so
+the table also gives Python's own account (``-X importtime``, median): the
+``sitecustomize`` imports at start-up, and the liveparams modules the patch
+imports into a process that imports ``transformers.trainer``.
+
 Run: ``python benchmarks/run_startup.py`` (about a minute on 2 cores).
 """
 
@@ -56,11 +61,29 @@ def compare(
     return statistics.median(a), statistics.median(b)
 
 
+def import_time_us(command: list[str], env: dict[str, str], module: str, repeats: int) -> float:
+    """Median ``-X importtime`` microseconds of ``module`` and its siblings of the same name, outermost only."""
+    found = []
+    for _ in range(repeats):
+        err = subprocess.run([command[0], "-X", "importtime", *command[1:]], env=env, capture_output=True, text=True)
+        rows = []  # (depth, name, cumulative µs)
+        for line in err.stderr.splitlines():
+            if line.startswith("import time:") and line.count("|") == 2 and "cumulative" not in line:
+                _, cumulative, name = line.split("|")
+                rows.append((len(name) - len(name.lstrip()), name.strip(), int(cumulative)))
+        ours = [(depth, us) for depth, name, us in rows if name.split(".")[0] == module]
+        outer = min((depth for depth, _ in ours), default=0)
+        found.append(sum(us for depth, us in ours if depth == outer))
+    return statistics.median(found)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **CONFIG}
+    # Bytecode written as an installed package has it (pip compiles at install): no recompiling every run.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(HF_HUB_OFFLINE="1", **CONFIG)
     bootstrap = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BOOTSTRAP_DIR), env.get("PYTHONPATH")]))}
     python = [sys.executable, "-c", "pass"]
     trainer = [sys.executable, "-c", "import transformers.trainer"]
@@ -75,6 +98,10 @@ def main() -> None:
             *compare(trainer, trainer, env, bootstrap, max(3, args.repeats // 3)),
         ),
     ]
+    patched = {**env, **bootstrap}
+    site_plain = import_time_us(python, env, "sitecustomize", args.repeats)
+    site_ours = import_time_us(python, patched, "sitecustomize", args.repeats)
+    patch_cost = import_time_us(trainer, patched, "liveparams", max(3, args.repeats // 3))
     table = Table(title=f"Process start-up, median of {args.repeats} alternating runs")
     for column in ("command", "plain", "with liveparams run", "added", "ratio"):
         table.add_column(column, justify="left" if column == "command" else "right")
@@ -87,6 +114,14 @@ def main() -> None:
             f"{instrumented / plain:.2f}×",
         )
     Console().print(table)
+    account = Table(title="Python's account (-X importtime), median")
+    for column in ("import", "plain", "with the bootstrap"):
+        account.add_column(column, justify="left" if column == "import" else "right")
+    account.add_row(
+        "sitecustomize at start-up (ours, then the one it chains to)", f"{site_plain:.0f} µs", f"{site_ours:.0f} µs"
+    )
+    account.add_row("liveparams modules imported by import transformers.trainer", "0 µs", f"{patch_cost / 1e3:.1f} ms")
+    Console().print(account)
 
 
 if __name__ == "__main__":
