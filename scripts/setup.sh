@@ -26,10 +26,10 @@ fi
 
 if [ ! -x node_modules/.bin/supabase ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm: installing the Supabase CLI and supabase-js"
-  # `npm install` rather than `npm ci`: npm 11's ci refuses a lock whose platform-specific
-  # optional packages (the CLI's binaries for other systems) have no entries; install
-  # still takes the locked versions and leaves the lock unchanged.
-  npm install --no-audit --no-fund --loglevel=error
+  # `npm ci`: exactly the lock, which it never rewrites. The lock lists the CLI's binaries for
+  # every platform (npm installs only this one's); a lock without them makes ci refuse and
+  # install add them, leaving the tree dirty.
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 
 python=${LIVEPARAMS_PYTHON:-python3}
@@ -48,7 +48,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ stack/pyproject.tom
   pipq -U 'pip>=25'
   pipq torch==2.13.0
   # One command, so that liveparams[dev]'s `liveparams-stack` resolves to ./stack (it is not on PyPI).
-  pipq -e ./stack -e '.[dev]'
+  # setuptools' "Editable installation" note (a same-named folder in the working directory could
+  # shadow the package) is information only, which tests/test_packaging.py checks: not shown.
+  PYTHONWARNINGS='ignore:Editable installation' pipq -e ./stack -e '.[dev]'
   touch "$stamp"
 fi
 say "ready"

@@ -4,7 +4,14 @@
 # training). Extra arguments go to pytest, e.g. `bash scripts/test.sh -k agent`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tree() { git status --porcelain; git diff; }
+before=$(tree)
 bash scripts/setup.sh
+if [ "$(tree)" != "$before" ]; then
+  echo "scripts/setup.sh changed the working tree (git status/diff); it must leave it as it was" >&2
+  git status --short >&2
+  exit 1
+fi
 export PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ruff check .
 ruff format --check .

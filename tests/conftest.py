@@ -74,7 +74,7 @@ def local_stack() -> Iterator[LocalStack | None]:
                 stack = LocalStack(state_dir, free_port(), free_port(), enable_faults=True, stop_with_caller=True)
         yield stack
     finally:
-        stack.stop()
+        stack.delete()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -50,7 +50,7 @@ def private_stack(local_stack: LocalStack | None) -> Iterator[LocalStack]:
     try:
         yield stack
     finally:
-        stack.stop()
+        stack.delete()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -23,10 +23,14 @@ def test_demo_runs_green_and_writes_the_plot(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Only the demo's own display: no library progress bars (model saving, dataset preparation).
+    assert "%|" not in result.stdout + result.stderr, result.stdout[:3000]
     png = output / "liveparams-demo.png"
     shown = json.loads(Image.open(png).text[METADATA_KEY])  # what the picture shows, recorded by the plot
     assert {"applied", "rejected", "refused"} == {marker["kind"] for marker in shown["markers"]}
     assert {"learning rate used", "training loss"} <= set(shown["legend"])
+    # The rate asked for (3e-4) is a new peak; the curve shows less, and the plot says why.
+    assert any("= peak 3.00e-04 ×" in note for note in shown["notes"]), shown["notes"]
     assert "every request got its outcome" in result.stdout
     assert "Applied learning rate update" in result.stdout
     assert "refused by the server" in result.stdout

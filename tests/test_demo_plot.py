@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from liveparams.demo.plot import METADATA_KEY, Marker, build_figure, plot_run
+from liveparams.demo.plot import METADATA_KEY, PEAK_LABEL, Marker, build_figure, legend_texts, notes, plot_run
 
 STEPS = 100
 LRS = {s: 1e-3 * (1 - s / (STEPS + 1)) for s in range(1, STEPS + 1)}
@@ -81,3 +81,15 @@ def test_crowded_and_sparse_runs_keep_labels_apart(steps: int) -> None:
     renderer, *_, labels = _boxes(fig)
     boxes = [label.get_window_extent(renderer) for label in labels]
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_a_new_peak_is_drawn_and_the_rate_used_after_it_is_explained() -> None:
+    """Set 3e-4 in the middle of a decay and the curve shows less: the plot says why, at the step that uses it."""
+    lrs = {s: (1e-3 if s <= 20 else 3e-4) * (1 - s / (STEPS + 1)) for s in range(1, STEPS + 1)}
+    fig = build_figure(lrs, LOSSES, MARKERS, peaks={1: 1e-3, 21: 3e-4})
+    assert PEAK_LABEL in legend_texts(fig)
+    assert notes(fig) == [f"step 21 uses {lrs[21]:.2e} = peak 3.00e-04 × {lrs[21] / 3e-4:.0%} (schedule)"]
+    dotted = [
+        line for line in fig.axes[1].get_lines() if line.get_linestyle() == ":" and line.get_color() == "tab:blue"
+    ]
+    assert sorted(float(line.get_ydata()[0]) for line in dotted) == [3e-4, 1e-3]

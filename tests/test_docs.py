@@ -103,3 +103,13 @@ def test_troubleshooting_explains_every_warning() -> None:
     assert len(messages) > 10
     missing = [message for message in messages if not re.search(_template(message), text)]
     assert not missing, f"docs/troubleshooting.md does not explain: {missing}"
+
+
+def test_quickstart_and_installing_give_the_same_install_commands() -> None:
+    """One set of install commands: the quickstart's block appears as is in installing.md, which alone says more."""
+    docs = paramdoc.DOC.parent
+    quickstart = (docs / "quickstart.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- quickstart: not run \(installs packages\) -->\n(```bash\n.*?```)", quickstart, re.DOTALL)
+    assert block is not None, "the quickstart has no install block"
+    assert block.group(1) in (docs / "installing.md").read_text(encoding="utf-8")
+    assert "pip install" not in quickstart and "npm " not in quickstart

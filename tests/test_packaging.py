@@ -154,3 +154,17 @@ def test_user_packages_named_agent_and_trainer_hooks_do_not_shadow_liveparams(
     rates = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(rates) == 6
     assert max(rates) == pytest.approx(5e-4)  # the request reached the run through our agent and callback
+
+
+def test_the_npm_lock_lists_every_optional_package_so_setup_leaves_it_unchanged() -> None:
+    """A lock missing another platform's optional package (the Supabase CLI ships one binary package per
+    system) makes `npm ci` refuse it and `npm install` add it: setup would leave package-lock.json modified."""
+    lock = json.loads((REPO / "package-lock.json").read_text())
+    packages = lock["packages"]
+    missing = [
+        f"{path} → {name}"
+        for path, package in packages.items()
+        for name in package.get("optionalDependencies", {})
+        if f"node_modules/{name}" not in packages
+    ]
+    assert missing == [], f"regenerate package-lock.json with `npm install` (network needed): {missing}"

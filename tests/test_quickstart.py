@@ -70,6 +70,7 @@ def test_quickstart_runs_end_to_end(clean_dir: Path) -> None:
         "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
         "LIVEPARAMS_STACK_API_PORT": str(free_port()),
         "LIVEPARAMS_STACK_DB_PORT": str(free_port()),
+        "LIVEPARAMS_STACK_DIR": str(tmp_path / "stack"),
         "HF_HUB_OFFLINE": "1",
     }
     process = subprocess.Popen(
@@ -86,7 +87,8 @@ def test_quickstart_runs_end_to_end(clean_dir: Path) -> None:
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-        subprocess.run([sys.executable, "-m", "liveparams.cli", "stack", "down"], cwd=work, env=env, check=False)
+        stack_dir_kept = (tmp_path / "stack").is_dir()
+        subprocess.run([sys.executable, "-m", "liveparams.cli", "stack", "reset", "--yes"], env=env, check=False)
     assert process.returncode == 0, output[-4000:]
     assert "applied at step" in output and "learning_rate: 1.00e-03 → 5.00e-04" in output, output[-4000:]
     assert "stop done" in output
@@ -96,4 +98,4 @@ def test_quickstart_runs_end_to_end(clean_dir: Path) -> None:
     assert "✅ Applied learning rate update: 1.00e-03 → 2.00e-04" in output
     assert "in force since step" in output and "learning_rate=5.00e-04" in output
     assert "Stopped the liveparams local stack" in output
-    assert not (work / ".stack").exists()
+    assert stack_dir_kept  # `stack down` keeps the data until `stack reset`

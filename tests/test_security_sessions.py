@@ -68,7 +68,7 @@ def short_env(local_stack: LocalStack | None, stack_env: dict[str, str]) -> Iter
         stack.start()
         yield stack.env()
     finally:
-        stack.stop()
+        stack.delete()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -111,6 +111,29 @@ def _train(output: Path, max_steps: int, recorder: Any) -> None:
     trainer.train()
 
 
+def _quiet_progress_bars() -> None:
+    """No bars from saving/loading the tiny model or preparing its dataset: the demo draws its own."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _peaks(views: list[RequestView]) -> dict[int, float]:
+    """The peak learning rate from each step on: the configured one, then each applied request's.
+
+    A request applied at the end of step N is first used by step N + 1.
+    """
+    from liveparams.demo.tiny import DEMO_PEAK_LR
+
+    peaks = {1: DEMO_PEAK_LR}
+    for view in views:
+        if view.status == "applied" and view.step is not None and "learning_rate" in view.params:
+            peaks[view.step + 1] = float(view.params["learning_rate"])
+    return peaks
+
+
 def _check(views: list[RequestView]) -> list[str]:
     """What did not happen as the demo expects (empty when all is well)."""
     problems = []
@@ -135,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _quiet_progress_bars()
 
     shutil.rmtree(args.output, ignore_errors=True)
     state_root = tempfile.mkdtemp(prefix="liveparams-demo-")
@@ -178,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         if v.step is not None
     ]
     markers += [Marker(step, params_text(params), "refused") for step, params in user.refused]
-    png = plot_run(recorder.lrs, recorder.losses, markers, args.output / "liveparams-demo.png")
+    png = plot_run(recorder.lrs, recorder.losses, markers, args.output / "liveparams-demo.png", _peaks(views))
     shutil.rmtree(state_root, ignore_errors=True)
     console.print(f"plot of learning rate and loss per step: [bold]{png.resolve()}[/]")
     console.print("the local stack is stopped.")

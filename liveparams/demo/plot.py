@@ -22,6 +22,8 @@ _STYLE: dict[str, tuple[str, str, str, str]] = {
     "refused": ("refused by the server (RPC error)", "tab:gray", "s", ""),
 }
 METADATA_KEY = "liveparams"
+# A new learning_rate is a new peak (docs/parameters.md, "What `learning_rate` means"): the curve is below it.
+PEAK_LABEL = "peak (learning_rate); the rate used is peak × the schedule (warmup, then decay)"
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,15 @@ def _levels(extents: list[tuple[float, float]], pad: float) -> list[int]:
     return levels
 
 
-def build_figure(lrs: dict[int, float], losses: dict[int, float], markers: list[Marker]) -> Any:
-    """The matplotlib figure :func:`plot_run` saves (separate so that tests can inspect its artists)."""
+def build_figure(
+    lrs: dict[int, float], losses: dict[int, float], markers: list[Marker], peaks: dict[int, float] | None = None
+) -> Any:
+    """The matplotlib figure :func:`plot_run` saves (separate so that tests can inspect its artists).
+
+    ``peaks``: the peak learning rate from each step on (the configured one, then each applied
+    request's). Why: a request for 3e-4 in the middle of a decay shows as about 2.6e-4 on the
+    curve, and a person who set 3e-4 must see where the difference comes from.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -62,6 +71,7 @@ def build_figure(lrs: dict[int, float], losses: dict[int, float], markers: list[
     fig, (ax_events, ax_lr, ax_loss) = plt.subplots(3, 1, figsize=(11, 7), sharex=True)
     ax_lr.plot(steps, [lrs[s] for s in steps], color="tab:blue", lw=1.8, label="learning rate used")
     ax_lr.set_ylabel("learning rate used")
+    _draw_peaks(ax_lr, lrs, peaks or {}, last)
     ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     loss_steps = sorted(losses)
     ax_loss.plot(loss_steps, [losses[s] for s in loss_steps], color="tab:orange", lw=1.2, label="training loss")
@@ -116,6 +126,8 @@ def build_figure(lrs: dict[int, float], losses: dict[int, float], markers: list[
 
     kinds = [kind for kind in _STYLE if any(m.kind == kind for m in markers)]
     handles = [Line2D([], [], color="tab:blue", lw=1.8, label="learning rate used")]
+    if peaks:
+        handles.append(Line2D([], [], color="tab:blue", lw=1.2, ls=":", label=PEAK_LABEL))
     handles += [
         Line2D([], [], color=_STYLE[k][1], marker=_STYLE[k][2], ls=_STYLE[k][3] or "", label=_STYLE[k][0])
         for k in kinds
@@ -126,17 +138,49 @@ def build_figure(lrs: dict[int, float], losses: dict[int, float], markers: list[
     return fig
 
 
+def _draw_peaks(ax: Any, lrs: dict[int, float], peaks: dict[int, float], last: int) -> None:
+    """The peak as a dotted step line, and at each new peak's first step how the rate used follows from it."""
+    starts = sorted(peaks)
+    if not starts:
+        return
+    for start, end in zip(starts, [*starts[1:], last + 1], strict=True):
+        ax.plot([start - 0.5, end - 0.5], [peaks[start]] * 2, color="tab:blue", ls=":", lw=1.2)
+    for step in starts[1:]:
+        if step in lrs:
+            used, peak = lrs[step], peaks[step]
+            ax.annotate(
+                f"step {step} uses {used:.2e} = peak {peak:.2e} × {used / peak:.0%} (schedule)",
+                (step, used),
+                xytext=(8, -16),
+                textcoords="offset points",
+                fontsize=8,
+                color="tab:blue",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
+            )
+
+
+def notes(fig: Any) -> list[str]:
+    """The explanations written on the learning-rate panel."""
+    return [text.get_text() for text in fig.axes[1].texts]
+
+
 def legend_texts(fig: Any) -> list[str]:
     """Every legend entry of ``fig``, top panel first."""
     return [text.get_text() for ax in fig.axes if ax.get_legend() for text in ax.get_legend().get_texts()]
 
 
-def plot_run(lrs: dict[int, float], losses: dict[int, float], markers: list[Marker], path: Path) -> Path:
+def plot_run(
+    lrs: dict[int, float],
+    losses: dict[int, float],
+    markers: list[Marker],
+    path: Path,
+    peaks: dict[int, float] | None = None,
+) -> Path:
     """Write the PNG (events, LR, loss) to ``path`` and return it."""
     import matplotlib.pyplot as plt
 
-    fig = build_figure(lrs, losses, markers)
-    shown = {"legend": legend_texts(fig), "markers": [asdict(m) for m in markers]}
+    fig = build_figure(lrs, losses, markers, peaks)
+    shown = {"legend": legend_texts(fig), "markers": [asdict(m) for m in markers], "notes": notes(fig)}
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight", metadata={METADATA_KEY: json.dumps(shown)})
     plt.close(fig)

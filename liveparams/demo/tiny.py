@@ -63,7 +63,10 @@ def tiny_model_dir() -> str:
     bpe.decoder = decoders.ByteLevel()
     corpus = [*_sentences(300), "user", "assistant", "system"]
     trainer = trainers.BpeTrainer(
-        vocab_size=360, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=360,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,  # its bars would clutter the demo's terminal
     )
     bpe.train_from_iterator(corpus, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(

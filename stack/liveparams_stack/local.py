@@ -5,9 +5,14 @@ a fresh Supabase database has (``bootstrap.sql``), applies ``supabase/migrations
 with the real Supabase CLI (``supabase db push``, which records the history in
 ``supabase_migrations.schema_migrations`` as on a hosted project), then starts
 the HTTP/WebSocket front (``python -m liveparams_stack serve``) as a detached
-process. Everything it creates is recorded in a marker file so ``stop()`` (or
-``liveparams stack down`` from another process) can remove exactly that, and a
-directory without the marker is never touched.
+process. Everything it creates is recorded in a marker file, and a directory
+without the marker is never touched.
+
+As with ``supabase stop``, ``stop()`` (``liveparams stack down``) stops the
+processes and keeps the data: a later ``start()`` starts again whatever is not
+running (PostgreSQL, the front, or both) on the same ports, and applies any
+migration added since. ``delete()`` (``liveparams stack reset``, and leaving a
+``with LocalStack(...)`` block) removes exactly what ``start()`` created.
 
 It uses the well-known local keys: never expose it beyond 127.0.0.1.
 """
@@ -52,6 +57,33 @@ class _Marker:
     api_pid: int | None = None
     created_dir: bool = False
     tool: str = "liveparams"
+    realtime_poll_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class StackState:
+    """What runs of a stack that exists: ``liveparams stack status`` reports it, ``start()`` repairs it."""
+
+    postgres_running: bool
+    api_running: bool  # the front's process is alive
+    api_ready: bool  # the front answers and reaches the database
+
+    @property
+    def running(self) -> bool:
+        return self.postgres_running and self.api_ready
+
+    def problems(self) -> list[str]:
+        """What is wrong, in words (empty when it all runs, or when it is all stopped)."""
+        if self.running or not (self.postgres_running or self.api_running):
+            return []
+        problems = []
+        if not self.api_running:
+            problems.append("the API process has exited")
+        elif not self.api_ready and self.postgres_running:  # (without PostgreSQL it cannot answer)
+            problems.append("the API process does not answer")
+        if not self.postgres_running:
+            problems.append("PostgreSQL is not running")
+        return problems
 
 
 class LocalStack:
@@ -99,7 +131,9 @@ class LocalStack:
         marker = _read_marker(Path(state_dir))
         if marker is None:
             return None
-        return cls(state_dir, marker.api_port, marker.db_port, marker.enable_faults)
+        return cls(
+            state_dir, marker.api_port, marker.db_port, marker.enable_faults, realtime_poll_ms=marker.realtime_poll_ms
+        )
 
     # -- addresses -------------------------------------------------------------------------
 
@@ -128,41 +162,27 @@ class LocalStack:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Create the cluster, apply the migrations and start the front; on failure, undo all of it."""
-        project_dir = self.project_dir or find_project_dir()
-        supabase_cli = find_supabase_cli(project_dir)
-        install = find_postgres()
-        existing = _read_marker(self.state_dir)
-        if existing is not None:
-            raise StackError(
-                f"{self.state_dir} already holds a liveparams stack (API port {existing.api_port}); "
-                "stop it first with `liveparams stack down`"
-            )
-        if self.state_dir.exists() and any(self.state_dir.iterdir()):
-            raise StackError(f"{self.state_dir} is not empty and was not created by liveparams; choose another")
-        for name, port in (("API", self.api_port), ("database", self.db_port)):
-            if not port_is_free(port):
-                raise StackError(f"127.0.0.1:{port} ({name} port) is already in use; stop what uses it or use another")
+        """Create the stack, or start again what is not running of the one ``state_dir`` holds.
 
-        marker = _Marker(self.api_port, self.db_port, self.enable_faults, created_dir=not self.state_dir.exists())
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        if marker.created_dir:
-            self.state_dir.chmod(0o755)  # PostgreSQL may run as another OS user (see postgres.py)
-        _write_marker(self.state_dir, marker)
-        try:
-            cluster = self._cluster(install)
-            cluster.init()
-            cluster.start()
-            with psycopg.connect(self.db_url, autocommit=True) as conn:
-                conn.execute(_BOOTSTRAP_SQL.read_bytes())  # trusted file, several statements in one go
-            self._push_migrations(supabase_cli, project_dir)
-            self._start_api(marker)
-        except BaseException:
-            self.stop()
-            raise
+        A failed creation is undone entirely; a failed restart leaves the data alone.
+        """
+        marker = _read_marker(self.state_dir)
+        if marker is None:
+            self._create()
+        else:
+            self._resume(marker)
 
     def stop(self) -> None:
-        """Stop the front and PostgreSQL and delete what ``start()`` created. Idempotent."""
+        """Stop the front and PostgreSQL and keep the data (``supabase stop``). Idempotent."""
+        marker = _read_marker(self.state_dir)
+        if marker is None:
+            return
+        self._stop_api(marker)
+        if _postgres_running(self.state_dir / "postgres"):
+            self._cluster(find_postgres()).stop()
+
+    def delete(self) -> None:
+        """Stop the stack and delete what ``start()`` created: the database and all its data. Idempotent."""
         marker = _read_marker(self.state_dir)
         if marker is None:
             return
@@ -172,7 +192,7 @@ class LocalStack:
     def release(self) -> None:
         """Stop PostgreSQL and delete what ``start()`` created, leaving the front process alone.
 
-        ``stop()`` calls it once the front is gone; a front started with ``stop_with_caller``
+        ``delete()`` calls it once the front is gone; a front started with ``stop_with_caller``
         calls it itself when its caller has died.
         """
         marker = _read_marker(self.state_dir)
@@ -189,6 +209,18 @@ class LocalStack:
         if marker.created_dir:
             with contextlib.suppress(OSError):
                 self.state_dir.rmdir()
+
+    def state(self) -> StackState | None:
+        """What runs of the stack in ``state_dir``, or None when there is none."""
+        marker = _read_marker(self.state_dir)
+        if marker is None:
+            return None
+        api_running = marker.api_pid is not None and is_front_process(marker.api_pid)
+        return StackState(
+            postgres_running=_postgres_running(self.state_dir / "postgres"),
+            api_running=api_running,
+            api_ready=api_running and _api_ready(self.api_url),
+        )
 
     def restart_api(self) -> None:
         """Stop and start the HTTP front; the database and its data stay as they are."""
@@ -209,9 +241,75 @@ class LocalStack:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.stop()
+        self.delete()
 
     # -- pieces ------------------------------------------------------------------------------
+
+    def _create(self) -> None:
+        project_dir = self.project_dir or find_project_dir()
+        supabase_cli = find_supabase_cli(project_dir)
+        install = find_postgres()
+        if self.state_dir.exists() and any(self.state_dir.iterdir()):
+            raise StackError(f"{self.state_dir} is not empty and was not created by liveparams; choose another")
+        self._check_ports_free(self.api_port, self.db_port)
+        marker = self._marker(created_dir=not self.state_dir.exists())
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if marker.created_dir:
+            self.state_dir.chmod(0o755)  # PostgreSQL may run as another OS user (see postgres.py)
+        _write_marker(self.state_dir, marker)
+        try:
+            cluster = self._cluster(install)
+            cluster.init()
+            cluster.start()
+            with psycopg.connect(self.db_url, autocommit=True) as conn:
+                conn.execute(_BOOTSTRAP_SQL.read_bytes())  # trusted file, several statements in one go
+            self._push_migrations(supabase_cli, project_dir)
+            self._start_api(marker)
+        except BaseException:
+            self.delete()
+            raise
+
+    def _resume(self, marker: _Marker) -> None:
+        """Start what is not running on the stack's own ports; restart the front when it is stale."""
+        if (marker.api_port, marker.db_port) != (self.api_port, self.db_port):
+            raise StackError(
+                f"the stack in {self.state_dir} uses API port {marker.api_port} and database port {marker.db_port}, "
+                f"not {self.api_port} and {self.db_port}; start it on its own ports, "
+                "or delete it with `liveparams stack reset` to start over on others"
+            )
+        project_dir = self.project_dir or find_project_dir()
+        state = self.state()
+        assert state is not None  # the marker was just read
+        if not state.postgres_running:
+            self._stop_api(marker)  # its connections died with the old server
+            self._check_ports_free(db_port=self.db_port)
+            # Left by a crash or a reboot: PostgreSQL refuses to start while the pid it names is alive
+            # and its user's, even when that pid now belongs to another process.
+            (self.state_dir / "postgres" / "postmaster.pid").unlink(missing_ok=True)
+            self._cluster(find_postgres()).start()
+        if self._pending_migrations(project_dir):  # added since the stack was created
+            self._push_migrations(find_supabase_cli(project_dir), project_dir)
+        same_options = (marker.enable_faults, marker.realtime_poll_ms) == (self.enable_faults, self.realtime_poll_ms)
+        if state.running and same_options:
+            return
+        self._stop_api(marker)
+        marker.enable_faults, marker.realtime_poll_ms = self.enable_faults, self.realtime_poll_ms
+        self._start_api(marker)
+
+    def _marker(self, created_dir: bool) -> _Marker:
+        return _Marker(
+            self.api_port,
+            self.db_port,
+            self.enable_faults,
+            created_dir=created_dir,
+            realtime_poll_ms=self.realtime_poll_ms,
+        )
+
+    @staticmethod
+    def _check_ports_free(api_port: int | None = None, db_port: int | None = None) -> None:
+        for name, port in (("API", api_port), ("database", db_port)):
+            if port is not None and not port_is_free(port):
+                raise StackError(f"127.0.0.1:{port} ({name} port) is already in use; stop what uses it or use another")
 
     def _cluster(self, install: PostgresInstall) -> PostgresCluster:
         return PostgresCluster(self.state_dir / "postgres", self.db_port, install)
@@ -222,6 +320,16 @@ class LocalStack:
         done = subprocess.run(argv, cwd=project_dir, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise StackError(f"supabase db push failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+
+    def _pending_migrations(self, project_dir: Path) -> bool:
+        """Whether ``supabase/migrations`` holds a version the database has not recorded (asking the CLI is slow)."""
+        files = {path.name.split("_", 1)[0] for path in (project_dir / "supabase" / "migrations").glob("*.sql")}
+        try:
+            with psycopg.connect(self.db_url, autocommit=True) as conn:
+                rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
+        except psycopg.Error as exc:
+            raise StackError(f"the stack's database at {self.db_url} does not answer: {exc}") from None
+        return bool(files - {row[0] for row in rows})
 
     def _start_api(self, marker: _Marker) -> None:
         if not port_is_free(self.api_port):
@@ -355,6 +463,19 @@ def is_front_process(pid: int) -> bool:
     except OSError:
         return False
     return b"liveparams_stack" in argv and b"serve" in argv and process_is_running(pid)
+
+
+def _postgres_running(data_dir: Path) -> bool:
+    """Whether the postmaster that ``data_dir/postmaster.pid`` names is alive.
+
+    A crash or a reboot leaves the file behind, and its pid may since belong to another process.
+    """
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return False
+    return Path(os.fsdecode(argv[0])).name == "postgres" and process_is_running(pid)
 
 
 def _read_marker(state_dir: Path) -> _Marker | None:
