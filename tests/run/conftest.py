@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trainer_hooks"))
 
-from run_helpers import child_env
+import httpx
+from run_helpers import Running, change_mid_run, child_env
 
 
 @pytest.fixture
@@ -35,3 +37,11 @@ def model_dir() -> str:
     from liveparams.demo.tiny import tiny_model_dir
 
     return tiny_model_dir()
+
+
+@pytest.fixture
+def changed_mid_run(
+    stack: dict[str, Any], request_update: Callable[..., dict[str, Any]], service_http: httpx.Client
+) -> Callable[[Running], dict[str, Any]]:
+    """``changed_mid_run(running)``: :func:`run_helpers.change_mid_run` on this test's job; the decided row."""
+    return functools.partial(change_mid_run, stack=stack, request_update=request_update, http=service_http)

@@ -112,3 +112,8 @@ def restarted_schedule(changed_at: int, last: int, total: int, *, peak: float, w
 
     factors = schedule_factors("linear", warmup, total)
     return {s: (peak if s <= changed_at else NEW_LR) * factors[s - 1] for s in range(1, last + 1)}
+
+
+def is_step_line(line: str) -> bool:
+    """The ``step N ...`` lines the test scripts print once each optimizer step is taken."""
+    return line.startswith("step ")

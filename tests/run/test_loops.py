@@ -14,9 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from run_helpers import DEADLINE_S, ROOT, Running, change_mid_run, restarted_schedule
+from run_helpers import DEADLINE_S, ROOT, Running, is_step_line, restarted_schedule
 
 DOC = ROOT / "docs" / "custom-loops.md"
 BLOCK = re.compile(r"<!-- custom loop: (\w+) -->\n```python\n(.*?)```", re.DOTALL)
@@ -37,13 +36,13 @@ def test_a_loop_written_as_the_docs_show_gets_live_updates_and_resumes(
     tmp_path: Path,
     stack: dict[str, Any],
     request_update: Callable[..., Any],
-    service_http: httpx.Client,
+    changed_mid_run: Callable[[Running], dict[str, Any]],
 ) -> None:
     (tmp_path / "train.py").write_text(dict(BLOCK.findall(DOC.read_text(encoding="utf-8")))[kind])
     command, env = [sys.executable, "train.py"], {**stack["env"], "JOB_ID": stack["job_id"]}
 
-    first = Running(command, env, lambda line: line.startswith("step "), cwd=tmp_path)
-    row = change_mid_run(first, stack, request_update, service_http)
+    first = Running(command, env, is_step_line, cwd=tmp_path)
+    row = changed_mid_run(first)
     assert row["status"] == "applied"
     before = rates(first.lines)
     stopped = max(before)

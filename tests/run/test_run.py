@@ -15,10 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from hooks_helpers import BASE_ARGS
-from run_helpers import BIN, NEW_LR, UNREACHABLE, Running, change_mid_run, child_env, liveparams_run, restarted_schedule
+from run_helpers import BIN, NEW_LR, UNREACHABLE, Running, child_env, is_step_line, liveparams_run, restarted_schedule
 
 from liveparams_stack.local import free_port
 
@@ -34,22 +33,14 @@ def used_rates(path: Path) -> dict[int, float]:
     return {int(step): lr for step, lr in json.loads(path.read_text())["lrs"].items()}
 
 
-def is_step_line(line: str) -> bool:
-    return line.startswith("step ")
-
-
 @pytest.mark.stack
 @pytest.mark.slow
 def test_an_unmodified_trainer_script_gets_live_updates(
-    model_dir: str,
-    tmp_path: Path,
-    stack: dict[str, Any],
-    request_update: Callable[..., Any],
-    service_http: httpx.Client,
+    model_dir: str, tmp_path: Path, stack: dict[str, Any], changed_mid_run: Callable[[Running], dict[str, Any]]
 ) -> None:
     script = [sys.executable, str(SCRIPT), model_dir, str(tmp_path), str(MAX_STEPS)]
     command = liveparams_run(*script, job=stack["job_id"])
-    row = change_mid_run(Running(command, stack["env"], is_step_line), stack, request_update, service_http)
+    row = changed_mid_run(Running(command, stack["env"], is_step_line))
 
     assert row["status"] == "applied" and row["changes"]["learning_rate"]["new"] == NEW_LR
     used = used_rates(tmp_path / "rank0.json")
@@ -60,15 +51,11 @@ def test_an_unmodified_trainer_script_gets_live_updates(
 @pytest.mark.stack
 @pytest.mark.slow
 def test_under_torchrun_both_ranks_apply_the_change_at_the_same_step(
-    model_dir: str,
-    tmp_path: Path,
-    stack: dict[str, Any],
-    request_update: Callable[..., Any],
-    service_http: httpx.Client,
+    model_dir: str, tmp_path: Path, stack: dict[str, Any], changed_mid_run: Callable[[Running], dict[str, Any]]
 ) -> None:
     torchrun = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", str(free_port())]
     command = liveparams_run(*torchrun, str(SCRIPT), model_dir, str(tmp_path), str(MAX_STEPS), job=stack["job_id"])
-    row = change_mid_run(Running(command, stack["env"], is_step_line), stack, request_update, service_http)
+    row = changed_mid_run(Running(command, stack["env"], is_step_line))
 
     assert row["status"] == "applied"
     rank0, rank1 = used_rates(tmp_path / "rank0.json"), used_rates(tmp_path / "rank1.json")
@@ -96,11 +83,7 @@ def logged_rates(output: str) -> dict[int, float]:
 @pytest.mark.stack
 @pytest.mark.slow
 def test_trls_own_cli_gets_live_updates(
-    model_dir: str,
-    tmp_path: Path,
-    stack: dict[str, Any],
-    request_update: Callable[..., Any],
-    service_http: httpx.Client,
+    model_dir: str, tmp_path: Path, stack: dict[str, Any], changed_mid_run: Callable[[Running], dict[str, Any]]
 ) -> None:
     from liveparams.demo.tiny import sft_dataset
 
@@ -127,7 +110,7 @@ def test_trls_own_cli_gets_live_updates(
     trl = [str(BIN / "trl"), "sft", *(f"--{k}={v}" for k, v in options.items())]
     started = lambda line: line.startswith("{") and "learning_rate" in line  # noqa: E731
     running = Running(liveparams_run(*trl, job=stack["job_id"]), stack["env"], started)
-    row = change_mid_run(running, stack, request_update, service_http)
+    row = changed_mid_run(running)
 
     assert row["status"] == "applied"
     logged = logged_rates("".join(running.lines))
