@@ -155,7 +155,6 @@ class Worker:
         left, _, _ = await asyncio.gather(
             self.writer.flush(budget), _cancel_all(others, budget), self._detach(deadline)
         )
-        await self.credential.settle(deadline - time.monotonic())
         if left:
             logger.warning("Closing: dropped %d outcomes that could not be recorded within %.1fs", left, budget)
         await self._rest.aclose()

@@ -47,7 +47,8 @@ def add_job_group(subparsers: argparse._SubParsersAction) -> None:
     create = actions.add_parser(
         "create",
         help="create a job row for a training to attach to; prints its id",
-        description="Create a job owned by the signed-in user ($LIVEPARAMS_USER_TOKEN), or by --owner "
+        description="Create a job owned by the signed-in user (`liveparams user login`, or $LIVEPARAMS_USER_TOKEN), "
+        "or by --owner "
         "(which takes a service key). Prints the job's id on stdout, e.g. export JOB_ID=$(liveparams job create ...).",
     )
     create.add_argument("--name", required=True, help="a name people recognise the job by")
@@ -91,7 +92,9 @@ def _run_create(args: argparse.Namespace) -> int:
     owner_id = None
     if args.owner is not None:
         if not config.is_service:
-            raise JobError("--owner needs a service key (SUPABASE_SERVICE_ROLE_KEY); a user creates jobs for themself")
+            raise JobError(
+                "--owner needs a service key (pass --key with it while signed in); a user creates jobs for themself"
+            )
         owner_id = find_user_id(config.url, config.key, args.owner)
     elif config.access_token is None:
         raise JobError(

@@ -21,6 +21,7 @@ from supabase import Client, ClientOptions, create_client
 from supabase_auth import SyncGoTrueClient
 
 from liveparams.credentials import CredentialAdmin
+from liveparams.trainer_credential import parse_credential
 
 pytestmark = pytest.mark.stack
 TABLE = "local_training_jobs"
@@ -51,7 +52,8 @@ def trainer_session(stack_env: dict[str, str], job_id: str, revoked: bool = Fals
         auto_refresh_token=False,
         persist_session=False,
     )
-    session = auth.refresh_session(credential.refresh_token).session
+    secret = parse_credential(credential.secret)
+    session = auth.sign_in_with_password({"email": secret.email, "password": secret.password}).session
     assert session is not None
     if revoked:
         admin.revoke(job_id, credential.credential_id)
@@ -266,11 +268,12 @@ async def test_realtime_delivers_a_jobs_requests_only_to_whom_rls_shows_them(
     job_id, other_job = new_job(owner_id), new_job(owner_id)
     session = trainer_session(stack_env, job_id)
     revoked_after_joining = CredentialAdmin(stack_env["API_URL"], stack_env["SERVICE_ROLE_KEY"]).issue(job_id)
+    secret = parse_credential(revoked_after_joining.secret)
     revoked_session = (
         SyncGoTrueClient(
             url=f"{stack_env['API_URL']}/auth/v1", headers={"apikey": stack_env["ANON_KEY"]}, persist_session=False
         )
-        .refresh_session(revoked_after_joining.refresh_token)
+        .sign_in_with_password({"email": secret.email, "password": secret.password})
         .session
     )
     assert revoked_session is not None
