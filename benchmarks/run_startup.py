@@ -32,7 +32,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from liveparams.run_command import BOOTSTRAP_DIR
+from liveparams.launch_command import BOOTSTRAP_DIR
 
 LIVEPARAMS = str(Path(sys.executable).with_name("liveparams"))
 CONFIG = {

@@ -191,8 +191,14 @@ class LoopUpdates:
     # ---- checkpoints ---------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint keeps (the step, and what was decided): ``torch.save`` or accelerate carries it."""
-        return {"global_step": self.global_step, "callback": self.callback.state()}
+        """What a checkpoint keeps (the step, and what was decided): ``torch.save`` or accelerate carries it.
+
+        Called to save, as Trainer calls ``on_save``: the outcomes it holds need not go in the next one.
+        """
+        saved = {"global_step": self.global_step, "callback": self.callback.state()}
+        args: Any = self.args  # what the callback reads of TrainingArguments
+        self.callback.on_save(args, self.state, self.control, **self._objects)
+        return saved
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from a checkpoint's :meth:`state_dict`; before :meth:`start` (``with``)."""
