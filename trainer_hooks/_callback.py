@@ -307,6 +307,13 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         if not self.sync_ranks or not _distributed.is_multi_process():
             return None
         try:
+            if not _distributed.every_rank_present():
+                logger.warning(
+                    "runtime parameter updates disabled for this run: a rank lacks the callback, and a change "
+                    "applied without it would split the replicas (give every rank the callback, or use liveparams run)"
+                )
+                self._link.close()
+                return None
             if self._ranks is None or not self._ranks.is_for_current_world():
                 self._ranks = _distributed.RankSync()
             return self._ranks if self._ranks.enabled_on_rank0(self._link.source is not None) else None
