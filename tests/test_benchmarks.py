@@ -20,6 +20,7 @@ SMALLEST = {
     "gpu_check.py": ["--quick"],
     "history_growth.py": ["--requests", "2", "--block", "1"],
     "push_vs_polling.py": ["--steps", "60", "--step-time", "0.01"],
+    "scale.py": ["--jobs", "2", "--cadences", "fast", "--processes", "2", "--idle", "1", "--settle", "30"],
     "realtime_latency.py": ["--calls", "3", "--cadences", "fast,100", "--max-gap-ms", "10"],
 }
 
