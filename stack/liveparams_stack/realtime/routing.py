@@ -129,7 +129,10 @@ class RoutingIndex:
             elif column is None or value is None:
                 self._unfiltered[table].add(channel)
             else:
-                self._eq[table].setdefault(column, _EqColumn()).add(channel, value)
+                by_column = self._eq[table]
+                if column not in by_column:
+                    by_column[column] = _EqColumn()
+                by_column[column].add(channel, value)
 
     def discard(self, channel: Channel) -> None:
         for binding in channel.bindings:
