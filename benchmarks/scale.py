@@ -340,7 +340,8 @@ def report(results: list[Result], args: Any) -> None:
         print(f"{name:60}" + "".join(f"{cell(r):>24}" for r in results))
     print(
         f"({args.processes} agent processes, {args.requests} requests per job, steps of {args.step_time * 1e3:g} ms,"
-        f" idle {args.idle:g} s; polling: a GET per job every 10 steps at {args.poll_step_rate:g} steps/s)"
+        f" idle {args.idle:g} s; polling: a GET per job every 10 steps at {args.poll_step_rate:g} steps/s)",
+        flush=True,
     )
 
 
