@@ -194,7 +194,7 @@ class Meter:
         end = self._sample()
         (wal,) = self.db.execute("select pg_wal_lsn_diff(%s, %s)", (end[4], self._begin[4])).fetchone()
         b = self._begin
-        return Window(end[0] - b[0], end[1] - b[1], end[2] - b[2], end[3] - b[3] - 2, float(wal))
+        return Window(end[0] - b[0], end[1] - b[1], end[2] - b[2], end[3] - b[3], float(wal))
 
 
 def pct(samples: list[float], q: int) -> float:
