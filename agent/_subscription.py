@@ -43,6 +43,7 @@ from liveparams.agent._config import AgentConfig
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError, SubscriptionError
 from liveparams.agent._realtime_internals import Internals
+from liveparams.agent._waiting import wait_for_event
 from liveparams.contract import utc_now_iso
 
 __all__ = ["Health", "Subscription"]
@@ -113,6 +114,9 @@ class Subscription:
         self.reason = ""  # why health() last said DEAD or RECOVERING, for the log
         self._tracking: asyncio.Task[None] | None = None
         self._attached_at = ""
+        self._changed = asyncio.Event()
+        """Set when the client's state may have changed: a state or system callback, its listen task ending."""
+        self._watched_listener: asyncio.Task[Any] | None = None
 
     async def open(self) -> None:
         """Connect and join; raise :class:`SubscriptionError` if the join does not succeed."""
@@ -161,6 +165,7 @@ class Subscription:
 
     def _on_state(self, state: RealtimeSubscribeStates, error: Exception | None) -> None:
         try:
+            self._changed.set()
             self._state, self._error = state, error
             if state is RealtimeSubscribeStates.SUBSCRIBED:
                 self._confirmed = False
@@ -184,11 +189,27 @@ class Subscription:
 
     def _on_system(self, payload: Any) -> None:
         try:
+            self._changed.set()
             if getattr(payload, "extension", None) == "postgres_changes" and getattr(payload, "status", None) == "ok":
                 self._confirmed = True
                 self._on_database_ready()
         except Exception:
             logger.exception("Realtime system callback failed")
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Sleep until the client's state may have changed or ``timeout`` passes, so an idle agent does not wake.
+
+        The client tells every channel of a dropped socket (``CHANNEL_ERROR``), a close and a rejoin
+        through the state callback; a listen task that ends is watched here. A socket that goes
+        silent without closing is the probe's to find.
+        """
+        if self._client is not None and self._internals.sees(internals.LISTEN_TASK):
+            listener = internals.listen_task(self._client.realtime)
+            if listener is not None and listener is not self._watched_listener:
+                self._watched_listener = listener
+                listener.add_done_callback(lambda _: self._changed.set())
+        await wait_for_event(self._changed, max(timeout, 0.0))
+        self._changed.clear()
 
     def health(self) -> Health:
         """Classify the client's state; cheap, called every supervisor tick."""

@@ -41,12 +41,13 @@ from liveparams.agent._outcomes import OutcomeWriter, backoff_delay
 from liveparams.agent._realtime_internals import Internals
 from liveparams.agent._rest import RestClient
 from liveparams.agent._subscription import Health, Subscription
+from liveparams.agent._waiting import wait_for_event
 
 __all__ = ["Worker"]
 
 logger = logging.getLogger(__name__)
 
-TICK = 0.25  # supervisor period (seconds): how fast a dead client is noticed
+TICK = 0.25  # supervisor period (seconds) while the subscription is not ready: how fast recovery is followed
 CONFIRM_WAIT = 5.0  # joined but no "Subscribed to PostgreSQL" after this long: re-read and call it ready
 SHUTDOWN_MARGIN = 0.15  # of close()'s budget, kept for tearing the loop down after the flush
 REREADS_PER_SECOND = 2
@@ -244,8 +245,12 @@ class Worker:
         """Return why ``subscription`` must be replaced, once it must."""
         cfg = self.config
         last_probe = joined_at = time.monotonic()
+        health = Health.JOINED
         while True:
-            await asyncio.sleep(TICK)
+            if health is Health.READY:  # idle: wake for a change of the client's state or the next probe only
+                await subscription.wait_for_change(last_probe + cfg.probe_interval - time.monotonic())
+            else:
+                await asyncio.sleep(TICK)
             health = subscription.health()
             now = time.monotonic()
             if health is Health.DEAD:
@@ -258,7 +263,7 @@ class Worker:
                 logger.debug("No 'Subscribed to PostgreSQL' after %.0fs; re-reading anyway", CONFIRM_WAIT)
                 self._on_database_ready()
                 joined_at = now
-            if now - last_probe > cfg.probe_interval:
+            if now - last_probe >= cfg.probe_interval:
                 if not await subscription.probe(cfg.probe_timeout):
                     return subscription.reason
                 last_probe = time.monotonic()
@@ -294,7 +299,7 @@ class Worker:
         throttler = Throttler(rate_limit=REREADS_PER_SECOND, period=1.0)
         while not self._stopped_by_revocation():
             interval = self.config.resync_interval if self.lifecycle.ready.is_set() else self.config.poll_interval
-            await _wait_for_event(self._resync, interval)
+            await wait_for_event(self._resync, interval)
             self._resync.clear()
             async with throttler:
                 try:
@@ -316,19 +321,6 @@ class Worker:
             self.lifecycle.read_found_no_job()
         else:
             self.lifecycle.read_done(read, complete=intake.ingest_read(result, limit))
-
-
-async def _wait_for_event(event: asyncio.Event, timeout: float) -> None:
-    """Wait until ``event`` is set or ``timeout`` passes.
-
-    Not ``asyncio.wait_for``: on Python < 3.12 it swallows a cancellation that arrives as the
-    awaited thing completes, and a task that misses its cancellation keeps close() waiting.
-    """
-    waiter = asyncio.ensure_future(event.wait())
-    try:
-        await asyncio.wait({waiter}, timeout=timeout)
-    finally:
-        waiter.cancel()
 
 
 async def _cancel_all(tasks: list[asyncio.Task[None]], timeout: float) -> None:

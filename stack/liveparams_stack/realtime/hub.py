@@ -18,6 +18,7 @@ from liveparams_stack.realtime.cdc import WalChange
 from liveparams_stack.realtime.channel import Channel
 from liveparams_stack.realtime.presence import TopicPresence
 from liveparams_stack.realtime.rls import ChangeRenderer, Subscriber
+from liveparams_stack.realtime.routing import RoutingIndex
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +29,17 @@ class Hub:
         self._presence: dict[tuple[bool, str], TopicPresence[Channel]] = defaultdict(TopicPresence)
         self._changes_mode: dict[str | None, ChangesMode] = {None: "normal"}
         self._held: list[tuple[Channel, dict[str, Any]]] = []
+        self._routing = RoutingIndex()
+        self._with_bindings: dict[Channel, None] = {}
         self.renderer: ChangeRenderer | None = None
 
     # Channels ------------------------------------------------------------------------------------------------
 
     def add(self, channel: Channel) -> None:
         self._rooms[channel.room].add(channel)
+        if channel.bindings:
+            self._routing.add(channel)
+            self._with_bindings[channel] = None
 
     def remove(self, channel: Channel) -> None:
         """Forget a channel that left, closed or whose socket went away; tell presence peers."""
@@ -46,13 +52,16 @@ class Hub:
             if not peers:
                 del self._rooms[channel.room]
         self.untrack(channel)
+        if channel in self._with_bindings:
+            del self._with_bindings[channel]
+            self._routing.discard(channel)
 
     def channels(self, topic: str | None = None) -> list[Channel]:
         """Every joined channel, or those of one topic (public and private alike)."""
         return [c for peers in self._rooms.values() for c in peers if topic is None or c.topic == topic]
 
     def has_subscribers(self) -> bool:
-        return any(c.subscribed and c.bindings for c in self.channels())
+        return any(c.subscribed for c in self._with_bindings)
 
     # Broadcast and presence ----------------------------------------------------------------------------------
 
@@ -89,11 +98,16 @@ class Hub:
     # Changes -------------------------------------------------------------------------------------------------
 
     async def deliver(self, changes: list[WalChange]) -> None:
-        """Render each change for the subscribed channels and push it (the poller's handler)."""
+        """Render each change for the subscribed channels it may concern and push it (the poller's handler).
+
+        Only the candidates the routing index finds are rendered (and RLS checked), so a change
+        for one job costs the same whether 1 or 1,000 jobs are subscribed.
+        """
         if self.renderer is None:
             return
         for change in changes:
-            subscribers = [Subscriber(c, c.identity.claims, c.bindings) for c in self.channels() if c.subscribed]
+            candidates = self._routing.candidates(change)
+            subscribers = [Subscriber(c, c.identity.claims, c.bindings) for c in candidates if c.subscribed]
             if not subscribers:
                 continue
             try:

@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 from aiohttp import web
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from liveparams_stack.realtime.auth import AuthError, verify
 from liveparams_stack.realtime.bindings import Binding
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 RECONNECT_DELAY_S = 1.0
 SYNC_TIMEOUT_S = 5.0
+CHECK_CONNECTIONS = 4  # joins checked at once
+CHECK_TIMEOUT_S = 10.0
 MAX_CLIENT_FRAME_BYTES = 1024 * 1024
 
 
@@ -39,6 +42,15 @@ class RealtimeService:
         self._poller: ChangePoller | None = None
         self._task: asyncio.Task[None] | None = None
         self.authorizer = ChannelAuthorizer(dsn)
+        self._checks = AsyncConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=CHECK_CONNECTIONS,
+            kwargs={"autocommit": True, "application_name": "liveparams-realtime-checks"},
+            check=AsyncConnectionPool.check_connection,  # a database restart leaves dead ones behind
+            timeout=CHECK_TIMEOUT_S,
+            open=False,
+        )
         self._ctx = SocketContext(
             hub=self.hub,
             jwt_secret=jwt_secret,
@@ -52,6 +64,7 @@ class RealtimeService:
     async def on_startup(self, app: web.Application) -> None:
         """Create Realtime's schema, connect and create the slot before serving, so a broken database fails loudly."""
         await self.authorizer.install_schema()
+        await self._checks.open()
         conn = await self._connect()
         self._task = asyncio.create_task(self._run(conn), name="liveparams-realtime-poller")
 
@@ -60,6 +73,7 @@ class RealtimeService:
         await asyncio.gather(*(c.close(1001, "server shutting down") for c in list(self.connections)))
 
     async def on_cleanup(self, app: web.Application) -> None:
+        await self._checks.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -113,10 +127,11 @@ class RealtimeService:
             log.warning("realtime: the change poller did not re-read the publication within %.0f s", SYNC_TIMEOUT_S)
 
     async def _check_bindings(self, bindings: tuple[Binding, ...], role: str) -> str | None:
+        """Check a join's bindings on a pooled connection: a connection per join made 1,000 joins take minutes."""
         try:
-            async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+            async with self._checks.connection() as conn:
                 return await BindingChecker(conn).check(bindings, role)
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, PoolTimeout) as exc:
             return f"Realtime was unable to connect to the project database: {exc}"
 
     # WebSocket upgrade ---------------------------------------------------------------------------------------

@@ -1,0 +1,381 @@
+"""Many concurrent jobs on one local stack: correctness, latency and what they cost (issue 23).
+
+For each job count (``--jobs 1,100,1000``) and each Realtime cadence (``--cadences fast,100``:
+the stack's fast default, and hosted Realtime's 100 ms poll with its 500 ms idle back-off):
+
+- N running jobs, each with its own ``UpdateAgent`` on its own job token (the trainer
+  credential), spread over ``--processes`` worker processes as real trainers would be, with
+  the agent's production timers (heartbeats on the job row, liveness probes, safety re-reads);
+- **idle**: ``--idle`` seconds with every agent ready and nothing sent: CPU of the stack
+  (API front + PostgreSQL) and of the agents' processes (their main threads wait on a pipe,
+  so it is the agents alone), database transactions per second, WAL bytes per second;
+- **load**: ``--requests`` requests per job from one client (the service role through the
+  REST RPC), one job after another; each worker takes a training-like step every
+  ``--step-time`` seconds, drains its agents and reports each request ``applied``.
+  Pass: every request drained exactly once, by its own job's agent, and every outcome
+  recorded on its row. Reported: request RPC time (HTTP, from the client), commit → drain
+  (RPC returned → the worker's drain returned it; at most one step later than the queue),
+  the same stack and database figures;
+- **polling at the same load**: the old design, one REST GET of the job's latest request per
+  job every 10 steps, modelled at ``--poll-step-rate`` steps per second per job, for as long as
+  the idle phase: the same stack and database figures and the GET's time.
+
+Realtime messages per job are counted from what the agent does: each delivered request is
+one ``postgres_changes`` message; idle, one liveness probe (a broadcast to itself: one message
+in, one out) every ``probe_interval``. Phoenix heartbeats are not counted (hosted Realtime
+does not bill them).
+
+Run: ``python benchmarks/scale.py [--jobs 1,100,1000] [--cadences fast,100] [--processes 4]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from liveparams.agent import AgentConfig, UpdateAgent
+from liveparams.tokens import mint_job_token
+
+TICK = os.sysconf("SC_CLK_TCK")
+SELF = Path(__file__).resolve()
+
+
+# ---- worker process: N agents and a training-like loop ------------------------------------------------------
+
+
+def worker() -> None:
+    """Reads {"api_url", "jobs": [[id, token]], "step_time"} on stdin; see the protocol in `Workers`."""
+    from liveparams.contract import OutcomeStatus, UpdateOutcome
+
+    spec = json.loads(sys.stdin.readline())
+    started = time.perf_counter()
+    agents = [UpdateAgent(AgentConfig(job_id=job, url=spec["api_url"], key=token)) for job, token in spec["jobs"]]
+    for agent in agents:
+        agent.start()
+    unready = [a.job_id for a in agents if not a.wait_ready(600)]
+    print(json.dumps({"ready_s": time.perf_counter() - started, "unready": unready}), flush=True)
+    sys.stdin.readline()  # "run": idle until then
+    stop = threading.Event()
+
+    def wait_for_stop() -> None:
+        sys.stdin.readline()
+        stop.set()
+
+    threading.Thread(target=wait_for_stop, daemon=True).start()
+    seen: list[tuple[str, str, float]] = []
+    step = 0
+    while not stop.is_set():
+        time.sleep(spec["step_time"])
+        step += 1
+        for agent in agents:
+            taken = agent.drain()
+            if taken:
+                now = time.time()
+                seen += [(agent.job_id, r.id, now) for r in taken]
+                agent.report([UpdateOutcome(r.id, OutcomeStatus.APPLIED, step=step, changes={}) for r in taken])
+    for agent in agents:
+        agent.close()
+    print(json.dumps({"seen": seen}), flush=True)
+
+
+class Workers:
+    """The worker processes: start → ready line; "run" → training loop; "stop" → the drained requests."""
+
+    def __init__(self, api_url: str, jobs: list[tuple[str, str]], processes: int, step_time: float) -> None:
+        self.procs: list[subprocess.Popen[str]] = []
+        for i in range(processes):
+            share = jobs[i::processes]
+            if not share:
+                continue
+            proc = subprocess.Popen(
+                [sys.executable, str(SELF), "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps({"api_url": api_url, "jobs": share, "step_time": step_time}) + "\n")
+            proc.stdin.flush()
+            self.procs.append(proc)
+
+    def _lines(self) -> list[dict[str, Any]]:
+        return [json.loads(p.stdout.readline()) for p in self.procs if p.stdout is not None]
+
+    def ready(self) -> tuple[float, list[str]]:
+        lines = self._lines()
+        return max(line["ready_s"] for line in lines), [j for line in lines for j in line["unready"]]
+
+    def tell(self, word: str) -> None:
+        for p in self.procs:
+            assert p.stdin is not None
+            p.stdin.write(word + "\n")
+            p.stdin.flush()
+
+    def finish(self) -> list[tuple[str, str, float]]:
+        self.tell("stop")
+        seen = [(job, request, at) for line in self._lines() for job, request, at in line["seen"]]
+        for p in self.procs:
+            p.wait(60)
+        return seen
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+
+# ---- measuring -------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
+
+
+def stack_pids(api_port: int, postmaster: int) -> list[int]:
+    """The API front and PostgreSQL with every backend (children of the postmaster)."""
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == postmaster or (b"serve" in cmdline and str(api_port).encode() in cmdline):
+            pids.append(int(entry.name))
+    return pids
+
+
+@dataclass
+class Window:
+    """Stack CPU, agents' CPU, transactions and WAL over a stretch of time."""
+
+    seconds: float = 0.0
+    stack_cpu: float = 0.0
+    agents_cpu: float = 0.0
+    xacts: int = 0
+    wal_bytes: float = 0.0
+
+    def per_s(self, value: float) -> float:
+        return value / self.seconds if self.seconds else 0.0
+
+
+class Meter:
+    def __init__(self, db: Any, stack: list[int], agents: list[int]) -> None:
+        self.db, self.stack, self.agents = db, stack, agents
+
+    def _sample(self) -> tuple[float, float, float, int, str]:
+        xacts, lsn = self.db.execute(
+            "select xact_commit + xact_rollback, pg_current_wal_lsn()::text"
+            " from pg_stat_database where datname = current_database()"
+        ).fetchone()
+        return time.monotonic(), cpu_seconds(self.stack), cpu_seconds(self.agents), int(xacts), lsn
+
+    def start(self) -> None:
+        self._begin = self._sample()
+
+    def stop(self) -> Window:
+        end = self._sample()
+        (wal,) = self.db.execute("select pg_wal_lsn_diff(%s, %s)", (end[4], self._begin[4])).fetchone()
+        b = self._begin
+        return Window(end[0] - b[0], end[1] - b[1], end[2] - b[2], end[3] - b[3], float(wal))
+
+
+def pct(samples: list[float], q: int) -> float:
+    if len(samples) < 2:
+        return samples[0] if samples else float("nan")
+    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
+
+
+# ---- one run ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    jobs: int
+    cadence: str
+    ready_s: float = 0.0
+    idle: Window = field(default_factory=Window)
+    load: Window = field(default_factory=Window)
+    polling: Window = field(default_factory=Window)
+    rpc_ms: list[float] = field(default_factory=list)
+    to_drain_ms: list[float] = field(default_factory=list)
+    get_ms: list[float] = field(default_factory=list)
+    lost: int = 0
+    duplicated: int = 0
+    crossed: int = 0
+    unrecorded: int = 0
+    sent: int = 0
+    probes_per_s: float = 0.0
+
+
+def run(env: dict[str, str], api_port: int, postmaster: int, n: int, cadence: str, args: Any) -> Result:
+    import httpx
+    import psycopg
+
+    result = Result(n, cadence)
+    with psycopg.connect(env["DB_URL"], autocommit=True) as db:
+        jobs = [
+            str(r[0])
+            for r in db.execute(
+                "insert into public.local_training_jobs (status) select 'running' from generate_series(1, %s)"
+                " returning id",
+                (n,),
+            )
+        ]
+        workers = Workers(
+            env["API_URL"], [(j, mint_job_token(j, env["JWT_SECRET"])) for j in jobs], args.processes, args.step_time
+        )
+        result.ready_s, unready = workers.ready()
+        if unready:
+            raise SystemExit(f"{len(unready)} of {n} agents did not become ready")
+        result.probes_per_s = 2 / AgentConfig(job_id=jobs[0], url="http://x", key="x").probe_interval
+        meter = Meter(db, stack_pids(api_port, postmaster), workers.pids())
+        meter.start()
+        time.sleep(args.idle)
+        result.idle = meter.stop()
+
+        workers.tell("run")
+        headers = {"apikey": env["SERVICE_ROLE_KEY"], "Authorization": f"Bearer {env['SERVICE_ROLE_KEY']}"}
+        owner_of: dict[str, str] = {}
+        committed: dict[str, float] = {}
+        meter.start()
+        with httpx.Client(base_url=env["API_URL"], headers=headers, timeout=30) as http:
+            for i in range(args.requests):
+                for job in jobs:
+                    begin = time.perf_counter()
+                    response = http.post(
+                        "/rest/v1/rpc/request_parameter_update",
+                        json={"p_job_id": job, "p_params": {"learning_rate": 1e-4 / (i + 2)}},
+                    )
+                    done = time.time()
+                    response.raise_for_status()
+                    result.rpc_ms.append((time.perf_counter() - begin) * 1e3)
+                    owner_of[response.json()["id"]], committed[response.json()["id"]] = job, done
+        result.sent = len(owner_of)
+        deadline = time.monotonic() + args.settle
+        while time.monotonic() < deadline:
+            (result.unrecorded,) = db.execute(
+                "select count(*) from public.parameter_update_requests where job_id = any(%s::uuid[])"
+                " and status is null",
+                (jobs,),
+            ).fetchone() or (0,)
+            if not result.unrecorded:
+                break
+            time.sleep(0.2)
+        result.load = meter.stop()
+        seen = workers.finish()
+        counts: dict[str, int] = {}
+        for job, request_id, at in seen:
+            counts[request_id] = counts.get(request_id, 0) + 1
+            if owner_of.get(request_id) != job:
+                result.crossed += 1
+            elif counts[request_id] == 1:
+                result.to_drain_ms.append((at - committed[request_id]) * 1e3)
+        result.lost = sum(1 for r in owner_of if r not in counts)
+        result.duplicated = sum(c - 1 for c in counts.values())
+
+        # The old design at the same load: a GET per job every 10 steps.
+        meter.agents = []
+        rate = n * args.poll_step_rate / 10
+        meter.start()
+        with httpx.Client(base_url=env["API_URL"], headers=headers, timeout=30) as http, ThreadPoolExecutor(8) as pool:
+
+            def poll(job: str) -> None:
+                begin = time.perf_counter()
+                http.get(
+                    "/rest/v1/parameter_update_requests",
+                    params={"job_id": f"eq.{job}", "select": "params,requested_at", "order": "seq.desc", "limit": "1"},
+                ).raise_for_status()
+                result.get_ms.append((time.perf_counter() - begin) * 1e3)
+
+            begin = time.monotonic()
+            for k in range(int(rate * args.idle)):
+                pause = begin + k / rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                pool.submit(poll, jobs[k % n])
+        result.polling = meter.stop()
+        db.execute("delete from public.local_training_jobs where id = any(%s::uuid[])", (jobs,))
+    return result
+
+
+def report(results: list[Result], args: Any) -> None:
+    rows: list[tuple[str, Any]] = [
+        ("agents ready (s, slowest process)", lambda r: f"{r.ready_s:.1f}"),
+        ("requests sent / lost / duplicated / wrong job / unrecorded",
+         lambda r: f"{r.sent}/{r.lost}/{r.duplicated}/{r.crossed}/{r.unrecorded}"),
+        ("request RPC p50 / p99 (ms)", lambda r: f"{pct(r.rpc_ms, 50):.1f} / {pct(r.rpc_ms, 99):.1f}"),
+        ("commit → drain p50 / p99 (ms)", lambda r: f"{pct(r.to_drain_ms, 50):.0f} / {pct(r.to_drain_ms, 99):.0f}"),
+        ("stack CPU idle / load / polling (cores)", lambda r: " / ".join(
+            f"{w.per_s(w.stack_cpu):.2f}" for w in (r.idle, r.load, r.polling))),
+        ("agent CPU idle, per agent (ms/s)", lambda r: f"{r.idle.per_s(r.idle.agents_cpu) / r.jobs * 1e3:.2f}"),
+        ("DB transactions/s idle / load / polling", lambda r: " / ".join(
+            f"{w.per_s(w.xacts):.0f}" for w in (r.idle, r.load, r.polling))),
+        ("WAL KB/s idle / load / polling", lambda r: " / ".join(
+            f"{w.per_s(w.wal_bytes) / 1e3:.1f}" for w in (r.idle, r.load, r.polling))),
+        ("Realtime msgs/s per job idle / active", lambda r: f"{r.probes_per_s:.2f} / "
+            f"{r.probes_per_s + args.requests / max(r.load.seconds, 1e-9):.2f}"),
+        ("polling GET p50 / p99 (ms)", lambda r: f"{pct(r.get_ms, 50):.1f} / {pct(r.get_ms, 99):.1f}"),
+    ]  # fmt: skip
+    header = "".join(f"{f'{r.jobs} jobs, {r.cadence}':>24}" for r in results)
+    print(f"{'measurement':60}{header}")
+    for name, cell in rows:
+        print(f"{name:60}" + "".join(f"{cell(r):>24}" for r in results))
+    print(
+        f"({args.processes} agent processes, {args.requests} requests per job, steps of {args.step_time * 1e3:g} ms,"
+        f" idle {args.idle:g} s; polling: a GET per job every 10 steps at {args.poll_step_rate:g} steps/s)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", default="1,100,1000", help="comma-separated job counts")
+    parser.add_argument("--cadences", default="fast,100", help="fast and/or a poll interval in ms")
+    parser.add_argument("--processes", type=int, default=4, help="agent processes")
+    parser.add_argument("--requests", type=int, default=3, help="requests per job")
+    parser.add_argument("--step-time", type=float, default=0.02, help="seconds per training-like step")
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds of the idle and polling phases")
+    parser.add_argument("--settle", type=float, default=120.0, help="seconds to wait for every outcome")
+    parser.add_argument("--poll-step-rate", type=float, default=1.0, help="steps per second of the polling model")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker()
+        return
+    from liveparams_stack.local import LocalStack, free_port
+
+    results: list[Result] = []
+    for cadence in args.cadences.split(","):
+        api_port, db_port = free_port(), free_port()
+        poll_ms = None if cadence == "fast" else int(cadence)
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp).chmod(0o755)  # PostgreSQL runs as its own OS user and must reach the state directory
+            with LocalStack(Path(tmp) / "stack", api_port, db_port, realtime_poll_ms=poll_ms) as stack:
+                pid_file = Path(tmp) / "stack" / "postgres" / "postmaster.pid"
+                postmaster = int(pid_file.read_text().split()[0])
+                for n in (int(j) for j in args.jobs.split(",")):
+                    label = "fast" if poll_ms is None else f"{poll_ms} ms"
+                    results.append(run(stack.env(), api_port, postmaster, n, label, args))
+                    report(results, args)  # so far: a long run that is cut short keeps what it measured
+
+
+if __name__ == "__main__":
+    main()
