@@ -230,8 +230,9 @@ def test_the_released_wheel_in_a_fresh_venv_trains_the_quickstart_and_applies_a_
     new_job: Callable[..., str],
 ) -> None:
     """The release as a user gets it: the wheel installed (not editable) into a new venv, used from a
-    folder away from the checkout (its dependencies are this environment's, see above). Its `liveparams` command issues the trainer credential and makes
-    the requests through the stack; the quickstart's train.py, with the installed callback, applies them."""
+    folder away from the checkout (its dependencies are this environment's, see above). Its `liveparams`
+    command issues the trainer credential and makes the requests through the stack; the quickstart's
+    train.py, with the installed callback, applies them."""
     wheel = _only(release, "liveparams-*.whl")
     venv = _venv_with_the_dependencies_of_this_one(tmp_path / "venv")
     installed = subprocess.run(  # not editable, and over nothing of the checkout
