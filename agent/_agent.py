@@ -17,7 +17,8 @@ from types import TracebackType
 
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._exceptions import AgentClosedError
-from liveparams.agent._worker import AgentStatus, Worker
+from liveparams.agent._lifecycle import AgentStatus
+from liveparams.agent._worker import Worker
 from liveparams.contract import DRAIN_MAX_ITEMS, END_REASONS, UpdateOutcome, UpdateRequest
 
 __all__ = ["AgentStatus", "UpdateAgent"]
@@ -63,7 +64,7 @@ class UpdateAgent:
     @property
     def status(self) -> AgentStatus:
         """Where the agent stands: not started, starting, subscribed, degraded (polling) or closed."""
-        return AgentStatus.CLOSED if self._closed else self._worker.status
+        return AgentStatus.CLOSED if self._closed else self._worker.lifecycle.status
 
     def start(self, replay_after_step: int | None = None) -> None:
         """Start the agent thread; idempotent, never waits on the network.
@@ -79,7 +80,7 @@ class UpdateAgent:
         with self._lock:
             if self._closed:
                 raise AgentClosedError("this UpdateAgent was closed; create a new one to start again")
-            if self._worker.status is not AgentStatus.NOT_STARTED:
+            if self._worker.lifecycle.status is not AgentStatus.NOT_STARTED:
                 return
             self._worker.start(replay_after_step)
             atexit.register(self.close)
@@ -97,7 +98,7 @@ class UpdateAgent:
         Requests are delivered whether or not this is ever true (the agent polls while push is down). Tests,
         demos and scripts use it to know the push path is live.
         """
-        return self._worker.ready.wait(timeout)
+        return self._worker.lifecycle.ready.wait(timeout)
 
     def wait_initial_read(self, timeout: float | None = None) -> bool:
         """Wait until the requests stored before :meth:`start` are queued (the first complete read over REST).
@@ -105,7 +106,7 @@ class UpdateAgent:
         It does not wait for push: the callback waits on it, bounded, after a resume, so that the replayed
         settings apply before the first resumed step even where Realtime is slow to confirm.
         """
-        return self._worker.initial_read.wait(timeout)
+        return self._worker.lifecycle.initial_read.wait(timeout)
 
     def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
         """Take up to ``max_items`` validated requests, in request order, without blocking."""
@@ -132,13 +133,15 @@ class UpdateAgent:
         """Say how training ended, for the job row when the agent closes; returns at once.
 
         Args:
-            reason (`str`): ``"completed"``, ``"stopped"`` (by a request) or ``"crashed"``. Without a call,
+            reason (`str`): ``"completed"``, ``"stopped"`` (by a request), ``"crashed"`` or ``"interrupted"``
+                (Ctrl-C); the first two end the job's run (its pending requests get their final outcome),
+                the others do not (docs/contracts.md). Without a call,
                 ``close()`` records ``"closed"``; a process killed before closing records nothing, and its
                 heartbeat going stale says so (docs/contracts.md).
             step (`int`, *optional*): the global step training ended at.
 
         Raises:
-            ValueError: ``reason`` is not one of the three.
+            ValueError: ``reason`` is not one of these.
         """
         if reason not in END_REASONS:
             raise ValueError(f"reason must be one of {', '.join(END_REASONS)}, got {reason!r}")
@@ -154,7 +157,7 @@ class UpdateAgent:
                 return
             self._closed = True
             atexit.unregister(self.close)
-        if self._worker.status is AgentStatus.NOT_STARTED:
+        if self._worker.lifecycle.status is AgentStatus.NOT_STARTED:
             return
         timeout = self.config.shutdown_timeout if timeout is None else timeout
         if not self._worker.stop(timeout):

@@ -20,6 +20,8 @@ from liveparams.environment import (
     is_header_safe,
     key_role,
 )
+from liveparams.token_hints import trainer_token_problem
+from liveparams.trainer_credential import CREDENTIAL_VAR, TrainerSecret, parse_credential
 
 __all__ = ["AgentConfig", "job_topic"]
 
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_REQUESTS_TABLE = "parameter_update_requests"
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
+LEGACY_REFRESH_VAR = "LIVEPARAMS_REFRESH_TOKEN"  # the one-use credential before LIVEPARAMS_CREDENTIAL
 
 # The lookup order is the one the CLI uses too (liveparams.environment).
 _URL_VARS = URL_VARS
@@ -58,9 +61,9 @@ class AgentConfig:
     - ``SUPABASE_ANON_KEY`` or ``ANON_KEY`` (or a publishable key) [api_key]: the project's public key,
       sent as ``apikey`` with a job token (hosted gateways only accept project keys there). Read only
       when ``LIVEPARAMS_TOKEN`` is the key.
-    - ``LIVEPARAMS_REFRESH_TOKEN`` [refresh_token]: a trainer session (``liveparams credential issue``), the
-      preferred credential; it needs the public key below. ``LIVEPARAMS_SESSION_FILE`` [session_file]: where
-      the agent keeps the session's latest refresh token.
+    - ``LIVEPARAMS_CREDENTIAL`` [credential]: a trainer credential (``liveparams credential issue``), the
+      preferred credential; it names its job and needs the public key below. (``LIVEPARAMS_REFRESH_TOKEN``,
+      the older one-use refresh token, is no longer read: a warning says how to replace it.)
     - ``LIVEPARAMS_SCHEMA`` [schema], ``LIVEPARAMS_REQUESTS_TABLE`` [requests_table],
       ``LIVEPARAMS_OUTCOMES_RPC`` [outcomes_rpc]: names, for projects whose schema differs from the
       shipped migrations.
@@ -85,21 +88,13 @@ class AgentConfig:
             "Env (with LIVEPARAMS_TOKEN only): SUPABASE_ANON_KEY or ANON_KEY (all names: docs/configuration.md)."
         },
     )
-    refresh_token: str | None = field(
+    credential: str | None = field(
         default=None,
         repr=False,
         metadata={
-            "help": "A trainer session's refresh token (liveparams credential issue), used instead of key: the agent "
-            "refreshes the session itself and presents its access tokens; needs api_key. Never logged. "
-            "Env: LIVEPARAMS_REFRESH_TOKEN."
-        },
-    )
-    session_file: str | None = field(
-        default=None,
-        metadata={
-            "help": "File where the agent keeps the session's latest refresh token (each refresh replaces it), so a "
-            "restarted trainer resumes the session; None: ~/.local/state/liveparams/session-<job_id>.json "
-            "($XDG_STATE_HOME if set). Env: LIVEPARAMS_SESSION_FILE."
+            "help": "A trainer credential (liveparams credential issue), used instead of key: the agent signs in "
+            "with it at start and refreshes the session itself; it names its job, which must be job_id. Needs "
+            "api_key. Never logged. Env: LIVEPARAMS_CREDENTIAL."
         },
     )
     schema: str = field(default="public", metadata={"help": "Schema of the table. Env: LIVEPARAMS_SCHEMA."})
@@ -145,8 +140,11 @@ class AgentConfig:
         metadata={"help": "Seconds the client may spend rejoining/reconnecting on its own before it is rebuilt."},
     )
     heartbeat_interval: float = field(
-        default=30.0,
-        metadata={"help": "Seconds between heartbeats on the job row (trainer_seen_at); stale after 3 of them."},
+        default=10.0,
+        metadata={
+            "help": "Seconds between heartbeats on the job row (trainer_seen_at); stale after 3 of them "
+            "(liveparams_trainer_stale_seconds() in the database)."
+        },
     )
     backoff_initial: float = field(default=0.5, metadata={"help": "First rebuild delay, doubled per failure."})
     backoff_max: float = field(default=30.0, metadata={"help": "Longest rebuild delay (jitter added on top)."})
@@ -160,18 +158,18 @@ class AgentConfig:
             raise ConfigError(f"job_id must be a UUID (the row id), got {self.job_id!r}") from None
         if not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"url must start with http:// or https://, got {self.url!r}")
-        if not (self.key or self.refresh_token) or self.api_key == "" or self.refresh_token == "":
-            raise ConfigError("key or refresh_token (and api_key, when given) must not be empty")
-        for name in ("key", "api_key", "refresh_token"):
+        if not (self.key or self.credential) or self.api_key == "" or self.credential == "":
+            raise ConfigError("key or credential (and api_key, when given) must not be empty")
+        for name in ("key", "api_key", "credential"):
             value = getattr(self, name)
             if value and not is_header_safe(value):  # the value itself is never shown: it is a credential
                 raise ConfigError(f"{name} is not a key: it holds spaces, line breaks or characters no key has")
-        if self.refresh_token and not self.api_key:
-            raise ConfigError("a refresh_token needs api_key: the project's publishable (or anon) key")
+        if self.credential:
+            self._check_credential(self.credential)
         if self.key and key_role(self.key) == "anon":
             raise ConfigError(
                 "the key is the project's public (anon) key, which can read no job: give the training process "
-                "a trainer session (LIVEPARAMS_REFRESH_TOKEN, from `liveparams credential issue <job id>`), "
+                f"a trainer credential ({CREDENTIAL_VAR}, from `liveparams credential issue <job id>`), "
                 "a job token (LIVEPARAMS_TOKEN) or a service key"
             )
         for f in fields(self):
@@ -179,11 +177,30 @@ class AgentConfig:
             if isinstance(value, (int, float)) and value <= 0:
                 raise ConfigError(f"{f.name} must be positive, got {value!r}")
 
+    def _check_credential(self, credential: str) -> None:
+        """The credential must be one, and for this job: refused here, before anything is sent or spent."""
+        if not self.api_key:
+            raise ConfigError("a credential needs api_key: the project's publishable (or anon) key")
+        try:
+            secret = parse_credential(credential)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if secret.job_id != str(uuid.UUID(self.job_id)):
+            raise ConfigError(
+                f"{CREDENTIAL_VAR} is the credential of job {secret.job_id}, but JOB_ID is {self.job_id}: "
+                "nothing was sent; set the JOB_ID the credential was issued for, or issue one for this job"
+            )
+
+    @property
+    def trainer_secret(self) -> TrainerSecret | None:
+        """The trainer credential, read (``None`` with a fixed key)."""
+        return parse_credential(self.credential) if self.credential else None
+
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
         api_key = None if self.api_key is None else _mask(self.api_key)
-        refresh_token = None if self.refresh_token is None else "***"
-        return f"AgentConfig({shown}, key={_mask(self.key)!r}, api_key={api_key!r}, refresh_token={refresh_token!r})"
+        credential = None if self.credential is None else "***"
+        return f"AgentConfig({shown}, key={_mask(self.key)!r}, api_key={api_key!r}, credential={credential!r})"
 
     @property
     def filter(self) -> str:
@@ -197,7 +214,9 @@ class AgentConfig:
 
     def redact(self, text: str) -> str:
         """``text`` with the key cut out, for messages built from third-party exceptions (URLs carry the key)."""
-        for secret in (self.key, self.api_key, self.refresh_token):
+        trainer = self.trainer_secret
+        password = trainer.password if trainer is not None else None
+        for secret in (self.key, self.api_key, self.credential, password):
             if secret:
                 text = text.replace(secret, "***")
         return text
@@ -219,11 +238,19 @@ class AgentConfig:
             logger.warning("No JOB_ID found, runtime parameter updates disabled")
             return None
         url = first_set(env, _URL_VARS)
-        refresh_token = env.get("LIVEPARAMS_REFRESH_TOKEN", "").strip()
-        key = "" if refresh_token else first_set(env, _KEY_VARS)
-        key_vars = (*_KEY_VARS, "LIVEPARAMS_REFRESH_TOKEN")
+        credential = env.get(CREDENTIAL_VAR, "").strip()
+        if not credential and env.get(LEGACY_REFRESH_VAR, "").strip():
+            logger.warning(
+                "LIVEPARAMS_REFRESH_TOKEN is no longer read (a refresh token works once, then breaks restarts), "
+                "runtime parameter updates disabled: run `liveparams credential rotate %s` where the secret key is, "
+                "and give the training process the LIVEPARAMS_CREDENTIAL it prints instead",
+                job_id,
+            )
+            return None
+        key = "" if credential else first_set(env, _KEY_VARS)
+        key_vars = (CREDENTIAL_VAR, *_KEY_VARS)
         missing = [
-            " or ".join(names) for names, value in ((_URL_VARS, url), (key_vars, key or refresh_token)) if not value
+            " or ".join(names) for names, value in ((_URL_VARS, url), (key_vars, key or credential)) if not value
         ]
         if missing:
             logger.warning(
@@ -233,12 +260,15 @@ class AgentConfig:
         overrides: dict[str, Any] = {
             name: env[var].strip() for var, name in _NAME_VARS.items() if env.get(var, "").strip()
         }
-        if refresh_token or env.get(TRAINER_TOKEN_VAR, "").strip():
+        token = "" if credential else env.get(TRAINER_TOKEN_VAR, "").strip()
+        problem = trainer_token_problem(token, job_id) if token else None
+        if problem:  # said before anything is sent: the server's own refusal names no variable
+            logger.warning("Invalid liveparams configuration (%s), runtime parameter updates disabled", problem)
+            return None
+        if credential or token:
             overrides["api_key"] = first_set(env, _API_KEY_VARS) or None
-        if refresh_token:
-            overrides["refresh_token"] = refresh_token
-        if env.get("LIVEPARAMS_SESSION_FILE", "").strip():
-            overrides["session_file"] = env["LIVEPARAMS_SESSION_FILE"].strip()
+        if credential:
+            overrides["credential"] = credential
         try:
             return cls(job_id=job_id, url=url.rstrip("/"), key=key, **overrides)
         except ConfigError as exc:

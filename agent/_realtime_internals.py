@@ -6,16 +6,49 @@ whose peer stalled must cut the socket and stop the channel's rejoin timer. The 
 exposes none of this, so ``_subscription.py`` reads it through these functions only, and
 ``tests/agent/test_realtime_internals.py`` fails loudly when an upgrade of the client
 removes or renames one of them (:func:`missing`).
+
+An installed client that lacks one (a version newer than the suite was run on) does not stop
+the agent: :class:`Internals` looks once per agent, says once which are missing, and from then
+on the supervisor does without them, with what the public API gives (docs/internals.md):
+
+- no listen task: a dead listener is found by the channel probe (no reply), not on the next
+  tick, and the re-reads every ``resync_interval`` deliver what push dropped meanwhile;
+- no websocket or rejoin timer: a client being thrown away is closed through its public
+  ``close()`` only (bounded by a timeout), so a stalled peer's socket may linger until collected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
+import logging
 from typing import Any
 
 from realtime import AsyncRealtimeChannel, AsyncRealtimeClient
 
-__all__ = ["abort_socket", "listen_task", "missing", "stop_rejoining", "websocket"]
+from liveparams.agent._config import AgentConfig
+
+__all__ = [
+    "JOIN_PUSH",
+    "LISTEN_TASK",
+    "REJOIN_TIMER",
+    "REJOIN_TIMER_RESET",
+    "WEBSOCKET",
+    "Internals",
+    "abort_socket",
+    "listen_task",
+    "missing",
+    "stop_rejoining",
+    "websocket",
+]
+
+logger = logging.getLogger(__name__)
+
+LISTEN_TASK = "AsyncRealtimeClient._listen_task"
+WEBSOCKET = "AsyncRealtimeClient._ws_connection"
+REJOIN_TIMER = "AsyncRealtimeChannel.rejoin_timer"
+REJOIN_TIMER_RESET = "AsyncRealtimeChannel.rejoin_timer.reset"
+JOIN_PUSH = "AsyncRealtimeChannel.join_push"
 
 
 def listen_task(client: AsyncRealtimeClient) -> asyncio.Task[None] | None:
@@ -43,9 +76,54 @@ def stop_rejoining(channel: AsyncRealtimeChannel) -> None:
 
 def missing(client: AsyncRealtimeClient, channel: AsyncRealtimeChannel) -> list[str]:
     """The internals above that ``client``/``channel`` lack (empty when the installed client fits)."""
-    wanted = [(client, "_listen_task"), (client, "_ws_connection"), (channel, "rejoin_timer"), (channel, "join_push")]
-    gone = [f"{type(owner).__name__}.{name}" for owner, name in wanted if not hasattr(owner, name)]
+    wanted: list[tuple[object, str, str]] = [
+        (client, "_listen_task", LISTEN_TASK),
+        (client, "_ws_connection", WEBSOCKET),
+    ]
+    wanted += [(channel, "rejoin_timer", REJOIN_TIMER), (channel, "join_push", JOIN_PUSH)]
+    gone = [name for owner, attribute, name in wanted if not hasattr(owner, attribute)]
     timer = getattr(channel, "rejoin_timer", None)
     if timer is not None and not callable(getattr(timer, "reset", None)):
-        gone.append("rejoin_timer.reset")
+        gone.append(REJOIN_TIMER_RESET)
     return gone
+
+
+class Internals:
+    """Which of the internals above the supervisor may read, found on the first client and said once.
+
+    One per agent: every subscription the supervisor builds shares it, so a client that lacks
+    something is reported once, not on every rebuild.
+
+    Args:
+        config (`AgentConfig`): the re-read interval the warning names.
+    """
+
+    def __init__(self, config: AgentConfig) -> None:
+        self._config = config
+        self._gone: frozenset[str] | None = None  # None: not looked yet
+
+    def inspect(self, client: AsyncRealtimeClient, channel: AsyncRealtimeChannel) -> None:
+        """Look at the first client (later calls do nothing), and warn if it lacks something."""
+        if self._gone is not None:
+            return
+        self._gone = frozenset(missing(client, channel))
+        if self._gone:
+            logger.warning(
+                "The installed realtime client (%s) lacks %s, which the agent reads to watch its connection; "
+                "going on with its public API: a dead listener is found by the channel probe, and the job's "
+                "requests are re-read every %gs",
+                _installed_version(),
+                ", ".join(sorted(self._gone)),
+                self._config.resync_interval,
+            )
+
+    def sees(self, *names: str) -> bool:
+        """Whether every one of ``names`` may be read (after :meth:`inspect`)."""
+        return self._gone is not None and not self._gone.intersection(names)
+
+
+def _installed_version() -> str:
+    try:
+        return importlib.metadata.version("realtime")
+    except importlib.metadata.PackageNotFoundError:
+        return "version unknown"

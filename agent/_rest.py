@@ -21,6 +21,8 @@ from liveparams._supabase import create_client, is_transient_code
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError
+from liveparams.token_hints import TRAINER_KEY, refusal_hint
+from liveparams.trainer_credential import HOW_TO_GET_ONE
 
 __all__ = ["RestClient"]
 
@@ -37,8 +39,10 @@ def _mapped_errors(what: str, config: AgentConfig) -> Iterator[None]:
     try:
         yield
     except APIError as exc:
-        message = config.redact(f"{what}: {exc.code or 'error'} {exc.message or ''}".rstrip())
-        raise RestError(message, transient=is_transient_code(exc.code)) from exc
+        # A fixed key the server refuses (bad signature, expired) gets the hint; a session is refreshed instead.
+        hint = None if config.credential else refusal_hint(exc.code, exc.message or "", TRAINER_KEY, HOW_TO_GET_ONE)
+        message = f"{what}: {hint}" if hint else config.redact(f"{what}: {exc.code or 'error'} {exc.message or ''}")
+        raise RestError(message.rstrip(), transient=is_transient_code(exc.code)) from exc
     except httpx.HTTPError as exc:
         raise RestError(config.redact(f"{what}: {type(exc).__name__} {exc}".rstrip()), transient=True) from exc
 

@@ -5,9 +5,10 @@ ways the supervisor must see (docs/architecture.md): it gives up after 5
 reconnects, its listen task dies on a callback exception while ``is_connected``
 stays true, a stale ``phx_close`` closes a rejoined channel for good, and a
 stalled socket goes unnoticed for ~40 s. :meth:`Subscription.health` reads the
-client's state (private parts through ``_realtime_internals``) and :meth:`probe`
-makes a round trip through the channel, so that the supervisor can throw the
-whole client away and build a new one. A ``Subscription`` is used once: open, watch, close.
+client's state (private parts through ``_realtime_internals``, and does without
+those an upgrade removed) and :meth:`probe` makes a round trip through the
+channel, so that the supervisor can throw the whole client away and build a new
+one. A ``Subscription`` is used once: open, watch, close.
 
 The channel is the job's topic (``AgentConfig.topic``): it carries INSERTs of the
 job's rows in the requests table (filter ``job_id=eq.<id>``; the agent's own
@@ -41,6 +42,7 @@ from liveparams.agent import _realtime_internals as internals
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError, SubscriptionError
+from liveparams.agent._realtime_internals import Internals
 from liveparams.contract import utc_now_iso
 
 __all__ = ["Health", "Subscription"]
@@ -77,22 +79,31 @@ class Subscription:
     Args:
         config (`AgentConfig`): the row and the key.
         on_change (`Callable[[Mapping[str, Any]], None]`): the ``postgres_changes`` callback; must never raise.
-        on_confirmed (`Callable[[bool], None]`): called with ``False`` on every ``SUBSCRIBED`` and with ``True``
-            on every "Subscribed to PostgreSQL"; the agent re-reads the job's requests on both.
+        on_joined (`Callable[[], None]`): called on every ``SUBSCRIBED`` (the channel is joined, push may
+            still miss what is committed until the database confirms); the agent re-reads then.
+        on_database_ready (`Callable[[], None]`): called on every "Subscribed to PostgreSQL" (from now on push
+            delivers); the agent re-reads, and that read makes it ready.
         credential (`Credential`, *optional*): the bearer to join with (default: ``config``'s key).
+        internals (`Internals`, *optional*): which private parts of the client may be read, shared by the
+            subscriptions of one agent (default: a fresh one).
     """
 
     def __init__(
         self,
         config: AgentConfig,
         on_change: Callable[[Mapping[str, Any]], None],
-        on_confirmed: Callable[[bool], None],
+        *,
+        on_joined: Callable[[], None],
+        on_database_ready: Callable[[], None],
         credential: Credential | None = None,
+        internals: Internals | None = None,
     ) -> None:
         self._config = config
         self._credential = credential or Credential(config)
+        self._internals = internals or Internals(config)
         self._on_change = on_change
-        self._on_confirmed = on_confirmed
+        self._on_joined = on_joined
+        self._on_database_ready = on_database_ready
         self._client: AsyncClient | None = None
         self._channel: AsyncRealtimeChannel | None = None
         self._state: RealtimeSubscribeStates | None = None
@@ -128,6 +139,7 @@ class Subscription:
         )
         channel.on_system(self._on_system)
         self._channel = channel
+        self._internals.inspect(self._client.realtime, channel)
         realtime = self._client.realtime
         # The first connect fails fast (the supervisor owns that backoff); once connected, the client
         # may retry reconnects on its own, which rejoins quicker than a rebuild.
@@ -152,7 +164,7 @@ class Subscription:
             self._state, self._error = state, error
             if state is RealtimeSubscribeStates.SUBSCRIBED:
                 self._confirmed = False
-                self._on_confirmed(False)
+                self._on_joined()
                 self._tracking = asyncio.get_running_loop().create_task(self._track())
             else:
                 logger.debug("Realtime channel %s: %s", state.value, error)
@@ -174,7 +186,7 @@ class Subscription:
         try:
             if getattr(payload, "extension", None) == "postgres_changes" and getattr(payload, "status", None) == "ok":
                 self._confirmed = True
-                self._on_confirmed(True)
+                self._on_database_ready()
         except Exception:
             logger.exception("Realtime system callback failed")
 
@@ -182,12 +194,13 @@ class Subscription:
         """Classify the client's state; cheap, called every supervisor tick."""
         assert self._client is not None and self._channel is not None, "open() first"
         realtime, channel = self._client.realtime, self._channel
-        listen_task = internals.listen_task(realtime)
-        if listen_task is None or listen_task.done():
-            if realtime.is_connected:
-                return self._dead("the client stopped reading the socket (its listen task ended)")
-            # Reconnects run inside the listen task; when it has ended unconnected, the client gave up.
-            return self._dead("the client gave up reconnecting")
+        if self._internals.sees(internals.LISTEN_TASK):  # else a dead listener is left to probe()
+            listen_task = internals.listen_task(realtime)
+            if listen_task is None or listen_task.done():
+                if realtime.is_connected:
+                    return self._dead("the client stopped reading the socket (its listen task ended)")
+                # Reconnects run inside the listen task; when it has ended unconnected, the client gave up.
+                return self._dead("the client gave up reconnecting")
         if channel.state is ChannelStates.CLOSED or realtime.channels.get(channel.topic) is not channel:
             return self._dead(f"the channel was closed ({self._state and self._state.value}: {self._error})")
         if realtime.is_connected and channel.state is ChannelStates.JOINED:
@@ -237,12 +250,13 @@ class Subscription:
         if client is None:
             return
         realtime = client.realtime
-        ws = internals.websocket(realtime)
+        ws = internals.websocket(realtime) if self._internals.sees(internals.WEBSOCKET) else None
         realtime.auto_reconnect = False
         if self._tracking is not None:
             self._tracking.cancel()
-        for channel in list(realtime.channels.values()):
-            internals.stop_rejoining(channel)
+        if self._internals.sees(internals.REJOIN_TIMER, internals.REJOIN_TIMER_RESET, internals.JOIN_PUSH):
+            for channel in list(realtime.channels.values()):
+                internals.stop_rejoining(channel)
         try:
             await asyncio.wait_for(realtime.close(), CLOSE_TIMEOUT)
         except Exception as exc:

@@ -10,6 +10,9 @@
   every ``resync_interval`` as a safety net while it is up; rate-limited with
   ``asyncio-throttle``. A read costs what is new, never the job's history.
 - The **writer** (:class:`OutcomeWriter`) records outcomes.
+- The **lifecycle** (:class:`Lifecycle`) is where the agent stands (starting, subscribed,
+  degraded, …): the supervisor and the re-reader report what happened to it, and it alone
+  decides the state and says so.
 - The **heartbeat** records on the job row that a trainer is attached, then that it is
   alive every ``heartbeat_interval``; on the way out, how it detached and at which step.
 
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import threading
 import time
@@ -33,11 +35,13 @@ from liveparams.agent._config import AgentConfig
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError, SubscriptionError
 from liveparams.agent._intake import Intake
+from liveparams.agent._lifecycle import AgentStatus, Lifecycle
 from liveparams.agent._outcomes import OutcomeWriter, backoff_delay
+from liveparams.agent._realtime_internals import Internals
 from liveparams.agent._rest import RestClient
 from liveparams.agent._subscription import Health, Subscription
 
-__all__ = ["AgentStatus", "Worker"]
+__all__ = ["Worker"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +49,6 @@ TICK = 0.25  # supervisor period (seconds): how fast a dead client is noticed
 CONFIRM_WAIT = 5.0  # joined but no "Subscribed to PostgreSQL" after this long: re-read and call it ready
 SHUTDOWN_MARGIN = 0.15  # of close()'s budget, kept for tearing the loop down after the flush
 REREADS_PER_SECOND = 2
-
-
-class AgentStatus(str, enum.Enum):
-    """Where the agent stands, as ``UpdateAgent.status`` reports it."""
-
-    NOT_STARTED = "not_started"
-    STARTING = "starting"  # thread running, first subscription not yet confirmed
-    SUBSCRIBED = "subscribed"  # push is healthy and the requests were re-read after it was confirmed
-    DEGRADED = "degraded"  # push is down; the job's requests are polled over REST
-    REVOKED = "revoked"  # the trainer credential was revoked: nothing more is received or recorded
-    CLOSED = "closed"
 
 
 class Worker:
@@ -67,9 +60,8 @@ class Worker:
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
-        self.status = AgentStatus.NOT_STARTED
-        self.ready = threading.Event()  # push subscribed and the requests re-read after it
-        self.initial_read = threading.Event()  # the requests stored before start() are queued
+        self.lifecycle = Lifecycle(config, resync=self._request_resync)
+        self._internals = Internals(config)  # what the installed realtime client lets the supervisor see
         self.credential = Credential(config)
         self.credential.on_token(self._hand_token)
         self._subscription: Subscription | None = None
@@ -93,11 +85,6 @@ class Worker:
         self._stop = asyncio.Event()
         self._resync = asyncio.Event()
         self._deadline = 0.0
-        self._ready_pending = False  # a confirmation arrived; the next successful re-read makes us ready
-        self._push_generation = 0  # bumped when push goes down: a re-read begun before that proves nothing
-        self._rest_failing = False
-        self._row_missing = False
-        self._announced = False
         self._end: tuple[str, int | None] = ("closed", None)  # how the trainer detaches, when close() says nothing
 
     # -- called from other threads -------------------------------------------------------------
@@ -108,7 +95,7 @@ class Worker:
         ``replay_after_step``: training resumed from a checkpoint at this step (see ``UpdateAgent.start``).
         """
         self.intake.replay_applied_after(replay_after_step)  # before the thread: its first scan must see it
-        self.status = AgentStatus.STARTING
+        self.lifecycle.start()
         self.loop = asyncio.new_event_loop()
         self._thread.start()
 
@@ -148,8 +135,7 @@ class Worker:
                 loop.run_until_complete(asyncio.sleep(0))
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
-            self.status = AgentStatus.CLOSED
-            self.ready.clear()
+            self.lifecycle.close()
 
     async def _main(self) -> None:
         self._resync.set()  # read at once: requests made before start() need no push
@@ -166,10 +152,8 @@ class Worker:
         # flush() needs run() stopped: both would otherwise write the same batch at once.
         await _cancel_all([writer], deadline - time.monotonic())
         budget = deadline - time.monotonic()
-        left, _, _ = await asyncio.gather(
-            self.writer.flush(budget), _cancel_all(others, budget), self._detach(deadline)
-        )
-        await self.credential.settle(deadline - time.monotonic())
+        left, _ = await asyncio.gather(self.writer.flush(budget), _cancel_all(others, budget))
+        await self._detach(deadline)  # after the flush: a run's end cancels what has no outcome on its row
         if left:
             logger.warning("Closing: dropped %d outcomes that could not be recorded within %.1fs", left, budget)
         await self._rest.aclose()
@@ -209,13 +193,20 @@ class Worker:
     async def _supervise(self) -> None:
         failures = 0
         while not self._stopped_by_revocation():
-            subscription = Subscription(self.config, self.intake.on_change, self._on_confirmed, self.credential)
+            subscription = Subscription(
+                self.config,
+                self.intake.on_change,
+                on_joined=self._request_resync,
+                on_database_ready=self._on_database_ready,
+                credential=self.credential,
+                internals=self._internals,
+            )
             self._subscription = subscription
             try:
                 await subscription.open()
                 reason = await self._watch(subscription)
                 logger.info("Realtime subscription lost (%s); rebuilding it", reason)
-                failures = 0 if self.status is AgentStatus.SUBSCRIBED else failures
+                failures = 0 if self.lifecycle.status is AgentStatus.SUBSCRIBED else failures
             except SubscriptionError as exc:
                 reason = str(exc)
                 logger.debug("Realtime subscription failed: %s", reason)
@@ -245,10 +236,9 @@ class Worker:
                 self._degrade(subscription.reason)
                 joined_at = now
                 continue
-            confirmable = self.status is not AgentStatus.SUBSCRIBED and not self._ready_pending
-            if health is Health.JOINED and confirmable and now - joined_at > CONFIRM_WAIT:
+            if health is Health.JOINED and self.lifecycle.awaiting_confirmation and now - joined_at > CONFIRM_WAIT:
                 logger.debug("No 'Subscribed to PostgreSQL' after %.0fs; re-reading anyway", CONFIRM_WAIT)
-                self._on_confirmed(True)
+                self._on_database_ready()
                 joined_at = now
             if now - last_probe > cfg.probe_interval:
                 if not await subscription.probe(cfg.probe_timeout):
@@ -265,31 +255,17 @@ class Worker:
         """Whether the credential was revoked; then the agent says so and stops receiving (training goes on)."""
         if not self.credential.revoked:
             return False
-        if self.status is not AgentStatus.CLOSED:
-            self.status = AgentStatus.REVOKED
-        self.ready.clear()
+        self.lifecycle.revoke()
         return True
 
-    def _on_confirmed(self, database_ready: bool) -> None:
-        """Subscription callback: SUBSCRIBED (``False``) or "Subscribed to PostgreSQL" (``True``)."""
-        if database_ready:
-            self._ready_pending = True
+    def _on_database_ready(self) -> None:
+        """Subscription callback, "Subscribed to PostgreSQL": re-read, and that read makes the agent ready."""
+        self.lifecycle.confirmed()
         self._request_resync()
 
     def _degrade(self, reason: str) -> None:
-        if self._stopped_by_revocation():
-            return
-        self.ready.clear()
-        self._ready_pending = False
-        self._push_generation += 1
-        if self.status is not AgentStatus.DEGRADED:
-            self.status = AgentStatus.DEGRADED
-            self._request_resync()  # the re-reader may be sleeping resync_interval: start polling now
-            logger.warning(
-                "Realtime push is down (%s); degraded: polling the job's requests every %gs until it is back",
-                reason,
-                self.config.poll_interval,
-            )
+        if not self._stopped_by_revocation():
+            self.lifecycle.push_down(reason)
 
     # -- re-reading -------------------------------------------------------------------------------
 
@@ -299,7 +275,7 @@ class Worker:
     async def _reread_loop(self) -> None:
         throttler = Throttler(rate_limit=REREADS_PER_SECOND, period=1.0)
         while not self._stopped_by_revocation():
-            interval = self.config.resync_interval if self.ready.is_set() else self.config.poll_interval
+            interval = self.config.resync_interval if self.lifecycle.ready.is_set() else self.config.poll_interval
             await _wait_for_event(self._resync, interval)
             self._resync.clear()
             async with throttler:
@@ -309,40 +285,19 @@ class Worker:
                     logger.exception("Re-reading the job's requests failed unexpectedly")
 
     async def _reread(self) -> None:
-        becomes_ready, self._ready_pending = self._ready_pending, False
-        generation = self._push_generation
+        read = self.lifecycle.begin_read()
         logger.debug("Checking for updates…")
         intake = self.intake
         limit = intake.read_limit
         try:
             result = await self._rest.read_requests(intake.after_seq, intake.replay_after_step, limit)
         except RestError as exc:
-            push_stayed_up = generation == self._push_generation
-            self._ready_pending = self._ready_pending or (becomes_ready and push_stayed_up)
-            # Once per outage: not again while failing, nor when push already said the server is gone.
-            same_outage = self._rest_failing or (exc.transient and self.status is AgentStatus.DEGRADED)
-            (logger.debug if same_outage else logger.warning)("Could not read the job's requests: %s", exc)
-            self._rest_failing = True
+            self.lifecycle.read_failed(exc)
             return
-        self._rest_failing = False
         if result is None:
-            if not self._row_missing:
-                logger.warning("Job %s not found, or not readable with this key", self.config.job_id)
-            self._row_missing = True
-            return
-        self._row_missing = False
-        if intake.ingest_read(result, limit):
-            self.initial_read.set()
-        # Push went down during the read: the confirmation it was to follow up on is void.
-        if becomes_ready and generation == self._push_generation and self.status is not AgentStatus.CLOSED:
-            was_degraded = self.status is AgentStatus.DEGRADED
-            self.status = AgentStatus.SUBSCRIBED
-            self.ready.set()
-            if was_degraded:
-                logger.info("Realtime push restored")
-            elif not self._announced:
-                logger.info("Listening for runtime parameter updates on job %s", self.config.job_id)
-            self._announced = True
+            self.lifecycle.read_found_no_job()
+        else:
+            self.lifecycle.read_done(read, complete=intake.ingest_read(result, limit))
 
 
 async def _wait_for_event(event: asyncio.Event, timeout: float) -> None:

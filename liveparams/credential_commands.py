@@ -15,8 +15,18 @@ import sys
 from liveparams.credentials import CredentialAdmin, CredentialError, TrainerCredential
 from liveparams.environment import JWT_SECRET_VARS, SERVICE_KEY_VARS, URL_VARS, first_set
 from liveparams.tokens import DEFAULT_TTL_SECONDS, mint_job_token, parse_ttl
+from liveparams.trainer_credential import CREDENTIAL_VAR
 
 __all__ = ["add_credential_commands"]
+
+ISSUE_DESCRIPTION = (
+    f"Make a trainer credential for JOB_ID and print JOB_ID=... and {CREDENTIAL_VAR}=... for the "
+    "training process (a secret: put it where WANDB_API_KEY or HF_TOKEN go). It works for the job's whole life: "
+    "every start, restart or new machine signs in with it, and several processes may share it. It reads that one "
+    "job and records outcomes on it, nothing else, until `liveparams credential revoke` or `rotate`. Needs the "
+    "project URL and its secret key."
+)
+ISSUE_EPILOG = 'example (backend): set -a; eval "$(liveparams credential issue "$JOB_ID")"; set +a'
 
 
 def add_credential_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -24,27 +34,47 @@ def add_credential_commands(subparsers: argparse._SubParsersAction) -> None:
     credential = subparsers.add_parser(
         "credential",
         help="issue, rotate, revoke or list the trainer credentials of a job",
-        description="A training process gets a credential that can read one job and record outcomes on it.",
+        description="A training process gets a credential that can read one job and record outcomes on it. "
+        "Run these where the project's secret key is (a backend, CI), never on the training machine.",
     )
     actions = credential.add_subparsers(dest="action", required=True, metavar="ACTION")
-    _issue_options(actions.add_parser("issue", help="issue a trainer credential for a job"))
+    _issue_options(
+        actions.add_parser(
+            "issue", help="issue a trainer credential for a job", description=ISSUE_DESCRIPTION, epilog=ISSUE_EPILOG
+        )
+    )
 
-    rotate = actions.add_parser("rotate", help="revoke every credential of a job and issue a new trainer session")
+    rotate = actions.add_parser(
+        "rotate",
+        help="revoke every credential of a job and issue a new one",
+        description="Revoke every trainer credential and job token of the job (running trainers stop receiving "
+        "updates at once; training goes on), then print a new LIVEPARAMS_CREDENTIAL, as `credential issue` does.",
+    )
     _job_options(rotate)
     rotate.set_defaults(run=_run_rotate)
 
     revoke = actions.add_parser(
-        "revoke", help="revoke a job's trainer credentials at once (all of them, or one with --credential)"
+        "revoke",
+        help="revoke a job's trainer credentials at once (all of them, or one with --credential)",
+        description="Refuse the credentials from now on: RLS at once, and their Auth users are deleted, so "
+        "neither the credential nor a session signed in with it works any more. Training goes on without updates.",
     )
     _job_options(revoke)
-    revoke.add_argument("--credential", metavar="ID", help="revoke only this trainer session (its credential id)")
+    revoke.add_argument("--credential", metavar="ID", help="revoke only this credential (its id, see `list`)")
     revoke.set_defaults(run=_run_revoke)
 
-    listing = actions.add_parser("list", help="list a job's trainer sessions (no secrets)")
+    listing = actions.add_parser("list", help="list a job's trainer credentials (ids and dates, no secrets)")
     _job_options(listing)
     listing.set_defaults(run=_run_list)
 
-    _issue_options(subparsers.add_parser("token", help="issue a trainer credential (same as `credential issue`)"))
+    _issue_options(
+        subparsers.add_parser(
+            "token",
+            help="issue a trainer credential (same as `credential issue`)",
+            description=ISSUE_DESCRIPTION,
+            epilog=ISSUE_EPILOG,
+        )
+    )
 
 
 def _job_options(parser: argparse.ArgumentParser) -> None:
@@ -98,44 +128,38 @@ def _run_issue(args: argparse.Namespace) -> int:
         return 0
     if args.jwt_secret or args.ttl != str(DEFAULT_TTL_SECONDS):
         raise CredentialError("--ttl and --jwt-secret apply to --legacy-hs256 job tokens only")
-    _print_session(_admin(args).issue(args.job_id), args.json)
+    _print_credential(_admin(args).issue(args.job_id), args.json)
     return 0
 
 
 def _run_rotate(args: argparse.Namespace) -> int:
-    _print_session(_admin(args).rotate(args.job_id), args.json)
+    _print_credential(_admin(args).rotate(args.job_id), args.json)
     return 0
 
 
-def _print_session(credential: TrainerCredential, as_json: bool) -> None:
+def _print_credential(credential: TrainerCredential, as_json: bool) -> None:
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "job_id": credential.job_id,
-                    "credential_id": credential.credential_id,
-                    "refresh_token": credential.refresh_token,
-                }
-            )
-        )
+        fields = {"job_id": credential.job_id, "credential_id": credential.credential_id}
+        print(json.dumps({**fields, "credential": credential.secret}))
         return
     print(
-        f"# trainer session {credential.credential_id}: give these to the training process only "
-        "(the refresh token is a secret; one process per credential)",
+        f"# trainer credential {credential.credential_id}: give these to the training process only "
+        f"({CREDENTIAL_VAR} is a secret; every process of the job may use it)",
         file=sys.stderr,
     )
     print(f"JOB_ID={credential.job_id}")
-    print(f"LIVEPARAMS_REFRESH_TOKEN={credential.refresh_token}")
+    print(f"{CREDENTIAL_VAR}={credential.secret}")
 
 
 def _run_revoke(args: argparse.Namespace) -> int:
     revoked = _admin(args).revoke(args.job_id, args.credential)
     if args.json:
-        print(json.dumps({"job_id": args.job_id, "revoked_sessions": revoked, "job_tokens": args.credential is None}))
+        job_tokens = args.credential is None
+        print(json.dumps({"job_id": args.job_id, "revoked_credentials": revoked, "job_tokens": job_tokens}))
     elif args.credential is None:
-        print(f"revoked {len(revoked)} trainer session(s) and every job token of job {args.job_id} issued until now")
+        print(f"revoked {len(revoked)} trainer credential(s) and every job token of job {args.job_id} issued until now")
     else:
-        print(f"revoked trainer session {args.credential}" if revoked else "that session was already revoked")
+        print(f"revoked trainer credential {args.credential}" if revoked else "that credential was already revoked")
     return 0
 
 
@@ -148,5 +172,5 @@ def _run_list(args: argparse.Namespace) -> int:
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "live"
         print(f"{row['id']}  issued {row['created_at']}  {state}")
     if not rows:
-        print(f"job {args.job_id} has no trainer sessions")
+        print(f"job {args.job_id} has no trainer credentials")
     return 0

@@ -2,13 +2,15 @@
 
 Two kinds (docs/security.md):
 
-- A **trainer session** (the default): a Supabase Auth user made for one job through the
+- A **trainer credential** (the default): a Supabase Auth user made for one job through the
   admin API, with the job and the credential's id in its ``app_metadata`` (which only the
-  admin API can change). The backend signs it in once with a random password it then
-  forgets, and hands the trainer only the refresh token; the agent keeps the session
-  fresh. Access tokens are signed by Auth with whatever key the project uses, so this
-  works with asymmetric JWT signing keys and ``sb_secret_…`` keys as well as legacy ones.
-  A row in ``trainer_credentials`` must be live for RLS to accept it, so revoking is immediate.
+  admin API can change), and a random password. The trainer gets that password as one value
+  that names its job (``LIVEPARAMS_CREDENTIAL``, :mod:`liveparams.trainer_credential`) and
+  signs in with it at every start, so it works for the job's whole life, on any machine, in
+  several processes at once; the agent keeps each session fresh. Access tokens are signed by
+  Auth with whatever key the project uses, so this works with asymmetric JWT signing keys and
+  ``sb_secret_…`` keys as well as legacy ones. A row in ``trainer_credentials`` must be live
+  for RLS to accept it, and revoking deletes the Auth user, so revoking is immediate.
 - A **job token** (legacy): an HS256 JWT signed with the project's JWT secret whose claims
   name one job and no user. It cannot refresh; it is revoked per job (every job token of the
   job issued so far).
@@ -29,11 +31,11 @@ from supabase import Client, ClientOptions, create_client
 from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthError
 
+from liveparams.trainer_credential import TrainerSecret
+
 __all__ = ["CredentialAdmin", "CredentialError", "TrainerCredential"]
 
-# Trainer users never receive mail; the reserved .invalid domain (RFC 2606) says so.
-TRAINER_EMAIL_DOMAIN = "liveparams.invalid"
-PASSWORD_BYTES = 48  # 64 characters; used once, in memory, then forgotten
+PASSWORD_BYTES = 48  # 64 characters: under bcrypt's 72-byte limit, which GoTrue enforces
 CREDENTIALS_TABLE = "trainer_credentials"
 REVOKE_RPC = "liveparams_revoke_trainer_credentials"
 
@@ -44,12 +46,12 @@ class CredentialError(Exception):
 
 @dataclass(frozen=True)
 class TrainerCredential:
-    """A trainer session as issued: give the trainer ``refresh_token`` (a secret) and ``job_id``."""
+    """A trainer credential as issued: give the trainer ``secret`` (``LIVEPARAMS_CREDENTIAL``) and ``job_id``."""
 
     job_id: str
     credential_id: str
     auth_user_id: str
-    refresh_token: str = field(repr=False)
+    secret: str = field(repr=False)
 
 
 class CredentialAdmin:
@@ -67,35 +69,47 @@ class CredentialAdmin:
         self._client: Client = create_client(self._url, secret_key, options)
 
     def issue(self, job_id: str) -> TrainerCredential:
-        """A new trainer session for ``job_id``: an Auth user, its credential row, and a refresh token."""
+        """A new trainer credential for ``job_id``: an Auth user and its credential row, checked by one sign-in."""
         _check_job_id(job_id)
         self._require_job(job_id)
-        credential_id, user_id = str(uuid.uuid4()), str(uuid.uuid4())
-        email, password = f"trainer-{credential_id}@{TRAINER_EMAIL_DOMAIN}", secrets.token_urlsafe(PASSWORD_BYTES)
-        metadata = {"liveparams_job_id": job_id, "liveparams_credential_id": credential_id}
+        secret = TrainerSecret(job_id, str(uuid.uuid4()), secrets.token_urlsafe(PASSWORD_BYTES))
+        user_id = str(uuid.uuid4())
+        metadata = {"liveparams_job_id": job_id, "liveparams_credential_id": secret.credential_id}
         with _mapped("creating the trainer's Auth user"):
             self._client.auth.admin.create_user(
-                {"id": user_id, "email": email, "password": password, "email_confirm": True, "app_metadata": metadata}
+                {
+                    "id": user_id,
+                    "email": secret.email,
+                    "password": secret.password,
+                    "email_confirm": True,
+                    "app_metadata": metadata,
+                }
             )
         try:
             with _mapped("recording the credential"):
-                row = {"id": credential_id, "job_id": job_id, "auth_user_id": user_id}
+                row = {"id": secret.credential_id, "job_id": job_id, "auth_user_id": user_id}
                 self._client.table(CREDENTIALS_TABLE).insert(row).execute()
-            # Its own client: a sign-in on the admin client would make its later calls carry the trainer's token.
-            with _mapped("signing the trainer in"):
-                session = self._auth_client().sign_in_with_password({"email": email, "password": password}).session
-            if session is None:
-                raise CredentialError("signing the trainer in returned no session")
+            self._check_sign_in(secret)
         except BaseException:
             self._delete_user(user_id)
             raise
-        return TrainerCredential(job_id, credential_id, user_id, session.refresh_token)
+        return TrainerCredential(job_id, secret.credential_id, user_id, secret.encode())
+
+    def _check_sign_in(self, secret: TrainerSecret) -> None:
+        """Sign the trainer in once, as the agent will, and end that session: a project whose Auth refuses
+        password sign-ins fails here, where the backend sees it, rather than in every training process."""
+        auth = self._auth_client()  # its own client: a sign-in on the admin client would change its bearer
+        with _mapped("signing the trainer in"):
+            session = auth.sign_in_with_password({"email": secret.email, "password": secret.password}).session
+            if session is None:
+                raise CredentialError("signing the trainer in returned no session")
+            auth.sign_out({"scope": "local"})
 
     def revoke(self, job_id: str, credential_id: str | None = None) -> list[str]:
-        """Revoke one trainer session, or (no ``credential_id``) every session and job token of the job.
+        """Revoke one trainer credential, or (no ``credential_id``) every credential and job token of the job.
 
-        Takes effect at once (RLS checks the row); the sessions' Auth users are deleted so that
-        their refresh tokens stop working too. Returns the ids of the sessions revoked.
+        Takes effect at once (RLS checks the row); the credentials' Auth users are deleted so that
+        neither their password nor their sessions' refresh tokens work any more. Returns the ids revoked.
         """
         _check_job_id(job_id)
         if credential_id is not None:
@@ -109,12 +123,12 @@ class CredentialAdmin:
         return [str(row["credential_id"]) for row in rows]
 
     def rotate(self, job_id: str) -> TrainerCredential:
-        """Revoke every credential of the job, then issue a new trainer session."""
+        """Revoke every credential of the job, then issue a new trainer credential."""
         self.revoke(job_id)
         return self.issue(job_id)
 
     def list(self, job_id: str) -> list[dict[str, Any]]:
-        """The job's trainer sessions, newest first: id, created_at, revoked_at (no secrets)."""
+        """The job's trainer credentials, newest first: id, created_at, revoked_at (no secrets)."""
         _check_job_id(job_id)
         self._require_job(job_id)
         with _mapped("listing credentials"):

@@ -32,6 +32,8 @@ from liveparams.jobs import (
     summarize,
     trainer_state,
 )
+from liveparams.run_commands import add_end_command
+from liveparams.runs import trainer_present
 from liveparams.users import find_user_id
 from liveparams.view import in_force_text, jobs_table, requests_table
 
@@ -47,7 +49,8 @@ def add_job_group(subparsers: argparse._SubParsersAction) -> None:
     create = actions.add_parser(
         "create",
         help="create a job row for a training to attach to; prints its id",
-        description="Create a job owned by the signed-in user ($LIVEPARAMS_USER_TOKEN), or by --owner "
+        description="Create a job owned by the signed-in user (`liveparams user login`, or $LIVEPARAMS_USER_TOKEN), "
+        "or by --owner "
         "(which takes a service key). Prints the job's id on stdout, e.g. export JOB_ID=$(liveparams job create ...).",
     )
     create.add_argument("--name", required=True, help="a name people recognise the job by")
@@ -73,6 +76,7 @@ def add_job_group(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("job_id", help="the job's uuid")
     add_client_options(show)
     show.set_defaults(run=_run_show)
+    add_end_command(actions)
 
 
 def _positive_int(text: str) -> int:
@@ -91,7 +95,9 @@ def _run_create(args: argparse.Namespace) -> int:
     owner_id = None
     if args.owner is not None:
         if not config.is_service:
-            raise JobError("--owner needs a service key (SUPABASE_SERVICE_ROLE_KEY); a user creates jobs for themself")
+            raise JobError(
+                "--owner needs a service key (pass --key with it while signed in); a user creates jobs for themself"
+            )
         owner_id = find_user_id(config.url, config.key, args.owner)
     elif config.access_token is None:
         raise JobError(
@@ -136,15 +142,14 @@ def _run_show(args: argparse.Namespace) -> int:
     view = asyncio.run(_show(config, job_id))
     requests = summarize(view)[-SHOWN_OUTCOMES:]
     job = view.job
+    trainer = trainer_state(job, present=view.present)
     if args.json:
-        print(
-            json.dumps({"job": job, "trainer": trainer_state(job).detail, "requests": [r.__dict__ for r in requests]})
-        )
+        print(json.dumps({"job": job, "trainer": trainer.detail, "requests": [r.__dict__ for r in requests]}))
         return 0
     console = Console()
     console.print(f"job {job_id} ({job.get('name') or 'no name'}), owner {job.get('user_id') or 'none'}")
     console.print(f"status: {job.get('status')} (the platform's column; requests are accepted while running)")
-    console.print(f"trainer: {trainer_state(job).detail}")
+    console.print(f"trainer: {trainer.detail}")
     console.print(in_force_text(job) or "in force: the training's own settings (nothing changed yet)")
     if requests:
         console.print(requests_table(requests, title=f"last {len(requests)} requests"))
@@ -158,4 +163,6 @@ async def _show(config: ClientConfig, job_id: str) -> JobView:
         view = JobView(await fetch_job(client, job_id))
         for row in await fetch_requests(client, job_id, latest=SHOWN_OUTCOMES):
             view.take(row)
+        if trainer_state(view.job).attached:  # the row says attached: is it on the job's topic right now?
+            view.present = await trainer_present(client, job_id)
     return view

@@ -28,6 +28,8 @@ from supabase import AsyncClient
 
 from liveparams._supabase import create_client, is_transient_code, quiet_client_logs
 from liveparams.agent import AgentConfig, decode_params
+from liveparams.agent._config import job_topic
+from liveparams.agent._subscription import PRESENCE_KEY
 from liveparams.contract import METADATA_KEYS, format_value
 from liveparams.environment import (
     PUBLIC_KEY_VARS,
@@ -39,6 +41,8 @@ from liveparams.environment import (
     key_role,
     unverified_claims,
 )
+from liveparams.token_hints import USER_SIGN_IN, refusal_hint, user_token_problem
+from liveparams.user_session import SignIn, SignInError
 
 TABLE = "local_training_jobs"
 REQUESTS = "parameter_update_requests"
@@ -46,6 +50,8 @@ SUBSCRIBE_TIMEOUT_S = 15
 RETRY_INITIAL_S, RETRY_MAX_S = 1.0, 10.0  # watch's reconnection backoff
 WATCHED = 200  # requests ``watch`` shows: the latest ones; the job's history can be far longer
 HEARTBEAT_STALE_S = 3 * AgentConfig.heartbeat_interval  # a trainer silent for three heartbeats is gone
+# Presence lags the row by a moment at attach (the agent tracks once subscribed): absent for longer means gone.
+PRESENCE_GRACE_S = 15.0
 
 
 class JobError(Exception):
@@ -65,11 +71,14 @@ class ClientConfig:
         key (`str`): the API key sent as ``apikey`` (anon/publishable, or the service role key).
         access_token (`str`, *optional*): a signed-in user's JWT; requests then act as that user,
             which is how a UI acts for a job's owner. Without it, the key's role acts.
+        sign_in (`SignIn`, *optional*): the kept sign-in ``access_token`` came from; :func:`connect`
+            keeps a client's token fresh from it, for commands that run longer than a token lives.
     """
 
     url: str
     key: str
     access_token: str | None = None
+    sign_in: SignIn | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return f"ClientConfig(url={self.url!r}, key='***', access_token={'***' if self.access_token else None})"
@@ -97,10 +106,11 @@ class ClientConfig:
     ) -> ClientConfig:
         """Fill what was not given from the environment (the names and order of ``liveparams/environment.py``).
 
-        A signed-in user's token (``LIVEPARAMS_USER_TOKEN``) wins over a service key: with it the
-        server checks what the owner may do, as a UI's requests are checked. Without one, a service
+        A signed-in user's token (``LIVEPARAMS_USER_TOKEN``), else the sign-in kept by ``liveparams user
+        login`` for this URL, wins over a service key: with it the server checks what the owner may do,
+        as a UI's requests are checked. Without one (or with a service key passed as ``key``), a service
         key acts on every job. The anon key alone sees no job (RLS), so it is refused here rather than
-        answered with "not found" later.
+        answered with "not found" later. A token that cannot work is refused with a hint.
         """
         env = os.environ if environ is None else environ
         url = url or first_set(env, URL_VARS)
@@ -108,24 +118,41 @@ class ClientConfig:
         if not url:
             raise JobError(f"no Supabase URL: pass --url or set {' or '.join(URL_VARS[:2])} (or API_URL)")
         check_url(url)
+        url = url.rstrip("/")
+        if access_token:
+            problem = user_token_problem(access_token) if is_header_safe(access_token) else None
+            if problem:
+                raise JobError(problem)
+        kept = None if access_token or key_role(key or "") == "service_role" else SignIn.load(url, env)
+        if kept is not None:
+            access_token = fresh_token(kept)
+            key = key or first_set(env, PUBLIC_KEY_VARS) or kept.api_key
         if access_token:
             key = key or first_set(env, PUBLIC_KEY_VARS) or first_set(env, SERVICE_KEY_VARS)
         else:
             key = key or first_set(env, SERVICE_KEY_VARS) or first_set(env, ("SUPABASE_KEY",))
             if not key and first_set(env, PUBLIC_KEY_VARS):
                 raise JobError(
-                    f"the anon key alone sees no job: sign in (set {USER_TOKEN_VAR}, printed by "
-                    "`liveparams user create` or `liveparams user login`) or use a service key"
+                    "the anon key alone sees no job: sign in (`liveparams user login EMAIL`, or set "
+                    f"{USER_TOKEN_VAR}) or use a service key"
                 )
         if not key:
             raise JobError(
-                "no API key: set SUPABASE_ANON_KEY (or ANON_KEY) with "
-                f"{USER_TOKEN_VAR}, or SUPABASE_SERVICE_ROLE_KEY (or SERVICE_ROLE_KEY); or pass --key"
+                "no API key: sign in (`liveparams user login EMAIL`, with SUPABASE_ANON_KEY or ANON_KEY), "
+                "or set SUPABASE_SERVICE_ROLE_KEY (or SERVICE_ROLE_KEY); or pass --key"
             )
         for name, value in (("key", key), ("user token", access_token)):
             if value is not None and not is_header_safe(value):
                 raise JobError(f"the {name} is not a key: it holds spaces or characters no key has")
-        return cls(url=url.rstrip("/"), key=key, access_token=access_token)
+        return cls(url=url, key=key, access_token=access_token, sign_in=kept)
+
+
+def fresh_token(sign_in: SignIn) -> str:
+    """The kept sign-in's access token, refreshed when due; its failure as one `JobError` sentence."""
+    try:
+        return sign_in.access_token()
+    except SignInError as exc:
+        raise JobError(str(exc)) from None
 
 
 def check_url(url: str) -> None:
@@ -152,27 +179,68 @@ def check_job_id(job_id: str) -> str:
 
 @asynccontextmanager
 async def connect(config: ClientConfig) -> AsyncIterator[AsyncClient]:
-    """An async supabase client acting as ``config`` says; closes its Realtime socket on exit."""
+    """An async supabase client acting as ``config`` says; closes its Realtime socket on exit.
+
+    With a kept sign-in, the client starts with a fresh token and is handed a new one before each
+    expires (REST's bearer, and Realtime's ``set_auth``, which re-authorises the joined channels),
+    so ``watch`` and ``set --wait`` outlive the project's ``jwt_expiry``.
+    """
     quiet_client_logs()  # `watch` says "disconnected, retrying" itself, once per outage
+    access_token = config.access_token
+    if config.sign_in is not None:
+        access_token = await asyncio.to_thread(fresh_token, config.sign_in)
     try:
-        client = await create_client(config.url, config.key, config.access_token)
+        client = await create_client(config.url, config.key, access_token)
     except Exception as exc:  # the client raises bare exceptions for a malformed URL
         raise JobError(f"cannot use {config.url!r}: {exc}") from exc
+    keeper = asyncio.ensure_future(keep_fresh(client, config.sign_in)) if config.sign_in is not None else None
     try:
         yield client
     finally:
+        if keeper is not None:
+            keeper.cancel()
         with contextlib.suppress(Exception):  # the socket may already be gone with the server
             await client.realtime.close()
         await client.postgrest.aclose()  # its HTTP connections, left open otherwise
 
 
-def _explain(exc: Exception, config_url: str) -> JobError:
+async def keep_fresh(client: AsyncClient, sign_in: SignIn) -> None:
+    """Hand ``client`` a new access token before each expires, until cancelled; a failed refresh is
+    retried (a lost session then shows as a refused call, with its hint)."""
+    failures = 0
+    while True:
+        retry = min(RETRY_INITIAL_S * 2**failures, RETRY_MAX_S)
+        await asyncio.sleep(retry if failures else sign_in.refresh_due_in())
+        try:
+            token = await asyncio.to_thread(sign_in.access_token)
+        except SignInError:
+            failures += 1
+            continue
+        failures = 0
+        client.postgrest.auth(token)
+        await client.realtime.set_auth(token)
+
+
+def _explain(exc: Exception, client: AsyncClient) -> JobError:
     if isinstance(exc, APIError):  # the API answered; a 5xx or a database that is restarting passes
         message = exc.message or str(exc)
+        hint = refusal_hint(exc.code, message, *_acting_credential(client))
+        if hint:
+            return JobError(hint)
         return Unreachable(message) if is_transient_code(exc.code) else JobError(message)
     if isinstance(exc, httpx.HTTPError):
-        return Unreachable(f"cannot reach {config_url}: {exc.__class__.__name__}: {exc}")
+        return Unreachable(f"cannot reach {client.supabase_url}: {exc.__class__.__name__}: {exc}")
     return JobError(str(exc))
+
+
+def _acting_credential(client: AsyncClient) -> tuple[str, str]:
+    """Which credential a refused call was made with, and how to get a good one (for :func:`refusal_hint`)."""
+    if client.options.headers.get("Authorization", "") not in ("", f"Bearer {client.supabase_key}"):
+        return "your sign-in token", f"{USER_SIGN_IN} (and unset {USER_TOKEN_VAR} if it is set)"
+    return (
+        "the API key (--key or the environment)",
+        "take the keys from `liveparams stack status -o env` or the dashboard",
+    )
 
 
 async def request_update(
@@ -185,7 +253,7 @@ async def request_update(
     try:
         response = await client.rpc("request_parameter_update", args).execute()
     except (APIError, httpx.HTTPError) as exc:
-        raise _explain(exc, str(client.supabase_url)) from exc
+        raise _explain(exc, client) from exc
     return cast(dict[str, Any], response.data)
 
 
@@ -195,7 +263,7 @@ async def fetch_job(client: AsyncClient, job_id: str) -> dict[str, Any]:
     try:
         response = await client.table(TABLE).select("*").eq("id", job_id).limit(1).execute()
     except (APIError, httpx.HTTPError) as exc:
-        raise _explain(exc, str(client.supabase_url)) from exc
+        raise _explain(exc, client) from exc
     if not response.data:
         raise JobError(f"training job {job_id} not found (or not visible with these credentials)")
     return cast(dict[str, Any], response.data[0])
@@ -213,7 +281,7 @@ async def fetch_requests(client: AsyncClient, job_id: str, latest: int = WATCHED
             .execute()
         )
     except (APIError, httpx.HTTPError) as exc:
-        raise _explain(exc, str(client.supabase_url)) from exc
+        raise _explain(exc, client) from exc
     return cast(list[dict[str, Any]], response.data)[::-1]
 
 
@@ -231,7 +299,7 @@ async def create_job(client: AsyncClient, name: str, status: str, owner_id: str 
     try:
         response = await client.table(TABLE).insert(row).execute()
     except (APIError, httpx.HTTPError) as exc:
-        raise _explain(exc, str(client.supabase_url)) from exc
+        raise _explain(exc, client) from exc
     return cast(list[dict[str, Any]], response.data)[0]
 
 
@@ -240,7 +308,7 @@ async def list_jobs(client: AsyncClient, limit: int) -> list[dict[str, Any]]:
     try:
         response = await client.table(TABLE).select("*").order("created_at", desc=True).limit(limit).execute()
     except (APIError, httpx.HTTPError) as exc:
-        raise _explain(exc, str(client.supabase_url)) from exc
+        raise _explain(exc, client) from exc
     return cast(list[dict[str, Any]], response.data)
 
 
@@ -250,6 +318,7 @@ class JobView:
 
     job: dict[str, Any]
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> row, in seq order
+    present: bool | None = None  # a trainer on the job's topic (Presence); None until its state arrived
 
     def take(self, row: dict[str, Any]) -> None:
         """Add or update one request row, keeping seq order and the latest ``WATCHED`` rows."""
@@ -304,7 +373,13 @@ async def watch_job(
             view.take(row)
         on_view(view)
 
-    channel = client.channel(f"liveparams-watch-{job_id}")
+    def on_presence() -> None:
+        view.present = trainer_in(channel.presence_state())
+        if view.job:
+            on_view(view)
+
+    channel = client.channel(job_topic(job_id))  # the job's topic: the trainer's Presence is there
+    channel.on_presence_sync(on_presence)
     channel.on_postgres_changes(
         RealtimePostgresChangesListenEvent.Update, on_job, table=TABLE, schema="public", filter=f"id=eq.{job_id}"
     )
@@ -380,21 +455,33 @@ class TrainerState:
     label: str  # the same in a word or two, for a table cell
 
 
-def trainer_state(job: dict[str, Any], now: datetime | None = None) -> TrainerState:
-    """Attached = it said so, has not detached, and its heartbeat is recent; otherwise say why not."""
+def trainer_in(presence_state: Mapping[str, Any]) -> bool:
+    """Whether a Presence state of the job's topic (``channel.presence_state()``) holds the trainer."""
+    return bool(presence_state.get(PRESENCE_KEY))
+
+
+def trainer_state(job: dict[str, Any], now: datetime | None = None, present: bool | None = None) -> TrainerState:
+    """Attached = it said so, has not detached, its heartbeat is recent and, when known, it is on the
+    job's topic (``present``, from Presence: a killed trainer leaves it at once); otherwise say why not.
+    """
+    ended = "; the run ended, so requests are refused until a trainer attaches" if job.get("run_ended_at") else ""
     if not job.get("trainer_attached_at"):
-        return TrainerState(False, "no trainer has attached yet", "not yet")
+        return TrainerState(False, f"no trainer has attached yet{ended}", "not yet")
     if job.get("trainer_detached_at"):
         step = job.get("trainer_detach_step")
         where = f" at step {step}" if step is not None else ""
         reason = job.get("trainer_detach_reason")
-        return TrainerState(False, f"the trainer detached: {reason}{where}", f"{reason}{where}")
+        return TrainerState(False, f"the trainer detached: {reason}{where}{ended}", f"{reason}{where}")
     seen = _parse_time(job.get("trainer_seen_at"))
     now = now or datetime.now(timezone.utc)
     if seen is None or (now - seen).total_seconds() > HEARTBEAT_STALE_S:
         return TrainerState(
             False, f"the trainer stopped responding (last heartbeat {job.get('trainer_seen_at')}); killed?", "silent"
         )
+    attached_at = _parse_time(job.get("trainer_attached_at"))
+    settled = attached_at is None or (now - attached_at).total_seconds() > PRESENCE_GRACE_S
+    if present is False and settled:
+        return TrainerState(False, "the trainer left the job's channel (killed, or reconnecting)", "gone")
     return TrainerState(True, "a trainer is attached", "attached")
 
 
@@ -418,6 +505,7 @@ class RequestView:
     status: str
     step: int | None
     detail: str
+    seq: int | None = None  # its number on the job (what `liveparams request cancel` takes)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -454,6 +542,7 @@ def summarize(view: JobView) -> list[RequestView]:
                 status=str(row.get("status") or "pending"),
                 step=row.get("step"),
                 detail=_detail(row),
+                seq=row.get("seq"),
             )
         )
     return views

@@ -1,8 +1,8 @@
 """People on a Supabase project, through its Auth API (GoTrue): create one, sign one in, find one by email.
 
 Creating and finding users is the admin API, which takes the service key; signing in
-takes the public (anon or publishable) key, as an app's login page does. The access
-token a sign-in returns is what the CLI acts as (``LIVEPARAMS_USER_TOKEN``): the
+takes the public (anon or publishable) key, as an app's login page does. The session a
+sign-in returns is what the CLI acts as (kept by :mod:`liveparams.user_session`): the
 server then allows exactly what the owner may do from a UI.
 """
 
@@ -13,6 +13,7 @@ from contextlib import closing
 import httpx
 from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthError
+from supabase_auth.types import Session
 
 from liveparams.jobs import JobError
 
@@ -29,8 +30,8 @@ def create_user(url: str, service_key: str, email: str, password: str) -> str:
     return created.user.id
 
 
-def sign_in(url: str, public_key: str, email: str, password: str) -> str:
-    """Sign ``email`` in with its password; return the access token."""
+def sign_in(url: str, public_key: str, email: str, password: str) -> Session:
+    """Sign ``email`` in with its password; return the session."""
     try:
         with closing(_auth(url, public_key)) as auth:
             session = auth.sign_in_with_password({"email": email, "password": password}).session
@@ -38,7 +39,7 @@ def sign_in(url: str, public_key: str, email: str, password: str) -> str:
         raise _explain(exc, url) from exc
     if session is None:  # unconfirmed users get no session
         raise JobError(f"{email} could not sign in: the address is not confirmed")
-    return session.access_token
+    return session
 
 
 def find_user_id(url: str, service_key: str, email: str) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import selectors
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -14,9 +17,21 @@ OWN_PREFIXES = ("SUPABASE_", "NEXT_PUBLIC_", "LIVEPARAMS_")
 STACK_NAMES = ("API_URL", "ANON_KEY", "SERVICE_ROLE_KEY", "JWT_SECRET", "PUBLISHABLE_KEY", "SECRET_KEY")
 
 
+_CONFIG_HOMES = tempfile.mkdtemp(prefix="liveparams-test-config-")
+atexit.register(shutil.rmtree, _CONFIG_HOMES, ignore_errors=True)
+
+
+def config_home() -> str:
+    """A new, empty ``XDG_CONFIG_HOME``: where ``liveparams user login`` keeps a sign-in."""
+    return tempfile.mkdtemp(dir=_CONFIG_HOMES)
+
+
 def clean_environ() -> dict[str, str]:
-    """This process's environment without any variable liveparams reads (the test's own stack included)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(OWN_PREFIXES) and k not in STACK_NAMES}
+    """This process's environment without any variable liveparams reads (the test's own stack included), and
+    with an empty config folder of its own, so no sign-in kept by another command (or the developer) is used;
+    a test that keeps one passes ``XDG_CONFIG_HOME`` itself."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(OWN_PREFIXES) and k not in STACK_NAMES}
+    return {**clean, "XDG_CONFIG_HOME": config_home()}
 
 
 def liveparams(

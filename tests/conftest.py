@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +28,9 @@ from liveparams.tokens import mint_jwt
 from liveparams_stack import LocalStack, StackError
 from liveparams_stack.local import free_port
 
+REPO = Path(__file__).resolve().parents[1]
+SHORT_TOKEN_LIFETIME_S = 4  # [auth] jwt_expiry of the short-lived stack (short_env)
+SHORT_REUSE_INTERVAL_S = 1  # [auth] refresh_token_reuse_interval there: a spent refresh token is refused after it
 REAL_STACK_KEYS = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
 JOB_TOKEN_TTL_S = 3600
 TEST_PASSWORD_BYTES = 16
@@ -82,6 +86,46 @@ def local_stack() -> Iterator[LocalStack | None]:
 def stack_env(local_stack: LocalStack | None) -> dict[str, str]:
     """The stack's variables under the names `supabase status -o env` prints (API_URL, ANON_KEY, ...)."""
     return local_stack.env() if local_stack is not None else _real_stack_env() or {}
+
+
+@pytest.fixture(scope="session")
+def short_env(local_stack: LocalStack | None, stack_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A stack whose access tokens live SHORT_TOKEN_LIFETIME_S: a second local stack whose supabase/config.toml
+    says so (the stack reads Auth's settings there, as ``supabase start`` does), or the real stack under test
+    when its own ``jwt_expiry`` is as short (read from a sign-in's ``expires_in``)."""
+    if local_stack is None:
+        if _token_lifetime(stack_env) > 3 * SHORT_TOKEN_LIFETIME_S:
+            pytest.skip("needs a stack whose [auth] jwt_expiry is a few seconds")
+        yield stack_env
+        return
+    root = tempfile.mkdtemp(prefix="liveparams-short-")
+    os.chmod(root, 0o755)  # PostgreSQL may run as another OS user
+    project = Path(root) / "project"
+    shutil.copytree(REPO / "supabase" / "migrations", project / "supabase" / "migrations")
+    config = (REPO / "supabase" / "config.toml").read_text()
+    (project / "supabase" / "config.toml").write_text(
+        config.replace("\njwt_expiry = 3600\n", f"\njwt_expiry = {SHORT_TOKEN_LIFETIME_S}\n").replace(
+            "\nrefresh_token_reuse_interval = 10\n", f"\nrefresh_token_reuse_interval = {SHORT_REUSE_INTERVAL_S}\n"
+        )
+    )
+    if (REPO / "node_modules").exists():
+        (project / "node_modules").symlink_to(REPO / "node_modules")
+    stack = LocalStack(Path(root) / "stack", free_port(), free_port(), project_dir=project, stop_with_caller=True)
+    try:
+        stack.start()
+        yield stack.env()
+    finally:
+        stack.delete()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _token_lifetime(env: dict[str, str]) -> float:
+    admin = auth_client(env, env["SERVICE_ROLE_KEY"]).admin
+    email, password = f"{uuid.uuid4().hex}@liveparams.test", uuid.uuid4().hex
+    admin.create_user({"email": email, "password": password, "email_confirm": True})
+    session = auth_client(env, env["ANON_KEY"]).sign_in_with_password({"email": email, "password": password}).session
+    assert session is not None
+    return float(session.expires_in)
 
 
 @pytest.fixture(scope="session")

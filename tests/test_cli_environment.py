@@ -10,7 +10,7 @@ import pytest
 
 from liveparams.agent import AgentConfig
 from liveparams.jobs import ClientConfig, JobError
-from liveparams.tokens import mint_job_token
+from liveparams.tokens import mint_job_token, mint_jwt
 from liveparams_stack.keys import ANON_KEY, JWT_SECRET, PUBLISHABLE_KEY, SERVICE_ROLE_KEY
 
 JOB = str(uuid.uuid4())
@@ -44,7 +44,7 @@ def test_the_trainer_refuses_the_anon_key_with_the_line_troubleshooting_quotes(
 
 
 def test_the_cli_acts_as_the_user_before_the_service_key() -> None:
-    user = mint_job_token(JOB, JWT_SECRET, 600)  # any JWT stands for the user's here
+    user = mint_jwt({"sub": JOB, "role": "authenticated"}, JWT_SECRET, 600)  # a person's token, as Auth signs one
     both = {"API_URL": URL, "ANON_KEY": ANON_KEY, "SERVICE_ROLE_KEY": SERVICE_ROLE_KEY}
     config = ClientConfig.from_env(environ={**both, "LIVEPARAMS_USER_TOKEN": user})
     assert (config.key, config.access_token, config.is_service) == (ANON_KEY, user, False)

@@ -105,6 +105,25 @@ def test_troubleshooting_explains_every_warning() -> None:
     assert not missing, f"docs/troubleshooting.md does not explain: {missing}"
 
 
+def test_the_architecture_walk_names_what_exists() -> None:
+    """docs/architecture.md follows one learning-rate request file by file: every file and name it gives must exist."""
+    root = paramdoc.DOC.parent.parent
+    text = (paramdoc.DOC.parent / "architecture.md").read_text(encoding="utf-8")
+    walk = text.split("## One learning-rate request, file by file", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in walk.splitlines() if re.match(r"\| \d+a? \|", line)]
+    assert len(rows) > 10
+    wrong = [path for path in re.findall(r"`([\w/.-]+\.(?:py|sql))`", walk) if not (root / path).is_file()]
+    for row in rows:
+        path, names = row[1].strip("` "), row[2]
+        source = (root / path).read_text(encoding="utf-8") if (root / path).is_file() else ""
+        for name in re.findall(r"`([\w.]+)`", names):
+            *owner, member = name.split(".")
+            defined = rf"(def|class) {member}\b|self\.{member}\b[^=\n]*=|function public\.{member}\b"
+            if not re.search(defined, source) or (owner and not re.search(rf"class {owner[0]}\b", source)):
+                wrong.append(f"{path}: {name}")
+    assert not wrong, f"docs/architecture.md names what does not exist: {wrong}"
+
+
 def test_quickstart_and_installing_give_the_same_install_commands() -> None:
     """One set of install commands: the quickstart's block appears as is in installing.md, which alone says more."""
     docs = paramdoc.DOC.parent

@@ -71,6 +71,7 @@ def test_quickstart_runs_end_to_end(clean_dir: Path) -> None:
         "LIVEPARAMS_STACK_DB_PORT": str(free_port()),
         "LIVEPARAMS_STACK_DIR": str(tmp_path / "stack"),
         "HF_HUB_OFFLINE": "1",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),  # where `user create` keeps the sign-in
     }
     process = subprocess.Popen(
         ["bash", "-c", script],
@@ -96,3 +97,5 @@ def test_quickstart_runs_end_to_end(clean_dir: Path) -> None:
     assert "in force since step" in output and "learning_rate=5.00e-04" in output
     assert "Stopped the liveparams local stack" in output
     assert stack_dir_kept  # `stack down` keeps the data until `stack reset`
+    kept = tmp_path / "config" / "liveparams" / "session.json"  # the commands acted with the kept sign-in
+    assert kept.stat().st_mode & 0o777 == 0o600

@@ -18,8 +18,10 @@ from postgrest.exceptions import APIError
 from supabase import Client, ClientOptions, create_client
 from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthApiError
+from supabase_auth.types import Session
 
 from liveparams.tokens import mint_job_token
+from liveparams.trainer_credential import parse_credential
 
 pytestmark = [pytest.mark.stack]
 
@@ -46,6 +48,14 @@ def auth(stack_env: dict[str, str]) -> SyncGoTrueClient:
         auto_refresh_token=False,
         persist_session=False,
     )
+
+
+def sign_in(stack_env: dict[str, str], credential: str) -> Session:
+    """What the agent does at start: the password grant with what the credential holds."""
+    secret = parse_credential(credential)
+    session = auth(stack_env).sign_in_with_password({"email": secret.email, "password": secret.password}).session
+    assert session is not None
+    return session
 
 
 def as_bearer(stack_env: dict[str, str], token: str) -> Client:
@@ -81,27 +91,30 @@ def test_issue_rotate_and_revoke_from_the_cli_take_effect_at_once(
     owner_id, _ = new_user()
     job_id = new_job(owner_id)
     first = issue(stack_env, job_id)
-    first_session = auth(stack_env).refresh_session(first["refresh_token"]).session
-    assert first_session is not None and first_session.expires_in >= 60  # valid for a while yet
+    assert first["credential"].startswith(f"lpcred_{job_id}_")
+    first_session = sign_in(stack_env, first["credential"])
+    assert first_session.expires_in >= 60  # valid for a while yet
     assert can_read(stack_env, first_session.access_token, job_id)
 
     second = issue(stack_env, job_id, "credential", "rotate")
-    second_session = auth(stack_env).refresh_session(second["refresh_token"]).session
-    assert second_session is not None
+    second_session = sign_in(stack_env, second["credential"])
     assert not can_read(stack_env, first_session.access_token, job_id)  # unexpired, and refused
     assert can_read(stack_env, second_session.access_token, job_id)
     with pytest.raises(AuthApiError) as refused:
         auth(stack_env).refresh_session(first_session.refresh_token)
     assert refused.value.code == "refresh_token_not_found"
+    with pytest.raises(AuthApiError) as gone:  # the rotated credential itself no longer signs in
+        sign_in(stack_env, first["credential"])
+    assert gone.value.code == "invalid_credentials"
 
     listed = liveparams("credential", "list", job_id, "--json", env=cli_env(stack_env))
     rows = {row["id"]: row for row in json.loads(listed.stdout)}
     assert set(rows) == {first["credential_id"], second["credential_id"]}
     assert rows[first["credential_id"]]["revoked_at"] and not rows[second["credential_id"]]["revoked_at"]
-    assert first["refresh_token"] not in listed.stdout
+    assert first["credential"] not in listed.stdout
 
     one = liveparams("credential", "revoke", job_id, "--credential", second["credential_id"], env=cli_env(stack_env))
-    assert one.returncode == 0 and "revoked trainer session" in one.stdout
+    assert one.returncode == 0 and "revoked trainer credential" in one.stdout
     assert not can_read(stack_env, second_session.access_token, job_id)
 
 
@@ -131,7 +144,8 @@ def test_a_trainer_session_reaches_its_job_and_nothing_else(
     job_id = new_job(owner_id)
     issued = issue(stack_env, job_id)
     trainer_auth = auth(stack_env)
-    session = trainer_auth.refresh_session(issued["refresh_token"]).session
+    secret = parse_credential(issued["credential"])
+    session = trainer_auth.sign_in_with_password({"email": secret.email, "password": secret.password}).session
     assert session is not None and session.user.app_metadata["liveparams_job_id"] == job_id
     client = as_bearer(stack_env, session.access_token)
 
@@ -173,6 +187,14 @@ def test_the_secret_key_works_as_well_as_the_legacy_service_role_key(
     env = {"SUPABASE_URL": stack_env["API_URL"], "SUPABASE_SECRET_KEY": stack_env["SECRET_KEY"]}
     done = liveparams("token", job_id, "--json", env=env)
     assert done.returncode == 0, done.stderr
-    session = auth(stack_env).refresh_session(json.loads(done.stdout)["refresh_token"]).session
-    assert session is not None and can_read(stack_env, session.access_token, job_id)
+    session = sign_in(stack_env, json.loads(done.stdout)["credential"])
+    assert can_read(stack_env, session.access_token, job_id)
     assert httpx.get(f"{stack_env['API_URL']}/auth/v1/health").status_code == 200
+
+
+@pytest.mark.parametrize("command", [("token",), ("credential", "issue")])
+def test_issuing_says_in_its_help_what_the_credential_is(command: tuple[str, ...]) -> None:
+    shown = liveparams(*command, "--help", env={})
+    assert shown.returncode == 0
+    text = " ".join(shown.stdout.split())
+    assert "LIVEPARAMS_CREDENTIAL" in text and "whole life" in text and "several processes" in text

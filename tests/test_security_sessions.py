@@ -1,20 +1,19 @@
-"""Trainer sessions on a stack whose Auth issues access tokens that live a few seconds.
+"""Trainer credentials on a stack whose Auth issues access tokens that live a few seconds.
 
 A run outlives several access tokens: the agent refreshes before each expires, hands the new one
 to Realtime (the channel stays up) and to REST, and a request made after the first token expired
-is applied and recorded. Revoking takes effect at once; a restarted trainer resumes the session
-from its session file. Against a real Supabase these run when its ``jwt_expiry`` is that short.
+is applied and recorded. The credential is the job's for its whole life: each start signs in
+again, in a fresh HOME, several processes at once, and a wrong JOB_ID is refused before anything
+is sent. Revoking takes effect at once. Against a real Supabase these run when its ``jwt_expiry``
+is that short.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import logging
-import os
-import shutil
-import tempfile
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -23,62 +22,19 @@ from typing import Any
 
 import httpx
 import pytest
+from cli_helpers import clean_environ
+from conftest import SHORT_TOKEN_LIFETIME_S as TOKEN_LIFETIME_S
 
 from liveparams.agent import AgentConfig, UpdateAgent
 from liveparams.agent._credential import Credential
 from liveparams.agent._rest import RestClient
 from liveparams.contract import DRAIN_MAX_ITEMS, OutcomeStatus, UpdateOutcome, UpdateRequest
 from liveparams.credentials import CredentialAdmin, TrainerCredential
-from liveparams_stack import LocalStack
-from liveparams_stack.local import free_port
 
 pytestmark = [pytest.mark.stack]
 
-REPO = Path(__file__).resolve().parents[1]
-TOKEN_LIFETIME_S = 4  # [auth] jwt_expiry of the short-lived stack
-REUSE_INTERVAL_S = 1  # [auth] refresh_token_reuse_interval there: a spent refresh token is refused after it
 FAST = {"poll_interval": 0.2, "resync_interval": 2.0, "probe_interval": 1.0, "backoff_initial": 0.1, "backoff_max": 0.5}
 WAIT_S = 20.0
-
-
-@pytest.fixture(scope="module")
-def short_env(local_stack: LocalStack | None, stack_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """A stack whose access tokens live TOKEN_LIFETIME_S: a second local stack whose supabase/config.toml
-    says so (the stack reads Auth's settings there, as ``supabase start`` does), or the real stack under
-    test when its own ``jwt_expiry`` is as short."""
-    if local_stack is None:
-        if _token_lifetime(stack_env) > 3 * TOKEN_LIFETIME_S:
-            pytest.skip("needs a stack whose [auth] jwt_expiry is a few seconds")
-        yield stack_env
-        return
-    root = tempfile.mkdtemp(prefix="liveparams-short-")
-    os.chmod(root, 0o755)  # PostgreSQL may run as another OS user
-    project = Path(root) / "project"
-    shutil.copytree(REPO / "supabase" / "migrations", project / "supabase" / "migrations")
-    config = (REPO / "supabase" / "config.toml").read_text()
-    (project / "supabase" / "config.toml").write_text(
-        config.replace("\njwt_expiry = 3600\n", f"\njwt_expiry = {TOKEN_LIFETIME_S}\n").replace(
-            "\nrefresh_token_reuse_interval = 10\n", f"\nrefresh_token_reuse_interval = {REUSE_INTERVAL_S}\n"
-        )
-    )
-    if (REPO / "node_modules").exists():
-        (project / "node_modules").symlink_to(REPO / "node_modules")
-    stack = LocalStack(Path(root) / "stack", free_port(), free_port(), project_dir=project, stop_with_caller=True)
-    try:
-        stack.start()
-        yield stack.env()
-    finally:
-        stack.delete()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _token_lifetime(env: dict[str, str]) -> float:
-    with httpx.Client(base_url=env["API_URL"], headers=_service_headers(env)) as http:
-        job = http.post("/rest/v1/local_training_jobs", json={"status": "running"}, headers=_RETURN).json()[0]["id"]
-    credential = CredentialAdmin(env["API_URL"], env["SERVICE_ROLE_KEY"]).issue(job)
-    return float(_refresh(env, credential.refresh_token)["expires_in"])
-
-
 _RETURN = {"Prefer": "return=representation"}
 
 
@@ -86,38 +42,41 @@ def _service_headers(env: dict[str, str]) -> dict[str, str]:
     return {"apikey": env["SERVICE_ROLE_KEY"], "Authorization": f"Bearer {env['SERVICE_ROLE_KEY']}"}
 
 
-def _refresh(env: dict[str, str], refresh_token: str) -> dict[str, Any]:
-    response = httpx.post(
-        f"{env['API_URL']}/auth/v1/token",
-        params={"grant_type": "refresh_token"},
-        json={"refresh_token": refresh_token},
-        headers={"apikey": env["ANON_KEY"]},
-    )
-    body: dict[str, Any] = response.json()
-    return body
-
-
 class World:
-    """An owner, a running job, and a trainer session for it, on the short-lived stack."""
+    """A running job and a trainer credential for it, on the short-lived stack."""
 
-    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
+    def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.http = httpx.Client(base_url=env["API_URL"], headers=_service_headers(env), timeout=10)
         self.admin = CredentialAdmin(env["API_URL"], env["SERVICE_ROLE_KEY"])
-        job = self.http.post("/rest/v1/local_training_jobs", json={"status": "running"}, headers=_RETURN)
-        self.job_id: str = job.json()[0]["id"]
+        self.job_id = self.new_job()
         self.credential: TrainerCredential = self.admin.issue(self.job_id)
-        self.session_file = tmp_path / "session.json"
 
-    def config(self, refresh_token: str | None = None) -> AgentConfig:
+    def new_job(self) -> str:
+        job = self.http.post("/rest/v1/local_training_jobs", json={"status": "running"}, headers=_RETURN)
+        return str(job.json()[0]["id"])
+
+    def config(self) -> AgentConfig:
         return AgentConfig(
             job_id=self.job_id,
             url=self.env["API_URL"],
             api_key=self.env["ANON_KEY"],
-            refresh_token=refresh_token or self.credential.refresh_token,
-            session_file=str(self.session_file),
+            credential=self.credential.secret,
             **FAST,  # type: ignore[arg-type]
         )
+
+    def trainer_env(self) -> dict[str, str]:
+        """What the training process is given: the job, the project's URL and public key, the credential."""
+        return {
+            "JOB_ID": self.job_id,
+            "SUPABASE_URL": self.env["API_URL"],
+            "SUPABASE_ANON_KEY": self.env["ANON_KEY"],
+            "LIVEPARAMS_CREDENTIAL": self.credential.secret,
+        }
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        rows = self.http.get("/rest/v1/local_training_jobs", params={"id": f"eq.{job_id}"}).json()
+        return dict(rows[0])
 
     def request(self, params: dict[str, Any]) -> str:
         """A request through the RPC, as service_role (the job has no owner here)."""
@@ -136,8 +95,8 @@ class World:
 
 
 @pytest.fixture
-def world(short_env: dict[str, str], tmp_path: Path) -> Iterator[World]:
-    built = World(short_env, tmp_path)
+def world(short_env: dict[str, str]) -> Iterator[World]:
+    built = World(short_env)
     yield built
     built.http.close()
 
@@ -248,30 +207,128 @@ class Source:
         return any(request.id == request_id for request in self.buffer)
 
 
-def test_a_restarted_trainer_resumes_its_session_from_the_session_file(
-    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+TRAINER = """
+import logging, sys
+from liveparams.agent import UpdateAgent
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+logging.getLogger("liveparams.agent").setLevel(logging.DEBUG)
+agent = UpdateAgent.from_env()
+if agent is None:
+    print("disabled", flush=True)
+    sys.exit(0)
+agent.start()
+print("ready" if agent.wait_ready(30) else "not ready", flush=True)
+for line in sys.stdin:
+    print(" ".join(r.id for r in agent.drain()) if line.strip() == "drain" else agent.status.value, flush=True)
+agent.close()
+"""
+
+
+class TrainerProcess:
+    """A training process as a person starts one: only its environment, in a fresh, empty HOME."""
+
+    def __init__(self, env: dict[str, str], home: Path) -> None:
+        home.mkdir()
+        self.home = home
+        self.log_path = home.parent / f"{home.name}.log"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", TRAINER],
+            env={**clean_environ(), **env, "HOME": str(home)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+        )
+
+    def first_line(self) -> str:
+        assert self.process.stdout is not None
+        return self.process.stdout.readline().strip()
+
+    def ask(self, question: str) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(question + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_for(self, request_id: str) -> None:
+        """Until the request reached this process's agent."""
+        received: list[str] = []
+
+        def arrived() -> bool:
+            received.extend(self.ask("drain").split())
+            return request_id in received
+
+        wait_until(arrived, f"request {request_id} in {self.home.name}")
+
+    def refreshes(self) -> int:
+        return self.log().count("Trainer session refreshed")
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=30)
+        self._log.close()
+
+
+@pytest.fixture
+def trainers() -> Iterator[list[TrainerProcess]]:
+    started: list[TrainerProcess] = []
+    yield started
+    for trainer in started:
+        if trainer.process.poll() is None:
+            trainer.process.kill()
+            trainer.process.wait()
+
+
+def test_the_same_credential_starts_three_times_in_fresh_homes_two_at_once(
+    world: World, tmp_path: Path, trainers: list[TrainerProcess]
 ) -> None:
-    """Every refresh spends the refresh token the trainer was started with; the session file keeps the latest,
-    so a restart with the same environment resumes. Without the file the spent token ends the session."""
-    caplog.set_level(logging.DEBUG, logger="liveparams.agent")
-    with UpdateAgent(world.config()) as first:
-        assert first.wait_ready(WAIT_S)
-        wait_until(lambda: refreshes(caplog) >= 3, "three refreshes")
-    time.sleep(REUSE_INTERVAL_S + 1)
+    """A restart, a new machine and a second process are the same case: each signs in with the credential and
+    has a session of its own. The later starts come after the first process refreshed its session several
+    times, and none ends another's; every one receives a request; nothing is written to their HOMEs."""
+    first = TrainerProcess(world.trainer_env(), tmp_path / "home-1")
+    trainers.append(first)
+    assert first.first_line() == "ready", first.log()
+    wait_until(lambda: first.refreshes() >= 3, "three refreshes of the first process")
 
-    with UpdateAgent(world.config()) as restarted:
-        assert restarted.wait_ready(WAIT_S)
-        assert restarted.status.value == "subscribed"
+    together = [TrainerProcess(world.trainer_env(), tmp_path / f"home-{n}") for n in (2, 3)]
+    trainers.extend(together)
+    assert [trainer.first_line() for trainer in together] == ["ready", "ready"], [t.log() for t in together]
+    wait_until(lambda: all(t.refreshes() >= 2 for t in together) and first.refreshes() >= 5, "more refreshes")
 
-    caplog.clear()
-    elsewhere = dataclasses.replace(world.config(), session_file=str(tmp_path / "another-machine.json"))
-    with UpdateAgent(elsewhere) as without_file:
-        wait_until(lambda: without_file.status.value == "revoked", "the spent token to be refused")
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert [w for w in warnings if "trainer credential was revoked" in w] == [
-        "The trainer credential was revoked (refresh_token_already_used); runtime parameter updates stopped, "
-        "training goes on. Issue a new one with `liveparams credential issue`"
-    ]
+    request_id = world.request({"learning_rate": 5e-4})
+    for trainer in trainers:
+        trainer.wait_for(request_id)
+        assert trainer.ask("status") == "subscribed"
+    for trainer in trainers:
+        trainer.close()
+        assert "revoked" not in trainer.log() and "session ended" not in trainer.log(), trainer.log()
+        assert not any(trainer.home.iterdir())  # no state file: the credential is all a start needs
+
+
+def test_a_wrong_job_id_fails_before_anything_is_sent_then_the_right_one_works(
+    world: World, tmp_path: Path, trainers: list[TrainerProcess]
+) -> None:
+    """The mistyped id is another real job: refused at start, naming both ids, and that job is untouched.
+    The same credential then starts the right job as if nothing had happened."""
+    other_job = world.new_job()
+    wrong = TrainerProcess({**world.trainer_env(), "JOB_ID": other_job}, tmp_path / "wrong")
+    trainers.append(wrong)
+    assert wrong.first_line() == "disabled"
+    wrong.close()
+    said = [line for line in wrong.log().splitlines() if line.startswith("WARNING")]
+    assert len(said) == 1 and f"credential of job {world.job_id}, but JOB_ID is {other_job}" in said[0], said
+    assert world.job(other_job)["trainer_attached_at"] is None
+
+    right = TrainerProcess(world.trainer_env(), tmp_path / "right")
+    trainers.append(right)
+    assert right.first_line() == "ready", right.log()
+    right.wait_for(world.request({"weight_decay": 0.01}))
+    right.close()
 
 
 def test_revoking_stops_the_agent_at_once_with_one_warning(world: World, caplog: pytest.LogCaptureFixture) -> None:
@@ -316,16 +373,18 @@ def test_no_credential_reaches_a_log(
     caplog.handler.addFilter(lambda record: not record.name.startswith("websockets"))
     password = f"pw-{uuid.uuid4().hex}{uuid.uuid4().hex}"
     monkeypatch.setattr("liveparams.credentials.secrets.token_urlsafe", lambda size: password)
-    world = World(short_env, tmp_path)
+    world = World(short_env)
     config = world.config()
-    seen: set[str] = {config.refresh_token or ""}
+    seen: set[str] = {world.credential.secret}
     with UpdateAgent(config) as agent:
+        credential = agent._worker.credential
 
         async def keep(access_token: str) -> None:
             seen.add(access_token)
-            seen.add(json.loads(world.session_file.read_text())["refresh_token"])
+            assert credential._session is not None
+            seen.add(credential._session.refresh_token)
 
-        agent._worker.credential.on_token(keep)  # the test's window on the tokens the agent is given
+        credential.on_token(keep)  # the test's window on the tokens the agent is given
         assert agent.wait_ready(WAIT_S)
         request_id = world.request({"learning_rate": 5e-4})
         wait_until(lambda: [r.id for r in agent.drain()] == [request_id], "the request")
@@ -334,7 +393,7 @@ def test_no_credential_reaches_a_log(
         wait_until(lambda: refreshes(caplog) >= 2, "two refreshes")
         world.admin.revoke(world.job_id)
         wait_until(lambda: agent.status.value == "revoked", "the revocation")
-    assert len(seen) >= 5  # the first refresh token, and two access and refresh tokens after it
+    assert len(seen) >= 5  # the credential, and two access and refresh tokens after it
     secrets = {password, *seen, short_env["SERVICE_ROLE_KEY"], short_env.get("SECRET_KEY", "")} - {""}
     logged = [f"{record.name}: {record.getMessage()} {record.args!r}" for record in caplog.records]
     leaks = [line[:300] for line in logged if any(secret in line for secret in secrets)]

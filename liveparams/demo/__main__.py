@@ -169,16 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     with stack:
         owner_id, owner_jwt, job_id = _create_owner_and_job(stack)
         env = stack.env()
-        # What a backend does (`liveparams credential issue`): a trainer session for this one job.
+        # What a backend does (`liveparams credential issue`): a trainer credential for this one job.
         credential = CredentialAdmin(env["API_URL"], env["SERVICE_ROLE_KEY"]).issue(job_id)
         os.environ.update(
             JOB_ID=job_id,
             SUPABASE_URL=env["API_URL"],
             SUPABASE_ANON_KEY=env["ANON_KEY"],
-            LIVEPARAMS_REFRESH_TOKEN=credential.refresh_token,
-            LIVEPARAMS_SESSION_FILE=str(Path(state_root) / "trainer-session.json"),
+            LIVEPARAMS_CREDENTIAL=credential.secret,
         )
-        console.print(f"job {job_id} (owner {owner_id[:8]}…); the trainer holds a session for this job only")
+        console.print(f"job {job_id} (owner {owner_id[:8]}…); the trainer holds a credential for this job only")
 
         view = LiveView(args.steps)
         recorder = _recorder(view, args.step_delay)

@@ -23,4 +23,4 @@ def create_user(api_url: str, email: str | None = None) -> tuple[str, str]:
     email = email or f"{uuid.uuid4().hex}@liveparams.test"
     password = secrets.token_urlsafe(16)
     user_id = users.create_user(api_url, SERVICE_ROLE_KEY, email, password)
-    return user_id, users.sign_in(api_url, ANON_KEY, email, password)
+    return user_id, users.sign_in(api_url, ANON_KEY, email, password).access_token

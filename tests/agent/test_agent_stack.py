@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import os
 import socket
@@ -27,6 +28,7 @@ import pytest
 from websockets.protocol import State
 
 from liveparams.agent import AgentConfig, AgentStatus, UpdateAgent, request_identity
+from liveparams.agent import _realtime_internals as internals
 from liveparams.agent._subscription import Health, Subscription
 from liveparams.contract import Change, OutcomeStatus, UpdateOutcome
 
@@ -466,12 +468,8 @@ def test_subscription_health_sees_a_listener_killed_by_a_callback(
     def explode(payload: Any) -> None:
         raise RuntimeError("a callback that raises")
 
-    def on_confirmed(database_ready: bool) -> None:
-        if database_ready:
-            confirmed.set()
-
     async def scenario() -> tuple[Health, Health]:
-        subscription = Subscription(config, explode, on_confirmed)
+        subscription = Subscription(config, explode, on_joined=lambda: None, on_database_ready=confirmed.set)
         await subscription.open()
         try:
             for _ in range(100):
@@ -497,7 +495,8 @@ class Plug:
     """A TCP forwarder in front of the stack's API whose plug can be pulled: a network outage, not a fake server.
 
     ``pull()`` cuts every connection and refuses new ones; ``push()`` accepts them again.
-    ``cut_realtime()`` does that to Realtime websockets only: push is down, REST still works.
+    ``cut_realtime()`` does that to Realtime websockets only: push is down, REST still works;
+    ``restore_realtime()`` lets them through again.
     ``blackhole()`` keeps every connection open but lets nothing through (a stalled path).
     """
 
@@ -574,6 +573,9 @@ class Plug:
 
         self._run(cut())
 
+    def restore_realtime(self) -> None:
+        self._realtime_cut = False  # read by the plug's thread; a plain flag is enough for a test
+
     def blackhole(self) -> None:
         self._blackholed = True  # read by the plug's thread; a plain flag is enough for a test
 
@@ -641,6 +643,50 @@ def test_polling_starts_at_once_when_push_goes_down(
         assert agent.status is AgentStatus.DEGRADED
 
 
+def test_a_client_without_the_internals_the_supervisor_reads_still_delivers_with_one_warning(
+    job: tuple[str, str],
+    plug: Plug,
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An upgrade of the client that lacks every private part the supervisor reads (our reader says so, and
+    reading one fails as it then would): the agent says so once, and delivers through push, an outage of push
+    and its return, with the client's public API only."""
+    job_id, owner = job
+    lacking = [internals.LISTEN_TASK, internals.WEBSOCKET, internals.REJOIN_TIMER, internals.JOIN_PUSH]
+    monkeypatch.setattr(internals, "missing", lambda client, channel: lacking)
+
+    def absent(*args: object) -> None:
+        raise AttributeError("not in this version of the client")
+
+    for reader in ("listen_task", "websocket", "stop_rejoining"):
+        monkeypatch.setattr(internals, reader, absent)
+    caplog.set_level(logging.INFO, logger="liveparams.agent")
+    with make_agent(job_id, url=plug.url) as agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        pushed = request_update(owner, job_id, {"max_steps": 100})["id"]
+        assert collect(agent, 1) == [pushed]
+        plug.cut_realtime()
+        assert wait_for(lambda: agent.status is AgentStatus.DEGRADED)
+        polled = request_update(owner, job_id, {"max_steps": 200})["id"]
+        assert collect(agent, 1) == [polled]
+        # Past recovery_grace the supervisor throws the client away and builds others: each is looked at.
+        assert wait_for(lambda: "rebuilding it" in caplog.text)
+        plug.restore_realtime()
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        after = request_update(owner, job_id, {"max_steps": 300})["id"]
+        assert collect(agent, 1) == [after]
+    said = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert [message for message in said if "lacks" in message] == [
+        f"The installed realtime client ({importlib.metadata.version('realtime')}) lacks "
+        f"{', '.join(sorted(lacking))}, which the agent reads to watch its connection; going on with its public "
+        "API: a dead listener is found by the channel probe, and the job's requests are re-read every 2s"
+    ]
+    assert not [message for message in said if "unexpectedly" in message]
+
+
 def test_a_close_cancelled_mid_handshake_still_frees_the_socket(
     job: tuple[str, str], plug: Plug, stack_env: dict[str, str], job_token: Callable[[str], str]
 ) -> None:
@@ -649,7 +695,9 @@ def test_a_close_cancelled_mid_handshake_still_frees_the_socket(
     config = AgentConfig(job_id=job_id, url=plug.url, key=job_token(job_id), **FAST)
 
     async def scenario() -> bool:
-        subscription = Subscription(config, lambda payload: None, lambda database_ready: None)
+        subscription = Subscription(
+            config, lambda payload: None, on_joined=lambda: None, on_database_ready=lambda: None
+        )
         await subscription.open()
         ws = subscription._client.realtime._ws_connection if subscription._client is not None else None
         assert ws is not None

@@ -7,9 +7,10 @@ import logging
 import pytest
 
 from liveparams.agent import AgentConfig, ConfigError
+from liveparams.tokens import mint_job_token
 
 JOB = "0b6c1a57-6e4f-4a53-9d2c-5f1f0b1e2a3c"
-TOKEN = "eyJhbGciOiJIUzI1NiJ9.secret-part-of-the-token"
+TOKEN = mint_job_token(JOB, "a-test-secret-of-32-characters!!")
 
 
 def test_from_env_prefers_the_job_token_and_the_public_url_fallback() -> None:
@@ -75,7 +76,10 @@ def test_names_can_be_overridden() -> None:
             {"JOB_ID": JOB, "SUPABASE_KEY": "k"},
             "no SUPABASE_URL or NEXT_PUBLIC_SUPABASE_URL or SUPABASE_API_URL or API_URL found",
         ),
-        ({"JOB_ID": JOB, "SUPABASE_URL": "https://x.supabase.co"}, "no LIVEPARAMS_TOKEN or SUPABASE_SERVICE_ROLE_KEY"),
+        (
+            {"JOB_ID": JOB, "SUPABASE_URL": "https://x.supabase.co"},
+            "no LIVEPARAMS_CREDENTIAL or LIVEPARAMS_TOKEN or SUPABASE_SERVICE_ROLE_KEY",
+        ),
         ({"JOB_ID": "abc123", "SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "k"}, "must be a UUID"),
     ],
 )
@@ -91,7 +95,7 @@ def test_missing_or_invalid_config_disables_with_one_warning(
 
 def test_repr_and_errors_never_show_the_key() -> None:
     config = AgentConfig(job_id=JOB, url="https://x.supabase.co", key=TOKEN)
-    assert "secret-part" not in repr(config)
+    assert TOKEN[20:] not in repr(config)
     assert "key=" in repr(config)
     assert config.redact(f"wss://x/realtime/v1/websocket?apikey={TOKEN}") == "wss://x/realtime/v1/websocket?apikey=***"
 
@@ -116,13 +120,13 @@ def test_every_field_is_documented() -> None:
     assert all(help_text for help_text in AgentConfig.describe().values())
 
 
-@pytest.mark.parametrize("field", ["key", "api_key", "refresh_token"])
+@pytest.mark.parametrize("field", ["key", "api_key", "credential"])
 def test_a_credential_with_a_line_break_is_refused_without_showing_it(field: str) -> None:
     """`key=open("token").read()` keeps the line break, and a pasted `credential issue` block has two lines.
     Sent, the HTTP library would refuse the header and print its whole value in the error, so it is
     refused at once, and the message does not contain it."""
     secret = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJl"
-    valid: dict[str, str] = {"key": secret} if field == "key" else {"api_key": "sb_publishable_x", "refresh_token": "r"}
+    valid: dict[str, str] = {"key": secret} if field == "key" else {"api_key": "sb_publishable_x", "credential": "r"}
     with pytest.raises(ConfigError, match=f"{field} is not a key") as refused:
         AgentConfig(job_id=JOB, url="https://x.supabase.co", **{**valid, field: f"{secret}\n"})
     assert secret not in str(refused.value)

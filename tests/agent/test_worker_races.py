@@ -31,6 +31,7 @@ def test_a_confirmation_read_that_straddles_push_going_down_does_not_claim_subsc
     """Subscribed is "push is up and the requests were read after it came up": a read begun before a drop proves
     neither."""
     worker = Worker(config())
+    worker.lifecycle.start()  # as start() does, without the thread: this test plays the thread's part
 
     async def scenario() -> None:
         reading, answer = asyncio.Event(), asyncio.Event()
@@ -41,7 +42,7 @@ def test_a_confirmation_read_that_straddles_push_going_down_does_not_claim_subsc
             return {"latest_seq": 0, "requests": []}
 
         monkeypatch.setattr(worker._rest, "read_requests", read_requests)
-        worker._on_confirmed(True)  # "Subscribed to PostgreSQL": the next read makes the agent ready
+        worker.lifecycle.confirmed()  # "Subscribed to PostgreSQL": the next read makes the agent ready
         read = asyncio.create_task(worker._reread())
         await reading.wait()
         worker._degrade("the socket closed")  # push drops while the read is on the wire
@@ -49,8 +50,8 @@ def test_a_confirmation_read_that_straddles_push_going_down_does_not_claim_subsc
         await read
 
     asyncio.run(scenario())
-    assert worker.status is AgentStatus.DEGRADED
-    assert not worker.ready.is_set()
+    assert worker.lifecycle.status is AgentStatus.DEGRADED
+    assert not worker.lifecycle.ready.is_set()
 
 
 @pytest.fixture
