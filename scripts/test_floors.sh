@@ -16,7 +16,7 @@ if [ -n "${LIVEPARAMS_SKIP_FLOORS:-}" ]; then
 fi
 
 read -r -a floors <<<"$(.venv/bin/python scripts/floors.py)"
-printf '\n\033[1m==== CI job 2: tests/trainer_hooks and tests/distributed at the floors: %s ====\033[0m\n' "${floors[*]}"
+printf '\n\033[1m==== the floors job: tests/trainer_hooks and tests/distributed at %s ====\033[0m\n' "${floors[*]}"
 venv=.venv-floors stamp=.venv-floors/.liveparams-floors
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "${floors[*]}" ] || [ .venv/.liveparams-installed -nt "$stamp" ]; then
   say "creating $venv: ${floors[*]} over .venv"
