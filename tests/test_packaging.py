@@ -265,7 +265,8 @@ def test_the_released_wheel_in_a_fresh_venv_trains_the_quickstart_and_applies_a_
     assert liveparams("--version").strip() == f"liveparams {wheel.name.split('-')[1]}"  # the wheel's own metadata
     user_id, user_token = new_user()
     job_id = new_job(user_id)
-    trainer = json.loads(liveparams("credential", "issue", job_id, "--json"))
+    issued = liveparams("credential", "issue", job_id)  # `JOB_ID=…` and the trainer's credential, as the quickstart evals
+    trainer = dict(line.split("=", 1) for line in issued.splitlines() if "=" in line and not line.startswith("#"))
     for change in ("learning_rate=5e-4", "command=stop"):  # read by the agent when training starts
         liveparams("set", job_id, change, LIVEPARAMS_USER_TOKEN=user_token)
     where = subprocess.run(
@@ -280,7 +281,7 @@ def test_the_released_wheel_in_a_fresh_venv_trains_the_quickstart_and_applies_a_
     run = subprocess.run(
         [venv / "bin" / "python", "train.py"],
         cwd=work,
-        env=env | {"JOB_ID": job_id, "LIVEPARAMS_REFRESH_TOKEN": trainer["refresh_token"]},
+        env=env | trainer,
         capture_output=True,
         text=True,
         timeout=240,
