@@ -98,6 +98,7 @@ def test_the_wheel_installs_everything_under_liveparams_and_no_stack(wheel_files
     for folder in ("agent", "trainer_hooks"):
         assert {f"liveparams/{folder}/{name}" for name in _tracked_modules(folder)} <= set(modules), folder
     assert "liveparams/contract/__init__.py" in modules
+    assert "liveparams/_bootstrap/sitecustomize.py" in modules  # `liveparams run` puts its folder on PYTHONPATH
     assert all(name.startswith("liveparams/") for name in modules), modules
     assert not [name for name in wheel_files if "liveparams_stack" in name or name.endswith(".sql")]
 
@@ -122,6 +123,36 @@ def test_twine_accepts_the_release(release: Path) -> None:
     assert len(files) == 2, files  # the sdist and the wheel
     done = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *files], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+SERVE_PANEL = """
+import urllib.request
+from liveparams import panel
+server = panel.PanelServer(None, port=0).start()
+print(panel.ASSETS)
+print(*(urllib.request.urlopen(server.url + name).status for name in ("", "panel.js", "panel.css")))
+"""
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_built_panel_and_serves_it_without_npm(release: Path, tmp_path: Path) -> None:
+    """`pip install` of the wheel gives a working `liveparams panel`: the built assets are package data,
+    carried by the sdist too (the wheel is built from it)."""
+    wheel = _only(release, "liveparams-*.whl")
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "PATH": os.path.dirname(sys.executable)}  # no node, no npm
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_PANEL], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assets, statuses = done.stdout.splitlines()
+    assert Path(assets).is_relative_to(site)
+    assert statuses == "200 200 200"
 
 
 def test_installing_liveparams_pulls_in_no_stack_dependency() -> None:
@@ -265,7 +296,7 @@ def test_the_released_wheel_in_a_fresh_venv_trains_the_quickstart_and_applies_a_
     assert liveparams("--version").strip() == f"liveparams {wheel.name.split('-')[1]}"  # the wheel's own metadata
     user_id, user_token = new_user()
     job_id = new_job(user_id)
-    issued = liveparams("credential", "issue", job_id)  # `JOB_ID=…` and the trainer's credential, as the quickstart evals
+    issued = liveparams("credential", "issue", job_id)  # JOB_ID=… and the credential, as the quickstart evals
     trainer = dict(line.split("=", 1) for line in issued.splitlines() if "=" in line and not line.startswith("#"))
     for change in ("learning_rate=5e-4", "command=stop"):  # read by the agent when training starts
         liveparams("set", job_id, change, LIVEPARAMS_USER_TOKEN=user_token)
