@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then lint, types and the whole
 # test suite (unit, database, integration against the local stack, end-to-end
-# training). Extra arguments go to pytest, e.g. `bash scripts/test.sh -k agent`.
+# training), then the trainer hooks' tests again at the declared floors of transformers, trl and
+# accelerate (scripts/test_floors.sh; LIVEPARAMS_SKIP_FLOORS=1 skips it). Extra arguments go to
+# pytest, in both jobs, e.g. `bash scripts/test.sh -k agent`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tree() { git status --porcelain; git diff; }
@@ -18,3 +20,4 @@ ruff format --check .
 mypy
 mypy benchmarks  # scripts, not a package: checked on their own
 python -m pytest "$@"
+bash scripts/test_floors.sh "$@"

@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
+import tarfile
 import zipfile
 from collections.abc import Callable
 from importlib.metadata import requires
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
+from test_quickstart import QUICKSTART
 
 REPO = Path(__file__).resolve().parents[1]
 STACK_ONLY = {"aiohttp", "psycopg", "psycopg-binary", "psycopg-pool", "liveparams-stack"}
@@ -39,16 +42,33 @@ def _runtime_closure(name: str, seen: set[str] | None = None) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
-        check=True,
-        capture_output=True,
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What ``python -m build`` makes of the checkout: the sdist, and the wheel it builds from that sdist."""
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(REPO)], capture_output=True, text=True
     )
-    (wheel,) = out.glob("liveparams-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out
+
+
+def _only(folder: Path, pattern: str) -> Path:
+    (path,) = folder.glob(pattern)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wheel_files(release: Path) -> list[str]:
+    with zipfile.ZipFile(_only(release, "liveparams-*.whl")) as archive:
         return archive.namelist()
+
+
+def _tracked_modules(folder: str) -> set[str]:
+    """The checkout's Python files under ``folder`` (relative to it), as git knows them."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--", f"{folder}/*.py"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return {name.removeprefix(f"{folder}/") for name in listed.stdout.split()}
 
 
 @pytest.mark.slow
@@ -72,15 +92,37 @@ def test_both_distributions_install_from_a_git_url(tmp_path: Path, requirement: 
 
 @pytest.mark.slow
 def test_the_wheel_installs_everything_under_liveparams_and_no_stack(wheel_files: list[str]) -> None:
+    """The wheel (built from the sdist, as ``python -m build`` does) holds every module of agent/ and
+    trainer_hooks/ under ``liveparams/``, subpackages included, and nothing of the stack."""
     modules = [name for name in wheel_files if name.endswith(".py")]
-    assert {
-        "liveparams/agent/_worker.py",
-        "liveparams/trainer_hooks/_callback.py",
-        "liveparams/contract/__init__.py",
-        "liveparams/run-bootstrap/sitecustomize.py",  # `liveparams run` puts its folder on PYTHONPATH
-    } <= set(modules)
+    for folder in ("agent", "trainer_hooks"):
+        assert {f"liveparams/{folder}/{name}" for name in _tracked_modules(folder)} <= set(modules), folder
+    assert "liveparams/contract/__init__.py" in modules
+    assert "liveparams/run-bootstrap/sitecustomize.py" in modules  # `liveparams run` puts its folder on PYTHONPATH
     assert all(name.startswith("liveparams/") for name in modules), modules
     assert not [name for name in wheel_files if "liveparams_stack" in name or name.endswith(".sql")]
+
+
+@pytest.mark.slow
+def test_the_sdist_holds_the_sources_the_links_point_to(release: Path) -> None:
+    """``liveparams/agent`` and ``liveparams/trainer_hooks`` are links; the sdist must carry the folders
+    themselves, or a wheel built from it (what pip does with an sdist) would lack them."""
+    sdist = _only(release, "liveparams-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        top = sdist.name.removesuffix(".tar.gz")
+        names = {member.name.removeprefix(f"{top}/") for member in archive.getmembers() if member.isfile()}
+    for folder in ("agent", "trainer_hooks"):
+        assert {f"{folder}/{name}" for name in _tracked_modules(folder)} <= names, folder
+    assert {"pyproject.toml", "README.md", "liveparams/cli.py"} <= names
+
+
+@pytest.mark.slow
+def test_twine_accepts_the_release(release: Path) -> None:
+    """What PyPI would refuse (a README it cannot render, broken metadata) is caught before an upload."""
+    files = sorted(str(path) for path in release.iterdir())
+    assert len(files) == 2, files  # the sdist and the wheel
+    done = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *files], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 SERVE_PANEL = """
@@ -93,14 +135,10 @@ print(*(urllib.request.urlopen(server.url + name).status for name in ("", "panel
 
 
 @pytest.mark.slow
-def test_the_wheel_ships_the_built_panel_and_serves_it_without_npm(tmp_path: Path) -> None:
-    """`pip install` of the wheel gives a working `liveparams panel`: the built assets are package data."""
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("liveparams-*.whl")
+def test_the_wheel_ships_the_built_panel_and_serves_it_without_npm(release: Path, tmp_path: Path) -> None:
+    """`pip install` of the wheel gives a working `liveparams panel`: the built assets are package data,
+    carried by the sdist too (the wheel is built from it)."""
+    wheel = _only(release, "liveparams-*.whl")
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
@@ -189,6 +227,101 @@ def test_user_packages_named_agent_and_trainer_hooks_do_not_shadow_liveparams(
     rates = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(rates) == 6
     assert max(rates) == pytest.approx(5e-4)  # the request reached the run through our agent and callback
+
+
+QUICKSTART_TRAIN = re.compile(r"^cat > train\.py <<'EOF'\n(.*?)^EOF$", re.DOTALL | re.MULTILINE)
+
+
+def _venv_with_the_dependencies_of_this_one(path: Path) -> Path:
+    """A new venv that sees this environment's packages (torch, transformers, the clients) after its own.
+
+    A full install of the wheel's dependencies copies 1.5 GB (torch) and took 11 minutes on a loaded
+    CI machine; the packages are the ones ``.[dev]`` installed here from the same requirements. The
+    folder is added as a plain path, not a site directory: its ``.pth`` files, among them the editable
+    install that maps ``liveparams`` to the checkout, are not read.
+    """
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    site = subprocess.run(
+        [path / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(site, "dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    return path
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_the_released_wheel_in_a_fresh_venv_trains_the_quickstart_and_applies_a_change(
+    release: Path,
+    tmp_path: Path,
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+    new_job: Callable[..., str],
+) -> None:
+    """The release as a user gets it: the wheel installed (not editable) into a new venv, used from a
+    folder away from the checkout (its dependencies are this environment's, see above). Its `liveparams`
+    command issues the trainer credential and makes the requests through the stack; the quickstart's
+    train.py, with the installed callback, applies them."""
+    wheel = _only(release, "liveparams-*.whl")
+    venv = _venv_with_the_dependencies_of_this_one(tmp_path / "venv")
+    installed = subprocess.run(  # not editable, and over nothing of the checkout
+        [venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    work = tmp_path / "work"  # the user's project: no checkout in sight
+    work.mkdir()
+    train = QUICKSTART_TRAIN.search(QUICKSTART.read_text(encoding="utf-8"))
+    assert train, "docs/quickstart.md no longer writes train.py with a heredoc"
+    (work / "train.py").write_text(train.group(1))
+
+    own = ("SUPABASE_", "NEXT_PUBLIC_", "LIVEPARAMS_", "API_URL", "ANON_KEY", "SERVICE_ROLE_KEY")
+    env = {name: value for name, value in os.environ.items() if not name.startswith(own)}
+    env.pop("PYTHONPATH", None)
+    env.pop("VIRTUAL_ENV", None)
+    env |= {name: stack_env[name] for name in ("API_URL", "ANON_KEY", "SERVICE_ROLE_KEY")}  # `stack status -o env`
+    env |= {"HF_HUB_OFFLINE": "1", "XDG_STATE_HOME": str(tmp_path / "state")}  # the trainer's session file
+
+    def liveparams(*args: str, **extra: str) -> str:
+        done = subprocess.run(
+            [venv / "bin" / "liveparams", *args], cwd=work, env=env | extra, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, f"liveparams {args[0]}: {done.stderr[-2000:]}"
+        return done.stdout
+
+    assert liveparams("--version").strip() == f"liveparams {wheel.name.split('-')[1]}"  # the wheel's own metadata
+    user_id, user_token = new_user()
+    job_id = new_job(user_id)
+    issued = liveparams("credential", "issue", job_id)  # JOB_ID=… and the credential, as the quickstart evals
+    trainer = dict(line.split("=", 1) for line in issued.splitlines() if "=" in line and not line.startswith("#"))
+    for change in ("learning_rate=5e-4", "command=stop"):  # read by the agent when training starts
+        liveparams("set", job_id, change, LIVEPARAMS_USER_TOKEN=user_token)
+    where = subprocess.run(
+        [venv / "bin" / "python", "-c", "import liveparams; print(liveparams.__file__)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(where.stdout.strip()).is_relative_to(venv)  # the installed package, not the checkout
+    run = subprocess.run(
+        [venv / "bin" / "python", "train.py"],
+        cwd=work,
+        env=env | trainer,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "✅ Applied learning rate update: 1.00e-03 → 5.00e-04" in run.stderr
+    assert "the trainer detached: stopped at step" in liveparams(
+        "job", "show", job_id, LIVEPARAMS_USER_TOKEN=user_token
+    )
 
 
 def test_the_npm_lock_lists_every_optional_package_so_setup_leaves_it_unchanged() -> None:
