@@ -18,11 +18,11 @@ from postgrest.exceptions import APIError
 from supabase import AsyncClient
 
 from liveparams._supabase import create_client, is_transient_code
+from liveparams._token_hints import TRAINER_KEY, refusal_hint
+from liveparams._trainer_credential import HOW_TO_GET_ONE
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError
-from liveparams.token_hints import TRAINER_KEY, refusal_hint
-from liveparams.trainer_credential import HOW_TO_GET_ONE
 
 __all__ = ["RestClient"]
 

@@ -1,7 +1,7 @@
 """The official ``supabase`` async client, built, quieted and its errors read one way for the agent and the CLI.
 
 **Building it** (:func:`create_client`). REST (``liveparams.agent``'s ``_rest``), each Realtime
-subscription (its ``_subscription``) and the user's side (``liveparams.jobs``) make their own
+subscription (its ``_subscription``) and the user's side (``liveparams._api``) make their own
 client and must authenticate the same way:
 
 - ``api_key`` is the ``apikey`` the API gateway checks (a project key; on the local stack any

@@ -7,13 +7,13 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from liveparams import credential_commands
+from liveparams import _commands_credential
+from liveparams._api import JobError
+from liveparams._commands_job import add_job_group
+from liveparams._commands_request import add_request_group
+from liveparams._commands_set import add_job_commands
+from liveparams._commands_user import add_user_group
 from liveparams.credentials import CredentialError
-from liveparams.job_commands import add_job_commands
-from liveparams.job_group import add_job_group
-from liveparams.jobs import JobError
-from liveparams.run_commands import add_request_group
-from liveparams.user_group import add_user_group
 
 STACK_MISSING = (
     "liveparams stack: the local development stack is not installed. It is a separate distribution "
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"liveparams {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_job_commands(commands)
-    credential_commands.add_credential_commands(commands)
+    _commands_credential.add_credential_commands(commands)
     add_job_group(commands)
     add_request_group(commands)
     add_user_group(commands)

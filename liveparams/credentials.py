@@ -5,7 +5,7 @@ Two kinds (docs/security.md):
 - A **trainer credential** (the default): a Supabase Auth user made for one job through the
   admin API, with the job and the credential's id in its ``app_metadata`` (which only the
   admin API can change), and a random password. The trainer gets that password as one value
-  that names its job (``LIVEPARAMS_CREDENTIAL``, :mod:`liveparams.trainer_credential`) and
+  that names its job (``LIVEPARAMS_CREDENTIAL``, :mod:`liveparams._trainer_credential`) and
   signs in with it at every start, so it works for the job's whole life, on any machine, in
   several processes at once; the agent keeps each session fresh. Access tokens are signed by
   Auth with whatever key the project uses, so this works with asymmetric JWT signing keys and
@@ -31,7 +31,7 @@ from supabase import Client, ClientOptions, create_client
 from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthError
 
-from liveparams.trainer_credential import TrainerSecret
+from liveparams._trainer_credential import TrainerSecret
 
 __all__ = ["CredentialAdmin", "CredentialError", "TrainerCredential"]
 

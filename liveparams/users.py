@@ -2,7 +2,7 @@
 
 Creating and finding users is the admin API, which takes the service key; signing in
 takes the public (anon or publishable) key, as an app's login page does. The session a
-sign-in returns is what the CLI acts as (kept by :mod:`liveparams.user_session`): the
+sign-in returns is what the CLI acts as (kept by :mod:`liveparams._user_session`): the
 server then allows exactly what the owner may do from a UI.
 """
 
@@ -15,7 +15,7 @@ from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthError
 from supabase_auth.types import Session
 
-from liveparams.jobs import JobError
+from liveparams._api import JobError
 
 USERS_PER_PAGE = 1000  # GoTrue's largest admin list page
 

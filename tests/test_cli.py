@@ -218,7 +218,7 @@ def test_trainer_state_tells_attached_detached_and_silent_apart() -> None:
     """What `set` warns about and `watch` shows, from the job row's trainer columns (no server)."""
     from datetime import datetime, timedelta, timezone
 
-    from liveparams.jobs import HEARTBEAT_STALE_S, trainer_state
+    from liveparams._api import HEARTBEAT_STALE_S, trainer_state
 
     now = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
     recent = (now - timedelta(seconds=5)).isoformat()
@@ -234,7 +234,7 @@ def test_trainer_state_tells_attached_detached_and_silent_apart() -> None:
 
 def test_watch_shows_an_outcome_whatever_shape_its_changes_have() -> None:
     """`changes` is any JSON object a trainer credential wrote: a bare value per name is shown, not a crash."""
-    from liveparams.jobs import JobView, summarize
+    from liveparams._api import JobView, summarize
 
     view = JobView(job={})
     view.take(

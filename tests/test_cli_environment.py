@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from liveparams._api import ClientConfig, JobError
 from liveparams.agent import AgentConfig
-from liveparams.jobs import ClientConfig, JobError
 from liveparams.tokens import mint_job_token, mint_jwt
 from liveparams_stack.keys import ANON_KEY, JWT_SECRET, PUBLISHABLE_KEY, SERVICE_ROLE_KEY
 

@@ -26,11 +26,11 @@ from rich.console import Console, Group
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from liveparams._api import ClientConfig, RequestView, connect, create_job
+from liveparams._render import live, params_text, requests_table
 from liveparams.credentials import CredentialAdmin
 from liveparams.demo.plot import Marker, plot_run
 from liveparams.demo.scenario import ScriptedUser, default_actions
-from liveparams.jobs import ClientConfig, RequestView, connect, create_job
-from liveparams.view import live, params_text, requests_table
 from liveparams_stack import LocalStack
 
 EXPECTED = {"learning_rate": "applied", "weight_decay": "applied", "command": "applied", "beta": "rejected"}

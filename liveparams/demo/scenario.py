@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from liveparams.jobs import (
+from liveparams._api import (
     ClientConfig,
     JobError,
     JobView,

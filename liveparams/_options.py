@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from liveparams.jobs import ClientConfig
+from liveparams._api import ClientConfig
 
 CREDENTIALS_HELP = (
     "credentials: the signed-in user ($LIVEPARAMS_USER_TOKEN, else the sign-in kept by `liveparams user login`, "

@@ -22,8 +22,8 @@ import httpx
 from postgrest.exceptions import APIError
 from supabase import AsyncClient
 
+from liveparams._api import _explain, check_job_id, trainer_in
 from liveparams.agent._config import job_topic
-from liveparams.jobs import _explain, check_job_id, trainer_in
 
 PRESENCE_WAIT_S = 5.0  # how long `job show` waits for the topic's Presence state
 

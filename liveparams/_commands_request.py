@@ -11,9 +11,9 @@ import asyncio
 import json
 from typing import Any
 
-from liveparams.cli_options import add_client_options, client_config
-from liveparams.jobs import ClientConfig, check_job_id, connect
-from liveparams.runs import cancel_request, end_run
+from liveparams._api import ClientConfig, check_job_id, connect
+from liveparams._options import add_client_options, client_config
+from liveparams._runs import cancel_request, end_run
 
 __all__ = ["add_end_command", "add_request_group"]
 

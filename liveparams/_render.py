@@ -11,8 +11,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from liveparams._api import RequestView, trainer_state
 from liveparams.contract import format_value
-from liveparams.jobs import RequestView, trainer_state
 
 STATUS_STYLE = {
     "pending": "yellow",

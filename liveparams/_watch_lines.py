@@ -14,8 +14,8 @@ import sys
 
 from rich.console import Console
 
-from liveparams.jobs import ClientConfig, JobView, follow_job, summarize
-from liveparams.view import job_title, request_line, requests_table
+from liveparams._api import ClientConfig, JobView, follow_job, summarize
+from liveparams._render import job_title, request_line, requests_table
 
 __all__ = ["watch_lines"]
 

@@ -17,8 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from liveparams.cli_options import add_client_options, client_config
-from liveparams.jobs import (
+from liveparams._api import (
     JOB_STATUSES,
     ClientConfig,
     JobError,
@@ -32,10 +31,11 @@ from liveparams.jobs import (
     summarize,
     trainer_state,
 )
-from liveparams.run_commands import add_end_command
-from liveparams.runs import trainer_present
+from liveparams._commands_request import add_end_command
+from liveparams._options import add_client_options, client_config
+from liveparams._render import in_force_text, jobs_table, requests_table
+from liveparams._runs import trainer_present
 from liveparams.users import find_user_id
-from liveparams.view import in_force_text, jobs_table, requests_table
 
 MAX_NAME_CHARS = 200
 SHOWN_OUTCOMES = 5  # requests `job show` lists: the latest

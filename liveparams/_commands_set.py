@@ -14,9 +14,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from liveparams.cli_options import add_client_options, client_config
-from liveparams.contract import OutcomeStatus
-from liveparams.jobs import (
+from liveparams._api import (
     ClientConfig,
     JobError,
     JobView,
@@ -31,9 +29,11 @@ from liveparams.jobs import (
     trainer_state,
     watch_job,
 )
-from liveparams.param_names import LinesHelpFormatter, parameters_help, unknown_parameter_hint
-from liveparams.view import job_title, live, newest_that_fit, outcome_text, params_text, requests_table
-from liveparams.watch_lines import watch_lines
+from liveparams._options import add_client_options, client_config
+from liveparams._param_names import LinesHelpFormatter, parameters_help, unknown_parameter_hint
+from liveparams._render import job_title, live, newest_that_fit, outcome_text, params_text, requests_table
+from liveparams._watch_lines import watch_lines
+from liveparams.contract import OutcomeStatus
 
 TERMINAL = {status.value for status in OutcomeStatus}
 

@@ -1,6 +1,6 @@
 """``liveparams user create | login | logout | token``: a person to own jobs, and their kept sign-in.
 
-``create`` and ``login`` sign the person in and keep the session (``liveparams.user_session``:
+``create`` and ``login`` sign the person in and keep the session (``liveparams._user_session``:
 a 0600 file under the user's config folder, refreshed as needed), as ``gh auth login`` does;
 every command that acts as a person uses it from then on, for as long as the session lives.
 ``logout`` ends it. ``token`` prints a fresh access token for scripts. ``create`` takes the
@@ -18,9 +18,9 @@ import sys
 
 from supabase_auth.types import Session
 
+from liveparams._api import JobError, check_url
+from liveparams._user_session import SignIn, SignInError, keep
 from liveparams.environment import PUBLIC_KEY_VARS, SERVICE_KEY_VARS, URL_VARS, first_set
-from liveparams.jobs import JobError, check_url
-from liveparams.user_session import SignIn, SignInError, keep
 from liveparams.users import create_user, sign_in
 
 PASSWORD_VAR = "LIVEPARAMS_USER_PASSWORD"

@@ -27,6 +27,8 @@ from realtime import RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 from supabase import AsyncClient
 
 from liveparams._supabase import create_client, is_transient_code, quiet_client_logs
+from liveparams._token_hints import USER_SIGN_IN, refusal_hint, user_token_problem
+from liveparams._user_session import SignIn, SignInError
 from liveparams.agent import AgentConfig, decode_params
 from liveparams.agent._config import job_topic
 from liveparams.agent._subscription import PRESENCE_KEY
@@ -41,8 +43,6 @@ from liveparams.environment import (
     key_role,
     unverified_claims,
 )
-from liveparams.token_hints import USER_SIGN_IN, refusal_hint, user_token_problem
-from liveparams.user_session import SignIn, SignInError
 
 TABLE = "local_training_jobs"
 REQUESTS = "parameter_update_requests"

@@ -29,8 +29,8 @@ from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthApiError, AuthError
 from supabase_auth.types import Session
 
+from liveparams._token_hints import USER_SIGN_IN
 from liveparams.agent._credential import SESSION_GONE_CODES, refresh_margin
-from liveparams.token_hints import USER_SIGN_IN
 
 __all__ = ["SignIn", "SignInError", "keep", "session_file"]
 
