@@ -1,41 +1,29 @@
-"""``liveparams set | watch``: what a person (or a script) does to a running job."""
+"""``liveparams set JOB NAME=VALUE...``: request a parameter update on a running job, in a straight line.
+
+Its arguments are parsed and checked here (:func:`parse_assignments`), sent by one RPC
+(``liveparams._api.request_update``), optionally followed until the outcome
+(``liveparams._live.wait_for_outcome``), and the answer is printed here.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import sys
 from typing import Any
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.text import Text
-
-from liveparams._api import (
-    ClientConfig,
-    JobError,
-    JobView,
-    RequestView,
-    check_job_id,
-    connect,
-    fetch_job,
-    fetch_requests,
-    follow_job,
-    request_update,
-    summarize,
-    trainer_state,
-    watch_job,
-)
+from liveparams._api import connect, fetch_job, request_update
+from liveparams._client_config import ClientConfig, check_job_id
+from liveparams._exceptions import CommandError
+from liveparams._live import wait_for_outcome
 from liveparams._options import add_client_options, client_config
 from liveparams._param_names import LinesHelpFormatter, parameters_help, unknown_parameter_hint
-from liveparams._render import job_title, live, newest_that_fit, outcome_text, params_text, requests_table
-from liveparams._watch_lines import watch_lines
-from liveparams.contract import OutcomeStatus
+from liveparams._render import outcome_text, params_text
+from liveparams._views import RequestView, trainer_attachment
 
-TERMINAL = {status.value for status in OutcomeStatus}
+__all__ = ["add_set_command", "parse_assignments"]
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
@@ -49,19 +37,21 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
     for item in items:
         name, sep, raw = item.partition("=")
         if not sep or not name:
-            raise JobError(f"expected NAME=VALUE, got {item!r}")
+            raise CommandError(f"expected NAME=VALUE, got {item!r}")
         if name in params:
-            raise JobError(f"{name!r} given twice")
+            raise CommandError(f"{name!r} given twice")
         if (hint := unknown_parameter_hint(name)) is not None:
-            raise JobError(hint)
+            raise CommandError(hint)
         try:
             value = json.loads(raw)
         except (json.JSONDecodeError, RecursionError):
             value = raw
         except ValueError:  # an integer longer than Python converts (4,300 digits)
-            raise JobError(f"{name}: a number of {len(raw)} digits cannot be sent (no parameter allows it)") from None
+            raise CommandError(
+                f"{name}: a number of {len(raw)} digits cannot be sent (no parameter allows it)"
+            ) from None
         if _not_json(value):
-            raise JobError(f"{name}={raw}: not a finite number (NaN and infinities cannot be sent)")
+            raise CommandError(f"{name}={raw}: not a finite number (NaN and infinities cannot be sent)")
         params[name] = value
     return params
 
@@ -85,8 +75,8 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
-def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``set`` and ``watch`` on the CLI's subparsers."""
+def add_set_command(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``set`` on the CLI's subparsers."""
     set_parser = subparsers.add_parser(
         "set",
         help="request a parameter update on a running job",
@@ -104,154 +94,34 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
     add_client_options(set_parser)
     set_parser.set_defaults(run=_run_set)
 
-    watch_parser = subparsers.add_parser(
-        "watch",
-        help="a live table of a job's requests and their outcomes",
-        description="Show the job's requests and outcomes, updated over Supabase Realtime; the newest rows "
-        "when they do not all fit. The status line says 'live' once changes are followed, and a lost "
-        "connection shows as 'disconnected, retrying' until it is back.",
-    )
-    watch_parser.add_argument("job_id", help="the job's uuid")
-    watch_parser.add_argument("--once", action="store_true", help="print the current table and exit")
-    add_client_options(watch_parser)
-    watch_parser.set_defaults(run=_run_watch)
-
 
 def _run_set(args: argparse.Namespace) -> int:
     job_id = check_job_id(args.job_id)
     params = parse_assignments(args.assignments)
-    return asyncio.run(_set(client_config(args), job_id, params, args.wait, args.json))
-
-
-async def _set(config: ClientConfig, job_id: str, params: dict[str, Any], wait: float | None, as_json: bool) -> int:
-    async with connect(config) as client:
-        stored = await request_update(client, job_id, params)
-        trainer = trainer_state(await fetch_job(client, job_id))
-        if not trainer.attached:
-            print(f"liveparams: warning: {trainer.detail}; the request waits for the next attach", file=sys.stderr)
-        if wait is None:
-            shown = f"requested #{stored['seq']} ({stored['id']}): {params_text(params)}"
-            print(json.dumps(stored) if as_json else shown)
-            return 0
-        outcome = await _wait_for_outcome(client, job_id, str(stored["id"]), wait)
-    if as_json:
+    stored, outcome = asyncio.run(_set(client_config(args), job_id, params, args.wait))
+    if args.wait is None:
+        shown = f"requested #{stored['seq']} ({stored['id']}): {params_text(params)}"
+        print(json.dumps(stored) if args.json else shown)
+        return 0
+    if args.json:
         print(outcome.to_json() if outcome else json.dumps({"id": stored["id"], "status": "pending"}))
     elif outcome is None:
-        print(f"requested {stored['id']}: still pending after {wait:g} s")
+        print(f"requested {stored['id']}: still pending after {args.wait:g} s")
     else:
         print(outcome_text(outcome))
     return 0 if outcome is not None and outcome.status == "applied" else 3
 
 
-async def _wait_for_outcome(client: Any, job_id: str, request_id: str, timeout: float) -> RequestView | None:
-    found: list[RequestView] = []
-    stop = asyncio.Event()
-
-    def on_view(job: JobView) -> None:
-        for view in summarize(job):
-            if view.id == request_id and view.status in TERMINAL:
-                found.append(view)
-                stop.set()
-
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(watch_job(client, job_id, on_view, stop), timeout)
-    return found[0] if found else None
-
-
-def _run_watch(args: argparse.Namespace) -> int:
-    job_id = check_job_id(args.job_id)
-    config = client_config(args)
-    try:
-        return asyncio.run(_watch(config, job_id, args.once, args.json))
-    except KeyboardInterrupt:
-        return 0
-
-
-async def _watch(config: ClientConfig, job_id: str, once: bool, as_json: bool) -> int:
-    if once:
-        async with connect(config) as client:  # fails with one line before anything is drawn
-            job = await fetch_job(client, job_id)
-            view = JobView(job)
-            for row in await fetch_requests(client, job_id):
-                view.take(row)
-        if as_json:
-            for request in summarize(view):
-                print(request.to_json(), flush=True)
-        else:
-            Console().print(requests_table(summarize(view), title=job_title(job_id, job)))
-        return 0
-    if as_json:
-        return await _watch_json(config, job_id)
-    return await (_watch_table(config, job_id) if Console().is_terminal else watch_lines(config, job_id))
-
-
-async def _watch_json(config: ClientConfig, job_id: str) -> int:
-    """A JSON line per request whenever its status changes; ``live`` and connection changes go to stderr."""
-    seen: dict[str, str] = {}
-
-    def on_view(job: JobView) -> None:
-        for view in summarize(job):
-            if seen.get(view.id) != view.status:
-                seen[view.id] = view.status
-                print(view.to_json(), flush=True)
-
-    outage = [False]
-
-    def on_connection(lost: str | None) -> None:
-        if lost is None:
-            print("liveparams: connected again" if outage[0] else "liveparams: live", file=sys.stderr, flush=True)
-        elif not outage[0]:
-            print(f"liveparams: disconnected, retrying ({lost})", file=sys.stderr, flush=True)
-        outage[0] = lost is not None
-
-    await follow_job(config, job_id, on_view, on_connection, asyncio.Event())
-    return 0
-
-
-async def _watch_table(config: ClientConfig, job_id: str) -> int:
-    """The live table: the newest requests that fit, under the job's line and the connection's state."""
-    console = Console()
-    state: dict[str, Any] = {"job": None, "lost": None, "live": False}
-
-    def render() -> Group:
-        job = state["job"]
-        if state["lost"] is not None:
-            status = Text(f"disconnected, retrying ({state['lost']})", style="bold red")
-        elif state["live"]:
-            status = Text("live", style="green")
-        else:  # drawn from a first read; changes are not followed until the subscription is confirmed
-            status = Text("connecting", style="yellow")
-        if job is None:
-            return Group(status)
-        table = newest_that_fit(summarize(job), job_title(job_id, job.job, job.present), console, reserved=2)
-        return Group(table, status)
-
-    # The first connection is made before the display starts, so a bad id or URL is one line.
-    first = asyncio.Event()
-    stop = asyncio.Event()
-
-    def on_view(job: JobView) -> None:
-        state["job"] = job
-        first.set()
-        if display is not None:
-            display.update(render(), refresh=True)
-
-    def on_connection(lost: str | None) -> None:
-        state["lost"], state["live"] = lost, lost is None
-        if display is not None:
-            display.update(render(), refresh=True)
-
-    display: Live | None = None
-    follower = asyncio.ensure_future(follow_job(config, job_id, on_view, on_connection, stop))
-    waiter = asyncio.ensure_future(first.wait())
-    await asyncio.wait({follower, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if follower.done():
-        follower.result()  # raises the first connection's error
-        return 0
-    try:
-        with live(render(), console, auto_refresh=False) as display:
-            await follower
-    finally:
-        follower.cancel()
-    return 0
+async def _set(
+    config: ClientConfig, job_id: str, params: dict[str, Any], wait: float | None
+) -> tuple[dict[str, Any], RequestView | None]:
+    """The stored request, and with ``wait`` its outcome (``None``: still pending). Warns, while it
+    waits, that no trainer is attached to apply it."""
+    async with connect(config) as client:
+        stored = await request_update(client, job_id, params)
+        trainer = trainer_attachment(await fetch_job(client, job_id))
+        if not trainer.attached:
+            print(f"liveparams: warning: {trainer.detail}; the request waits for the next attach", file=sys.stderr)
+        if wait is None:
+            return stored, None
+        return stored, await wait_for_outcome(client, job_id, str(stored["id"]), wait)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from liveparams._api import ClientConfig
+from liveparams._client_config import ClientConfig
 
 CREDENTIALS_HELP = (
     "credentials: the signed-in user ($LIVEPARAMS_USER_TOKEN, else the sign-in kept by `liveparams user login`, "
@@ -33,5 +33,5 @@ def add_client_options(parser: argparse.ArgumentParser, as_json: bool = True) ->
 
 
 def client_config(args: argparse.Namespace) -> ClientConfig:
-    """The `ClientConfig` the options and the environment give (`JobError` says what is missing)."""
+    """The `ClientConfig` the options and the environment give (`CommandError` says what is missing)."""
     return ClientConfig.from_env(args.url, args.key, args.user_token)

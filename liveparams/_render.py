@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from liveparams._api import RequestView, trainer_state
+from liveparams._views import RequestView, trainer_attachment
 from liveparams.contract import format_value
 
 STATUS_STYLE = {
@@ -85,7 +85,7 @@ def job_title(job_id: str, job: dict[str, Any], present: bool | None = None) -> 
 
     ``present``: whether the trainer is on the job's topic now (Presence), when known.
     """
-    trainer = trainer_state(job, present=present)
+    trainer = trainer_attachment(job, present=present)
     in_force = in_force_text(job)
     return f"job {job_id} — {job.get('status')} — {trainer.detail}{f' — {in_force}' if in_force else ''}"
 
@@ -107,7 +107,7 @@ def jobs_table(jobs: list[dict[str, Any]], title: str) -> Table:
             str(job.get("id")),
             str(job.get("name") or ""),
             str(job.get("status")),
-            trainer_state(job).label,
+            trainer_attachment(job).label,
             params_text(job.get("parameters_in_force") or {}),
         )
     return table

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from liveparams._api import ClientConfig, JobError
+from liveparams._client_config import ClientConfig
+from liveparams._exceptions import CommandError
 from liveparams.agent import AgentConfig
 from liveparams.tokens import mint_job_token, mint_jwt
 from liveparams_stack.keys import ANON_KEY, JWT_SECRET, PUBLISHABLE_KEY, SERVICE_ROLE_KEY
@@ -51,7 +52,7 @@ def test_the_cli_acts_as_the_user_before_the_service_key() -> None:
     config = ClientConfig.from_env(environ=both)
     assert (config.key, config.access_token, config.is_service) == (SERVICE_ROLE_KEY, None, True)
     assert config.acting_as == "with the service role key (every job)"
-    with pytest.raises(JobError, match="the anon key alone sees no job"):
+    with pytest.raises(CommandError, match="the anon key alone sees no job"):
         ClientConfig.from_env(environ={"API_URL": URL, "ANON_KEY": ANON_KEY})
-    with pytest.raises(JobError, match="not a project URL"):
+    with pytest.raises(CommandError, match="not a project URL"):
         ClientConfig.from_env(environ={"API_URL": "127.0.0.1:54321", "SERVICE_ROLE_KEY": SERVICE_ROLE_KEY})

@@ -144,6 +144,7 @@ def test_token(env: dict[str, str], job_id: str, ttl: str, secret: str) -> None:
 
 @EXAMPLES
 @given(email=st.one_of(arg, st.emails().map(str)), password=arg)
+@example(email="someone@example.com", password="\udc80")  # a lone surrogate: an internal error
 def test_user_create_and_login(env: dict[str, str], email: str, password: str) -> None:
     check(["user", "create", email, f"--password={password}"], env)
     check(["user", "login", email, f"--password={password}"], env)

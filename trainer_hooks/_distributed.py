@@ -37,6 +37,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from liveparams._exceptions import LiveparamsError
 from liveparams.contract import OutcomeStatus, UpdateOutcome, UpdateRequest
 
 __all__ = ["NotSent", "RankSync", "is_multi_process"]
@@ -63,7 +64,7 @@ def _decode(payload: bytes) -> list[UpdateRequest]:
     return requests
 
 
-class NotSent(Exception):
+class NotSent(LiveparamsError):
     """Rank 0 could not send its requests (after an empty batch went out, so no rank waits)."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from liveparams._exceptions import LiveparamsError
 
-class StackError(RuntimeError):
+
+class StackError(LiveparamsError, RuntimeError):
     """The local stack cannot start or stop; the message says why and what to do."""
