@@ -15,6 +15,9 @@ The pieces, each importable on its own:
   it never talks to the network itself;
 - ``liveparams.cli``: the ``liveparams`` command.
 
+Every error liveparams raises on purpose derives from ``liveparams.LiveparamsError``; the tree
+is drawn in ``liveparams/_exceptions.py``.
+
 The local development stack is a separate distribution (``liveparams-stack``,
 import name ``liveparams_stack``) that a training environment never needs.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import typing
 
 from liveparams import _lazy
+from liveparams._exceptions import LiveparamsError
 
 if typing.TYPE_CHECKING:
     from liveparams.trainer_hooks import RuntimeParameterCallback
@@ -35,4 +39,4 @@ _LAZY = {"RuntimeParameterCallback": "liveparams.trainer_hooks"}
 __getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _LAZY)
 
 
-__all__ = ["RuntimeParameterCallback"]
+__all__ = ["LiveparamsError", "RuntimeParameterCallback"]

@@ -64,7 +64,7 @@ def _not_json(value: Any) -> bool:
     return False
 
 
-def positive_seconds(text: str) -> float:
+def _positive_seconds(text: str) -> float:
     """``--wait``: a finite number of seconds above zero (argparse's refusal otherwise)."""
     try:
         seconds = float(text)
@@ -89,7 +89,7 @@ def add_set_command(subparsers: argparse._SubParsersAction) -> None:
     set_parser.add_argument("job_id", help="the job's uuid")
     set_parser.add_argument("assignments", nargs="+", metavar="NAME=VALUE", help="parameters to change")
     set_parser.add_argument(
-        "--wait", type=positive_seconds, metavar="SECONDS", help="wait up to SECONDS for the outcome"
+        "--wait", type=_positive_seconds, metavar="SECONDS", help="wait up to SECONDS for the outcome"
     )
     add_client_options(set_parser)
     set_parser.set_defaults(run=_run_set)

@@ -24,6 +24,8 @@ from liveparams._user_session import SignIn, keep
 from liveparams.environment import PUBLIC_KEY_VARS, SERVICE_KEY_VARS, URL_VARS, first_set
 from liveparams.users import create_user, sign_in
 
+__all__ = ["add_user_group"]
+
 PASSWORD_VAR = "LIVEPARAMS_USER_PASSWORD"
 MAX_EMAIL_CHARS = 255
 

@@ -12,6 +12,8 @@ import argparse
 
 from liveparams._client_config import ClientConfig
 
+__all__ = ["CREDENTIALS_HELP", "add_client_options", "client_config"]
+
 CREDENTIALS_HELP = (
     "credentials: the signed-in user ($LIVEPARAMS_USER_TOKEN, else the sign-in kept by `liveparams user login`, "
     "with $SUPABASE_ANON_KEY or $ANON_KEY) acts as that user; else a service key "

@@ -12,6 +12,18 @@ from rich.table import Table
 from rich.text import Text
 
 from liveparams._views import RequestView, trainer_attachment
+
+__all__ = [
+    "in_force_text",
+    "job_title",
+    "jobs_table",
+    "live",
+    "newest_that_fit",
+    "outcome_text",
+    "params_text",
+    "request_line",
+    "requests_table",
+]
 from liveparams.contract import format_value
 
 STATUS_STYLE = {

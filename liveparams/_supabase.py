@@ -39,7 +39,15 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from supabase.types import RealtimeClientOptions
 from supabase_auth.errors import AuthApiError, AuthError
 
-__all__ = ["CLIENT_ERRORS", "ClientFailure", "create_client", "is_transient_code", "mapped_errors", "quiet_client_logs"]
+__all__ = [
+    "CLIENT_ERRORS",
+    "ClientFailure",
+    "create_client",
+    "is_transient_code",
+    "mapped_errors",
+    "quiet_client_logs",
+    "read_failure",
+]
 
 CLIENT_LOGGER = "realtime"
 

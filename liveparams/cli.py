@@ -19,6 +19,8 @@ from liveparams._commands_user import add_user_group
 from liveparams._commands_watch import add_watch_command
 from liveparams._exceptions import CommandError
 
+__all__ = ["build_parser", "main"]
+
 STACK_MISSING = (
     "liveparams stack: the local development stack is not installed. It is a separate distribution "
     "built from the liveparams repository: `pip install ./stack` in a checkout "
