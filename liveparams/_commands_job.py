@@ -4,7 +4,8 @@
 the trainer will attach to, owned by a person. As that person (their token) the
 database makes them the owner; ``--owner EMAIL`` instead takes the service key
 and looks the person up through the Auth admin API. A job is never created without
-an owner: nobody could then request updates on it.
+an owner: nobody could then request updates on it. ``end`` is the owner's (``end_training_run``):
+it ends the run of a trainer that will not come back.
 """
 
 from __future__ import annotations
