@@ -36,6 +36,7 @@ __all__ = [
     "create_job",
     "end_run",
     "fetch_job",
+    "fetch_last_metrics",
     "fetch_requests",
     "fetch_view",
     "list_jobs",
@@ -44,6 +45,7 @@ __all__ = [
 
 TABLE = "local_training_jobs"
 REQUESTS = "parameter_update_requests"
+METRICS = "training_metrics"
 JOB_STATUSES = ("pending", "queued", "running", "completed", "failed", "cancelled")  # the table's check constraint
 RETRY_INITIAL_S, RETRY_MAX_S = 1.0, 10.0  # backoff of a failed token refresh, and of watch's reconnection
 
@@ -129,11 +131,20 @@ async def fetch_requests(client: AsyncClient, job_id: str, latest: int = WATCHED
     return cast(list[dict[str, Any]], await _execute(client, query))[::-1]
 
 
-async def fetch_view(client: AsyncClient, job_id: str, latest: int = WATCHED) -> JobView:
-    """The job and its ``latest`` requests, as a UI shows them."""
+async def fetch_last_metrics(client: AsyncClient, job_id: str) -> dict[str, Any]:
+    """The newest stored metrics point, ``{"step", "metrics"}``, or ``{}`` before the trainer logged any."""
+    query = client.table(METRICS).select("step,metrics").eq("job_id", job_id).order("step", desc=True).limit(1)
+    rows = await _execute(client, query)
+    return cast(dict[str, Any], rows[0]) if rows else {}
+
+
+async def fetch_view(client: AsyncClient, job_id: str, latest: int = WATCHED, metrics: bool = False) -> JobView:
+    """The job and its ``latest`` requests, as a UI shows them (with ``metrics``, the newest metrics point too)."""
     view = JobView(await fetch_job(client, job_id))
     for row in await fetch_requests(client, job_id, latest):
         view.take(row)
+    if metrics:
+        view.take_metrics([await fetch_last_metrics(client, job_id)])
     return view
 
 

@@ -60,12 +60,12 @@ def _run_watch(args: argparse.Namespace) -> int:
 async def _watch(config: ClientConfig, job_id: str, once: bool, as_json: bool) -> int:
     if once:
         async with connect(config) as client:  # fails with one line before anything is drawn
-            view = await fetch_view(client, job_id)
+            view = await fetch_view(client, job_id, metrics=True)
         if as_json:
             for request in summarize(view):
                 print(request.to_json(), flush=True)
         else:
-            Console().print(requests_table(summarize(view), title=job_title(job_id, view.job)))
+            Console().print(requests_table(summarize(view), title=job_title(job_id, view.job, metrics=view.metrics)))
         return 0
     if as_json:
         return await _watch_json(config, job_id)
@@ -110,7 +110,8 @@ async def _watch_table(config: ClientConfig, job_id: str) -> int:
             status = Text("connecting", style="yellow")
         if job is None:
             return Group(status)
-        table = newest_that_fit(summarize(job), job_title(job_id, job.job, job.present), console, reserved=2)
+        title = job_title(job_id, job.job, job.present, metrics=job.metrics)
+        table = newest_that_fit(summarize(job), title, console, reserved=2)
         return Group(table, status)
 
     # The first connection is made before the display starts, so a bad id or URL is one line.

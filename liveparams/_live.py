@@ -16,7 +16,16 @@ from typing import Any
 from realtime import RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 from supabase import AsyncClient
 
-from liveparams._api import REQUESTS, RETRY_INITIAL_S, RETRY_MAX_S, TABLE, connect, fetch_job, fetch_requests
+from liveparams._api import (
+    REQUESTS,
+    RETRY_INITIAL_S,
+    RETRY_MAX_S,
+    TABLE,
+    connect,
+    fetch_job,
+    fetch_last_metrics,
+    fetch_requests,
+)
 from liveparams._client_config import ClientConfig, check_job_id
 from liveparams._exceptions import Unreachable
 from liveparams._views import JobView, RequestView, summarize, trainer_in
@@ -70,10 +79,15 @@ async def watch_job(
         elif ready.is_set():  # CHANNEL_ERROR, TIMED_OUT or CLOSED after it was live
             lost.set()
 
+    def on_metrics(message: Any) -> None:
+        view.take_metrics(message.get("payload", {}).get("points") or [])
+        on_view(view)
+
     async def reread() -> None:
         view.job = await fetch_job(client, job_id)
         for row in await fetch_requests(client, job_id):
             view.take(row)
+        view.take_metrics([await fetch_last_metrics(client, job_id)])
         on_view(view)
 
     def on_presence() -> None:
@@ -93,8 +107,12 @@ async def watch_job(
         schema="public",
         filter=f"job_id=eq.{job_id}",
     )
+    # The trainer's live metrics (docs/contracts.md): the owner's private topic; not needed to be live.
+    metrics_channel = client.channel(f"job-metrics:{job_id}", {"config": {"private": True}})  # type: ignore[arg-type]
+    metrics_channel.on_broadcast("metrics", on_metrics)
     await reread()
     await channel.subscribe(on_state)
+    await metrics_channel.subscribe()
     try:
         await asyncio.wait_for(ready.wait(), timeout=SUBSCRIBE_TIMEOUT_S)
     except asyncio.TimeoutError as exc:
@@ -110,6 +128,7 @@ async def watch_job(
             waiter.cancel()
     if lost.is_set() and not stop.is_set():
         raise Unreachable("the live connection was lost")
+    await client.remove_channel(metrics_channel)
     await client.remove_channel(channel)
 
 

@@ -42,6 +42,13 @@ class JobView:
     job: dict[str, Any]
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> row, in seq order
     present: bool | None = None  # a trainer on the job's topic (Presence); None until its state arrived
+    metrics: dict[str, Any] = field(default_factory=dict)  # the newest point the trainer logged: {"step", "metrics"}
+
+    def take_metrics(self, points: list[dict[str, Any]]) -> None:
+        """Keep the newest of ``points`` (a live Broadcast message's, or the newest stored one)."""
+        for point in points:
+            if isinstance(point, dict) and point.get("step", -1) >= self.metrics.get("step", -1):
+                self.metrics = point
 
     def take(self, row: dict[str, Any]) -> None:
         """Add or update one request row, keeping seq order and the latest ``WATCHED`` rows."""

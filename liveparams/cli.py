@@ -13,7 +13,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from liveparams._commands_credential import add_credential_commands
 from liveparams._commands_job import add_job_group
+from liveparams._commands_panel import add_panel_command
 from liveparams._commands_request import add_request_group
+from liveparams._commands_run import add_run_command
 from liveparams._commands_set import add_set_command
 from liveparams._commands_user import add_user_group
 from liveparams._commands_watch import add_watch_command
@@ -66,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_job_group(commands)
     add_request_group(commands)
     add_user_group(commands)
+    add_run_command(commands)
+    add_panel_command(commands)
     _add_stack_commands(commands)
     return parser
 

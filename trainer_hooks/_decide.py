@@ -81,12 +81,11 @@ def _check(request: UpdateRequest, ctx: ApplyContext) -> UpdateOutcome | None:
     reason = _invalid_reason(request)
     if reason is not None:
         return UpdateOutcome(request.id, OutcomeStatus.REJECTED, step=step, reason=reason)
-    ctx.params = request.params
     try:
         reasons = [
             f"{name}: {r}"
             for name, value in request.params.items()
-            if (r := _registry.get_applier(name).check(value, ctx)) is not None
+            if (r := _registry.get_applier(name).check(value, ctx, request.params)) is not None
         ]
     except Exception as exc:
         logger.exception("checking request %s failed", request.id)
