@@ -19,6 +19,13 @@ URL = "http://127.0.0.1:54321"
 TROUBLESHOOTING = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"
 
 
+@pytest.fixture(autouse=True)
+def no_kept_sign_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sign-in kept by `liveparams user login` on this machine would act instead of the keys under test."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+
+
 def test_the_trainer_reads_the_names_supabase_status_prints() -> None:
     config = AgentConfig.from_env({"JOB_ID": JOB, "API_URL": URL, "SERVICE_ROLE_KEY": SERVICE_ROLE_KEY})
     assert config is not None and (config.url, config.key) == (URL, SERVICE_ROLE_KEY)

@@ -85,3 +85,8 @@ def test_the_translator_reads_every_client_error(raised: Exception, answered: bo
     failure = _supabase.read_failure(raised)
     assert (failure.answered, failure.code, failure.kind) == (answered, code, type(raised).__name__)
     assert failure.transient is (not answered)  # 42501 and invalid_credentials are refusals
+
+
+def test_the_package_root_exports_the_error_root() -> None:
+    assert liveparams.__all__ == sorted(liveparams.__all__)
+    assert "LiveparamsError" in liveparams.__all__ and set(liveparams.__all__) <= set(dir(liveparams))
