@@ -4,7 +4,7 @@ It execs ``COMMAND`` in place of itself (``os.execvpe``), so the command *is* th
 process: its exit code, its signals (Ctrl-C, a SIGTERM to the whole group) and
 its stdin/stdout are the command's own. The only difference is the environment:
 ``JOB_ID`` when ``--job`` gives it, and the bootstrap folder at the head of
-``PYTHONPATH`` (``liveparams/_bootstrap``), whose ``sitecustomize`` gives every
+``PYTHONPATH`` (``liveparams/run-bootstrap``), whose ``sitecustomize`` gives every
 ``transformers.Trainer`` the callback at ``train()`` in every Python process the
 command starts. When the environment cannot configure updates (no ``JOB_ID``,
 no URL or credential), one warning says why and the command runs exactly as
@@ -24,7 +24,7 @@ from liveparams.agent import AgentConfig
 
 __all__ = ["BOOTSTRAP_DIR", "add_run_command", "run_environment"]
 
-BOOTSTRAP_DIR = Path(__file__).resolve().parent / "_bootstrap"
+BOOTSTRAP_DIR = Path(__file__).resolve().parent / "run-bootstrap"
 
 
 def add_run_command(subparsers: argparse._SubParsersAction) -> None:

@@ -77,7 +77,7 @@ def test_the_wheel_installs_everything_under_liveparams_and_no_stack(wheel_files
         "liveparams/agent/_worker.py",
         "liveparams/trainer_hooks/_callback.py",
         "liveparams/contract/__init__.py",
-        "liveparams/_bootstrap/sitecustomize.py",  # `liveparams run` puts its folder on PYTHONPATH
+        "liveparams/run-bootstrap/sitecustomize.py",  # `liveparams run` puts its folder on PYTHONPATH
     } <= set(modules)
     assert all(name.startswith("liveparams/") for name in modules), modules
     assert not [name for name in wheel_files if "liveparams_stack" in name or name.endswith(".sql")]

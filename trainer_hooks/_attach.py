@@ -1,6 +1,6 @@
 """``liveparams run``: give every ``Trainer`` the callback when it starts training, exactly once.
 
-The bootstrap (``liveparams/_bootstrap/sitecustomize.py``) calls :func:`patch_trainer`
+The bootstrap (``liveparams/run-bootstrap/sitecustomize.py``) calls :func:`patch_trainer`
 when ``transformers.trainer`` is imported. ``train()`` is wrapped rather than
 ``__init__``: integrations build trainers they never train, and a callback is only
 worth its agent when a run starts. Every rank wraps it, because the ranks exchange

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import auth_client
+from auth_helpers import auth_client
 
 from liveparams._panel import PanelConfig, PanelServer
 from liveparams._supabase import create_client

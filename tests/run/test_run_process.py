@@ -32,7 +32,7 @@ def test_the_command_is_the_process_and_imports_nothing_until_it_imports_transfo
     out, _ = proc.communicate(timeout=120)
     pid, pythonpath, imported = json.loads(out)
     assert pid == proc.pid  # exec'd: signals to this pid (or its group) reach the command itself
-    assert pythonpath.split(os.pathsep)[0].endswith("_bootstrap")
+    assert pythonpath.split(os.pathsep)[0].endswith("run-bootstrap")
     assert imported == []
 
 
