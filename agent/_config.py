@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from liveparams._token_hints import trainer_token_problem
+from liveparams._trainer_credential import CREDENTIAL_VAR, TrainerSecret, parse_credential
 from liveparams.agent._exceptions import ConfigError
 from liveparams.agent._requests import MAX_REQUEST_BYTES
 from liveparams.environment import (
@@ -20,8 +22,6 @@ from liveparams.environment import (
     is_header_safe,
     key_role,
 )
-from liveparams.token_hints import trainer_token_problem
-from liveparams.trainer_credential import CREDENTIAL_VAR, TrainerSecret, parse_credential
 
 __all__ = ["AgentConfig", "job_topic"]
 

@@ -1,7 +1,8 @@
 """Errors raised by the agent.
 
 Only misuse and configuration errors ever reach the caller; network failures
-stay on the agent thread, where they are logged and retried. The tree::
+stay on the agent thread, where they are logged and retried. The tree (its root derives
+from the package's, ``liveparams._exceptions.LiveparamsError``)::
 
     AgentError
     ├── AgentClosedError (also RuntimeError)   start() after close()
@@ -12,10 +13,12 @@ stay on the agent thread, where they are logged and retried. The tree::
 
 from __future__ import annotations
 
+from liveparams._exceptions import LiveparamsError
+
 __all__ = ["AgentClosedError", "AgentError", "ConfigError", "RestError", "SubscriptionError"]
 
 
-class AgentError(Exception):
+class AgentError(LiveparamsError):
     """Base class of every error raised by :mod:`agent`."""
 
 

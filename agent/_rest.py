@@ -1,28 +1,27 @@
 """REST access to the job through the official ``supabase`` client: requests, outcomes, the trainer's state.
 
-Errors from the client are translated here, once, into :class:`RestError` with
-``transient`` set when a retry can succeed, so callers never see postgrest or
-httpx exceptions.
+Errors from the client are translated at each call, by the package's one translator
+(``liveparams._supabase.mapped_errors``), into :class:`RestError` with ``transient`` set
+when a retry can succeed, so callers never see postgrest or httpx exceptions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 from postgrest.exceptions import APIError
 from supabase import AsyncClient
 
-from liveparams._supabase import create_client, is_transient_code
+from liveparams._supabase import ClientFailure, create_client, mapped_errors
+from liveparams._token_hints import TRAINER_KEY, refusal_hint
+from liveparams._trainer_credential import HOW_TO_GET_ONE
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError
-from liveparams.token_hints import TRAINER_KEY, refusal_hint
-from liveparams.trainer_credential import HOW_TO_GET_ONE
 
 __all__ = ["RestClient"]
 
@@ -34,17 +33,18 @@ logger = logging.getLogger(__name__)
 JWT_REFUSED_CODES = ("PGRST301", "PGRST303")
 
 
-@contextmanager
-def _mapped_errors(what: str, config: AgentConfig) -> Iterator[None]:
-    try:
-        yield
-    except APIError as exc:
+def _rest_error(what: str, config: AgentConfig) -> Callable[[ClientFailure], RestError]:
+    """How a failed call reads in the agent's log: what it was doing, the server's answer (keys redacted)."""
+
+    def to_error(failure: ClientFailure) -> RestError:
+        if not failure.answered:
+            return RestError(config.redact(f"{what}: {failure.kind} {failure.message}".rstrip()), transient=True)
         # A fixed key the server refuses (bad signature, expired) gets the hint; a session is refreshed instead.
-        hint = None if config.credential else refusal_hint(exc.code, exc.message or "", TRAINER_KEY, HOW_TO_GET_ONE)
-        message = f"{what}: {hint}" if hint else config.redact(f"{what}: {exc.code or 'error'} {exc.message or ''}")
-        raise RestError(message.rstrip(), transient=is_transient_code(exc.code)) from exc
-    except httpx.HTTPError as exc:
-        raise RestError(config.redact(f"{what}: {type(exc).__name__} {exc}".rstrip()), transient=True) from exc
+        hint = None if config.credential else refusal_hint(failure.code, failure.message, TRAINER_KEY, HOW_TO_GET_ONE)
+        message = f"{what}: {hint}" if hint else config.redact(f"{what}: {failure.code or 'error'} {failure.message}")
+        return RestError(message.rstrip(), transient=failure.transient)
+
+    return to_error
 
 
 class RestClient:
@@ -88,7 +88,7 @@ class RestClient:
         while True:
             bearer = await credential.bearer()
             try:
-                with _mapped_errors(what, self._config):
+                with mapped_errors(_rest_error(what, self._config)):
                     client = await self._get(bearer)
                     return (await client.rpc(function, args).execute()).data
             except RestError as exc:
@@ -140,7 +140,7 @@ class RestClient:
         bearer = await self._credential.bearer()
         message = {"topic": topic, "event": event, "payload": payload, "private": True}
         headers = {"apikey": self._credential.api_key, "Authorization": f"Bearer {bearer}"}
-        with _mapped_errors("broadcasting metrics", self._config):
+        with mapped_errors(_rest_error("broadcasting metrics", self._config)):
             self._http = self._http or httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
             url = f"{self._config.url}/realtime/v1/api/broadcast"
             response = await self._http.post(url, json={"messages": [message]}, headers=headers)

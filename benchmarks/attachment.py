@@ -25,9 +25,9 @@ import time
 from agent_latency import stack_env
 
 from liveparams._supabase import create_client
+from liveparams._views import HEARTBEAT_STALE_S, trainer_in
 from liveparams.agent import AgentConfig
 from liveparams.agent._config import job_topic
-from liveparams.jobs import HEARTBEAT_STALE_S, trainer_in
 from liveparams.tokens import mint_job_token
 
 TRAINER = """

@@ -32,7 +32,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from liveparams.launch_command import BOOTSTRAP_DIR
+from liveparams._commands_run import BOOTSTRAP_DIR
 
 LIVEPARAMS = str(Path(sys.executable).with_name("liveparams"))
 CONFIG = {

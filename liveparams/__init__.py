@@ -17,6 +17,9 @@ The pieces, each importable on its own:
   it never talks to the network itself;
 - ``liveparams.cli``: the ``liveparams`` command.
 
+Every error liveparams raises on purpose derives from ``liveparams.LiveparamsError``; the tree
+is drawn in ``liveparams/_exceptions.py``.
+
 The local development stack is a separate distribution (``liveparams-stack``,
 import name ``liveparams_stack``) that a training environment never needs.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 import typing
 
 from liveparams import _lazy
+from liveparams._exceptions import LiveparamsError
 
 if typing.TYPE_CHECKING:
     from liveparams.trainer_hooks import LoopUpdates, RuntimeParameterCallback
@@ -37,4 +41,4 @@ _LAZY = {"LoopUpdates": "liveparams.trainer_hooks", "RuntimeParameterCallback": 
 __getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _LAZY)
 
 
-__all__ = ["LoopUpdates", "RuntimeParameterCallback"]
+__all__ = ["LiveparamsError", "LoopUpdates", "RuntimeParameterCallback"]

@@ -1,7 +1,7 @@
 """The official ``supabase`` async client, built, quieted and its errors read one way for the agent and the CLI.
 
 **Building it** (:func:`create_client`). REST (``liveparams.agent``'s ``_rest``), each Realtime
-subscription (its ``_subscription``) and the user's side (``liveparams.jobs``) make their own
+subscription (its ``_subscription``) and the user's side (``liveparams._api``) make their own
 client and must authenticate the same way:
 
 - ``api_key`` is the ``apikey`` the API gateway checks (a project key; on the local stack any
@@ -17,25 +17,45 @@ fatal. The agent and ``liveparams watch`` already say it once per outage (``Real
 down``, ``disconnected, retrying``) and once when it is back. So the client's records are
 demoted to DEBUG: they still show when someone debugs the ``realtime`` logger, and never otherwise.
 
-**Its errors** (:func:`is_transient_code`): which PostgREST answers are worth retrying, for the
-agent's writes and for ``liveparams watch``'s reconnection alike.
+**Its errors** (:func:`mapped_errors`, :func:`is_transient_code`). Every REST, RPC and Auth call
+of the agent and of the CLI runs inside :func:`mapped_errors`, the one translator from the
+clients' exceptions (postgrest's ``APIError``, supabase_auth's ``AuthError``, httpx's transport
+errors) to the caller's own: it reads each into a :class:`ClientFailure` (what the server said,
+or that nothing answered) and raises what the caller builds from it, ``from`` the original.
+:func:`is_transient_code` says which answers are worth retrying, for the agent's writes and
+for ``liveparams watch``'s reconnection alike.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import httpx
+from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from supabase.types import RealtimeClientOptions
+from supabase_auth.errors import AuthApiError, AuthError
 
-__all__ = ["create_client", "is_transient_code", "quiet_client_logs"]
+__all__ = [
+    "CLIENT_ERRORS",
+    "ClientFailure",
+    "create_client",
+    "is_transient_code",
+    "mapped_errors",
+    "quiet_client_logs",
+    "read_failure",
+]
 
 CLIENT_LOGGER = "realtime"
 
 # SQLSTATE classes worth retrying: connection (08), transaction rollback (40), insufficient
 # resources (53), operator intervention (57, e.g. an admin shutdown), system error (58, XX).
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58", "XX")
+# What the official clients raise for a call that failed: the server's refusal, Auth's, or no answer.
+CLIENT_ERRORS = (APIError, AuthError, httpx.HTTPError)
 
 
 async def create_client(
@@ -108,3 +128,57 @@ def is_transient_code(code: str | None) -> bool:
     if code.startswith("PGRST"):
         return code[5:6] == "0"  # PGRST0xx: connection/pool errors; 1xx-3xx: request, schema, auth
     return code.startswith(_TRANSIENT_SQLSTATE_CLASSES)
+
+
+@dataclass(frozen=True)
+class ClientFailure:
+    """A failed call, read one way whatever the client raised.
+
+    Args:
+        code (`str`, *optional*): PostgREST's code, a SQLSTATE, an HTTP status or Auth's error code;
+            ``None`` when nothing answered.
+        message (`str`): the server's words (``""`` when it gave none), or the transport error's.
+        kind (`str`): the class name of what the client raised (``APIError``, ``ConnectError``, ...).
+        answered (`bool`): whether the server answered (a refusal) rather than could not be reached.
+        cause (`Exception`): what the client raised, for a caller that needs more than the above.
+    """
+
+    code: str | None
+    message: str
+    kind: str
+    answered: bool
+    cause: Exception = field(repr=False, compare=False)
+
+    @property
+    def from_auth(self) -> bool:
+        """Whether Auth (supabase_auth) raised it, rather than PostgREST's client or the transport."""
+        return isinstance(self.cause, AuthError)
+
+    @property
+    def transient(self) -> bool:
+        """Whether the same call may succeed later (no answer, or an answer :func:`is_transient_code` retries)."""
+        return not self.answered or is_transient_code(self.code)
+
+
+def read_failure(exc: Exception) -> ClientFailure:
+    """``exc`` (one of :data:`CLIENT_ERRORS`) as a :class:`ClientFailure`."""
+    kind = type(exc).__name__
+    if isinstance(exc, APIError):
+        return ClientFailure(exc.code, exc.message or "", kind, answered=True, cause=exc)
+    if isinstance(exc, AuthError):  # AuthApiError: Auth answered; AuthRetryableError and the like: it did not
+        return ClientFailure(exc.code, exc.message, kind, answered=isinstance(exc, AuthApiError), cause=exc)
+    return ClientFailure(None, str(exc), kind, answered=False, cause=exc)
+
+
+@contextmanager
+def mapped_errors(to_error: Callable[[ClientFailure], Exception], *, chain: bool = True) -> Iterator[None]:
+    """Re-raise the clients' exceptions as ``to_error(failure)``, ``from`` the original (``chain=False``: from None).
+
+    Why one translator: each caller (the agent's REST client, the CLI's calls, the credential admin,
+    the sign-in) says what a failure means in its own words, but which exceptions a call can raise
+    and what each carries is read here once.
+    """
+    try:
+        yield
+    except CLIENT_ERRORS as exc:
+        raise to_error(read_failure(exc)) from (exc if chain else None)

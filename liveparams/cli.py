@@ -1,4 +1,8 @@
-"""The ``liveparams`` command. Each group of subcommands lives in its own module and registers itself here."""
+"""The ``liveparams`` command (the console entry ``liveparams.cli:main``).
+
+Each command, or group of subcommands, lives in its own ``_commands_<name>.py`` and registers
+itself here; a refusal anywhere is a `CommandError` (``liveparams._exceptions``), printed as one line.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,17 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from liveparams import credential_commands
-from liveparams.credentials import CredentialError
-from liveparams.job_commands import add_job_commands
-from liveparams.job_group import add_job_group
-from liveparams.jobs import JobError
-from liveparams.launch_command import add_run_command
-from liveparams.panel_command import add_panel_command
-from liveparams.run_commands import add_request_group
-from liveparams.user_group import add_user_group
+from liveparams._commands_credential import add_credential_commands
+from liveparams._commands_job import add_job_group
+from liveparams._commands_panel import add_panel_command
+from liveparams._commands_request import add_request_group
+from liveparams._commands_run import add_run_command
+from liveparams._commands_set import add_set_command
+from liveparams._commands_user import add_user_group
+from liveparams._commands_watch import add_watch_command
+from liveparams._exceptions import CommandError
+
+__all__ = ["build_parser", "main"]
 
 STACK_MISSING = (
     "liveparams stack: the local development stack is not installed. It is a separate distribution "
@@ -56,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"liveparams {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_job_commands(commands)
-    credential_commands.add_credential_commands(commands)
+    add_set_command(commands)
+    add_watch_command(commands)
+    add_credential_commands(commands)
     add_job_group(commands)
     add_request_group(commands)
     add_user_group(commands)
@@ -72,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (JobError, CredentialError) as exc:
+    except CommandError as exc:
         print(f"liveparams: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@ Two kinds (docs/security.md):
 - A **trainer credential** (the default): a Supabase Auth user made for one job through the
   admin API, with the job and the credential's id in its ``app_metadata`` (which only the
   admin API can change), and a random password. The trainer gets that password as one value
-  that names its job (``LIVEPARAMS_CREDENTIAL``, :mod:`liveparams.trainer_credential`) and
+  that names its job (``LIVEPARAMS_CREDENTIAL``, :mod:`liveparams._trainer_credential`) and
   signs in with it at every start, so it works for the job's whole life, on any machine, in
   several processes at once; the agent keeps each session fresh. Access tokens are signed by
   Auth with whatever key the project uses, so this works with asymmetric JWT signing keys and
@@ -20,28 +20,24 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, cast
 
-import httpx
-from postgrest.exceptions import APIError
 from supabase import Client, ClientOptions, create_client
 from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthError
 
-from liveparams.trainer_credential import TrainerSecret
+from liveparams._exceptions import CredentialError
+from liveparams._supabase import ClientFailure, mapped_errors
+from liveparams._trainer_credential import TrainerSecret
 
 __all__ = ["CredentialAdmin", "CredentialError", "TrainerCredential"]
 
 PASSWORD_BYTES = 48  # 64 characters: under bcrypt's 72-byte limit, which GoTrue enforces
 CREDENTIALS_TABLE = "trainer_credentials"
 REVOKE_RPC = "liveparams_revoke_trainer_credentials"
-
-
-class CredentialError(Exception):
-    """A credential could not be issued, listed or revoked; the message is one sentence without secrets."""
 
 
 @dataclass(frozen=True)
@@ -154,17 +150,15 @@ class CredentialAdmin:
         )
 
 
-@contextmanager
-def _mapped(what: str) -> Iterator[None]:
+def _mapped(what: str) -> AbstractContextManager[None]:
     """Turn the clients' exceptions into one-line :class:`CredentialError` s (what failed, and why)."""
-    try:
-        yield
-    except APIError as exc:
-        raise CredentialError(f"{what}: {exc.message or exc.code}") from None
-    except AuthError as exc:
-        raise CredentialError(f"{what}: {exc.message}") from None
-    except httpx.HTTPError as exc:
-        raise CredentialError(f"{what}: {type(exc).__name__} {exc}") from None
+    return mapped_errors(partial(_refusal, what), chain=False)
+
+
+def _refusal(what: str, failure: ClientFailure) -> CredentialError:
+    if not failure.answered and not failure.from_auth:
+        return CredentialError(f"{what}: {failure.kind} {failure.message}")
+    return CredentialError(f"{what}: {failure.message or failure.code}")
 
 
 def _check_job_id(job_id: str) -> None:

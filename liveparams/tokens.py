@@ -15,6 +15,8 @@ from typing import Any
 
 import jwt
 
+__all__ = ["DEFAULT_TTL_SECONDS", "mint_job_token", "mint_jwt", "parse_ttl"]
+
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600
 ISSUER = "liveparams"
 

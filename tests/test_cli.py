@@ -214,27 +214,27 @@ def test_watch_reads_a_request_as_the_agent_does(
     assert line["params"] == {"max_steps": 50} and line["status"] == "pending"
 
 
-def test_trainer_state_tells_attached_detached_and_silent_apart() -> None:
+def test_trainer_attachment_tells_attached_detached_and_silent_apart() -> None:
     """What `set` warns about and `watch` shows, from the job row's trainer columns (no server)."""
     from datetime import datetime, timedelta, timezone
 
-    from liveparams.jobs import HEARTBEAT_STALE_S, trainer_state
+    from liveparams._views import HEARTBEAT_STALE_S, trainer_attachment
 
     now = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
     recent = (now - timedelta(seconds=5)).isoformat()
     stale = (now - timedelta(seconds=HEARTBEAT_STALE_S + 1)).isoformat()
     attached = {"trainer_attached_at": recent, "trainer_seen_at": recent, "trainer_detached_at": None}
-    assert trainer_state({}, now).detail == "no trainer has attached yet"
-    assert trainer_state(attached, now).attached
-    killed = trainer_state({**attached, "trainer_seen_at": stale}, now)
+    assert trainer_attachment({}, now).detail == "no trainer has attached yet"
+    assert trainer_attachment(attached, now).attached
+    killed = trainer_attachment({**attached, "trainer_seen_at": stale}, now)
     assert not killed.attached and "stopped responding" in killed.detail
     crashed = {**attached, "trainer_detached_at": recent, "trainer_detach_reason": "crashed", "trainer_detach_step": 7}
-    assert trainer_state(crashed, now).detail == "the trainer detached: crashed at step 7"
+    assert trainer_attachment(crashed, now).detail == "the trainer detached: crashed at step 7"
 
 
 def test_watch_shows_an_outcome_whatever_shape_its_changes_have() -> None:
     """`changes` is any JSON object a trainer credential wrote: a bare value per name is shown, not a crash."""
-    from liveparams.jobs import JobView, summarize
+    from liveparams._views import JobView, summarize
 
     view = JobView(job={})
     view.take(

@@ -8,14 +8,22 @@ from pathlib import Path
 
 import pytest
 
+from liveparams._client_config import ClientConfig
+from liveparams._exceptions import CommandError
 from liveparams.agent import AgentConfig
-from liveparams.jobs import ClientConfig, JobError
 from liveparams.tokens import mint_job_token, mint_jwt
 from liveparams_stack.keys import ANON_KEY, JWT_SECRET, PUBLISHABLE_KEY, SERVICE_ROLE_KEY
 
 JOB = str(uuid.uuid4())
 URL = "http://127.0.0.1:54321"
 TROUBLESHOOTING = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"
+
+
+@pytest.fixture(autouse=True)
+def no_kept_sign_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sign-in kept by `liveparams user login` on this machine would act instead of the keys under test."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
 
 
 def test_the_trainer_reads_the_names_supabase_status_prints() -> None:
@@ -51,7 +59,7 @@ def test_the_cli_acts_as_the_user_before_the_service_key() -> None:
     config = ClientConfig.from_env(environ=both)
     assert (config.key, config.access_token, config.is_service) == (SERVICE_ROLE_KEY, None, True)
     assert config.acting_as == "with the service role key (every job)"
-    with pytest.raises(JobError, match="the anon key alone sees no job"):
+    with pytest.raises(CommandError, match="the anon key alone sees no job"):
         ClientConfig.from_env(environ={"API_URL": URL, "ANON_KEY": ANON_KEY})
-    with pytest.raises(JobError, match="not a project URL"):
+    with pytest.raises(CommandError, match="not a project URL"):
         ClientConfig.from_env(environ={"API_URL": "127.0.0.1:54321", "SERVICE_ROLE_KEY": SERVICE_ROLE_KEY})

@@ -127,7 +127,7 @@ def test_twine_accepts_the_release(release: Path) -> None:
 
 SERVE_PANEL = """
 import urllib.request
-from liveparams import panel
+from liveparams import _panel as panel
 server = panel.PanelServer(None, port=0).start()
 print(panel.ASSETS)
 print(*(urllib.request.urlopen(server.url + name).status for name in ("", "panel.js", "panel.css")))

@@ -22,9 +22,9 @@ import pytest
 from cli_helpers import as_owner, clean_environ, liveparams, read_lines_until
 from runs_helpers import WAIT_S, job_row, request_rows, trainer_state, until
 
+from liveparams._views import HEARTBEAT_STALE_S, PRESENCE_GRACE_S
 from liveparams.agent import AgentConfig
 from liveparams.contract import PARAMETERS
-from liveparams.jobs import HEARTBEAT_STALE_S, PRESENCE_GRACE_S
 
 HERE = Path(__file__).resolve().parent
 

@@ -20,8 +20,8 @@ from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthApiError
 from supabase_auth.types import Session
 
+from liveparams._trainer_credential import parse_credential
 from liveparams.tokens import mint_job_token
-from liveparams.trainer_credential import parse_credential
 
 pytestmark = [pytest.mark.stack]
 

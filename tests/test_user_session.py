@@ -170,7 +170,7 @@ def test_set_and_watch_outlive_the_access_tokens(short_env: dict[str, str], tmp_
         time.sleep(4 * SHORT_TOKEN_LIFETIME_S)  # every token the sign-in started with has expired by now
         done = liveparams("set", job_id, "learning_rate=5e-4", env=env)
         assert done.returncode == 0 and done.stdout.startswith("requested "), done.stderr
-        request_id = done.stdout.split()[1].rstrip(":")
+        request_id = done.stdout.split("(", 1)[1].split(")", 1)[0]  # requested #N (<id>): ...
         assert watch.stdout is not None
         lines = read_lines_until(watch.stdout, request_id, timeout=20)
         assert any(json.loads(line)["id"] == request_id for line in lines), lines

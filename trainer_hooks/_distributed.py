@@ -46,6 +46,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from liveparams._exceptions import LiveparamsError
 from liveparams.contract import OutcomeStatus, UpdateOutcome, UpdateRequest
 
 __all__ = ["PRESENCE_TIMEOUT_S", "NotSent", "RankSync", "every_rank_present", "is_multi_process"]
@@ -106,7 +107,7 @@ def _decode(payload: bytes) -> list[UpdateRequest]:
     return requests
 
 
-class NotSent(Exception):
+class NotSent(LiveparamsError):
     """Rank 0 could not send its requests (after an empty batch went out, so no rank waits)."""
 
 

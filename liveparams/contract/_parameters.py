@@ -15,6 +15,8 @@ import reprlib
 from dataclasses import dataclass
 from enum import Enum
 
+from liveparams._exceptions import LiveparamsError
+
 ParamValue = int | float | str
 
 
@@ -156,7 +158,7 @@ PARAMETERS: dict[str, ParameterSpec] = {
 METADATA_KEYS = frozenset({"id", "requested_at", "requested_by"})
 
 
-class InvalidParameter(ValueError):
+class InvalidParameter(LiveparamsError, ValueError):
     """Raised by :func:`validate_parameter` with a message meant for the user."""
 
 

@@ -27,12 +27,14 @@ from rich.console import Console, Group
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from liveparams._api import connect, create_job
+from liveparams._client_config import ClientConfig
+from liveparams._render import live, params_text, requests_table
+from liveparams._views import RequestView
 from liveparams.credentials import CredentialAdmin
 from liveparams.demo.panel import demo_panel, keep_up
 from liveparams.demo.plot import Marker, plot_run
 from liveparams.demo.scenario import ScriptedUser, default_actions
-from liveparams.jobs import ClientConfig, RequestView, connect, create_job
-from liveparams.view import live, params_text, requests_table
 from liveparams_stack import LocalStack
 
 DEMO_EMAIL = "demo@liveparams.test"

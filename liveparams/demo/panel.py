@@ -6,8 +6,8 @@ import threading
 
 from rich.console import Console
 
-from liveparams.jobs import JobError
-from liveparams.panel import DEFAULT_PORT, PanelConfig, PanelServer, check_built
+from liveparams._exceptions import CommandError
+from liveparams._panel import DEFAULT_PORT, PanelConfig, PanelServer, check_built
 
 
 def demo_panel(console: Console, env: dict[str, str], job_id: str, email: str, password: str) -> PanelServer | None:
@@ -17,13 +17,13 @@ def demo_panel(console: Console, env: dict[str, str], job_id: str, email: str, p
     """
     try:
         check_built()
-    except JobError as exc:
+    except CommandError as exc:
         console.print(f"(no panel: {exc})")
         return None
     config = PanelConfig(env["API_URL"], env["ANON_KEY"])
     try:
         server = PanelServer(config, DEFAULT_PORT).start()
-    except JobError:  # the port is taken (another panel, another demo)
+    except CommandError:  # the port is taken (another panel, another demo)
         server = PanelServer(config, 0).start()
     console.print(f"watch and steer it in the panel: [bold]{server.url}#/job/{job_id}[/]", soft_wrap=True)
     console.print(f"  sign in as [bold]{email}[/] with the password [bold]{password}[/]", soft_wrap=True)

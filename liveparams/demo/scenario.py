@@ -13,16 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from liveparams.jobs import (
-    ClientConfig,
-    JobError,
-    JobView,
-    RequestView,
-    connect,
-    request_update,
-    summarize,
-    watch_job,
-)
+from liveparams._api import connect, request_update
+from liveparams._client_config import ClientConfig
+from liveparams._exceptions import CommandError
+from liveparams._live import watch_job
+from liveparams._views import JobView, RequestView, summarize
 
 
 @dataclass(frozen=True)
@@ -114,7 +109,7 @@ class ScriptedUser:
                     self._on_note(
                         f"step ~{self._current_step()}: requested {action.params} — {action.note} [{stored['id'][:8]}]"
                     )
-                except JobError as exc:
+                except CommandError as exc:
                     self.refused.append((self._current_step(), action.params))
                     self._on_note(f"step ~{self._current_step()}: {action.params} refused by the server: {exc}")
             await asyncio.to_thread(self._done.wait)

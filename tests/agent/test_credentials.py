@@ -9,10 +9,10 @@ import time
 import pytest
 from supabase_auth.types import Session
 
+from liveparams._trainer_credential import TrainerSecret, parse_credential
 from liveparams.agent import AgentConfig, ConfigError
 from liveparams.agent._credential import Credential
 from liveparams.tokens import mint_job_token, mint_jwt
-from liveparams.trainer_credential import TrainerSecret, parse_credential
 
 JOB = "6f1c2b9e-3a43-4c52-9d0e-1f2a3b4c5d6e"
 OTHER_JOB = "0b6c1a57-6e4f-4a53-9d2c-5f1f0b1e2a3c"

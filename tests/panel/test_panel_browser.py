@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 import pytest
 from auth_helpers import auth_client
 
+from liveparams._panel import PanelConfig, PanelServer
 from liveparams._supabase import create_client
-from liveparams.panel import PanelConfig, PanelServer
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from liveparams import panel
+from liveparams import _panel as panel
+from liveparams._exceptions import CommandError
+from liveparams._panel import PanelConfig, PanelServer
 from liveparams.cli import main
-from liveparams.jobs import JobError
-from liveparams.panel import PanelConfig, PanelServer
 from liveparams_stack.keys import ANON_KEY, SERVICE_ROLE_KEY
 
 URL = "http://127.0.0.1:54321"
@@ -43,7 +43,7 @@ def test_the_environment_names_the_cli_reads_configure_it() -> None:
 
 @pytest.mark.parametrize("key", [SERVICE_ROLE_KEY, "sb_secret_abc"])
 def test_a_secret_key_is_never_handed_to_a_browser(key: str) -> None:
-    with pytest.raises(JobError, match=r"public \(anon/publishable\) key only"):
+    with pytest.raises(CommandError, match=r"public \(anon/publishable\) key only"):
         PanelConfig.from_env({"SUPABASE_URL": URL, "SUPABASE_ANON_KEY": key})
 
 
@@ -61,7 +61,7 @@ def test_a_checkout_without_the_build_says_how_to_build_in_one_line(
 
 def test_a_port_in_use_is_one_sentence(served: str) -> None:
     port = httpx.URL(served).port
-    with pytest.raises(JobError, match=f"cannot serve the panel on 127.0.0.1:{port}"):
+    with pytest.raises(CommandError, match=f"cannot serve the panel on 127.0.0.1:{port}"):
         PanelServer(None, port=port)
 
 

@@ -21,8 +21,8 @@ from realtime_support import Watch, barrier, next_item
 from supabase import Client, ClientOptions, create_client
 from supabase_auth import SyncGoTrueClient
 
+from liveparams._trainer_credential import parse_credential
 from liveparams.credentials import CredentialAdmin
-from liveparams.trainer_credential import parse_credential
 
 pytestmark = pytest.mark.stack
 TABLE = "local_training_jobs"

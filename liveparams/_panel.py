@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from liveparams._client_config import check_url
+from liveparams._exceptions import CommandError
 from liveparams.environment import PUBLIC_KEY_VARS, URL_VARS, first_set, is_header_safe, key_role
-from liveparams.jobs import JobError, check_url
+
+__all__ = ["BUILD_HINT", "DEFAULT_PORT", "PanelConfig", "PanelServer", "check_built"]
 
 ASSETS = Path(str(files("liveparams") / "panel-dist"))
 BUILD_HINT = (
@@ -48,12 +51,14 @@ class PanelConfig:
             return None
         if not url or not key:
             missing = "URL ($SUPABASE_URL or $API_URL)" if not url else "public key ($SUPABASE_ANON_KEY or $ANON_KEY)"
-            raise JobError(f"the panel needs the project's {missing} too")
+            raise CommandError(f"the panel needs the project's {missing} too")
         check_url(url)
         if not is_header_safe(key):
-            raise JobError("the key is not a key: it holds spaces or characters no key has")
+            raise CommandError("the key is not a key: it holds spaces or characters no key has")
         if key_role(key) not in ("anon", None):
-            raise JobError("the panel takes the public (anon/publishable) key only: a browser must never hold a secret")
+            raise CommandError(
+                "the panel takes the public (anon/publishable) key only: a browser must never hold a secret"
+            )
         return cls(url.rstrip("/"), key)
 
     def to_json(self) -> bytes:
@@ -103,9 +108,9 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 def check_built() -> None:
-    """`JobError` with the one line that says how to build, when the assets are missing (a bare checkout)."""
+    """`CommandError` with the one line that says how to build, when the assets are missing (a bare checkout)."""
     if not (ASSETS / "index.html").is_file() or not (ASSETS / "panel.js").is_file():
-        raise JobError(BUILD_HINT)
+        raise CommandError(BUILD_HINT)
 
 
 class PanelServer:
@@ -117,7 +122,9 @@ class PanelServer:
         try:
             self._server = ThreadingHTTPServer((host, port), partial(handler, directory=str(ASSETS)))
         except OSError as exc:
-            raise JobError(f"cannot serve the panel on {host}:{port}: {exc.strerror} (choose another --port)") from exc
+            raise CommandError(
+                f"cannot serve the panel on {host}:{port}: {exc.strerror} (choose another --port)"
+            ) from exc
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="liveparams.panel", daemon=True)
 

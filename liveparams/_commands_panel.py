@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from liveparams.panel import DEFAULT_PORT, PanelConfig, PanelServer
+from liveparams._panel import DEFAULT_PORT, PanelConfig, PanelServer
+
+__all__ = ["add_panel_command"]
 
 
 def add_panel_command(subparsers: argparse._SubParsersAction) -> None:

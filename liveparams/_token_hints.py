@@ -13,8 +13,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from liveparams._trainer_credential import CREDENTIAL_PREFIX, CREDENTIAL_VAR, HOW_TO_GET_ONE
 from liveparams.environment import TRAINER_TOKEN_VAR, USER_TOKEN_VAR, key_role, unverified_claims
-from liveparams.trainer_credential import CREDENTIAL_PREFIX, CREDENTIAL_VAR, HOW_TO_GET_ONE
 
 __all__ = ["TRAINER_KEY", "USER_SIGN_IN", "refusal_hint", "trainer_token_problem", "user_token_problem"]
 

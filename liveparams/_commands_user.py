@@ -1,6 +1,6 @@
 """``liveparams user create | login | logout | token``: a person to own jobs, and their kept sign-in.
 
-``create`` and ``login`` sign the person in and keep the session (``liveparams.user_session``:
+``create`` and ``login`` sign the person in and keep the session (``liveparams._user_session``:
 a 0600 file under the user's config folder, refreshed as needed), as ``gh auth login`` does;
 every command that acts as a person uses it from then on, for as long as the session lives.
 ``logout`` ends it. ``token`` prints a fresh access token for scripts. ``create`` takes the
@@ -18,10 +18,13 @@ import sys
 
 from supabase_auth.types import Session
 
+from liveparams._client_config import check_url
+from liveparams._exceptions import CommandError
+from liveparams._user_session import SignIn, keep
 from liveparams.environment import PUBLIC_KEY_VARS, SERVICE_KEY_VARS, URL_VARS, first_set
-from liveparams.jobs import JobError, check_url
-from liveparams.user_session import SignIn, SignInError, keep
 from liveparams.users import create_user, sign_in
+
+__all__ = ["add_user_group"]
 
 PASSWORD_VAR = "LIVEPARAMS_USER_PASSWORD"
 MAX_EMAIL_CHARS = 255
@@ -87,7 +90,7 @@ def _options(parser: argparse.ArgumentParser) -> None:
 def _url(args: argparse.Namespace) -> str:
     url = args.url or first_set(os.environ, URL_VARS)
     if not url:
-        raise JobError("no Supabase URL: pass --url or set SUPABASE_URL (or API_URL)")
+        raise CommandError("no Supabase URL: pass --url or set SUPABASE_URL (or API_URL)")
     check_url(url)
     return url.rstrip("/")
 
@@ -95,7 +98,7 @@ def _url(args: argparse.Namespace) -> str:
 def _key(names: tuple[str, ...], what: str) -> str:
     key = first_set(os.environ, names)
     if not key:
-        raise JobError(f"no {what}: set {' or '.join(names[:1] + names[-1:])}")
+        raise CommandError(f"no {what}: set {' or '.join(names[:1] + names[-1:])}")
     return key
 
 
@@ -103,15 +106,25 @@ def _email(text: str) -> str:
     email = text.strip()
     local, at, domain = email.partition("@")
     if not (local and at and "." in domain) or len(email) > MAX_EMAIL_CHARS or not email.isprintable():
-        raise JobError(f"not an email address: {text!r}")
+        raise CommandError(f"not an email address: {text!r}")
     return email
+
+
+def _password(text: str) -> str:
+    """``text`` when it can be sent: Auth takes UTF-8, which a lone surrogate (half a character, from a
+    mangled shell argument or variable) has no encoding in."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CommandError("the password holds a broken character (a lone surrogate): retype it") from None
+    return text
 
 
 def _run_create(args: argparse.Namespace) -> int:
     email, url = _email(args.email), _url(args)
     password = args.password or os.environ.get(PASSWORD_VAR) or None
     generated = password is None
-    password = password or secrets.token_urlsafe(16)
+    password = _password(password) if password else secrets.token_urlsafe(16)
     service_key = _key(SERVICE_KEY_VARS, "service key")
     public_key = _key(PUBLIC_KEY_VARS, "public (anon) key")
     user_id = create_user(url, service_key, email, password)
@@ -126,8 +139,9 @@ def _run_login(args: argparse.Namespace) -> int:
     password = args.password or os.environ.get(PASSWORD_VAR)
     if not password:
         if not sys.stdin.isatty():
-            raise JobError(f"no password: pass --password or set {PASSWORD_VAR}")
+            raise CommandError(f"no password: pass --password or set {PASSWORD_VAR}")
         password = getpass.getpass(f"password for {email}: ")
+    password = _password(password)
     public_key = _key(PUBLIC_KEY_VARS, "public (anon) key")
     _keep(url, public_key, email, sign_in(url, public_key, email, password))
     return 0
@@ -154,9 +168,6 @@ def _run_token(args: argparse.Namespace) -> int:
     url = _url(args)
     kept = SignIn.load(url)
     if kept is None:
-        raise JobError(f"not signed in on {url}: sign in with `liveparams user login EMAIL`")
-    try:
-        print(kept.access_token())
-    except SignInError as exc:
-        raise JobError(str(exc)) from None
+        raise CommandError(f"not signed in on {url}: sign in with `liveparams user login EMAIL`")
+    print(kept.access_token())  # a `SignInError` says why it cannot
     return 0

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from liveparams.jobs import ClientConfig
+from liveparams._client_config import ClientConfig
+
+__all__ = ["CREDENTIALS_HELP", "add_client_options", "client_config"]
 
 CREDENTIALS_HELP = (
     "credentials: the signed-in user ($LIVEPARAMS_USER_TOKEN, else the sign-in kept by `liveparams user login`, "
@@ -33,5 +35,5 @@ def add_client_options(parser: argparse.ArgumentParser, as_json: bool = True) ->
 
 
 def client_config(args: argparse.Namespace) -> ClientConfig:
-    """The `ClientConfig` the options and the environment give (`JobError` says what is missing)."""
+    """The `ClientConfig` the options and the environment give (`CommandError` says what is missing)."""
     return ClientConfig.from_env(args.url, args.key, args.user_token)

@@ -26,20 +26,17 @@ from typing import Any
 
 import httpx
 from supabase_auth import SyncGoTrueClient
-from supabase_auth.errors import AuthApiError, AuthError
 from supabase_auth.types import Session
 
+from liveparams._exceptions import SignInError
+from liveparams._supabase import CLIENT_ERRORS, ClientFailure, mapped_errors
+from liveparams._token_hints import USER_SIGN_IN
 from liveparams.agent._credential import SESSION_GONE_CODES, refresh_margin
-from liveparams.token_hints import USER_SIGN_IN
 
 __all__ = ["SignIn", "SignInError", "keep", "session_file"]
 
 FILE_NAME = "session.json"
 TIMEOUT_S = 10.0
-
-
-class SignInError(Exception):
-    """The stored sign-in cannot be used (ended, or Auth unreachable); one sentence, no secret."""
 
 
 def session_file(environ: Mapping[str, str] | None = None) -> Path:
@@ -108,7 +105,7 @@ class SignIn:
     def log_out(self) -> None:
         """End the session at Auth (its refresh token stops working) and forget it here. Auth's part is best
         effort: a session already ended, or an unreachable Auth, still leaves the person signed out here."""
-        with contextlib.suppress(SignInError, AuthError, httpx.HTTPError):
+        with contextlib.suppress(SignInError, *CLIENT_ERRORS):
             token = self.access_token()  # Auth's logout takes a live access token
             with contextlib.closing(_auth(self.url, self.api_key)) as auth:
                 auth.admin.sign_out(token, "local")
@@ -118,21 +115,21 @@ class SignIn:
                 _write(self._path, stored)
 
     def _refreshed(self) -> _Entry:
-        try:
-            with contextlib.closing(_auth(self.url, self._entry.api_key)) as auth:
-                session = auth.refresh_session(self._entry.refresh_token).session
-        except AuthApiError as exc:
-            if exc.code in SESSION_GONE_CODES or exc.code == "user_not_found":
-                _write(self._path, {k: v for k, v in _projects(self._path).items() if k != self.url})
-                raise SignInError(
-                    f"your sign-in as {self.email} on {self.url} has ended ({exc.code}): {USER_SIGN_IN}"
-                ) from None
-            raise SignInError(f"refreshing your sign-in failed: {exc.message} (Auth)") from None
-        except (AuthError, httpx.HTTPError) as exc:
-            raise SignInError(f"refreshing your sign-in failed: cannot reach {self.url} ({exc})") from None
+        auth = _auth(self.url, self._entry.api_key)
+        with mapped_errors(self._refresh_refused, chain=False), contextlib.closing(auth):
+            session = auth.refresh_session(self._entry.refresh_token).session
         if session is None:
             raise SignInError(f"refreshing your sign-in answered without a session: {USER_SIGN_IN}")
         return _entry(self._entry.email, self._entry.api_key, session)
+
+    def _refresh_refused(self, failure: ClientFailure) -> SignInError:
+        """Why a refresh failed; a session Auth has ended is forgotten here too."""
+        if not (failure.from_auth and failure.answered):
+            return SignInError(f"refreshing your sign-in failed: cannot reach {self.url} ({failure.message})")
+        if failure.code in SESSION_GONE_CODES or failure.code == "user_not_found":
+            _write(self._path, {k: v for k, v in _projects(self._path).items() if k != self.url})
+            return SignInError(f"your sign-in as {self.email} on {self.url} has ended ({failure.code}): {USER_SIGN_IN}")
+        return SignInError(f"refreshing your sign-in failed: {failure.message} (Auth)")
 
 
 def keep(url: str, api_key: str, email: str, session: Session, environ: Mapping[str, str] | None = None) -> Path:

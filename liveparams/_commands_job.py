@@ -1,10 +1,11 @@
-"""``liveparams job create | list | show``: the job rows themselves.
+"""``liveparams job create | list | show | end``: the job rows themselves, and the end of a job's run.
 
 ``create`` is what a platform does when it queues a training: it inserts the row
 the trainer will attach to, owned by a person. As that person (their token) the
 database makes them the owner; ``--owner EMAIL`` instead takes the service key
 and looks the person up through the Auth admin API. A job is never created without
-an owner: nobody could then request updates on it.
+an owner: nobody could then request updates on it. ``end`` is the owner's (``end_training_run``):
+it ends the run of a trainer that will not come back.
 """
 
 from __future__ import annotations
@@ -13,29 +14,19 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
 
 from rich.console import Console
 
-from liveparams.cli_options import add_client_options, client_config
-from liveparams.jobs import (
-    JOB_STATUSES,
-    ClientConfig,
-    JobError,
-    JobView,
-    check_job_id,
-    connect,
-    create_job,
-    fetch_job,
-    fetch_requests,
-    list_jobs,
-    summarize,
-    trainer_state,
-)
-from liveparams.run_commands import add_end_command
-from liveparams.runs import trainer_present
+from liveparams._api import JOB_STATUSES, call_once, connect, create_job, end_run, fetch_view, list_jobs
+from liveparams._client_config import ClientConfig, check_job_id
+from liveparams._exceptions import CommandError
+from liveparams._live import trainer_present
+from liveparams._options import add_client_options, client_config
+from liveparams._render import in_force_text, jobs_table, requests_table
+from liveparams._views import JobView, summarize, trainer_attachment
 from liveparams.users import find_user_id
-from liveparams.view import in_force_text, jobs_table, requests_table
+
+__all__ = ["add_job_group"]
 
 MAX_NAME_CHARS = 200
 SHOWN_OUTCOMES = 5  # requests `job show` lists: the latest
@@ -76,7 +67,17 @@ def add_job_group(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("job_id", help="the job's uuid")
     add_client_options(show)
     show.set_defaults(run=_run_show)
-    add_end_command(actions)
+    end = actions.add_parser(
+        "end",
+        help="end the job's run: pending requests get their final outcome",
+        description="End the job's run when its trainer will not come back (killed, crashed, gone): every "
+        "pending request gets the outcome 'not applied: the run ended at step N' and new requests are refused "
+        "until a trainer attaches again, which opens the job's next run. Refused while a trainer is attached: "
+        "`liveparams set JOB command=stop` ends that run.",
+    )
+    end.add_argument("job_id", help="the job's uuid")
+    add_client_options(end)
+    end.set_defaults(run=_run_end)
 
 
 def _positive_int(text: str) -> int:
@@ -88,23 +89,23 @@ def _positive_int(text: str) -> int:
 def _run_create(args: argparse.Namespace) -> int:
     name = args.name.strip()
     if not name or len(name) > MAX_NAME_CHARS or not name.isprintable():
-        raise JobError(f"--name must be 1 to {MAX_NAME_CHARS} printable characters")
+        raise CommandError(f"--name must be 1 to {MAX_NAME_CHARS} printable characters")
     if args.status not in JOB_STATUSES:
-        raise JobError(f"--status must be one of {', '.join(JOB_STATUSES)}, got {args.status!r}")
+        raise CommandError(f"--status must be one of {', '.join(JOB_STATUSES)}, got {args.status!r}")
     config = client_config(args)
     owner_id = None
     if args.owner is not None:
         if not config.is_service:
-            raise JobError(
+            raise CommandError(
                 "--owner needs a service key (pass --key with it while signed in); a user creates jobs for themself"
             )
         owner_id = find_user_id(config.url, config.key, args.owner)
     elif config.access_token is None:
-        raise JobError(
+        raise CommandError(
             "who owns the job? sign in ($LIVEPARAMS_USER_TOKEN, from `liveparams user create`) "
             "or pass --owner EMAIL with a service key"
         )
-    job = asyncio.run(_create(config, name, args.status, owner_id))
+    job = call_once(config, create_job, name, args.status, owner_id)
     if args.json:
         print(json.dumps(job))
     else:
@@ -114,14 +115,9 @@ def _run_create(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _create(config: ClientConfig, name: str, status: str, owner_id: str | None) -> dict[str, Any]:
-    async with connect(config) as client:
-        return await create_job(client, name, status, owner_id)
-
-
 def _run_list(args: argparse.Namespace) -> int:
     config = client_config(args)
-    jobs = asyncio.run(_list(config, args.limit))
+    jobs = call_once(config, list_jobs, args.limit)
     if args.json:
         print(json.dumps(jobs))
     elif not jobs:
@@ -131,18 +127,13 @@ def _run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _list(config: ClientConfig, limit: int) -> list[dict[str, Any]]:
-    async with connect(config) as client:
-        return await list_jobs(client, limit)
-
-
 def _run_show(args: argparse.Namespace) -> int:
     job_id = check_job_id(args.job_id)
     config = client_config(args)
     view = asyncio.run(_show(config, job_id))
     requests = summarize(view)[-SHOWN_OUTCOMES:]
     job = view.job
-    trainer = trainer_state(job, present=view.present)
+    trainer = trainer_attachment(job, present=view.present)
     if args.json:
         print(json.dumps({"job": job, "trainer": trainer.detail, "requests": [r.__dict__ for r in requests]}))
         return 0
@@ -160,9 +151,23 @@ def _run_show(args: argparse.Namespace) -> int:
 
 async def _show(config: ClientConfig, job_id: str) -> JobView:
     async with connect(config) as client:
-        view = JobView(await fetch_job(client, job_id))
-        for row in await fetch_requests(client, job_id, latest=SHOWN_OUTCOMES):
-            view.take(row)
-        if trainer_state(view.job).attached:  # the row says attached: is it on the job's topic right now?
+        view = await fetch_view(client, job_id, latest=SHOWN_OUTCOMES)
+        if trainer_attachment(view.job).attached:  # the row says attached: is it on the job's topic right now?
             view.present = await trainer_present(client, job_id)
     return view
+
+
+def _run_end(args: argparse.Namespace) -> int:
+    job_id = check_job_id(args.job_id)
+    ended = call_once(client_config(args), end_run, job_id)
+    if args.json:
+        print(json.dumps(ended))
+    else:
+        step = ended.get("step")
+        where = f" at step {step}" if step is not None else ""
+        count = ended.get("cancelled", 0)
+        print(
+            f"the run of job {job_id} ended{where}; {count} pending request{'s' if count != 1 else ''} "
+            "not applied. The next run starts when a trainer attaches."
+        )
+    return 0

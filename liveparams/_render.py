@@ -11,8 +11,21 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from liveparams._views import RequestView, trainer_attachment
+
+__all__ = [
+    "in_force_text",
+    "job_title",
+    "jobs_table",
+    "live",
+    "metrics_text",
+    "newest_that_fit",
+    "outcome_text",
+    "params_text",
+    "request_line",
+    "requests_table",
+]
 from liveparams.contract import format_value
-from liveparams.jobs import RequestView, trainer_state
 
 STATUS_STYLE = {
     "pending": "yellow",
@@ -88,7 +101,7 @@ def job_title(
     ``present``: whether the trainer is on the job's topic now (Presence), when known. ``metrics``: the
     newest point the trainer logged (``{"step", "metrics"}``), when there is one.
     """
-    trainer = trainer_state(job, present=present)
+    trainer = trainer_attachment(job, present=present)
     parts = [f"job {job_id}", str(job.get("status")), trainer.detail, metrics_text(metrics or {}), in_force_text(job)]
     return " — ".join(part for part in parts if part)
 
@@ -116,7 +129,7 @@ def jobs_table(jobs: list[dict[str, Any]], title: str) -> Table:
             str(job.get("id")),
             str(job.get("name") or ""),
             str(job.get("status")),
-            trainer_state(job).label,
+            trainer_attachment(job).label,
             params_text(job.get("parameters_in_force") or {}),
         )
     return table

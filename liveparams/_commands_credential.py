@@ -12,10 +12,10 @@ import json
 import os
 import sys
 
+from liveparams._trainer_credential import CREDENTIAL_VAR
 from liveparams.credentials import CredentialAdmin, CredentialError, TrainerCredential
 from liveparams.environment import JWT_SECRET_VARS, SERVICE_KEY_VARS, URL_VARS, first_set
 from liveparams.tokens import DEFAULT_TTL_SECONDS, mint_job_token, parse_ttl
-from liveparams.trainer_credential import CREDENTIAL_VAR
 
 __all__ = ["add_credential_commands"]
 

@@ -1,0 +1,127 @@
+"""``liveparams set JOB NAME=VALUE...``: request a parameter update on a running job, in a straight line.
+
+Its arguments are parsed and checked here (:func:`parse_assignments`), sent by one RPC
+(``liveparams._api.request_update``), optionally followed until the outcome
+(``liveparams._live.wait_for_outcome``), and the answer is printed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+from typing import Any
+
+from liveparams._api import connect, fetch_job, request_update
+from liveparams._client_config import ClientConfig, check_job_id
+from liveparams._exceptions import CommandError
+from liveparams._live import wait_for_outcome
+from liveparams._options import add_client_options, client_config
+from liveparams._param_names import LinesHelpFormatter, parameters_help, unknown_parameter_hint
+from liveparams._render import outcome_text, params_text
+from liveparams._views import RequestView, trainer_attachment
+
+__all__ = ["add_set_command", "parse_assignments"]
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``["learning_rate=5e-5", "command=stop"]`` → ``{"learning_rate": 5e-05, "command": "stop"}``.
+
+    Values are read as JSON when they parse (numbers, true/false), else kept as
+    strings, so ``command=stop`` needs no quoting. Validation is the server's job,
+    except for what JSON cannot carry (NaN, infinities, numbers beyond a double).
+    """
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise CommandError(f"expected NAME=VALUE, got {item!r}")
+        if name in params:
+            raise CommandError(f"{name!r} given twice")
+        if (hint := unknown_parameter_hint(name)) is not None:
+            raise CommandError(hint)
+        try:
+            value = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError):
+            value = raw
+        except ValueError:  # an integer longer than Python converts (4,300 digits)
+            raise CommandError(
+                f"{name}: a number of {len(raw)} digits cannot be sent (no parameter allows it)"
+            ) from None
+        if _not_json(value):
+            raise CommandError(f"{name}={raw}: not a finite number (NaN and infinities cannot be sent)")
+        params[name] = value
+    return params
+
+
+def _not_json(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return True
+    return False
+
+
+def _positive_seconds(text: str) -> float:
+    """``--wait``: a finite number of seconds above zero (argparse's refusal otherwise)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return seconds
+
+
+def add_set_command(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``set`` on the CLI's subparsers."""
+    set_parser = subparsers.add_parser(
+        "set",
+        help="request a parameter update on a running job",
+        description="Request a parameter update through the request_parameter_update RPC. The trainer "
+        "attached to the job applies it at its next step boundary; with no trainer attached it waits for the "
+        "next attach; once the job's run has ended it is refused (docs/contracts.md).",
+        epilog=f"{parameters_help()}\n\nexample: liveparams set 3f0c…  learning_rate=5e-5 weight_decay=0.01",
+        formatter_class=LinesHelpFormatter,
+    )
+    set_parser.add_argument("job_id", help="the job's uuid")
+    set_parser.add_argument("assignments", nargs="+", metavar="NAME=VALUE", help="parameters to change")
+    set_parser.add_argument(
+        "--wait", type=_positive_seconds, metavar="SECONDS", help="wait up to SECONDS for the outcome"
+    )
+    add_client_options(set_parser)
+    set_parser.set_defaults(run=_run_set)
+
+
+def _run_set(args: argparse.Namespace) -> int:
+    job_id = check_job_id(args.job_id)
+    params = parse_assignments(args.assignments)
+    stored, outcome = asyncio.run(_set(client_config(args), job_id, params, args.wait))
+    if args.wait is None:
+        shown = f"requested #{stored['seq']} ({stored['id']}): {params_text(params)}"
+        print(json.dumps(stored) if args.json else shown)
+        return 0
+    if args.json:
+        print(outcome.to_json() if outcome else json.dumps({"id": stored["id"], "status": "pending"}))
+    elif outcome is None:
+        print(f"requested {stored['id']}: still pending after {args.wait:g} s")
+    else:
+        print(outcome_text(outcome))
+    return 0 if outcome is not None and outcome.status == "applied" else 3
+
+
+async def _set(
+    config: ClientConfig, job_id: str, params: dict[str, Any], wait: float | None
+) -> tuple[dict[str, Any], RequestView | None]:
+    """The stored request, and with ``wait`` its outcome (``None``: still pending). Warns, while it
+    waits, that no trainer is attached to apply it."""
+    async with connect(config) as client:
+        stored = await request_update(client, job_id, params)
+        trainer = trainer_attachment(await fetch_job(client, job_id))
+        if not trainer.attached:
+            print(f"liveparams: warning: {trainer.detail}; the request waits for the next attach", file=sys.stderr)
+        if wait is None:
+            return stored, None
+        return stored, await wait_for_outcome(client, job_id, str(stored["id"]), wait)

@@ -1,0 +1,159 @@
+"""What a UI shows of a job, as plain data: the job and its requests (`JobView`), one request and where it
+stands (`RequestView`), and whether a trainer is attached (`Attachment`).
+
+Nothing here talks to the network or draws: ``liveparams._api`` and ``liveparams._live`` fill a
+`JobView`, ``liveparams._render`` draws these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from liveparams.agent import AgentConfig, decode_params
+from liveparams.agent._subscription import PRESENCE_KEY
+from liveparams.contract import METADATA_KEYS, format_value
+
+__all__ = [
+    "HEARTBEAT_STALE_S",
+    "PRESENCE_GRACE_S",
+    "WATCHED",
+    "Attachment",
+    "JobView",
+    "RequestView",
+    "summarize",
+    "trainer_attachment",
+    "trainer_in",
+]
+
+WATCHED = 200  # requests ``watch`` shows: the latest ones; the job's history can be far longer
+HEARTBEAT_STALE_S = 3 * AgentConfig.heartbeat_interval  # a trainer silent for three heartbeats is gone
+# Presence lags the row by a moment at attach (the agent tracks once subscribed): absent for longer means gone.
+PRESENCE_GRACE_S = 15.0
+
+
+@dataclass
+class JobView:
+    """What a UI shows of a job: its row and its latest requests (by seq), kept current by ``_live.watch_job``."""
+
+    job: dict[str, Any]
+    requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> row, in seq order
+    present: bool | None = None  # a trainer on the job's topic (Presence); None until its state arrived
+    metrics: dict[str, Any] = field(default_factory=dict)  # the newest point the trainer logged: {"step", "metrics"}
+
+    def take_metrics(self, points: list[dict[str, Any]]) -> None:
+        """Keep the newest of ``points`` (a live Broadcast message's, or the newest stored one)."""
+        for point in points:
+            if isinstance(point, dict) and point.get("step", -1) >= self.metrics.get("step", -1):
+                self.metrics = point
+
+    def take(self, row: dict[str, Any]) -> None:
+        """Add or update one request row, keeping seq order and the latest ``WATCHED`` rows."""
+        self.requests[str(row.get("id"))] = row
+        ordered = sorted(self.requests.values(), key=lambda r: r.get("seq") or 0)[-WATCHED:]
+        self.requests = {str(r.get("id")): r for r in ordered}
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """Whether a trainer is attached to the job, from the row's ``trainer_*`` columns (docs/contracts.md)."""
+
+    attached: bool
+    detail: str
+    label: str  # the same in a word or two, for a table cell
+
+
+def trainer_in(presence_state: Mapping[str, Any]) -> bool:
+    """Whether a Presence state of the job's topic (``channel.presence_state()``) holds the trainer."""
+    return bool(presence_state.get(PRESENCE_KEY))
+
+
+def trainer_attachment(job: dict[str, Any], now: datetime | None = None, present: bool | None = None) -> Attachment:
+    """Attached = it said so, has not detached, its heartbeat is recent and, when known, it is on the
+    job's topic (``present``, from Presence: a killed trainer leaves it at once); otherwise say why not.
+    """
+    ended = "; the run ended, so requests are refused until a trainer attaches" if job.get("run_ended_at") else ""
+    if not job.get("trainer_attached_at"):
+        return Attachment(False, f"no trainer has attached yet{ended}", "not yet")
+    if job.get("trainer_detached_at"):
+        step = job.get("trainer_detach_step")
+        where = f" at step {step}" if step is not None else ""
+        reason = job.get("trainer_detach_reason")
+        return Attachment(False, f"the trainer detached: {reason}{where}{ended}", f"{reason}{where}")
+    seen = _parse_time(job.get("trainer_seen_at"))
+    now = now or datetime.now(timezone.utc)
+    if seen is None or (now - seen).total_seconds() > HEARTBEAT_STALE_S:
+        return Attachment(
+            False, f"the trainer stopped responding (last heartbeat {job.get('trainer_seen_at')}); killed?", "silent"
+        )
+    attached_at = _parse_time(job.get("trainer_attached_at"))
+    settled = attached_at is None or (now - attached_at).total_seconds() > PRESENCE_GRACE_S
+    if present is False and settled:
+        return Attachment(False, "the trainer left the job's channel (killed, or reconnecting)", "gone")
+    return Attachment(True, "a trainer is attached", "attached")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """One request and where it stands, as the ``watch`` table shows it."""
+
+    id: str
+    params: dict[str, Any]
+    requested_at: str | None
+    status: str
+    step: int | None
+    detail: str
+    seq: int | None = None  # its number on the job (what `liveparams request cancel` takes)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+
+def _change_text(name: str, change: Any) -> str:
+    if not isinstance(change, dict):
+        return f"{name}: {change}"
+    if name == "command":
+        return f"{change.get('new')} done"
+    return f"{name}: {format_value(change.get('old'))} → {format_value(change.get('new'))}"
+
+
+def _detail(row: dict[str, Any]) -> str:
+    changes = row.get("changes")
+    if isinstance(changes, dict) and changes:  # written by a trainer credential: any JSON object
+        return ", ".join(_change_text(name, change) for name, change in changes.items())
+    if row.get("superseded_by"):
+        return f"superseded by {str(row['superseded_by'])[:8]}"
+    return str(row.get("reason") or "")
+
+
+def summarize(view: JobView) -> list[RequestView]:
+    """Each watched request with where it stands (``pending`` until it has an outcome), oldest first."""
+    views = []
+    for row in view.requests.values():
+        params = decode_params(row.get("params"))  # the agent's own reading, so both agree
+        shown = {k: v for k, v in params.items() if k not in METADATA_KEYS} if isinstance(params, dict) else None
+        views.append(
+            RequestView(
+                id=str(row.get("id")),
+                params=shown if shown is not None else {"(malformed)": params},
+                requested_at=row.get("requested_at"),
+                status=str(row.get("status") or "pending"),
+                step=row.get("step"),
+                detail=_detail(row),
+                seq=row.get("seq"),
+            )
+        )
+    return views
