@@ -17,6 +17,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SMALLEST = {
     "agent_latency.py": ["--frames", "200", "--commits", "5", "--spacing", "0.01"],
     "drain_overhead.py": ["--quick"],
+    "faults.py": ["--faults", "outcomes_5xx", "--fault-s", "1", "--per-phase", "1", "--settle-s", "60"],
     "gpu_check.py": ["--quick"],
     "history_growth.py": ["--requests", "2", "--block", "1"],
     "push_vs_polling.py": ["--steps", "60", "--step-time", "0.01"],
