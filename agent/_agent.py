@@ -133,13 +133,15 @@ class UpdateAgent:
         """Say how training ended, for the job row when the agent closes; returns at once.
 
         Args:
-            reason (`str`): ``"completed"``, ``"stopped"`` (by a request) or ``"crashed"``. Without a call,
+            reason (`str`): ``"completed"``, ``"stopped"`` (by a request), ``"crashed"`` or ``"interrupted"``
+                (Ctrl-C); the first two end the job's run (its pending requests get their final outcome),
+                the others do not (docs/contracts.md). Without a call,
                 ``close()`` records ``"closed"``; a process killed before closing records nothing, and its
                 heartbeat going stale says so (docs/contracts.md).
             step (`int`, *optional*): the global step training ended at.
 
         Raises:
-            ValueError: ``reason`` is not one of the three.
+            ValueError: ``reason`` is not one of these.
         """
         if reason not in END_REASONS:
             raise ValueError(f"reason must be one of {', '.join(END_REASONS)}, got {reason!r}")

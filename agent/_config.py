@@ -140,8 +140,11 @@ class AgentConfig:
         metadata={"help": "Seconds the client may spend rejoining/reconnecting on its own before it is rebuilt."},
     )
     heartbeat_interval: float = field(
-        default=30.0,
-        metadata={"help": "Seconds between heartbeats on the job row (trainer_seen_at); stale after 3 of them."},
+        default=10.0,
+        metadata={
+            "help": "Seconds between heartbeats on the job row (trainer_seen_at); stale after 3 of them "
+            "(liveparams_trainer_stale_seconds() in the database)."
+        },
     )
     backoff_initial: float = field(default=0.5, metadata={"help": "First rebuild delay, doubled per failure."})
     backoff_max: float = field(default=30.0, metadata={"help": "Longest rebuild delay (jitter added on top)."})

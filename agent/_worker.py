@@ -152,9 +152,8 @@ class Worker:
         # flush() needs run() stopped: both would otherwise write the same batch at once.
         await _cancel_all([writer], deadline - time.monotonic())
         budget = deadline - time.monotonic()
-        left, _, _ = await asyncio.gather(
-            self.writer.flush(budget), _cancel_all(others, budget), self._detach(deadline)
-        )
+        left, _ = await asyncio.gather(self.writer.flush(budget), _cancel_all(others, budget))
+        await self._detach(deadline)  # after the flush: a run's end cancels what has no outcome on its row
         if left:
             logger.warning("Closing: dropped %d outcomes that could not be recorded within %.1fs", left, budget)
         await self._rest.aclose()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 from liveparams import credential_commands
 from liveparams.credentials import CredentialError
 from liveparams.job_commands import add_job_commands
 from liveparams.job_group import add_job_group
 from liveparams.jobs import JobError
+from liveparams.run_commands import add_request_group
 from liveparams.user_group import add_user_group
 
 STACK_MISSING = (
@@ -38,14 +40,24 @@ def _stack_missing(args: argparse.Namespace) -> int:
     return 2
 
 
+def _version() -> str:
+    """The installed distribution's version (a checkout run without installing has none)."""
+    try:
+        return version("liveparams")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="liveparams", description="Change the hyperparameters of a running training through Supabase."
     )
+    parser.add_argument("--version", action="version", version=f"liveparams {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_job_commands(commands)
     credential_commands.add_credential_commands(commands)
     add_job_group(commands)
+    add_request_group(commands)
     add_user_group(commands)
     _add_stack_commands(commands)
     return parser

@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.text import Text
 
 from liveparams.cli_options import add_client_options, client_config
+from liveparams.contract import OutcomeStatus
 from liveparams.jobs import (
     ClientConfig,
     JobError,
@@ -30,9 +31,11 @@ from liveparams.jobs import (
     trainer_state,
     watch_job,
 )
-from liveparams.view import job_title, live, newest_that_fit, params_text, requests_table
+from liveparams.param_names import LinesHelpFormatter, parameters_help, unknown_parameter_hint
+from liveparams.view import job_title, live, newest_that_fit, outcome_text, params_text, requests_table
+from liveparams.watch_lines import watch_lines
 
-TERMINAL = {"applied", "rejected", "failed", "superseded"}
+TERMINAL = {status.value for status in OutcomeStatus}
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
@@ -49,6 +52,8 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
             raise JobError(f"expected NAME=VALUE, got {item!r}")
         if name in params:
             raise JobError(f"{name!r} given twice")
+        if (hint := unknown_parameter_hint(name)) is not None:
+            raise JobError(hint)
         try:
             value = json.loads(raw)
         except (json.JSONDecodeError, RecursionError):
@@ -85,8 +90,11 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
     set_parser = subparsers.add_parser(
         "set",
         help="request a parameter update on a running job",
-        description="Request a parameter update through the request_parameter_update RPC.",
-        epilog="example: liveparams set 3f0c…  learning_rate=5e-5 weight_decay=0.01",
+        description="Request a parameter update through the request_parameter_update RPC. The trainer "
+        "attached to the job applies it at its next step boundary; with no trainer attached it waits for the "
+        "next attach; once the job's run has ended it is refused (docs/contracts.md).",
+        epilog=f"{parameters_help()}\n\nexample: liveparams set 3f0c…  learning_rate=5e-5 weight_decay=0.01",
+        formatter_class=LinesHelpFormatter,
     )
     set_parser.add_argument("job_id", help="the job's uuid")
     set_parser.add_argument("assignments", nargs="+", metavar="NAME=VALUE", help="parameters to change")
@@ -120,12 +128,10 @@ async def _set(config: ClientConfig, job_id: str, params: dict[str, Any], wait: 
         stored = await request_update(client, job_id, params)
         trainer = trainer_state(await fetch_job(client, job_id))
         if not trainer.attached:
-            print(
-                f"liveparams: warning: {trainer.detail}; the request waits and is applied when a trainer attaches",
-                file=sys.stderr,
-            )
+            print(f"liveparams: warning: {trainer.detail}; the request waits for the next attach", file=sys.stderr)
         if wait is None:
-            print(json.dumps(stored) if as_json else f"requested {stored['id']}: {params_text(params)}")
+            shown = f"requested #{stored['seq']} ({stored['id']}): {params_text(params)}"
+            print(json.dumps(stored) if as_json else shown)
             return 0
         outcome = await _wait_for_outcome(client, job_id, str(stored["id"]), wait)
     if as_json:
@@ -133,8 +139,7 @@ async def _set(config: ClientConfig, job_id: str, params: dict[str, Any], wait: 
     elif outcome is None:
         print(f"requested {stored['id']}: still pending after {wait:g} s")
     else:
-        where = f" at step {outcome.step}" if outcome.step is not None else ""
-        print(f"{outcome.status}{where}: {outcome.detail}".rstrip(": "))
+        print(outcome_text(outcome))
     return 0 if outcome is not None and outcome.status == "applied" else 3
 
 
@@ -175,7 +180,9 @@ async def _watch(config: ClientConfig, job_id: str, once: bool, as_json: bool) -
         else:
             Console().print(requests_table(summarize(view), title=job_title(job_id, job)))
         return 0
-    return await (_watch_json(config, job_id) if as_json else _watch_table(config, job_id))
+    if as_json:
+        return await _watch_json(config, job_id)
+    return await (_watch_table(config, job_id) if Console().is_terminal else watch_lines(config, job_id))
 
 
 async def _watch_json(config: ClientConfig, job_id: str) -> int:
@@ -216,7 +223,7 @@ async def _watch_table(config: ClientConfig, job_id: str) -> int:
             status = Text("connecting", style="yellow")
         if job is None:
             return Group(status)
-        table = newest_that_fit(summarize(job), job_title(job_id, job.job), console, reserved=2)
+        table = newest_that_fit(summarize(job), job_title(job_id, job.job, job.present), console, reserved=2)
         return Group(table, status)
 
     # The first connection is made before the display starts, so a bad id or URL is one line.

@@ -32,6 +32,8 @@ from liveparams.jobs import (
     summarize,
     trainer_state,
 )
+from liveparams.run_commands import add_end_command
+from liveparams.runs import trainer_present
 from liveparams.users import find_user_id
 from liveparams.view import in_force_text, jobs_table, requests_table
 
@@ -74,6 +76,7 @@ def add_job_group(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("job_id", help="the job's uuid")
     add_client_options(show)
     show.set_defaults(run=_run_show)
+    add_end_command(actions)
 
 
 def _positive_int(text: str) -> int:
@@ -139,15 +142,14 @@ def _run_show(args: argparse.Namespace) -> int:
     view = asyncio.run(_show(config, job_id))
     requests = summarize(view)[-SHOWN_OUTCOMES:]
     job = view.job
+    trainer = trainer_state(job, present=view.present)
     if args.json:
-        print(
-            json.dumps({"job": job, "trainer": trainer_state(job).detail, "requests": [r.__dict__ for r in requests]})
-        )
+        print(json.dumps({"job": job, "trainer": trainer.detail, "requests": [r.__dict__ for r in requests]}))
         return 0
     console = Console()
     console.print(f"job {job_id} ({job.get('name') or 'no name'}), owner {job.get('user_id') or 'none'}")
     console.print(f"status: {job.get('status')} (the platform's column; requests are accepted while running)")
-    console.print(f"trainer: {trainer_state(job).detail}")
+    console.print(f"trainer: {trainer.detail}")
     console.print(in_force_text(job) or "in force: the training's own settings (nothing changed yet)")
     if requests:
         console.print(requests_table(requests, title=f"last {len(requests)} requests"))
@@ -161,4 +163,6 @@ async def _show(config: ClientConfig, job_id: str) -> JobView:
         view = JobView(await fetch_job(client, job_id))
         for row in await fetch_requests(client, job_id, latest=SHOWN_OUTCOMES):
             view.take(row)
+        if trainer_state(view.job).attached:  # the row says attached: is it on the job's topic right now?
+            view.present = await trainer_present(client, job_id)
     return view

@@ -28,6 +28,8 @@ from supabase import AsyncClient
 
 from liveparams._supabase import create_client, is_transient_code, quiet_client_logs
 from liveparams.agent import AgentConfig, decode_params
+from liveparams.agent._config import job_topic
+from liveparams.agent._subscription import PRESENCE_KEY
 from liveparams.contract import METADATA_KEYS, format_value
 from liveparams.environment import (
     PUBLIC_KEY_VARS,
@@ -48,6 +50,8 @@ SUBSCRIBE_TIMEOUT_S = 15
 RETRY_INITIAL_S, RETRY_MAX_S = 1.0, 10.0  # watch's reconnection backoff
 WATCHED = 200  # requests ``watch`` shows: the latest ones; the job's history can be far longer
 HEARTBEAT_STALE_S = 3 * AgentConfig.heartbeat_interval  # a trainer silent for three heartbeats is gone
+# Presence lags the row by a moment at attach (the agent tracks once subscribed): absent for longer means gone.
+PRESENCE_GRACE_S = 15.0
 
 
 class JobError(Exception):
@@ -314,6 +318,7 @@ class JobView:
 
     job: dict[str, Any]
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> row, in seq order
+    present: bool | None = None  # a trainer on the job's topic (Presence); None until its state arrived
 
     def take(self, row: dict[str, Any]) -> None:
         """Add or update one request row, keeping seq order and the latest ``WATCHED`` rows."""
@@ -368,7 +373,13 @@ async def watch_job(
             view.take(row)
         on_view(view)
 
-    channel = client.channel(f"liveparams-watch-{job_id}")
+    def on_presence() -> None:
+        view.present = trainer_in(channel.presence_state())
+        if view.job:
+            on_view(view)
+
+    channel = client.channel(job_topic(job_id))  # the job's topic: the trainer's Presence is there
+    channel.on_presence_sync(on_presence)
     channel.on_postgres_changes(
         RealtimePostgresChangesListenEvent.Update, on_job, table=TABLE, schema="public", filter=f"id=eq.{job_id}"
     )
@@ -444,21 +455,33 @@ class TrainerState:
     label: str  # the same in a word or two, for a table cell
 
 
-def trainer_state(job: dict[str, Any], now: datetime | None = None) -> TrainerState:
-    """Attached = it said so, has not detached, and its heartbeat is recent; otherwise say why not."""
+def trainer_in(presence_state: Mapping[str, Any]) -> bool:
+    """Whether a Presence state of the job's topic (``channel.presence_state()``) holds the trainer."""
+    return bool(presence_state.get(PRESENCE_KEY))
+
+
+def trainer_state(job: dict[str, Any], now: datetime | None = None, present: bool | None = None) -> TrainerState:
+    """Attached = it said so, has not detached, its heartbeat is recent and, when known, it is on the
+    job's topic (``present``, from Presence: a killed trainer leaves it at once); otherwise say why not.
+    """
+    ended = "; the run ended, so requests are refused until a trainer attaches" if job.get("run_ended_at") else ""
     if not job.get("trainer_attached_at"):
-        return TrainerState(False, "no trainer has attached yet", "not yet")
+        return TrainerState(False, f"no trainer has attached yet{ended}", "not yet")
     if job.get("trainer_detached_at"):
         step = job.get("trainer_detach_step")
         where = f" at step {step}" if step is not None else ""
         reason = job.get("trainer_detach_reason")
-        return TrainerState(False, f"the trainer detached: {reason}{where}", f"{reason}{where}")
+        return TrainerState(False, f"the trainer detached: {reason}{where}{ended}", f"{reason}{where}")
     seen = _parse_time(job.get("trainer_seen_at"))
     now = now or datetime.now(timezone.utc)
     if seen is None or (now - seen).total_seconds() > HEARTBEAT_STALE_S:
         return TrainerState(
             False, f"the trainer stopped responding (last heartbeat {job.get('trainer_seen_at')}); killed?", "silent"
         )
+    attached_at = _parse_time(job.get("trainer_attached_at"))
+    settled = attached_at is None or (now - attached_at).total_seconds() > PRESENCE_GRACE_S
+    if present is False and settled:
+        return TrainerState(False, "the trainer left the job's channel (killed, or reconnecting)", "gone")
     return TrainerState(True, "a trainer is attached", "attached")
 
 
@@ -482,6 +505,7 @@ class RequestView:
     status: str
     step: int | None
     detail: str
+    seq: int | None = None  # its number on the job (what `liveparams request cancel` takes)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -518,6 +542,7 @@ def summarize(view: JobView) -> list[RequestView]:
                 status=str(row.get("status") or "pending"),
                 step=row.get("step"),
                 detail=_detail(row),
+                seq=row.get("seq"),
             )
         )
     return views

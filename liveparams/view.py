@@ -20,6 +20,7 @@ STATUS_STYLE = {
     "rejected": "red",
     "failed": "red",
     "superseded": "dim",
+    "cancelled": "dim",
 }
 
 
@@ -32,6 +33,7 @@ def requests_table(views: list[RequestView], title: str = "parameter update requ
     """One line per request, oldest first, coloured by status; ``older`` requests above it are counted, not shown."""
     caption = f"{older} older request{'s' if older != 1 else ''} not shown" if older else None
     table = Table(title=title, caption=caption, expand=False)
+    table.add_column("#", justify="right", no_wrap=True)  # the seq `liveparams request cancel` takes
     table.add_column("id", style="dim", no_wrap=True)
     table.add_column("requested at", no_wrap=True)
     table.add_column("request")
@@ -40,6 +42,7 @@ def requests_table(views: list[RequestView], title: str = "parameter update requ
     table.add_column("detail")
     for view in views:
         table.add_row(
+            "" if view.seq is None else str(view.seq),
             view.id[:8],
             (view.requested_at or "")[11:23],
             params_text(view.params),
@@ -48,6 +51,18 @@ def requests_table(views: list[RequestView], title: str = "parameter update requ
             view.detail,
         )
     return table
+
+
+def outcome_text(view: RequestView) -> str:
+    """``applied at step 12: learning_rate: 1.00e-04 → 5.00e-05``: where one request stands, in a line."""
+    where = f" at step {view.step}" if view.step is not None else ""
+    return f"{view.status}{where}: {view.detail}".rstrip(": ")
+
+
+def request_line(view: RequestView) -> str:
+    """``#3 3f0c5a4e learning_rate=5.00e-05: applied at step 12: …``: one request in a line of plain text."""
+    number = "" if view.seq is None else f"#{view.seq} "
+    return f"{number}{view.id[:8]} {params_text(view.params)}: {outcome_text(view)}"
 
 
 def newest_that_fit(views: list[RequestView], title: str, console: Console, reserved: int = 0) -> Table:
@@ -65,9 +80,12 @@ def newest_that_fit(views: list[RequestView], title: str, console: Console, rese
         shown = shown[1:]
 
 
-def job_title(job_id: str, job: dict[str, Any]) -> str:
-    """The line above the table: the platform's status, the trainer's attachment, the values in force."""
-    trainer = trainer_state(job)
+def job_title(job_id: str, job: dict[str, Any], present: bool | None = None) -> str:
+    """The line above the table: the platform's status, the trainer's attachment, the values in force.
+
+    ``present``: whether the trainer is on the job's topic now (Presence), when known.
+    """
+    trainer = trainer_state(job, present=present)
     in_force = in_force_text(job)
     return f"job {job_id} — {job.get('status')} — {trainer.detail}{f' — {in_force}' if in_force else ''}"
 

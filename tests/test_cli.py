@@ -177,7 +177,7 @@ def test_set_warns_when_no_trainer_is_attached(
     unattached = liveparams("set", job_id, "learning_rate=1e-4", env=as_owner(stack_env, owner_jwt))
     assert unattached.returncode == 0, unattached.stderr
     assert "warning: no trainer has attached yet" in unattached.stderr
-    assert "applied when a trainer attaches" in unattached.stderr
+    assert "the request waits for the next attach" in unattached.stderr
 
     def trainer(state: str, step: int | None = None) -> None:
         httpx.post(
@@ -189,9 +189,15 @@ def test_set_warns_when_no_trainer_is_attached(
     trainer("attached")  # what the agent does when it starts
     attached = liveparams("set", job_id, "learning_rate=2e-4", env=as_owner(stack_env, owner_jwt))
     assert attached.returncode == 0 and "warning" not in attached.stderr
-    trainer("completed", 120)
+    trainer("crashed", 120)  # not an end: the resumed run gets the request
     detached = liveparams("set", job_id, "learning_rate=3e-4", env=as_owner(stack_env, owner_jwt))
-    assert "warning: the trainer detached: completed at step 120" in detached.stderr
+    assert detached.returncode == 0
+    waits = "warning: the trainer detached: crashed at step 120; the request waits for the next attach"
+    assert waits in detached.stderr
+    trainer("attached")
+    trainer("completed", 130)  # the end of the run: nothing more is taken
+    ended = liveparams("set", job_id, "learning_rate=4e-4", env=as_owner(stack_env, owner_jwt))
+    assert ended.returncode == 1 and f"the run of training job {job_id} ended at step 130 (completed)" in ended.stderr
 
 
 def test_watch_reads_a_request_as_the_agent_does(

@@ -83,7 +83,7 @@ def _logged_problems() -> list[str]:
     root = paramdoc.DOC.parent.parent
     found = []
     for package in ("agent", "trainer_hooks"):
-        for path in sorted((root / package).glob("*.py")):
+        for path in sorted((root / package).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Call) and is_problem_logger(node.func) and node.args:
                     first = node.args[0]

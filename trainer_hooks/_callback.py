@@ -143,7 +143,10 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         return self
 
     def state(self) -> dict[str, Any]:
-        """What ``trainer_state.json`` keeps, so resume neither re-applies nor loses an update (see ``_record``)."""
+        """What ``trainer_state.json`` keeps, so resume neither re-applies nor loses an update (see ``_record``).
+
+        Only reads: the outcomes it lists are dropped from the record once the save is done (:meth:`on_save`).
+        """
         return {"args": {}, "attributes": self.record.checkpoint()}
 
     def close(self) -> None:
@@ -171,6 +174,9 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._link.at_step(int(state.global_step))
         self._step(args, state, control, kwargs, at_train_begin=False)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.record.mark_saved()  # the checkpoint holds the outcomes decided since the previous one
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._link.close("stopped" if self._stop_applied else "completed", int(state.global_step))

@@ -1,8 +1,32 @@
-"""What an applier may read and change: the live objects of one training run."""
+"""What an applier may read and change: the live objects of one training run.
+
+The callback fills an :class:`ApplyContext` from what Trainer passes to its
+hooks. A training loop without a Trainer (plain PyTorch or accelerate) can
+build one from its own objects and use the same appliers:
+
+- ``optimizer``: a ``torch.optim.Optimizer`` (or accelerate's wrapper);
+- ``lr_scheduler``: None, a ``LambdaLR`` (one from ``transformers.get_scheduler`` has
+  a shape the appliers can edit; a plain torch ``LambdaLR``'s lambdas are opaque, so
+  its peak and mode change but not its warmup) or a metric-driven one
+  (``ReduceLROnPlateau``), unwrapped from accelerate's ``AcceleratedScheduler``
+  (``_schedule.unwrap``);
+- ``args``: any object with attributes (not slots: a request's undo copies its
+  ``__dict__``) carrying the fields of ``TrainingArguments`` the appliers use, such as
+  ``max_grad_norm`` and ``max_steps``; the loop must read back what they set (the
+  clipping norm at every clip). Each family's module docstring in ``_appliers`` lists
+  its fields;
+- ``state``: ``global_step``, ``max_steps`` (which the loop checks), the intervals and
+  ``is_world_process_zero``, as on ``TrainerState``;
+- ``control``: the ``should_evaluate``/``should_save``/``should_training_stop`` flags
+  of ``TrainerControl``, which the loop acts on after the step.
+
+The ``model``, ``train_dataloader`` and ``trainer`` are optional: without them the
+checks that need them refuse (``beta``) or assume less (how far ``max_steps`` may go).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["ApplyContext"]
@@ -21,9 +45,6 @@ class ApplyContext:
         model (*optional*): the model being trained.
         train_dataloader (*optional*): used to know how many steps the planned epochs hold.
         trainer (`Trainer`, *optional*): needed for knobs TRL copies onto the trainer (``beta``).
-        params (`dict`): the parameters of the request being checked (or the values set again after
-            a resume), for a check that depends on another parameter set with it (``save_steps``
-            and ``eval_steps``).
     """
 
     args: Any
@@ -34,7 +55,6 @@ class ApplyContext:
     model: Any = None
     train_dataloader: Any = None
     trainer: Any = None
-    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def trainer_name(self) -> str:

@@ -81,12 +81,11 @@ def _check(request: UpdateRequest, ctx: ApplyContext) -> UpdateOutcome | None:
     reason = _invalid_reason(request)
     if reason is not None:
         return UpdateOutcome(request.id, OutcomeStatus.REJECTED, step=step, reason=reason)
-    ctx.params = request.params
     try:
         reasons = [
             f"{name}: {r}"
             for name, value in request.params.items()
-            if (r := _registry.get_applier(name).check(value, ctx)) is not None
+            if (r := _registry.get_applier(name).check(value, ctx, request.params)) is not None
         ]
     except Exception as exc:
         logger.exception("checking request %s failed", request.id)
@@ -97,22 +96,31 @@ def _check(request: UpdateRequest, ctx: ApplyContext) -> UpdateOutcome | None:
 
 
 def _apply(request: UpdateRequest, ctx: ApplyContext, restore: Callable[[], None]) -> UpdateOutcome:
-    """Apply every parameter in registry order; if one raises, roll the request back."""
+    """Apply every parameter in registry order; if one raises, roll the request back.
+
+    Every ``old`` is read before anything is applied: it is the value before the request, not
+    what an earlier parameter of the same request left (``learning_rate_mode="constant"``
+    freezes the rate, which would make ``learning_rate``'s old the current scheduled rate
+    instead of the peak; docs/parameters.md).
+    """
     step = int(ctx.state.global_step)
     changes: dict[str, Change] = {}
-    for name in _registry.applier_names():
-        if name not in request.params:
-            continue
+    names = [name for name in _registry.applier_names() if name in request.params]
+    try:
+        olds: dict[str, Any] = {name: _registry.get_applier(name).read(ctx) for name in names}
+    except Exception as exc:
+        logger.exception("reading the values request %s changes failed; nothing changed", request.id)
+        return UpdateOutcome(request.id, OutcomeStatus.FAILED, step=step, reason=f"{type(exc).__name__}: {exc}")
+    for name in names:
         applier, value = _registry.get_applier(name), request.params[name]
         try:
-            old: Any = applier.read(ctx)
             applier.apply(value, ctx)
         except Exception as exc:
             logger.exception("applying %s=%s failed; request %s rolled back", name, format_value(value), request.id)
             restore()
             reason = f"{name}: {type(exc).__name__}: {exc}; nothing changed"
             return UpdateOutcome(request.id, OutcomeStatus.FAILED, step=step, reason=reason)
-        changes[name] = Change(old=old, new=value)
+        changes[name] = Change(old=olds[name], new=value)
     return UpdateOutcome(request.id, OutcomeStatus.APPLIED, step=step, changes=changes)
 
 

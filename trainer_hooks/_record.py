@@ -90,16 +90,18 @@ class DecisionRecord:
             del self.recent[next(iter(self.recent))]
 
     def checkpoint(self) -> dict[str, Any]:
-        """The JSON attributes for a checkpoint; the recent outcomes start over after it."""
-        saved = {
+        """The JSON attributes for a checkpoint; reading them changes nothing (see :meth:`mark_saved`)."""
+        return {
             "job_id": self.job_id,
             "decided_seq": self.decided_seq,
             "undecided": sorted(self.undecided),
             "in_force": dict(self.in_force),
             "recent_outcomes": dict(self.recent),
         }
+
+    def mark_saved(self) -> None:
+        """A checkpoint now holds the recent outcomes: they start over, so the next holds only later ones."""
         self.recent = {}
-        return saved
 
     @classmethod
     def from_checkpoint(cls, attributes: dict[str, Any]) -> DecisionRecord:

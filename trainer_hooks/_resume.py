@@ -24,13 +24,12 @@ logger = logging.getLogger(__name__)
 def reapply_in_force(in_force: dict[str, Any], ctx: ApplyContext) -> None:
     """Set again each value of ``in_force`` (parameter → value) that the checkpoint did not restore."""
     step = ctx.state.global_step
-    ctx.params = in_force
     for name in _registry.applier_names():
         if name not in in_force:
             continue
         applier, value = _registry.get_applier(name), in_force[name]
         try:
-            reason = applier.reapply_check(value, ctx)
+            reason = applier.reapply_check(value, ctx, in_force)
             if reason is not None:
                 logger.warning("could not re-apply %s=%s after resume: %s", name, format_value(value), reason)
             elif applier.reapply(value, ctx):

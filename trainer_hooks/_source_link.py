@@ -8,7 +8,9 @@ closed when the callback is collected, at interpreter exit, or at the next
 
 from __future__ import annotations
 
+import atexit
 import logging
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -35,8 +37,20 @@ def _close_quietly(source: UpdateSource, reason: str | None, step: int | None) -
 
 
 def _close_abandoned(source: UpdateSource, progress: list[int]) -> None:
-    """A source whose ``train()`` never reached its end: that ``train()`` raised (or was interrupted)."""
-    _close_quietly(source, "crashed", progress[0] if progress else None)
+    """A source whose ``train()`` never reached its end: it raised, or Ctrl-C interrupted it.
+
+    At interpreter exit ``sys.last_value`` is the exception that ended the script, so an
+    uncaught ``KeyboardInterrupt`` is told apart from a crash. Either way the run is not over:
+    requests made meanwhile wait for the run that resumes it.
+    """
+    step = progress[0] if progress else None
+    reason = "interrupted" if isinstance(getattr(sys, "last_value", None), KeyboardInterrupt) else "crashed"
+    logger.warning(
+        "Training %s at step %s; the job row says so, and requests made meanwhile wait for the resumed run",
+        reason,
+        "?" if step is None else step,
+    )
+    _close_quietly(source, reason, step)
 
 
 class SourceLink:
@@ -80,6 +94,9 @@ class SourceLink:
         self.source = source
         self._progress = [resume_step or 0]
         self._finalizer = weakref.finalize(owner, _close_abandoned, source, self._progress)
+        # Before the source's own exit hook (atexit runs the last registered first), so that a
+        # script ended by Ctrl-C records where it stopped instead of a bare "closed".
+        atexit.register(self._abandon)
         if resume_step is not None:
             self._wait_initial_read(source, initial_read_timeout)
 
@@ -142,11 +159,13 @@ class SourceLink:
         """
         source, finalizer = self.source, self._finalizer
         self.source = self._finalizer = None
+        atexit.unregister(self._abandon)
         if source is not None and finalizer is not None and finalizer.detach() is not None:
             _close_quietly(source, reason, step)
 
     def _abandon(self) -> None:
         """Close a source whose run never reached its end as crashed; idempotent."""
         finalizer, self._finalizer, self.source = self._finalizer, None, None
+        atexit.unregister(self._abandon)
         if finalizer is not None:
             finalizer()

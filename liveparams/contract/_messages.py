@@ -18,12 +18,17 @@ from liveparams.contract._parameters import ParamValue
 
 
 class OutcomeStatus(str, Enum):
-    """The value written to the row's ``status`` field of an outcome."""
+    """The value written to the row's ``status`` field of an outcome.
+
+    The trainer writes the first four. ``cancelled`` is written by the database only: the owner
+    cancelled the request, or its run ended before the trainer took it (docs/contracts.md).
+    """
 
     APPLIED = "applied"
     REJECTED = "rejected"
     SUPERSEDED = "superseded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,11 @@ __all__ = ["DRAIN_MAX_ITEMS", "END_REASONS", "UpdateSource"]
 DRAIN_MAX_ITEMS = 64
 
 # How a training run can end, as the job row shows it: the run reached its end, a request
-# (`command=stop`) stopped it, or ``train()`` raised. A killed process says nothing (its
-# heartbeat goes stale); a source closed without a reason records "closed".
-END_REASONS = ("completed", "stopped", "crashed")
+# (`command=stop`) stopped it, ``train()`` raised, or Ctrl-C interrupted it. Only the first two end
+# the job's run (its pending requests get their final outcome; docs/contracts.md). A killed process
+# says nothing (its Presence leaves, its heartbeat goes stale); a source closed without a reason
+# records "closed".
+END_REASONS = ("completed", "stopped", "crashed", "interrupted")
 
 
 @runtime_checkable

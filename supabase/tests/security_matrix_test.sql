@@ -52,6 +52,8 @@ insert into public.matrix_actions values
   ('read_parameter_update_requests',
    $$select case when public.read_parameter_update_requests('%1$s') is null then 'invisible' else 'ok' end$$),
   ('record_trainer_state', $$select 'ok' from public.record_trainer_state('%1$s', 'alive')$$),
+  ('cancel_parameter_update', $$select 'ok' from public.cancel_parameter_update('%1$s', 1)$$),
+  ('end_training_run', $$select 'ok' from public.end_training_run('%1$s')$$),
   ('liveparams_adopt_job',
    $$select public.liveparams_adopt_job('%1$s', '00000000-0000-0000-0000-0000000000b2')::text$$),
   ('liveparams_revoke_trainer_credentials',
@@ -126,6 +128,11 @@ insert into public.matrix_expected values
   ('record_trainer_state', 'revoked job token', '42501', '42501'),
   ('record_trainer_state', 'anon', '42501', '42501'),
   ('record_trainer_state', 'service_role', 'ok', 'ok');
+-- The owner's say over a run (20261206110000_request_runs.sql): as request_parameter_update.
+insert into public.matrix_expected
+  select a.action, e.caller, e.owned, e.ownerless
+    from public.matrix_expected e, (values ('cancel_parameter_update'), ('end_training_run')) a (action)
+   where e.action = 'request_parameter_update';
 insert into public.matrix_expected
   select action, caller, '42501', '42501'
     from (values ('liveparams_adopt_job'), ('liveparams_revoke_trainer_credentials')) a (action),
@@ -161,7 +168,7 @@ insert into public.matrix_expected
                  ('revoked job token', '42501'), ('anon', '42501'), ('service_role', 'ok')) r (caller, result);
 grant select on public.matrix_expected to anon, authenticated, service_role;
 
-select is((select count(*)::int from public.matrix_expected), 11 * 10, 'the matrix has a cell pair for every action and caller');
+select is((select count(*)::int from public.matrix_expected), 13 * 10, 'the matrix has a cell pair for every action and caller');
 
 -- Claims of each caller for a job (the row of matrix_jobs): what PostgREST puts in request.jwt.claims.
 create function public.matrix_claims(p_caller text, p_kind text)

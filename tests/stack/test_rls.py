@@ -2,7 +2,8 @@
 
 Rows: the caller. Columns: read the job row, read its requests, request an
 update (RPC), record an outcome (RPC), rewrite the request history directly
-(the legacy array, or the requests table), record the trainer's state (RPC).
+(the legacy array, or the requests table), record the trainer's state (RPC),
+cancel a request (RPC) and end the job's run (RPC).
 "denied" is the error code PostgREST answers with; an empty read means RLS hid the rows.
 """
 
@@ -28,17 +29,18 @@ TABLE = "local_training_jobs"
 REQUESTS = "parameter_update_requests"
 OK, HIDDEN = "ok", "hidden"
 
-# caller -> (read job, read requests, request update, record outcome, rewrite array, rewrite requests, trainer state)
+# caller -> (read job, read requests, request update, record outcome, rewrite array, rewrite requests, trainer state,
+#            cancel request, end run)
 MATRIX = {
-    "anon": ("42501", "42501", "42501", "42501", "42501", "42501", "42501"),
-    "owner": (OK, OK, OK, "42501", "42501", "42501", "42501"),
-    "other user": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501"),
-    "job token for this job": (OK, OK, "PT404", OK, "42501", "42501", OK),
-    "job token for another job": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501"),
-    "trainer session for this job": (OK, OK, "PT404", OK, "42501", "42501", OK),
-    "trainer session for another job": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501"),
-    "revoked trainer session": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501"),
-    "service role": (OK, OK, OK, OK, OK, OK, OK),
+    "anon": ("42501", "42501", "42501", "42501", "42501", "42501", "42501", "42501", "42501"),
+    "owner": (OK, OK, OK, "42501", "42501", "42501", "42501", OK, OK),
+    "other user": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501", "PT404", "PT404"),
+    "job token for this job": (OK, OK, "PT404", OK, "42501", "42501", OK, "PT404", "PT404"),
+    "job token for another job": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501", "PT404", "PT404"),
+    "trainer session for this job": (OK, OK, "PT404", OK, "42501", "42501", OK, "PT404", "PT404"),
+    "trainer session for another job": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501", "PT404", "PT404"),
+    "revoked trainer session": (HIDDEN, HIDDEN, "PT404", "42501", "42501", "42501", "42501", "PT404", "PT404"),
+    "service role": (OK, OK, OK, OK, OK, OK, OK, OK, OK),
 }
 
 
@@ -155,6 +157,17 @@ def _trainer_state(world: World, client: Client) -> str:
     return OK
 
 
+def _cancel(world: World, client: Client) -> str:
+    cancelled = client.rpc("cancel_parameter_update", {"p_job_id": world.job_id, "p_seq": 1}).execute().data
+    assert (cancelled["id"], cancelled["status"]) == (world.request_id, "cancelled")
+    return OK
+
+
+def _end_run(world: World, client: Client) -> str:
+    assert client.rpc("end_training_run", {"p_job_id": world.job_id}).execute().data == {"step": None, "cancelled": 1}
+    return OK
+
+
 ACTIONS: dict[str, Callable[[World, Client], str]] = {
     "read job": _read,
     "read requests": _read_requests,
@@ -163,6 +176,8 @@ ACTIONS: dict[str, Callable[[World, Client], str]] = {
     "rewrite array": _rewrite,
     "rewrite requests": _rewrite_requests,
     "trainer state": _trainer_state,
+    "cancel request": _cancel,
+    "end run": _end_run,
 }
 
 
