@@ -60,6 +60,7 @@ from liveparams_stack.keys import ANON_KEY, JWT_SECRET, SERVICE_ROLE_KEY
 from liveparams_stack.users import create_user
 
 HOOK_LIMIT_MS = 100.0
+KILL9_SAVE_STEPS = 5  # the killed trainer checkpoints this often
 OUTCOMES_RPC_PATH = "rpc/record_parameter_update_outcomes"
 FAULTS = ("postgres", "api", "kill9", "partition", "expiry", "revoke", "outcomes_5xx", "flood")
 # Agent settings for short runs (CI): recover within seconds rather than the production back-off.
@@ -484,7 +485,8 @@ def run_fault(name: str, ctx: Context) -> Result:
     trainer = Trainer(job, proxy.url if proxy else api_url, root, sizes)
     requests = Requests(api_url)
     victim = str(uuid.uuid4())  # kill9: the request whose outcome the trainer dies before recording
-    trainer.start(kill_at=victim if name == "kill9" else None, save_steps=5 if name == "kill9" else 0)
+    killing = name == "kill9"
+    trainer.start(kill_at=victim if killing else None, save_steps=KILL9_SAVE_STEPS if killing else 0)
     try:
         before = [requests.send(job, "before") for _ in range(sizes.per_phase)]
         wait_recorded(api_url, job.id, [s.id for s in before], sizes.settle_s)
@@ -546,11 +548,13 @@ def fault_phase(
         CredentialAdmin(ctx.api_url, SERVICE_ROLE_KEY).revoke(job.id)
         return send_spread(sizes.fault_s)
     if name == "kill9":
+        past_checkpoint = KILL9_SAVE_STEPS + 1  # a checkpoint to resume from exists
+        trainer.wait_for(lambda e: e["event"] == "step" and e["step"] >= past_checkpoint, 120, "a checkpoint")
         killed = requests.send(job, "during", request_id=victim)
         trainer.wait_for(lambda e: e["event"] == "killing", sizes.settle_s, "the kill")
         assert trainer.process is not None
         trainer.process.wait(30)
-        trainer.start(resume=True, save_steps=5)
+        trainer.start(resume=True, save_steps=KILL9_SAVE_STEPS)
         return [killed]
     raise ValueError(f"unknown fault {name!r}")
 
@@ -764,7 +768,12 @@ def main() -> None:
             ctx = Context(stack, stack.api_url, sizes, root, short_api_url=short_stack.api_url if short_stack else None)
             for name in names:
                 started = time.monotonic()
-                result = run_fault(name, ctx)
+                try:
+                    result = run_fault(name, ctx)
+                except Exception as exc:  # one fault's harness failing must not lose the others' figures
+                    print(f"fault {name}: the run failed: {str(exc)[-2000:]}\n", flush=True)
+                    failed = True
+                    continue
                 print_table(result)
                 print(f"  ({time.monotonic() - started:.0f} s)\n", flush=True)
                 failed |= not (result.passed and result.passed_timing)
