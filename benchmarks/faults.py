@@ -534,7 +534,7 @@ def fault_phase(
         assert proxy is not None
         proxy.partition()
         sent = send_spread(sizes.partition_s)
-        time.sleep(spaced)
+        time.sleep(sizes.partition_s / (n + 1))  # the partition lasts partition_s in all
         proxy.heal()
         return sent
     if name == "outcomes_5xx":
