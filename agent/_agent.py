@@ -12,8 +12,9 @@ import atexit
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
+from typing import Any
 
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._exceptions import AgentClosedError
@@ -128,6 +129,15 @@ class UpdateAgent:
             logger.warning("Dropped %d outcomes reported after the agent was closed", len(list(outcomes)))
             return
         self._worker.writer.submit(outcomes)
+
+    def publish_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
+        """Queue what the trainer logged at ``step`` for the job's owner; never blocks (sent on the agent thread).
+
+        Only finite numbers are kept. Off with ``AgentConfig.metrics=False`` (``LIVEPARAMS_METRICS=off``).
+        """
+        metrics_publisher = self._worker.metrics
+        if metrics_publisher is not None and not self._closed:
+            metrics_publisher.publish(step, metrics)
 
     def record_end(self, reason: str, step: int | None = None) -> None:
         """Say how training ended, for the job row when the agent closes; returns at once.

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_REQUESTS_TABLE = "parameter_update_requests"
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 LEGACY_REFRESH_VAR = "LIVEPARAMS_REFRESH_TOKEN"  # the one-use credential before LIVEPARAMS_CREDENTIAL
+METRICS_OFF = ("0", "off", "false", "no")  # values of LIVEPARAMS_METRICS that turn live metrics off
 
 # The lookup order is the one the CLI uses too (liveparams.environment).
 _URL_VARS = URL_VARS
@@ -151,6 +152,21 @@ class AgentConfig:
     outcome_batch_size: int = field(default=50, metadata={"help": "Outcomes per RPC call."})
     outcome_writes_per_second: int = field(default=5, metadata={"help": "Rate limit of outcome RPC calls."})
 
+    # > Live metrics (docs/contracts.md, "Live metrics")
+    metrics: bool = field(
+        default=True,
+        metadata={
+            "help": "Send what the trainer logs (loss, learning rate, ...) to the job's owner. Env: "
+            "LIVEPARAMS_METRICS=off turns it off."
+        },
+    )
+    metrics_live_interval: float = field(
+        default=1.0, metadata={"help": "Seconds between two live metrics messages (Realtime Broadcast)."}
+    )
+    metrics_history_interval: float = field(
+        default=10.0, metadata={"help": "Seconds between two writes of the metrics history (record_training_metrics)."}
+    )
+
     def __post_init__(self) -> None:
         try:
             uuid.UUID(self.job_id)
@@ -174,7 +190,7 @@ class AgentConfig:
             )
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, (int, float)) and value <= 0:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
                 raise ConfigError(f"{f.name} must be positive, got {value!r}")
 
     def _check_credential(self, credential: str) -> None:
@@ -269,6 +285,8 @@ class AgentConfig:
             overrides["api_key"] = first_set(env, _API_KEY_VARS) or None
         if credential:
             overrides["credential"] = credential
+        if env.get("LIVEPARAMS_METRICS", "").strip().lower() in METRICS_OFF:
+            overrides["metrics"] = False
         try:
             return cls(job_id=job_id, url=url.rstrip("/"), key=key, **overrides)
         except ConfigError as exc:

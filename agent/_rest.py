@@ -126,6 +126,27 @@ class RestClient:
         args = {"p_job_id": self._config.job_id, "p_state": state, "p_step": step}
         await self._rpc("recording the trainer's state", "record_trainer_state", args)
 
+    async def record_metrics(self, points: list[dict[str, Any]]) -> None:
+        """Store metric points (``record_training_metrics``, which keeps the job's history bounded)."""
+        args = {"p_job_id": self._config.job_id, "p_points": points}
+        await self._rpc("recording metrics", "record_training_metrics", args)
+
+    async def broadcast(self, topic: str, event: str, payload: dict[str, Any]) -> None:
+        """Send one private Broadcast message over Realtime's REST endpoint (no channel to join or keep).
+
+        The server answers 202 whether or not the topic's write policy let it through (a refused
+        private message is dropped there, silently): only the transport and the bearer can fail here.
+        """
+        bearer = await self._credential.bearer()
+        message = {"topic": topic, "event": event, "payload": payload, "private": True}
+        headers = {"apikey": self._credential.api_key, "Authorization": f"Bearer {bearer}"}
+        with _mapped_errors("broadcasting metrics", self._config):
+            self._http = self._http or httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
+            url = f"{self._config.url}/realtime/v1/api/broadcast"
+            response = await self._http.post(url, json={"messages": [message]}, headers=headers)
+        if response.status_code >= 300:
+            raise RestError(f"broadcasting metrics: HTTP {response.status_code}", transient=response.status_code >= 500)
+
     async def aclose(self) -> None:
         """Close the HTTP connections."""
         http, self._http, self._client = self._http, None, None

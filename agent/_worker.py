@@ -36,6 +36,7 @@ from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError, SubscriptionError
 from liveparams.agent._intake import Intake
 from liveparams.agent._lifecycle import AgentStatus, Lifecycle
+from liveparams.agent._metrics import METRICS_EVENT, MetricsPublisher, metrics_topic
 from liveparams.agent._outcomes import OutcomeWriter, backoff_delay
 from liveparams.agent._realtime_internals import Internals
 from liveparams.agent._rest import RestClient
@@ -79,6 +80,7 @@ class Worker:
             reject=lambda outcome: self.writer.submit([outcome]),
             resync=self._request_resync,
         )
+        self.metrics = self._metrics_publisher() if config.metrics else None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name="liveparams.agent", daemon=True)
         # asyncio.Event binds to a loop on first use, so these can be made here and used there.
@@ -141,6 +143,9 @@ class Worker:
         self._resync.set()  # read at once: requests made before start() need no push
         self.credential.warn_if_expiring()
         writer = asyncio.create_task(self.writer.run(), name="liveparams.outcomes")
+        senders = [writer]  # cancelled first at stop, then flushed
+        if self.metrics is not None:
+            senders.append(asyncio.create_task(self.metrics.run(), name="liveparams.metrics"))
         others = [
             asyncio.create_task(self._supervise(), name="liveparams.supervisor"),
             asyncio.create_task(self._reread_loop(), name="liveparams.reread"),
@@ -150,13 +155,26 @@ class Worker:
         await self._stop.wait()
         deadline = self._deadline - SHUTDOWN_MARGIN
         # flush() needs run() stopped: both would otherwise write the same batch at once.
-        await _cancel_all([writer], deadline - time.monotonic())
+        await _cancel_all(senders, deadline - time.monotonic())
         budget = deadline - time.monotonic()
-        left, _ = await asyncio.gather(self.writer.flush(budget), _cancel_all(others, budget))
+        left, *_ = await asyncio.gather(
+            self.writer.flush(budget),
+            _cancel_all(others, budget),
+            *([self.metrics.flush(budget)] if self.metrics else []),
+        )
         await self._detach(deadline)  # after the flush: a run's end cancels what has no outcome on its row
         if left:
             logger.warning("Closing: dropped %d outcomes that could not be recorded within %.1fs", left, budget)
         await self._rest.aclose()
+
+    def _metrics_publisher(self) -> MetricsPublisher:
+        topic, rest = metrics_topic(self.config.job_id), self._rest
+        return MetricsPublisher(
+            lambda points: rest.broadcast(topic, METRICS_EVENT, {"points": points}),
+            rest.record_metrics,
+            self.config.metrics_live_interval,
+            self.config.metrics_history_interval,
+        )
 
     # -- the trainer's attachment -------------------------------------------------------------------
 

@@ -70,6 +70,9 @@ class ScriptedSource:
     def report(self, outcomes: Iterable[UpdateOutcome]) -> None:
         self.outcomes.extend(outcomes)
 
+    def publish_metrics(self, step: int, metrics: Any) -> None:
+        """Metrics are not part of this check."""
+
     def start(self, replay_after_step: int | None = None) -> None:
         """Nothing to connect to."""
 

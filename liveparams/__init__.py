@@ -6,6 +6,8 @@ The one-line embedding::
 
     trainer.add_callback(RuntimeParameterCallback.from_env(trainer))
 
+A loop without Trainer (plain PyTorch, accelerate) uses ``LoopUpdates`` (docs/custom-loops.md).
+
 The pieces, each importable on its own:
 
 - ``liveparams.contract``: the parameter table and the messages both halves share;
@@ -26,13 +28,13 @@ import typing
 from liveparams import _lazy
 
 if typing.TYPE_CHECKING:
-    from liveparams.trainer_hooks import RuntimeParameterCallback
+    from liveparams.trainer_hooks import LoopUpdates, RuntimeParameterCallback
 
 # Imported on first use: the callback pulls in transformers and torch, which ``liveparams.agent``
 # and ``liveparams.contract`` (both under this package) must not pay for.
-_LAZY = {"RuntimeParameterCallback": "liveparams.trainer_hooks"}
+_LAZY = {"LoopUpdates": "liveparams.trainer_hooks", "RuntimeParameterCallback": "liveparams.trainer_hooks"}
 
 __getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _LAZY)
 
 
-__all__ = ["RuntimeParameterCallback"]
+__all__ = ["LoopUpdates", "RuntimeParameterCallback"]

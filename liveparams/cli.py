@@ -12,6 +12,8 @@ from liveparams.credentials import CredentialError
 from liveparams.job_commands import add_job_commands
 from liveparams.job_group import add_job_group
 from liveparams.jobs import JobError
+from liveparams.launch_command import add_run_command
+from liveparams.panel_command import add_panel_command
 from liveparams.run_commands import add_request_group
 from liveparams.user_group import add_user_group
 
@@ -59,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_job_group(commands)
     add_request_group(commands)
     add_user_group(commands)
+    add_run_command(commands)
+    add_panel_command(commands)
     _add_stack_commands(commands)
     return parser
 

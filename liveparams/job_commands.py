@@ -24,6 +24,7 @@ from liveparams.jobs import (
     check_job_id,
     connect,
     fetch_job,
+    fetch_last_metrics,
     fetch_requests,
     follow_job,
     request_update,
@@ -174,11 +175,12 @@ async def _watch(config: ClientConfig, job_id: str, once: bool, as_json: bool) -
             view = JobView(job)
             for row in await fetch_requests(client, job_id):
                 view.take(row)
+            view.take_metrics([await fetch_last_metrics(client, job_id)])
         if as_json:
             for request in summarize(view):
                 print(request.to_json(), flush=True)
         else:
-            Console().print(requests_table(summarize(view), title=job_title(job_id, job)))
+            Console().print(requests_table(summarize(view), title=job_title(job_id, job, metrics=view.metrics)))
         return 0
     if as_json:
         return await _watch_json(config, job_id)
@@ -223,7 +225,8 @@ async def _watch_table(config: ClientConfig, job_id: str) -> int:
             status = Text("connecting", style="yellow")
         if job is None:
             return Group(status)
-        table = newest_that_fit(summarize(job), job_title(job_id, job.job, job.present), console, reserved=2)
+        title = job_title(job_id, job.job, job.present, metrics=job.metrics)
+        table = newest_that_fit(summarize(job), title, console, reserved=2)
         return Group(table, status)
 
     # The first connection is made before the display starts, so a bad id or URL is one line.

@@ -46,6 +46,7 @@ from liveparams.user_session import SignIn, SignInError
 
 TABLE = "local_training_jobs"
 REQUESTS = "parameter_update_requests"
+METRICS = "training_metrics"
 SUBSCRIBE_TIMEOUT_S = 15
 RETRY_INITIAL_S, RETRY_MAX_S = 1.0, 10.0  # watch's reconnection backoff
 WATCHED = 200  # requests ``watch`` shows: the latest ones; the job's history can be far longer
@@ -285,6 +286,16 @@ async def fetch_requests(client: AsyncClient, job_id: str, latest: int = WATCHED
     return cast(list[dict[str, Any]], response.data)[::-1]
 
 
+async def fetch_last_metrics(client: AsyncClient, job_id: str) -> dict[str, Any]:
+    """The newest stored metrics point, ``{"step", "metrics"}``, or ``{}`` before the trainer logged any."""
+    try:
+        query = client.table(METRICS).select("step,metrics").eq("job_id", job_id).order("step", desc=True).limit(1)
+        response = await query.execute()
+    except (APIError, httpx.HTTPError) as exc:
+        raise _explain(exc, client) from exc
+    return cast(dict[str, Any], response.data[0]) if response.data else {}
+
+
 JOB_STATUSES = ("pending", "queued", "running", "completed", "failed", "cancelled")  # the table's check constraint
 
 
@@ -319,6 +330,13 @@ class JobView:
     job: dict[str, Any]
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> row, in seq order
     present: bool | None = None  # a trainer on the job's topic (Presence); None until its state arrived
+    metrics: dict[str, Any] = field(default_factory=dict)  # the newest point the trainer logged: {"step", "metrics"}
+
+    def take_metrics(self, points: list[dict[str, Any]]) -> None:
+        """Keep the newest of ``points`` (a live Broadcast message's, or the newest stored one)."""
+        for point in points:
+            if isinstance(point, dict) and point.get("step", -1) >= self.metrics.get("step", -1):
+                self.metrics = point
 
     def take(self, row: dict[str, Any]) -> None:
         """Add or update one request row, keeping seq order and the latest ``WATCHED`` rows."""
@@ -367,10 +385,15 @@ async def watch_job(
         elif ready.is_set():  # CHANNEL_ERROR, TIMED_OUT or CLOSED after it was live
             lost.set()
 
+    def on_metrics(message: Any) -> None:
+        view.take_metrics(message.get("payload", {}).get("points") or [])
+        on_view(view)
+
     async def reread() -> None:
         view.job = await fetch_job(client, job_id)
         for row in await fetch_requests(client, job_id):
             view.take(row)
+        view.take_metrics([await fetch_last_metrics(client, job_id)])
         on_view(view)
 
     def on_presence() -> None:
@@ -390,8 +413,12 @@ async def watch_job(
         schema="public",
         filter=f"job_id=eq.{job_id}",
     )
+    # The trainer's live metrics (docs/contracts.md): the owner's private topic; not needed to be live.
+    metrics_channel = client.channel(f"job-metrics:{job_id}", {"config": {"private": True}})  # type: ignore[arg-type]
+    metrics_channel.on_broadcast("metrics", on_metrics)
     await reread()
     await channel.subscribe(on_state)
+    await metrics_channel.subscribe()
     try:
         await asyncio.wait_for(ready.wait(), timeout=SUBSCRIBE_TIMEOUT_S)
     except asyncio.TimeoutError as exc:
@@ -407,6 +434,7 @@ async def watch_job(
             waiter.cancel()
     if lost.is_set() and not stop.is_set():
         raise Unreachable("the live connection was lost")
+    await client.remove_channel(metrics_channel)
     await client.remove_channel(channel)
 
 

@@ -80,14 +80,23 @@ def newest_that_fit(views: list[RequestView], title: str, console: Console, rese
         shown = shown[1:]
 
 
-def job_title(job_id: str, job: dict[str, Any], present: bool | None = None) -> str:
-    """The line above the table: the platform's status, the trainer's attachment, the values in force.
+def job_title(
+    job_id: str, job: dict[str, Any], present: bool | None = None, metrics: dict[str, Any] | None = None
+) -> str:
+    """The line above the table: status, the trainer's attachment, the last loss and rate, the values in force.
 
-    ``present``: whether the trainer is on the job's topic now (Presence), when known.
+    ``present``: whether the trainer is on the job's topic now (Presence), when known. ``metrics``: the
+    newest point the trainer logged (``{"step", "metrics"}``), when there is one.
     """
     trainer = trainer_state(job, present=present)
-    in_force = in_force_text(job)
-    return f"job {job_id} — {job.get('status')} — {trainer.detail}{f' — {in_force}' if in_force else ''}"
+    parts = [f"job {job_id}", str(job.get("status")), trainer.detail, metrics_text(metrics or {}), in_force_text(job)]
+    return " — ".join(part for part in parts if part)
+
+
+def metrics_text(point: dict[str, Any]) -> str:
+    """``step 120: loss=2.31, learning_rate=5.00e-05`` from the newest metrics point, or ``""`` before any."""
+    shown = {name: value for name, value in (point.get("metrics") or {}).items() if name in ("loss", "learning_rate")}
+    return f"step {point.get('step')}: {params_text(shown)}" if shown else ""
 
 
 def in_force_text(job: dict[str, Any]) -> str:

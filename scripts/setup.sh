@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what liveparams needs for its demo and tests on a Debian machine:
 # PostgreSQL 15 with wal2json/pgTAP/plpgsql_check (apt), the Supabase CLI and
-# supabase-js (npm, pinned by package-lock.json) and a virtualenv in .venv with
+# supabase-js (npm, pinned by package-lock.json), the web panel's build (esbuild), Debian's chromium
+# (the panel's browser test) and a virtualenv in .venv with
 # the CPU build of torch and the project (pip). Idempotent: a second run only
 # checks. Set LIVEPARAMS_PYTHON to choose the interpreter for the virtualenv.
 set -euo pipefail
@@ -11,7 +12,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=(postgresql-15 postgresql-15-wal2json postgresql-15-pgtap postgresql-15-plpgsql-check
-              libtap-parser-sourcehandler-pgtap-perl)
+              libtap-parser-sourcehandler-pgtap-perl chromium)
 command -v node >/dev/null || apt_packages+=(nodejs)
 command -v npm >/dev/null || apt_packages+=(npm)
 missing=()
@@ -30,6 +31,11 @@ if [ ! -x node_modules/.bin/supabase ] || [ package-lock.json -nt node_modules/.
   # every platform (npm installs only this one's); a lock without them makes ci refuse and
   # install add them, leaving the tree dirty.
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if [ ! -f liveparams/panel-dist/panel.js ] || [ -n "$(find panel package-lock.json -newer liveparams/panel-dist/panel.js -print -quit)" ]; then
+  say "npm: building the web panel into liveparams/panel-dist"
+  node panel/build.mjs
 fi
 
 python=${LIVEPARAMS_PYTHON:-python3}

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from supabase_auth import SyncGoTrueClient
+from auth_helpers import SHORT_TOKEN_LIFETIME_S, auth_client
 
 from liveparams.tokens import mint_jwt
 from liveparams_stack import LocalStack, StackError
@@ -30,7 +30,6 @@ from liveparams_stack.local import free_port
 from liveparams_stack.projects import project_with_auth
 
 REPO = Path(__file__).resolve().parents[1]
-SHORT_TOKEN_LIFETIME_S = 4  # [auth] jwt_expiry of the short-lived stack (short_env)
 SHORT_REUSE_INTERVAL_S = 1  # [auth] refresh_token_reuse_interval there: a spent refresh token is refused after it
 REAL_STACK_KEYS = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
 JOB_TOKEN_TTL_S = 3600
@@ -175,16 +174,6 @@ def faults(local_stack: LocalStack | None) -> Iterator[Callable[..., dict[str, A
 
         yield inject
         inject("reset")
-
-
-def auth_client(stack_env: dict[str, str], key: str) -> SyncGoTrueClient:
-    """The official Auth client (what ``supabase.auth`` is) on the stack, with ``key`` as its apikey."""
-    return SyncGoTrueClient(
-        url=f"{stack_env['API_URL']}/auth/v1",
-        headers={"apikey": key, "Authorization": f"Bearer {key}"},
-        auto_refresh_token=False,
-        persist_session=False,
-    )
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,9 @@ SMALLEST = {
     "faults.py": ["--faults", "outcomes_5xx", "--fault-s", "1", "--per-phase", "1", "--settle-s", "60"],
     "gpu_check.py": ["--quick"],
     "history_growth.py": ["--requests", "2", "--block", "1"],
+    "metrics_overhead.py": ["--steps", "5", "--repeats", "1", "--sizes", "1000,3000"],
     "push_vs_polling.py": ["--steps", "60", "--step-time", "0.01"],
+    "run_startup.py": ["--repeats", "1"],
     "realtime_latency.py": ["--calls", "3", "--cadences", "fast,100", "--max-gap-ms", "10"],
 }
 

@@ -135,3 +135,43 @@ def test_watch_rides_out_a_database_that_answers_503(
     text = "".join(said) + rest
     assert text.count("liveparams: disconnected, retrying") == 1, text
     assert "liveparams: connected again" in text and "error" not in text, text
+
+
+def test_watch_shows_the_last_loss_and_learning_rate_stored_and_live(
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+    new_job: Callable[..., str],
+    job_token: Callable[[str], str],
+) -> None:
+    import threading
+
+    import httpx
+
+    owner_id, owner_jwt = new_user()
+    job_id = new_job(owner_id)
+    trainer = {"apikey": stack_env["ANON_KEY"], "Authorization": f"Bearer {job_token(job_id)}"}
+    with httpx.Client(base_url=stack_env["API_URL"], headers=trainer, timeout=10) as http:
+        point = {"step": 3, "metrics": {"loss": 2.5, "learning_rate": 0.001, "grad_norm": 1.0}}
+        http.post("/rest/v1/rpc/record_training_metrics", json={"p_job_id": job_id, "p_points": [point]})
+        env = {**clean_environ(), **as_owner(stack_env, owner_jwt), "TERM": "xterm"}
+        once = liveparams("watch", job_id, "--once", env=env)
+        assert "step 3: loss=2.5, learning_rate=" in " ".join(once.stdout.split()), once.stdout
+
+        # Live: what the trainer broadcasts on the job's private topic reaches the header.
+        stop = threading.Event()
+
+        def broadcast() -> None:
+            message = {"topic": f"job-metrics:{job_id}", "event": "metrics", "private": True}
+            while not stop.wait(0.5):
+                message["payload"] = {"points": [{"step": 4, "metrics": {"loss": 1.25, "learning_rate": 0.002}}]}
+                http.post("/realtime/v1/api/broadcast", json={"messages": [message]})
+
+        sender = threading.Thread(target=broadcast, daemon=True)
+        sender.start()
+        try:
+            argv = [sys.executable, "-m", "liveparams.cli", "watch", job_id]
+            drawn = run_in_terminal(argv, env, rows=24, columns=200, until="step 4:", timeout=60)
+        finally:
+            stop.set()
+            sender.join()
+    assert "step 4: loss=1.25, learning_rate=" in " ".join(last_frame(drawn, f"job {job_id}").split())

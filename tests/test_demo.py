@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,8 @@ def test_demo_runs_green_and_writes_the_plot(tmp_path: Path) -> None:
     # The rate asked for (3e-4) is a new peak; the curve shows less, and the plot says why.
     assert any("= peak 3.00e-04 ×" in note for note in shown["notes"]), shown["notes"]
     assert "every request got its outcome" in result.stdout
+    assert re.search(r"watch and steer it in the panel: http://127\.0\.0\.1:\d+/#/job/[0-9a-f-]{36}", result.stdout)
+    assert re.search(r"sign in as demo@liveparams\.test with the password \S+", result.stdout)
     assert "Applied learning rate update" in result.stdout
     assert "refused by the server" in result.stdout
     table_end = result.stdout.index("└")  # the live table's bottom border ends its line (issue 14)

@@ -77,9 +77,44 @@ def test_the_wheel_installs_everything_under_liveparams_and_no_stack(wheel_files
         "liveparams/agent/_worker.py",
         "liveparams/trainer_hooks/_callback.py",
         "liveparams/contract/__init__.py",
+        "liveparams/run-bootstrap/sitecustomize.py",  # `liveparams run` puts its folder on PYTHONPATH
     } <= set(modules)
     assert all(name.startswith("liveparams/") for name in modules), modules
     assert not [name for name in wheel_files if "liveparams_stack" in name or name.endswith(".sql")]
+
+
+SERVE_PANEL = """
+import urllib.request
+from liveparams import panel
+server = panel.PanelServer(None, port=0).start()
+print(panel.ASSETS)
+print(*(urllib.request.urlopen(server.url + name).status for name in ("", "panel.js", "panel.css")))
+"""
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_built_panel_and_serves_it_without_npm(tmp_path: Path) -> None:
+    """`pip install` of the wheel gives a working `liveparams panel`: the built assets are package data."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("liveparams-*.whl")
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "PATH": os.path.dirname(sys.executable)}  # no node, no npm
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_PANEL], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assets, statuses = done.stdout.splitlines()
+    assert Path(assets).is_relative_to(site)
+    assert statuses == "200 200 200"
 
 
 def test_installing_liveparams_pulls_in_no_stack_dependency() -> None:

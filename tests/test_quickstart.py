@@ -37,7 +37,8 @@ def quickstart_blocks(text: str) -> list[str]:
 def test_the_blocks_are_the_steps() -> None:
     blocks = quickstart_blocks(QUICKSTART.read_text(encoding="utf-8"))
     script = "\n".join(blocks)
-    for step in ("liveparams stack up", "user create", "job create", "credential issue", "cat > train.py", "set "):
+    steps = ("liveparams stack up", "user create", "job create", "credential issue", "cat > train.py", "set ")
+    for step in (*steps, "liveparams run -- python"):
         assert step in script, f"the quickstart does not run {step!r}"
     assert script.rstrip().endswith("liveparams stack down")
     assert "pip install" not in script and "setup.sh" not in script
@@ -83,7 +84,7 @@ def test_quickstart_runs_end_to_end(clean_dir: Path) -> None:
         start_new_session=True,  # the training it starts in the background goes with it
     )
     try:
-        output, _ = process.communicate(timeout=240)
+        output, _ = process.communicate(timeout=360)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -94,6 +95,8 @@ def test_quickstart_runs_end_to_end(clean_dir: Path) -> None:
     assert "stop done" in output
     assert "✅ Applied learning rate update: 1.00e-03 → 5.00e-04" in output  # grep of the training log
     assert "the trainer detached: stopped at step" in output
+    # The unchanged script under `liveparams run` (a fresh run: its own rate, 1e-3, is the old one).
+    assert "✅ Applied learning rate update: 1.00e-03 → 2.00e-04" in output
     assert "in force since step" in output and "learning_rate=5.00e-04" in output
     assert "Stopped the liveparams local stack" in output
     assert stack_dir_kept  # `stack down` keeps the data until `stack reset`

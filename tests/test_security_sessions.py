@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+from auth_helpers import SHORT_TOKEN_LIFETIME_S as TOKEN_LIFETIME_S
 from cli_helpers import clean_environ
-from conftest import SHORT_TOKEN_LIFETIME_S as TOKEN_LIFETIME_S
 
 from liveparams.agent import AgentConfig, UpdateAgent
 from liveparams.agent._credential import Credential

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from auth_helpers import SHORT_TOKEN_LIFETIME_S, auth_client
 from cli_helpers import clean_environ, liveparams, read_lines_until, stack_names
-from conftest import SHORT_TOKEN_LIFETIME_S, auth_client
 from supabase_auth.errors import AuthApiError
 
 from liveparams.credentials import CredentialAdmin

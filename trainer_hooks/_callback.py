@@ -33,6 +33,7 @@ from liveparams.trainer_hooks._decide import decide
 from liveparams.trainer_hooks._record import DecisionRecord
 from liveparams.trainer_hooks._resume import reapply_in_force
 from liveparams.trainer_hooks._source_link import SourceFactory, SourceLink
+from liveparams.trainer_hooks._trackers import log_to_trackers
 
 __all__ = ["DEFAULT_INITIAL_READ_TIMEOUT", "RuntimeParameterCallback"]
 
@@ -175,6 +176,9 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self._link.at_step(int(state.global_step))
         self._step(args, state, control, kwargs, at_train_begin=False)
 
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self._link.publish_metrics(int(state.global_step), logs or {})  # only enqueues (docs/contracts.md)
+
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.record.mark_saved()  # the checkpoint holds the outcomes decided since the previous one
 
@@ -262,6 +266,8 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
                 if not applier.one_off:
                     self.record.in_force[name] = change.new
             self.record.decide(request, outcome)
+            if self._logs:
+                log_to_trackers(self._trainer_ref(), outcome)  # at its step, under liveparams/<parameter>
             if outcome.status is OutcomeStatus.APPLIED and request.params.get("command") == "stop":
                 self._stop_applied = True
         self._link.report(o for r, o in zip(requests, outcomes, strict=True) if r is not None)
@@ -301,6 +307,13 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         if not self.sync_ranks or not _distributed.is_multi_process():
             return None
         try:
+            if not _distributed.every_rank_present():
+                logger.warning(
+                    "runtime parameter updates disabled for this run: a rank lacks the callback, and a change "
+                    "applied without it would split the replicas (give every rank the callback, or use liveparams run)"
+                )
+                self._link.close()
+                return None
             if self._ranks is None or not self._ranks.is_for_current_world():
                 self._ranks = _distributed.RankSync()
             return self._ranks if self._ranks.enabled_on_rank0(self._link.source is not None) else None

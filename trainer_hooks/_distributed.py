@@ -15,6 +15,13 @@ deadlocks. Two rules keep every collective whole:
   the request on all, and every rank that applied it rolls back. So each
   outcome is the same on every rank and no rank rolls back alone.
 
+A rank without the callback (a launcher that dropped it there, a script that
+adds it on rank 0 only) would leave the others waiting in the first collective
+for good. So before any, the ranks check over the process group's key-value
+store, which takes no collective, that every one of them has it
+(:func:`every_rank_present`); if one is missing, the others wait
+``PRESENCE_TIMEOUT_S`` at most and the run goes on without updates on any rank.
+
 What that costs, and why it is shaped this way:
 
 - At train begin, every rank learns once whether rank 0 has a source at all
@@ -30,8 +37,10 @@ What that costs, and why it is shaped this way:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import pickle
+import time
 from typing import Any
 
 import torch
@@ -39,9 +48,12 @@ import torch.distributed as dist
 
 from liveparams.contract import OutcomeStatus, UpdateOutcome, UpdateRequest
 
-__all__ = ["NotSent", "RankSync", "is_multi_process"]
+__all__ = ["PRESENCE_TIMEOUT_S", "NotSent", "RankSync", "every_rank_present", "is_multi_process"]
 
 logger = logging.getLogger(__name__)
+
+PRESENCE_TIMEOUT_S = 30.0  # the ranks reach train begin together (DDP's set-up is collective): only a missing one waits
+_presence_rounds = itertools.count()  # one round per train begin, counted alike on every rank that has the callback
 
 # The order in which disagreeing verdicts win: a failure anywhere fails the request everywhere.
 _SEVERITY = {OutcomeStatus.FAILED: 2, OutcomeStatus.REJECTED: 1}
@@ -50,6 +62,37 @@ _SEVERITY = {OutcomeStatus.FAILED: 2, OutcomeStatus.REJECTED: 1}
 def is_multi_process() -> bool:
     """Whether a process group with more than one rank is running (the same answer on every rank)."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def every_rank_present(timeout: float | None = None) -> bool:
+    """Whether every rank reached this call (its n-th in this process); the same answer on each rank that did.
+
+    Not a collective: each rank counts itself in on the default store, waits until all are
+    in or ``timeout`` passes, and proposes "all here" or "not all"; the first proposal is
+    the answer everyone reads (``compare_set``). "All here" can only be proposed once every
+    rank is counted, so a rank that never comes cannot be waited for in a collective later.
+    Without a store to ask (an unusual ``init_process_group``) it answers True, as before.
+    """
+    store = _default_store()
+    if store is None:
+        return True
+    key, world = f"liveparams/presence/{next(_presence_rounds)}", dist.get_world_size()
+    arrived = store.add(f"{key}/count", 1)
+    deadline = time.monotonic() + (PRESENCE_TIMEOUT_S if timeout is None else timeout)
+    while arrived < world and time.monotonic() < deadline:
+        time.sleep(0.01)
+        arrived = store.add(f"{key}/count", 0)
+    decided = store.compare_set(f"{key}/decision", "", "all" if arrived >= world else "not all")
+    return bytes(decided) == b"all"
+
+
+def _default_store() -> Any:
+    """The default process group's key-value store (a private torch function, hence the guard)."""
+    try:
+        return dist.distributed_c10d._get_default_store()
+    except Exception:
+        logger.debug("no key-value store for the presence check", exc_info=True)
+        return None
 
 
 def _encode(requests: list[UpdateRequest]) -> bytes:

@@ -13,7 +13,8 @@ import logging
 import sys
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from liveparams.contract import UpdateOutcome, UpdateRequest, UpdateSource
 
@@ -146,6 +147,16 @@ class SourceLink:
             self.source.report(outcomes)
         except Exception:
             logger.exception("handing %d outcomes to the update source failed", len(outcomes))
+
+    def publish_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
+        """What the trainer logged, handed to the source (one that predates ``publish_metrics`` is skipped)."""
+        publish = getattr(self.source, "publish_metrics", None)
+        if publish is None:
+            return
+        try:
+            publish(step, metrics)
+        except Exception:
+            logger.exception("handing metrics to the update source failed")
 
     def at_step(self, step: int) -> None:
         """Note the step boundary reached, so a source closed after a crash can say where."""

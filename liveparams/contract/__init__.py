@@ -26,13 +26,14 @@ from liveparams.contract._parameters import (
     ParamValue,
     validate_parameter,
 )
-from liveparams.contract._source import DRAIN_MAX_ITEMS, END_REASONS, UpdateSource
+from liveparams.contract._source import DRAIN_MAX_ITEMS, END_REASONS, TRACKER_PREFIX, UpdateSource
 
 __all__ = [
     "DRAIN_MAX_ITEMS",
     "END_REASONS",
     "METADATA_KEYS",
     "PARAMETERS",
+    "TRACKER_PREFIX",
     "Change",
     "InvalidParameter",
     "OutcomeStatus",

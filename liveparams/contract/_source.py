@@ -8,12 +8,12 @@ part of docs/contracts.md; change both together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from liveparams.contract._messages import UpdateOutcome, UpdateRequest
 
-__all__ = ["DRAIN_MAX_ITEMS", "END_REASONS", "UpdateSource"]
+__all__ = ["DRAIN_MAX_ITEMS", "END_REASONS", "TRACKER_PREFIX", "UpdateSource"]
 
 # Most requests one drain hands over: what the callback takes per step boundary unless told otherwise.
 DRAIN_MAX_ITEMS = 64
@@ -24,6 +24,10 @@ DRAIN_MAX_ITEMS = 64
 # says nothing (its Presence leaves, its heartbeat goes stale); a source closed without a reason
 # records "closed".
 END_REASONS = ("completed", "stopped", "crashed", "interrupted")
+
+# The callback logs each applied change to the user's trackers as `liveparams/<parameter>`; those
+# scalars are markers, not metrics of the run, so the live metrics leave them out.
+TRACKER_PREFIX = "liveparams/"
 
 
 @runtime_checkable
@@ -78,3 +82,11 @@ class UpdateSource(Protocol):
 
     def report(self, outcomes: Iterable[UpdateOutcome]) -> None:
         """Hand outcomes over for recording; returns at once."""
+
+    def publish_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
+        """Hand over what the trainer logged at ``step`` (``on_log``'s dict) for the job's owner; returns at once.
+
+        It must only enqueue, into a bounded queue: sending is the source's business, on its own
+        thread, and a point that cannot be sent is dropped. Optional for a custom source: the
+        callback skips a source without it.
+        """

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -27,12 +28,14 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from liveparams.credentials import CredentialAdmin
+from liveparams.demo.panel import demo_panel, keep_up
 from liveparams.demo.plot import Marker, plot_run
 from liveparams.demo.scenario import ScriptedUser, default_actions
 from liveparams.jobs import ClientConfig, RequestView, connect, create_job
 from liveparams.view import live, params_text, requests_table
 from liveparams_stack import LocalStack
 
+DEMO_EMAIL = "demo@liveparams.test"
 EXPECTED = {"learning_rate": "applied", "weight_decay": "applied", "command": "applied", "beta": "rejected"}
 
 
@@ -87,12 +90,13 @@ def _recorder(view: LiveView, step_delay: float) -> Any:
     return Recorder()
 
 
-def _create_owner_and_job(stack: LocalStack) -> tuple[str, str, str]:
+def _create_owner_and_job(stack: LocalStack, password: str) -> tuple[str, str, str]:
     """Sign up an owner through the stack's Auth admin API and create a running job as that owner."""
-    from liveparams_stack.keys import ANON_KEY
-    from liveparams_stack.users import create_user
+    from liveparams.users import create_user, sign_in
+    from liveparams_stack.keys import ANON_KEY, SERVICE_ROLE_KEY
 
-    owner_id, owner_jwt = create_user(stack.api_url, "demo@liveparams.test")
+    owner_id = create_user(stack.api_url, SERVICE_ROLE_KEY, DEMO_EMAIL, password)
+    owner_jwt = sign_in(stack.api_url, ANON_KEY, DEMO_EMAIL, password).access_token
 
     async def owned_job() -> str:
         async with connect(ClientConfig(stack.api_url, ANON_KEY, owner_jwt)) as client:
@@ -148,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="max optimizer steps (the user stops it at 80%%)")
     parser.add_argument("--step-delay", type=float, default=0.08, help="seconds added per step to make it watchable")
     parser.add_argument("--output", type=Path, default=Path("demo-output"), help="where the plot and checkpoints go")
+    parser.add_argument(
+        "--keep-up", action="store_true", help="after training, keep the stack and the panel up until Ctrl-C"
+    )
     args = parser.parse_args(argv)
 
     console = Console()
@@ -167,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     console.rule("liveparams demo")
     console.print(f"starting the local Supabase stack (real PostgreSQL) at {stack.api_url} …")
     with stack:
-        owner_id, owner_jwt, job_id = _create_owner_and_job(stack)
+        password = secrets.token_urlsafe(12)
+        owner_id, owner_jwt, job_id = _create_owner_and_job(stack, password)
         env = stack.env()
+        panel = demo_panel(console, env, job_id, DEMO_EMAIL, password)
         # What a backend does (`liveparams credential issue`): a trainer credential for this one job.
         credential = CredentialAdmin(env["API_URL"], env["SERVICE_ROLE_KEY"]).issue(job_id)
         os.environ.update(
@@ -194,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
             _train(args.output, args.steps, recorder)
             views = user.finish()
             view.set_views(views)
+        if args.keep_up:
+            keep_up(console, panel)
+        if panel:
+            panel.stop()
 
     markers = [
         Marker(v.step, params_text(v.params), "applied" if v.status == "applied" else "rejected")

@@ -39,6 +39,7 @@ import psycopg
 from liveparams_stack import keys
 from liveparams_stack.errors import StackError
 from liveparams_stack.postgres import PostgresCluster, PostgresInstall, find_postgres
+from liveparams_stack.realtime.policies import SCHEMA_SQL as REALTIME_SCHEMA_SQL
 
 MARKER = "liveparams-stack.json"
 _BOOTSTRAP_SQL = Path(__file__).with_name("bootstrap.sql")
@@ -326,6 +327,9 @@ class LocalStack:
         return PostgresCluster(self.state_dir / "postgres", self.db_port, install)
 
     def _push_migrations(self, supabase_cli: list[str], project_dir: Path) -> None:
+        # A Supabase project has realtime.messages before any migration (which may add policies to it).
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            conn.execute(REALTIME_SCHEMA_SQL)
         argv = [*supabase_cli, "db", "push", f"--remote={self.db_url}", "--include-all", "--yes"]
         argv += ["--workdir", str(project_dir)]
         done = subprocess.run(argv, cwd=project_dir, capture_output=True, text=True, check=False)

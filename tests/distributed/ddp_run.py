@@ -9,7 +9,9 @@ Mode ``faults`` injects the two failures that used to split or hang the ranks:
 applying weight decay raises on rank 1 only (step 3), and rank 0 cannot encode
 the requests it must send (step 5); a plain change follows (step 7).
 
-Usage: torchrun --nproc_per_node 2 ddp_run.py MODEL_DIR OUT_DIR {broadcast|no-broadcast|no-source|faults}
+In mode ``rank0-only`` rank 1 has no callback at all (a launcher that dropped it there).
+
+Usage: torchrun --nproc_per_node 2 ddp_run.py MODEL_DIR OUT_DIR {broadcast|no-broadcast|no-source|faults|rank0-only}
 """
 
 from __future__ import annotations
@@ -98,6 +100,10 @@ def main(model_dir: str, out_dir: str, mode: str) -> None:
     callback = RuntimeParameterCallback(source, sync_ranks=mode != "no-broadcast")
     recorder, counter = LrRecorder(), BroadcastCounter()
     callbacks = [recorder, callback, counter]
+    if mode == "rank0-only":
+        _distributed.PRESENCE_TIMEOUT_S = 3.0  # how long rank 0 waits for the missing one
+        if rank == 1:
+            callbacks.remove(callback)
     if mode == "faults":
         inject_faults(rank)
         schedule = {

@@ -87,3 +87,33 @@ def test_ranks_agree_on_every_outcome_and_no_failure_hangs_them(model_dir: str, 
     # The split apply is logged once, by rank 0 (the unsent batch has its own error line).
     assert len([line for line in rank0["log_lines"] if line.startswith("Parameter update")]) == 1
     assert not [line for line in rank1["log_lines"] if line.startswith("Parameter update")]
+
+
+@pytest.mark.slow
+def test_a_rank_without_the_callback_leaves_no_rank_waiting_and_no_change_is_applied(
+    model_dir: str, tmp_path: Path
+) -> None:
+    rank0, rank1 = run_ranks(model_dir, tmp_path, "rank0-only")  # a hang fails here by the subprocess timeout
+
+    assert rank0["lrs"] == rank1["lrs"]
+    assert rank0["lrs"][4] == pytest.approx(1e-3 * 3 / 5)  # the change queued after step 3 was not applied
+    assert max_difference(rank0["weights"], rank1["weights"]) == 0.0
+    assert rank0["step_broadcasts"] == 0
+    assert any(
+        line.startswith("runtime parameter updates disabled for this run: a rank lacks") for line in rank0["log_lines"]
+    )
+
+
+@pytest.mark.slow
+def test_a_loop_without_trainer_applies_each_change_on_every_rank_at_the_same_step(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    port = str(free_port())
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port]
+    script = Path(__file__).with_name("loop_run.py")
+    subprocess.run([*command, str(script), str(tmp_path)], env={**env, "OMP_NUM_THREADS": "1"}, check=True, timeout=180)
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+
+    assert rank0["lrs"] == rank1["lrs"]
+    assert rank0["lrs"][3] == pytest.approx(5e-3 * 17 / 18)  # step 4 of the linear decay, at the new peak
+    assert rank0["stopped"] == rank1["stopped"] == 6
+    assert all(torch.equal(a, b) for a, b in zip(rank0["weights"], rank1["weights"], strict=True))

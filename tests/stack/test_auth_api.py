@@ -14,7 +14,7 @@ import httpx
 import jwt
 import psycopg
 import pytest
-from conftest import auth_client
+from auth_helpers import auth_client
 from postgrest import SyncPostgrestClient
 from supabase_auth import SyncGoTrueClient
 from supabase_auth.errors import AuthApiError, AuthWeakPasswordError

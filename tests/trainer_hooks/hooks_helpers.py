@@ -51,6 +51,7 @@ class QueueSource:
     ends: list[tuple[str, int | None]] = field(default_factory=list)  # record_end() calls
     losing: bool = False
     job_id: str | None = "job-1"
+    published: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # publish_metrics() calls
 
     def start(self, replay_after_step: int | None = None) -> None:
         self.starts.append(replay_after_step)
@@ -86,6 +87,9 @@ class QueueSource:
             self.outcomes.append(outcome)
             if not self.losing:
                 self.recorded.setdefault(outcome.request_id, outcome)
+
+    def publish_metrics(self, step: int, metrics: Any) -> None:
+        self.published.append((step, dict(metrics)))
 
     def push(self, *requests: UpdateRequest) -> None:
         self.queued.extend(requests)

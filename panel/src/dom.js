@@ -1,0 +1,52 @@
+// Tiny DOM helpers shared by the views.
+
+/** An element with attributes (`on*` functions become listeners) and children (strings or nodes). */
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith('on') && typeof value === 'function') node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? '' : String(value));
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+/**
+ * The header's connection state: "live", or "disconnected, retrying (why)" until it is back;
+ * `undefined` hides it (nothing connected yet, or signed out).
+ */
+export function setConnection(problem) {
+  const banner = document.getElementById('connection');
+  banner.hidden = problem === undefined;
+  banner.className = `connection ${problem ? 'down' : 'live'}`;
+  banner.textContent = problem === undefined ? '' : problem ? `disconnected, retrying (${problem})` : 'live';
+}
+
+/**
+ * Calls `load` until it succeeds, backing off 1 s → 10 s and saying "disconnected, retrying" while
+ * the server cannot be reached; an answer the server gave (RLS, a refusal) is thrown at once.
+ */
+export async function retrying(load, isLeft, say = setConnection) {
+  for (let failures = 0; !isLeft(); failures += 1) {
+    try {
+      const result = await load();
+      say(null);
+      return result;
+    } catch (error) {
+      if (!error.transient) throw error;
+      say(error.message || String(error));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000 * 2 ** failures, 10000)));
+    }
+  }
+  return undefined;
+}
+
+/** Throws the PostgREST/RPC error of a supabase-js answer (`transient` when no server answered), else its data. */
+export function dataOf({ data, error, status }) {
+  if (error) {
+    const transient = !status || status >= 500 || !error.code;
+    throw Object.assign(new Error(error.message || 'request failed'), { code: error.code, transient });
+  }
+  return data;
+}

@@ -1,0 +1,302 @@
+"""The web panel in real headless Chromium, against the stack, while a real tiny training runs (issue 21).
+
+Debian's ``chromium`` driven by Playwright for Python (``executable_path``: Playwright's own
+browser download is not used). Everything the test checks is on the page as a person sees it:
+the chart's points and markers, the request history, the form's refusal, the trainer's state.
+Screenshots (desktop, phone width, dark) go to ``test-artifacts/panel/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from auth_helpers import auth_client
+
+from liveparams._supabase import create_client
+from liveparams.panel import PanelConfig, PanelServer
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "panel"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TRAINER = Path(__file__).with_name("panel_trainer.py")
+STEPS, STEP_DELAY_S = 3000, 0.05  # far more than the test needs: the run ends by the panel's Stop
+WAIT_MS = 90_000  # how long a page may take to show something on a loaded 2-core machine
+PHONE = {"width": 390, "height": 844}
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    email: str
+    password: str
+    token: str
+
+
+@pytest.fixture
+def person(stack_env: dict[str, str]) -> Callable[[], Person]:
+    """A confirmed user with a password (the admin API), as a person who signs in to the panel."""
+
+    def create() -> Person:
+        email, password = f"{uuid.uuid4().hex[:12]}@liveparams.test", uuid.uuid4().hex
+        admin = auth_client(stack_env, stack_env["SERVICE_ROLE_KEY"]).admin
+        user = admin.create_user({"email": email, "password": password, "email_confirm": True}).user
+        session = auth_client(stack_env, stack_env["ANON_KEY"]).sign_in_with_password(
+            {"email": email, "password": password}
+        )
+        assert session.session is not None
+        return Person(user.id, email, password, session.session.access_token)
+
+    return create
+
+
+@pytest.fixture
+def panel_url(stack_env: dict[str, str]) -> Iterator[str]:
+    server = PanelServer(PanelConfig(stack_env["API_URL"], stack_env["ANON_KEY"]), port=0).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("needs Debian's chromium (scripts/setup.sh installs it)")
+    expect.set_options(timeout=WAIT_MS)
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def start_trainer(stack_env: dict[str, str], job_id: str, token: str, output: Path) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "JOB_ID": job_id,
+        "SUPABASE_URL": stack_env["API_URL"],
+        "SUPABASE_ANON_KEY": stack_env["ANON_KEY"],
+        "LIVEPARAMS_TOKEN": token,
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    for name in ("SUPABASE_SERVICE_ROLE_KEY", "SERVICE_ROLE_KEY"):  # the trainer acts with its job token only
+        env.pop(name, None)
+    return subprocess.Popen(
+        [sys.executable, str(TRAINER), str(output), str(STEPS), str(STEP_DELAY_S)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def sign_in(page: Any, url: str, who: Person) -> None:
+    page.goto(url)
+    page.get_by_label("Email").fill(who.email)
+    page.get_by_label("Password").fill(who.password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#who")).to_contain_text(who.email)
+
+
+def points(page: Any) -> int:
+    return int(page.locator(".chart").get_attribute("data-points") or 0)
+
+
+def wait_points(page: Any, at_least: int) -> None:
+    page.wait_for_function(
+        "n => Number(document.querySelector('.chart')?.dataset.points || 0) >= n", arg=at_least, timeout=WAIT_MS
+    )
+
+
+def metrics_seen_by(stack_env: dict[str, str], job_id: str, owner: Person, other: Person) -> dict[str, Any]:
+    """Owner and other user on the job's private metrics topic (and the other's REST reads), until the owner got 2."""
+
+    async def run() -> dict[str, Any]:
+        got: dict[str, list[Any]] = {"owner": [], "other": []}
+        states: dict[str, list[str]] = {"owner": [], "other": []}
+        clients = {
+            name: await create_client(stack_env["API_URL"], stack_env["ANON_KEY"], who.token)
+            for name, who in (("owner", owner), ("other", other))
+        }
+        try:
+            rest = {
+                table: (await clients["other"].table(table).select("*").eq(column, job_id).execute()).data
+                for table, column in (("training_metrics", "job_id"), ("local_training_jobs", "id"))
+            }
+            for name, client in clients.items():
+                channel = client.channel(f"job-metrics:{job_id}", {"config": {"private": True}})
+                channel.on_broadcast("metrics", lambda message, name=name: got[name].append(message))
+                await channel.subscribe(lambda state, error, name=name: states[name].append(str(state)))
+            while len(got["owner"]) < 2:
+                await asyncio.sleep(0.1)
+        finally:
+            for client in clients.values():
+                await client.realtime.close()
+        return {"rest": rest, "other_messages": got["other"], "other_states": states["other"]}
+
+    result: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: result.update(asyncio.run(asyncio.wait_for(run(), WAIT_MS / 1000))))
+    thread.start()
+    thread.join()
+    return result
+
+
+def test_a_person_steers_a_live_run_from_the_panel(
+    stack_env: dict[str, str],
+    panel_url: str,
+    browser: Any,
+    person: Callable[[], Person],
+    new_job: Callable[..., str],
+    job_token: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    owner, other = person(), person()
+    name = f"panel run {uuid.uuid4().hex[:6]}"
+    job_id = new_job(owner.id, name=name)
+    trainer = start_trainer(stack_env, job_id, job_token(job_id), tmp_path / "run")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        page = context.new_page()
+        contacted: list[str] = []
+        page.on("request", lambda request: contacted.append(request.url))
+        page.on("websocket", lambda socket: contacted.append(socket.url))
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+
+        sign_in(page, panel_url, owner)
+        page.get_by_role("link", name=name).click()
+        expect(page.locator("#trainer")).to_have_text("trainer: attached")
+        wait_points(page, 3)
+        wait_points(page, points(page) + 12)  # the loss curve grows while we watch
+
+        lr_before = float(page.locator(".chart").get_attribute("data-last-learning-rate") or "nan")
+        page.get_by_label("learning_rate", exact=True).fill("1e-4")
+        page.get_by_role("button", name="Send").click()
+        applied = page.locator("ol.history li[data-status=applied]").filter(has_text="learning_rate=")
+        expect(applied).to_contain_text(re.compile(r"applied at step \d+: learning_rate: \S+ → 1\.00e-04"))
+        step = int(re.search(r"applied at step (\d+)", applied.inner_text()).group(1))  # type: ignore[union-attr]
+        marker = page.locator(f".marker-applied[data-step='{step}']")
+        expect(marker).to_have_count(1)
+        expect(marker.locator(".tip")).to_contain_text("→ 1.00e-04")
+        # The learning-rate line moves: the rate logged after the change is a tenth of the peak's share.
+        page.wait_for_function(
+            "lr => Number(document.querySelector('.chart').dataset.lastLearningRate) < lr / 2",
+            arg=lr_before,
+            timeout=WAIT_MS,
+        )
+        page.get_by_label("learning_rate", exact=True).fill("5")
+        page.keyboard.press("Enter")  # from the keyboard: Enter in a field sends the form
+        refusal = page.locator("form.controls .form-message")
+        expect(refusal).to_contain_text("Refused: ")
+        expect(refusal).to_contain_text("out of range")
+        expect(page.locator(".marker-refused")).to_have_count(1)
+        expect(page.locator("ol.history li[data-status=refused]")).to_contain_text("learning_rate=5")
+        wait_points(page, points(page) + 10)  # a stretch at the new rate, for the picture
+        marker.focus()  # from the keyboard its tooltip shows, as for a pointer
+        expect(marker.locator(".tip")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "panel-desktop.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "panel-mid-run.png"))  # the top of the page: docs/panel-mid-run.png
+
+        page.set_viewport_size(PHONE)
+        page.screenshot(path=str(ARTIFACTS / "panel-phone.png"), full_page=True)
+        dark = browser.new_context(viewport=PHONE, color_scheme="dark")
+        dark_page = dark.new_page()
+        sign_in(dark_page, panel_url + f"#/job/{job_id}", owner)
+        wait_points(dark_page, 3)
+        dark_page.screenshot(path=str(ARTIFACTS / "panel-phone-dark.png"), full_page=True)
+        dark.close()
+
+        # Another person sees neither the job nor its metrics: not in the panel, not over REST or Realtime.
+        stranger = browser.new_context().new_page()
+        sign_in(stranger, panel_url, other)
+        expect(stranger.locator("#jobs")).to_contain_text("No jobs yet")
+        stranger.goto(panel_url + f"#/job/{job_id}")
+        expect(stranger.get_by_role("alert")).to_contain_text("not found")
+        seen = metrics_seen_by(stack_env, job_id, owner, other)
+        assert seen["rest"] == {"training_metrics": [], "local_training_jobs": []}
+        assert seen["other_messages"] == []
+
+        page.set_viewport_size({"width": 1280, "height": 1000})
+        stop, dialog = page.get_by_role("button", name="Stop", exact=True), page.get_by_role("dialog")
+        stop.click()
+        expect(dialog).to_be_visible()  # Stop asks first; Escape answers no
+        page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden()
+        stop.click()
+        dialog.get_by_role("button", name="Stop the run").click()
+        assert trainer.wait(timeout=WAIT_MS / 1000) == 0
+        expect(page.locator("#trainer")).to_contain_text("detached: stopped")
+        expect(page.locator("ol.history li[data-status=applied]").filter(has_text="command=stop")).to_contain_text(
+            "stop done"
+        )
+        page.get_by_role("link", name="all jobs").click()
+        expect(page.locator(f"tr[data-job-id='{job_id}']")).to_contain_text("detached: stopped")
+        page.screenshot(path=str(ARTIFACTS / "panel-jobs.png"))
+
+        stack_hosts = {urlsplit(panel_url).netloc, urlsplit(stack_env["API_URL"]).netloc}
+        outside = [url for url in contacted if urlsplit(url).netloc not in stack_hosts]
+        assert outside == [], f"the panel contacted something outside the stack: {outside}"
+        assert errors == []
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+        output = trainer.communicate()[0]
+        if trainer.returncode not in (0, None):
+            print(output[-4000:])
+
+
+def test_the_page_says_disconnected_retrying_and_recovers_by_itself(
+    panel_url: str,
+    browser: Any,
+    person: Callable[[], Person],
+    new_job: Callable[..., str],
+    request_update: Callable[..., dict[str, Any]],
+    faults: Callable[..., dict[str, Any]],
+) -> None:
+    owner = person()
+    job_id = new_job(owner.id, name="through an outage")
+    page = browser.new_context().new_page()
+    sign_in(page, panel_url + f"#/job/{job_id}", owner)
+    connection = page.locator("#connection")
+    expect(connection).to_be_visible()
+    expect(connection).to_have_text("live")
+
+    faults("close_sockets", code=1011)
+    expect(connection).to_contain_text("disconnected, retrying")
+    request_update(owner.token, job_id, {"weight_decay": 0.05})  # made while the page is away
+    expect(connection).to_have_text("live")
+    expect(page.locator("ol.history li[data-status=pending]")).to_contain_text("weight_decay=0.05")
+
+
+def test_on_a_static_host_without_config_json_the_page_asks_for_the_project(
+    stack_env: dict[str, str], browser: Any, person: Callable[[], Person]
+) -> None:
+    """The same files with no ``config.json`` beside them (docs/panel.md): the person names the project once."""
+    server = PanelServer(None, port=0).start()
+    try:
+        page = browser.new_context().new_page()
+        page.goto(server.url)
+        page.get_by_label("Project URL").fill(stack_env["API_URL"])
+        page.get_by_label("Publishable key").fill(stack_env["ANON_KEY"])
+        page.get_by_role("button", name="Use this project").click()
+        sign_in(page, server.url, person())  # remembered by the browser: the sign-in form comes next
+        expect(page.locator("#jobs")).to_contain_text("No jobs yet")
+    finally:
+        server.stop()

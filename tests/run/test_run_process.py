@@ -1,0 +1,86 @@
+"""``liveparams run`` leaves the command alone: same process, exit code, stdin/stdout; no cost until Trainer.
+
+No stack needed: these check the process and its environment, not updates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from run_helpers import UNREACHABLE, child_env, liveparams_run
+
+SHOW = (  # this process's id, its PYTHONPATH, and which of the heavy packages (or ours) it has imported
+    "import json, os, sys; heavy = ('transformers', 'torch', 'liveparams'); "
+    "mods = [m for m in sys.modules if m.split('.')[0] in heavy]; "
+    "print(json.dumps([os.getpid(), os.environ.get('PYTHONPATH'), mods]))"
+)
+
+
+def run(*command: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(liveparams_run(*command), env=env, input=stdin, text=True, capture_output=True, timeout=120)
+
+
+def test_the_command_is_the_process_and_imports_nothing_until_it_imports_transformers() -> None:
+    proc = subprocess.Popen(
+        liveparams_run(sys.executable, "-c", SHOW), env=child_env(**UNREACHABLE), stdout=subprocess.PIPE, text=True
+    )
+    out, _ = proc.communicate(timeout=120)
+    pid, pythonpath, imported = json.loads(out)
+    assert pid == proc.pid  # exec'd: signals to this pid (or its group) reach the command itself
+    assert pythonpath.split(os.pathsep)[0].endswith("run-bootstrap")
+    assert imported == []
+
+
+def test_exit_code_stdin_and_stdout_pass_through() -> None:
+    done = run(
+        sys.executable,
+        "-c",
+        "import sys; print(input().upper()); sys.exit(7)",
+        env=child_env(**UNREACHABLE),
+        stdin="hello\n",
+    )
+    assert (done.returncode, done.stdout) == (7, "HELLO\n")
+
+
+def test_a_signal_ends_the_command_as_it_would_without_liveparams_run() -> None:
+    code = "import sys, time; print('ready', flush=True); time.sleep(60)"
+    proc = subprocess.Popen(
+        liveparams_run(sys.executable, "-c", code),
+        env=child_env(**UNREACHABLE),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    os.killpg(proc.pid, signal.SIGTERM)  # to the whole group, as a scheduler does
+    assert proc.wait(timeout=60) == -signal.SIGTERM
+
+
+def test_without_a_configuration_one_warning_and_the_command_runs_as_it_is() -> None:
+    env = child_env()
+    done = run(sys.executable, "-c", SHOW, env=env)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)[1] == env["PYTHONPATH"]  # no bootstrap: exactly as without liveparams run
+    assert done.stderr.splitlines() == [
+        "liveparams run: No JOB_ID found, runtime parameter updates disabled; the command runs as it is"
+    ]
+
+
+def test_a_sitecustomize_the_environment_had_still_runs(tmp_path: Path) -> None:
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.theirs_ran = 'yes'\n")  # not inherited
+    env = child_env(**UNREACHABLE)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    code = "import os, sys; print(sys.theirs_ran, [type(f).__name__ for f in sys.meta_path][0])"
+    done = run(sys.executable, "-c", code, env=env)
+    assert done.stdout == "yes _TrainerImportHook\n", done.stderr
+
+
+def test_a_command_that_cannot_start_is_refused_like_a_shell_would() -> None:
+    done = run("no-such-command-here", env=child_env(**UNREACHABLE))
+    assert done.returncode == 127
+    assert "liveparams run: cannot run 'no-such-command-here'" in done.stderr
