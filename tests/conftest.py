@@ -27,6 +27,7 @@ from auth_helpers import SHORT_TOKEN_LIFETIME_S, auth_client
 from liveparams.tokens import mint_jwt
 from liveparams_stack import LocalStack, StackError
 from liveparams_stack.local import free_port
+from liveparams_stack.projects import project_with_auth
 
 REPO = Path(__file__).resolve().parents[1]
 SHORT_REUSE_INTERVAL_S = 1  # [auth] refresh_token_reuse_interval there: a spent refresh token is refused after it
@@ -81,6 +82,22 @@ def local_stack() -> Iterator[LocalStack | None]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def private_stack() -> Iterator[LocalStack]:
+    """A local stack of the module's own, with fault injection on, for tests that take it (or part of it) down."""
+    if _real_stack_env() is not None:
+        pytest.skip("takes a local stack down (SUPABASE_URL points at a real one)")
+    root = tempfile.mkdtemp(prefix="liveparams-private-")
+    os.chmod(root, 0o755)
+    stack = LocalStack.on_free_ports(Path(root) / "stack", enable_faults=True, stop_with_caller=True)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.delete()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def stack_env(local_stack: LocalStack | None) -> dict[str, str]:
     """The stack's variables under the names `supabase status -o env` prints (API_URL, ANON_KEY, ...)."""
@@ -99,16 +116,12 @@ def short_env(local_stack: LocalStack | None, stack_env: dict[str, str]) -> Iter
         return
     root = tempfile.mkdtemp(prefix="liveparams-short-")
     os.chmod(root, 0o755)  # PostgreSQL may run as another OS user
-    project = Path(root) / "project"
-    shutil.copytree(REPO / "supabase" / "migrations", project / "supabase" / "migrations")
-    config = (REPO / "supabase" / "config.toml").read_text()
-    (project / "supabase" / "config.toml").write_text(
-        config.replace("\njwt_expiry = 3600\n", f"\njwt_expiry = {SHORT_TOKEN_LIFETIME_S}\n").replace(
-            "\nrefresh_token_reuse_interval = 10\n", f"\nrefresh_token_reuse_interval = {SHORT_REUSE_INTERVAL_S}\n"
-        )
+    project = project_with_auth(
+        Path(root) / "project",
+        REPO,
+        jwt_expiry=SHORT_TOKEN_LIFETIME_S,
+        refresh_token_reuse_interval=SHORT_REUSE_INTERVAL_S,
     )
-    if (REPO / "node_modules").exists():
-        (project / "node_modules").symlink_to(REPO / "node_modules")
     stack = LocalStack(Path(root) / "stack", free_port(), free_port(), project_dir=project, stop_with_caller=True)
     try:
         stack.start()

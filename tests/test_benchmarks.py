@@ -18,6 +18,7 @@ SMALLEST = {
     "attachment.py": ["--kills", "1"],
     "agent_latency.py": ["--frames", "200", "--commits", "5", "--spacing", "0.01"],
     "drain_overhead.py": ["--quick"],
+    "faults.py": ["--faults", "outcomes_5xx", "--fault-s", "1", "--per-phase", "1", "--settle-s", "60"],
     "gpu_check.py": ["--quick"],
     "history_growth.py": ["--requests", "2", "--block", "1"],
     "metrics_overhead.py": ["--steps", "5", "--repeats", "1", "--sizes", "1000,3000"],

@@ -7,20 +7,15 @@ stays up for the other tests), so they need the local stack.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import pty
 import re
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -37,21 +32,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 OUTAGE_S = 4.0
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 LIVE = re.compile(r"^\s*live\s*$", re.MULTILINE)  # the status line under the table
-
-
-@pytest.fixture(scope="module")
-def private_stack(local_stack: LocalStack | None) -> Iterator[LocalStack]:
-    if local_stack is None:
-        pytest.skip("takes a local stack's API down (SUPABASE_URL points at a real one)")
-    root = tempfile.mkdtemp(prefix="liveparams-outage-")
-    os.chmod(root, 0o755)
-    stack = LocalStack.on_free_ports(Path(root) / "stack", stop_with_caller=True)
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.delete()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -73,13 +53,7 @@ def owned_job(private_stack: LocalStack) -> tuple[str, str]:
 
 def take_the_api_down(stack: LocalStack, seconds: float) -> None:
     """Stop the stack's HTTP front (REST, Realtime, Auth) for ``seconds``, then start it again."""
-    marker = json.loads((stack.state_dir / "liveparams-stack.json").read_text())
-    os.kill(marker["api_pid"], signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while stack.is_running() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(seconds)
-    stack.restart_api()
+    stack.restart_api(down_s=seconds)
 
 
 def test_watch_says_disconnected_then_connected_again(private_stack: LocalStack, owned_job: tuple[str, str]) -> None:

@@ -144,16 +144,19 @@ def length_reward(completions: list[Any], **kwargs: Any) -> list[float]:
 DEMO_PEAK_LR = 1e-3
 
 
-def demo_sft_trainer(output_dir: str, max_steps: int, callbacks: list[Any], logging_steps: int = 1) -> Any:
+def demo_sft_trainer(
+    output_dir: str, max_steps: int, callbacks: list[Any], logging_steps: int = 1, **overrides: Any
+) -> Any:
     """The demo's run: SFT of the tiny model, linear schedule with warmup to ``DEMO_PEAK_LR``, no saving.
 
     Shared by the demo and the benchmarks so that their figures describe the same
     training. Trainer's console printer is removed: callers show progress themselves.
+    ``overrides`` replace ``SFTConfig`` arguments (a benchmark that saves checkpoints).
     """
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
-    args = SFTConfig(
+    settings: dict[str, Any] = dict(
         output_dir=output_dir,
         max_steps=max_steps,
         per_device_train_batch_size=8,
@@ -169,6 +172,7 @@ def demo_sft_trainer(output_dir: str, max_steps: int, callbacks: list[Any], logg
         max_length=32,
         seed=0,
     )
+    args = SFTConfig(**{**settings, **overrides})
     trainer = SFTTrainer(model=tiny_model_dir(), args=args, train_dataset=sft_dataset(256), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)
     return trainer

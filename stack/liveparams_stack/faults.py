@@ -14,7 +14,9 @@ phx_error           ``{}``                    ``phx_error`` on each channel (a c
 system_error        ``{message}``             ``system`` error push; the channel stays joined
 stale_phx_close     ``{}``                    ``phx_close`` with a superseded join ref
 expire_token        ``{}``                    "Token has expired" ``system`` error, then ``phx_close``
-rest_errors         ``{count, status}``       fail the next ``count`` REST requests with ``status``
+rest_errors         ``{count, status,         fail the next ``count`` REST requests with ``status``, or
+                    seconds, path}``          all of them for ``seconds``; with ``path``, only those whose
+                                              path holds it (``rpc/record_parameter_update_outcomes``)
 changes             ``{mode}``                ``normal`` | ``hold`` (until normal) | ``drop``
 reset               ``{}``                    undo everything above
 ==================  ========================  ==========================================================
@@ -25,6 +27,7 @@ Realtime actions apply to every joined channel (or the sockets holding one) unle
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
@@ -62,11 +65,19 @@ class Faults:
 
     rest_failures_left: int = 0
     rest_failure_status: int = 503
+    rest_failures_until: float = 0.0
+    """Monotonic time until which every (matching) REST request fails: an outage of a given length."""
+    rest_failure_path: str = ""
+    """Only requests whose path holds this fail (all when empty): one RPC can fail while the rest works."""
     realtime: RealtimeFaults | None = None
     """Set by ``add_realtime`` when it is given this object."""
 
-    def take_rest_failure(self) -> int | None:
-        """Return the HTTP status to fail the next REST request with, or None."""
+    def take_rest_failure(self, path: str = "") -> int | None:
+        """Return the HTTP status to fail this REST request (``path`` under /rest/v1/) with, or None."""
+        if self.rest_failure_path not in path:
+            return None
+        if time.monotonic() < self.rest_failures_until:
+            return self.rest_failure_status
         if self.rest_failures_left <= 0:
             return None
         self.rest_failures_left -= 1
@@ -75,11 +86,18 @@ class Faults:
     def apply(self, action: str, body: dict[str, Any]) -> int:
         """Apply one action; returns how many things it affected. Raises `FaultError`."""
         if action == "rest_errors":
-            self.rest_failures_left = _int(body, "count", 1)
+            seconds, path = body.get("seconds", 0), body.get("path", "")
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+                raise FaultError(400, "seconds must be a number of seconds")
+            if not isinstance(path, str):
+                raise FaultError(400, "path must be a string such as rpc/<name>")
+            self.rest_failures_left = _int(body, "count", 0 if seconds else 1)
             self.rest_failure_status = _int(body, "status", 503)
+            self.rest_failures_until = time.monotonic() + seconds
+            self.rest_failure_path = path
             return self.rest_failures_left
         if action == "reset":
-            self.rest_failures_left = 0
+            self.rest_failures_left, self.rest_failures_until, self.rest_failure_path = 0, 0.0, ""
             if self.realtime is not None:
                 self.realtime.reset()
             return 0

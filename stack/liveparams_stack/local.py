@@ -223,13 +223,24 @@ class LocalStack:
             api_ready=api_running and _api_ready(self.api_url),
         )
 
-    def restart_api(self) -> None:
-        """Stop and start the HTTP front; the database and its data stay as they are."""
+    def restart_api(self, down_s: float = 0.0) -> None:
+        """Stop and start the HTTP front, ``down_s`` seconds apart; the database and its data stay as they are."""
         marker = _read_marker(self.state_dir)
         if marker is None:
             raise StackError(f"no running stack in {self.state_dir}")
         self._stop_api(marker)
+        time.sleep(down_s)
         self._start_api(marker)
+
+    def restart_database(self, down_s: float = 0.0) -> None:
+        """Stop PostgreSQL (fast shutdown: sessions are cut) and start it again ``down_s`` seconds later,
+        with the front left running, as a managed database's restart or failover looks to its clients."""
+        if _read_marker(self.state_dir) is None:
+            raise StackError(f"no running stack in {self.state_dir}")
+        cluster = self._cluster(find_postgres())
+        cluster.stop()
+        time.sleep(down_s)
+        cluster.start()
 
     def is_running(self) -> bool:
         """Whether the front answers (the database is checked by the front's readiness route)."""

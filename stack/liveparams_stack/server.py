@@ -74,14 +74,18 @@ def build_app(config: ServerConfig) -> web.Application:
         max_size=REST_POOL_SIZE,
         open=False,
         kwargs={"autocommit": True},
+        check=AsyncConnectionPool.check_connection,
     )
 
+    # Both pools check a connection before lending it: after PostgreSQL restarts, every idle one is
+    # dead, and without the check each would fail one request with a 500 before the pool dropped it.
     auth_pool = AsyncConnectionPool(
         make_conninfo(config.dsn, options="-c TimeZone=UTC"),
         min_size=1,
         max_size=AUTH_POOL_SIZE,
         open=False,
         kwargs={"autocommit": True},
+        check=AsyncConnectionPool.check_connection,
     )
 
     async def open_pool(_: web.Application) -> None:

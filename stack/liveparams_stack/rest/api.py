@@ -49,7 +49,10 @@ class RestApi:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         role = ANON_ROLE
         try:
-            if self._faults is not None and (status := self._faults.take_rest_failure()) is not None:
+            if (
+                self._faults is not None
+                and (status := self._faults.take_rest_failure(request.match_info["path"])) is not None
+            ):
                 raise PostgrestError(status, "PGRST000", "fault injected by the local stack (rest_errors)")
             identity = identify(request.headers, self._jwt_secret)
             role = identity.role
