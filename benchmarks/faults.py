@@ -144,6 +144,9 @@ def trainer_main(argv: list[str]) -> None:
         def close(self, timeout: float | None = None) -> None:
             agent.close(timeout)
 
+        def publish_metrics(self, step: int, metrics: Any) -> None:
+            agent.publish_metrics(step, metrics)  # as in production: the faults hit the metrics sender too
+
         def drain(self, max_items: int = 64) -> list[Any]:
             taken = agent.drain(max_items)
             for request in taken:
