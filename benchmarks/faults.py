@@ -53,7 +53,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from liveparams.credentials import CredentialAdmin
-from liveparams.jobs import trainer_state
+from liveparams._views import trainer_attachment
 from liveparams.tokens import mint_jwt
 from liveparams_stack import LocalStack
 from liveparams_stack.keys import ANON_KEY, JWT_SECRET, SERVICE_ROLE_KEY
@@ -619,7 +619,7 @@ def judge(
         # until its last heartbeat (before the revoke) is stale, then that the trainer went silent.
         expected_state = "attached|silent"
         notes.append("after revoke: requests stay pending (the trainer cannot read them); its end is not written")
-    state = trainer_state(job_row(api_url, job.id), datetime.now(timezone.utc)).label
+    state = trainer_attachment(job_row(api_url, job.id), datetime.now(timezone.utc)).label
     return Result(
         fault=name,
         phases=phases,
