@@ -52,8 +52,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liveparams.credentials import CredentialAdmin
 from liveparams._views import trainer_attachment
+from liveparams.credentials import CredentialAdmin
 from liveparams.tokens import mint_jwt
 from liveparams_stack import LocalStack
 from liveparams_stack.keys import ANON_KEY, JWT_SECRET, SERVICE_ROLE_KEY
