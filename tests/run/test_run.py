@@ -76,7 +76,9 @@ def test_a_script_that_adds_the_callback_itself_gets_one_even_across_two_trains(
 
 def logged_rates(output: str) -> dict[int, float]:
     """Step → learning rate from the log lines Trainer prints with ``--disable_tqdm`` and ``--logging_steps 1``."""
-    logs = [ast.literal_eval(line) for line in output.splitlines() if line.startswith("{") and "learning_rate" in line]
+    lines = [ast.literal_eval(line) for line in output.splitlines() if line.startswith("{") and "learning_rate" in line]
+    # An applied change is logged too, as {'liveparams/learning_rate': …} (for report_to's trackers): not a step's log.
+    logs = [log for log in lines if "learning_rate" in log]
     return {step: float(log["learning_rate"]) for step, log in enumerate(logs, start=1)}
 
 
