@@ -129,6 +129,6 @@ def test_pgtap_suite(db_url: str) -> None:
     argv = ["pg_prove", "--host", url.hostname or "127.0.0.1", "--port", str(url.port or 5432)]
     argv += ["--username", url.username or "postgres", "--dbname", url.path.lstrip("/") or "postgres"]
     argv += sorted(str(path) for path in (PROJECT_DIR / "supabase" / "tests").glob("*.sql"))
-    proved = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    proved = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     assert proved.returncode == 0, proved.stdout + proved.stderr
     assert "All tests successful" in proved.stdout
