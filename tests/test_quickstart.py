@@ -53,6 +53,7 @@ def clean_dir() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.timeout(720)  # two trainings (the one-line callback, then `liveparams run`) after a fresh stack
 def test_quickstart_runs_end_to_end(clean_dir: Path) -> None:
     tmp_path = clean_dir
     script = "set -euo pipefail\n" + "\n".join(quickstart_blocks(QUICKSTART.read_text(encoding="utf-8")))
@@ -84,7 +85,7 @@ def test_quickstart_runs_end_to_end(clean_dir: Path) -> None:
         start_new_session=True,  # the training it starts in the background goes with it
     )
     try:
-        output, _ = process.communicate(timeout=360)
+        output, _ = process.communicate(timeout=660)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
