@@ -1,11 +1,13 @@
-"""``liveparams job create | list | show | end``: the job rows themselves, and the end of a job's run.
+"""``liveparams job create | list | show | wait | end``: the job rows themselves, and the end of a job's run.
 
 ``create`` is what a platform does when it queues a training: it inserts the row
 the trainer will attach to, owned by a person. As that person (their token) the
 database makes them the owner; ``--owner EMAIL`` instead takes the service key
 and looks the person up through the Auth admin API. A job is never created without
 an owner: nobody could then request updates on it. ``end`` is the owner's (``end_training_run``):
-it ends the run of a trainer that will not come back.
+it ends the run of a trainer that will not come back. ``wait`` is for scripts that start a
+training and then steer it: it returns once a trainer is attached, or fails after its timeout
+(a training that crashed at start never attaches; an open-ended ``until`` loop would spin forever).
 """
 
 from __future__ import annotations
@@ -17,19 +19,20 @@ import sys
 
 from rich.console import Console
 
-from liveparams._api import JOB_STATUSES, call_once, connect, create_job, end_run, fetch_view, list_jobs
+from liveparams._api import JOB_STATUSES, call_once, connect, create_job, end_run, fetch_job, fetch_view, list_jobs
 from liveparams._client_config import ClientConfig, check_job_id
 from liveparams._exceptions import CommandError
 from liveparams._live import trainer_present
 from liveparams._options import add_client_options, client_config
 from liveparams._render import in_force_text, jobs_table, requests_table
-from liveparams._views import JobView, summarize, trainer_attachment
+from liveparams._views import Attachment, JobView, summarize, trainer_attachment
 from liveparams.users import find_user_id
 
 __all__ = ["add_job_group"]
 
 MAX_NAME_CHARS = 200
 SHOWN_OUTCOMES = 5  # requests `job show` lists: the latest
+WAIT_POLL_S = 1.0  # `job wait` reads the row this often: a person's command, not the trainer's path
 
 
 def add_job_group(subparsers: argparse._SubParsersAction) -> None:
@@ -67,6 +70,17 @@ def add_job_group(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("job_id", help="the job's uuid")
     add_client_options(show)
     show.set_defaults(run=_run_show)
+    wait = actions.add_parser(
+        "wait",
+        help="wait until a trainer is attached to the job (exit 1 after --timeout)",
+        description="Return as soon as a trainer is attached to the job (its row says so and it is on the job's "
+        "channel), e.g. after starting a training in the background and before `liveparams set`. Exits 1 with the "
+        "reason (no trainer yet, the last run's end) when none has attached within --timeout seconds.",
+    )
+    wait.add_argument("job_id", help="the job's uuid")
+    wait.add_argument("--timeout", type=_positive_int, default=120, help="seconds to wait at most (default: 120)")
+    add_client_options(wait)
+    wait.set_defaults(run=_run_wait)
     end = actions.add_parser(
         "end",
         help="end the job's run: pending requests get their final outcome",
@@ -155,6 +169,32 @@ async def _show(config: ClientConfig, job_id: str) -> JobView:
         if trainer_attachment(view.job).attached:  # the row says attached: is it on the job's topic right now?
             view.present = await trainer_present(client, job_id)
     return view
+
+
+def _run_wait(args: argparse.Namespace) -> int:
+    job_id = check_job_id(args.job_id)
+    attachment = asyncio.run(_wait_attached(client_config(args), job_id, args.timeout))
+    if not attachment.attached:
+        raise CommandError(f"no trainer attached to job {job_id} within {args.timeout} s: {attachment.detail}")
+    print(f"trainer: {attachment.detail}")
+    return 0
+
+
+async def _wait_attached(config: ClientConfig, job_id: str, timeout: float) -> Attachment:
+    """The job's attachment once a trainer is attached, or the last one seen when ``timeout`` runs out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with connect(config) as client:
+        while True:
+            job = await fetch_job(client, job_id)
+            attachment = trainer_attachment(job)
+            if attachment.attached:
+                attachment = trainer_attachment(job, present=await trainer_present(client, job_id))
+                if attachment.attached:
+                    return attachment
+            if loop.time() >= deadline:
+                return attachment
+            await asyncio.sleep(min(WAIT_POLL_S, max(0.0, deadline - loop.time())))
 
 
 def _run_end(args: argparse.Namespace) -> int:

@@ -52,12 +52,17 @@ def test_job_create_list_show_as_the_owner(
     assert "status: running" in shown.stdout
     assert "trainer: no trainer has attached yet" in shown.stdout
     assert "nothing changed yet" in shown.stdout
+    waited = liveparams("job", "wait", job_id, "--timeout", "2", env=owner)
+    assert waited.returncode == 1
+    assert f"no trainer attached to job {job_id} within 2 s: no trainer has attached yet" in waited.stderr
 
     # A trainer attaches, applies one request, and stops: what `job show` tells afterwards.
     stored = request_update(owner["LIVEPARAMS_USER_TOKEN"], job_id, {"learning_rate": 5e-4})
     trainer = {"apikey": stack_env["ANON_KEY"], "Authorization": f"Bearer {job_token(job_id)}"}
     with httpx.Client(base_url=f"{stack_env['API_URL']}/rest/v1/rpc", headers=trainer) as rpc:
         rpc.post("/record_trainer_state", json={"p_job_id": job_id, "p_state": "attached"}).raise_for_status()
+        waited = liveparams("job", "wait", job_id, env=owner)
+        assert waited.returncode == 0 and waited.stdout == "trainer: a trainer is attached\n", waited.stderr
         outcome = {"status": "applied", "step": 75, "at": "2026-01-01T00:00:00Z",
                    "changes": {"learning_rate": {"old": 1e-3, "new": 5e-4}}}  # fmt: skip
         rpc.post(

@@ -86,6 +86,10 @@ def test_quickstart_runs_end_to_end(clean_dir: Path) -> None:
     )
     try:
         output, _ = process.communicate(timeout=660)
+    except subprocess.TimeoutExpired as exc:  # say where it stood, not only the script it ran
+        ran = exc.output.decode(errors="replace") if isinstance(exc.output, bytes) else exc.output or ""
+        logs = {log.name: log.read_text(errors="replace")[-2000:] for log in sorted(work.glob("*.log"))}
+        pytest.fail(f"the quickstart ran past 660 s; its output ended:\n{ran[-4000:]}\nlogs: {logs}")
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
