@@ -2,6 +2,8 @@
 
 Each command, or group of subcommands, lives in its own ``_commands_<name>.py`` and registers
 itself here; a refusal anywhere is a `CommandError` (``liveparams._exceptions``), printed as one line.
+``liveparams run`` builds a parser of its own command only: registering the others imports the
+Supabase client and the local stack (about a second), which a training's start need not wait for.
 """
 
 from __future__ import annotations
@@ -11,14 +13,7 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from liveparams._commands_credential import add_credential_commands
-from liveparams._commands_job import add_job_group
-from liveparams._commands_panel import add_panel_command
-from liveparams._commands_request import add_request_group
 from liveparams._commands_run import add_run_command
-from liveparams._commands_set import add_set_command
-from liveparams._commands_user import add_user_group
-from liveparams._commands_watch import add_watch_command
 from liveparams._exceptions import CommandError
 
 __all__ = ["build_parser", "main"]
@@ -56,12 +51,24 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only_run: bool = False) -> argparse.ArgumentParser:
+    """The CLI's parser; with ``only_run``, one that knows ``run`` alone (see the module's docstring)."""
     parser = argparse.ArgumentParser(
         prog="liveparams", description="Change the hyperparameters of a running training through Supabase."
     )
     parser.add_argument("--version", action="version", version=f"liveparams {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if only_run:
+        add_run_command(commands)
+        return parser
+    from liveparams._commands_credential import add_credential_commands
+    from liveparams._commands_job import add_job_group
+    from liveparams._commands_panel import add_panel_command
+    from liveparams._commands_request import add_request_group
+    from liveparams._commands_set import add_set_command
+    from liveparams._commands_user import add_user_group
+    from liveparams._commands_watch import add_watch_command
+
     add_set_command(commands)
     add_watch_command(commands)
     add_credential_commands(commands)
@@ -76,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a refusal is one line on stderr (exit 1), never a traceback."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(only_run=argv[:1] == ["run"]).parse_args(argv)
     try:
         return int(args.run(args))
     except CommandError as exc:

@@ -36,6 +36,21 @@ def test_the_command_is_the_process_and_imports_nothing_until_it_imports_transfo
     assert imported == []
 
 
+def test_the_cli_loads_neither_the_supabase_client_nor_the_stack_before_its_exec() -> None:
+    """Those take about a second to import, which a training's start should not wait for."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "liveparams.cli", "run", "--", sys.executable, "-c", "pass"],
+        env=child_env(**UNREACHABLE),
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "liveparams._commands_run" in imported  # the CLI's own imports, before the exec, are what this reads
+    assert not {name for name in imported if name.split(".")[0] in ("supabase", "realtime", "liveparams_stack")}
+
+
 def test_exit_code_stdin_and_stdout_pass_through() -> None:
     done = run(
         sys.executable,
