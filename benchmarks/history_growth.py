@@ -328,6 +328,7 @@ def checkpoint_bytes(decided_ids: list[str], per_checkpoint: int) -> int:
         callback.record.decide(request, UpdateOutcome(request_id, OutcomeStatus.APPLIED, step=seq, changes=change))
         if seq % per_checkpoint == 0 or seq == len(decided_ids):
             state = callback.state()
+            callback.record.mark_saved()  # what the save's `on_save` does once the checkpoint holds them
     return len(json.dumps(state))
 
 
