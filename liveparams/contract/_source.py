@@ -90,3 +90,10 @@ class UpdateSource(Protocol):
         thread, and a point that cannot be sent is dropped. Optional for a custom source: the
         callback skips a source without it.
         """
+
+    def record_pause(self, step: int | None) -> None:
+        """Say that ``command=pause`` holds training at ``step``, or (None) that it goes on again; returns at once.
+
+        Called when the hold begins and when it ends, so that whoever watches the job sees it paused
+        and where. Optional for a custom source: the callback skips a source without it.
+        """

@@ -67,5 +67,6 @@ export function trainerState(job, now = Date.now()) {
   if (!Number.isFinite(seen) || (now - seen) / 1000 > HEARTBEAT_STALE_S) {
     return { attached: false, label: 'silent (no heartbeat)' };
   }
+  if (job.trainer_paused_at) return { attached: true, label: `paused at step ${job.trainer_pause_step}` };
   return { attached: true, label: 'attached' };
 }
