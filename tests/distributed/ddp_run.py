@@ -135,11 +135,12 @@ def main(model_dir: str, out_dir: str, mode: str) -> None:
     if mode == "pause":
         # Groups made from now on (liveparams' own, at train begin) time out after SHORT_TIMEOUT.
         dist.distributed_c10d.default_pg_timeout = SHORT_TIMEOUT
-        resume = request(command="resume")
+        # Made in the order they arrive (`seq` says which is newer): broadcast's, with a pause around the first.
+        pause, change, resume = request(command="pause"), request(learning_rate=5e-3), request(command="resume")
+        schedule = {3: [pause], 6: [request(learning_rate=2e-4, weight_decay=0.3)]}
         if source is not None:
             waiting: list[list[Any]] = [[] for _ in range(PAUSE_ROUNDS)]
-            source.while_paused = [*waiting, schedule[3], *waiting, [resume]]
-        schedule[3] = [request(command="pause")]
+            source.while_paused = [*waiting, [change], *waiting, [resume]]
     if source is not None:
         callbacks.insert(0, PushAt(source, schedule))
     args = training_args(Path(out_dir) / "trainer", max_steps=10, ddp_backend="gloo", weight_decay=0.01)
