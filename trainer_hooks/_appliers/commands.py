@@ -30,7 +30,7 @@ logger = logging.getLogger(__package__)
 
 
 class CommandApplier(ParameterApplier):
-    """One-off actions through ``control`` flags, which the loop acts on right after ``on_step_end``."""
+    """One-off actions: ``control`` flags, which the loop acts on right after ``on_step_end``; pause holds there."""
 
     name = "command"
     one_off = True
