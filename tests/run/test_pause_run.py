@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,7 +60,8 @@ def wait_for(what: str, probe: Callable[[], Any], running: Running) -> Any:
 
 
 def last_step(running: Running) -> int:
-    return max(int(line.split()[1]) for line in running.lines if is_step_line(line))
+    """The last ``step N`` printed (two ranks' lines may interleave: ``step 2step 2``)."""
+    return max(int(n) for line in running.lines if is_step_line(line) for n in re.findall(r"step (\d+)", line))
 
 
 def pause_change_resume_stop(
@@ -68,7 +70,7 @@ def pause_change_resume_stop(
     """Drive the run as a person would; the step it paused at."""
 
     def outcome(request: dict[str, Any]) -> dict[str, Any]:
-        return wait_for(f"the outcome of {request['params']}", lambda: decided(http, request["id"]), running)
+        return wait_for(f"the outcome of request {request['id']}", lambda: decided(http, request["id"]), running)
 
     def job() -> dict[str, Any]:
         return http.get("/rest/v1/local_training_jobs", params={"id": f"eq.{job_id}", "select": "*"}).json()[0]

@@ -106,3 +106,14 @@ def test_a_loop_holds_inside_step_while_paused_and_a_change_made_then_applies_at
     assert used == expected  # rates and flags, every step
     assert [source.outcome(r.id).step for r in (pause, change, resume)] == [4, 4, 4]
     assert source.pauses == [4, None]
+
+
+def test_a_pause_after_a_stop_at_the_same_step_is_refused(source: QueueSource) -> None:
+    live, optimizer, scheduler = loop(source)
+    stop, pause = request(command="stop"), request(command="pause")
+    with live:
+        take_steps(live, optimizer, scheduler, {5: [stop, pause]}, source)
+
+    assert live.global_step == 5 and source.pauses == []
+    refused = source.outcome(pause.id)
+    assert (refused.status.value, refused.reason) == ("rejected", "command: training ends at this step")

@@ -71,6 +71,8 @@ def _pause_reason(value: str, ctx: ApplyContext) -> str | None:
         return "this run has no callback to hold it (pause needs RuntimeParameterCallback or LoopUpdates)"
     if value == "pause" and ctx.pause.step is not None:
         return f"already paused at step {ctx.pause.step}"
+    if value == "pause" and ctx.control.should_training_stop:
+        return "training ends at this step"
     if value == "resume" and ctx.pause.step is None:
         return "not paused"
     return None
