@@ -36,6 +36,11 @@ class UpdateSource(Protocol):
 
     Every method is called from the training thread, so none may block on the
     network: ``drain`` and ``report`` only touch in-process queues.
+
+    Outside the protocol, so that a source written before it still type-checks, the callback
+    also calls ``record_pause(step: int | None) -> None`` when the source has one: when
+    ``command=pause`` begins to hold training at ``step``, and with None when it goes on. It must
+    return at once; whoever watches the job then sees it paused, and where (the agent has it).
     """
 
     def start(self, replay_after_step: int | None = None) -> None:
@@ -89,11 +94,4 @@ class UpdateSource(Protocol):
         It must only enqueue, into a bounded queue: sending is the source's business, on its own
         thread, and a point that cannot be sent is dropped. Optional for a custom source: the
         callback skips a source without it.
-        """
-
-    def record_pause(self, step: int | None) -> None:
-        """Say that ``command=pause`` holds training at ``step``, or (None) that it goes on again; returns at once.
-
-        Called when the hold begins and when it ends, so that whoever watches the job sees it paused
-        and where. Optional for a custom source: the callback skips a source without it.
         """
