@@ -192,18 +192,22 @@ class Worker:
     # -- the trainer's attachment -------------------------------------------------------------------
 
     async def _heartbeat(self) -> None:
-        attached, failures = False, 0
+        attached, failures, can_pause = False, 0, True
         while not self._stopped_by_revocation():
             self._pause_changed.clear()
             state, step = "attached", None  # attaching clears a pause left on the row by an earlier run
             if attached:
-                state, step = ("alive", None) if self._paused_at is None else ("paused", self._paused_at)
+                paused = self._paused_at is not None and can_pause
+                state, step = ("paused", self._paused_at) if paused else ("alive", None)
             try:
                 await self._rest.record_trainer_state(state, step)
             except Exception as exc:  # a refusal, the network, or a bug: the heartbeat is informative, go on
                 failures += 1
                 (logger.warning if failures == 1 else logger.debug)("Could not record the trainer's state: %s", exc)
                 transient = isinstance(exc, RestError) and exc.transient
+                # A database without `paused` (before 20261207020000_pause_resume.sql): say alive instead,
+                # or the paused trainer would look gone once its heartbeat goes stale.
+                can_pause = can_pause and (transient or state != "paused")
                 wait = backoff_delay(failures, self.config.backoff_initial, self.config.backoff_max)
                 await asyncio.sleep(wait if transient else self.config.heartbeat_interval)
                 continue
