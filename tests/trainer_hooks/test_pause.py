@@ -7,6 +7,9 @@ boundary without a pause. Requests made while paused apply at once, at the pause
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +98,23 @@ def test_stop_while_paused_ends_the_hold_and_stops_after_a_checkpoint(tiny_dir: 
     assert source.outcome(stop.id).status is OutcomeStatus.APPLIED
     assert source.pauses == [AT, None]
     assert source.ends == [("stopped", AT)]
+
+
+class CtrlCWhenPaused(QueueSource):
+    """Nothing ever resumes this run: a second after the pause begins, the process gets Ctrl-C (SIGINT)."""
+
+    def record_pause(self, step: int | None) -> None:
+        super().record_pause(step)
+        if step is not None:
+            threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+
+def test_ctrl_c_while_paused_ends_training_as_it_would_a_running_one(tiny_dir: str, tmp_path: Path) -> None:
+    source, recorder = CtrlCWhenPaused(), LrRecorder()
+    args = training_args(tmp_path / "out", max_steps=14)
+    trainer = plain_trainer(
+        tiny_dir, args, [PushAt(source, {AT: [request(command="pause")]}), recorder, RuntimeParameterCallback(source)]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert max(recorder.used) == AT and source.pauses == [AT]  # held at AT until the interrupt
