@@ -10,6 +10,7 @@ collective would not survive.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -120,8 +121,12 @@ def test_pause_change_resume_equals_a_run_that_got_the_change_at_that_step(
     try:
         at = pause_change_resume_stop(running, ask, service_http, stack["job_id"])
     finally:
-        if running.proc.poll() is None:  # a failed test leaves no training behind
-            os.killpg(running.proc.pid, signal.SIGKILL)  # torchrun's ranks too
+        if running.proc.poll() is None:  # a failed test leaves no training behind, paused or not
+            with contextlib.suppress(Exception):  # torchrun's ranks may outlive a kill of its group: stop them
+                ask({"command": "stop"})
+                running.proc.wait(DEADLINE_S)
+            if running.proc.poll() is None:
+                os.killpg(running.proc.pid, signal.SIGKILL)
     used = json.loads((live / "rank0.json").read_text())
     end = used["steps"]
     assert at < end < MAX_STEPS
