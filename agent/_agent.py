@@ -139,6 +139,13 @@ class UpdateAgent:
         if metrics_publisher is not None and not self._closed:
             metrics_publisher.publish(step, metrics)
 
+    def record_pause(self, step: int | None) -> None:
+        """Say that training holds at ``step`` (``command=pause``), or (None) that it goes on; returns at once.
+
+        The job row shows it from the next heartbeat, which this brings forward (docs/contracts.md).
+        """
+        self._worker.record_pause(step)
+
     def record_end(self, reason: str, step: int | None = None) -> None:
         """Say how training ended, for the job row when the agent closes; returns at once.
 

@@ -14,7 +14,8 @@
   degraded, …): the supervisor and the re-reader report what happened to it, and it alone
   decides the state and says so.
 - The **heartbeat** records on the job row that a trainer is attached, then that it is
-  alive every ``heartbeat_interval``; on the way out, how it detached and at which step.
+  alive (or paused, and at which step) every ``heartbeat_interval``, and at once when the
+  trainer pauses or goes on; on the way out, how it detached and at which step.
 
 Nothing here is awaited by the training thread: it talks to this thread only
 through the request queue, the outcome inbox and ``call_soon_threadsafe``.
@@ -87,6 +88,8 @@ class Worker:
         # asyncio.Event binds to a loop on first use, so these can be made here and used there.
         self._stop = asyncio.Event()
         self._resync = asyncio.Event()
+        self._pause_changed = asyncio.Event()  # the heartbeat says it now rather than at its next beat
+        self._paused_at: int | None = None  # the step training holds at (command=pause), else None
         self._deadline = 0.0
         self._end: tuple[str, int | None] = ("closed", None)  # how the trainer detaches, when close() says nothing
 
@@ -114,6 +117,15 @@ class Worker:
             return False
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+    def record_pause(self, step: int | None) -> None:
+        """Training holds at ``step`` (None: it goes on); the heartbeat records it at once."""
+
+        def take() -> None:
+            self._paused_at = step
+            self._pause_changed.set()
+
+        self.call_soon(take)
 
     def call_soon(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` on the agent loop; ignored before start and once the loop has closed."""
@@ -180,19 +192,27 @@ class Worker:
     # -- the trainer's attachment -------------------------------------------------------------------
 
     async def _heartbeat(self) -> None:
-        state, failures = "attached", 0
+        attached, failures, can_pause = False, 0, True
         while not self._stopped_by_revocation():
+            self._pause_changed.clear()
+            state, step = "attached", None  # attaching clears a pause left on the row by an earlier run
+            if attached:
+                paused = self._paused_at is not None and can_pause
+                state, step = ("paused", self._paused_at) if paused else ("alive", None)
             try:
-                await self._rest.record_trainer_state(state)
+                await self._rest.record_trainer_state(state, step)
             except Exception as exc:  # a refusal, the network, or a bug: the heartbeat is informative, go on
                 failures += 1
                 (logger.warning if failures == 1 else logger.debug)("Could not record the trainer's state: %s", exc)
                 transient = isinstance(exc, RestError) and exc.transient
+                # A database without `paused` (before 20261207020000_pause_resume.sql): say alive instead,
+                # or the paused trainer would look gone once its heartbeat goes stale.
+                can_pause = can_pause and (transient or state != "paused")
                 wait = backoff_delay(failures, self.config.backoff_initial, self.config.backoff_max)
                 await asyncio.sleep(wait if transient else self.config.heartbeat_interval)
                 continue
-            state, failures = "alive", 0
-            await asyncio.sleep(self.config.heartbeat_interval)
+            attached, failures = True, 0
+            await wait_for_event(self._pause_changed, self.config.heartbeat_interval)
 
     async def _detach(self, deadline: float) -> None:
         """Record how the trainer detached, with what is left of close()'s budget (a revoked credential cannot)."""

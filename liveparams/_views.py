@@ -93,6 +93,11 @@ def trainer_attachment(job: dict[str, Any], now: datetime | None = None, present
     settled = attached_at is None or (now - attached_at).total_seconds() > PRESENCE_GRACE_S
     if present is False and settled:
         return Attachment(False, "the trainer left the job's channel (killed, or reconnecting)", "gone")
+    if job.get("trainer_paused_at"):
+        step = job.get("trainer_pause_step")
+        return Attachment(
+            True, f"a trainer is attached, paused at step {step} (command=resume goes on)", f"paused at step {step}"
+        )
     return Attachment(True, "a trainer is attached", "attached")
 
 

@@ -230,6 +230,10 @@ def test_trainer_attachment_tells_attached_detached_and_silent_apart() -> None:
     assert not killed.attached and "stopped responding" in killed.detail
     crashed = {**attached, "trainer_detached_at": recent, "trainer_detach_reason": "crashed", "trainer_detach_step": 7}
     assert trainer_attachment(crashed, now).detail == "the trainer detached: crashed at step 7"
+    paused = trainer_attachment({**attached, "trainer_paused_at": recent, "trainer_pause_step": 40}, now)
+    assert paused.attached and paused.label == "paused at step 40"  # `job list`; `job show`/`watch` say more
+    assert paused.detail == "a trainer is attached, paused at step 40 (command=resume goes on)"
+    assert trainer_attachment({**crashed, "trainer_paused_at": recent}, now).label == "crashed at step 7"
 
 
 def test_watch_shows_an_outcome_whatever_shape_its_changes_have() -> None:

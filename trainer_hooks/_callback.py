@@ -18,6 +18,7 @@ Nothing here may raise into the training loop or wait on the network.
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -28,18 +29,22 @@ from transformers.trainer_callback import ExportableState
 from liveparams.contract import DRAIN_MAX_ITEMS, OutcomeStatus, UpdateOutcome, UpdateRequest, UpdateSource
 from liveparams.trainer_hooks import _distributed, _registry, _schedule
 from liveparams.trainer_hooks._coalesce import mark_superseded
-from liveparams.trainer_hooks._context import ApplyContext
+from liveparams.trainer_hooks._context import ApplyContext, Pause
 from liveparams.trainer_hooks._decide import decide
 from liveparams.trainer_hooks._record import DecisionRecord
 from liveparams.trainer_hooks._resume import reapply_in_force
 from liveparams.trainer_hooks._source_link import SourceFactory, SourceLink
 from liveparams.trainer_hooks._trackers import log_to_trackers
 
-__all__ = ["DEFAULT_INITIAL_READ_TIMEOUT", "RuntimeParameterCallback"]
+__all__ = ["DEFAULT_INITIAL_READ_TIMEOUT", "HOLD_ROUND_S", "RuntimeParameterCallback"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_INITIAL_READ_TIMEOUT = 5.0
+# While paused, how often the source is drained (and, under DDP, rank 0's batch broadcast): the
+# longest a rank waits in a collective during a pause, however long the pause, and the longest a
+# request made while paused waits to apply.
+HOLD_ROUND_S = 0.5
 
 
 def _agent_from_env() -> UpdateSource | None:
@@ -128,6 +133,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self._logs = True  # process zero logs the decisions; the other ranks make the same ones silently
         self._ranks: _distributed.RankSync | None = None  # built once per process group
         self._sync: _distributed.RankSync | None = None  # set while this run exchanges requests every step
+        self._pause = Pause()  # set by command=pause: on_step_end then holds (see _hold)
 
     @classmethod
     def from_env(cls, trainer: Any = None, **kwargs: Any) -> RuntimeParameterCallback:
@@ -159,6 +165,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         resume_step = int(state.global_step) if state.global_step > 0 else None  # > 0 only when resuming
         self._stop_applied = False
+        self._pause = Pause()
         self._logs = bool(state.is_world_process_zero)
         try:
             self._take_checkpoint_record(state)
@@ -175,6 +182,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._link.at_step(int(state.global_step))
         self._step(args, state, control, kwargs, at_train_begin=False)
+        self._hold(args, state, control, kwargs)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self._link.publish_metrics(int(state.global_step), logs or {})  # only enqueues (docs/contracts.md)
@@ -200,6 +208,33 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             self._conclude(requests, mark_superseded(requests, outcomes))
         except Exception:
             logger.exception("runtime parameter updates: step %d skipped after an internal error", state.global_step)
+
+    def _hold(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any]) -> None:
+        """While ``command=pause`` holds the run: take no step, and apply what arrives at once, at this step.
+
+        Every rank holds (the pause was decided on all, like any change) and leaves at the same
+        round, when a ``resume`` or ``stop`` applies. Each round is one ordinary step boundary's
+        exchange, every ``HOLD_ROUND_S``: rank 0 drains and broadcasts, so no rank waits in a
+        collective much longer than that, however long the pause (NCCL's watchdog, a short
+        process-group timeout). Ctrl-C raises out of the sleep; the agent's thread goes on
+        meanwhile (heartbeat, Presence, request intake).
+        """
+        paused_at = self._pause.step
+        if paused_at is None:
+            return
+        self._link.record_pause(paused_at)
+        if self._logs:
+            logger.info("Paused at step %d: holding until `command=resume` or `stop`", paused_at)
+        while self._pause.step is not None:
+            if self._link.source is None and self._sync is None:
+                logger.warning("Paused at step %d with no update source left to resume it: going on", paused_at)
+                self._pause.step = None
+                break
+            time.sleep(HOLD_ROUND_S)
+            self._step(args, state, control, kwargs, at_train_begin=False)
+        self._link.record_pause(None)
+        if self._logs:
+            logger.info("Pause at step %d ended", paused_at)
 
     def _receive(self, at_train_begin: bool, step: int) -> list[UpdateRequest | None]:
         """This step's requests, the same on every rank: taken on process zero, then shared."""
@@ -331,4 +366,5 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             model=kwargs.get("model"),
             train_dataloader=kwargs.get("train_dataloader"),
             trainer=self._trainer_ref(),
+            pause=self._pause,
         )

@@ -29,7 +29,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ApplyContext"]
+__all__ = ["ApplyContext", "Pause"]
+
+
+@dataclass
+class Pause:
+    """Whether ``command=pause`` holds the run, and at which step; the callback keeps one per instance.
+
+    Mutable, so a request's undo (``_snapshot``) can put it back when another rank refused the
+    request: the hold is decided like any change, the same on every rank.
+    """
+
+    step: int | None = None  # the global step the run holds at; None while it runs
 
 
 @dataclass
@@ -45,6 +56,8 @@ class ApplyContext:
         model (*optional*): the model being trained.
         train_dataloader (*optional*): used to know how many steps the planned epochs hold.
         trainer (`Trainer`, *optional*): needed for knobs TRL copies onto the trainer (``beta``).
+        pause (`Pause`, *optional*): the callback's hold, which ``command=pause``/``resume`` set; without
+            it (a context built outside the callback) those commands are refused.
     """
 
     args: Any
@@ -55,6 +68,7 @@ class ApplyContext:
     model: Any = None
     train_dataloader: Any = None
     trainer: Any = None
+    pause: Pause | None = None
 
     @property
     def trainer_name(self) -> str:

@@ -79,6 +79,8 @@ def capture(ctx: ApplyContext) -> Callable[[], None]:
     if scheduler is not None:
         restorers.append(_restore_items(vars(scheduler), _saved(vars(scheduler), skip="optimizer")))
         restorers.append(_schedule.capture_lambdas(scheduler))
+    if ctx.pause is not None:
+        restorers.append(_restore_attributes(ctx.pause, dict(ctx.pause.__dict__)))
     if ctx.trainer is not None:
         fields = {k: getattr(ctx.trainer, k) for k in _TRAINER_FIELDS if hasattr(ctx.trainer, k)}
         restorers.append(_restore_attributes(ctx.trainer, fields))

@@ -158,6 +158,16 @@ class SourceLink:
         except Exception:
             logger.exception("handing metrics to the update source failed")
 
+    def record_pause(self, step: int | None) -> None:
+        """Say the run holds at ``step`` (None: it goes on again), for the job row; a source without it is skipped."""
+        record = getattr(self.source, "record_pause", None)
+        if record is None:
+            return
+        try:
+            record(step)
+        except Exception:
+            logger.exception("telling the update source about the pause failed")
+
     def at_step(self, step: int) -> None:
         """Note the step boundary reached, so a source closed after a crash can say where."""
         if self._progress:

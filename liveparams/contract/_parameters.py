@@ -124,8 +124,9 @@ PARAMETERS: dict[str, ParameterSpec] = {
         ParameterSpec(
             "command",
             ParamType.STRING,
-            "A one-off action: save a checkpoint now, evaluate now, or stop gracefully after a checkpoint.",
-            choices=("save_checkpoint", "evaluate", "stop"),
+            "A one-off action: save a checkpoint now, evaluate now, stop gracefully after a checkpoint, "
+            "or pause (hold at the step boundary, model kept in memory) and resume.",
+            choices=("save_checkpoint", "evaluate", "stop", "pause", "resume"),
         ),
         ParameterSpec(
             "per_device_train_batch_size",

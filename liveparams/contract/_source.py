@@ -36,6 +36,11 @@ class UpdateSource(Protocol):
 
     Every method is called from the training thread, so none may block on the
     network: ``drain`` and ``report`` only touch in-process queues.
+
+    Outside the protocol, so that a source written before it still type-checks, the callback
+    also calls ``record_pause(step: int | None) -> None`` when the source has one: when
+    ``command=pause`` begins to hold training at ``step``, and with None when it goes on. It must
+    return at once; whoever watches the job then sees it paused, and where (the agent has it).
     """
 
     def start(self, replay_after_step: int | None = None) -> None:

@@ -5,7 +5,9 @@ import { el } from './dom.js';
 import { formatValue } from './format.js';
 
 const RESTART_REASON = 'cannot change while training runs (it needs a restart)';
-const COMMAND_LABELS = { save_checkpoint: 'Save checkpoint', evaluate: 'Evaluate', stop: 'Stop' };
+const COMMAND_LABELS = {
+  save_checkpoint: 'Save checkpoint', evaluate: 'Evaluate', stop: 'Stop', pause: 'Pause', resume: 'Resume',
+};
 
 /** "(0, 1]", "≥ 1, whole number": the bounds as a person reads them. */
 function hint(spec) {

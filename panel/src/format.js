@@ -55,6 +55,11 @@ export function requestOutcome(row) {
   return `${status}${where}: ${detail}`;
 }
 
+/** "paused at step N" while `command=pause` holds the attached trainer (the job row says so), else null. */
+export function pauseLabel(job) {
+  return job.trainer_paused_at ? `paused at step ${job.trainer_pause_step}` : null;
+}
+
 /** Whether a trainer is attached, from the job row's trainer_* columns (jobs.py trainer_state). */
 export function trainerState(job, now = Date.now()) {
   if (!job.trainer_attached_at) return { attached: false, label: 'no trainer yet' };
@@ -67,5 +72,5 @@ export function trainerState(job, now = Date.now()) {
   if (!Number.isFinite(seen) || (now - seen) / 1000 > HEARTBEAT_STALE_S) {
     return { attached: false, label: 'silent (no heartbeat)' };
   }
-  return { attached: true, label: 'attached' };
+  return { attached: true, label: pauseLabel(job) ?? 'attached' };
 }

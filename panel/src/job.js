@@ -4,7 +4,9 @@
 import { RunChart } from './chart.js';
 import { buildControls } from './controls.js';
 import { dataOf, el, retrying, setConnection } from './dom.js';
-import { formatValue, paramsText, requestOutcome, requestDetail, requestParams, trainerState } from './format.js';
+import {
+  formatValue, paramsText, pauseLabel, requestOutcome, requestDetail, requestParams, trainerState,
+} from './format.js';
 
 const WATCHED = 200; // requests shown: the latest ones, as `watch` does
 const SEND_ATTEMPTS = 5; // a request whose answer was lost is sent again with the same id (idempotent)
@@ -63,7 +65,7 @@ export function showJob(supabase, jobId) {
     badges.replaceChildren(
       el('span', { class: `badge status-${job.status}` }, `status: ${job.status}`),
       el('span', { class: `badge ${attached ? 'attached' : 'detached'}`, id: 'trainer' },
-        `trainer: ${attached ? 'attached' : trainer.label}`));
+        `trainer: ${attached ? pauseLabel(job) ?? 'attached' : trainer.label}`));
     const values = job.parameters_in_force ?? {};
     const applied = job.parameters_applied_step;
     inForce.replaceChildren(...Object.entries(values).flatMap(([name, value]) => [el('dt', {}, name), el('dd', {}, formatValue(value))]));

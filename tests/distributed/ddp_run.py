@@ -11,7 +11,12 @@ the requests it must send (step 5); a plain change follows (step 7).
 
 In mode ``rank0-only`` rank 1 has no callback at all (a launcher that dropped it there).
 
-Usage: torchrun --nproc_per_node 2 ddp_run.py MODEL_DIR OUT_DIR {broadcast|no-broadcast|no-source|faults|rank0-only}
+Mode ``pause`` makes ``broadcast``'s first change while paused: a pause at step 3, held for
+``PAUSE_ROUNDS`` rounds (far longer than ``SHORT_TIMEOUT``, the timeout of the group liveparams
+exchanges over, which is the only one any rank could wait in while all hold), the change, resume.
+
+Usage: torchrun --nproc_per_node 2 ddp_run.py MODEL_DIR OUT_DIR
+    {broadcast|no-broadcast|no-source|faults|rank0-only|pause}
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,8 @@ from liveparams import RuntimeParameterCallback
 from liveparams.trainer_hooks import _distributed, get_applier
 
 FAULTY_NORM = 0.77  # rank 0 fails to encode a batch holding this max_grad_norm
+SHORT_TIMEOUT = timedelta(seconds=3)
+PAUSE_ROUNDS = 12  # x HOLD_ROUND_S on each side of the change: about 12 s paused in all
 
 
 def inject_faults(rank: int) -> None:
@@ -80,6 +88,17 @@ class BroadcastCounter(TrainerCallback):
             setattr(dist, name, original)
 
 
+class LossRecorder(TrainerCallback):
+    """The loss Trainer logged at each step (``logging_steps=1``)."""
+
+    def __init__(self) -> None:
+        self.losses: dict[int, float] = {}
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if logs and "loss" in logs:
+            self.losses[state.global_step] = logs["loss"]
+
+
 class LogLines(logging.Handler):
     """What liveparams logged on this rank (INFO and up)."""
 
@@ -98,8 +117,8 @@ def main(model_dir: str, out_dir: str, mode: str) -> None:
     logging.getLogger("liveparams").setLevel(logging.INFO)
     source = QueueSource() if rank == 0 and mode != "no-source" else None
     callback = RuntimeParameterCallback(source, sync_ranks=mode != "no-broadcast")
-    recorder, counter = LrRecorder(), BroadcastCounter()
-    callbacks = [recorder, callback, counter]
+    recorder, counter, losses = LrRecorder(), BroadcastCounter(), LossRecorder()
+    callbacks = [recorder, callback, counter, losses]
     if mode == "rank0-only":
         _distributed.PRESENCE_TIMEOUT_S = 3.0  # how long rank 0 waits for the missing one
         if rank == 1:
@@ -113,6 +132,15 @@ def main(model_dir: str, out_dir: str, mode: str) -> None:
         }
     else:
         schedule = {3: [request(learning_rate=5e-3)], 6: [request(learning_rate=2e-4, weight_decay=0.3)]}
+    if mode == "pause":
+        # Groups made from now on (liveparams' own, at train begin) time out after SHORT_TIMEOUT.
+        dist.distributed_c10d.default_pg_timeout = SHORT_TIMEOUT
+        # Made in the order they arrive (`seq` says which is newer): broadcast's, with a pause around the first.
+        pause, change, resume = request(command="pause"), request(learning_rate=5e-3), request(command="resume")
+        schedule = {3: [pause], 6: [request(learning_rate=2e-4, weight_decay=0.3)]}
+        if source is not None:
+            waiting: list[list[Any]] = [[] for _ in range(PAUSE_ROUNDS)]
+            source.while_paused = [*waiting, [change], *waiting, [resume]]
     if source is not None:
         callbacks.insert(0, PushAt(source, schedule))
     args = training_args(Path(out_dir) / "trainer", max_steps=10, ddp_backend="gloo", weight_decay=0.01)
@@ -126,6 +154,7 @@ def main(model_dir: str, out_dir: str, mode: str) -> None:
         "step_broadcasts": counter.count,
         "max_grad_norm": trainer.args.max_grad_norm,
         "log_lines": logs.lines,
+        "losses": losses.losses,
         "outcomes": [(o.status.value, o.step, o.reason) for o in source.outcomes] if source else [],
     }
     torch.save(result, Path(out_dir) / f"rank{rank}.pt")

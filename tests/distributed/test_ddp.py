@@ -117,3 +117,19 @@ def test_a_loop_without_trainer_applies_each_change_on_every_rank_at_the_same_st
     assert rank0["lrs"][3] == pytest.approx(5e-3 * 17 / 18)  # step 4 of the linear decay, at the new peak
     assert rank0["stopped"] == rank1["stopped"] == 6
     assert all(torch.equal(a, b) for a, b in zip(rank0["weights"], rank1["weights"], strict=True))
+
+
+@pytest.mark.slow
+def test_a_pause_longer_than_the_timeout_holds_every_rank_and_changes_nothing_else(
+    model_dir: str, tmp_path: Path
+) -> None:
+    """Paused ~12 s while liveparams' group times out after 3 s (a hold that waited in one collective dies)."""
+    paused0, paused1 = run_ranks(model_dir, tmp_path / "paused", "pause")
+    reference, _ = run_ranks(model_dir, tmp_path / "reference", "broadcast")  # the change at step 3, no pause
+
+    assert max_difference(paused0["weights"], paused1["weights"]) == 0.0
+    assert paused0["lrs"] == paused1["lrs"] == reference["lrs"]
+    assert paused0["losses"] == reference["losses"]
+    assert max_difference(paused0["weights"], reference["weights"]) == 0.0
+    statuses = [(status, step) for status, step, _ in paused0["outcomes"]]
+    assert statuses == [("applied", 3)] * 3 + [("applied", 6)]  # pause, the change made while paused, resume; step 6

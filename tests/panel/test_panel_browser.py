@@ -234,6 +234,13 @@ def test_a_person_steers_a_live_run_from_the_panel(
         assert seen["other_messages"] == []
 
         page.set_viewport_size({"width": 1280, "height": 1000})
+        page.get_by_role("button", name="Pause", exact=True).click()
+        paused = page.locator("ol.history li[data-status=applied]").filter(has_text="command=pause")
+        expect(paused).to_contain_text("pause done")
+        at = int(re.search(r"applied at step (\d+)", paused.inner_text()).group(1))  # type: ignore[union-attr]
+        expect(page.locator("#trainer")).to_have_text(f"trainer: paused at step {at}")
+        page.get_by_role("button", name="Resume", exact=True).click()
+        expect(page.locator("#trainer")).to_have_text("trainer: attached")
         stop, dialog = page.get_by_role("button", name="Stop", exact=True), page.get_by_role("dialog")
         stop.click()
         expect(dialog).to_be_visible()  # Stop asks first; Escape answers no

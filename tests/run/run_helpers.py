@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 NEW_LR = 2.5e-4  # what each test changes the learning rate to, mid-run
+SHORT_TIMEOUT_S = 3  # train_script.py --short-timeout: how long liveparams' process group may wait in a collective
 DEADLINE_S = 60.0  # generous: a loaded 2-core machine; an idle one takes milliseconds
 BIN = Path(sys.executable).parent  # liveparams, torchrun and trl of this environment
 ROOT = Path(__file__).resolve().parents[2]

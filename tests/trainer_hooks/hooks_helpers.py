@@ -39,6 +39,8 @@ class QueueSource:
     and with ``replay_after_step=S`` those recorded as applied after step S.
     ``outcomes`` is every report, duplicates included. With ``losing`` set, reports are
     taken but never recorded, as when the process dies before the agent's flush.
+    While training holds (``record_pause``), each drain first queues the next batch of
+    ``while_paused``: what a person sends while looking at a paused run.
     """
 
     queued: list[UpdateRequest] = field(default_factory=list)
@@ -52,6 +54,8 @@ class QueueSource:
     losing: bool = False
     job_id: str | None = "job-1"
     published: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # publish_metrics() calls
+    pauses: list[int | None] = field(default_factory=list)  # record_pause() calls
+    while_paused: list[list[UpdateRequest]] = field(default_factory=list)
 
     def start(self, replay_after_step: int | None = None) -> None:
         self.starts.append(replay_after_step)
@@ -77,7 +81,12 @@ class QueueSource:
         self.closes += 1
         self.close_timeouts.append(timeout)
 
+    def record_pause(self, step: int | None) -> None:
+        self.pauses.append(step)
+
     def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
+        if self.pauses and self.pauses[-1] is not None and self.while_paused:
+            self.push(*self.while_paused.pop(0))
         taken, self.queued = self.queued[:max_items], self.queued[max_items:]
         self.delivered.update((r.id, r) for r in taken)
         return taken

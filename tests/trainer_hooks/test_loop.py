@@ -88,3 +88,32 @@ def test_state_dict_carries_the_step_and_the_values_a_checkpoint_does_not_restor
     assert source.starts[-1] == 5  # the source replays what was applied after the checkpoint
     with pytest.raises(RuntimeError, match="before start"):
         resumed.start().load_state_dict(saved)
+
+
+def test_a_loop_holds_inside_step_while_paused_and_a_change_made_then_applies_at_that_step() -> None:
+    unpaused = QueueSource()
+    live, optimizer, scheduler = loop(unpaused)
+    with live:
+        expected = take_steps(live, optimizer, scheduler, {4: [request(learning_rate=5e-3)]}, unpaused)
+
+    pause = request(command="pause")
+    change, resume = request(learning_rate=5e-3), request(command="resume")
+    source = QueueSource(while_paused=[[change], [resume]])
+    live, optimizer, scheduler = loop(source)
+    with live:
+        used = take_steps(live, optimizer, scheduler, {4: [pause]}, source)
+
+    assert used == expected  # rates and flags, every step
+    assert [source.outcome(r.id).step for r in (pause, change, resume)] == [4, 4, 4]
+    assert source.pauses == [4, None]
+
+
+def test_a_pause_after_a_stop_at_the_same_step_is_refused(source: QueueSource) -> None:
+    live, optimizer, scheduler = loop(source)
+    stop, pause = request(command="stop"), request(command="pause")
+    with live:
+        take_steps(live, optimizer, scheduler, {5: [stop, pause]}, source)
+
+    assert live.global_step == 5 and source.pauses == []
+    refused = source.outcome(pause.id)
+    assert (refused.status.value, refused.reason) == ("rejected", "command: training ends at this step")
