@@ -26,7 +26,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 from liveparams.contract import DRAIN_MAX_ITEMS, OutcomeStatus, UpdateOutcome, UpdateRequest, UpdateSource
-from liveparams.trainer_hooks import _distributed, _registry, _schedule
+from liveparams.trainer_hooks import _distributed, _registry, _restart, _schedule
 from liveparams.trainer_hooks._coalesce import mark_superseded
 from liveparams.trainer_hooks._context import ApplyContext
 from liveparams.trainer_hooks._decide import decide
@@ -47,6 +47,11 @@ def _agent_from_env() -> UpdateSource | None:
     from liveparams.agent import UpdateAgent  # the agent pulls in the network stack; only rank 0 needs it
 
     return UpdateAgent.from_env()  # its config logs the one "disabled" warning itself
+
+
+def _needs_step_end(request: UpdateRequest) -> bool:
+    """Whether ``request`` sets control flags (a command, a restart), which only a step end can."""
+    return "command" in request.params or any(name in request.params for name in _restart.RESTART_SETTINGS)
 
 
 class RuntimeParameterCallback(TrainerCallback, ExportableState):
@@ -125,6 +130,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self.record = DecisionRecord()  # checkpointed (see state())
         self._held: list[UpdateRequest] = []  # commands drained at train begin, decided at the first step end
         self._stop_applied = False  # whether a `command=stop` request ends this run (the job row says "stopped")
+        self._restarting: _restart.PendingRestart | None = None  # the in-process restart under way (source kept open)
         self._logs = True  # process zero logs the decisions; the other ranks make the same ones silently
         self._ranks: _distributed.RankSync | None = None  # built once per process group
         self._sync: _distributed.RankSync | None = None  # set while this run exchanges requests every step
@@ -148,7 +154,9 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
 
         Only reads: the outcomes it lists are dropped from the record once the save is done (:meth:`on_save`).
         """
-        return {"args": {}, "attributes": self.record.checkpoint()}
+        restart = _restart.pending(self._trainer_ref())
+        restarted = {} if restart is None else {"restart": restart.record()}  # what the restart goes on from
+        return {"args": {}, "attributes": {**self.record.checkpoint(), **restarted}}
 
     def close(self) -> None:
         """Close the source now (flushing outcomes); idempotent. Called at train end."""
@@ -158,13 +166,16 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         resume_step = int(state.global_step) if state.global_step > 0 else None  # > 0 only when resuming
+        restarting, self._restarting = self._restarting, None
         self._stop_applied = False
         self._logs = bool(state.is_world_process_zero)
         try:
             self._take_checkpoint_record(state)
             if resume_step is not None and self.record.in_force:
                 reapply_in_force(self.record.in_force, self._context(args, state, control, kwargs))
-            if state.is_world_process_zero:
+            if restarting is not None:  # the source stayed open: nothing to replay, no subscription lost
+                logger.info("Restarted in-process at step %d in %.2f s", restarting.step, restarting.elapsed())
+            elif state.is_world_process_zero:
                 self._link.open(self, resume_step, self.initial_read_timeout)
                 self._use_record_of(self._link.job_id)
         except Exception:
@@ -183,7 +194,12 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self.record.mark_saved()  # the checkpoint holds the outcomes decided since the previous one
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._link.close("stopped" if self._stop_applied else "completed", int(state.global_step))
+        trainer = self._trainer_ref()
+        if self._stop_applied:
+            _restart.cancel(trainer)  # a stop applied with a restart wins
+        self._restarting = _restart.pending(trainer)
+        if self._restarting is None:
+            self._link.close("stopped" if self._stop_applied else "completed", int(state.global_step))
 
     # ---- the story of a step boundary ------------------------------------------------------------
 
@@ -226,9 +242,9 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         requests = self._held + self._undecided(self._link.drain(self.max_items_per_step))
         self._held = []
         if at_train_begin:
-            # Control flags are reset as each step begins: a command must wait for the first step end.
-            self._held = [r for r in requests if "command" in r.params]
-            requests = [r for r in requests if "command" not in r.params]
+            # Control flags are reset as each step begins: a command (or a restart) must wait for the first step end.
+            self._held = [r for r in requests if _needs_step_end(r)]
+            requests = [r for r in requests if not _needs_step_end(r)]
             for request in self._held:
                 self.record.hold(request)
         return requests

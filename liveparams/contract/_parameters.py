@@ -130,14 +130,16 @@ PARAMETERS: dict[str, ParameterSpec] = {
         ParameterSpec(
             "per_device_train_batch_size",
             ParamType.INTEGER,
-            "The DataLoader is built once per train(): restart to change it.",
-            restart_only=True,
+            "Micro-batch size per device; applied by an in-process restart from the samples consumed.",
+            min=1,
+            max=_BIG,
         ),
         ParameterSpec(
             "gradient_accumulation_steps",
             ParamType.INTEGER,
-            "Changing it mid-epoch misaligns micro-batches (and DDP gradient sync): restart to change it.",
-            restart_only=True,
+            "Micro-batches per optimizer step; applied by an in-process restart from the samples consumed.",
+            min=1,
+            max=_BIG,
         ),
         ParameterSpec(
             "num_generations",

@@ -26,7 +26,7 @@ def test_an_unknown_name_lists_the_valid_ones() -> None:
 
 def test_restart_only_parameters_have_no_applier() -> None:
     with pytest.raises(ValueError):
-        get_applier("gradient_accumulation_steps")
+        get_applier("num_generations")
 
 
 def test_registering_a_name_twice_raises() -> None:

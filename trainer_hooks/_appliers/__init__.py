@@ -7,6 +7,7 @@
   ``adam_epsilon``) and ``max_grad_norm``;
 - ``intervals``: ``logging_steps``, ``eval_steps``, ``save_steps``;
 - ``trl``: ``beta``, which TRL keeps on the trainer, and the GRPO/RLOO batch internals it depends on;
+- ``restart``: ``per_device_train_batch_size``, ``gradient_accumulation_steps``, applied by an in-process restart;
 - ``commands``: ``command`` (evaluate, save a checkpoint, stop).
 
 An applier sees the run only through its arguments, chiefly an
@@ -36,6 +37,7 @@ from liveparams.trainer_hooks._appliers.optimizer import (
     MaxGradNormApplier,
     WeightDecayApplier,
 )
+from liveparams.trainer_hooks._appliers.restart import BatchSizeApplier, GradientAccumulationApplier
 from liveparams.trainer_hooks._appliers.schedule import (
     LearningRateApplier,
     LearningRateModeApplier,
@@ -49,9 +51,11 @@ __all__ = [
     "AdamBeta2Applier",
     "AdamBetaApplier",
     "AdamEpsilonApplier",
+    "BatchSizeApplier",
     "BetaApplier",
     "CommandApplier",
     "EvalStepsApplier",
+    "GradientAccumulationApplier",
     "IntervalApplier",
     "LearningRateApplier",
     "LearningRateModeApplier",
