@@ -105,15 +105,18 @@ def live(
     return seen, source
 
 
-def reference(out: Path, step: int, old: dict[str, Any], new: dict[str, Any]) -> Seen:
-    """Trained to ``step`` with ``old``, saved; then a fresh Trainer with ``new`` goes on from the same samples."""
+def reference(out: Path, step: int, old: dict[str, Any], new: dict[str, Any], end: int | None = None) -> Seen:
+    """Trained to ``step`` with ``old``, saved; then a fresh Trainer with ``new`` goes on from the same samples.
+
+    With ``end``, the second part stops there (as a run stopped by a request at that step).
+    """
     seen = Seen()
     _trainer(out, seen, [StopAt(step)], **old).train()
     old_args = {**RUN_ARGS, **old}
     per_step = old_args["per_device_train_batch_size"] * old_args["gradient_accumulation_steps"]
     steps_per_epoch = math.ceil(ROWS / per_step)
     epoch, samples = step // steps_per_epoch, (step % steps_per_epoch) * per_step
-    resumed = _trainer(out, seen, [], **{**old, **new})
+    resumed = _trainer(out, seen, [] if end is None else [StopAt(end)], **{**old, **new})
     batch = resumed.args.per_device_train_batch_size
     resumed._init_training_state = _at(resumed._init_training_state, epoch, samples // batch)  # type: ignore[method-assign]
     resumed.set_initial_training_values = _enough_epochs(resumed.set_initial_training_values)  # type: ignore[method-assign]
@@ -132,7 +135,7 @@ def _at(init: Any, epoch: int, batches: int) -> Any:
 def _enough_epochs(values: Any) -> Any:
     def enough(*a: Any, **k: Any) -> tuple[Any, ...]:
         got = list(values(*a, **k))
-        got[0] = MAX_STEPS  # an upper bound: the loop stops at max_steps
+        got[0] = got[6]  # max_steps: an upper bound, the loop stops there
         return tuple(got)
 
     return enough
