@@ -55,13 +55,35 @@ def test_an_in_process_restart_equals_the_rules_restart(tmp_path: Path, change: 
     assert source.starts == [None]  # one subscription for the whole run: the source was never started again
 
 
-@pytest.mark.parametrize("change", ["accumulation 2 -> 4 mid-epoch", "accumulation 4 -> 2 in the second epoch"])
-def test_no_sample_is_repeated_or_skipped_across_the_change(tmp_path: Path, change: str) -> None:
-    step, old, new = CHANGES[change]
-    got, _ = live(tmp_path / "live", {step: [request(**new)]}, **old)
-    order = uninterrupted(tmp_path / "plain", **{**old, "max_steps": 1_000}).samples()
+# name: (settings at start, step -> the request at its end)
+SAMPLE_RUNS: dict[str, tuple[dict[str, Any], dict[int, dict[str, Any]]]] = {
+    "accumulation 2 -> 4 mid-epoch": ({"gradient_accumulation_steps": 2}, {10: {"gradient_accumulation_steps": 4}}),
+    "accumulation 4 -> 2 in the second epoch": (
+        {"gradient_accumulation_steps": 4, "max_steps": 60},
+        {20: {"gradient_accumulation_steps": 2}},
+    ),
+    "three restarts across an epoch's end": (
+        {"gradient_accumulation_steps": 2, "max_steps": 60},
+        {
+            10: {"gradient_accumulation_steps": 4},
+            11: {"per_device_train_batch_size": 8},
+            24: {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 2},
+        },
+    ),
+}
 
+
+@pytest.mark.parametrize("run", list(SAMPLE_RUNS))
+def test_no_sample_is_repeated_or_skipped_across_changes(tmp_path: Path, run: str) -> None:
+    settings, changes = SAMPLE_RUNS[run]
+    asked = {step: request(**params) for step, params in changes.items()}
+    got, source = live(tmp_path / "live", {step: [r] for step, r in asked.items()}, **settings)
+    order = uninterrupted(tmp_path / "plain", **{**settings, "max_steps": 1_000}).samples()
+
+    assert [source.outcome(r.id).status for r in asked.values()] == [OutcomeStatus.APPLIED] * len(asked)
+    assert got.end == settings.get("max_steps", MAX_STEPS)
     consumed = got.samples()
+    assert len(consumed) > 240  # into the second epoch: its order is the epoch's own, whatever the batch size
     assert consumed == order[: len(consumed)]
 
 
