@@ -131,6 +131,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self._held: list[UpdateRequest] = []  # commands drained at train begin, decided at the first step end
         self._stop_applied = False  # whether a `command=stop` request ends this run (the job row says "stopped")
         self._restarting: _restart.PendingRestart | None = None  # the in-process restart under way (source kept open)
+        self._applied: list[tuple[int, UpdateRequest]] = []  # (step, request) applied in this process, for a rewind
         self._logs = True  # process zero logs the decisions; the other ranks make the same ones silently
         self._ranks: _distributed.RankSync | None = None  # built once per process group
         self._sync: _distributed.RankSync | None = None  # set while this run exchanges requests every step
@@ -154,9 +155,12 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
 
         Only reads: the outcomes it lists are dropped from the record once the save is done (:meth:`on_save`).
         """
-        restart = _restart.pending(self._trainer_ref())
-        restarted = {} if restart is None else {"restart": restart.record()}  # what the restart goes on from
-        return {"args": {}, "attributes": {**self.record.checkpoint(), **restarted}}
+        try:  # the samples consumed, for a restart or a rewind to go on from exactly there
+            data = _restart.data_record(self._trainer_ref())
+        except Exception:
+            logger.exception("recording the data position in the checkpoint failed")
+            data = {}
+        return {"args": {}, "attributes": {**self.record.checkpoint(), **({"data": data} if data else {})}}
 
     def close(self) -> None:
         """Close the source now (flushing outcomes); idempotent. Called at train end."""
@@ -173,8 +177,9 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             self._take_checkpoint_record(state)
             if resume_step is not None and self.record.in_force:
                 reapply_in_force(self.record.in_force, self._context(args, state, control, kwargs))
-            if restarting is not None:  # the source stayed open: nothing to replay, no subscription lost
+            if restarting is not None:  # the source stayed open: no subscription lost
                 logger.info("Restarted in-process at step %d in %.2f s", restarting.step, restarting.elapsed())
+                self._held = self._replays_after(restarting.step)
             elif state.is_world_process_zero:
                 self._link.open(self, resume_step, self.initial_read_timeout)
                 self._use_record_of(self._link.job_id)
@@ -286,7 +291,19 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
                 log_to_trackers(self._trainer_ref(), outcome)  # at its step, under liveparams/<parameter>
             if outcome.status is OutcomeStatus.APPLIED and request.params.get("command") == "stop":
                 self._stop_applied = True
+            if outcome.status is OutcomeStatus.APPLIED:
+                self._applied.append((int(outcome.step or 0), _restart.as_replay(request)))
         self._link.report(o for r, o in zip(requests, outcomes, strict=True) if r is not None)
+
+    def _replays_after(self, step: int) -> list[UpdateRequest]:
+        """What a resume from ``step`` replays (the requests applied after it), forgotten here until applied again.
+
+        After an in-process restart there are none (the checkpoint is this step's); after a
+        rewind the source is not started again, so these stand in for its replay.
+        """
+        replays = [request for at, request in self._applied if at > step and request.params]
+        self._applied = [(at, request) for at, request in self._applied if at <= step]
+        return replays
 
     # ---- set-up ----------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from liveparams.trainer_hooks._appliers import (
     AdamEpsilonApplier,
     BatchSizeApplier,
     BetaApplier,
+    CheckpointApplier,
     CommandApplier,
     EvalStepsApplier,
     GradientAccumulationApplier,
@@ -81,6 +82,7 @@ for _applier in (
     SaveStepsApplier(),
     BatchSizeApplier(),
     GradientAccumulationApplier(),
+    CheckpointApplier(),
     CommandApplier(),
 ):
     register_applier(_applier)

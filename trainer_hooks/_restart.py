@@ -16,30 +16,51 @@ restart counts the samples the epoch actually consumed and has Trainer skip
 exactly those (:func:`resumed_at`). Trainer groups an epoch's micro-batches from
 the epoch's start, so the restart is only possible where the samples consumed are
 a whole number of the new steps (:func:`alignment_reason`); elsewhere it is refused.
+
+``command: rewind`` takes the same road back into ``train()``, from an earlier
+checkpoint: every checkpoint's record holds its data position and the settings it
+is counted in (:func:`data_record`), and the callback replays the requests applied
+after it (``RuntimeParameterCallback._replays_after``), as a resume from it would.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from liveparams.contract import UpdateRequest
 from liveparams.trainer_hooks import _distributed
 from liveparams.trainer_hooks._context import ApplyContext
 
 __all__ = [
     "FIELD",
+    "HOW_TO_DRIVE",
+    "RECORD_KEY",
     "RESTART_SETTINGS",
+    "Checkpoint",
     "DataPosition",
     "PendingRestart",
+    "alignment_reason",
+    "as_replay",
+    "cancel",
+    "choose_checkpoint",
+    "data_record",
+    "find_checkpoint",
+    "is_driven",
     "pending",
+    "position_of",
     "refusal",
     "request_restart",
+    "request_rewind",
+    "resumed_at",
+    "rewind_refusal",
     "train_with_restarts",
 ]
 
@@ -67,24 +88,25 @@ class DataPosition:
 
 @dataclass(frozen=True)
 class PendingRestart:
-    """A restart asked for at ``step``: the new settings, and the data position to go on from.
+    """A restart from the checkpoint of ``step``: the settings to set, and the data position to go on from.
 
-    Frozen, and replaced rather than changed, so that a request rolled back (``_snapshot``)
-    puts the previous one back.
+    ``checkpoint`` is None for a restart from the checkpoint this step saves; a rewind names an
+    earlier one. Frozen, and replaced rather than changed, so that a request rolled back
+    (``_snapshot``) puts the previous one back.
     """
 
     step: int
     position: DataPosition
     settings: Mapping[str, int] = field(default_factory=dict)
+    checkpoint: str | None = None
     asked_at: float = field(default_factory=time.monotonic, compare=False)
 
     def elapsed(self) -> float:
         """Seconds since the restart was asked for (the checkpoint's save, leaving and re-entering the loop)."""
         return time.monotonic() - self.asked_at
 
-    def record(self) -> dict[str, Any]:
-        """What the checkpoint record keeps (JSON)."""
-        return {"step": self.step, **asdict(self.position), "settings": dict(self.settings)}
+    def path(self, output_dir: str) -> str:
+        return self.checkpoint or os.path.join(output_dir, f"checkpoint-{self.step}")
 
 
 def is_driven(trainer: Any) -> bool:
@@ -119,6 +141,19 @@ def position_of(ctx: ApplyContext) -> DataPosition:
     return DataPosition(epoch, batches * int(ctx.args.train_batch_size))
 
 
+def data_record(trainer: Any) -> dict[str, Any]:
+    """What every checkpoint's record keeps of the data: the position, and the settings it is counted in.
+
+    Empty where it cannot be known (no trainer reference, no dataloader yet, a dataset without length).
+    """
+    dataloader = getattr(getattr(trainer, "callback_handler", None), "train_dataloader", None)
+    if dataloader is None or not _has_length(dataloader) or trainer.state.epoch is None:
+        return {}
+    ctx = ApplyContext(args=trainer.args, state=trainer.state, control=None, train_dataloader=dataloader)
+    settings = {name: int(getattr(trainer.args, name)) for name in RESTART_SETTINGS}
+    return {**asdict(position_of(ctx)), **settings}
+
+
 def _new(name: str, ctx: ApplyContext, params: Mapping[str, Any]) -> int:
     """``name`` after the restart: this request's value, one asked for earlier at this step, or today's."""
     if name in params:
@@ -131,6 +166,20 @@ def _new(name: str, ctx: ApplyContext, params: Mapping[str, Any]) -> int:
 
 def refusal(ctx: ApplyContext, params: Mapping[str, Any]) -> str | None:
     """Why this run cannot restart in-process now with ``params`` (a sentence for the user), or None."""
+    if params.get("command") == "rewind":
+        return None  # the rewind's own check judges its settings, at the checkpoint's position
+    return _run_refusal(ctx) or _alignment_now(ctx, params)
+
+
+def _alignment_now(ctx: ApplyContext, params: Mapping[str, Any]) -> str | None:
+    if ctx.control.should_training_stop:
+        return f"training ends at this step ({ctx.state.global_step}): its max_steps is reached or a stop was requested"
+    batch_size, accumulation = (_new(name, ctx, params) for name in RESTART_SETTINGS)
+    return alignment_reason(position_of(ctx), batch_size, accumulation)
+
+
+def _run_refusal(ctx: ApplyContext) -> str | None:
+    """Why this run cannot go back into ``train()`` in-process at all, or None."""
     trainer, args = ctx.trainer, ctx.args
     if not is_driven(trainer):
         return HOW_TO_DRIVE
@@ -150,10 +199,7 @@ def refusal(ctx: ApplyContext, params: Mapping[str, Any]) -> str | None:
         return "ignore_data_skip is set: the run would not go on from the samples it consumed"
     if ctx.train_dataloader is None or not _has_length(ctx.train_dataloader):
         return "the dataset has no length (streamed), so its position cannot be restored exactly"
-    if ctx.control.should_training_stop:
-        return f"training ends at this step ({ctx.state.global_step}): its max_steps is reached or a stop was requested"
-    batch_size, accumulation = (_new(name, ctx, params) for name in RESTART_SETTINGS)
-    return alignment_reason(position_of(ctx), batch_size, accumulation)
+    return None
 
 
 def alignment_reason(position: DataPosition, batch_size: int, accumulation: int) -> str | None:
@@ -174,6 +220,91 @@ def _has_length(dataloader: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+# ---- rewind ----------------------------------------------------------------------------------------
+
+# The callback's key in ``trainer_state.json``'s ``stateful_callbacks`` (its class name).
+RECORD_KEY = "RuntimeParameterCallback"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint a rewind may go back to: its step, and what its record says of the data."""
+
+    path: str
+    step: int
+    position: DataPosition
+    settings: Mapping[str, int]
+
+
+def find_checkpoint(step: int | None, ctx: ApplyContext) -> Checkpoint | str:
+    """The checkpoint of ``step`` (None: the latest) in the run's ``output_dir``, or why there is none to use."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = str(ctx.args.output_dir)
+    latest = get_last_checkpoint(folder) if step is None and os.path.isdir(folder) else None
+    path: str = os.path.join(folder, f"checkpoint-{step}") if step is not None else str(latest or "")
+    state_file = os.path.join(path, "trainer_state.json")
+    if not path or not os.path.isfile(state_file):
+        return f"there is no checkpoint at step {step} in {folder}" if step else f"there is no checkpoint in {folder}"
+    with open(state_file, encoding="utf-8") as f:
+        state = json.load(f)
+    saved = int(state.get("global_step", 0))
+    if saved > int(ctx.state.global_step):
+        return f"{path} is at step {saved}, ahead of the run (step {ctx.state.global_step})"
+    record = state.get("stateful_callbacks", {}).get(RECORD_KEY, {}).get("attributes", {}).get("data")
+    if not record:
+        return f"{path} has no record of its data position (it was saved without this version of the callback)"
+    settings = {name: int(record[name]) for name in RESTART_SETTINGS}
+    return Checkpoint(path, saved, DataPosition(int(record["epoch"]), int(record["samples"])), settings)
+
+
+def as_replay(request: UpdateRequest) -> UpdateRequest:
+    """``request`` as a rewind replays it: a rewind's own settings without the rewind, set after the reload.
+
+    (Its restart settings are set by the driver before ``train()``; only the others are left.)
+    """
+    if request.params.get("command") != "rewind":
+        return request
+    rewind_keys = ("command", "checkpoint", *RESTART_SETTINGS)
+    return replace(request, params={k: v for k, v in request.params.items() if k not in rewind_keys})
+
+
+def rewind_refusal(ctx: ApplyContext, params: Mapping[str, Any]) -> str | None:
+    """Why ``command: rewind`` with ``params`` cannot be applied now, or None."""
+    reason = _run_refusal(ctx)
+    if reason is not None:
+        return reason
+    target = find_checkpoint(params.get("checkpoint"), ctx)
+    if isinstance(target, str):
+        return target
+    changed = {n: v for n, v in target.settings.items() if int(getattr(ctx.args, n)) != v}
+    if changed:
+        return (
+            f"the run was restarted with new settings after {target.path} (it was saved with {changed}); "
+            "rewinding past an in-process restart is not supported yet"
+        )
+    new = {name: int(params.get(name, target.settings[name])) for name in RESTART_SETTINGS}
+    return alignment_reason(target.position, *new.values())
+
+
+def choose_checkpoint(step: int | None, ctx: ApplyContext) -> None:
+    """Set the rewind's target (None: the latest checkpoint), keeping settings asked for in the same request."""
+    target = find_checkpoint(step, ctx)
+    if isinstance(target, str):
+        raise ValueError(target)  # the check refused it already; reaching here is a bug
+    before = pending(ctx.trainer)
+    settings = {**target.settings, **(before.settings if before else {})}
+    setattr(ctx.trainer, FIELD, PendingRestart(target.step, target.position, settings, target.path))
+
+
+def request_rewind(ctx: ApplyContext) -> None:
+    """Leave the loop for ``train()`` again from the chosen checkpoint (the latest if none was chosen)."""
+    chosen = pending(ctx.trainer)
+    if chosen is None or chosen.checkpoint is None:
+        choose_checkpoint(None, ctx)
+    ctx.control.should_training_stop = True
 
 
 # ---- the driver ----------------------------------------------------------------------------------
@@ -201,7 +332,7 @@ def _restart(trainer: Any, train: Callable[..., Any], restart: PendingRestart, a
     for name, value in restart.settings.items():
         setattr(trainer.args, name, value)
     trainer._train_batch_size = trainer.args.train_batch_size  # what get_train_dataloader batches by
-    checkpoint = os.path.join(trainer.args.output_dir, f"checkpoint-{restart.step}")
+    checkpoint = restart.path(trainer.args.output_dir)
     logger.info("Restarting in-process from %s with %s", checkpoint, dict(restart.settings))
     call_args = args[1:] if args else ()
     with resumed_at(trainer, restart.position):

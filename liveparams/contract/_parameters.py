@@ -124,8 +124,16 @@ PARAMETERS: dict[str, ParameterSpec] = {
         ParameterSpec(
             "command",
             ParamType.STRING,
-            "A one-off action: save a checkpoint now, evaluate now, or stop gracefully after a checkpoint.",
-            choices=("save_checkpoint", "evaluate", "stop"),
+            "A one-off action: save a checkpoint now, evaluate now, stop gracefully after a checkpoint, "
+            "or rewind to a checkpoint.",
+            choices=("save_checkpoint", "evaluate", "stop", "rewind"),
+        ),
+        ParameterSpec(
+            "checkpoint",
+            ParamType.INTEGER,
+            "With command 'rewind': the step of the checkpoint to go back to (default: the latest).",
+            min=1,
+            max=_BIG,
         ),
         ParameterSpec(
             "per_device_train_batch_size",

@@ -1,7 +1,8 @@
 -- per_device_train_batch_size and gradient_accumulation_steps are no longer restart-only: the
 -- trainer applies them by an in-process restart (docs/parameters.md). Only the parameter spec
 -- changes; request_parameter_update reads it through this function, so the keys are accepted
--- with these bounds at once. The spec must equal liveparams.contract.PARAMETERS (tests/test_docs.py).
+-- with these bounds at once. `command` gains "rewind", with an optional `checkpoint` (a step).
+-- The spec must equal liveparams.contract.PARAMETERS (tests/test_docs.py).
 create or replace function public.liveparams_parameter_spec()
 returns jsonb
 language sql
@@ -22,7 +23,8 @@ as $$
     "eval_steps":      {"type": "integer", "min": 1, "max": 100000000},
     "save_steps":      {"type": "integer", "min": 1, "max": 100000000},
     "beta":            {"type": "number",  "min": 0, "max": 1000},
-    "command":         {"type": "string",  "choices": ["save_checkpoint", "evaluate", "stop"]},
+    "command":         {"type": "string",  "choices": ["save_checkpoint", "evaluate", "stop", "rewind"]},
+    "checkpoint":      {"type": "integer", "min": 1, "max": 100000000},
     "per_device_train_batch_size": {"type": "integer", "min": 1, "max": 100000000},
     "gradient_accumulation_steps": {"type": "integer", "min": 1, "max": 100000000},
     "num_generations": {"type": "integer", "restart_only": true},

@@ -57,6 +57,14 @@ class Recording(Regression):
         return out
 
 
+class PushOnce(PushAt):
+    """``PushAt`` that pushes each request once: a rewound run passes the same steps again, and a source
+    delivers a request once."""
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.source.push(*self.schedule.pop(state.global_step, []))
+
+
 class StopAt(TrainerCallback):
     """Save and stop at the end of step ``step``: the reference's first half."""
 
@@ -96,7 +104,7 @@ def live(
     """A run that gets ``requests`` live; ``driven``: called through ``liveparams.train``, else ``trainer.train()``."""
     seen, source = Seen(), QueueSource()
     callback = RuntimeParameterCallback(source)
-    trainer = _trainer(out, seen, [PushAt(source, requests), callback], **args)
+    trainer = _trainer(out, seen, [PushOnce(source, dict(requests)), callback], **args)
     callback.bind(trainer)
     if driven:
         liveparams.train(trainer)
@@ -112,15 +120,38 @@ def reference(out: Path, step: int, old: dict[str, Any], new: dict[str, Any], en
     """
     seen = Seen()
     _trainer(out, seen, [StopAt(step)], **old).train()
+    return resumed_from(out / f"checkpoint-{step}", step, old, new, seen=seen, end=end)
+
+
+def resumed_from(
+    checkpoint: Path,
+    step: int,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    seen: Seen | None = None,
+    end: int | None = None,
+    at_begin: list[UpdateRequest] | None = None,
+) -> Seen:
+    """A fresh Trainer with ``new`` resumed from ``checkpoint`` (saved at ``step`` with ``old``), at its samples.
+
+    The position is counted here: ``step``'s epoch, and the samples its steps took with ``old``.
+    ``at_begin``: requests queued before ``train()``, applied as it begins (a resume's replays).
+    """
+    seen = seen or Seen()
     old_args = {**RUN_ARGS, **old}
     per_step = old_args["per_device_train_batch_size"] * old_args["gradient_accumulation_steps"]
     steps_per_epoch = math.ceil(ROWS / per_step)
     epoch, samples = step // steps_per_epoch, (step % steps_per_epoch) * per_step
-    resumed = _trainer(out, seen, [] if end is None else [StopAt(end)], **{**old, **new})
+    source = QueueSource()
+    source.push(*(at_begin or []))
+    callback = RuntimeParameterCallback(source)
+    resumed = _trainer(checkpoint.parent / "resumed", seen, [StopAt(end)] if end else [], **{**old, **new})
+    resumed.add_callback(callback.bind(resumed))
     batch = resumed.args.per_device_train_batch_size
     resumed._init_training_state = _at(resumed._init_training_state, epoch, samples // batch)  # type: ignore[method-assign]
     resumed.set_initial_training_values = _enough_epochs(resumed.set_initial_training_values)  # type: ignore[method-assign]
-    resumed.train(resume_from_checkpoint=str(out / f"checkpoint-{step}"))
+    resumed.train(resume_from_checkpoint=str(checkpoint))
     return seen
 
 

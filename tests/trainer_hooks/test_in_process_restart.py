@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from hooks_helpers import request
-from restarted_runs import MAX_STEPS, live, reference, uninterrupted
+from restarted_runs import MAX_STEPS, Seen, live, reference, resumed_from, uninterrupted
 
 from liveparams.contract import OutcomeStatus
 
@@ -107,3 +107,58 @@ def test_without_a_driver_the_refusal_names_both_ways(tmp_path: Path) -> None:
     assert outcome.status is OutcomeStatus.REJECTED
     assert "liveparams run" in outcome.reason and "liveparams.train(trainer)" in outcome.reason
     assert got.end == MAX_STEPS
+
+
+# ---- command: rewind ---------------------------------------------------------------------------
+
+SAVING = {"gradient_accumulation_steps": 2, "save_strategy": "steps", "save_steps": 10}
+REWIND_AT, BACK_TO = 25, 10
+
+
+def _tail(got: Seen, want: Seen) -> tuple[dict[int, float], list[float], list[list[int]]]:
+    """``got``'s rates, losses and rows over the steps ``want`` made (its last part)."""
+    n = len(want.losses)
+    return {s: lr for s, lr in got.lrs.items() if s in want.lrs}, got.losses[-n:], got.ids[-n:]
+
+
+# name: (what the rewind request carries besides the command, requests applied between the checkpoint and it)
+REWINDS: dict[str, tuple[dict[str, Any], dict[int, dict[str, Any]]]] = {
+    "to a step": ({"checkpoint": BACK_TO}, {}),
+    "to the latest": ({}, {}),
+    "with a new learning rate": ({"checkpoint": BACK_TO, "learning_rate": 2e-3}, {}),
+    "with a new accumulation": ({"checkpoint": BACK_TO, "gradient_accumulation_steps": 4}, {}),
+    "replaying what was applied after the checkpoint": (
+        {"checkpoint": BACK_TO},
+        {14: {"max_grad_norm": 0.5}, 17: {"learning_rate": 5e-4}},
+    ),
+}
+
+
+@pytest.mark.parametrize("rewind", list(REWINDS))
+def test_a_rewind_equals_a_resume_from_that_checkpoint_with_those_settings(tmp_path: Path, rewind: str) -> None:
+    own, between = REWINDS[rewind]
+    schedule = {step: [request(**params)] for step, params in between.items()}  # made in order: seq grows
+    asked = request(command="rewind", **own)
+    schedule[REWIND_AT] = [asked]
+    got, source = live(tmp_path / "live", schedule, **SAVING)
+    back_to = own.get("checkpoint", 20)  # the latest checkpoint at step 25 is step 20's
+    settings = {k: v for k, v in own.items() if k in ("gradient_accumulation_steps", "per_device_train_batch_size")}
+    others = {k: v for k, v in own.items() if k not in ("checkpoint", *settings)}
+    # What a resume from that checkpoint replays (applied after it), then the rewind's own settings.
+    replays = [request(**params) for step, params in between.items() if step > back_to]
+    replays += [request(**others)] if others else []
+    want = resumed_from(tmp_path / "live" / f"checkpoint-{back_to}", back_to, SAVING, settings, at_begin=replays)
+
+    assert source.reports(asked.id)[0].status is OutcomeStatus.APPLIED, source.reports(asked.id)[0].reason
+    assert got.end == want.end == MAX_STEPS
+    assert _tail(got, want) == (want.lrs, want.losses, want.ids)
+
+
+def test_a_rewind_to_a_step_with_no_checkpoint_is_refused_and_training_goes_on(tmp_path: Path) -> None:
+    asked = request(command="rewind", checkpoint=15)
+    got, source = live(tmp_path / "live", {REWIND_AT: [asked]}, **SAVING)
+
+    outcome = source.outcome(asked.id)
+    assert outcome.status is OutcomeStatus.REJECTED
+    assert "there is no checkpoint at step 15" in outcome.reason
+    assert got.end == MAX_STEPS and len(got.losses) == MAX_STEPS * 2  # one pass, no step made twice

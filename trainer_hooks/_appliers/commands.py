@@ -1,4 +1,4 @@
-"""One-off actions (``command``: evaluate, save a checkpoint, stop), applied last within a request.
+"""One-off actions (``command``: evaluate, save a checkpoint, stop, rewind), applied last within a request.
 
 A command sets ``control`` flags, which the loop acts on right after
 ``on_step_end``; "stop" saves first, so the last checkpoint holds the
@@ -17,6 +17,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from liveparams.trainer_hooks import _restart
 from liveparams.trainer_hooks._appliers.base import NO_OTHER_PARAMS, ParameterApplier
 from liveparams.trainer_hooks._appliers.intervals import no_eval_reason
 from liveparams.trainer_hooks._context import ApplyContext
@@ -36,6 +37,8 @@ class CommandApplier(ParameterApplier):
         return None
 
     def check(self, value: str, ctx: ApplyContext, params: Mapping[str, Any] = NO_OTHER_PARAMS) -> str | None:
+        if value == "rewind":
+            return _restart.rewind_refusal(ctx, params)
         return no_eval_reason(ctx) if value == "evaluate" else None
 
     def apply(self, value: str, ctx: ApplyContext) -> None:
@@ -46,6 +49,8 @@ class CommandApplier(ParameterApplier):
         elif value == "stop":
             ctx.control.should_save = True  # checkpoint first, then stop
             ctx.control.should_training_stop = True
+        elif value == "rewind":  # back to a checkpoint, in-process (``_restart``)
+            _restart.request_rewind(ctx)
         else:
             raise ValueError(f"unknown command {value!r}")
 

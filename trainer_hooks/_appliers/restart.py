@@ -1,4 +1,4 @@
-"""``per_device_train_batch_size`` and ``gradient_accumulation_steps``: applied by an in-process restart.
+"""Batch size and accumulation, applied by an in-process restart; ``checkpoint``, which a rewind goes back to.
 
 The applier does not change the loop it runs in (Trainer reads
 ``gradient_accumulation_steps`` at every micro-batch, and the DataLoader's batch
@@ -9,7 +9,8 @@ What it uses of the :class:`~liveparams.trainer_hooks.ApplyContext`: ``args``
 (read; the driver sets the new value before ``train()`` is called again),
 ``state.epoch``, ``train_dataloader`` (the data position), ``control``
 (``should_save``, ``should_training_stop``), and ``trainer`` (where the request waits
-for the driver).
+for the driver). ``checkpoint`` names the checkpoint a ``command: rewind`` goes back to
+(``_restart``'s rewind); the command itself is ``commands``'.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from liveparams.trainer_hooks import _restart
 from liveparams.trainer_hooks._appliers.base import NO_OTHER_PARAMS, ParameterApplier
 from liveparams.trainer_hooks._context import ApplyContext
 
-__all__ = ["BatchSizeApplier", "GradientAccumulationApplier"]
+__all__ = ["BatchSizeApplier", "CheckpointApplier", "GradientAccumulationApplier"]
 
 
 class RestartApplier(ParameterApplier):
@@ -57,3 +58,19 @@ class GradientAccumulationApplier(RestartApplier):
     """By an in-process restart: ``train()`` again with the new micro-batch groups, from the samples consumed."""
 
     name = "gradient_accumulation_steps"
+
+
+class CheckpointApplier(ParameterApplier):
+    """With ``command: rewind``: the step of the checkpoint to go back to (without it, the latest)."""
+
+    name = "checkpoint"
+    one_off = True
+
+    def read(self, ctx: ApplyContext) -> None:
+        return None
+
+    def check(self, value: int, ctx: ApplyContext, params: Mapping[str, Any] = NO_OTHER_PARAMS) -> str | None:
+        return None if params.get("command") == "rewind" else "it goes with command 'rewind'"
+
+    def apply(self, value: int, ctx: ApplyContext) -> None:
+        _restart.choose_checkpoint(value, ctx)
