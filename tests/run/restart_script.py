@@ -4,7 +4,7 @@ It prints ``step N`` after each optimizer step and sleeps a little, so that a re
 sent through the stack lands mid-run, and writes what the run consumed (row ids and
 loss per micro-batch, rate per step, the last step) to ``OUT_DIR/seen.json``.
 
-Usage: liveparams run -- python restart_script.py OUT_DIR MAX_STEPS ACCUMULATION BATCH_SIZE
+Usage: liveparams run -- python restart_script.py OUT_DIR MAX_STEPS ACCUMULATION BATCH_SIZE [SAVE_STEPS]
 """
 
 from __future__ import annotations
@@ -30,13 +30,15 @@ class PrintSteps(TrainerCallback):
         time.sleep(STEP_PAUSE_S)
 
 
-def main(out_dir: str, max_steps: str, accumulation: str, batch_size: str) -> None:
+def main(out_dir: str, max_steps: str, accumulation: str, batch_size: str, save_steps: str = "0") -> None:
     seen = Seen()
-    args = {
+    args: dict[str, Any] = {
         "max_steps": int(max_steps),
         "gradient_accumulation_steps": int(accumulation),
         "per_device_train_batch_size": int(batch_size),
     }
+    if int(save_steps):
+        args.update(save_strategy="steps", save_steps=int(save_steps))
     _trainer(Path(out_dir) / "trainer", seen, [PrintSteps()], **args).train()
     (Path(out_dir) / "seen.json").write_text(json.dumps(dataclasses.asdict(seen)))
 

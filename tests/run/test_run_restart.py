@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from restarted_runs import reference
+from restarted_runs import Seen, reference, resumed_from
 from run_helpers import DEADLINE_S, Running, decided, is_step_line, liveparams_run
 
 SCRIPT = Path(__file__).with_name("restart_script.py")
@@ -85,3 +85,37 @@ def test_a_restart_only_setting_restarts_the_run_in_process_as_the_rule_says(
     assert {int(step): lr for step, lr in got["lrs"].items()} == want.lrs
     assert got["losses"] == want.losses
     assert got["ids"] == want.ids
+
+
+def _tail(got: dict[str, Any], want: Seen) -> tuple[dict[int, float], list[float], list[list[int]]]:
+    n = len(want.losses)
+    return {int(s): lr for s, lr in got["lrs"].items() if int(s) in want.lrs}, got["losses"][-n:], got["ids"][-n:]
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_a_rewind_sent_through_the_stack_goes_back_to_the_checkpoint_in_process(
+    tmp_path: Path, stack: dict[str, Any], request_update: Callable[..., dict[str, Any]], service_http: httpx.Client
+) -> None:
+    settings = {"max_steps": MAX_STEPS, "gradient_accumulation_steps": 2, "per_device_train_batch_size": 4}
+    script = [sys.executable, str(SCRIPT), str(tmp_path / "live"), *map(str, settings.values()), "10"]
+    running = Running(liveparams_run(*script, job=stack["job_id"]), stack["env"], is_step_line)
+    ask = lambda params: request_update(stack["jwt"], stack["job_id"], params)  # noqa: E731
+    try:
+        _wait_for_step(running, 12)
+        rewind = _decide(ask, service_http, {"command": "rewind", "checkpoint": 10})
+        assert rewind["status"] == "applied" and rewind["step"] > 10, rewind
+        deadline = time.monotonic() + DEADLINE_S
+        while running.lines.count(f"step {rewind['step']}\n") < 2:  # the rewound run passes it again
+            assert time.monotonic() < deadline and running.proc.poll() is None, "".join(running.lines)[-3000:]
+            time.sleep(0.02)
+        stop = _decide(ask, service_http, {"command": "stop"})
+        running.finish()
+    finally:
+        if running.proc.poll() is None:
+            os.killpg(running.proc.pid, signal.SIGKILL)
+
+    got = json.loads((tmp_path / "live" / "seen.json").read_text())
+    want = resumed_from(tmp_path / "live" / "trainer" / "checkpoint-10", 10, settings, {}, end=stop["step"])
+    assert got["end"] == want.end == stop["step"]
+    assert _tail(got, want) == (want.lrs, want.losses, want.ids)
