@@ -19,7 +19,7 @@ def test_every_live_parameter_has_exactly_one_applier() -> None:
 def test_an_unknown_name_lists_the_valid_ones() -> None:
     with pytest.raises(
         ValueError,
-        match="no applier for 'batch_size'; valid names: adam_beta1, adam_beta2, adam_epsilon, beta, checkpoint, command",
+        match="no applier for 'batch_size'; valid names: adam_beta1, adam_beta2, adam_epsilon, beta, checkpoint, comm",
     ):
         get_applier("batch_size")
 
