@@ -6,6 +6,8 @@ The one-line embedding::
 
     trainer.add_callback(RuntimeParameterCallback.from_env(trainer))
 
+A script that calls ``train()`` itself gets restart-only settings too with
+``liveparams.train(trainer)`` in place of ``trainer.train()``.
 A loop without Trainer (plain PyTorch, accelerate) uses ``LoopUpdates`` (docs/custom-loops.md).
 
 The pieces, each importable on its own:
@@ -32,13 +34,17 @@ from liveparams import _lazy
 from liveparams._exceptions import LiveparamsError
 
 if typing.TYPE_CHECKING:
-    from liveparams.trainer_hooks import LoopUpdates, RuntimeParameterCallback
+    from liveparams.trainer_hooks import LoopUpdates, RuntimeParameterCallback, train
 
 # Imported on first use: the callback pulls in transformers and torch, which ``liveparams.agent``
 # and ``liveparams.contract`` (both under this package) must not pay for.
-_LAZY = {"LoopUpdates": "liveparams.trainer_hooks", "RuntimeParameterCallback": "liveparams.trainer_hooks"}
+_LAZY = {
+    "LoopUpdates": "liveparams.trainer_hooks",
+    "RuntimeParameterCallback": "liveparams.trainer_hooks",
+    "train": "liveparams.trainer_hooks",
+}
 
 __getattr__, __dir__ = _lazy.lazy_exports(__name__, globals(), _LAZY)
 
 
-__all__ = ["LiveparamsError", "LoopUpdates", "RuntimeParameterCallback"]
+__all__ = ["LiveparamsError", "LoopUpdates", "RuntimeParameterCallback", "train"]

@@ -13,6 +13,7 @@ Trainer drives the same callback through :class:`LoopUpdates`.
 import logging
 
 from liveparams.trainer_hooks._appliers import ParameterApplier
+from liveparams.trainer_hooks._attach import train
 from liveparams.trainer_hooks._callback import RuntimeParameterCallback
 from liveparams.trainer_hooks._context import ApplyContext
 from liveparams.trainer_hooks._loop import Commands, LoopArgs, LoopUpdates
@@ -28,6 +29,7 @@ __all__ = [
     "applier_names",
     "get_applier",
     "register_applier",
+    "train",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -7,6 +7,11 @@ worth its agent when a run starts. Every rank wraps it, because the ranks exchan
 requests (``_distributed``), and no trainer gets a second callback: not when the
 script added one itself, nor when ``train()`` is called again (hyperparameter
 search, a second stage), which finds the one added the first time.
+
+The wrapper also drives in-process restarts (``_restart``): when the run leaves
+the loop to apply a restart-only setting, it calls ``train()`` again from the
+checkpoint just saved. :func:`train` does the same for a script that calls it
+instead of ``trainer.train()``, without ``liveparams run``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["attach", "patch_trainer"]
+from liveparams.trainer_hooks._restart import train_with_restarts
+
+__all__ = ["attach", "patch_trainer", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +50,28 @@ def patch_trainer(trainer_class: type) -> None:
     @functools.wraps(train)
     def train_with_callback(self: Any, *args: Any, **kwargs: Any) -> Any:
         attach(self)
-        return train(self, *args, **kwargs)
+        return train_with_restarts(self, functools.partial(train, self), *args, **kwargs)
 
     setattr(train_with_callback, _WRAPPED, True)
     trainer_class.train = train_with_callback  # type: ignore[attr-defined]
+
+
+def train(trainer: Any, *args: Any, **kwargs: Any) -> Any:
+    """``trainer.train(*args, **kwargs)`` with live updates, restart-only settings included.
+
+    The one call for a script that calls ``train()`` itself and is not run under
+    ``liveparams run``: it adds the callback (as :func:`attach`) and applies a change
+    of ``per_device_train_batch_size`` or ``gradient_accumulation_steps`` by
+    calling ``train()`` again from the checkpoint it saves (docs/parameters.md).
+    Returns the last ``train()``'s ``TrainOutput``.
+
+    Example:
+
+    ```python
+    import liveparams
+
+    liveparams.train(trainer)  # instead of trainer.train()
+    ```
+    """
+    attach(trainer)
+    return train_with_restarts(trainer, trainer.train, *args, **kwargs)

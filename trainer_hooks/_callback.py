@@ -27,7 +27,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 from liveparams.contract import DRAIN_MAX_ITEMS, OutcomeStatus, UpdateOutcome, UpdateRequest, UpdateSource
-from liveparams.trainer_hooks import _distributed, _registry, _schedule
+from liveparams.trainer_hooks import _distributed, _registry, _restart, _schedule
 from liveparams.trainer_hooks._coalesce import mark_superseded
 from liveparams.trainer_hooks._context import ApplyContext, Pause
 from liveparams.trainer_hooks._decide import decide
@@ -52,6 +52,11 @@ def _agent_from_env() -> UpdateSource | None:
     from liveparams.agent import UpdateAgent  # the agent pulls in the network stack; only rank 0 needs it
 
     return UpdateAgent.from_env()  # its config logs the one "disabled" warning itself
+
+
+def _needs_step_end(request: UpdateRequest) -> bool:
+    """Whether ``request`` sets control flags (a command, a restart), which only a step end can."""
+    return "command" in request.params or any(name in request.params for name in _restart.RESTART_SETTINGS)
 
 
 class RuntimeParameterCallback(TrainerCallback, ExportableState):
@@ -130,6 +135,8 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self.record = DecisionRecord()  # checkpointed (see state())
         self._held: list[UpdateRequest] = []  # commands drained at train begin, decided at the first step end
         self._stop_applied = False  # whether a `command=stop` request ends this run (the job row says "stopped")
+        self._restarting: _restart.PendingRestart | None = None  # the in-process restart under way (source kept open)
+        self._applied: list[tuple[int, UpdateRequest]] = []  # (step, request) applied in this process, for a rewind
         self._logs = True  # process zero logs the decisions; the other ranks make the same ones silently
         self._ranks: _distributed.RankSync | None = None  # built once per process group
         self._sync: _distributed.RankSync | None = None  # set while this run exchanges requests every step
@@ -154,7 +161,12 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
 
         Only reads: the outcomes it lists are dropped from the record once the save is done (:meth:`on_save`).
         """
-        return {"args": {}, "attributes": self.record.checkpoint()}
+        try:  # the samples consumed, for a restart or a rewind to go on from exactly there
+            data = _restart.data_record(self._trainer_ref())
+        except Exception:
+            logger.exception("recording the data position in the checkpoint failed")
+            data = {}
+        return {"args": {}, "attributes": {**self.record.checkpoint(), **({"data": data} if data else {})}}
 
     def close(self) -> None:
         """Close the source now (flushing outcomes); idempotent. Called at train end."""
@@ -164,6 +176,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         resume_step = int(state.global_step) if state.global_step > 0 else None  # > 0 only when resuming
+        restarting, self._restarting = self._restarting, None
         self._stop_applied = False
         self._pause = Pause()
         self._logs = bool(state.is_world_process_zero)
@@ -171,7 +184,10 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             self._take_checkpoint_record(state)
             if resume_step is not None and self.record.in_force:
                 reapply_in_force(self.record.in_force, self._context(args, state, control, kwargs))
-            if state.is_world_process_zero:
+            if restarting is not None:  # the source stayed open: no subscription lost
+                logger.info("Restarted in-process at step %d in %.2f s", restarting.step, restarting.elapsed())
+                self._held = self._replays_after(restarting.step)
+            elif state.is_world_process_zero:
                 self._link.open(self, resume_step, self.initial_read_timeout)
                 self._use_record_of(self._link.job_id)
         except Exception:
@@ -191,7 +207,12 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self.record.mark_saved()  # the checkpoint holds the outcomes decided since the previous one
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._link.close("stopped" if self._stop_applied else "completed", int(state.global_step))
+        trainer = self._trainer_ref()
+        if self._stop_applied:
+            _restart.cancel(trainer)  # a stop applied with a restart wins
+        self._restarting = _restart.pending(trainer)
+        if self._restarting is None:
+            self._link.close("stopped" if self._stop_applied else "completed", int(state.global_step))
 
     # ---- the story of a step boundary ------------------------------------------------------------
 
@@ -261,9 +282,9 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         requests = self._held + self._undecided(self._link.drain(self.max_items_per_step))
         self._held = []
         if at_train_begin:
-            # Control flags are reset as each step begins: a command must wait for the first step end.
-            self._held = [r for r in requests if "command" in r.params]
-            requests = [r for r in requests if "command" not in r.params]
+            # Control flags are reset as each step begins: a command (or a restart) must wait for the first step end.
+            self._held = [r for r in requests if _needs_step_end(r)]
+            requests = [r for r in requests if not _needs_step_end(r)]
             for request in self._held:
                 self.record.hold(request)
         return requests
@@ -305,7 +326,19 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
                 log_to_trackers(self._trainer_ref(), outcome)  # at its step, under liveparams/<parameter>
             if outcome.status is OutcomeStatus.APPLIED and request.params.get("command") == "stop":
                 self._stop_applied = True
+            if outcome.status is OutcomeStatus.APPLIED:
+                self._applied.append((int(outcome.step or 0), _restart.as_replay(request)))
         self._link.report(o for r, o in zip(requests, outcomes, strict=True) if r is not None)
+
+    def _replays_after(self, step: int) -> list[UpdateRequest]:
+        """What a resume from ``step`` replays (the requests applied after it), forgotten here until applied again.
+
+        After an in-process restart there are none (the checkpoint is this step's); after a
+        rewind the source is not started again, so these stand in for its replay.
+        """
+        replays = [request for at, request in self._applied if at > step and request.params]
+        self._applied = [(at, request) for at, request in self._applied if at <= step]
+        return replays
 
     # ---- set-up ----------------------------------------------------------------------------------
 

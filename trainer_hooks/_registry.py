@@ -6,8 +6,8 @@ applied, and in which the values in force are set again after a resume:
 the restored ``group['lr']`` before a schedule keyword recomputes it), then the
 schedule's shape (``max_steps``, ``warmup_steps``), then ``learning_rate`` (so
 ``{"learning_rate": x, "learning_rate_mode": "constant"}`` means "x from now
-on"), then the other knobs, and commands last (so "stop" saves a checkpoint
-that already holds the request's changes).
+on"), then the other knobs, the settings applied by an in-process restart, and
+commands last (so "stop" saves a checkpoint that already holds the request's changes).
 Its keys equal the live (not restart-only) keys of
 ``liveparams.contract._parameters.PARAMETERS``; a test checks both ways.
 """
@@ -18,9 +18,12 @@ from liveparams.trainer_hooks._appliers import (
     AdamBeta1Applier,
     AdamBeta2Applier,
     AdamEpsilonApplier,
+    BatchSizeApplier,
     BetaApplier,
+    CheckpointApplier,
     CommandApplier,
     EvalStepsApplier,
+    GradientAccumulationApplier,
     LearningRateApplier,
     LearningRateModeApplier,
     LoggingStepsApplier,
@@ -77,6 +80,9 @@ for _applier in (
     LoggingStepsApplier(),
     EvalStepsApplier(),
     SaveStepsApplier(),
+    BatchSizeApplier(),
+    GradientAccumulationApplier(),
+    CheckpointApplier(),
     CommandApplier(),
 ):
     register_applier(_applier)

@@ -14,13 +14,13 @@ from typing import Any
 
 import torch
 
-from liveparams.trainer_hooks import _schedule
+from liveparams.trainer_hooks import _restart, _schedule
 from liveparams.trainer_hooks._context import ApplyContext
 
 __all__ = ["capture"]
 
-# Attributes of the trainer object that appliers change (TRL knobs).
-_TRAINER_FIELDS = ("beta",)
+# Attributes of the trainer object that appliers change (TRL knobs, a pending in-process restart).
+_TRAINER_FIELDS = ("beta", _restart.FIELD)
 
 
 def _content(value: Any) -> Any:

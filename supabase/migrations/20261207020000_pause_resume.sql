@@ -1,7 +1,7 @@
 -- liveparams: `command=pause` and `command=resume`.
 --
--- 1. The parameter spec gains the two commands (request_parameter_update validates against it).
---    It must equal liveparams.contract.PARAMETERS (tests/test_docs.py checks it).
+-- 1. The parameter spec gains the two commands: 20261207030000_restart_settings.sql, which
+--    redefines the spec once for this release's commands and keys.
 -- 2. The job row says when the attached trainer is paused, and at which step: the agent's heartbeat
 --    records `paused` (with the step) instead of `alive` while training holds, and at once when the
 --    hold begins or ends. `alive`, `attached` and every way of detaching clear it, so a row never
@@ -9,36 +9,6 @@
 --
 -- Redefines record_trainer_state (the wrapper of 20261206110000_request_runs.sql, same body plus
 -- the pause columns).
-
-create or replace function public.liveparams_parameter_spec()
-returns jsonb
-language sql
-immutable
-set search_path = ''
-as $$
-  select '{
-    "learning_rate":   {"type": "number",  "min": 0, "min_exclusive": true, "max": 1},
-    "learning_rate_mode": {"type": "string", "choices": ["rescale", "constant"]},
-    "weight_decay":    {"type": "number",  "min": 0, "max": 10},
-    "adam_beta1":      {"type": "number",  "min": 0, "max": 0.999999},
-    "adam_beta2":      {"type": "number",  "min": 0, "max": 0.999999},
-    "adam_epsilon":    {"type": "number",  "min": 0, "min_exclusive": true, "max": 1},
-    "max_grad_norm":   {"type": "number",  "min": 0, "max": 1000000},
-    "warmup_steps":    {"type": "integer", "min": 0, "max": 100000000},
-    "max_steps":       {"type": "integer", "min": 1, "max": 100000000},
-    "logging_steps":   {"type": "integer", "min": 1, "max": 100000000},
-    "eval_steps":      {"type": "integer", "min": 1, "max": 100000000},
-    "save_steps":      {"type": "integer", "min": 1, "max": 100000000},
-    "beta":            {"type": "number",  "min": 0, "max": 1000},
-    "command":         {"type": "string",  "choices": ["save_checkpoint", "evaluate", "stop", "pause", "resume"]},
-    "per_device_train_batch_size": {"type": "integer", "restart_only": true},
-    "gradient_accumulation_steps": {"type": "integer", "restart_only": true},
-    "num_generations": {"type": "integer", "restart_only": true},
-    "max_completion_length": {"type": "integer", "restart_only": true}
-  }'::jsonb
-$$;
-
-grant execute on function public.liveparams_parameter_spec() to anon, authenticated, service_role;
 
 alter table public.local_training_jobs
   add column if not exists trainer_paused_at timestamptz,

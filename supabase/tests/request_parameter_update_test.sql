@@ -13,8 +13,8 @@ insert into public.local_training_jobs (id, user_id, name, status) values
   ('10000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-0000000000a1', 'finished job', 'completed');
 
 select is(
-  (select count(*)::int from jsonb_object_keys(public.liveparams_parameter_spec())), 18,
-  'the spec names eighteen parameters'
+  (select count(*)::int from jsonb_object_keys(public.liveparams_parameter_spec())), 19,
+  'the spec names nineteen parameters'
 );
 
 -- The owner.
@@ -43,7 +43,7 @@ select throws_ok(
 );
 select throws_like(
   $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rat": 1}')$$,
-  '%known parameters: adam_beta1, adam_beta2, adam_epsilon, beta, command%', 'the refusal lists the known parameters'
+  '%known parameters: adam_beta1, adam_beta2, adam_epsilon, beta, checkpoint, command%', 'the refusal lists the known parameters'
 );
 select throws_ok(
   $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"learning_rate": "fast"}')$$,

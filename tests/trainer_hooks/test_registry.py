@@ -19,14 +19,14 @@ def test_every_live_parameter_has_exactly_one_applier() -> None:
 def test_an_unknown_name_lists_the_valid_ones() -> None:
     with pytest.raises(
         ValueError,
-        match="no applier for 'batch_size'; valid names: adam_beta1, adam_beta2, adam_epsilon, beta, command",
+        match="no applier for 'batch_size'; valid names: adam_beta1, adam_beta2, adam_epsilon, beta, checkpoint, comm",
     ):
         get_applier("batch_size")
 
 
 def test_restart_only_parameters_have_no_applier() -> None:
     with pytest.raises(ValueError):
-        get_applier("gradient_accumulation_steps")
+        get_applier("num_generations")
 
 
 def test_registering_a_name_twice_raises() -> None:

@@ -7,6 +7,8 @@
   ``adam_epsilon``) and ``max_grad_norm``;
 - ``intervals``: ``logging_steps``, ``eval_steps``, ``save_steps``;
 - ``trl``: ``beta``, which TRL keeps on the trainer, and the GRPO/RLOO batch internals it depends on;
+- ``restart``: ``per_device_train_batch_size``, ``gradient_accumulation_steps``, applied by an in-process
+  restart, and ``checkpoint`` (which ``command: rewind`` goes back to);
 - ``commands``: ``command`` (evaluate, save a checkpoint, stop).
 
 An applier sees the run only through its arguments, chiefly an
@@ -36,6 +38,11 @@ from liveparams.trainer_hooks._appliers.optimizer import (
     MaxGradNormApplier,
     WeightDecayApplier,
 )
+from liveparams.trainer_hooks._appliers.restart import (
+    BatchSizeApplier,
+    CheckpointApplier,
+    GradientAccumulationApplier,
+)
 from liveparams.trainer_hooks._appliers.schedule import (
     LearningRateApplier,
     LearningRateModeApplier,
@@ -49,9 +56,12 @@ __all__ = [
     "AdamBeta2Applier",
     "AdamBetaApplier",
     "AdamEpsilonApplier",
+    "BatchSizeApplier",
     "BetaApplier",
+    "CheckpointApplier",
     "CommandApplier",
     "EvalStepsApplier",
+    "GradientAccumulationApplier",
     "IntervalApplier",
     "LearningRateApplier",
     "LearningRateModeApplier",

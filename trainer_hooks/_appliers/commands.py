@@ -1,4 +1,4 @@
-"""One-off actions (``command``: evaluate, save a checkpoint, stop, pause, resume), applied last within a request.
+"""One-off actions (``command``: evaluate, save a checkpoint, stop, pause, resume, rewind), applied last within a request.
 
 A command sets ``control`` flags, which the loop acts on right after
 ``on_step_end``; "stop" saves first, so the last checkpoint holds the
@@ -20,6 +20,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from liveparams.trainer_hooks import _restart
 from liveparams.trainer_hooks._appliers.base import NO_OTHER_PARAMS, ParameterApplier
 from liveparams.trainer_hooks._appliers.intervals import no_eval_reason
 from liveparams.trainer_hooks._context import ApplyContext
@@ -43,6 +44,8 @@ class CommandApplier(ParameterApplier):
             return no_eval_reason(ctx)
         if value in ("pause", "resume"):
             return _pause_reason(value, ctx)
+        if value == "rewind":
+            return _restart.rewind_refusal(ctx, params)
         return None
 
     def apply(self, value: str, ctx: ApplyContext) -> None:
@@ -58,6 +61,8 @@ class CommandApplier(ParameterApplier):
         elif value in ("pause", "resume"):
             assert ctx.pause is not None  # check() refused it otherwise
             ctx.pause.step = int(ctx.state.global_step) if value == "pause" else None
+        elif value == "rewind":  # back to a checkpoint, in-process (``_restart``)
+            _restart.request_rewind(ctx)
         else:
             raise ValueError(f"unknown command {value!r}")
 

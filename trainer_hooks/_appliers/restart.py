@@ -1,0 +1,76 @@
+"""Batch size and accumulation, applied by an in-process restart; ``checkpoint``, which a rewind goes back to.
+
+The applier does not change the loop it runs in (Trainer reads
+``gradient_accumulation_steps`` at every micro-batch, and the DataLoader's batch
+size is fixed): it asks for a restart (``_restart``), which saves a checkpoint,
+leaves the loop and calls ``train()`` again from that checkpoint with the new value.
+
+What it uses of the :class:`~liveparams.trainer_hooks.ApplyContext`: ``args``
+(read; the driver sets the new value before ``train()`` is called again),
+``state.epoch``, ``train_dataloader`` (the data position), ``control``
+(``should_save``, ``should_training_stop``), and ``trainer`` (where the request waits
+for the driver). ``checkpoint`` names the checkpoint a ``command: rewind`` goes back to
+(``_restart``'s rewind); the command itself is ``commands``'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from liveparams.trainer_hooks import _restart
+from liveparams.trainer_hooks._appliers.base import NO_OTHER_PARAMS, ParameterApplier
+from liveparams.trainer_hooks._context import ApplyContext
+
+__all__ = ["BatchSizeApplier", "CheckpointApplier", "GradientAccumulationApplier"]
+
+
+class RestartApplier(ParameterApplier):
+    """A setting ``train()`` fixes when it starts: saved, the loop left, ``train()`` called again with it."""
+
+    def read(self, ctx: ApplyContext) -> int:
+        return int(getattr(ctx.args, self.name))
+
+    def check(self, value: int, ctx: ApplyContext, params: Mapping[str, Any] = NO_OTHER_PARAMS) -> str | None:
+        return _restart.refusal(ctx, {**params, self.name: value})
+
+    def apply(self, value: int, ctx: ApplyContext) -> None:
+        _restart.request_restart(self.name, value, ctx)
+
+    def reapply_check(self, value: int, ctx: ApplyContext, params: Mapping[str, Any] = NO_OTHER_PARAMS) -> str | None:
+        """After a resume the value lives in ``args`` (the driver set it): say so when a relaunch forgot it."""
+        if int(getattr(ctx.args, self.name)) == value:
+            return None
+        now = getattr(ctx.args, self.name)
+        return f"the run was restarted with {self.name}={value}, and this resume runs with {now}"
+
+    def reapply(self, value: int, ctx: ApplyContext) -> bool:
+        return False
+
+
+class BatchSizeApplier(RestartApplier):
+    """By an in-process restart: ``train()`` again with a DataLoader of the new size, from the samples consumed."""
+
+    name = "per_device_train_batch_size"
+
+
+class GradientAccumulationApplier(RestartApplier):
+    """By an in-process restart: ``train()`` again with the new micro-batch groups, from the samples consumed."""
+
+    name = "gradient_accumulation_steps"
+
+
+class CheckpointApplier(ParameterApplier):
+    """With ``command: rewind``: the step of the checkpoint to go back to (without it, the latest)."""
+
+    name = "checkpoint"
+    one_off = True
+
+    def read(self, ctx: ApplyContext) -> None:
+        return None
+
+    def check(self, value: int, ctx: ApplyContext, params: Mapping[str, Any] = NO_OTHER_PARAMS) -> str | None:
+        return None if params.get("command") == "rewind" else "it goes with command 'rewind'"
+
+    def apply(self, value: int, ctx: ApplyContext) -> None:
+        _restart.choose_checkpoint(value, ctx)
