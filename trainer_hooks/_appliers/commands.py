@@ -1,4 +1,4 @@
-"""One-off actions (``command``: evaluate, save a checkpoint, stop, pause, resume, rewind), applied last within a request.
+"""One-off actions (``command``: evaluate, save, stop, pause, resume, rewind), applied last within a request.
 
 A command sets ``control`` flags, which the loop acts on right after
 ``on_step_end``; "stop" saves first, so the last checkpoint holds the
