@@ -56,7 +56,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
     (commands wait for the first step end); later ones after the optimizer
     step that follows their arrival, in ``on_step_end``. In multi-process
     runs only the world's process zero has a source, and every rank applies
-    what it broadcasts (see ``sync_ranks``).
+    what it sends, one step boundary after it took them (see ``sync_ranks``).
 
     Args:
         source (`UpdateSource`, *optional*): a ready source (tests, custom transports).
@@ -73,7 +73,9 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             requests so that every rank applies them at the same step. Turning it off makes
             rank 0 change alone and the replicas silently diverge; it exists only to show that
             (tests/distributed). With it on, rank 0 tells every rank once at train begin whether
-            it has a source; if not, no rank makes any per-step collective.
+            it has a source; if not, no rank makes any per-step collective. If it has, what it
+            takes at one step boundary applies at the next on every rank: the exchange overlaps
+            the step in between instead of holding the training thread (``_distributed``).
 
     What is checkpointed (:meth:`state`, in ``trainer_state.json``): a bounded record of
     what was decided (the highest ``seq`` decided, the few ids held undecided, the outcomes
@@ -183,6 +185,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self.record.mark_saved()  # the checkpoint holds the outcomes decided since the previous one
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._finish_ranks()
         self._link.close("stopped" if self._stop_applied else "completed", int(state.global_step))
 
     # ---- the story of a step boundary ------------------------------------------------------------
@@ -190,36 +193,65 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
     def _step(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any], *, at_train_begin: bool) -> None:
         if self._link.source is None and self._sync is None and not self._held:
             return  # the common case when updates are off: no work at all, no collective
+        step = int(state.global_step)
         try:
-            requests = self._receive(at_train_begin, int(state.global_step))
-            if not requests:
-                return
-            ctx = self._context(args, state, control, kwargs)
-            agree = self._sync.agree if self._sync is not None else None
-            outcomes = [decide(r, r.id if r else "(unreadable)", ctx, agree) for r in requests]
-            self._conclude(requests, mark_superseded(requests, outcomes))
+            requests = self._receive(at_train_begin, step)
+            if requests:
+                ctx = self._context(args, state, control, kwargs)
+                agree = self._sync.agree if self._sync is not None else None
+                outcomes = [decide(r, r.id if r else "(unreadable)", ctx, agree) for r in requests]
+                self._conclude(requests, mark_superseded(requests, outcomes))
         except Exception:
-            logger.exception("runtime parameter updates: step %d skipped after an internal error", state.global_step)
+            logger.exception("runtime parameter updates: step %d skipped after an internal error", step)
+        if self._sync is not None:
+            self._post_next(self._sync, bool(control.should_training_stop), step)
 
     def _receive(self, at_train_begin: bool, step: int) -> list[UpdateRequest | None]:
-        """This step's requests, the same on every rank: taken on process zero, then shared."""
-        try:
-            requests = self._take(at_train_begin)
-        except Exception:  # contained here: the exchange below must happen on every rank whatever fails
-            logger.exception("runtime parameter updates: step %d skipped after an internal error", step)
-            requests = []
+        """This boundary's requests, the same on every rank.
+
+        With several ranks, those rank 0 posted at the previous boundary (see ``_distributed``);
+        at train begin, and in a single process, those taken now.
+        """
+        if self._sync is not None and not at_train_begin:
+            return self._sync.collect()
+        requests = self._take_contained(at_train_begin, step)
         if self._sync is None:
             return list(requests)
         try:
             return self._sync.broadcast(requests)
         except _distributed.NotSent as exc:
-            logger.exception("requests could not be sent to the other ranks; they fail")
-            failed = [
-                UpdateOutcome(r.id, OutcomeStatus.FAILED, step=step, reason=f"could not be sent to every rank: {exc}")
-                for r in requests
-            ]
-            self._conclude(list(requests), failed)
+            self._fail_unsent(requests, step, exc)
             return []
+
+    def _post_next(self, sync: _distributed.RankSync, stopping: bool, step: int) -> None:
+        """Send what rank 0 takes now, to apply at the next step boundary on every rank; every rank calls it.
+
+        Nothing is taken when this boundary ends the run: there is no next one, and what is
+        queued stays for the next ``train()``.
+        """
+        requests = [] if stopping else self._take_contained(False, step)
+        try:
+            sync.post(requests)
+        except _distributed.NotSent as exc:
+            self._fail_unsent(requests, step, exc)
+        except Exception:
+            logger.exception("runtime parameter updates: the requests taken at step %d could not be posted", step)
+
+    def _take_contained(self, at_train_begin: bool, step: int) -> list[UpdateRequest]:
+        """:meth:`_take`, failing to none: the exchange that follows must happen on every rank whatever fails."""
+        try:
+            return self._take(at_train_begin)
+        except Exception:
+            logger.exception("runtime parameter updates: step %d skipped after an internal error", step)
+            return []
+
+    def _fail_unsent(self, requests: list[UpdateRequest], step: int, exc: Exception) -> None:
+        logger.exception("requests could not be sent to the other ranks; they fail")
+        failed = [
+            UpdateOutcome(r.id, OutcomeStatus.FAILED, step=step, reason=f"could not be sent to every rank: {exc}")
+            for r in requests
+        ]
+        self._conclude(list(requests), failed)
 
     def _take(self, at_train_begin: bool) -> list[UpdateRequest]:
         """What the source has for this step, after the commands held at train begin."""
@@ -320,6 +352,22 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         except Exception:
             logger.exception("runtime parameter updates disabled: ranks could not agree at train begin")
             return None
+
+    def _finish_ranks(self) -> None:
+        """Every rank: wait for the header posted at the last step boundary, so that nothing stays in flight.
+
+        It announces nothing when the run ended as planned (nothing is taken at a boundary that
+        ends it); a loop that broke off early may leave requests in it, undecided: the source
+        delivers them again to the next ``train()`` of the job.
+        """
+        sync, self._sync = self._sync, None
+        if sync is None:
+            return
+        try:
+            for request in sync.finish():
+                logger.info("Request %s came as training ended; it stays undecided for the next run", request.id)
+        except Exception:
+            logger.exception("runtime parameter updates: the last header from rank 0 could not be received")
 
     def _context(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any]) -> ApplyContext:
         return ApplyContext(

@@ -27,9 +27,18 @@ What that costs, and why it is shaped this way:
 - At train begin, every rank learns once whether rank 0 has a source at all
   (:meth:`RankSync.enabled_on_rank0`). When it has none (no ``JOB_ID``, the
   source failed to start) no rank makes any per-step collective.
-- Otherwise each step boundary broadcasts a two-element header from rank 0
-  (request count, payload bytes); the payload follows only when it is not
-  empty, and one verdict exchange per request follows that.
+- Otherwise the training thread never waits for a collective at a step boundary
+  with nothing queued. At boundary k rank 0 drains its source and every rank
+  *posts* a two-element header (request count, payload bytes) as an
+  asynchronous broadcast (:meth:`RankSync.post`); it travels while step k+1
+  computes, and at boundary k+1 every rank waits for it (:meth:`RankSync.collect`,
+  which finds it arrived) and, when it is not empty, receives the payload and
+  decides those requests. So the requests drained at boundary k apply at
+  boundary k+1 on every rank: a step boundary every rank agreed on in advance,
+  one step later than a synchronous exchange would (benchmarks/ranks.py measured
+  both: docs/benchmarks.md). Train begin still exchanges synchronously
+  (:meth:`RankSync.broadcast`), so the requests replayed after a resume apply
+  before the first resumed step.
 - All of it goes over a gloo group of all ranks, on CPU tensors. Under NCCL a
   count on the GPU would need ``.item()``, a CUDA synchronisation every step;
   over gloo the step's GPU work is never waited for.
@@ -41,6 +50,7 @@ import itertools
 import logging
 import pickle
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -111,11 +121,22 @@ class NotSent(LiveparamsError):
     """Rank 0 could not send its requests (after an empty batch went out, so no rank waits)."""
 
 
+@dataclass
+class _Posted:
+    """A header on its way from rank 0 (posted at one step boundary, collected at the next)."""
+
+    work: Any  # the asynchronous broadcast (torch.distributed.Work)
+    header: torch.Tensor  # (request count, payload bytes): rank 0's values once ``work`` is done
+    payload: bytes  # rank 0's encoded requests (empty on the other ranks)
+    requests: list[UpdateRequest]  # what rank 0 announced (empty on the other ranks)
+
+
 class RankSync:
     """Rank 0 → all ranks, over a CPU (gloo) group of every rank.
 
     Creating one is itself collective (``new_group``): every rank must build it at
-    the same point, once per process group.
+    the same point, once per process group. Every method is collective too: every
+    rank calls the same ones in the same order.
     """
 
     def __init__(self) -> None:
@@ -123,6 +144,7 @@ class RankSync:
         self.rank = dist.get_rank()
         # Always a group of its own, even when the default backend is gloo: one code path, the one tested on CPU.
         self._group = dist.new_group(backend="gloo")
+        self._posted: _Posted | None = None
 
     def is_for_current_world(self) -> bool:
         """False once the process group this was built in has been destroyed or replaced."""
@@ -138,28 +160,79 @@ class RankSync:
         return bool(self._broadcast_ints(int(enabled))[0])
 
     def broadcast(self, requests: list[UpdateRequest]) -> list[UpdateRequest | None]:
-        """Rank 0's ``requests`` on every rank (other ranks pass ``[]``).
+        """Rank 0's ``requests`` on every rank (other ranks pass ``[]``), now: a synchronous exchange.
 
         A rank that cannot read the payload gets ``None`` in each place, so it still
         takes part in every request's :meth:`agree`. Raises :class:`NotSent` on rank 0
         (only) when the requests could not be encoded; every rank then got none.
         """
-        payload, error = b"", None
-        if self.rank == 0 and requests:
-            try:
-                payload = _encode(requests)
-            except Exception as exc:  # nothing is sent, and every rank is told so by the header
-                error = exc
+        payload, error = self._encode(requests)
         count, size = self._broadcast_ints(0 if error else len(requests), len(payload))
+        received = self._receive(count, size, payload, requests)
+        if error is not None:
+            raise NotSent(f"{type(error).__name__}: {error}") from error
+        return received
+
+    def post(self, requests: list[UpdateRequest]) -> None:
+        """Start sending rank 0's ``requests`` (other ranks pass ``[]``) to the next :meth:`collect`; no wait.
+
+        Only the header goes now, as an asynchronous broadcast that travels while the next
+        step computes. Raises :class:`NotSent` on rank 0 (only) when the requests could not be
+        encoded; the header then announces none, and the next :meth:`collect` returns none on
+        every rank. A header still posted (a ``train()`` that raised before collecting it) is dropped.
+        """
+        payload, error = self._encode(requests)
+        header = torch.tensor([0 if error else len(requests), len(payload)], dtype=torch.int64)
+        work = dist.broadcast(header, src=0, group=self._group, async_op=True)
+        self._posted = _Posted(work, header, payload, [] if error else list(requests))
+        if error is not None:
+            raise NotSent(f"{type(error).__name__}: {error}") from error
+
+    def collect(self) -> list[UpdateRequest | None]:
+        """What the previous :meth:`post` sent, on every rank, as :meth:`broadcast` returns it (``[]`` if none was posted).
+
+        Waits for the header, which had a whole step to arrive; only when it announces
+        requests does a second, synchronous broadcast carry them.
+        """
+        posted, self._posted = self._posted, None
+        if posted is None:
+            return []
+        posted.work.wait()
+        count, size = (int(v) for v in posted.header.tolist())
+        return self._receive(count, size, posted.payload, posted.requests)
+
+    def finish(self) -> list[UpdateRequest]:
+        """Wait for a header still posted and drop it; on rank 0, the requests it announced, which no rank will apply.
+
+        For the end of a run: no collective follows (every rank reads the same header, so
+        none waits for a payload), and no work is left in flight.
+        """
+        posted, self._posted = self._posted, None
+        if posted is None:
+            return []
+        posted.work.wait()
+        return posted.requests
+
+    def _encode(self, requests: list[UpdateRequest]) -> tuple[bytes, Exception | None]:
+        """Rank 0's payload, encoded before any collective so that no failure comes between two of them."""
+        if self.rank != 0 or not requests:
+            return b"", None
+        try:
+            return _encode(requests), None
+        except Exception as exc:  # nothing is sent, and every rank is told so by the header
+            return b"", exc
+
+    def _receive(
+        self, count: int, size: int, payload: bytes, requests: list[UpdateRequest]
+    ) -> list[UpdateRequest | None]:
+        """The payload the header announced, broadcast now when it is not empty, decoded on every rank."""
         if size:
             box = torch.frombuffer(bytearray(payload), dtype=torch.uint8) if self.rank == 0 else None
             box = box if box is not None else torch.empty(size, dtype=torch.uint8)
             dist.broadcast(box, src=0, group=self._group)
             payload = box.numpy().tobytes()
-        if error is not None:
-            raise NotSent(f"{type(error).__name__}: {error}") from error
         if self.rank == 0:
-            return list(requests)
+            return list(requests) if count else []
         try:
             return list(_decode(payload)) if count else []
         except Exception:
