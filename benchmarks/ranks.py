@@ -3,21 +3,26 @@
 Each rank runs a plain loop with ``LoopUpdates`` (the callback Trainer runs, driven the same
 way); rank 0 has an in-memory source. Between two step boundaries the loop sleeps
 ``--compute-ms``, standing in for the forward and backward (a GPU step leaves the CPU to the
-other ranks much as a sleep does). The clock is the training thread's own: the wall time it
+other ranks much as a sleep does), then all-reduces one number, as DDP all-reduces the
+gradients, which keeps the ranks in step as in a real run. The clock is the training thread's own: the wall time it
 spends inside the callback's ``on_step_end`` (the critical path a step pays; the time
 between boundaries is not counted), and the CPU time that thread used there.
 
-- *nothing queued*: 200 boundaries with no request, after 20 of warm-up;
+- *nothing queued* (idle): 200 boundaries with no request, after 20 of warm-up. The mean is
+  the cost per step: where the exchanges are spaced, most boundaries cost almost nothing and
+  the exchanges cost more, so the median alone would flatter;
 - *a request*: one learning-rate request queued before every ``--every``-th boundary; its cost
-  is the time of every boundary from the one that takes it to the one that applies it, on
-  the slowest rank, and the latency is how many boundaries later it applies.
+  is the time of every boundary from the one it was queued before to the one that applies it,
+  on the slowest rank, and its latency is how many boundaries later it applies (and about how
+  many ms, at the measured step time).
 
-The *before* variant is the code of ``--before`` (a git revision: the synchronous exchange at
-every boundary), extracted with ``git archive`` and imported instead of this tree's, in the
-same run, alternating with *after* (this tree). Each configuration starts its ranks with
-``torchrun``. The machine's cores are shared by all ranks: with more ranks than cores, a rank
-waiting for a peer that is not scheduled shows up as wall time, which is why the CPU time is
-given beside it.
+Three variants, each run in turn with every world size: *before*, the code of ``--before``
+(a git revision: the synchronous exchange at every boundary), extracted with ``git archive``
+and imported instead of this tree's; *after* with an exchange at every boundary
+(``EXCHANGE_EVERY_S = 0``), the overlap alone; and *after* as it ships, the exchanges spaced
+by rank 0. Each configuration starts its ranks with ``torchrun``. The machine's cores are
+shared by all ranks: with more ranks than cores, a rank waiting for a peer that is not
+scheduled shows up as wall time, which is why the training thread's CPU time is given too.
 
 Run: ``python benchmarks/ranks.py [--ranks 2,4,8] [--steps 200] [--compute-ms 10] [--every 10]``.
 """
@@ -55,7 +60,7 @@ def timed(hook: Callable[..., Any], wall: list[float], cpu: list[float]) -> Call
     return clocked
 
 
-def worker(out_dir: str, steps: int, compute_ms: float, every: int) -> None:
+def worker(out_dir: str, steps: int, compute_ms: float, every: int, every_boundary: bool) -> None:
     """One rank (started by torchrun): the idle phase, then the request phase; writes rank<N>.json."""
     import torch
     import torch.distributed as dist
@@ -65,11 +70,15 @@ def worker(out_dir: str, steps: int, compute_ms: float, every: int) -> None:
     import liveparams
     from liveparams import LoopUpdates, RuntimeParameterCallback
 
+    if every_boundary:
+        from liveparams.trainer_hooks import _distributed
+
+        _distributed.EXCHANGE_EVERY_S = 0.0
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     model = torch.nn.Linear(4, 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    total = WARM_UP + steps + every * (REQUESTS + 1)
+    total = WARM_UP + steps + every * (REQUESTS + 2)  # room for the last request to apply
     scheduler = get_scheduler("linear", optimizer, num_warmup_steps=0, num_training_steps=total + 1)
     source = ScriptedSource() if rank == 0 else None
     callback = RuntimeParameterCallback(source)
@@ -78,10 +87,12 @@ def worker(out_dir: str, steps: int, compute_ms: float, every: int) -> None:
     callback.on_step_end = timed(callback.on_step_end, wall, cpu)  # type: ignore[method-assign]
     live = LoopUpdates(optimizer, scheduler, max_steps=total, callback=callback)
     taken: list[int] = []  # boundaries before which a request was queued
+    began = time.perf_counter()
     with live:
         dist.barrier()
         while live.global_step < total:
             time.sleep(compute_ms / 1e3)
+            dist.all_reduce(torch.zeros(1))  # as DDP's gradient all-reduce: the ranks step in lockstep
             optimizer.step()
             scheduler.step()
             boundary = live.global_step + 1
@@ -92,6 +103,7 @@ def worker(out_dir: str, steps: int, compute_ms: float, every: int) -> None:
             live.step()
     result = {
         "code": str(Path(liveparams.__file__).resolve().parents[1]),
+        "ms_per_step": (time.perf_counter() - began) / total * 1e3,
         "wall": wall,  # wall[i] is boundary i + 1 (train begin is not on_step_end)
         "cpu": cpu,
         "taken": taken,
@@ -103,13 +115,14 @@ def worker(out_dir: str, steps: int, compute_ms: float, every: int) -> None:
     dist.destroy_process_group()
 
 
-def launch(code: Path, ranks: int, out: Path, opts: argparse.Namespace) -> list[dict[str, Any]]:
+def launch(code: Path, ranks: int, out: Path, opts: argparse.Namespace, every_boundary: bool) -> list[dict[str, Any]]:
     """Run ``ranks`` workers under torchrun with ``code`` first on PYTHONPATH; every rank's result."""
     out.mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks)]
     command += [__file__, "--worker", str(out), "--steps", str(opts.steps)]
     command += ["--compute-ms", str(opts.compute_ms), "--every", str(opts.every)]
+    command += ["--every-boundary"] if every_boundary else []
     subprocess.run(command, env=env, check=True, timeout=900, stdout=subprocess.DEVNULL)
     results = [json.loads((out / f"rank{r}.json").read_text()) for r in range(ranks)]
     if any(Path(r["code"]) != code.resolve() for r in results):
@@ -118,24 +131,24 @@ def launch(code: Path, ranks: int, out: Path, opts: argparse.Namespace) -> list[
 
 
 def summarize(results: list[dict[str, Any]], steps: int) -> dict[str, float]:
-    """Idle figures over every rank's idle boundaries; per request, the slowest rank's take-to-apply sum."""
+    """Idle figures over every rank's idle boundaries; per request, the slowest rank's queued-to-applied sum."""
     idle = slice(WARM_UP, WARM_UP + steps)
     walls = sorted(w for r in results for w in r["wall"][idle])
-    cpus = sorted(c for r in results for c in r["cpu"][idle])
+    cpus = [c for r in results for c in r["cpu"][idle]]
     rank0 = results[0]
-    sums = [
-        max(sum(r["wall"][taken - 1 : applied]) for r in results)  # boundaries taken..applied (1-based)
-        for taken, applied in zip(rank0["taken"], rank0["applied"], strict=True)
-    ]
-    lags = [applied - taken for taken, applied in zip(rank0["taken"], rank0["applied"], strict=True)]
-    if set(rank0["statuses"]) != {"applied"} or len(lags) != REQUESTS:
-        raise RuntimeError(f"expected {REQUESTS} applied requests, got {rank0['statuses']}")
+    if rank0["statuses"] != ["applied"] * REQUESTS:  # two requests in one exchange: the later supersedes
+        raise RuntimeError(f"expected {REQUESTS} requests applied one by one, got {rank0['statuses']}: raise --every")
+    pairs = list(zip(rank0["taken"], rank0["applied"], strict=True))
+    lag = statistics.median(applied - taken for taken, applied in pairs)
     return {
+        "idle_mean": statistics.fmean(walls),
         "idle_p50": walls[len(walls) // 2],
         "idle_p99": walls[min(len(walls) - 1, int(len(walls) * 0.99))],
-        "idle_cpu_p50": cpus[len(cpus) // 2],
-        "request": statistics.median(sums),
-        "lag": statistics.median(lags),
+        "idle_cpu_mean": statistics.fmean(cpus),
+        # boundaries taken..applied (1-based) on the slowest rank: every one the request made the thread wait in
+        "request": statistics.median(max(sum(r["wall"][t - 1 : a]) for r in results) for t, a in pairs),
+        "lag": lag,
+        "lag_ms": lag * statistics.fmean(r["ms_per_step"] for r in results),
     }
 
 
@@ -144,12 +157,13 @@ def main() -> None:
     parser.add_argument("--ranks", default="2,4,8", help="comma-separated world sizes (default 2,4,8)")
     parser.add_argument("--steps", type=int, default=200, help="idle boundaries timed per run (default 200)")
     parser.add_argument("--compute-ms", type=float, default=10.0, help="sleep standing in for a step (default 10)")
-    parser.add_argument("--every", type=int, default=10, help="boundaries between requests (default 10)")
+    parser.add_argument("--every", type=int, default=20, help="boundaries between requests (default 20)")
     parser.add_argument("--before", default=BEFORE, help=f"git revision of the 'before' code (default {BEFORE})")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # set by launch(): this process is one rank
+    parser.add_argument("--every-boundary", action="store_true", help=argparse.SUPPRESS)  # launch(): gap 1
     opts = parser.parse_args()
     if opts.worker:
-        worker(opts.worker, opts.steps, opts.compute_ms, opts.every)
+        worker(opts.worker, opts.steps, opts.compute_ms, opts.every, opts.every_boundary)
         return
 
     from rich.console import Console
@@ -160,28 +174,34 @@ def main() -> None:
     before.mkdir()
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", opts.before], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
-    trees = {f"before ({opts.before}, synchronous)": before, "after (this tree, overlapped)": ROOT}
+    variants = {  # name: (code, an exchange at every boundary)
+        f"before ({opts.before}): synchronous, every boundary": (before, False),
+        "after: overlapped, every boundary": (ROOT, True),
+        "after: overlapped, spaced (the default)": (ROOT, False),
+    }
 
     table = Table(
-        title=f"Rank agreement on the training thread, gloo on CPU ({os.cpu_count()} cores), "
-        f"{opts.compute_ms:g} ms sleep per step, µs inside on_step_end"
+        title=f"Rank agreement on the training thread: gloo on CPU ({os.cpu_count()} cores), a "
+        f"{opts.compute_ms:g} ms sleep per step; µs inside on_step_end, all ranks' boundaries"
     )
-    for column in ("ranks", "code", "nothing queued p50", "p99", "CPU p50", "a request: take→apply", "applies after"):
+    columns = ("ranks", "code", "idle: mean µs/step", "p50", "p99", "CPU mean", "a request: µs", "applies after")
+    for column in columns:
         table.add_column(column, justify="left" if column == "code" else "right")
     for ranks in (int(n) for n in opts.ranks.split(",")):
-        for name, code in trees.items():
-            results = launch(code, ranks, scratch / f"{ranks}-{code.name}", opts)
+        for n, (name, (code, every_boundary)) in enumerate(variants.items()):
+            results = launch(code, ranks, scratch / f"{ranks}-{n}", opts, every_boundary)
             figures = summarize(results, opts.steps)
             table.add_row(
                 str(ranks),
                 name,
+                f"{figures['idle_mean']:.1f}",
                 f"{figures['idle_p50']:.1f}",
-                f"{figures['idle_p99']:.1f}",
-                f"{figures['idle_cpu_p50']:.1f}",
+                f"{figures['idle_p99']:.0f}",
+                f"{figures['idle_cpu_mean']:.1f}",
                 f"{figures['request']:.0f}",
-                f"{figures['lag']:g} boundary" + ("" if figures["lag"] == 1 else "s"),
+                f"{figures['lag']:g} steps, {figures['lag_ms']:.0f} ms",
             )
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 if __name__ == "__main__":
