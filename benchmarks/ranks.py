@@ -158,7 +158,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="idle boundaries timed per run (default 200)")
     parser.add_argument("--compute-ms", type=float, default=10.0, help="sleep standing in for a step (default 10)")
     parser.add_argument("--every", type=int, default=20, help="boundaries between requests (default 20)")
-    parser.add_argument("--before", default=BEFORE, help=f"git revision of the 'before' code (default {BEFORE})")
+    parser.add_argument(
+        "--before", default=BEFORE, help=f"git revision of the 'before' code (default {BEFORE}; '' leaves it out)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # set by launch(): this process is one rank
     parser.add_argument("--every-boundary", action="store_true", help=argparse.SUPPRESS)  # launch(): gap 1
     opts = parser.parse_args()
@@ -170,15 +172,16 @@ def main() -> None:
     from rich.table import Table
 
     scratch = Path(tempfile.mkdtemp(prefix="liveparams-ranks-"))
-    before = scratch / "before"
-    before.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", opts.before], check=True, capture_output=True)
-    subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
     variants = {  # name: (code, an exchange at every boundary)
-        f"before ({opts.before}): synchronous, every boundary": (before, False),
         "after: overlapped, every boundary": (ROOT, True),
         "after: overlapped, spaced (the default)": (ROOT, False),
     }
+    if opts.before:
+        before = scratch / "before"
+        before.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", opts.before], check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
+        variants = {f"before ({opts.before}): synchronous, every boundary": (before, False), **variants}
 
     table = Table(
         title=f"Rank agreement on the training thread: gloo on CPU ({os.cpu_count()} cores), a "
