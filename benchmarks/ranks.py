@@ -16,15 +16,16 @@ between boundaries is not counted), and the CPU time that thread used there.
   on the slowest rank, and its latency is how many boundaries later it applies (and about how
   many ms, at the measured step time).
 
-Three variants, each run in turn with every world size: *before*, the code of ``--before``
+The variants, each run in turn with every world size: *before*, the code of ``--before``
 (a git revision: the synchronous exchange at every boundary), extracted with ``git archive``
 and imported instead of this tree's; *after* with an exchange at every boundary
 (``EXCHANGE_EVERY_S = 0``), the overlap alone; and *after* as it ships, the exchanges spaced
-by rank 0. Each configuration starts its ranks with ``torchrun``. The machine's cores are
-shared by all ranks: with more ranks than cores, a rank waiting for a peer that is not
-scheduled shows up as wall time, which is why the training thread's CPU time is given too.
+by rank 0 (and with each ``--spacings`` value of ``EXCHANGE_EVERY_S``). Each configuration
+starts its ranks with ``torchrun``. The machine's cores are shared by all ranks: with more
+ranks than cores, a rank waiting for a peer that is not scheduled shows up as wall time,
+which is why the training thread's CPU time is given too.
 
-Run: ``python benchmarks/ranks.py [--ranks 2,4,8] [--steps 200] [--compute-ms 10] [--every 10]``.
+Run: ``python benchmarks/ranks.py [--ranks 2,4,8] [--steps 200] [--compute-ms 10] [--every 20] [--spacings 0.1]``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def timed(hook: Callable[..., Any], wall: list[float], cpu: list[float]) -> Call
     return clocked
 
 
-def worker(out_dir: str, steps: int, compute_ms: float, every: int, every_boundary: bool) -> None:
+def worker(out_dir: str, steps: int, compute_ms: float, every: int, exchange_every_s: float | None) -> None:
     """One rank (started by torchrun): the idle phase, then the request phase; writes rank<N>.json."""
     import torch
     import torch.distributed as dist
@@ -70,10 +71,10 @@ def worker(out_dir: str, steps: int, compute_ms: float, every: int, every_bounda
     import liveparams
     from liveparams import LoopUpdates, RuntimeParameterCallback
 
-    if every_boundary:
+    if exchange_every_s is not None:
         from liveparams.trainer_hooks import _distributed
 
-        _distributed.EXCHANGE_EVERY_S = 0.0
+        _distributed.EXCHANGE_EVERY_S = exchange_every_s
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     model = torch.nn.Linear(4, 1)
@@ -104,6 +105,7 @@ def worker(out_dir: str, steps: int, compute_ms: float, every: int, every_bounda
     result = {
         "code": str(Path(liveparams.__file__).resolve().parents[1]),
         "ms_per_step": (time.perf_counter() - began) / total * 1e3,
+        "exchange_every_s": getattr(sys.modules["liveparams.trainer_hooks._distributed"], "EXCHANGE_EVERY_S", None),
         "wall": wall,  # wall[i] is boundary i + 1 (train begin is not on_step_end)
         "cpu": cpu,
         "taken": taken,
@@ -115,14 +117,16 @@ def worker(out_dir: str, steps: int, compute_ms: float, every: int, every_bounda
     dist.destroy_process_group()
 
 
-def launch(code: Path, ranks: int, out: Path, opts: argparse.Namespace, every_boundary: bool) -> list[dict[str, Any]]:
+def launch(
+    code: Path, ranks: int, out: Path, opts: argparse.Namespace, exchange_every_s: float | None
+) -> list[dict[str, Any]]:
     """Run ``ranks`` workers under torchrun with ``code`` first on PYTHONPATH; every rank's result."""
     out.mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks)]
     command += [__file__, "--worker", str(out), "--steps", str(opts.steps)]
     command += ["--compute-ms", str(opts.compute_ms), "--every", str(opts.every)]
-    command += ["--every-boundary"] if every_boundary else []
+    command += [] if exchange_every_s is None else ["--exchange-every-s", str(exchange_every_s)]
     subprocess.run(command, env=env, check=True, timeout=900, stdout=subprocess.DEVNULL)
     results = [json.loads((out / f"rank{r}.json").read_text()) for r in range(ranks)]
     if any(Path(r["code"]) != code.resolve() for r in results):
@@ -162,26 +166,28 @@ def main() -> None:
         "--before", default=BEFORE, help=f"git revision of the 'before' code (default {BEFORE}; '' leaves it out)"
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # set by launch(): this process is one rank
-    parser.add_argument("--every-boundary", action="store_true", help=argparse.SUPPRESS)  # launch(): gap 1
+    parser.add_argument("--spacings", default="", help="other EXCHANGE_EVERY_S values to run, comma-separated")
+    parser.add_argument("--exchange-every-s", type=float, help=argparse.SUPPRESS)  # set by launch()
     opts = parser.parse_args()
     if opts.worker:
-        worker(opts.worker, opts.steps, opts.compute_ms, opts.every, opts.every_boundary)
+        worker(opts.worker, opts.steps, opts.compute_ms, opts.every, opts.exchange_every_s)
         return
 
     from rich.console import Console
     from rich.table import Table
 
     scratch = Path(tempfile.mkdtemp(prefix="liveparams-ranks-"))
-    variants = {  # name: (code, an exchange at every boundary)
-        "after: overlapped, every boundary": (ROOT, True),
-        "after: overlapped, spaced (the default)": (ROOT, False),
+    variants: dict[str, tuple[Path, float | None]] = {  # name: (code, EXCHANGE_EVERY_S; None: as it is)
+        "after: overlapped, every boundary": (ROOT, 0.0),
+        "after: overlapped, spaced as shipped": (ROOT, None),
+        **{f"after: overlapped, spaced {float(v):g} s": (ROOT, float(v)) for v in opts.spacings.split(",") if v},
     }
     if opts.before:
         before = scratch / "before"
         before.mkdir()
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", opts.before], check=True, capture_output=True)
         subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
-        variants = {f"before ({opts.before}): synchronous, every boundary": (before, False), **variants}
+        variants = {f"before ({opts.before}): synchronous, every boundary": (before, None), **variants}
 
     table = Table(
         title=f"Rank agreement on the training thread: gloo on CPU ({os.cpu_count()} cores), a "
@@ -191,12 +197,13 @@ def main() -> None:
     for column in columns:
         table.add_column(column, justify="left" if column == "code" else "right")
     for ranks in (int(n) for n in opts.ranks.split(",")):
-        for n, (name, (code, every_boundary)) in enumerate(variants.items()):
-            results = launch(code, ranks, scratch / f"{ranks}-{n}", opts, every_boundary)
+        for n, (name, (code, spacing)) in enumerate(variants.items()):
+            results = launch(code, ranks, scratch / f"{ranks}-{n}", opts, spacing)
             figures = summarize(results, opts.steps)
+            spaced = results[0]["exchange_every_s"]
             table.add_row(
                 str(ranks),
-                name,
+                name + (f" ({spaced:g} s)" if name.endswith("as shipped") else ""),
                 f"{figures['idle_mean']:.1f}",
                 f"{figures['idle_p50']:.1f}",
                 f"{figures['idle_p99']:.0f}",

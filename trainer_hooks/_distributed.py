@@ -220,7 +220,8 @@ class RankSync:
             self._due, self._cadence, self._header = step + 1, _Cadence(), torch.zeros(3, dtype=torch.int64)
         payload, error = self._encode(requests)
         header = self._header.numpy()  # numpy, not tensor indexing: a few µs less at every exchange
-        header[:] = (0 if error else len(requests), len(payload), self._cadence.gap(step) if self.rank == 0 else 0)
+        if self.rank == 0:  # the others receive into it
+            header[:] = (0 if error else len(requests), len(payload), self._cadence.gap(step))
         # The process group's own asynchronous broadcast: ``dist.broadcast``'s checks cost more than the call
         # (about 40 µs of the training thread's CPU when cold, as it is after a step's compute).
         work = self._group.broadcast([self._header], self._header_options)
