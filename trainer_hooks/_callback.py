@@ -76,7 +76,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             it has a source; if not, no rank makes any per-step collective. If it has, what it
             takes at one exchange applies at the next on every rank: the exchange overlaps the
             steps in between instead of holding the training thread, and when steps are short
-            the exchanges are about 50 ms of training apart (``_distributed``).
+            the exchanges are about 100 ms of training apart (``_distributed``).
 
     What is checkpointed (:meth:`state`, in ``trainer_state.json``): a bounded record of
     what was decided (the highest ``seq`` decided, the few ids held undecided, the outcomes

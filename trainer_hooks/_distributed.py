@@ -68,8 +68,10 @@ __all__ = ["EXCHANGE_EVERY_S", "PRESENCE_TIMEOUT_S", "NotSent", "RankSync", "eve
 
 logger = logging.getLogger(__name__)
 
-# Under this much training time per step boundary, exchanges are that far apart instead of at every boundary.
-EXCHANGE_EVERY_S = 0.05
+# When steps are shorter than this, exchanges are about this much training apart instead of at every boundary.
+# benchmarks/ranks.py, 8 gloo ranks, 10 ms steps: 0.1 s costs ~18 µs a step and applies a request ~130 ms after it
+# was taken; 0.05 s ~40-80 µs and ~60 ms (docs/benchmarks.md).
+EXCHANGE_EVERY_S = 0.1
 PRESENCE_TIMEOUT_S = 30.0  # the ranks reach train begin together (DDP's set-up is collective): only a missing one waits
 _presence_rounds = itertools.count()  # one round per train begin, counted alike on every rank that has the callback
 
