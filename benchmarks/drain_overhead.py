@@ -1,17 +1,14 @@
 """What an empty drain costs a training step: RuntimeParameterCallback with nothing queued vs no callback.
 
-Two measurements, printed as a table:
+Two measurements, printed as tables:
 
 1. The hook alone: ``CallbackHandler.on_step_end`` (what Trainer calls once per
    optimizer step) with the default callbacks only, plus our callback with no
    source (updates off), plus our callback draining an empty source.
 2. A whole run: per-step time of a stock Trainer on the tiny model (CPU), with
    and without the callback draining an empty source (best of alternating runs).
-3. Multi-process runs: the one collective every rank makes per step when rank 0
-   has a source, even with nothing queued (a two-element CPU header from rank 0,
-   request count and payload bytes, over a gloo group), on 2 gloo ranks. Without
-   a source there is none. A step that does carry requests adds the payload and
-   one verdict exchange per request; those are rare and not measured here.
+
+What rank agreement adds in multi-process runs is measured by ``benchmarks/ranks.py``.
 
 Run: ``python benchmarks/drain_overhead.py`` (about a minute on 2 cores).
 """
@@ -49,7 +46,6 @@ from liveparams.demo.tiny import sft_dataset, tiny_model_dir
 HOOK_CALLS = 20_000
 RUN_STEPS = 150
 RUN_REPEATS = 5
-BROADCASTS = 2_000
 
 
 class EmptySource:
@@ -116,39 +112,6 @@ def step_times_ms(model_dir: str, out: str, variants: dict[str, list[Any]]) -> d
     return {name: min(values) for name, values in times.items()}
 
 
-def _broadcast_rank(rank: int, port: int, results: Any) -> None:
-    import torch.distributed as dist
-
-    from liveparams.trainer_hooks._distributed import RankSync
-
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    sync = RankSync()
-    for _ in range(100):
-        sync.broadcast([])
-    dist.barrier()
-    start = time.perf_counter()
-    for _ in range(BROADCASTS):
-        sync.broadcast([])
-    if rank == 0:
-        results.put((time.perf_counter() - start) / BROADCASTS * 1e6)
-    dist.destroy_process_group()
-
-
-def broadcast_cost_us() -> float:
-    """Microseconds per empty-drain broadcast between 2 gloo ranks on this machine."""
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    context = mp.get_context("spawn")
-    results = context.SimpleQueue()
-    mp.start_processes(_broadcast_rank, args=(port, results), nprocs=2, start_method="spawn")
-    return float(results.get())
-
-
 def main() -> None:
     global HOOK_CALLS, RUN_STEPS, RUN_REPEATS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -183,15 +146,9 @@ def main() -> None:
     runs.add_row("callback, empty source", f"{with_callback:.3f}")
     runs.add_row("difference", f"{with_callback - without:+.3f} ({(with_callback / without - 1) * 100:+.1f} %)")
 
-    ddp = Table(title=f"2 gloo ranks, CPU, {BROADCASTS} steps")
-    ddp.add_column("per step, every rank, while rank 0 has a source (none without)")
-    ddp.add_column("µs", justify="right")
-    ddp.add_row("broadcast of the drained header (count, bytes) from rank 0", f"{broadcast_cost_us():.1f}")
-
     console = Console()
     console.print(hooks)
     console.print(runs)
-    console.print(ddp)
 
 
 if __name__ == "__main__":

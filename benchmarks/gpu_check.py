@@ -16,12 +16,22 @@ Run: ``python benchmarks/gpu_check.py`` on a CUDA machine (a few minutes on one 
 CUDA the same settings run on CPU (bf16 autocast, PyTorch's CPU fused AdamW), slowly at the
 default size; ``--quick`` makes it a smoke run whose timings mean nothing. Exits 1 when check 1
 or 2 fails.
+
+**Several GPUs** (``--ranks N``, one command: it starts itself under ``torchrun`` with N
+processes, DDP over NCCL, one GPU each; gloo on CPU without CUDA). Rank 0 alone has the
+source; the change applies at the exchange after the one that took it (docs/architecture.md,
+"Several processes"), so check 1 compares the steps after the step it applied at, on every
+rank. Added: **4. Agreement.** Every rank used the same rate at every step, applied the change
+at the same step, ended at the same step and holds the same weights. The throughput table
+gains the time the training thread spends inside the callback's ``on_step_end`` (its mean per
+step, on the slowest rank): the per-step price of rank agreement.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -98,12 +108,24 @@ class PushAt(TrainerCallback):
 
 
 class Recorder(TrainerCallback):
-    """The rate each optimizer step used, and the wall time of the steady-state steps."""
+    """The rate each optimizer step used, the wall time of the steady-state steps, and the time inside our hook."""
 
     def __init__(self, timed_from: int) -> None:
         self.used: dict[int, float] = {}
         self.timed_from = timed_from
         self.clock: list[float] = []  # [start, end] in seconds, synchronised with the device
+        self.hook_us: list[float] = []  # wall time of each call of the callback's on_step_end
+
+    def time_hook(self, live: RuntimeParameterCallback) -> None:
+        """Clock ``live.on_step_end`` on the training thread (what each step boundary waits for)."""
+        hook = live.on_step_end
+
+        def clocked(*args: Any, **kwargs: Any) -> None:
+            start = time.perf_counter()
+            hook(*args, **kwargs)
+            self.hook_us.append((time.perf_counter() - start) * 1e6)
+
+        live.on_step_end = clocked  # type: ignore[method-assign]
 
     def on_optimizer_step(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
         self.used[state.global_step + 1] = float(optimizer.param_groups[0]["lr"])
@@ -154,6 +176,7 @@ def run(
     live: RuntimeParameterCallback | None = None
     if rates is not None:
         live = RuntimeParameterCallback(source)
+        recorder.time_hook(live)
         callbacks = [PushAt(source, rates), recorder, live]
     args = TrainingArguments(
         output_dir=out,
@@ -173,6 +196,7 @@ def run(
         seed=0,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
+        ddp_backend=("nccl" if torch.cuda.is_available() else "gloo") if world_size() > 1 else None,
     )
     trainer = Trainer(
         model=build_model(opts.width, opts.layers, opts.vocab),
@@ -187,32 +211,61 @@ def run(
     return recorder, trainer, source
 
 
+def world_size() -> int:
+    """Processes of this run: more than one under ``torchrun`` (``--ranks``)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def every_rank(value: Any) -> list[Any]:
+    """``value`` from every rank, in rank order (``[value]`` in a single process)."""
+    if world_size() == 1:
+        return [value]
+    import torch.distributed as dist
+
+    values: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def weights_checksum(model: Any) -> float:
+    return float(sum(p.detach().double().sum().item() for p in model.parameters()))
+
+
 def check_the_rule(opts: argparse.Namespace, out: str) -> tuple[Table, bool]:
     live, live_trainer, source = run(opts, out, opts.steps, PEAK, {CHANGE_AFTER: CHANGED}, log=True)
     reference, ref_trainer, _ = run(opts, out, opts.steps, CHANGED, {}, log=True)
-    applied = [o for o in source.outcomes if o.status is OutcomeStatus.APPLIED]
-    after = [s for s in live.used if s > CHANGE_AFTER]
+    # Rank 0 alone has the source: its outcomes are every rank's.
+    applied = [(o.status, o.step) for o in every_rank(source.outcomes)[0] if o.status is OutcomeStatus.APPLIED]
+    at = applied[0][1] if applied else CHANGE_AFTER
+    after = [s for s in live.used if s > at]
     mismatched = [s for s in after if live.used[s] != reference.used.get(s)]
     logged = {int(e["step"]): e["learning_rate"] for e in live_trainer.state.log_history if "learning_rate" in e}
     log_off = [s for s, lr in logged.items() if lr != live.used.get(s)]
     same_end = live_trainer.state.global_step == ref_trainer.state.global_step
-    ok = len(applied) == 1 and applied[0].step == CHANGE_AFTER and not mismatched and not log_off and same_end
+    # Single process: applied at the boundary that took it. Several: at a later one, known to every rank in advance.
+    right_step = at == CHANGE_AFTER if world_size() == 1 else at > CHANGE_AFTER
+    ranks = every_rank((live.used, live_trainer.state.global_step, weights_checksum(live_trainer.model)))
+    agreed = all(r == ranks[0] for r in ranks)
+    ok = len(applied) == 1 and right_step and not mismatched and not log_off and same_end and agreed
+    ok = all(every_rank(ok))
 
     table = Table(
         title=f"learning_rate {PEAK:g} -> {CHANGED:g} live after step {CHANGE_AFTER} vs a run started with it"
+        + (f", {world_size()} ranks" if world_size() > 1 else "")
     )
     table.add_column("check")
     table.add_column("result", justify="right")
-    table.add_row("outcome", ", ".join(f"{o.status.value} at step {o.step}" for o in source.outcomes) or "none")
+    table.add_row("outcome", ", ".join(f"{status.value} at step {step}" for status, step in applied) or "none")
     table.add_row(
-        f"steps {CHANGE_AFTER + 1}..{max(after, default=0)}: rate == reference",
-        f"{len(after) - len(mismatched)}/{len(after)}",
+        f"steps {at + 1}..{max(after, default=0)}: rate == reference", f"{len(after) - len(mismatched)}/{len(after)}"
     )
     if mismatched:
         first = mismatched[0]
         table.add_row(f"first difference (step {first})", f"{live.used[first]!r} vs {reference.used.get(first)!r}")
     table.add_row("logged rate == rate used", f"{len(logged) - len(log_off)}/{len(logged)}")
     table.add_row("end step (live, reference)", f"{live_trainer.state.global_step}, {ref_trainer.state.global_step}")
+    if world_size() > 1:
+        table.add_row("every rank: same rates, end step and weights", "yes" if agreed else "NO")
     table.add_row("verdict", "PASS" if ok else "FAIL")
     return table, ok
 
@@ -227,11 +280,14 @@ def throughput(opts: argparse.Namespace, out: str) -> Table:
         f"callback, a change every {APPLY_EVERY} steps": every,
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
+    hook: dict[str, list[float]] = {name: [] for name in variants}
     run(opts, out, opts.timed_steps, PEAK, None)  # warm-up: kernels, allocator, caches
     for _ in range(opts.repeats):
         for name, rates in variants.items():
             recorder, _, _ = run(opts, out, opts.timed_steps, PEAK, rates)
             times[name].append(recorder.ms_per_step(opts.timed_steps))
+            steady = recorder.hook_us[TIMED_FROM:] or [0.0]
+            hook[name].append(max(every_rank(sum(steady) / len(steady))))  # the slowest rank's mean
     base = min(times["without the callback"])
     table = Table(
         title=f"{opts.timed_steps} steps, steady state from step {TIMED_FROM}, best of {opts.repeats}, alternating"
@@ -239,8 +295,10 @@ def throughput(opts: argparse.Namespace, out: str) -> Table:
     table.add_column("run")
     table.add_column("ms / optimizer step", justify="right")
     table.add_column("vs without", justify="right")
+    table.add_column("µs in on_step_end / step", justify="right")
     for name, values in times.items():
-        table.add_row(name, f"{min(values):.3f}", f"{min(values) / base:.3f}x")
+        inside = f"{min(hook[name]):.1f}" if variants[name] is not None else "-"
+        table.add_row(name, f"{min(values):.3f}", f"{min(values) / base:.3f}x", inside)
     return table
 
 
@@ -255,13 +313,19 @@ def main() -> int:
     parser.add_argument("--timed-steps", type=int, default=200, help="optimizer steps of each timed run")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant (default 3)")
     parser.add_argument("--quick", action="store_true", help="a tiny model and few steps: checks the script runs")
+    parser.add_argument("--ranks", type=int, default=1, help="processes, one GPU each (starts torchrun; default 1)")
     opts = parser.parse_args()
+    if opts.ranks > 1 and "LOCAL_RANK" not in os.environ:  # start the ranks, each running this same command
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(opts.ranks)]
+        return subprocess.call([*torchrun, __file__, *sys.argv[1:]])
     if opts.quick:
         opts.width, opts.layers, opts.length, opts.batch, opts.vocab = 64, 1, 16, 2, 256
-        opts.steps, opts.timed_steps, opts.repeats = CHANGE_AFTER + 5, TIMED_FROM + 5, 1
+        # Room for the change to apply: with several ranks, at an exchange after step CHANGE_AFTER.
+        opts.steps, opts.timed_steps, opts.repeats = CHANGE_AFTER + 30, TIMED_FROM + 5, 1
 
-    console = Console()
+    console = Console(quiet=int(os.environ.get("RANK", "0")) != 0)  # rank 0 prints for all
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU (no CUDA)"
+    device += f", {world_size()} ranks ({'NCCL' if torch.cuda.is_available() else 'gloo'})" if world_size() > 1 else ""
     console.print(
         f"{device}; torch {torch.__version__}, transformers {transformers.__version__}; "
         f"Llama {opts.width} wide x {opts.layers} layers, {opts.batch} x {opts.length} tokens, accumulation 2, "

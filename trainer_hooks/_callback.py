@@ -66,7 +66,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
     (commands wait for the first step end); later ones after the optimizer
     step that follows their arrival, in ``on_step_end``. In multi-process
     runs only the world's process zero has a source, and every rank applies
-    what it broadcasts (see ``sync_ranks``).
+    what it sends, at the exchange after the one that took them (see ``sync_ranks``).
 
     Args:
         source (`UpdateSource`, *optional*): a ready source (tests, custom transports).
@@ -83,7 +83,10 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             requests so that every rank applies them at the same step. Turning it off makes
             rank 0 change alone and the replicas silently diverge; it exists only to show that
             (tests/distributed). With it on, rank 0 tells every rank once at train begin whether
-            it has a source; if not, no rank makes any per-step collective.
+            it has a source; if not, no rank makes any per-step collective. If it has, what it
+            takes at one exchange applies at the next on every rank: the exchange overlaps the
+            steps in between instead of holding the training thread, and when steps are short
+            the exchanges are about 100 ms of training apart (``_distributed``).
 
     What is checkpointed (:meth:`state`, in ``trainer_state.json``): a bounded record of
     what was decided (the highest ``seq`` decided, the few ids held undecided, the outcomes
@@ -207,6 +210,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self.record.mark_saved()  # the checkpoint holds the outcomes decided since the previous one
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._finish_ranks()
         trainer = self._trainer_ref()
         if self._stop_applied:
             _restart.cancel(trainer)  # a stop applied with a restart wins
@@ -216,29 +220,45 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
 
     # ---- the story of a step boundary ------------------------------------------------------------
 
-    def _step(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any], *, at_train_begin: bool) -> None:
+    def _step(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        kwargs: dict[str, Any],
+        *,
+        at_train_begin: bool,
+        holding: bool = False,
+    ) -> None:
+        """One step boundary's exchange and decisions; ``holding``: a round of a pause, which is always one."""
         if self._link.source is None and self._sync is None and not self._held:
             return  # the common case when updates are off: no work at all, no collective
+        step = int(state.global_step)
+        if self._sync is not None and not at_train_begin and not holding and not self._sync.due(step):
+            return  # between two exchanges: rank 0 takes nothing, no rank waits for anything
         try:
-            requests = self._receive(at_train_begin, int(state.global_step))
-            if not requests:
-                return
-            ctx = self._context(args, state, control, kwargs)
-            agree = self._sync.agree if self._sync is not None else None
-            outcomes = [decide(r, r.id if r else "(unreadable)", ctx, agree) for r in requests]
-            self._conclude(requests, mark_superseded(requests, outcomes))
+            requests = self._receive(at_train_begin, step)
+            if requests:
+                ctx = self._context(args, state, control, kwargs)
+                agree = self._sync.agree if self._sync is not None else None
+                outcomes = [decide(r, r.id if r else "(unreadable)", ctx, agree) for r in requests]
+                self._conclude(requests, mark_superseded(requests, outcomes))
         except Exception:
-            logger.exception("runtime parameter updates: step %d skipped after an internal error", state.global_step)
+            logger.exception("runtime parameter updates: step %d skipped after an internal error", step)
+        if self._sync is not None:
+            self._post_next(self._sync, bool(control.should_training_stop), step, first=at_train_begin)
 
     def _hold(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any]) -> None:
         """While ``command=pause`` holds the run: take no step, and apply what arrives at once, at this step.
 
         Every rank holds (the pause was decided on all, like any change) and leaves at the same
-        round, when a ``resume`` or ``stop`` applies. Each round is one ordinary step boundary's
-        exchange, every ``HOLD_ROUND_S``: rank 0 drains and broadcasts, so no rank waits in a
-        collective much longer than that, however long the pause (NCCL's watchdog, a short
-        process-group timeout). Ctrl-C raises out of the sleep; the agent's thread goes on
-        meanwhile (heartbeat, Presence, request intake).
+        round, when a ``resume`` or ``stop`` applies. Each round is one step boundary's exchange,
+        every ``HOLD_ROUND_S``, whatever the spacing of exchanges while training: with several
+        ranks, what rank 0 posted at the previous round is collected and decided, and what it
+        takes now is posted for the next. So a request made while paused applies within two
+        rounds, and no rank waits in a collective much longer than a round, however long the
+        pause (NCCL's watchdog, a short process-group timeout). Ctrl-C raises out of the sleep;
+        the agent's thread goes on meanwhile (heartbeat, Presence, request intake).
         """
         paused_at = self._pause.step
         if paused_at is None:
@@ -252,30 +272,57 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
                 self._pause.step = None
                 break
             time.sleep(HOLD_ROUND_S)
-            self._step(args, state, control, kwargs, at_train_begin=False)
+            self._step(args, state, control, kwargs, at_train_begin=False, holding=True)
         self._link.record_pause(None)
         if self._logs:
             logger.info("Pause at step %d ended", paused_at)
 
     def _receive(self, at_train_begin: bool, step: int) -> list[UpdateRequest | None]:
-        """This step's requests, the same on every rank: taken on process zero, then shared."""
-        try:
-            requests = self._take(at_train_begin)
-        except Exception:  # contained here: the exchange below must happen on every rank whatever fails
-            logger.exception("runtime parameter updates: step %d skipped after an internal error", step)
-            requests = []
+        """This boundary's requests, the same on every rank.
+
+        With several ranks, those rank 0 posted at the previous exchange (see ``_distributed``);
+        at train begin, and in a single process, those taken now.
+        """
+        if self._sync is not None and not at_train_begin:
+            return self._sync.collect(step)
+        requests = self._take_contained(at_train_begin, step)
         if self._sync is None:
             return list(requests)
         try:
             return self._sync.broadcast(requests)
         except _distributed.NotSent as exc:
-            logger.exception("requests could not be sent to the other ranks; they fail")
-            failed = [
-                UpdateOutcome(r.id, OutcomeStatus.FAILED, step=step, reason=f"could not be sent to every rank: {exc}")
-                for r in requests
-            ]
-            self._conclude(list(requests), failed)
+            self._fail_unsent(requests, step, exc)
             return []
+
+    def _post_next(self, sync: _distributed.RankSync, stopping: bool, step: int, *, first: bool) -> None:
+        """Send what rank 0 takes now, to apply at the next exchange on every rank; every rank calls it.
+
+        Nothing is taken when this boundary ends the run: there is no next one, and what is
+        queued stays for the next ``train()``.
+        """
+        requests = [] if stopping else self._take_contained(False, step)
+        try:
+            sync.post(requests, step, first=first)
+        except _distributed.NotSent as exc:
+            self._fail_unsent(requests, step, exc)
+        except Exception:
+            logger.exception("runtime parameter updates: the requests taken at step %d could not be posted", step)
+
+    def _take_contained(self, at_train_begin: bool, step: int) -> list[UpdateRequest]:
+        """:meth:`_take`, failing to none: the exchange that follows must happen on every rank whatever fails."""
+        try:
+            return self._take(at_train_begin)
+        except Exception:
+            logger.exception("runtime parameter updates: step %d skipped after an internal error", step)
+            return []
+
+    def _fail_unsent(self, requests: list[UpdateRequest], step: int, exc: Exception) -> None:
+        logger.exception("requests could not be sent to the other ranks; they fail")
+        failed = [
+            UpdateOutcome(r.id, OutcomeStatus.FAILED, step=step, reason=f"could not be sent to every rank: {exc}")
+            for r in requests
+        ]
+        self._conclude(list(requests), failed)
 
     def _take(self, at_train_begin: bool) -> list[UpdateRequest]:
         """What the source has for this step, after the commands held at train begin."""
@@ -388,6 +435,22 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         except Exception:
             logger.exception("runtime parameter updates disabled: ranks could not agree at train begin")
             return None
+
+    def _finish_ranks(self) -> None:
+        """Every rank: wait for the header posted at the last step boundary, so that nothing stays in flight.
+
+        It announces nothing when the run ended as planned (nothing is taken at a boundary that
+        ends it); a loop that broke off early may leave requests in it, undecided: the source
+        delivers them again to the next ``train()`` of the job.
+        """
+        sync, self._sync = self._sync, None
+        if sync is None:
+            return
+        try:
+            for request in sync.finish():
+                logger.info("Request %s came as training ended; it stays undecided for the next run", request.id)
+        except Exception:
+            logger.exception("runtime parameter updates: the last header from rank 0 could not be received")
 
     def _context(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any]) -> ApplyContext:
         return ApplyContext(

@@ -27,9 +27,23 @@ What that costs, and why it is shaped this way:
 - At train begin, every rank learns once whether rank 0 has a source at all
   (:meth:`RankSync.enabled_on_rank0`). When it has none (no ``JOB_ID``, the
   source failed to start) no rank makes any per-step collective.
-- Otherwise each step boundary broadcasts a two-element header from rank 0
-  (request count, payload bytes); the payload follows only when it is not
-  empty, and one verdict exchange per request follows that.
+- Otherwise the training thread does not wait for a collective at a step
+  boundary with nothing queued. The ranks exchange at boundaries announced in
+  advance. At one of them rank 0 drains its source and every rank *posts* a
+  three-element header (request count, payload bytes, boundaries to the
+  exchange after next) as an asynchronous broadcast (:meth:`RankSync.post`); it
+  travels while the next steps compute, and at the next exchange every rank
+  waits for it (:meth:`RankSync.collect`, which finds it arrived) and, when it is
+  not empty, receives the payload and decides those requests. So the requests
+  drained at one exchange apply at the next on every rank, a boundary all of
+  them knew in advance. Boundaries in between cost a comparison: rank 0 spaces
+  the exchanges ``EXCHANGE_EVERY_S`` of training apart (from the step time it
+  measured) when steps are shorter than that, and at every boundary otherwise.
+  The price is latency: a request waits for an exchange to be taken and applies
+  at the next, where a synchronous exchange at every boundary applied it at the
+  first; benchmarks/ranks.py measures both (docs/benchmarks.md). Train begin
+  still exchanges synchronously (:meth:`RankSync.broadcast`), so the requests
+  replayed after a resume apply before the first resumed step.
 - All of it goes over a gloo group of all ranks, on CPU tensors. Under NCCL a
   count on the GPU would need ``.item()``, a CUDA synchronisation every step;
   over gloo the step's GPU work is never waited for.
@@ -41,6 +55,7 @@ import itertools
 import logging
 import pickle
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -49,10 +64,14 @@ import torch.distributed as dist
 from liveparams._exceptions import LiveparamsError
 from liveparams.contract import OutcomeStatus, UpdateOutcome, UpdateRequest
 
-__all__ = ["PRESENCE_TIMEOUT_S", "NotSent", "RankSync", "every_rank_present", "is_multi_process"]
+__all__ = ["EXCHANGE_EVERY_S", "PRESENCE_TIMEOUT_S", "NotSent", "RankSync", "every_rank_present", "is_multi_process"]
 
 logger = logging.getLogger(__name__)
 
+# When steps are shorter than this, exchanges are about this much training apart instead of at every boundary.
+# benchmarks/ranks.py, 8 gloo ranks, 10 ms steps: 0.1 s costs ~18 µs a step and applies a request ~130 ms after it
+# was taken; 0.05 s ~40-80 µs and ~60 ms (docs/benchmarks.md).
+EXCHANGE_EVERY_S = 0.1
 PRESENCE_TIMEOUT_S = 30.0  # the ranks reach train begin together (DDP's set-up is collective): only a missing one waits
 _presence_rounds = itertools.count()  # one round per train begin, counted alike on every rank that has the callback
 
@@ -111,11 +130,37 @@ class NotSent(LiveparamsError):
     """Rank 0 could not send its requests (after an empty batch went out, so no rank waits)."""
 
 
+@dataclass
+class _Posted:
+    """A header on its way from rank 0 (posted at one exchange boundary, collected at the next)."""
+
+    work: Any  # the asynchronous broadcast (torch.distributed.Work)
+    header: Any  # numpy view of the tensor sent: (request count, payload bytes, gap), rank 0's once ``work`` is done
+    payload: bytes  # rank 0's encoded requests (empty on the other ranks)
+    requests: list[UpdateRequest]  # what rank 0 announced (empty on the other ranks)
+
+
+@dataclass
+class _Cadence:
+    """Rank 0's choice of how many step boundaries apart the exchanges are, from how fast the steps go."""
+
+    last: tuple[int, float] | None = None  # (step, monotonic time) of the previous post
+
+    def gap(self, step: int) -> int:
+        """Boundaries between the collect of the header posted now and the next one: ``EXCHANGE_EVERY_S`` of steps."""
+        now, last = time.monotonic(), self.last
+        self.last = (step, now)
+        if last is None or step <= last[0] or now <= last[1]:
+            return 1
+        return max(1, round(EXCHANGE_EVERY_S * (step - last[0]) / (now - last[1])))
+
+
 class RankSync:
     """Rank 0 → all ranks, over a CPU (gloo) group of every rank.
 
     Creating one is itself collective (``new_group``): every rank must build it at
-    the same point, once per process group.
+    the same point, once per process group. Every method but :meth:`due` is collective
+    too: every rank calls the same ones in the same order.
     """
 
     def __init__(self) -> None:
@@ -123,6 +168,11 @@ class RankSync:
         self.rank = dist.get_rank()
         # Always a group of its own, even when the default backend is gloo: one code path, the one tested on CPU.
         self._group = dist.new_group(backend="gloo")
+        self._posted: _Posted | None = None
+        self._due = 0  # the step boundary that collects the posted header
+        self._cadence = _Cadence()
+        self._header = torch.zeros(3, dtype=torch.int64)  # reused: one header is in flight at a time
+        self._header_options = dist.BroadcastOptions()  # root 0, the first tensor
 
     def is_for_current_world(self) -> bool:
         """False once the process group this was built in has been destroyed or replaced."""
@@ -138,28 +188,96 @@ class RankSync:
         return bool(self._broadcast_ints(int(enabled))[0])
 
     def broadcast(self, requests: list[UpdateRequest]) -> list[UpdateRequest | None]:
-        """Rank 0's ``requests`` on every rank (other ranks pass ``[]``).
+        """Rank 0's ``requests`` on every rank (other ranks pass ``[]``), now: a synchronous exchange.
 
         A rank that cannot read the payload gets ``None`` in each place, so it still
         takes part in every request's :meth:`agree`. Raises :class:`NotSent` on rank 0
         (only) when the requests could not be encoded; every rank then got none.
         """
-        payload, error = b"", None
-        if self.rank == 0 and requests:
-            try:
-                payload = _encode(requests)
-            except Exception as exc:  # nothing is sent, and every rank is told so by the header
-                error = exc
+        payload, error = self._encode(requests)
         count, size = self._broadcast_ints(0 if error else len(requests), len(payload))
+        received = self._receive(count, size, payload, requests)
+        if error is not None:
+            raise NotSent(f"{type(error).__name__}: {error}") from error
+        return received
+
+    def due(self, step: int) -> bool:
+        """Whether the step boundary ``step`` collects the posted header and posts the next; no collective.
+
+        The same answer on every rank: the boundaries were announced by earlier headers.
+        """
+        return self._posted is not None and step >= self._due
+
+    def post(self, requests: list[UpdateRequest], step: int, *, first: bool = False) -> None:
+        """Start sending rank 0's ``requests`` (other ranks pass ``[]``) to the next :meth:`collect`; no wait.
+
+        Called at boundary ``step`` right after its :meth:`collect`, or with ``first`` at train
+        begin: the header is then collected at the next boundary, and one still posted (by a
+        ``train()`` that raised before collecting it) is dropped. Only the header goes now, as an
+        asynchronous broadcast that travels while the next steps compute. Raises :class:`NotSent`
+        on rank 0 (only) when the requests could not be encoded; the header then announces none,
+        and the next :meth:`collect` returns none on every rank.
+        """
+        if first:  # a header left in flight may still be written into: the run starts with a new one
+            self._due, self._cadence, self._header = step + 1, _Cadence(), torch.zeros(3, dtype=torch.int64)
+        payload, error = self._encode(requests)
+        header = self._header.numpy()  # numpy, not tensor indexing: a few µs less at every exchange
+        if self.rank == 0:  # the others receive into it
+            header[:] = (0 if error else len(requests), len(payload), self._cadence.gap(step))
+        # The process group's own asynchronous broadcast: ``dist.broadcast``'s checks cost more than the call
+        # (about 40 µs of the training thread's CPU when cold, as it is after a step's compute).
+        work = self._group.broadcast([self._header], self._header_options)
+        self._posted = _Posted(work, header, payload, [] if error else list(requests))
+        if error is not None:
+            raise NotSent(f"{type(error).__name__}: {error}") from error
+
+    def collect(self, step: int) -> list[UpdateRequest | None]:
+        """What the previous :meth:`post` sent, on every rank, as :meth:`broadcast` returns it (``[]``: none posted).
+
+        Waits for the header, which had at least a step to arrive; only when it announces
+        requests does a second, synchronous broadcast carry them. The header also says which
+        boundary collects the next one.
+        """
+        posted, self._posted = self._posted, None
+        if posted is None:
+            return []
+        posted.work.wait()
+        count, size, gap = (int(v) for v in posted.header.tolist())  # a CPU tensor's view: no synchronisation
+        self._due = step + gap
+        return self._receive(count, size, posted.payload, posted.requests)
+
+    def finish(self) -> list[UpdateRequest]:
+        """Wait for a header still posted and drop it; on rank 0, the requests it announced, which no rank will apply.
+
+        For the end of a run: no collective follows (every rank reads the same header, so
+        none waits for a payload), and no work is left in flight.
+        """
+        posted, self._posted = self._posted, None
+        if posted is None:
+            return []
+        posted.work.wait()
+        return posted.requests
+
+    def _encode(self, requests: list[UpdateRequest]) -> tuple[bytes, Exception | None]:
+        """Rank 0's payload, encoded before any collective so that no failure comes between two of them."""
+        if self.rank != 0 or not requests:
+            return b"", None
+        try:
+            return _encode(requests), None
+        except Exception as exc:  # nothing is sent, and every rank is told so by the header
+            return b"", exc
+
+    def _receive(
+        self, count: int, size: int, payload: bytes, requests: list[UpdateRequest]
+    ) -> list[UpdateRequest | None]:
+        """The payload the header announced, broadcast now when it is not empty, decoded on every rank."""
         if size:
             box = torch.frombuffer(bytearray(payload), dtype=torch.uint8) if self.rank == 0 else None
             box = box if box is not None else torch.empty(size, dtype=torch.uint8)
             dist.broadcast(box, src=0, group=self._group)
             payload = box.numpy().tobytes()
-        if error is not None:
-            raise NotSent(f"{type(error).__name__}: {error}") from error
         if self.rank == 0:
-            return list(requests)
+            return list(requests) if count else []
         try:
             return list(_decode(payload)) if count else []
         except Exception:
@@ -170,9 +288,16 @@ class RankSync:
         """The outcome every rank reports for one request: applied only if it was applied on every rank.
 
         Otherwise the most severe verdict wins (failed over rejected; the lowest rank
-        among equals), with the rank named when it is not rank 0.
+        among equals), with the rank named when it is not rank 0. The usual case, applied
+        everywhere, takes one exchange of a number per rank; the reasons follow only when a
+        rank did not apply it (pickled objects cost about ten times more).
         """
-        verdicts: list[Any] = [None] * dist.get_world_size(self._group)
+        world = dist.get_world_size(self._group)
+        applied = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
+        dist.all_gather(applied, torch.tensor([int(outcome.status is OutcomeStatus.APPLIED)]), group=self._group)
+        if all(int(box) for box in applied):
+            return outcome
+        verdicts: list[Any] = [None] * world
         dist.all_gather_object(verdicts, (outcome.status.value, outcome.reason), group=self._group)
         worst_rank, worst = 0, (OutcomeStatus(verdicts[0][0]), verdicts[0][1])
         for rank, (status, reason) in enumerate(verdicts):

@@ -63,13 +63,17 @@ def inject_faults(rank: int) -> None:
 
 
 class BroadcastCounter(TrainerCallback):
-    """Counts ``torch.distributed`` broadcasts between train begin and train end (added after the callback)."""
+    """Counts broadcasts between train begin and train end (added after the callback).
 
-    NAMES = ("broadcast", "broadcast_object_list")
+    Those of ``torch.distributed``, and the headers rank 0 posts (``RankSync.post`` sends its
+    asynchronous broadcast through the process group itself).
+    """
+
+    PATCHED = ((dist, "broadcast"), (dist, "broadcast_object_list"), (_distributed.RankSync, "post"))
 
     def __init__(self) -> None:
         self.count = 0
-        self.originals: dict[str, Callable[..., Any]] = {}
+        self.originals: list[tuple[Any, str, Callable[..., Any]]] = []
 
     def _counting(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:
@@ -79,13 +83,13 @@ class BroadcastCounter(TrainerCallback):
         return counted
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        for name in self.NAMES:
-            self.originals[name] = getattr(dist, name)
-            setattr(dist, name, self._counting(self.originals[name]))
+        for owner, name in self.PATCHED:
+            self.originals.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, self._counting(getattr(owner, name)))
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        for name, original in self.originals.items():
-            setattr(dist, name, original)
+        for owner, name, original in self.originals:
+            setattr(owner, name, original)
 
 
 class LossRecorder(TrainerCallback):
@@ -112,6 +116,7 @@ class LogLines(logging.Handler):
 
 def main(model_dir: str, out_dir: str, mode: str) -> None:
     rank = int(os.environ["RANK"])
+    _distributed.EXCHANGE_EVERY_S = 0.0  # an exchange at every boundary: taken at step k, applied at k + 1
     logs = LogLines()
     logging.getLogger("liveparams").addHandler(logs)
     logging.getLogger("liveparams").setLevel(logging.INFO)

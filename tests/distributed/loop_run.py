@@ -20,10 +20,12 @@ from torch import nn
 from transformers import get_scheduler
 
 from liveparams import LoopUpdates, RuntimeParameterCallback
+from liveparams.trainer_hooks import _distributed
 
 
 def main(out_dir: str) -> None:
     dist.init_process_group("gloo")
+    _distributed.EXCHANGE_EVERY_S = 0.0  # an exchange at every boundary: taken at step k, applied at k + 1
     rank = dist.get_rank()
     torch.manual_seed(0)
     model = nn.parallel.DistributedDataParallel(nn.Linear(4, 1))

@@ -1,5 +1,7 @@
 """Two DDP ranks (torchrun, gloo, CPU) stay identical through live changes because rank 0 broadcasts them.
 
+Rank 0 takes requests at one step boundary and every rank applies them at the next.
+
 The broadcast costs a collective per step only while rank 0 has an update source. Every rank
 agrees on each outcome: a failure on one rank fails the request on all, and no failure leaves
 a collective half-entered.
@@ -45,7 +47,9 @@ def model_dir() -> str:
 def test_every_rank_applies_the_same_change_at_the_same_step(model_dir: str, tmp_path: Path) -> None:
     rank0, rank1 = run_ranks(model_dir, tmp_path, "broadcast")
     assert rank0["lrs"] == rank1["lrs"]
-    assert rank0["lrs"][4] == pytest.approx(5e-3 * 3 / 5)  # the change after step 3 is in force, warmup kept
+    # Taken by rank 0 after step 3, applied by every rank after step 4 (the header travels during step 4).
+    assert rank0["lrs"][4] == pytest.approx(1e-3 * 3 / 5)
+    assert rank0["lrs"][5] == pytest.approx(5e-3 * 4 / 5)  # in force from step 5, warmup kept
     assert max_difference(rank0["weights"], rank1["weights"]) == 0.0
     assert rank0["step_broadcasts"] == rank1["step_broadcasts"] >= 10  # a count at every step boundary
     # Both ranks applied both changes; the log says so once, on rank 0 (no duplicated lines under torchrun).
@@ -73,13 +77,13 @@ def test_ranks_agree_on_every_outcome_and_no_failure_hangs_them(model_dir: str, 
     rank0, rank1 = run_ranks(model_dir, tmp_path, "faults")  # a hang fails here by the subprocess timeout
 
     split, unsent, plain = rank0["outcomes"]
-    assert split[:2] == ("failed", 3)
+    assert split[:2] == ("failed", 4)  # taken after step 3, decided after step 4
     assert split[2].startswith("on rank 1: weight_decay: RuntimeError: apply failed on this rank only")
     assert unsent[:2] == ("failed", 5) and "could not be sent to every rank" in unsent[2]
-    assert plain[:2] == ("applied", 7)
-    # Rank 0 applied the step-3 request, then rolled it back with rank 1: rates and decay never split.
+    assert plain[:2] == ("applied", 8)
+    # Rank 0 applied the request taken at step 3, then rolled it back with rank 1: rates and decay never split.
     assert rank0["lrs"] == rank1["lrs"]
-    assert rank0["lrs"][4] == pytest.approx(1e-3 * 3 / 5)  # warmup at the old peak: the change was undone
+    assert rank0["lrs"][5] == pytest.approx(1e-3 * 4 / 5)  # warmup at the old peak: the change was undone
     assert rank0["weight_decay"] == rank1["weight_decay"]
     assert rank0["weight_decay"][10][0] == 0.01
     assert rank0["max_grad_norm"] == rank1["max_grad_norm"] == 1.0
@@ -114,8 +118,10 @@ def test_a_loop_without_trainer_applies_each_change_on_every_rank_at_the_same_st
     rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
 
     assert rank0["lrs"] == rank1["lrs"]
-    assert rank0["lrs"][3] == pytest.approx(5e-3 * 17 / 18)  # step 4 of the linear decay, at the new peak
-    assert rank0["stopped"] == rank1["stopped"] == 6
+    # Taken by rank 0 before boundary 3, applied by every rank at boundary 4 (one step later).
+    assert rank0["lrs"][3] == pytest.approx(1e-3 * 17 / 18)
+    assert rank0["lrs"][4] == pytest.approx(5e-3 * 16 / 18)  # step 5 of the linear decay, at the new peak
+    assert rank0["stopped"] == rank1["stopped"] == 7  # the stop taken before boundary 6 applies at 7
     assert all(torch.equal(a, b) for a, b in zip(rank0["weights"], rank1["weights"], strict=True))
 
 
