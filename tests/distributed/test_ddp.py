@@ -131,11 +131,13 @@ def test_a_pause_longer_than_the_timeout_holds_every_rank_and_changes_nothing_el
 ) -> None:
     """Paused ~12 s while liveparams' group times out after 3 s (a hold that waited in one collective dies)."""
     paused0, paused1 = run_ranks(model_dir, tmp_path / "paused", "pause")
-    reference, _ = run_ranks(model_dir, tmp_path / "reference", "broadcast")  # the change at step 3, no pause
+    reference, _ = run_ranks(model_dir, tmp_path / "reference", "broadcast")  # the change taken at 3, no pause
 
     assert max_difference(paused0["weights"], paused1["weights"]) == 0.0
     assert paused0["lrs"] == paused1["lrs"] == reference["lrs"]
     assert paused0["losses"] == reference["losses"]
     assert max_difference(paused0["weights"], reference["weights"]) == 0.0
     statuses = [(status, step) for status, step, _ in paused0["outcomes"]]
-    assert statuses == [("applied", 3)] * 3 + [("applied", 6)]  # pause, the change made while paused, resume; step 6
+    # Taken after step 3, so the pause applies after step 4 (one exchange later, as any request), and the change
+    # made while paused and the resume apply there too; the request taken at step 6 applies after step 7.
+    assert statuses == [("applied", 4)] * 3 + [("applied", 7)]
