@@ -44,12 +44,16 @@ class PrintSteps(LrRecorder):
 def reference_callbacks(rank: int, change_at: int, end: int) -> list[Any]:
     """What a live run that changed the rate after ``change_at`` and stopped after ``end`` is compared with."""
     from liveparams import RuntimeParameterCallback
+    from liveparams.trainer_hooks import _distributed
 
+    taken = 0
+    if "RANK" in os.environ:  # several ranks apply at the exchange after the one that took a request: every boundary
+        _distributed.EXCHANGE_EVERY_S, taken = 0.0, 1
     if rank != 0:
         return [RuntimeParameterCallback()]  # the other ranks get rank 0's requests
     source = QueueSource()
-    schedule = {change_at: [request(learning_rate=NEW_LR)]}
-    schedule.setdefault(end, []).append(request(command="stop"))
+    schedule = {change_at - taken: [request(learning_rate=NEW_LR)]}
+    schedule.setdefault(end - taken, []).append(request(command="stop"))
     return [PushAt(source, schedule), RuntimeParameterCallback(source)]
 
 
