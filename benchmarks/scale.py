@@ -11,7 +11,8 @@ the stack's fast default, and hosted Realtime's 100 ms poll with its 500 ms idle
   so it is the agents alone), database transactions per second, WAL bytes per second;
 - **load**: ``--requests`` requests per job from one client (the service role through the
   REST RPC), one job after another; each worker takes a training-like step every
-  ``--step-time`` seconds, drains its agents and reports each request ``applied``.
+  ``--step-time`` seconds, drains its agents and reports each request ``applied``, and every
+  ``--log-every`` steps hands each agent a metrics log (live metrics, as a Trainer's ``on_log``).
   Pass: every request drained exactly once, by its own job's agent, and every outcome
   recorded on its row. Reported: request RPC time (HTTP, from the client), commit → drain
   (RPC returned → the worker's drain returned it; at most one step later than the queue),
@@ -57,7 +58,7 @@ SELF = Path(__file__).resolve()
 
 
 def worker() -> None:
-    """Reads {"api_url", "jobs": [[id, token]], "step_time"} on stdin; see the protocol in `Workers`."""
+    """Reads {"api_url", "jobs": [[id, token]], "step_time", "log_every"} on stdin; see the protocol in `Workers`."""
     from liveparams.contract import OutcomeStatus, UpdateOutcome
 
     spec = json.loads(sys.stdin.readline())
@@ -81,6 +82,8 @@ def worker() -> None:
         time.sleep(spec["step_time"])
         step += 1
         for agent in agents:
+            if step % spec["log_every"] == 0:  # what a Trainer's on_log hands the agent (metrics on by default)
+                agent.publish_metrics(step, {"loss": 1.0 / step, "learning_rate": 1e-4, "epoch": step / 1e4})
             taken = agent.drain()
             if taken:
                 now = time.time()
@@ -94,7 +97,9 @@ def worker() -> None:
 class Workers:
     """The worker processes: start → ready line; "run" → training loop; "stop" → the drained requests."""
 
-    def __init__(self, api_url: str, jobs: list[tuple[str, str]], processes: int, step_time: float) -> None:
+    def __init__(
+        self, api_url: str, jobs: list[tuple[str, str]], processes: int, step_time: float, log_every: int
+    ) -> None:
         self.procs: list[subprocess.Popen[str]] = []
         for i in range(processes):
             share = jobs[i::processes]
@@ -104,7 +109,8 @@ class Workers:
                 [sys.executable, str(SELF), "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
             )
             assert proc.stdin is not None
-            proc.stdin.write(json.dumps({"api_url": api_url, "jobs": share, "step_time": step_time}) + "\n")
+            spec = {"api_url": api_url, "jobs": share, "step_time": step_time, "log_every": log_every}
+            proc.stdin.write(json.dumps(spec) + "\n")
             proc.stdin.flush()
             self.procs.append(proc)
 
@@ -240,7 +246,11 @@ def run(env: dict[str, str], api_port: int, postmaster: int, n: int, cadence: st
             )
         ]
         workers = Workers(
-            env["API_URL"], [(j, mint_job_token(j, env["JWT_SECRET"])) for j in jobs], args.processes, args.step_time
+            env["API_URL"],
+            [(j, mint_job_token(j, env["JWT_SECRET"])) for j in jobs],
+            args.processes,
+            args.step_time,
+            args.log_every,
         )
         result.ready_s, unready = workers.ready()
         if unready:
@@ -352,6 +362,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4, help="agent processes")
     parser.add_argument("--requests", type=int, default=3, help="requests per job")
     parser.add_argument("--step-time", type=float, default=0.02, help="seconds per training-like step")
+    parser.add_argument(
+        "--log-every", type=int, default=50, help="steps between two metric logs (50 × 20 ms: one live send a second)"
+    )
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of the idle and polling phases")
     parser.add_argument("--settle", type=float, default=120.0, help="seconds to wait for every outcome")
     parser.add_argument("--poll-step-rate", type=float, default=1.0, help="steps per second of the polling model")
