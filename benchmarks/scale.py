@@ -375,7 +375,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3, help="requests per job")
     parser.add_argument("--step-time", type=float, default=0.02, help="seconds per training-like step")
     parser.add_argument(
-        "--log-every", type=int, default=50, help="steps between two metric logs (50 × 20 ms: one live send a second)"
+        "--log-every", type=int, default=500, help="steps between two metric logs (Trainer's default logging_steps)"
     )
     parser.add_argument(
         "--start-rate", type=float, default=0.0, help="agents started per second, all processes together (0: at once)"
