@@ -86,16 +86,17 @@ def worker() -> None:
     while not stop.is_set():
         time.sleep(spec["step_time"])
         step += 1
-        for agent in agents:
-            if step % spec["log_every"] == 0:  # what a Trainer's on_log hands the agent (metrics on by default)
+        for index, agent in enumerate(agents):
+            # What a Trainer's on_log hands the agent (metrics are on by default); jobs do not log in lockstep.
+            if (step + index) % spec["log_every"] == 0:
                 agent.publish_metrics(step, {"loss": 1.0 / step, "learning_rate": 1e-4, "epoch": step / 1e4})
             taken = agent.drain()
             if taken:
                 now = time.time()
                 seen += [(agent.job_id, r.id, now) for r in taken]
                 agent.report([UpdateOutcome(r.id, OutcomeStatus.APPLIED, step=step, changes={}) for r in taken])
-    for agent in agents:
-        agent.close()
+    with ThreadPoolExecutor(64) as closing:  # one after another, 250 closes of up to 2 s each took minutes
+        list(closing.map(UpdateAgent.close, agents))
     print(json.dumps({"seen": seen}), flush=True)
 
 
