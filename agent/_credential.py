@@ -29,12 +29,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-import httpx
 import jwt
 from supabase_auth import AsyncGoTrueClient
 from supabase_auth.errors import AuthApiError, AuthError
 from supabase_auth.types import AuthResponse, Session
 
+from liveparams._supabase import http_client
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._exceptions import RestError
 from liveparams.agent._outcomes import backoff_delay
@@ -186,7 +186,7 @@ class Credential:
 
     async def _renew(self) -> Session | None:
         """A new session: the current one refreshed, else a new sign-in; ``None`` once the credential is gone."""
-        async with httpx.AsyncClient(timeout=REFRESH_TIMEOUT_S) as http:
+        async with http_client(REFRESH_TIMEOUT_S) as http:
             auth = AsyncGoTrueClient(
                 url=f"{self._config.url}/auth/v1",
                 headers={"apikey": self.api_key},

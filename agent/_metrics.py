@@ -5,11 +5,13 @@ numbers and appends them to a bounded deque: it never waits, never touches the n
 never holds more than ``MAX_QUEUED`` points (past it the oldest go). The agent thread, in
 :meth:`MetricsPublisher.run`:
 
-- every ``metrics_live_interval`` (1 s) takes what was queued and broadcasts it on the job's
+- ``metrics_live_interval`` (1 s) after the first point queued since the last send, takes what
+  was queued and broadcasts it on the job's
   private topic ``job-metrics:<job id>`` (event ``metrics``), authorized by RLS on
   ``realtime.messages`` (docs/contracts.md);
 - every ``metrics_history_interval`` (10 s) stores what it took since the last write through
-  ``record_training_metrics``, which keeps a job's history bounded.
+  ``record_training_metrics``, which keeps a job's history bounded;
+- with nothing logged, it sleeps (no timer), so an idle agent does not wake for metrics.
 
 A send that fails is not retried: its points are dropped, with one warning per outage (the next
 success says so at info level), so a dead network costs neither memory nor a growing backlog.
@@ -19,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from liveparams.agent._waiting import wait_for_event
 from liveparams.contract import TRACKER_PREFIX
 
 __all__ = ["MAX_QUEUED", "METRICS_EVENT", "MetricsPublisher", "metrics_topic"]
@@ -125,12 +129,23 @@ class MetricsPublisher:
         self._history = _Sender("metrics history", record)
         self.live_interval = live_interval
         self.history_interval = history_interval
+        self._loop: asyncio.AbstractEventLoop | None = None  # the agent thread's, once run() started
+        self._logged = asyncio.Event()  # set when the queue gets its first point
 
     def publish(self, step: int, metrics: Mapping[str, Any]) -> None:
-        """Queue what the trainer logged at ``step``; called on the training thread, returns at once."""
+        """Queue what the trainer logged at ``step``; called on the training thread, returns at once.
+
+        The first point after the queue was emptied wakes the agent thread (one ``call_soon_threadsafe``,
+        a few microseconds, at most about once per ``live_interval``); an agent with nothing logged sleeps.
+        """
         numbers = _numbers(metrics)
-        if numbers:
-            self._queue.append((int(step), numbers))  # deque.append is atomic; maxlen drops the oldest
+        if not numbers:
+            return
+        was_empty = not self._queue
+        self._queue.append((int(step), numbers))  # deque.append is atomic; maxlen drops the oldest
+        if was_empty and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the agent's loop has closed
+                self._loop.call_soon_threadsafe(self._logged.set)
 
     def _take(self) -> dict[int, dict[str, float]]:
         """What was queued since the last take, merged per step (a step's training and eval logs come apart)."""
@@ -147,11 +162,20 @@ class MetricsPublisher:
         return taken
 
     async def run(self) -> None:
-        """Send live every ``live_interval`` and store every ``history_interval``, until cancelled."""
+        """Send live at most every ``live_interval`` and store every ``history_interval``, until cancelled.
+
+        Between logs it sleeps until the trainer logs again or unstored points are due: an idle
+        agent must not wake every second for nothing (issue 23: at most 0.1 ms of CPU a second).
+        """
+        self._loop = asyncio.get_running_loop()
         next_store = time.monotonic() + self.history_interval
         while True:
-            await asyncio.sleep(self.live_interval)
-            await self._live(self._take(), self.live_interval * 5)
+            if not self._queue:
+                await wait_for_event(self._logged, next_store - time.monotonic() if self._unstored else None)
+            self._logged.clear()
+            if self._queue:
+                await asyncio.sleep(self.live_interval)  # what is logged meanwhile goes in the same message
+                await self._live(self._take(), self.live_interval * 5)
             if time.monotonic() >= next_store:
                 await self._store(self.history_interval)
                 next_store = time.monotonic() + self.history_interval

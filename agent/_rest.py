@@ -16,7 +16,7 @@ import httpx
 from postgrest.exceptions import APIError
 from supabase import AsyncClient
 
-from liveparams._supabase import ClientFailure, create_client, mapped_errors
+from liveparams._supabase import ClientFailure, create_client, http_client, mapped_errors
 from liveparams._token_hints import TRAINER_KEY, refusal_hint
 from liveparams._trainer_credential import HOW_TO_GET_ONE
 from liveparams.agent._config import AgentConfig
@@ -73,7 +73,7 @@ class RestClient:
             return self._client
         async with self._building:
             if self._client is None or self._bearer != bearer:
-                self._http = self._http or httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
+                self._http = self._http or http_client(REQUEST_TIMEOUT)
                 cfg = self._config
                 self._client = await create_client(
                     cfg.url, self._credential.api_key, bearer, schema=cfg.schema, http_client=self._http
@@ -141,7 +141,7 @@ class RestClient:
         message = {"topic": topic, "event": event, "payload": payload, "private": True}
         headers = {"apikey": self._credential.api_key, "Authorization": f"Bearer {bearer}"}
         with mapped_errors(_rest_error("broadcasting metrics", self._config)):
-            self._http = self._http or httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
+            self._http = self._http or http_client(REQUEST_TIMEOUT)
             url = f"{self._config.url}/realtime/v1/api/broadcast"
             response = await self._http.post(url, json={"messages": [message]}, headers=headers)
         if response.status_code >= 300:

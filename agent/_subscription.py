@@ -37,7 +37,7 @@ from realtime.types import (
 )
 from supabase import AsyncClient
 
-from liveparams._supabase import create_client, quiet_client_logs
+from liveparams._supabase import create_client, http_client, quiet_client_logs
 from liveparams.agent import _realtime_internals as internals
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._credential import Credential
@@ -117,6 +117,7 @@ class Subscription:
         self._changed = asyncio.Event()
         """Set when the client's state may have changed: a state or system callback, its listen task ending."""
         self._watched_listener: asyncio.Task[Any] | None = None
+        self._http = http_client()
 
     async def open(self) -> None:
         """Connect and join; raise :class:`SubscriptionError` if the join does not succeed."""
@@ -132,6 +133,7 @@ class Subscription:
             bearer,
             schema=cfg.schema,
             realtime={"auto_reconnect": True, "max_retries": RECONNECT_RETRIES, "initial_backoff": 1.0},
+            http_client=self._http,  # never used for a request: given so the client builds no TLS context of its own
         )
         channel = self._client.channel(cfg.topic, CHANNEL_OPTIONS)
         channel.on_postgres_changes(
@@ -267,6 +269,7 @@ class Subscription:
 
     async def close(self) -> None:
         """Drop the client: stop its timers, close the socket, and cut it if the close handshake hangs."""
+        await self._http.aclose()  # it never opened a connection: closing it waits on nothing
         client, self._client = self._client, None
         if client is None:
             return

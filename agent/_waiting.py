@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 
-async def wait_for_event(event: asyncio.Event, timeout: float) -> None:
-    """Wait until ``event`` is set or ``timeout`` passes.
+async def wait_for_event(event: asyncio.Event, timeout: float | None) -> None:
+    """Wait until ``event`` is set or ``timeout`` passes (``None``: no timeout).
 
     Not ``asyncio.wait_for``: on Python < 3.12 it swallows a cancellation that arrives as the
     awaited thing completes, and a task that misses its cancellation keeps close() waiting.

@@ -28,7 +28,9 @@ for ``liveparams watch``'s reconnection alike.
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +45,7 @@ __all__ = [
     "CLIENT_ERRORS",
     "ClientFailure",
     "create_client",
+    "http_client",
     "is_transient_code",
     "mapped_errors",
     "quiet_client_logs",
@@ -56,6 +59,20 @@ CLIENT_LOGGER = "realtime"
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58", "XX")
 # What the official clients raise for a call that failed: the server's refusal, Auth's, or no answer.
 CLIENT_ERRORS = (APIError, AuthError, httpx.HTTPError)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The process's one TLS context: building one loads the CA bundle (~30 ms of CPU), which every
+    new httpx client did; that was a third of an agent's start (docs/benchmarks.md, issue 23)."""
+    return httpx.create_ssl_context()
+
+
+def http_client(timeout: float | None = None) -> httpx.AsyncClient:
+    """An httpx client on the shared TLS context; ``timeout`` in seconds (``None``: httpx's default)."""
+    if timeout is None:
+        return httpx.AsyncClient(verify=_tls_context())
+    return httpx.AsyncClient(timeout=timeout, verify=_tls_context())
 
 
 async def create_client(

@@ -68,8 +68,9 @@ def build_app(config: ServerConfig) -> web.Application:
     """Assemble the application; the REST pool opens on startup and closes on cleanup."""
     faults = Faults() if config.enable_faults else None
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_cors])
+    rest_conninfo = make_conninfo(config.dsn, user=AUTHENTICATOR, password=AUTHENTICATOR_PASSWORD)
     pool = AsyncConnectionPool(
-        make_conninfo(config.dsn, user=AUTHENTICATOR, password=AUTHENTICATOR_PASSWORD),
+        rest_conninfo,
         min_size=1,
         max_size=REST_POOL_SIZE,
         open=False,
@@ -105,7 +106,7 @@ def build_app(config: ServerConfig) -> web.Application:
     app.on_startup.append(open_pool)
     app.on_cleanup.append(close_pool)
     app.router.add_get("/_liveparams/health", health)
-    RestApi(pool, config.jwt_secret, faults).add_routes(app)
+    RestApi(pool, rest_conninfo, config.jwt_secret, faults).add_routes(app)
     config_toml = config.project_dir / "supabase" / "config.toml" if config.project_dir else None
     AuthApi(auth_pool, AuthSettings.from_config(config_toml, config.jwt_secret)).add_routes(app)
     add_realtime(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -105,3 +106,24 @@ def test_memory_stays_bounded_when_nothing_is_sent() -> None:
     metrics._take()
     assert len(metrics._unstored) <= MAX_POINTS_PER_SEND
     assert max(metrics._unstored) == MAX_POINTS_PER_SEND * 5 - 1  # the newest point is kept
+
+
+def test_a_point_logged_after_an_idle_spell_is_sent_and_stored() -> None:
+    """Idle, the publisher sleeps without a timer; a log from the training thread must wake it."""
+    live, history = Sink(), Sink()
+    metrics = publisher(live, history)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(metrics.run())
+        await asyncio.sleep(0.2)  # idle: many live and history intervals pass with nothing logged
+        training = threading.Thread(target=metrics.publish, args=(7, {"loss": 0.25}))
+        training.start()
+        training.join()
+        for _ in range(200):  # no further log: the point must still go out both ways
+            if live.sent and history.sent:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert live.sent == history.sent == [[{"step": 7, "metrics": {"loss": 0.25}}]]

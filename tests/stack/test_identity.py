@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import jwt
 import pytest
 
 from liveparams.tokens import mint_jwt
@@ -80,3 +83,13 @@ def test_bad_credentials_are_refused(headers: dict[str, str], message: str) -> N
 )
 def test_sqlstates_map_to_postgrest_statuses(code: str, role: str, status: int) -> None:
     assert status_for_sqlstate(code, role) == status
+
+
+def test_a_token_accepted_once_is_refused_once_it_has_expired() -> None:
+    """The stack verifies a token once and remembers it; its expiry must still be checked on every request."""
+    token = mint_jwt({"sub": "u1", "role": "authenticated"}, SECRET, expires_in=1)
+    headers = {"apikey": keys.ANON_KEY, "Authorization": f"Bearer {token}"}
+    assert identify(headers, SECRET).role == "authenticated"
+    time.sleep(max(jwt.decode(token, options={"verify_signature": False})["exp"] - time.time(), 0) + 0.05)
+    with pytest.raises(AuthError, match="JWT expired"):
+        identify(headers, SECRET)

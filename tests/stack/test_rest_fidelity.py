@@ -8,6 +8,7 @@ hook: the client's own result objects do not carry them.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -197,3 +198,38 @@ def test_a_body_nested_deeper_than_python_reads_is_refused_by_name(
         "not supported by the liveparams development stack: "
         "JSON bodies nested deeper than Python reads (about 1,000 levels)"
     )
+
+
+def test_functions_changed_without_a_reload_are_still_called_right(
+    service: Rest, table: str, db: psycopg.Connection[Any]
+) -> None:
+    """The stack caches the functions /rpc calls; what it cached must never answer for a function that changed."""
+    db.execute(f"create function public.{table}_size(a int) returns int language sql as $$ select a $$")
+    db.execute("notify pgrst, 'reload schema'")
+    assert service.client.rpc(f"{table}_size", {"a": 2}).execute().data == 2  # now cached
+    db.execute(f"drop function public.{table}_size(int)")
+    db.execute(f"create function public.{table}_size(b int) returns int language sql as $$ select b * 10 $$")
+    assert service.client.rpc(f"{table}_size", {"b": 3}).execute().data == 30  # a new argument name: read again
+    db.execute(f"drop function public.{table}_size(int)")
+    with pytest.raises(APIError) as gone:  # dropped: PostgREST's refusal, not the database's error
+        service.client.rpc(f"{table}_size", {"b": 3}).execute()
+    assert gone.value.code == "PGRST202" and service.status == 404
+
+
+def test_a_schema_reload_shows_a_new_overload_of_a_called_function(
+    service: Rest, table: str, db: psycopg.Connection[Any]
+) -> None:
+    db.execute(f"create function public.{table}_kind(v int) returns text language sql as $$ select 'int' $$")
+    db.execute("notify pgrst, 'reload schema'")
+    assert service.client.rpc(f"{table}_kind", {"v": 1}).execute().data == "int"  # now cached
+    db.execute(f"create function public.{table}_kind(v text) returns text language sql as $$ select 'text' $$")
+    db.execute("notify pgrst, 'reload schema'")
+    deadline = time.monotonic() + 10  # PostgREST too reloads on its own connection, a moment later
+    while time.monotonic() < deadline:
+        try:
+            service.client.rpc(f"{table}_kind", {"v": 1}).execute()
+        except APIError as exc:
+            assert exc.code == "PGRST203" and service.status == 300
+            return
+        time.sleep(0.05)
+    pytest.fail("the new overload was never seen after NOTIFY pgrst, 'reload schema'")

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_DELAY_S = 1.0
 SYNC_TIMEOUT_S = 5.0
-CHECK_CONNECTIONS = 4  # joins checked at once
+CHECK_CONNECTIONS = 4  # joins and private broadcasts checked at once
 CHECK_TIMEOUT_S = 10.0
 MAX_CLIENT_FRAME_BYTES = 1024 * 1024
 
@@ -41,7 +41,6 @@ class RealtimeService:
         self.connections: set[Connection] = set()
         self._poller: ChangePoller | None = None
         self._task: asyncio.Task[None] | None = None
-        self.authorizer = ChannelAuthorizer(dsn)
         self._checks = AsyncConnectionPool(
             dsn,
             min_size=1,
@@ -51,6 +50,7 @@ class RealtimeService:
             timeout=CHECK_TIMEOUT_S,
             open=False,
         )
+        self.authorizer = ChannelAuthorizer(dsn, self._checks)  # joins' and broadcasts' policy checks
         self._ctx = SocketContext(
             hub=self.hub,
             jwt_secret=jwt_secret,

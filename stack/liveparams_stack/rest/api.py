@@ -20,7 +20,7 @@ from liveparams_stack.identity import ANON_ROLE, AuthError, Identity, identify
 from liveparams_stack.rest import tables
 from liveparams_stack.rest.database import Database, json_rows, scalar, written_rows
 from liveparams_stack.rest.errors import PostgrestError
-from liveparams_stack.rest.functions import call_statement, find_function
+from liveparams_stack.rest.functions import Function, FunctionCache, call_statement, find_function
 from liveparams_stack.rest.reading import (
     SCHEMA,
     check_schema,
@@ -36,15 +36,25 @@ __all__ = ["RestApi"]
 
 
 class RestApi:
-    """The ``/rest/v1`` routes over a pool of connections logged in as ``authenticator``."""
+    """The ``/rest/v1`` routes over a pool of connections logged in as ``authenticator`` (``conninfo``)."""
 
-    def __init__(self, pool: AsyncConnectionPool, jwt_secret: str, faults: Faults | None) -> None:
+    def __init__(self, pool: AsyncConnectionPool, conninfo: str, jwt_secret: str, faults: Faults | None) -> None:
         self._database = Database(pool)
+        self._functions = FunctionCache(conninfo)  # listens for schema reloads on a connection of its own
         self._jwt_secret = jwt_secret
         self._faults = faults
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/rest/v1/{path:.*}", self.handle)
+
+        async def start_cache(_: web.Application) -> None:
+            await self._functions.start()
+
+        async def stop_cache(_: web.Application) -> None:
+            await self._functions.stop()
+
+        app.on_startup.append(start_cache)
+        app.on_cleanup.append(stop_cache)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         role = ANON_ROLE
@@ -162,14 +172,30 @@ class RestApi:
             raw = json.dumps(args)
         else:
             raise PostgrestError(405, "PGRST101", "Only GET and POST are allowed for functions")
-        function = await find_function(self._database, name, args, whole_body_allowed=request.method == "POST")
-        statement, uses_body = call_statement(function, args)
-        async with self._database.transaction(request, identity, f"rpc/{name}") as conn:
-            cursor = await conn.execute(statement, [raw] if uses_body else [])
-            result, count = await cursor.fetchone() or (None, 0)
+        whole_body_allowed = request.method == "POST"
+        from_cache = self._functions.get(name) is not None
+        function = await find_function(self._database, self._functions, name, args, whole_body_allowed)
+        try:
+            result, count = await self._call(request, identity, function, args, raw)
+        except psycopg.errors.UndefinedFunction:
+            if not from_cache:  # read from the catalog just now: the function's own error
+                raise
+            self._functions.forget(name)  # dropped or replaced since it was cached: resolve it again, once
+            function = await find_function(self._database, self._functions, name, args, whole_body_allowed)
+            result, count = await self._call(request, identity, function, args, raw)
         headers = content_range(0, count - 1, count if preferences.get("count") == "exact" else None)
         if function.returns_void:
             return web.Response(status=204, headers=headers)
         if request.method == "HEAD":
             return web.Response(status=200, headers=headers, content_type="application/json")
         return web.Response(text=result, content_type="application/json", charset="utf-8", headers=headers)
+
+    async def _call(
+        self, request: web.Request, identity: Identity, function: Function, args: dict[str, Any] | None, raw: str
+    ) -> tuple[str | None, int]:
+        """Run ``function`` as the caller: its result as JSON text, and its row count."""
+        statement, uses_body = call_statement(function, args)
+        async with self._database.transaction(request, identity, f"rpc/{function.name}") as conn:
+            cursor = await conn.execute(statement, [raw] if uses_body else [])
+            result, count = await cursor.fetchone() or (None, 0)
+        return result, count

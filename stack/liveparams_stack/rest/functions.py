@@ -6,6 +6,7 @@ whole body. No match, or more than one, is refused as PostgREST refuses it (PGRS
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +15,9 @@ from psycopg import sql
 from liveparams_stack.rest.database import Database
 from liveparams_stack.rest.errors import PostgrestError
 from liveparams_stack.rest.reading import SCHEMA
+from liveparams_stack.rest.schema_cache import SchemaCache
 
-__all__ = ["Function", "call_statement", "find_function"]
+__all__ = ["Function", "FunctionCache", "call_statement", "find_function"]
 
 
 @dataclass(frozen=True)
@@ -39,22 +41,45 @@ class Function:
         return f"{SCHEMA}.{self.name}({params})"
 
 
-async def find_function(
-    database: Database, name: str, args: dict[str, Any] | None, whole_body_allowed: bool
-) -> Function:
-    """Pick the function PostgREST would call for these argument names, or refuse as it does (PGRST202/203)."""
-    rows = await database.catalog(
-        "select coalesce(p.proargnames[1:p.pronargs], array_fill(''::text, array[p.pronargs])), "
-        "array(select format_type(t, null) from unnest(p.proargtypes) t), "
-        "p.pronargs - p.pronargdefaults, p.proretset, p.prorettype = 'void'::regtype "
-        "from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
-        "where n.nspname = %s and p.proname = %s and p.prokind = 'f' and p.proargmodes is null",
-        [SCHEMA, name],
-    )
-    candidates = [
+FunctionCache = SchemaCache[tuple[Function, ...]]
+
+CATALOG_QUERY = (
+    "select coalesce(p.proargnames[1:p.pronargs], array_fill(''::text, array[p.pronargs])), "
+    "array(select format_type(t, null) from unnest(p.proargtypes) t), "
+    "p.pronargs - p.pronargdefaults, p.proretset, p.prorettype = 'void'::regtype "
+    "from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+    "where n.nspname = %s and p.proname = %s and p.prokind = 'f' and p.proargmodes is null"
+)
+
+
+async def _candidates(database: Database, cache: FunctionCache, name: str) -> tuple[Function, ...]:
+    generation = cache.generation
+    rows = await database.catalog(CATALOG_QUERY, [SCHEMA, name])
+    candidates = tuple(
         Function(name, tuple(names), tuple(types), required, returns_set, returns_void)
         for names, types, required, returns_set, returns_void in rows
-    ]
+    )
+    cache.put(name, candidates, generation)
+    return candidates
+
+
+async def find_function(
+    database: Database, cache: FunctionCache, name: str, args: dict[str, Any] | None, whole_body_allowed: bool
+) -> Function:
+    """Pick the function PostgREST would call for these argument names, or refuse as it does (PGRST202/203).
+
+    From the schema cache when it has the name and a match; the catalog is read before any refusal.
+    """
+    cached = cache.get(name)
+    if cached is not None:
+        with contextlib.suppress(PostgrestError):
+            return _pick(cached, name, args, whole_body_allowed)
+    return _pick(await _candidates(database, cache, name), name, args, whole_body_allowed)
+
+
+def _pick(
+    candidates: tuple[Function, ...], name: str, args: dict[str, Any] | None, whole_body_allowed: bool
+) -> Function:
     given = set(args) if args is not None else None
     matches = [
         function
