@@ -7,6 +7,7 @@ import { formatValue } from './format.js';
 const RESTART_REASON = 'cannot change while training runs (it needs a restart)';
 const COMMAND_LABELS = {
   save_checkpoint: 'Save checkpoint', evaluate: 'Evaluate', stop: 'Stop', pause: 'Pause', resume: 'Resume',
+  rewind: 'Rewind',
 };
 
 /** "(0, 1]", "≥ 1, whole number": the bounds as a person reads them. */
@@ -58,7 +59,7 @@ function field(name, spec) {
  * The parameters form and the command buttons. `send(params)` makes one request and resolves to
  * an error message or null; a form with several fields is one request, so it is applied whole or refused whole.
  */
-export function buildControls(spec, send, confirmStop) {
+export function buildControls(spec, send, confirmations) {
   const names = Object.keys(spec).filter((name) => name !== 'command').sort((a, b) =>
     Number(Boolean(spec[a].restart_only)) - Number(Boolean(spec[b].restart_only)) || a.localeCompare(b));
   const message = el('p', { class: 'form-message', role: 'status', 'aria-live': 'polite' });
@@ -87,9 +88,9 @@ export function buildControls(spec, send, confirmStop) {
   const commands = spec.command?.choices ?? [];
   const commandMessage = el('p', { class: 'form-message', role: 'status', 'aria-live': 'polite' });
   const buttons = commands.map((command) => el('button', {
-    type: 'button', class: command === 'stop' ? 'danger' : '', 'data-command': command,
+    type: 'button', class: command in confirmations ? 'danger' : '', 'data-command': command,
     onclick: async () => {
-      if (command === 'stop' && !(await confirmStop())) return;
+      if (command in confirmations && !(await confirmations[command]())) return;
       const error = await send({ command });
       commandMessage.textContent = error ? `Refused: ${error}` : `${COMMAND_LABELS[command] ?? command}: sent.`;
     },

@@ -14,16 +14,17 @@ const SEND_ATTEMPTS = 5; // a request whose answer was lost is sent again with t
 const newId = () => crypto.randomUUID?.() ?? ([1e7] + -1e3 + -4e3 + -8e3 + -1e11).replace(/[018]/g,
   (c) => (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
 
-function confirmDialog(text) {
-  const dialog = el('dialog', { class: 'confirm', 'aria-labelledby': 'confirm-text' },
-    el('p', { id: 'confirm-text' }, text),
+function confirmDialog(command, text, action) {
+  const textId = `confirm-${command}-text`;
+  const dialog = el('dialog', { class: 'confirm', 'aria-labelledby': textId },
+    el('p', { id: textId }, text),
     el('form', { method: 'dialog' },
       el('button', { value: 'cancel', autofocus: true }, 'Cancel'),
-      el('button', { value: 'stop', class: 'danger' }, 'Stop the run')));
+      el('button', { value: command, class: 'danger' }, action)));
   document.body.append(dialog);
   return () => new Promise((resolve) => {
     dialog.returnValue = '';
-    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'stop'), { once: true });
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === command), { once: true });
     dialog.showModal();
   });
 }
@@ -53,7 +54,11 @@ export function showJob(supabase, jobId) {
         el('h2', { id: 'values-title' }, 'Values in force'), inForce,
         el('h2', { id: 'history-title' }, 'Requests'), history)));
   const chart = new RunChart(chartBox);
-  const confirmStop = confirmDialog('Stop this training run? The trainer saves a checkpoint, then stops.');
+  const confirmations = {  // the commands that lose something: asked first
+    stop: confirmDialog('stop', 'Stop this training run? The trainer saves a checkpoint, then stops.', 'Stop the run'),
+    rewind: confirmDialog('rewind', 'Rewind to the latest checkpoint? The steps trained since it are trained again.',
+      'Rewind the run'),
+  };
   let controls = null;
 
   const render = () => {
@@ -177,7 +182,7 @@ export function showJob(supabase, jobId) {
       await retrying(reread, () => left, (problem) => problem && setConnection(problem));
       const spec = dataOf(await supabase.rpc('liveparams_parameter_spec'));
       if (left) return;
-      controls = buildControls(spec, send, confirmStop);
+      controls = buildControls(spec, send, confirmations);
       controlsBox.replaceChildren(controls.form);
       commandsBox.replaceChildren(controls.commandBar);
       render();

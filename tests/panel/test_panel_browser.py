@@ -241,6 +241,11 @@ def test_a_person_steers_a_live_run_from_the_panel(
         expect(page.locator("#trainer")).to_have_text(f"trainer: paused at step {at}")
         page.get_by_role("button", name="Resume", exact=True).click()
         expect(page.locator("#trainer")).to_have_text("trainer: attached")
+        page.get_by_role("button", name="Rewind", exact=True).click()  # it loses steps, so it asks first too
+        rewinding = page.get_by_role("dialog", name="Rewind to the latest checkpoint?", exact=False)
+        expect(rewinding).to_be_visible()
+        rewinding.get_by_role("button", name="Cancel").click()
+        expect(rewinding).to_be_hidden()
         stop, dialog = page.get_by_role("button", name="Stop", exact=True), page.get_by_role("dialog")
         stop.click()
         expect(dialog).to_be_visible()  # Stop asks first; Escape answers no
@@ -253,6 +258,7 @@ def test_a_person_steers_a_live_run_from_the_panel(
         expect(page.locator("ol.history li[data-status=applied]").filter(has_text="command=stop")).to_contain_text(
             "stop done"
         )
+        expect(page.locator("ol.history li").filter(has_text="command=rewind")).to_have_count(0)  # it was cancelled
         page.get_by_role("link", name="all jobs").click()
         expect(page.locator(f"tr[data-job-id='{job_id}']")).to_contain_text("detached: stopped")
         page.screenshot(path=str(ARTIFACTS / "panel-jobs.png"))
