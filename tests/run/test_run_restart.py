@@ -11,12 +11,13 @@ trainer refuses the request with that reason, and the test asks again, as a user
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,10 @@ CASES: dict[str, tuple[dict[str, int], dict[str, int]]] = {
     "batch size 4 -> 8": ({"gradient_accumulation_steps": 2}, {"per_device_train_batch_size": 8}),
 }
 
+Ask = Callable[[dict[str, Any]], dict[str, Any]]  # makes one request (the `request_update` fixture, bound to the job)
 
-def _decide(ask: Callable[[dict[str, Any]], dict[str, Any]], http: httpx.Client, params: dict[str, Any]) -> dict:
+
+def _decide(ask: Ask, http: httpx.Client, params: dict[str, Any]) -> dict:
     request_id = ask(params)["id"]
     deadline = time.monotonic() + DEADLINE_S
     while not (row := decided(http, request_id)):
@@ -52,6 +55,21 @@ def _wait_for_step(running: Running, step: int) -> None:
         time.sleep(0.02)
 
 
+@contextlib.contextmanager
+def _under_liveparams_run(
+    tmp_path: Path, stack: dict[str, Any], request_update: Callable[..., dict[str, Any]], settings: dict[str, int],
+    *extra: str,
+) -> Iterator[tuple[Running, Ask]]:  # fmt: skip
+    """The restart script under ``liveparams run`` on the stack's job, and a way to ask it; killed if a test fails."""
+    script = [sys.executable, str(SCRIPT), str(tmp_path / "live"), *map(str, settings.values()), *extra]  # in its order
+    running = Running(liveparams_run(*script, job=stack["job_id"]), stack["env"], is_step_line)
+    try:
+        yield running, lambda params: request_update(stack["jwt"], stack["job_id"], params)
+    finally:
+        if running.proc.poll() is None:
+            os.killpg(running.proc.pid, signal.SIGKILL)
+
+
 @pytest.mark.stack
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
@@ -64,10 +82,7 @@ def test_a_restart_only_setting_restarts_the_run_in_process_as_the_rule_says(
 ) -> None:
     old, new = CASES[case]
     settings = {"max_steps": MAX_STEPS, "gradient_accumulation_steps": 1, "per_device_train_batch_size": 4, **old}
-    script = [sys.executable, str(SCRIPT), str(tmp_path / "live"), *map(str, settings.values())]  # in its order
-    running = Running(liveparams_run(*script, job=stack["job_id"]), stack["env"], is_step_line)
-    ask = lambda params: request_update(stack["jwt"], stack["job_id"], params)  # noqa: E731
-    try:
+    with _under_liveparams_run(tmp_path, stack, request_update, settings) as (running, ask):
         assert running.started.wait(DEADLINE_S * 3) and running.proc.poll() is None, "".join(running.lines)
         while (row := _decide(ask, service_http, new))["status"] == "rejected" and NOT_LINED_UP in row["reason"]:
             pass  # a step or two later the samples line up
@@ -75,9 +90,6 @@ def test_a_restart_only_setting_restarts_the_run_in_process_as_the_rule_says(
         _wait_for_step(running, row["step"] + 3)  # the restarted loop steps
         stop = _decide(ask, service_http, {"command": "stop"})
         running.finish()
-    finally:
-        if running.proc.poll() is None:
-            os.killpg(running.proc.pid, signal.SIGKILL)
 
     got = json.loads((tmp_path / "live" / "seen.json").read_text())
     assert got["end"] == stop["step"] > row["step"]
@@ -98,10 +110,7 @@ def test_a_rewind_sent_through_the_stack_goes_back_to_the_checkpoint_in_process(
     tmp_path: Path, stack: dict[str, Any], request_update: Callable[..., dict[str, Any]], service_http: httpx.Client
 ) -> None:
     settings = {"max_steps": MAX_STEPS, "gradient_accumulation_steps": 2, "per_device_train_batch_size": 4}
-    script = [sys.executable, str(SCRIPT), str(tmp_path / "live"), *map(str, settings.values()), "10"]
-    running = Running(liveparams_run(*script, job=stack["job_id"]), stack["env"], is_step_line)
-    ask = lambda params: request_update(stack["jwt"], stack["job_id"], params)  # noqa: E731
-    try:
+    with _under_liveparams_run(tmp_path, stack, request_update, settings, "10") as (running, ask):
         _wait_for_step(running, 12)
         rewind = _decide(ask, service_http, {"command": "rewind", "checkpoint": 10})
         assert rewind["status"] == "applied" and rewind["step"] > 10, rewind
@@ -111,9 +120,6 @@ def test_a_rewind_sent_through_the_stack_goes_back_to_the_checkpoint_in_process(
             time.sleep(0.02)
         stop = _decide(ask, service_http, {"command": "stop"})
         running.finish()
-    finally:
-        if running.proc.poll() is None:
-            os.killpg(running.proc.pid, signal.SIGKILL)
 
     got = json.loads((tmp_path / "live" / "seen.json").read_text())
     want = resumed_from(tmp_path / "live" / "trainer" / "checkpoint-10", 10, settings, {}, end=stop["step"])
