@@ -17,7 +17,8 @@ expire_token        ``{}``                    "Token has expired" ``system`` err
 rest_errors         ``{count, status,         fail the next ``count`` REST requests with ``status``, or
                     seconds, path}``          all of them for ``seconds``; with ``path``, only those whose
                                               path holds it (``rpc/record_parameter_update_outcomes``)
-changes             ``{mode}``                ``normal`` | ``hold`` (until normal) | ``drop``
+changes             ``{mode}``                ``normal`` | ``hold`` (until normal) | ``drop``: database
+                                              changes, postgres_changes and Broadcast from Database alike
 reset               ``{}``                    undo everything above
 ==================  ========================  ==========================================================
 

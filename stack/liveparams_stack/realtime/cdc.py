@@ -2,8 +2,9 @@
 
 Like the real server's ``ReplicationPoller``: a temporary wal2json slot polled with
 ``pg_logical_slot_get_changes`` (format-version 2, primary keys, commit
-timestamps, type oids), restricted to the publication's tables and actions. No
-triggers on user tables. The slot is temporary, so it disappears with the
+timestamps, type oids), restricted to the publication's tables and actions, plus the INSERTs of
+``realtime.messages`` (Broadcast from Database: the real server streams that table
+through a publication of its own). No triggers on user tables. The slot is temporary, so it disappears with the
 connection. The poll cadence is `PollCadence` (docs/internals.md, "Realtime: change
 capture"): fast by default so tests stay quick, or the real server's
 ``poll_interval_ms`` with its idle back-off.
@@ -27,6 +28,8 @@ import psycopg
 log = logging.getLogger(__name__)
 
 PUBLICATION = "supabase_realtime"
+MESSAGES_TABLE = ("realtime", "messages")
+"""Where ``realtime.send`` writes; its INSERTs are always captured, whatever the publication holds."""
 MAX_CHANGES_PER_POLL = 100
 PUBLICATION_REFRESH_S = 1.0
 _ACTIONS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
@@ -257,14 +260,24 @@ class ChangePoller:
         publication = self._publication
         options: list[str] = ["format-version", "2", "include-pk", "1", "include-timestamp", "1"]
         options += ["include-type-oids", "1", "include-transaction", "0"]
-        if publication.tables and publication.actions:
-            tables = ",".join(f"{_escape_table_name(s)}.{_escape_table_name(t)}" for s, t in publication.tables)
-            options += ["actions", ",".join(publication.actions), "add-tables", tables]
-        else:
-            options += ["filter-tables", "*.*"]
+        tables = ",".join(f"{_escape_table_name(s)}.{_escape_table_name(t)}" for s, t in _captured(publication))
+        actions = ",".join(sorted({*publication.actions, "insert"}))
+        options += ["actions", actions, "add-tables", tables]
         cur = await self._conn.execute(
             "select data from pg_logical_slot_get_changes(%s, %s::pg_lsn, %s, variadic %s::text[])",
             (self._slot, end, MAX_CHANGES_PER_POLL, options),
         )
         changes = [parse_wal2json(data) for (data,) in await cur.fetchall()]
-        return True, [c for c in changes if c is not None]
+        return True, [c for c in changes if c is not None and _published(c, publication)]
+
+
+def _captured(publication: Publication) -> list[tuple[str, str]]:
+    """The tables decoded: the publication's (for postgres_changes) and realtime.messages (Broadcast from Database)."""
+    return sorted(publication.tables | {MESSAGES_TABLE})
+
+
+def _published(change: WalChange, publication: Publication) -> bool:
+    """Whether a decoded change is one to deliver (decoding asked for INSERTs of every table captured)."""
+    if (change.schema, change.table) == MESSAGES_TABLE and change.type == "INSERT":
+        return True
+    return (change.schema, change.table) in publication.tables and change.type.lower() in publication.actions

@@ -14,8 +14,9 @@ from typing import Any
 import psycopg
 
 from liveparams_stack.faults import ChangesMode
-from liveparams_stack.realtime.cdc import WalChange
+from liveparams_stack.realtime.cdc import MESSAGES_TABLE, WalChange
 from liveparams_stack.realtime.channel import Channel
+from liveparams_stack.realtime.db_broadcast import database_broadcast
 from liveparams_stack.realtime.presence import TopicPresence
 from liveparams_stack.realtime.rls import ChangeRenderer, Subscriber
 from liveparams_stack.realtime.routing import RoutingIndex
@@ -28,9 +29,10 @@ class Hub:
         self._rooms: dict[tuple[bool, str], set[Channel]] = defaultdict(set)
         self._presence: dict[tuple[bool, str], TopicPresence[Channel]] = defaultdict(TopicPresence)
         self._changes_mode: dict[str | None, ChangesMode] = {None: "normal"}
-        self._held: list[tuple[Channel, dict[str, Any]]] = []
+        self._held: list[tuple[Channel, str, dict[str, Any]]] = []
         self._routing = RoutingIndex()
         self._with_bindings: dict[Channel, None] = {}
+        self._private: dict[Channel, None] = {}  # they may receive Broadcast from Database
         self.renderer: ChangeRenderer | None = None
 
     # Channels ------------------------------------------------------------------------------------------------
@@ -40,6 +42,8 @@ class Hub:
         if channel.bindings:
             self._routing.add(channel)
             self._with_bindings[channel] = None
+        if channel.private:
+            self._private[channel] = None
 
     def remove(self, channel: Channel) -> None:
         """Forget a channel that left, closed or whose socket went away; tell presence peers."""
@@ -55,13 +59,15 @@ class Hub:
         if channel in self._with_bindings:
             del self._with_bindings[channel]
             self._routing.discard(channel)
+        self._private.pop(channel, None)
 
     def channels(self, topic: str | None = None) -> list[Channel]:
         """Every joined channel, or those of one topic (public and private alike)."""
         return [c for peers in self._rooms.values() for c in peers if topic is None or c.topic == topic]
 
     def has_subscribers(self) -> bool:
-        return any(c.subscribed for c in self._with_bindings)
+        """Whether a captured change may reach anyone (the poller polls fast only then)."""
+        return bool(self._private) or any(c.subscribed for c in self._with_bindings)
 
     # Broadcast and presence ----------------------------------------------------------------------------------
 
@@ -106,6 +112,9 @@ class Hub:
         if self.renderer is None:
             return
         for change in changes:
+            if (change.schema, change.table) == MESSAGES_TABLE:
+                self._deliver_message(change)
+                continue
             candidates = self._routing.candidates(change)
             subscribers = [Subscriber(c, c.identity.claims, c.bindings) for c in candidates if c.subscribed]
             if not subscribers:
@@ -118,14 +127,24 @@ class Hub:
                 log.warning("realtime: %s on %s.%s not delivered: %s", change.type, change.schema, change.table, exc)
                 continue
             for delivery in deliveries:
-                self._push_change(delivery.key, {"ids": delivery.ids, "data": delivery.data})
+                self._push_change(delivery.key, "postgres_changes", {"ids": delivery.ids, "data": delivery.data})
 
-    def _push_change(self, channel: Channel, payload: dict[str, Any]) -> None:
+    def _deliver_message(self, change: WalChange) -> None:
+        """Broadcast from Database: to the topic's channels; a private one only if its policy let it read broadcast."""
+        broadcast = database_broadcast(change)
+        if broadcast is None:
+            return
+        for peer in list(self._rooms.get(broadcast.room, ())):
+            if not peer.private or (peer.read is not None and peer.read.broadcast):
+                self._push_change(peer, "broadcast", broadcast.message)
+
+    def _push_change(self, channel: Channel, event: str, payload: dict[str, Any]) -> None:
+        """Fan a database change out (postgres_changes, or broadcast from the database) as the fault mode says."""
         mode = self.changes_mode(channel.topic)
         if mode == "hold":
-            self._held.append((channel, payload))
+            self._held.append((channel, event, payload))
         elif mode == "normal":
-            channel.fanout("postgres_changes", payload)
+            channel.fanout(event, payload)
 
     def changes_mode(self, topic: str) -> ChangesMode:
         return self._changes_mode.get(topic, self._changes_mode[None])
@@ -136,10 +155,10 @@ class Hub:
             self._changes_mode = {None: mode}
         else:
             self._changes_mode[topic] = mode
-        still_held: list[tuple[Channel, dict[str, Any]]] = []
-        for channel, payload in self._held:
+        still_held: list[tuple[Channel, str, dict[str, Any]]] = []
+        for channel, event, payload in self._held:
             if self.changes_mode(channel.topic) != "normal":
-                still_held.append((channel, payload))
-            elif channel.subscribed:
-                channel.fanout("postgres_changes", payload)
+                still_held.append((channel, event, payload))
+            elif channel.subscribed or (event == "broadcast" and channel in self._private):
+                channel.fanout(event, payload)
         self._held = still_held

@@ -24,9 +24,65 @@ from liveparams_stack.realtime.auth import Identity
 
 log = logging.getLogger(__name__)
 
+# Broadcast from Database: the real server's realtime.send and realtime.broadcast_changes
+# (priv/repo/tenant_schema/realtime/functions/ in supabase/realtime), same signatures and bodies.
+# A row they insert is delivered by the stack's change capture (cdc.py, hub.py).
+BROADCAST_FROM_DATABASE_SQL = """
+create or replace function realtime.send(payload jsonb, event text, topic text, private boolean default true)
+returns void
+language plpgsql
+as $function$
+declare
+  generated_id uuid;
+  final_payload jsonb;
+begin
+  begin
+    generated_id := gen_random_uuid();
+    if payload ? 'id' then
+      final_payload := payload;
+    else
+      final_payload := jsonb_set(payload, '{id}', to_jsonb(generated_id));
+    end if;
+    execute format('SET LOCAL realtime.topic TO %L', topic);
+    insert into realtime.messages (id, payload, event, topic, private, extension)
+    values (generated_id, final_payload, event, topic, private, 'broadcast');
+  exception
+    when others then
+      raise warning 'WarnSendingBroadcastMessage: %', sqlerrm;
+  end;
+end;
+$function$;
+create or replace function realtime.broadcast_changes(
+  topic_name text, event_name text, operation text, table_name text, table_schema text,
+  new record, old record, level text default 'ROW'::text
+)
+returns void
+language plpgsql
+as $function$
+declare
+  row_data jsonb := '{}'::jsonb;
+begin
+  if level = 'STATEMENT' then
+    raise exception 'function can only be triggered for each row, not for each statement';
+  end if;
+  if operation = 'INSERT' or operation = 'UPDATE' or operation = 'DELETE' then
+    row_data := jsonb_build_object('old_record', old, 'record', new, 'operation', operation,
+                                   'table', table_name, 'schema', table_schema);
+    perform realtime.send(row_data, event_name, topic_name);
+  else
+    raise exception 'Unexpected operation type: %', operation;
+  end if;
+exception
+  when others then
+    raise exception 'Failed to process the row: %', sqlerrm;
+end;
+$function$;
+"""
+
 # The part of Realtime's own schema that channel authorization needs. The real server creates it
 # in the project database; the local server does so at startup, idempotently. Not partitioned.
-SCHEMA_SQL = """
+SCHEMA_SQL = (
+    """
 create schema if not exists realtime;
 grant usage on schema realtime to anon, authenticated, service_role;
 create table if not exists realtime.messages (
@@ -47,6 +103,8 @@ language sql stable
 as $$ select nullif(current_setting('realtime.topic', true), '')::text $$;
 grant execute on function realtime.topic() to anon, authenticated, service_role;
 """
+    + BROADCAST_FROM_DATABASE_SQL
+)
 
 
 def unauthorized(topic: str) -> str:
