@@ -13,7 +13,7 @@ import logging
 import typing
 
 from liveparams import _lazy
-from liveparams.agent._config import AgentConfig
+from liveparams.agent._config import AgentConfig, Transport
 from liveparams.agent._exceptions import AgentClosedError, AgentError, ConfigError, RestError, SubscriptionError
 from liveparams.agent._requests import decode_params, request_identity
 
@@ -37,6 +37,7 @@ __all__ = [
     "ConfigError",
     "RestError",
     "SubscriptionError",
+    "Transport",
     "UpdateAgent",
     "decode_params",
     "request_identity",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import uuid
@@ -23,7 +24,7 @@ from liveparams.environment import (
     key_role,
 )
 
-__all__ = ["AgentConfig", "job_topic"]
+__all__ = ["AgentConfig", "Transport", "job_topic", "requests_topic"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,23 @@ DEFAULT_REQUESTS_TABLE = "parameter_update_requests"
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 LEGACY_REFRESH_VAR = "LIVEPARAMS_REFRESH_TOKEN"  # the one-use credential before LIVEPARAMS_CREDENTIAL
 METRICS_OFF = ("0", "off", "false", "no")  # values of LIVEPARAMS_METRICS that turn live metrics off
+TRANSPORT_VAR = "LIVEPARAMS_TRANSPORT"
+
+
+class Transport(str, enum.Enum):
+    """How new requests are pushed to the agent (docs/internals.md, "Request transports").
+
+    Either way the agent re-reads over REST after every (re)join and every ``resync_interval``,
+    so what push loses is still taken once, in order.
+    """
+
+    POSTGRES_CHANGES = "postgres_changes"
+    """``postgres_changes`` on the requests table, filtered by job: Realtime checks each change against every
+    subscriber, on one thread (the default: it needs nothing but the table in the publication)."""
+    BROADCAST = "broadcast"
+    """Broadcast from Database on the private topic ``job:<id>`` (migration 20261207050000_request_broadcast.sql):
+    Realtime sends each row to the topic's members only."""
+
 
 # The lookup order is the one the CLI uses too (liveparams.environment).
 _URL_VARS = URL_VARS
@@ -65,6 +83,7 @@ class AgentConfig:
     - ``LIVEPARAMS_CREDENTIAL`` [credential]: a trainer credential (``liveparams credential issue``), the
       preferred credential; it names its job and needs the public key below. (``LIVEPARAMS_REFRESH_TOKEN``,
       the older one-use refresh token, is no longer read: a warning says how to replace it.)
+    - ``LIVEPARAMS_TRANSPORT`` [transport]: ``postgres_changes`` (default) or ``broadcast``.
     - ``LIVEPARAMS_SCHEMA`` [schema], ``LIVEPARAMS_REQUESTS_TABLE`` [requests_table],
       ``LIVEPARAMS_OUTCOMES_RPC`` [outcomes_rpc]: names, for projects whose schema differs from the
       shipped migrations.
@@ -106,6 +125,14 @@ class AgentConfig:
     outcomes_rpc: str = field(
         default="record_parameter_update_outcomes",
         metadata={"help": "RPC (p_job_id, p_outcomes) that records outcomes. Env: LIVEPARAMS_OUTCOMES_RPC."},
+    )
+    transport: Transport = field(
+        default=Transport.POSTGRES_CHANGES,
+        metadata={
+            "help": "How new requests are pushed: postgres_changes, or broadcast (Broadcast from Database on the "
+            "private topic job:<id>; fewer messages for Realtime to route, same connections). Env: "
+            "LIVEPARAMS_TRANSPORT."
+        },
     )
 
     # > Limits
@@ -172,6 +199,11 @@ class AgentConfig:
             uuid.UUID(self.job_id)
         except (ValueError, TypeError, AttributeError):
             raise ConfigError(f"job_id must be a UUID (the row id), got {self.job_id!r}") from None
+        try:
+            object.__setattr__(self, "transport", Transport(self.transport))  # also given as its name in code
+        except ValueError:
+            names = " or ".join(t.value for t in Transport)
+            raise ConfigError(f"transport ({TRANSPORT_VAR}) must be {names}, got {self.transport!r}") from None
         if not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"url must start with http:// or https://, got {self.url!r}")
         if not (self.key or self.credential) or self.api_key == "" or self.credential == "":
@@ -227,6 +259,11 @@ class AgentConfig:
     def topic(self) -> str:
         """The job's Realtime channel: the agent tracks its Presence there, UIs join it to see who is attached."""
         return job_topic(self.job_id)
+
+    @property
+    def requests_topic(self) -> str:
+        """The private topic the database broadcasts the job's new requests on (``transport=broadcast``)."""
+        return requests_topic(self.job_id)
 
     def redact(self, text: str) -> str:
         """``text`` with the key cut out, for messages built from third-party exceptions (URLs carry the key)."""
@@ -287,6 +324,8 @@ class AgentConfig:
             overrides["credential"] = credential
         if env.get("LIVEPARAMS_METRICS", "").strip().lower() in METRICS_OFF:
             overrides["metrics"] = False
+        if env.get(TRANSPORT_VAR, "").strip():
+            overrides["transport"] = env[TRANSPORT_VAR].strip().lower()
         try:
             return cls(job_id=job_id, url=url.rstrip("/"), key=key, **overrides)
         except ConfigError as exc:
@@ -297,6 +336,11 @@ class AgentConfig:
 def job_topic(job_id: str) -> str:
     """The Realtime topic of a job (docs/contracts.md): Presence of the attached trainer lives there."""
     return f"liveparams-job-{job_id}"
+
+
+def requests_topic(job_id: str) -> str:
+    """The private Realtime topic of a job's new requests (public.liveparams_requests_topic_job reads it back)."""
+    return f"job:{job_id}"
 
 
 def _mask(secret: str) -> str:

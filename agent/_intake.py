@@ -1,6 +1,6 @@
 """Where request rows, pushed or re-read, become queued requests and recorded rejections.
 
-Both paths (the Realtime callback and REST re-reads) end in :meth:`Intake.ingest`,
+Both paths (a Realtime callback, of either transport, and REST re-reads) end in :meth:`Intake.ingest`,
 so there is one place that decides what is new. A pushed row is taken on its own
 only when it is the very next ``seq``; a duplicate is dropped and a gap asks for a
 re-read from the last ``seq`` handled, so delivery stays gap-free and exactly-once
@@ -81,21 +81,33 @@ class Intake:
         an exception would kill the client's listener.
         """
         try:
-            record = payload["data"]["record"]
-            seq = row_seq(record)
-            if seq is None:
-                logger.debug("Change without seq (errors: %s); re-reading", payload["data"].get("errors"))
-                self._resync()
-            elif self._ledger.handled(seq):
-                pass  # a held or repeated event, or one a re-read already took
-            elif self.backlogged:
-                pass  # read from the mark once the backlog is queued
-            elif not self._ledger.follows(seq):
-                self._resync()  # something before it is not handled yet: read from the mark, in order
-            else:
-                self.ingest([record])
+            self._take_pushed(payload["data"]["record"], payload["data"].get("errors"))
         except Exception:
             logger.exception("Ignored a Realtime change the agent could not read")
+
+    def on_broadcast(self, message: Mapping[str, Any]) -> None:
+        """The Realtime Broadcast callback of ``transport=broadcast``: an ``INSERT`` event sent by
+        ``realtime.broadcast_changes``, the row in ``payload.record``. Never raises, as :meth:`on_change`.
+        """
+        try:
+            self._take_pushed(message["payload"]["record"], None)
+        except Exception:
+            logger.exception("Ignored a Realtime broadcast the agent could not read")
+
+    def _take_pushed(self, record: Any, errors: object) -> None:
+        """One pushed row, whichever transport brought it: taken on its own only when it is the next ``seq``."""
+        seq = row_seq(record)
+        if seq is None:
+            logger.debug("Pushed row without seq (errors: %s); re-reading", errors)
+            self._resync()
+        elif self._ledger.handled(seq):
+            pass  # a held or repeated event, or one a re-read already took
+        elif self.backlogged:
+            pass  # read from the mark once the backlog is queued
+        elif not self._ledger.follows(seq):
+            self._resync()  # something before it is not handled yet: read from the mark, in order
+        else:
+            self.ingest([record])
 
     def ingest_read(self, result: Mapping[str, Any], limit: int) -> bool:
         """Take one answer of ``read_parameter_update_requests`` asked for at most ``limit`` rows:

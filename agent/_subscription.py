@@ -10,11 +10,16 @@ those an upgrade removed) and :meth:`probe` makes a round trip through the
 channel, so that the supervisor can throw the whole client away and build a new
 one. A ``Subscription`` is used once: open, watch, close.
 
-The channel is the job's topic (``AgentConfig.topic``): it carries INSERTs of the
-job's rows in the requests table (filter ``job_id=eq.<id>``; the agent's own
-outcome writes are UPDATEs, so they never echo back), and the agent tracks its
+The channel is the job's topic (``AgentConfig.topic``): the agent tracks its
 Presence there under the key ``trainer``, which is how a UI sees that a trainer
-is attached right now.
+is attached right now. New requests come one of two ways (``AgentConfig.transport``):
+
+- ``postgres_changes`` on that same channel: INSERTs of the job's rows in the requests
+  table (filter ``job_id=eq.<id>``; the agent's own outcome writes are UPDATEs, so they
+  never echo back), ready once the server says "Subscribed to PostgreSQL";
+- ``broadcast``: a second channel, private, on ``job:<id>`` (``AgentConfig.requests_topic``),
+  on the same socket, where the database broadcasts each new row as the event ``INSERT``;
+  ready once that channel is joined (Realtime checked its read policy then).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from supabase import AsyncClient
 
 from liveparams._supabase import create_client, http_client, quiet_client_logs
 from liveparams.agent import _realtime_internals as internals
-from liveparams.agent._config import AgentConfig
+from liveparams.agent._config import AgentConfig, Transport
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError, SubscriptionError
 from liveparams.agent._realtime_internals import Internals
@@ -61,6 +66,11 @@ CHANNEL_OPTIONS: RealtimeChannelOptions = {
         "private": False,
     }
 }
+# Broadcast from Database on job:<id>: receive only (the topic has no send policy), no Presence.
+REQUESTS_CHANNEL_OPTIONS: RealtimeChannelOptions = {
+    "config": {"broadcast": {"ack": False, "self": False}, "presence": {"key": "", "enabled": False}, "private": True}
+}
+REQUEST_EVENT = "INSERT"  # the event realtime.broadcast_changes sends a new row as (TG_OP)
 PROBE_PAYLOAD = {"type": "broadcast", "event": "liveparams-probe", "payload": {}}
 RECONNECT_RETRIES = 5  # the client's default; after that it gives up silently and health() says DEAD
 
@@ -68,8 +78,8 @@ RECONNECT_RETRIES = 5  # the client's default; after that it gives up silently a
 class Health(enum.Enum):
     """What :meth:`Subscription.health` found."""
 
-    READY = "ready"  # joined, and the server confirmed the database subscription
-    JOINED = "joined"  # joined; waiting for "Subscribed to PostgreSQL"
+    READY = "ready"  # joined, and push delivers ("Subscribed to PostgreSQL", or the requests channel joined)
+    JOINED = "joined"  # joined; waiting for "Subscribed to PostgreSQL" (or the requests channel)
     RECOVERING = "recovering"  # the client is reconnecting or rejoining on its own
     DEAD = "dead"  # the client will not recover: rebuild
 
@@ -80,10 +90,12 @@ class Subscription:
     Args:
         config (`AgentConfig`): the row and the key.
         on_change (`Callable[[Mapping[str, Any]], None]`): the ``postgres_changes`` callback; must never raise.
+        on_broadcast (`Callable[[Mapping[str, Any]], None]`, *optional*): the callback of the requests
+            broadcasts (``transport=broadcast``, where it is required); must never raise.
         on_joined (`Callable[[], None]`): called on every ``SUBSCRIBED`` (the channel is joined, push may
             still miss what is committed until the database confirms); the agent re-reads then.
-        on_database_ready (`Callable[[], None]`): called on every "Subscribed to PostgreSQL" (from now on push
-            delivers); the agent re-reads, and that read makes it ready.
+        on_database_ready (`Callable[[], None]`): called on every "Subscribed to PostgreSQL", or every join of
+            the requests channel (from now on push delivers); the agent re-reads, and that read makes it ready.
         credential (`Credential`, *optional*): the bearer to join with (default: ``config``'s key).
         internals (`Internals`, *optional*): which private parts of the client may be read, shared by the
             subscriptions of one agent (default: a fresh one).
@@ -94,6 +106,7 @@ class Subscription:
         config: AgentConfig,
         on_change: Callable[[Mapping[str, Any]], None],
         *,
+        on_broadcast: Callable[[Mapping[str, Any]], None] | None = None,
         on_joined: Callable[[], None],
         on_database_ready: Callable[[], None],
         credential: Credential | None = None,
@@ -103,10 +116,12 @@ class Subscription:
         self._credential = credential or Credential(config)
         self._internals = internals or Internals(config)
         self._on_change = on_change
+        self._on_broadcast = on_broadcast
         self._on_joined = on_joined
         self._on_database_ready = on_database_ready
         self._client: AsyncClient | None = None
         self._channel: AsyncRealtimeChannel | None = None
+        self._requests: AsyncRealtimeChannel | None = None  # transport=broadcast only
         self._state: RealtimeSubscribeStates | None = None
         self._error: Exception | None = None
         self._confirmed = False
@@ -136,13 +151,14 @@ class Subscription:
             http_client=self._http,  # never used for a request: given so the client builds no TLS context of its own
         )
         channel = self._client.channel(cfg.topic, CHANNEL_OPTIONS)
-        channel.on_postgres_changes(
-            RealtimePostgresChangesListenEvent.Insert,
-            callback=self._on_change,
-            table=cfg.requests_table,
-            schema=cfg.schema,
-            filter=cfg.filter,
-        )
+        if cfg.transport is Transport.POSTGRES_CHANGES:
+            channel.on_postgres_changes(
+                RealtimePostgresChangesListenEvent.Insert,
+                callback=self._on_change,
+                table=cfg.requests_table,
+                schema=cfg.schema,
+                filter=cfg.filter,
+            )
         channel.on_system(self._on_system)
         self._channel = channel
         self._internals.inspect(self._client.realtime, channel)
@@ -150,15 +166,26 @@ class Subscription:
         # The first connect fails fast (the supervisor owns that backoff); once connected, the client
         # may retry reconnects on its own, which rejoins quicker than a rebuild.
         realtime.max_retries = 1
+        await self._join(channel, self._on_state)
+        if cfg.transport is Transport.BROADCAST:
+            assert self._on_broadcast is not None, "transport=broadcast needs on_broadcast"
+            self._requests = self._client.channel(cfg.requests_topic, REQUESTS_CHANNEL_OPTIONS)
+            self._requests.on_broadcast(REQUEST_EVENT, self._on_broadcast)
+            await self._join(self._requests, self._on_requests_state)
+        realtime.max_retries = RECONNECT_RETRIES
+
+    async def _join(
+        self, channel: AsyncRealtimeChannel, on_state: Callable[[RealtimeSubscribeStates, Exception | None], None]
+    ) -> None:
+        """Join ``channel``; raise :class:`SubscriptionError` unless the server said yes."""
         try:
-            await asyncio.wait_for(channel.subscribe(self._on_state), JOIN_TIMEOUT + 2)
+            await asyncio.wait_for(channel.subscribe(on_state), JOIN_TIMEOUT + 2)
         except Exception as exc:  # connection refused, gave up, handshake timeout
             detail = self._credential.redact(f"{type(exc).__name__}: {exc}")
             raise SubscriptionError(f"could not connect to Realtime: {detail}") from exc
-        realtime.max_retries = RECONNECT_RETRIES
         if self._state is not RealtimeSubscribeStates.SUBSCRIBED:
             state = self._state.value if self._state else "without a reply"
-            raise SubscriptionError(self._credential.redact(f"join ended {state}: {self._error}"))
+            raise SubscriptionError(self._credential.redact(f"join of {channel.topic} ended {state}: {self._error}"))
 
     async def set_auth(self, access_token: str) -> None:
         """Hand a refreshed token to the channel before the old one expires (the server ends it then)."""
@@ -170,11 +197,25 @@ class Subscription:
             self._changed.set()
             self._state, self._error = state, error
             if state is RealtimeSubscribeStates.SUBSCRIBED:
-                self._confirmed = False
+                if self._config.transport is Transport.POSTGRES_CHANGES:
+                    self._confirmed = False  # until "Subscribed to PostgreSQL" for this join
                 self._on_joined()
                 self._tracking = asyncio.get_running_loop().create_task(self._track())
             else:
                 logger.debug("Realtime channel %s: %s", state.value, error)
+        except Exception:  # never into the client's listen loop
+            logger.exception("Realtime state callback failed")
+
+    def _on_requests_state(self, state: RealtimeSubscribeStates, error: Exception | None) -> None:
+        """The requests channel (transport=broadcast): once joined, the database's broadcasts reach it."""
+        try:
+            self._changed.set()
+            self._state, self._error = state, error
+            self._confirmed = state is RealtimeSubscribeStates.SUBSCRIBED
+            if self._confirmed:
+                self._on_database_ready()
+            else:
+                logger.debug("Realtime channel %s: %s (%s)", self._config.requests_topic, state.value, error)
         except Exception:  # never into the client's listen loop
             logger.exception("Realtime state callback failed")
 
@@ -224,15 +265,18 @@ class Subscription:
                     return self._dead("the client stopped reading the socket (its listen task ended)")
                 # Reconnects run inside the listen task; when it has ended unconnected, the client gave up.
                 return self._dead("the client gave up reconnecting")
-        if channel.state is ChannelStates.CLOSED or realtime.channels.get(channel.topic) is not channel:
-            return self._dead(f"the channel was closed ({self._state and self._state.value}: {self._error})")
-        if realtime.is_connected and channel.state is ChannelStates.JOINED:
+        channels = [channel] if self._requests is None else [channel, self._requests]
+        for joined in channels:
+            if joined.state is ChannelStates.CLOSED or realtime.channels.get(joined.topic) is not joined:
+                return self._dead(f"the channel was closed ({self._state and self._state.value}: {self._error})")
+        unjoined = [joined for joined in channels if joined.state is not ChannelStates.JOINED]
+        if realtime.is_connected and not unjoined:
             self._unhealthy_since = None
             return Health.READY if self._confirmed else Health.JOINED
         now = time.monotonic()
         if self._unhealthy_since is None:
             self._unhealthy_since = now
-        what = "reconnecting" if not realtime.is_connected else f"channel {channel.state.value}"
+        what = "reconnecting" if not realtime.is_connected else f"channel {unjoined[0].state.value}"
         if now - self._unhealthy_since > self._config.recovery_grace:
             return self._dead(f"the client did not recover within {self._config.recovery_grace:g}s ({what})")
         self.reason = what

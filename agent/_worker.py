@@ -235,6 +235,7 @@ class Worker:
             subscription = Subscription(
                 self.config,
                 self.intake.on_change,
+                on_broadcast=self.intake.on_broadcast,
                 on_joined=self._request_resync,
                 on_database_ready=self._on_database_ready,
                 credential=self.credential,
@@ -302,7 +303,7 @@ class Worker:
         return True
 
     def _on_database_ready(self) -> None:
-        """Subscription callback, "Subscribed to PostgreSQL": re-read, and that read makes the agent ready."""
+        """Subscription callback, push delivers from now on: re-read, and that read makes the agent ready."""
         self.lifecycle.confirmed()
         self._request_resync()
 

@@ -27,7 +27,7 @@ import httpx
 import pytest
 from websockets.protocol import State
 
-from liveparams.agent import AgentConfig, AgentStatus, UpdateAgent, request_identity
+from liveparams.agent import AgentConfig, AgentStatus, Transport, UpdateAgent, request_identity
 from liveparams.agent import _realtime_internals as internals
 from liveparams.agent._subscription import Health, Subscription
 from liveparams.contract import Change, OutcomeStatus, UpdateOutcome
@@ -57,13 +57,25 @@ def job(new_user: Callable[[], tuple[str, str]], new_job: Callable[..., str]) ->
     return new_job(owner_id), owner_jwt
 
 
+# The delivery tests run with both transports; the rest with the default only (the suite's time).
+TRANSPORTS = pytest.mark.parametrize("transport", list(Transport), ids=[t.value for t in Transport])
+
+
 @pytest.fixture
-def make_agent(stack_env: dict[str, str], job_token: Callable[[str], str]) -> Iterator[Callable[..., UpdateAgent]]:
+def transport() -> Transport:
+    """How make_agent's agents receive requests; TRANSPORTS parametrizes it."""
+    return Transport.POSTGRES_CHANGES
+
+
+@pytest.fixture
+def make_agent(
+    stack_env: dict[str, str], job_token: Callable[[str], str], transport: Transport
+) -> Iterator[Callable[..., UpdateAgent]]:
     """``make_agent(job_id, **config)``: an UpdateAgent on the job token (``url`` may be overridden), closed after."""
     agents: list[UpdateAgent] = []
 
     def make(job_id: str, **overrides: Any) -> UpdateAgent:
-        connection = {"job_id": job_id, "url": stack_env["API_URL"], "key": job_token(job_id)}
+        connection = {"job_id": job_id, "url": stack_env["API_URL"], "key": job_token(job_id), "transport": transport}
         config = AgentConfig(**(connection | FAST | overrides))
         agents.append(UpdateAgent(config))
         return agents[-1]
@@ -128,6 +140,7 @@ def agent_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "liveparams.agent"]
 
 
+@TRANSPORTS
 def test_requests_before_start_and_while_subscribing_arrive_once_in_order(
     job: tuple[str, str], make_agent: Callable[..., UpdateAgent], request_update: Callable[..., dict[str, Any]]
 ) -> None:
@@ -140,6 +153,18 @@ def test_requests_before_start_and_while_subscribing_arrive_once_in_order(
     assert agent.status is AgentStatus.SUBSCRIBED
     after = [request_update(owner, job_id, {"max_grad_norm": float(i + 1)})["id"] for i in range(3)]
     assert collect(agent, 6) == [*before, joining, *after]
+
+
+@TRANSPORTS
+def test_a_request_is_pushed_not_found_by_a_re_read(
+    job: tuple[str, str], make_agent: Callable[..., UpdateAgent], request_update: Callable[..., dict[str, Any]]
+) -> None:
+    job_id, owner = job
+    agent = make_agent(job_id, resync_interval=600.0)  # the next safety re-read is far off: only push can bring it
+    with agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        stored = request_update(owner, job_id, {"learning_rate": 5e-5})
+        assert collect(agent, 1, timeout=5.0) == [stored["id"]]
 
 
 def test_the_request_arrives_as_validated_values(
@@ -266,6 +291,9 @@ def test_an_entry_no_client_could_read_back_holds_back_nothing(
     )
 
 
+# Each fault with postgres_changes; with broadcast, those that break its channel or the database's
+# delivery (a reconnect, a crash, an expired token, changes lost or held back).
+BROADCAST_FAULTS = ("close-1011", "phx_error", "expire-token-close", "changes-dropped", "changes-held")
 FAULTS = [
     pytest.param("close_sockets", {"code": 1011}, id="close-1011"),
     pytest.param("close_sockets", {"code": 1001}, id="close-1001"),
@@ -279,8 +307,15 @@ FAULTS = [
 ]
 
 
+def _with_transports(faults: list[Any]) -> list[Any]:
+    both = [pytest.param(*f.values, Transport.POSTGRES_CHANGES, id=f"{f.id}-postgres_changes") for f in faults]
+    return both + [
+        pytest.param(*f.values, Transport.BROADCAST, id=f"{f.id}-broadcast") for f in faults if f.id in BROADCAST_FAULTS
+    ]
+
+
 @pytest.mark.faults
-@pytest.mark.parametrize(("action", "body"), FAULTS)
+@pytest.mark.parametrize(("action", "body", "transport"), _with_transports(FAULTS))
 def test_every_fault_is_survived_with_nothing_lost_or_duplicated(
     action: str,
     body: dict[str, Any],
@@ -336,6 +371,7 @@ def test_outcomes_survive_rest_errors(
 
 
 @pytest.mark.faults
+@TRANSPORTS
 def test_survives_a_restart_of_the_api(
     job: tuple[str, str],
     make_agent: Callable[..., UpdateAgent],

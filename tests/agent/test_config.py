@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from liveparams.agent import AgentConfig, ConfigError
+from liveparams.agent import AgentConfig, ConfigError, Transport
 from liveparams.tokens import mint_job_token
 
 JOB = "0b6c1a57-6e4f-4a53-9d2c-5f1f0b1e2a3c"
@@ -68,10 +68,25 @@ def test_names_can_be_overridden() -> None:
     assert config.topic == f"liveparams-job-{JOB}"
 
 
+def test_the_transport_is_postgres_changes_unless_broadcast_is_asked_for() -> None:
+    env = {"JOB_ID": JOB, "SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "k" * 20}
+    default = AgentConfig.from_env(env)
+    chosen = AgentConfig.from_env(env | {"LIVEPARAMS_TRANSPORT": " Broadcast "})
+    assert default is not None and chosen is not None
+    assert (default.transport, chosen.transport) == (Transport.POSTGRES_CHANGES, Transport.BROADCAST)
+    assert chosen.requests_topic == f"job:{JOB}"
+    by_name: dict[str, str] = {"job_id": JOB, "url": "https://x.supabase.co", "key": "k", "transport": "broadcast"}
+    assert AgentConfig(**by_name).transport is Transport.BROADCAST  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
         ({}, "No JOB_ID found, runtime parameter updates disabled"),
+        (
+            {"JOB_ID": JOB, "SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "k", "LIVEPARAMS_TRANSPORT": "ws"},
+            "transport (LIVEPARAMS_TRANSPORT) must be postgres_changes or broadcast, got 'ws'",
+        ),
         (
             {"JOB_ID": JOB, "SUPABASE_KEY": "k"},
             "no SUPABASE_URL or NEXT_PUBLIC_SUPABASE_URL or SUPABASE_API_URL or API_URL found",
