@@ -1,7 +1,8 @@
 """Many concurrent jobs on one local stack: correctness, latency and what they cost (issue 23).
 
-For each job count (``--jobs 1,100,1000``) and each Realtime cadence (``--cadences fast,100``:
-the stack's fast default, and hosted Realtime's 100 ms poll with its 500 ms idle back-off):
+For each job count (``--jobs 1,100,1000``), each Realtime cadence (``--cadences fast,100``:
+the stack's fast default, and hosted Realtime's 100 ms poll with its 500 ms idle back-off) and
+each request transport of the agent (``--transports postgres_changes,broadcast``):
 
 - N running jobs, each with its own ``UpdateAgent`` on its own job token (the trainer
   credential), spread over ``--processes`` worker processes as real trainers would be, with
@@ -22,11 +23,12 @@ the stack's fast default, and hosted Realtime's 100 ms poll with its 500 ms idle
   the idle phase: the same stack and database figures and the GET's time.
 
 Realtime messages per job are counted from what the agent does: each delivered request is
-one ``postgres_changes`` message; idle, one liveness probe (a broadcast to itself: one message
-in, one out) every ``probe_interval``. Phoenix heartbeats are not counted (hosted Realtime
-does not bill them).
+one message (``postgres_changes``, or a broadcast on ``job:<id>``); idle, one liveness probe
+(a broadcast to itself: one message in, one out) every ``probe_interval``. Phoenix heartbeats
+are not counted (hosted Realtime does not bill them).
 
-Run: ``python benchmarks/scale.py [--jobs 1,100,1000] [--cadences fast,100] [--processes 4]``.
+Run: ``python benchmarks/scale.py [--jobs 1,100,1000] [--cadences fast,100] [--transports postgres_changes]
+[--processes 4]``.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liveparams.agent import AgentConfig, UpdateAgent
+from liveparams.agent import AgentConfig, Transport, UpdateAgent
 from liveparams.tokens import mint_job_token
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -59,7 +61,7 @@ SELF = Path(__file__).resolve()
 
 
 def worker() -> None:
-    """Reads the spec (api_url, jobs: [[id, token]], step_time, log_every, start_gap) on stdin; see `Workers`."""
+    """Reads the spec (api_url, jobs: [[id, token]], transport, step_time, log_every, start_gap) on stdin."""
     from liveparams.contract import OutcomeStatus, UpdateOutcome
 
     spec = json.loads(sys.stdin.readline())
@@ -67,7 +69,11 @@ def worker() -> None:
     # stack, and the scheduler, which shares CPU by thread, would starve it (docs/benchmarks.md).
     os.nice(spec["nice"])
     started = time.perf_counter()
-    agents = [UpdateAgent(AgentConfig(job_id=job, url=spec["api_url"], key=token)) for job, token in spec["jobs"]]
+    transport = Transport(spec["transport"])
+    agents = [
+        UpdateAgent(AgentConfig(job_id=job, url=spec["api_url"], key=token, transport=transport))
+        for job, token in spec["jobs"]
+    ]
     for agent in agents:
         agent.start()
         time.sleep(spec["start_gap"])  # jobs starting over time rather than all in the same second
@@ -107,6 +113,7 @@ class Workers:
         self,
         api_url: str,
         jobs: list[tuple[str, str]],
+        transport: Transport,
         processes: int,
         step_time: float,
         log_every: int,
@@ -123,8 +130,8 @@ class Workers:
                 [sys.executable, str(SELF), "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
             )
             assert proc.stdin is not None
-            spec = {"api_url": api_url, "jobs": share, "step_time": step_time, "log_every": log_every,
-                    "start_gap": start_gap, "nice": nice}  # fmt: skip
+            spec = {"api_url": api_url, "jobs": share, "transport": transport.value, "step_time": step_time,
+                    "log_every": log_every, "start_gap": start_gap, "nice": nice}  # fmt: skip
             proc.stdin.write(json.dumps(spec) + "\n")
             proc.stdin.flush()
             self.procs.append(proc)
@@ -247,11 +254,13 @@ class Result:
     probes_per_s: float = 0.0
 
 
-def run(env: dict[str, str], api_port: int, postmaster: int, n: int, cadence: str, args: Any) -> Result:
+def run(
+    env: dict[str, str], api_port: int, postmaster: int, n: int, cadence: str, transport: Transport, args: Any
+) -> Result:
     import httpx
     import psycopg
 
-    result = Result(n, cadence)
+    result = Result(n, f"{cadence}, {transport.value}")
     with psycopg.connect(env["DB_URL"], autocommit=True) as db:
         jobs = [
             str(r[0])
@@ -264,6 +273,7 @@ def run(env: dict[str, str], api_port: int, postmaster: int, n: int, cadence: st
         workers = Workers(
             env["API_URL"],
             [(j, mint_job_token(j, env["JWT_SECRET"])) for j in jobs],
+            transport,
             args.processes,
             args.step_time,
             args.log_every,
@@ -377,10 +387,10 @@ def report(results: list[Result], args: Any) -> None:
             f"{r.probes_per_s + args.requests / max(r.load.seconds, 1e-9):.2f}"),
         ("polling GET p50 / p99 (ms)", lambda r: f"{pct(r.get_ms, 50):.1f} / {pct(r.get_ms, 99):.1f}"),
     ]  # fmt: skip
-    header = "".join(f"{f'{r.jobs} jobs, {r.cadence}':>24}" for r in results)
+    header = "".join(f"{f'{r.jobs} jobs, {r.cadence}':>34}" for r in results)
     print(f"{'measurement':60}{header}")
     for name, cell in rows:
-        print(f"{name:60}" + "".join(f"{cell(r):>24}" for r in results))
+        print(f"{name:60}" + "".join(f"{cell(r):>34}" for r in results))
     print(
         f"({args.processes} agent processes, started {f'{args.start_rate:g}/s' if args.start_rate else 'at once'},"
         f" {args.requests} requests per job, steps of {args.step_time * 1e3:g} ms, a metrics log every"
@@ -394,6 +404,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", default="1,100,1000", help="comma-separated job counts")
     parser.add_argument("--cadences", default="fast,100", help="fast and/or a poll interval in ms")
+    parser.add_argument(
+        "--transports", default="postgres_changes", help="postgres_changes and/or broadcast (LIVEPARAMS_TRANSPORT)"
+    )
     parser.add_argument("--processes", type=int, default=4, help="agent processes")
     parser.add_argument("--requests", type=int, default=3, help="requests per job")
     parser.add_argument("--step-time", type=float, default=0.02, help="seconds per training-like step")
@@ -424,9 +437,10 @@ def main() -> None:
                 pid_file = Path(tmp) / "stack" / "postgres" / "postmaster.pid"
                 postmaster = int(pid_file.read_text().split()[0])
                 for n in (int(j) for j in args.jobs.split(",")):
-                    label = "fast" if poll_ms is None else f"{poll_ms} ms"
-                    results.append(run(stack.env(), api_port, postmaster, n, label, args))
-                    report(results, args)  # so far: a long run that is cut short keeps what it measured
+                    for transport in (Transport(t) for t in args.transports.split(",")):
+                        label = "fast" if poll_ms is None else f"{poll_ms} ms"
+                        results.append(run(stack.env(), api_port, postmaster, n, label, transport, args))
+                        report(results, args)  # so far: a long run that is cut short keeps what it measured
 
 
 if __name__ == "__main__":

@@ -26,7 +26,20 @@ SMALLEST = {
     "ranks.py": ["--ranks", "2", "--steps", "20", "--before", ""],  # a CI checkout may lack the old revision
     "restart.py": ["--repeats", "1"],
     "run_startup.py": ["--repeats", "1"],
-    "scale.py": ["--jobs", "2", "--cadences", "fast", "--processes", "2", "--idle", "1", "--settle", "30"],
+    "scale.py": [
+        "--jobs",
+        "2",
+        "--cadences",
+        "fast",
+        "--transports",
+        "postgres_changes,broadcast",
+        "--processes",
+        "2",
+        "--idle",
+        "1",
+        "--settle",
+        "30",
+    ],
     "realtime_latency.py": ["--calls", "3", "--cadences", "fast,100", "--max-gap-ms", "10"],
 }
 

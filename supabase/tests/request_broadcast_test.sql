@@ -32,38 +32,7 @@ insert into claims values
   ('job token', '{"role": "authenticated", "iss": "liveparams", "job_id": "70000000-0000-0000-0000-000000000001"}');
 grant select on claims to authenticated, anon;
 
-create function pg_temp.act_as(p_who text, p_topic text default null) returns void language plpgsql as $$
-begin
-  perform set_config('request.jwt.claims', (select claims from claims where who = p_who), true);
-  perform set_config('realtime.topic', coalesce(p_topic, ''), true);
-  execute 'set local role authenticated';
-end;
-$$;
-
-create function pg_temp.can_receive(p_who text, p_topic text) returns boolean language plpgsql as $$
-declare v_id uuid := gen_random_uuid(); v_seen boolean;
-begin
-  insert into realtime.messages (id, topic, extension) values (v_id, p_topic, 'broadcast');
-  perform pg_temp.act_as(p_who, p_topic);
-  select exists (select 1 from realtime.messages where id = v_id) into v_seen;
-  reset role;
-  return v_seen;
-end;
-$$;
-
-create function pg_temp.can_send(p_who text, p_topic text) returns boolean language plpgsql as $$
-begin
-  perform pg_temp.act_as(p_who, p_topic);
-  begin
-    insert into realtime.messages (topic, extension) values (p_topic, 'broadcast');
-  exception when insufficient_privilege then
-    reset role;
-    return false;
-  end;
-  reset role;
-  return true;
-end;
-$$;
+\ir include/realtime_policies.psql
 
 -- Who receives on job:<id>.
 select ok(pg_temp.can_receive('trainer', 'job:70000000-0000-0000-0000-000000000001'),

@@ -2,7 +2,7 @@
 
 The small, correctness-only version of ``benchmarks/scale.py``: 50 running jobs, each with its
 own agent on its own job token, three requests per job from one client, made one job after
-another. Every request is drained exactly once, by its own job's agent, and every outcome
+another, with either request transport. Every request is drained exactly once, by its own job's agent, and every outcome
 the agents report is recorded on its row. Timing is the benchmark's business, not this test's.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from liveparams.agent import AgentConfig, UpdateAgent
+from liveparams.agent import AgentConfig, Transport, UpdateAgent
 from liveparams.contract import OutcomeStatus, UpdateOutcome
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -25,7 +25,9 @@ REQUESTS_PER_JOB = 3
 DELIVERY_TIMEOUT_S = 60.0
 
 
+@pytest.mark.parametrize("transport", list(Transport), ids=[t.value for t in Transport])
 def test_fifty_jobs_each_get_exactly_their_own_requests(
+    transport: Transport,
     stack_env: dict[str, str],
     service_http: httpx.Client,
     new_user: Callable[..., tuple[str, str]],
@@ -35,7 +37,10 @@ def test_fifty_jobs_each_get_exactly_their_own_requests(
 ) -> None:
     owner, jwt = new_user()
     jobs = [new_job(owner, name=f"scale {i}") for i in range(JOBS)]
-    agents = {job: UpdateAgent(AgentConfig(job_id=job, url=stack_env["API_URL"], key=job_token(job))) for job in jobs}
+    agents = {
+        job: UpdateAgent(AgentConfig(job_id=job, url=stack_env["API_URL"], key=job_token(job), transport=transport))
+        for job in jobs
+    }
     try:
         for agent in agents.values():
             agent.start()
