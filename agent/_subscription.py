@@ -268,7 +268,9 @@ class Subscription:
         channels = [channel] if self._requests is None else [channel, self._requests]
         for joined in channels:
             if joined.state is ChannelStates.CLOSED or realtime.channels.get(joined.topic) is not joined:
-                return self._dead(f"the channel was closed ({self._state and self._state.value}: {self._error})")
+                return self._dead(
+                    f"the channel {joined.topic} was closed ({self._state and self._state.value}: {self._error})"
+                )
         unjoined = [joined for joined in channels if joined.state is not ChannelStates.JOINED]
         if realtime.is_connected and not unjoined:
             self._unhealthy_since = None
