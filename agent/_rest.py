@@ -121,10 +121,14 @@ class RestClient:
         cfg = self._config
         await self._rpc("recording outcomes", cfg.outcomes_rpc, {"p_job_id": cfg.job_id, "p_outcomes": outcomes})
 
-    async def record_trainer_state(self, state: str, step: int | None = None) -> None:
-        """Store the trainer's attachment on the job row (``record_trainer_state``)."""
+    async def record_trainer_state(self, state: str, step: int | None = None) -> int | None:
+        """Store the trainer's attachment on the job row (``record_trainer_state``); return the seq of the
+        job's newest request (0: none), which tells the heartbeat whether push missed one, or ``None`` from a
+        database before 20261207060000_heartbeat_latest_seq.sql (the function returned nothing).
+        """
         args = {"p_job_id": self._config.job_id, "p_state": state, "p_step": step}
-        await self._rpc("recording the trainer's state", "record_trainer_state", args)
+        latest = await self._rpc("recording the trainer's state", "record_trainer_state", args)
+        return latest if isinstance(latest, int) and not isinstance(latest, bool) else None
 
     async def record_metrics(self, points: list[dict[str, Any]]) -> None:
         """Store metric points (``record_training_metrics``, which keeps the job's history bounded)."""
