@@ -135,7 +135,11 @@ class AgentConfig:
         },
     )
     probe_interval: float = field(
-        default=10.0, metadata={"help": "Seconds between liveness probes (a broadcast round trip on the channel)."}
+        default=30.0,
+        metadata={
+            "help": "Seconds between liveness probes (a broadcast round trip on the channel). What push misses "
+            "meanwhile is read at the next heartbeat, so this bounds how long push stays down, not a loss."
+        },
     )
     probe_timeout: float = field(
         default=5.0, metadata={"help": "A probe unanswered for this long means the socket stalled: rebuild."}
