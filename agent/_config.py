@@ -155,10 +155,18 @@ class AgentConfig:
     )
     resync_interval: float = field(
         default=30.0,
-        metadata={"help": "Seconds between safety REST re-reads while push is healthy (bounds a change push lost)."},
+        metadata={
+            "help": "While push is healthy, seconds after the last read or heartbeat answer before a safety REST "
+            "re-read (the heartbeat answers with the job's newest request, so a change push lost is read at the "
+            "next heartbeat; this bounds it when the heartbeat fails or the database predates that answer)."
+        },
     )
     probe_interval: float = field(
-        default=10.0, metadata={"help": "Seconds between liveness probes (a broadcast round trip on the channel)."}
+        default=30.0,
+        metadata={
+            "help": "Seconds between liveness probes (a broadcast round trip on the channel). What push misses "
+            "meanwhile is read at the next heartbeat, so this bounds how long push stays down, not a loss."
+        },
     )
     probe_timeout: float = field(
         default=5.0, metadata={"help": "A probe unanswered for this long means the socket stalled: rebuild."}

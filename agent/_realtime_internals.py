@@ -12,7 +12,8 @@ the agent: :class:`Internals` looks once per agent, says once which are missing,
 on the supervisor does without them, with what the public API gives (docs/internals.md):
 
 - no listen task: a dead listener is found by the channel probe (no reply), not on the next
-  tick, and the re-reads every ``resync_interval`` deliver what push dropped meanwhile;
+  tick, and the heartbeat's answer (the job's newest request) has what push dropped meanwhile
+  read at the next heartbeat;
 - no websocket or rejoin timer: a client being thrown away is closed through its public
   ``close()`` only (bounded by a timeout), so a stalled peer's socket may linger until collected.
 """
@@ -110,11 +111,11 @@ class Internals:
         if self._gone:
             logger.warning(
                 "The installed realtime client (%s) lacks %s, which the agent reads to watch its connection; "
-                "going on with its public API: a dead listener is found by the channel probe, and the job's "
-                "requests are re-read every %gs",
+                "going on with its public API: a dead listener is found by the channel probe, and what push "
+                "drops is read at the next heartbeat (every %gs)",
                 _installed_version(),
                 ", ".join(sorted(self._gone)),
-                self._config.resync_interval,
+                self._config.heartbeat_interval,
             )
 
     def sees(self, *names: str) -> bool:

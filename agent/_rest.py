@@ -26,6 +26,9 @@ from liveparams.agent._exceptions import RestError
 __all__ = ["RestClient"]
 
 REQUEST_TIMEOUT = 10.0  # seconds per REST call; close() cuts a pending one at its own deadline
+# An idle connection is kept this much longer than the heartbeat's gap, so that an idle agent's heartbeat
+# reuses it: a new connection per heartbeat cost more CPU than the call (docs/benchmarks.md, "Idle agent").
+KEEPALIVE_MARGIN = 20.0
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +76,7 @@ class RestClient:
             return self._client
         async with self._building:
             if self._client is None or self._bearer != bearer:
-                self._http = self._http or http_client(REQUEST_TIMEOUT)
+                self._http = self._http or self._new_http()
                 cfg = self._config
                 self._client = await create_client(
                     cfg.url, self._credential.api_key, bearer, schema=cfg.schema, http_client=self._http
@@ -121,10 +124,14 @@ class RestClient:
         cfg = self._config
         await self._rpc("recording outcomes", cfg.outcomes_rpc, {"p_job_id": cfg.job_id, "p_outcomes": outcomes})
 
-    async def record_trainer_state(self, state: str, step: int | None = None) -> None:
-        """Store the trainer's attachment on the job row (``record_trainer_state``)."""
+    async def record_trainer_state(self, state: str, step: int | None = None) -> int | None:
+        """Store the trainer's attachment on the job row (``record_trainer_state``); return the seq of the
+        job's newest request (0: none), which tells the heartbeat whether push missed one, or ``None`` from a
+        database before 20261207060000_heartbeat_latest_seq.sql (the function returned nothing).
+        """
         args = {"p_job_id": self._config.job_id, "p_state": state, "p_step": step}
-        await self._rpc("recording the trainer's state", "record_trainer_state", args)
+        latest = await self._rpc("recording the trainer's state", "record_trainer_state", args)
+        return latest if isinstance(latest, int) and not isinstance(latest, bool) else None
 
     async def record_metrics(self, points: list[dict[str, Any]]) -> None:
         """Store metric points (``record_training_metrics``, which keeps the job's history bounded)."""
@@ -141,11 +148,14 @@ class RestClient:
         message = {"topic": topic, "event": event, "payload": payload, "private": True}
         headers = {"apikey": self._credential.api_key, "Authorization": f"Bearer {bearer}"}
         with mapped_errors(_rest_error("broadcasting metrics", self._config)):
-            self._http = self._http or http_client(REQUEST_TIMEOUT)
+            self._http = self._http or self._new_http()
             url = f"{self._config.url}/realtime/v1/api/broadcast"
             response = await self._http.post(url, json={"messages": [message]}, headers=headers)
         if response.status_code >= 300:
             raise RestError(f"broadcasting metrics: HTTP {response.status_code}", transient=response.status_code >= 500)
+
+    def _new_http(self) -> httpx.AsyncClient:
+        return http_client(REQUEST_TIMEOUT, keepalive=self._config.heartbeat_interval + KEEPALIVE_MARGIN)
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""

@@ -6,9 +6,12 @@
   jitter, until shutdown.
 - The **re-reader** reads the job's requests newer than the last one handled,
   over REST, after every confirmed (re)subscription (Realtime does not replay
-  what it missed), every ``poll_interval`` while push is down (degraded), and
-  every ``resync_interval`` as a safety net while it is up; rate-limited with
-  ``asyncio-throttle``. A read costs what is new, never the job's history.
+  what it missed), every ``poll_interval`` while push is down (degraded), and,
+  while push is up, when the heartbeat's answer (the job's newest request) shows
+  that push missed one; ``resync_interval`` after the last read or answer as a
+  safety net when no answer says so (an older database, a failing heartbeat);
+  rate-limited with ``asyncio-throttle``. A read costs what is new, never the
+  job's history.
 - The **writer** (:class:`OutcomeWriter`) records outcomes.
 - The **lifecycle** (:class:`Lifecycle`) is where the agent stands (starting, subscribed,
   degraded, …): the supervisor and the re-reader report what happened to it, and it alone
@@ -90,6 +93,7 @@ class Worker:
         self._resync = asyncio.Event()
         self._pause_changed = asyncio.Event()  # the heartbeat says it now rather than at its next beat
         self._paused_at: int | None = None  # the step training holds at (command=pause), else None
+        self._checked_at = 0.0  # when a read or the heartbeat's answer last showed what push may have missed
         self._deadline = 0.0
         self._end: tuple[str, int | None] = ("closed", None)  # how the trainer detaches, when close() says nothing
 
@@ -200,7 +204,7 @@ class Worker:
                 paused = self._paused_at is not None and can_pause
                 state, step = ("paused", self._paused_at) if paused else ("alive", None)
             try:
-                await self._rest.record_trainer_state(state, step)
+                latest = await self._rest.record_trainer_state(state, step)
             except Exception as exc:  # a refusal, the network, or a bug: the heartbeat is informative, go on
                 failures += 1
                 (logger.warning if failures == 1 else logger.debug)("Could not record the trainer's state: %s", exc)
@@ -212,7 +216,21 @@ class Worker:
                 await asyncio.sleep(wait if transient else self.config.heartbeat_interval)
                 continue
             attached, failures = True, 0
+            self._check_latest(latest)
             await wait_for_event(self._pause_changed, self.config.heartbeat_interval)
+
+    def _check_latest(self, latest: int | None) -> None:
+        """The heartbeat's answer, the job's newest request: re-read if push missed one.
+
+        This stands in for a re-read on a timer while push is up: a request push lost is read
+        one heartbeat later, and an idle agent makes one call where it made two.
+        """
+        intake = self.intake
+        if latest is None or intake.after_seq is None:  # an older database (timed re-reads stay); no read yet
+            return
+        if latest > intake.after_seq and not intake.backlogged:  # a backlog is read once the trainer drains
+            self._request_resync()
+        self._checked_at = time.monotonic()
 
     async def _detach(self, deadline: float) -> None:
         """Record how the trainer detached, with what is left of close()'s budget (a revoked credential cannot)."""
@@ -319,14 +337,21 @@ class Worker:
     async def _reread_loop(self) -> None:
         throttler = Throttler(rate_limit=REREADS_PER_SECOND, period=1.0)
         while not self._stopped_by_revocation():
-            interval = self.config.resync_interval if self.lifecycle.ready.is_set() else self.config.poll_interval
-            await wait_for_event(self._resync, interval)
+            ready = self.lifecycle.ready.is_set()
+            await wait_for_event(self._resync, self._safety_wait() if ready else self.config.poll_interval)
+            if ready and not self._resync.is_set() and self._safety_wait() > 0:
+                continue  # the heartbeat answered meanwhile: push missed nothing
             self._resync.clear()
+            self._checked_at = time.monotonic()
             async with throttler:
                 try:
                     await self._reread()
                 except Exception:  # keep polling whatever one read did
                     logger.exception("Re-reading the job's requests failed unexpectedly")
+
+    def _safety_wait(self) -> float:
+        """Seconds left before the safety re-read: ``resync_interval`` after the last read or heartbeat answer."""
+        return max(self._checked_at + self.config.resync_interval - time.monotonic(), 0.0)
 
     async def _reread(self) -> None:
         read = self.lifecycle.begin_read()

@@ -47,6 +47,9 @@ update public.local_training_jobs
    set parameter_update_outcomes = parameter_update_outcomes || '{"orphan-1": {"status": "failed", "reason": "lost"}}'
  where id = '40000000-0000-0000-0000-000000000001';
 
+-- It defines record_trainer_state returning void; a later migration made it return the newest seq,
+-- and a function's return type cannot be replaced in place.
+drop function public.record_trainer_state(uuid, text, integer);
 \ir ../migrations/20261128100000_request_rows.sql
 
 select results_eq(

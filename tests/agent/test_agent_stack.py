@@ -679,6 +679,42 @@ def test_polling_starts_at_once_when_push_goes_down(
         assert agent.status is AgentStatus.DEGRADED
 
 
+@pytest.mark.faults
+def test_a_change_push_drops_is_read_at_the_next_heartbeat(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    faults: Callable[..., dict[str, Any]],
+) -> None:
+    """Push drops a change while the channel stays joined and answers probes: the heartbeat's answer (the job's
+    newest request) shows the agent missed one, and it is read then, not at the timed re-read (here an hour)."""
+    job_id, owner = job
+    with make_agent(job_id, resync_interval=3600.0, heartbeat_interval=1.0) as agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        faults("changes", mode="drop")
+        dropped = request_update(owner, job_id, {"max_steps": 600})["id"]
+        assert collect(agent, 1, timeout=10) == [dropped]
+        assert agent.status is AgentStatus.SUBSCRIBED  # push never looked down: the heartbeat alone found it
+
+
+@pytest.mark.faults
+def test_while_the_heartbeat_fails_the_timed_re_read_still_catches_what_push_drops(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    faults: Callable[..., dict[str, Any]],
+) -> None:
+    """No heartbeat answer says what push missed (its calls fail, as with a database that predates the answer):
+    the safety re-read every ``resync_interval`` still delivers what push dropped."""
+    job_id, owner = job
+    with make_agent(job_id, resync_interval=2.0, heartbeat_interval=1.0) as agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        faults("rest_errors", seconds=60, status=503, path="rpc/record_trainer_state")
+        faults("changes", mode="drop")
+        dropped = request_update(owner, job_id, {"max_steps": 700})["id"]
+        assert collect(agent, 1, timeout=10) == [dropped]
+
+
 def test_a_client_without_the_internals_the_supervisor_reads_still_delivers_with_one_warning(
     job: tuple[str, str],
     plug: Plug,
@@ -718,7 +754,8 @@ def test_a_client_without_the_internals_the_supervisor_reads_still_delivers_with
     assert [message for message in said if "lacks" in message] == [
         f"The installed realtime client ({importlib.metadata.version('realtime')}) lacks "
         f"{', '.join(sorted(lacking))}, which the agent reads to watch its connection; going on with its public "
-        "API: a dead listener is found by the channel probe, and the job's requests are re-read every 2s"
+        "API: a dead listener is found by the channel probe, and what push drops is read at the next heartbeat "
+        "(every 10s)"
     ]
     assert not [message for message in said if "unexpectedly" in message]
 
