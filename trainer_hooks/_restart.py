@@ -7,7 +7,8 @@ data stands (:class:`PendingRestart`, on the trainer), and sets ``should_save``
 and ``should_training_stop``. Whoever calls ``train()`` (``liveparams run``'s
 wrapper, or :func:`liveparams.train`) then finds the request, sets the new
 arguments and calls ``train(resume_from_checkpoint=<that checkpoint>)`` in the
-same process; the callback keeps its update source open across it.
+same process; the callback keeps its update source open across it. When the first step
+after the re-entry begins, the callback says how long it all took.
 
 Why the data position is ours, not transformers': its resume skips
 ``global_step % steps_per_epoch × gradient_accumulation_steps`` batches, counted
@@ -99,10 +100,16 @@ class PendingRestart:
     position: DataPosition
     settings: Mapping[str, int] = field(default_factory=dict)
     checkpoint: str | None = None
+    from_step: int | None = None  # a rewind's: the step it left (a restart leaves the step it goes on from)
     asked_at: float = field(default_factory=time.monotonic, compare=False)
 
+    @property
+    def kind(self) -> str:
+        """``"rewind"`` (back to an earlier checkpoint) or ``"restart"`` (from the checkpoint this step saves)."""
+        return "restart" if self.checkpoint is None else "rewind"
+
     def elapsed(self) -> float:
-        """Seconds since the restart was asked for (the checkpoint's save, leaving and re-entering the loop)."""
+        """Seconds since the request was applied: the checkpoint's save, leaving the loop, the reload, the data skip."""
         return time.monotonic() - self.asked_at
 
     def path(self, output_dir: str) -> str:
@@ -296,7 +303,8 @@ def choose_checkpoint(step: int | None, ctx: ApplyContext) -> None:
         raise ValueError(target)  # the check refused it already; reaching here is a bug
     before = pending(ctx.trainer)
     settings = {**target.settings, **(before.settings if before else {})}
-    setattr(ctx.trainer, FIELD, PendingRestart(target.step, target.position, settings, target.path))
+    left = int(ctx.state.global_step)
+    setattr(ctx.trainer, FIELD, PendingRestart(target.step, target.position, settings, target.path, left))
 
 
 def request_rewind(ctx: ApplyContext) -> None:
