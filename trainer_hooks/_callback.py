@@ -63,7 +63,8 @@ def _agent_from_env() -> UpdateSource | None:
 
 def _needs_step_end(request: UpdateRequest) -> bool:
     """Whether ``request`` sets control flags (a command, a restart), which only a step end can."""
-    return "command" in request.params or any(name in request.params for name in _restart.RESTART_SETTINGS)
+    restarts = (*_restart.RESTART_SETTINGS, *_restart.GENERATION_SETTINGS)
+    return "command" in request.params or any(name in request.params for name in restarts)
 
 
 class RuntimeParameterCallback(TrainerCallback, ExportableState):

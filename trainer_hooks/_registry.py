@@ -27,6 +27,7 @@ from liveparams.trainer_hooks._appliers import (
     LearningRateApplier,
     LearningRateModeApplier,
     LoggingStepsApplier,
+    MaxCompletionLengthApplier,
     MaxGradNormApplier,
     MaxStepsApplier,
     ParameterApplier,
@@ -82,6 +83,7 @@ for _applier in (
     SaveStepsApplier(),
     BatchSizeApplier(),
     GradientAccumulationApplier(),
+    MaxCompletionLengthApplier(),
     CheckpointApplier(),
     CommandApplier(),
 ):

@@ -7,8 +7,10 @@ data stands (:class:`PendingRestart`, on the trainer), and sets ``should_save``
 and ``should_training_stop``. Whoever calls ``train()`` (``liveparams run``'s
 wrapper, or :func:`liveparams.train`) then finds the request, sets the new
 arguments and calls ``train(resume_from_checkpoint=<that checkpoint>)`` in the
-same process; the callback keeps its update source open across it. When the first step
-after the re-entry begins, the callback says how long it all took.
+same process; the callback keeps its update source open across it. GRPO/RLOO's
+``max_completion_length`` takes the same road, with what TRL derived from it at init set
+again before ``train()`` (:func:`_as_trl_builds_it`); it leaves the data position as it is.
+When the first step after the re-entry begins, the callback says how long it all took.
 
 Why the data position is ours, not transformers': its resume skips
 ``global_step % steps_per_epoch × gradient_accumulation_steps`` batches, counted
@@ -42,6 +44,7 @@ from liveparams.trainer_hooks._context import ApplyContext
 
 __all__ = [
     "FIELD",
+    "GENERATION_SETTINGS",
     "HOW_TO_DRIVE",
     "RECORD_KEY",
     "RESTART_SETTINGS",
@@ -67,8 +70,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# The settings an in-process restart applies (their appliers are in ``_appliers.restart``).
+# The settings an in-process restart applies that shape the data position (appliers in ``_appliers.restart``).
 RESTART_SETTINGS = ("per_device_train_batch_size", "gradient_accumulation_steps")
+# GRPO/RLOO's, which TRL copies onto the trainer at init; they leave the data position as it is (``_appliers.trl``).
+GENERATION_SETTINGS = ("max_completion_length",)
 
 # The trainer attribute that holds the pending restart; its presence says a driver calls train().
 FIELD = "_liveparams_restart"
@@ -158,6 +163,7 @@ def data_record(trainer: Any) -> dict[str, Any]:
         return {}
     ctx = ApplyContext(args=trainer.args, state=trainer.state, control=None, train_dataloader=dataloader)
     settings = {name: int(getattr(trainer.args, name)) for name in RESTART_SETTINGS}
+    settings |= {n: int(v) for n in GENERATION_SETTINGS if (v := getattr(trainer.args, n, None)) is not None}
     return {**asdict(position_of(ctx)), **settings}
 
 
@@ -263,7 +269,7 @@ def find_checkpoint(step: int | None, ctx: ApplyContext) -> Checkpoint | str:
     record = state.get("stateful_callbacks", {}).get(RECORD_KEY, {}).get("attributes", {}).get("data")
     if not record:
         return f"{path} has no record of its data position (it was saved without this version of the callback)"
-    settings = {name: int(record[name]) for name in RESTART_SETTINGS}
+    settings = {name: int(record[name]) for name in (*RESTART_SETTINGS, *GENERATION_SETTINGS) if name in record}
     return Checkpoint(path, saved, DataPosition(int(record["epoch"]), int(record["samples"])), settings)
 
 
@@ -274,7 +280,7 @@ def as_replay(request: UpdateRequest) -> UpdateRequest:
     """
     if request.params.get("command") != "rewind":
         return request
-    rewind_keys = ("command", "checkpoint", *RESTART_SETTINGS)
+    rewind_keys = ("command", "checkpoint", *RESTART_SETTINGS, *GENERATION_SETTINGS)
     return replace(request, params={k: v for k, v in request.params.items() if k not in rewind_keys})
 
 
@@ -340,11 +346,34 @@ def _restart(trainer: Any, train: Callable[..., Any], restart: PendingRestart, a
     for name, value in restart.settings.items():
         setattr(trainer.args, name, value)
     trainer._train_batch_size = trainer.args.train_batch_size  # what get_train_dataloader batches by
+    _as_trl_builds_it(trainer)
     checkpoint = restart.path(trainer.args.output_dir)
     logger.info("Restarting in-process from %s with %s", checkpoint, dict(restart.settings))
     call_args = args[1:] if args else ()
     with resumed_at(trainer, restart.position):
         return train(checkpoint, *call_args, **{k: v for k, v in kwargs.items() if k != "resume_from_checkpoint"})
+
+
+def _as_trl_builds_it(trainer: Any) -> None:
+    """What GRPO/RLOO derive from the settings at init, set as a trainer built with the new args would have it.
+
+    ``max_completion_length`` is copied onto the trainer (the loss of ``dr_grpo`` divides by it)
+    and into the generation's ``max_new_tokens`` (unless ``generation_kwargs`` set that itself, as
+    at init). The generation buffer and its micro-step counter start empty, as in a new process, so
+    the first step after the restart generates, as a resume does. Other trainers have none of these.
+    """
+    if not hasattr(trainer, "_buffered_inputs"):
+        return
+    trainer._step, trainer._buffered_inputs = 0, None
+    length = getattr(trainer.args, "max_completion_length", None)
+    if length is None or not hasattr(trainer, "max_completion_length"):
+        return
+    trainer.max_completion_length = length
+    new_tokens = (trainer.args.generation_kwargs or {}).get("max_new_tokens", length)
+    if getattr(trainer, "generation_config", None) is not None:
+        trainer.generation_config.max_new_tokens = new_tokens
+    if isinstance(getattr(trainer, "generation_kwargs", None), dict):
+        trainer.generation_kwargs["max_new_tokens"] = new_tokens
 
 
 @contextlib.contextmanager

@@ -158,8 +158,9 @@ PARAMETERS: dict[str, ParameterSpec] = {
         ParameterSpec(
             "max_completion_length",
             ParamType.INTEGER,
-            "GRPO/RLOO generation length is fixed at init: restart to change it.",
-            restart_only=True,
+            "GRPO/RLOO's longest completion, in tokens; applied by an in-process restart from the same prompts.",
+            min=1,
+            max=_BIG,
         ),
     )
 }

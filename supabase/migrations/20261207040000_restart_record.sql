@@ -1,4 +1,5 @@
--- liveparams: the job row shows the last in-process restart or rewind, and how long it took.
+-- liveparams: the job row shows the last in-process restart or rewind, and how long it took; and
+-- GRPO/RLOO's max_completion_length is no longer restart-only (the parameter spec, at the end).
 --
 -- A restart-only setting (per_device_train_batch_size, gradient_accumulation_steps) is applied by
 -- saving, leaving the loop and entering train() again in the same process; `command=rewind` takes
@@ -86,3 +87,36 @@ revoke all on function public.record_trainer_restart(uuid, text, integer, intege
 grant execute on function public.record_trainer_restart(uuid, text, integer, integer, jsonb, double precision)
   to authenticated, service_role;
 
+-- max_completion_length is applied by an in-process restart too (docs/parameters.md): the spec of
+-- 20261207030000_restart_settings.sql with its bounds. num_generations stays restart-only.
+-- The spec must equal liveparams.contract.PARAMETERS (tests/test_docs.py).
+create or replace function public.liveparams_parameter_spec()
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select '{
+    "learning_rate":   {"type": "number",  "min": 0, "min_exclusive": true, "max": 1},
+    "learning_rate_mode": {"type": "string", "choices": ["rescale", "constant"]},
+    "weight_decay":    {"type": "number",  "min": 0, "max": 10},
+    "adam_beta1":      {"type": "number",  "min": 0, "max": 0.999999},
+    "adam_beta2":      {"type": "number",  "min": 0, "max": 0.999999},
+    "adam_epsilon":    {"type": "number",  "min": 0, "min_exclusive": true, "max": 1},
+    "max_grad_norm":   {"type": "number",  "min": 0, "max": 1000000},
+    "warmup_steps":    {"type": "integer", "min": 0, "max": 100000000},
+    "max_steps":       {"type": "integer", "min": 1, "max": 100000000},
+    "logging_steps":   {"type": "integer", "min": 1, "max": 100000000},
+    "eval_steps":      {"type": "integer", "min": 1, "max": 100000000},
+    "save_steps":      {"type": "integer", "min": 1, "max": 100000000},
+    "beta":            {"type": "number",  "min": 0, "max": 1000},
+    "command":         {"type": "string",  "choices": ["save_checkpoint", "evaluate", "stop", "pause", "resume", "rewind"]},
+    "checkpoint":      {"type": "integer", "min": 1, "max": 100000000},
+    "per_device_train_batch_size": {"type": "integer", "min": 1, "max": 100000000},
+    "gradient_accumulation_steps": {"type": "integer", "min": 1, "max": 100000000},
+    "num_generations": {"type": "integer", "restart_only": true},
+    "max_completion_length": {"type": "integer", "min": 1, "max": 100000000}
+  }'::jsonb
+$$;
+
+grant execute on function public.liveparams_parameter_spec() to anon, authenticated, service_role;

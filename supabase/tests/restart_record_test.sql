@@ -1,7 +1,7 @@
 -- pgTAP: the last in-process restart on the job row (20261207040000_restart_record.sql). Everything is rolled back.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(10);
+select plan(12);
 
 insert into auth.users (id, email, raw_app_meta_data) values
   ('00000000-0000-0000-0000-0000000000c1', 'restarter@liveparams.test', '{}');
@@ -41,6 +41,11 @@ select throws_ok($$select public.record_trainer_restart('63000000-0000-0000-0000
                    '{}', 1)$$, '22023', null, 'a rewind goes back, not forward');
 select throws_ok($$select public.record_trainer_restart('63000000-0000-0000-0000-0000000000ff', 'restart', 1, null,
                    '{}', 1)$$, 'PT404', null, 'an unknown job');
+select public.record_trainer_state('63000000-0000-0000-0000-000000000001', 'attached');  -- a new run
+select lives_ok($$select public.request_parameter_update('63000000-0000-0000-0000-000000000001',
+                  '{"max_completion_length": 64}')$$, 'max_completion_length is applied by an in-process restart now');
+select throws_ok($$select public.request_parameter_update('63000000-0000-0000-0000-000000000001',
+                   '{"num_generations": 4}')$$, '22023', null, 'num_generations is still restart-only');
 reset role;
 
 set local role authenticated;

@@ -1,4 +1,5 @@
-"""Batch size and accumulation, applied by an in-process restart; ``checkpoint``, which a rewind goes back to.
+"""Batch size, accumulation and GRPO/RLOO's ``max_completion_length``, applied by an in-process restart;
+``checkpoint``, which a rewind goes back to.
 
 The applier does not change the loop it runs in (Trainer reads
 ``gradient_accumulation_steps`` at every micro-batch, and the DataLoader's batch
@@ -22,7 +23,7 @@ from liveparams.trainer_hooks import _restart
 from liveparams.trainer_hooks._appliers.base import NO_OTHER_PARAMS, ParameterApplier
 from liveparams.trainer_hooks._context import ApplyContext
 
-__all__ = ["BatchSizeApplier", "CheckpointApplier", "GradientAccumulationApplier"]
+__all__ = ["BatchSizeApplier", "CheckpointApplier", "GradientAccumulationApplier", "MaxCompletionLengthApplier"]
 
 
 class RestartApplier(ParameterApplier):
@@ -58,6 +59,20 @@ class GradientAccumulationApplier(RestartApplier):
     """By an in-process restart: ``train()`` again with the new micro-batch groups, from the samples consumed."""
 
     name = "gradient_accumulation_steps"
+
+
+class MaxCompletionLengthApplier(RestartApplier):
+    """GRPO/RLOO, by an in-process restart: ``train()`` again generating up to the new length, from the same prompts."""
+
+    name = "max_completion_length"
+
+    def check(self, value: int, ctx: ApplyContext, params: Mapping[str, Any] = NO_OTHER_PARAMS) -> str | None:
+        trainer = ctx.trainer
+        if trainer is None or not hasattr(trainer, "max_completion_length"):
+            return f"{ctx.trainer_name} generates no completions (max_completion_length is GRPO's and RLOO's)"
+        if getattr(trainer, "use_vllm", False):
+            return "vLLM's engine was built with the old max_completion_length; restart the run with the new one"
+        return super().check(value, ctx, params)
 
 
 class CheckpointApplier(ParameterApplier):

@@ -1,0 +1,88 @@
+"""GRPO/RLOO's ``max_completion_length`` applied by an in-process restart equals the rule's restart, step for step.
+
+The rule (docs/parameters.md): a change at step S equals a run that trained to S with the
+old settings, saved, and went on from the same prompts with the new ones. The reference is
+exactly that: a trainer stopped and saved at S, then a new trainer built with the new length
+and resumed from that checkpoint. Every later step's loss and learning rate are compared with
+``==``, and the longest completion logged shows the new length at work. The tiny model and its
+tokenizer are built in code (``liveparams.demo.tiny``): no download.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trl_builders
+from hooks_helpers import PushAt, QueueSource, request
+from restarted_runs import StopAt
+from transformers import TrainerCallback
+
+import liveparams
+from liveparams.contract import OutcomeStatus
+from liveparams.trainer_hooks import RuntimeParameterCallback
+
+pytestmark = pytest.mark.slow
+
+MAX_STEPS, OLD, NEW = 8, 8, 3
+BUILDERS = {"GRPOTrainer": trl_builders.grpo, "RLOOTrainer": trl_builders.rloo}
+# name: (trainer, step S, config); with two iterations per generation, step 3 is in the middle of one
+CASES: dict[str, tuple[str, int, dict[str, Any]]] = {
+    "GRPO": ("GRPOTrainer", 4, {}),
+    "RLOO": ("RLOOTrainer", 4, {}),
+    "GRPO, mid-generation": ("GRPOTrainer", 3, {"num_iterations": 2}),
+}
+
+
+class Logged(TrainerCallback):
+    """Per optimizer step (``logging_steps=1``): the loss, the rate and the longest completion (if it generated)."""
+
+    def __init__(self) -> None:
+        self.steps: dict[int, tuple[float, float, float | None]] = {}
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if logs and "loss" in logs:
+            self.steps[state.global_step] = (logs["loss"], logs["learning_rate"], logs.get("completions/max_length"))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_new_max_completion_length_equals_the_rules_restart(tmp_path: Path, tiny_dir: str, case: str) -> None:
+    trainer, step, config = CASES[case]
+
+    def build(out: str, callbacks: list[Any], length: int) -> Any:
+        settings = {"max_steps": MAX_STEPS, "max_completion_length": length, "logging_steps": 1, **config}
+        return BUILDERS[trainer](tiny_dir, str(tmp_path / out), callbacks, **settings)
+
+    asked = request(max_completion_length=NEW)
+    got, source = Logged(), QueueSource()
+    callback = RuntimeParameterCallback(source)
+    live = build("live", [PushAt(source, {step: [asked]}), got, callback], OLD)
+    callback.bind(live)
+    liveparams.train(live)
+
+    want = Logged()
+    build("reference", [StopAt(step), want], OLD).train()
+    build("resumed", [want], NEW).train(resume_from_checkpoint=str(tmp_path / "reference" / f"checkpoint-{step}"))
+
+    outcome = source.outcome(asked.id)
+    assert outcome.status is OutcomeStatus.APPLIED and outcome.step == step, outcome.reason
+    assert sorted(got.steps) == sorted(want.steps) == list(range(1, MAX_STEPS + 1))
+    assert got.steps == want.steps  # loss, rate and longest completion, with ==
+    lengths = {s: length for s, (_, _, length) in got.steps.items() if length is not None}
+    assert max(length for s, length in lengths.items() if s > step) <= NEW
+    assert max(length for s, length in lengths.items() if s <= step) > NEW  # the old length was in force before
+    (restart,) = source.restarts
+    assert (restart.kind, restart.step, restart.settings) == ("restart", step, {"max_completion_length": NEW})
+
+
+def test_a_trainer_that_generates_nothing_refuses_it(tmp_path: Path, tiny_dir: str) -> None:
+    asked = request(max_completion_length=NEW)
+    source = QueueSource()
+    callback = RuntimeParameterCallback(source)
+    sft = trl_builders.sft(tiny_dir, str(tmp_path), [PushAt(source, {2: [asked]}), callback])
+    callback.bind(sft)
+    liveparams.train(sft)
+    outcome = source.outcome(asked.id)
+    assert outcome.status is OutcomeStatus.REJECTED
+    assert outcome.reason and "generates no completions" in outcome.reason
