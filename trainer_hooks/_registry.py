@@ -23,6 +23,7 @@ from liveparams.trainer_hooks._appliers import (
     CheckpointApplier,
     CommandApplier,
     EvalStepsApplier,
+    GenerationsApplier,
     GradientAccumulationApplier,
     LearningRateApplier,
     LearningRateModeApplier,
@@ -84,6 +85,7 @@ for _applier in (
     BatchSizeApplier(),
     GradientAccumulationApplier(),
     MaxCompletionLengthApplier(),
+    GenerationsApplier(),
     CheckpointApplier(),
     CommandApplier(),
 ):

@@ -8,8 +8,9 @@ and ``should_training_stop``. Whoever calls ``train()`` (``liveparams run``'s
 wrapper, or :func:`liveparams.train`) then finds the request, sets the new
 arguments and calls ``train(resume_from_checkpoint=<that checkpoint>)`` in the
 same process; the callback keeps its update source open across it. GRPO/RLOO's
-``max_completion_length`` takes the same road, with what TRL derived from it at init set
-again before ``train()`` (:func:`_as_trl_builds_it`); it leaves the data position as it is.
+``max_completion_length`` and ``num_generations`` take the same road, with what TRL derived
+from them at init set again before ``train()`` (:func:`_as_trl_builds_it`); a new group size
+goes on from the same prompts (:func:`generations_reason`).
 When the first step after the re-entry begins, the callback says how long it all took.
 
 Why the data position is ours, not transformers': its resume skips
@@ -57,6 +58,7 @@ __all__ = [
     "choose_checkpoint",
     "data_record",
     "find_checkpoint",
+    "generations_reason",
     "is_driven",
     "pending",
     "position_of",
@@ -72,8 +74,8 @@ logger = logging.getLogger(__name__)
 
 # The settings an in-process restart applies that shape the data position (appliers in ``_appliers.restart``).
 RESTART_SETTINGS = ("per_device_train_batch_size", "gradient_accumulation_steps")
-# GRPO/RLOO's, which TRL copies onto the trainer at init; they leave the data position as it is (``_appliers.trl``).
-GENERATION_SETTINGS = ("max_completion_length",)
+# GRPO/RLOO's, which TRL copies onto the trainer at init (appliers in ``_appliers.restart``).
+GENERATION_SETTINGS = ("max_completion_length", "num_generations")
 
 # The trainer attribute that holds the pending restart; its presence says a driver calls train().
 FIELD = "_liveparams_restart"
@@ -140,7 +142,11 @@ def request_restart(name: str, value: int, ctx: ApplyContext) -> None:
     """Ask the driver for a restart with ``name=value`` (added to one asked at this step), and leave the loop."""
     before = pending(ctx.trainer)
     settings = {**(before.settings if before else {}), name: value}
-    setattr(ctx.trainer, FIELD, PendingRestart(int(ctx.state.global_step), position_of(ctx), settings))
+    position = position_of(ctx)
+    if "num_generations" in settings:  # the same prompts, in rows of the new group size
+        old = int(ctx.args.num_generations)
+        position = replace(position, samples=position.samples * settings["num_generations"] // old)
+    setattr(ctx.trainer, FIELD, PendingRestart(int(ctx.state.global_step), position, settings))
     ctx.control.should_save = True  # the checkpoint the run goes on from
     ctx.control.should_training_stop = True
 
@@ -225,6 +231,46 @@ def alignment_reason(position: DataPosition, batch_size: int, accumulation: int)
         f"({batch_size} × {accumulation} = {per_step} samples each), so the new steps would not line up with the "
         f"epoch's; ask again at a step where the samples consumed in the epoch are a multiple of {per_step}"
     )
+
+
+def generations_reason(ctx: ApplyContext, new: int, params: Mapping[str, Any]) -> str | None:
+    """Why GRPO/RLOO cannot go on with ``num_generations=new`` from the prompts consumed now, or None.
+
+    Each generation batch takes ``generation_batch_size / num_generations`` prompts of the shuffled
+    epoch, each ``num_generations`` times (TRL's ``RepeatSampler``), so the prompts consumed are a
+    whole number of the old batches; the run goes on where they are a whole number of the new ones.
+    """
+    trainer, args = ctx.trainer, ctx.args
+    if params.get("command") == "rewind":
+        return "send num_generations after the rewind, once the run is back at its checkpoint"
+    if any(name in params for name in (*RESTART_SETTINGS, "max_completion_length")):
+        return "send num_generations alone: the prompts consumed are counted in its groups"
+    if getattr(trainer, "environment_factories", None) is not None:
+        return "an environment owns the data (its placeholder prompts are sized by num_generations)"
+    if int(getattr(trainer, "num_iterations", 1)) != 1:
+        return "with num_iterations > 1 a generation batch is trained on several times; not supported yet"
+    if new < 2:
+        return f"{ctx.trainer_name} needs at least 2 generations per prompt to compute the advantages"
+    generation_batch = int(args.generation_batch_size)
+    if generation_batch % new:
+        return f"generation_batch_size ({generation_batch}) must be divisible by num_generations ({new})"
+    evaluates = getattr(args, "eval_strategy", "no") != "no" and not args.num_generations_eval
+    if evaluates and int(args.per_device_eval_batch_size) % new:
+        return f"per_device_eval_batch_size ({args.per_device_eval_batch_size}) must be divisible by {new}"
+    if ctx.train_dataloader is None or not _has_length(ctx.train_dataloader):
+        return None  # the run's own refusal says why
+    batches = position_of(ctx).samples // int(args.train_batch_size)
+    per_generation = int(args.steps_per_generation)
+    if batches % per_generation:
+        return f"step {ctx.state.global_step} is in the middle of a generation batch; ask again at its end"
+    prompts = batches // per_generation * (generation_batch // int(args.num_generations))
+    new_prompts = generation_batch // new
+    if prompts % new_prompts:
+        return (
+            f"the run has consumed {prompts} prompts of epoch {position_of(ctx).epoch}, not a whole number of the new "
+            f"generation batches ({new_prompts} prompts each); ask again a step or two later"
+        )
+    return None
 
 
 def _has_length(dataloader: Any) -> bool:
@@ -357,6 +403,8 @@ def _restart(trainer: Any, train: Callable[..., Any], restart: PendingRestart, a
 def _as_trl_builds_it(trainer: Any) -> None:
     """What GRPO/RLOO derive from the settings at init, set as a trainer built with the new args would have it.
 
+    ``num_generations`` (and ``num_generations_eval`` when it follows it) is read from the trainer
+    by the sampler, which ``train()`` builds again, and by the advantages.
     ``max_completion_length`` is copied onto the trainer (the loss of ``dr_grpo`` divides by it)
     and into the generation's ``max_new_tokens`` (unless ``generation_kwargs`` set that itself, as
     at init). The generation buffer and its micro-step counter start empty, as in a new process, so
@@ -365,6 +413,9 @@ def _as_trl_builds_it(trainer: Any) -> None:
     if not hasattr(trainer, "_buffered_inputs"):
         return
     trainer._step, trainer._buffered_inputs = 0, None
+    if hasattr(trainer, "num_generations"):
+        trainer.num_generations = trainer.args.num_generations
+        trainer.num_generations_eval = trainer.args.num_generations_eval or trainer.num_generations
     length = getattr(trainer.args, "max_completion_length", None)
     if length is None or not hasattr(trainer, "max_completion_length"):
         return

@@ -152,8 +152,9 @@ PARAMETERS: dict[str, ParameterSpec] = {
         ParameterSpec(
             "num_generations",
             ParamType.INTEGER,
-            "GRPO/RLOO group size is baked into the sampler: restart to change it.",
-            restart_only=True,
+            "GRPO/RLOO's completions per prompt; applied by an in-process restart from the same prompts.",
+            min=2,
+            max=_BIG,
         ),
         ParameterSpec(
             "max_completion_length",

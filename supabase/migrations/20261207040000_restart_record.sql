@@ -1,5 +1,6 @@
 -- liveparams: the job row shows the last in-process restart or rewind, and how long it took; and
--- GRPO/RLOO's max_completion_length is no longer restart-only (the parameter spec, at the end).
+-- GRPO/RLOO's max_completion_length and num_generations are no longer restart-only (the parameter spec,
+-- at the end).
 --
 -- A restart-only setting (per_device_train_batch_size, gradient_accumulation_steps) is applied by
 -- saving, leaving the loop and entering train() again in the same process; `command=rewind` takes
@@ -87,8 +88,8 @@ revoke all on function public.record_trainer_restart(uuid, text, integer, intege
 grant execute on function public.record_trainer_restart(uuid, text, integer, integer, jsonb, double precision)
   to authenticated, service_role;
 
--- max_completion_length is applied by an in-process restart too (docs/parameters.md): the spec of
--- 20261207030000_restart_settings.sql with its bounds. num_generations stays restart-only.
+-- max_completion_length and num_generations are applied by an in-process restart too
+-- (docs/parameters.md): the spec of 20261207030000_restart_settings.sql with their bounds.
 -- The spec must equal liveparams.contract.PARAMETERS (tests/test_docs.py).
 create or replace function public.liveparams_parameter_spec()
 returns jsonb
@@ -114,7 +115,7 @@ as $$
     "checkpoint":      {"type": "integer", "min": 1, "max": 100000000},
     "per_device_train_batch_size": {"type": "integer", "min": 1, "max": 100000000},
     "gradient_accumulation_steps": {"type": "integer", "min": 1, "max": 100000000},
-    "num_generations": {"type": "integer", "restart_only": true},
+    "num_generations": {"type": "integer", "min": 2, "max": 100000000},
     "max_completion_length": {"type": "integer", "min": 1, "max": 100000000}
   }'::jsonb
 $$;

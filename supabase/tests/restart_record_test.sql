@@ -45,7 +45,7 @@ select public.record_trainer_state('63000000-0000-0000-0000-000000000001', 'atta
 select lives_ok($$select public.request_parameter_update('63000000-0000-0000-0000-000000000001',
                   '{"max_completion_length": 64}')$$, 'max_completion_length is applied by an in-process restart now');
 select throws_ok($$select public.request_parameter_update('63000000-0000-0000-0000-000000000001',
-                   '{"num_generations": 4}')$$, '22023', null, 'num_generations is still restart-only');
+                   '{"num_generations": 1}')$$, '22003', null, 'num_generations is 2 or more');
 reset role;
 
 set local role authenticated;

@@ -1,4 +1,4 @@
-"""GRPO/RLOO's ``max_completion_length`` applied by an in-process restart equals the rule's restart, step for step.
+"""GRPO/RLOO's ``max_completion_length`` and ``num_generations`` by an in-process restart equal the rule's restart.
 
 The rule (docs/parameters.md): a change at step S equals a run that trained to S with the
 old settings, saved, and went on from the same prompts with the new ones. The reference is
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import trl_builders
 from hooks_helpers import PushAt, QueueSource, request
-from restarted_runs import StopAt
+from restarted_runs import StopAt, _at, _enough_epochs
 from transformers import TrainerCallback
 
 import liveparams
@@ -86,3 +86,58 @@ def test_a_trainer_that_generates_nothing_refuses_it(tmp_path: Path, tiny_dir: s
     outcome = source.outcome(asked.id)
     assert outcome.status is OutcomeStatus.REJECTED
     assert outcome.reason and "generates no completions" in outcome.reason
+
+
+# name: (trainer, step S, old, new); batch 4, one generation batch per step: 4 / G prompts each
+GROUPS: dict[str, tuple[str, int, int, int]] = {
+    "GRPO 2 -> 4": ("GRPOTrainer", 4, 2, 4),
+    "GRPO 4 -> 2": ("GRPOTrainer", 4, 4, 2),
+    "RLOO 2 -> 4": ("RLOOTrainer", 4, 2, 4),
+}
+
+
+@pytest.mark.parametrize("case", list(GROUPS))
+def test_a_new_num_generations_equals_the_rules_restart(tmp_path: Path, tiny_dir: str, case: str) -> None:
+    """The rule's reference goes on from the same prompts: S steps took S × 4 / old prompts, S × 4 / new batches."""
+    trainer, step, old, new = GROUPS[case]
+
+    def build(out: str, callbacks: list[Any], groups: int) -> Any:
+        settings = {"max_steps": MAX_STEPS, "num_generations": groups, "logging_steps": 1}
+        return BUILDERS[trainer](tiny_dir, str(tmp_path / out), callbacks, **settings)
+
+    asked = request(num_generations=new)
+    got, source = Logged(), QueueSource()
+    callback = RuntimeParameterCallback(source)
+    live = build("live", [PushAt(source, {step: [asked]}), got, callback], old)
+    callback.bind(live)
+    liveparams.train(live)
+
+    want = Logged()
+    build("reference", [StopAt(step), want], old).train()
+    resumed = build("resumed", [want], new)
+    resumed._init_training_state = _at(resumed._init_training_state, 0, step * new // old)
+    resumed.set_initial_training_values = _enough_epochs(resumed.set_initial_training_values)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "reference" / f"checkpoint-{step}"))
+
+    outcome = source.outcome(asked.id)
+    assert outcome.status is OutcomeStatus.APPLIED and outcome.step == step, outcome.reason
+    assert (live.num_generations, live.args.num_generations) == (new, new)
+    assert sorted(got.steps) == sorted(want.steps) == list(range(1, MAX_STEPS + 1))
+    assert got.steps == want.steps  # loss, rate and longest completion, with ==
+
+
+def test_num_generations_where_the_prompts_do_not_line_up_is_refused_and_asked_again(
+    tmp_path: Path, tiny_dir: str
+) -> None:
+    """Groups of 4 take one prompt a step, groups of 2 two: after 3 prompts the new batches cannot line up."""
+    early, late = request(num_generations=2), request(num_generations=2)
+    source = QueueSource()
+    callback = RuntimeParameterCallback(source)
+    settings = {"max_steps": MAX_STEPS, "num_generations": 4, "logging_steps": 1}
+    grpo = trl_builders.grpo(tiny_dir, str(tmp_path), [PushAt(source, {3: [early], 4: [late]}), callback], **settings)
+    callback.bind(grpo)
+    liveparams.train(grpo)
+    refused, applied = source.outcome(early.id), source.outcome(late.id)
+    assert refused.status is OutcomeStatus.REJECTED and refused.reason
+    assert "consumed 3 prompts of epoch 0, not a whole number of the new generation batches" in refused.reason
+    assert applied.status is OutcomeStatus.APPLIED and applied.step == 4

@@ -8,7 +8,7 @@
 - ``intervals``: ``logging_steps``, ``eval_steps``, ``save_steps``;
 - ``trl``: ``beta``, which TRL keeps on the trainer, and the GRPO/RLOO batch internals it depends on;
 - ``restart``: ``per_device_train_batch_size``, ``gradient_accumulation_steps`` and GRPO/RLOO's
-  ``max_completion_length``, applied by an in-process restart, and ``checkpoint`` (which
+  ``max_completion_length`` and ``num_generations``, applied by an in-process restart, and ``checkpoint`` (which
   ``command: rewind`` goes back to);
 - ``commands``: ``command`` (evaluate, save a checkpoint, stop).
 
@@ -42,6 +42,7 @@ from liveparams.trainer_hooks._appliers.optimizer import (
 from liveparams.trainer_hooks._appliers.restart import (
     BatchSizeApplier,
     CheckpointApplier,
+    GenerationsApplier,
     GradientAccumulationApplier,
     MaxCompletionLengthApplier,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "CheckpointApplier",
     "CommandApplier",
     "EvalStepsApplier",
+    "GenerationsApplier",
     "GradientAccumulationApplier",
     "IntervalApplier",
     "LearningRateApplier",

@@ -1,5 +1,5 @@
-"""Batch size, accumulation and GRPO/RLOO's ``max_completion_length``, applied by an in-process restart;
-``checkpoint``, which a rewind goes back to.
+"""Batch size, accumulation, GRPO/RLOO's ``max_completion_length`` and ``num_generations``, applied by an
+in-process restart; ``checkpoint``, which a rewind goes back to.
 
 The applier does not change the loop it runs in (Trainer reads
 ``gradient_accumulation_steps`` at every micro-batch, and the DataLoader's batch
@@ -23,7 +23,13 @@ from liveparams.trainer_hooks import _restart
 from liveparams.trainer_hooks._appliers.base import NO_OTHER_PARAMS, ParameterApplier
 from liveparams.trainer_hooks._context import ApplyContext
 
-__all__ = ["BatchSizeApplier", "CheckpointApplier", "GradientAccumulationApplier", "MaxCompletionLengthApplier"]
+__all__ = [
+    "BatchSizeApplier",
+    "CheckpointApplier",
+    "GenerationsApplier",
+    "GradientAccumulationApplier",
+    "MaxCompletionLengthApplier",
+]
 
 
 class RestartApplier(ParameterApplier):
@@ -73,6 +79,20 @@ class MaxCompletionLengthApplier(RestartApplier):
         if getattr(trainer, "use_vllm", False):
             return "vLLM's engine was built with the old max_completion_length; restart the run with the new one"
         return super().check(value, ctx, params)
+
+
+class GenerationsApplier(RestartApplier):
+    """GRPO/RLOO, by an in-process restart: ``train()`` again with groups of the new size, from the same prompts."""
+
+    name = "num_generations"
+
+    def check(self, value: int, ctx: ApplyContext, params: Mapping[str, Any] = NO_OTHER_PARAMS) -> str | None:
+        trainer = ctx.trainer
+        if trainer is None or not hasattr(trainer, "num_generations"):
+            return f"{ctx.trainer_name} generates no completions (num_generations is GRPO's and RLOO's)"
+        if getattr(trainer, "use_vllm", False):
+            return "vLLM generates the groups; restart the run with the new num_generations"
+        return _restart.generations_reason(ctx, value, params) or super().check(value, ctx, params)
 
 
 class CheckpointApplier(ParameterApplier):
