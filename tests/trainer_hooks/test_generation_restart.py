@@ -10,6 +10,8 @@ tokenizer are built in code (``liveparams.demo.tiny``): no download.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,34 +48,62 @@ class Logged(TrainerCallback):
             self.steps[state.global_step] = (logs["loss"], logs["learning_rate"], logs.get("completions/max_length"))
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_a_new_max_completion_length_equals_the_rules_restart(tmp_path: Path, tiny_dir: str, case: str) -> None:
-    trainer, step, config = CASES[case]
+@dataclass
+class Compared:
+    """A live run that got ``name=new`` at ``step`` and the rule's reference: each step's logs, and the live trainer."""
 
-    def build(out: str, callbacks: list[Any], length: int) -> Any:
-        settings = {"max_steps": MAX_STEPS, "max_completion_length": length, "logging_steps": 1, **config}
-        return BUILDERS[trainer](tiny_dir, str(tmp_path / out), callbacks, **settings)
+    got: Logged
+    want: Logged
+    live: Any
 
-    asked = request(max_completion_length=NEW)
+
+def _live_and_reference(
+    tmp_path: Path, build: Callable[..., Any], step: int, name: str, old: int, new: int, skip: int | None = None
+) -> Compared:
+    """``build(out, callbacks, **{name: value})`` live with the request at ``step``, and the reference: stopped and
+    saved at ``step`` with ``old``, resumed by a trainer built with ``new`` (at ``skip`` batches of epoch 0 if given).
+    """
+    asked = request(**{name: new})
     got, source = Logged(), QueueSource()
     callback = RuntimeParameterCallback(source)
-    live = build("live", [PushAt(source, {step: [asked]}), got, callback], OLD)
+    live = build("live", [PushAt(source, {step: [asked]}), got, callback], **{name: old})
     callback.bind(live)
     liveparams.train(live)
 
     want = Logged()
-    build("reference", [StopAt(step), want], OLD).train()
-    build("resumed", [want], NEW).train(resume_from_checkpoint=str(tmp_path / "reference" / f"checkpoint-{step}"))
+    build("reference", [StopAt(step), want], **{name: old}).train()
+    resumed = build("resumed", [want], **{name: new})
+    if skip is not None:
+        resumed._init_training_state = _at(resumed._init_training_state, 0, skip)
+        resumed.set_initial_training_values = _enough_epochs(resumed.set_initial_training_values)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "reference" / f"checkpoint-{step}"))
 
     outcome = source.outcome(asked.id)
     assert outcome.status is OutcomeStatus.APPLIED and outcome.step == step, outcome.reason
     assert sorted(got.steps) == sorted(want.steps) == list(range(1, MAX_STEPS + 1))
-    assert got.steps == want.steps  # loss, rate and longest completion, with ==
-    lengths = {s: length for s, (_, _, length) in got.steps.items() if length is not None}
+    (restart,) = source.restarts
+    assert (restart.kind, restart.step, restart.settings) == ("restart", step, {name: new})
+    return Compared(got, want, live)
+
+
+def _builder(tmp_path: Path, tiny_dir: str, trainer: str, **config: Any) -> Callable[..., Any]:
+    def build(out: str, callbacks: list[Any], **settings: Any) -> Any:
+        settings = {"max_steps": MAX_STEPS, "logging_steps": 1, **config, **settings}
+        return BUILDERS[trainer](tiny_dir, str(tmp_path / out), callbacks, **settings)
+
+    return build
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_new_max_completion_length_equals_the_rules_restart(tmp_path: Path, tiny_dir: str, case: str) -> None:
+    trainer, step, config = CASES[case]
+    build = _builder(tmp_path, tiny_dir, trainer, **config)
+    run = _live_and_reference(tmp_path, build, step, "max_completion_length", OLD, NEW)
+
+    assert run.got.steps == run.want.steps  # loss, rate and longest completion, with ==
+    lengths = {s: length for s, (_, _, length) in run.got.steps.items() if length is not None}
     assert max(length for s, length in lengths.items() if s > step) <= NEW
     assert max(length for s, length in lengths.items() if s <= step) > NEW  # the old length was in force before
-    (restart,) = source.restarts
-    assert (restart.kind, restart.step, restart.settings) == ("restart", step, {"max_completion_length": NEW})
 
 
 def test_a_trainer_that_generates_nothing_refuses_it(tmp_path: Path, tiny_dir: str) -> None:
@@ -100,30 +130,11 @@ GROUPS: dict[str, tuple[str, int, int, int]] = {
 def test_a_new_num_generations_equals_the_rules_restart(tmp_path: Path, tiny_dir: str, case: str) -> None:
     """The rule's reference goes on from the same prompts: S steps took S × 4 / old prompts, S × 4 / new batches."""
     trainer, step, old, new = GROUPS[case]
+    build = _builder(tmp_path, tiny_dir, trainer)
+    run = _live_and_reference(tmp_path, build, step, "num_generations", old, new, skip=step * new // old)
 
-    def build(out: str, callbacks: list[Any], groups: int) -> Any:
-        settings = {"max_steps": MAX_STEPS, "num_generations": groups, "logging_steps": 1}
-        return BUILDERS[trainer](tiny_dir, str(tmp_path / out), callbacks, **settings)
-
-    asked = request(num_generations=new)
-    got, source = Logged(), QueueSource()
-    callback = RuntimeParameterCallback(source)
-    live = build("live", [PushAt(source, {step: [asked]}), got, callback], old)
-    callback.bind(live)
-    liveparams.train(live)
-
-    want = Logged()
-    build("reference", [StopAt(step), want], old).train()
-    resumed = build("resumed", [want], new)
-    resumed._init_training_state = _at(resumed._init_training_state, 0, step * new // old)
-    resumed.set_initial_training_values = _enough_epochs(resumed.set_initial_training_values)
-    resumed.train(resume_from_checkpoint=str(tmp_path / "reference" / f"checkpoint-{step}"))
-
-    outcome = source.outcome(asked.id)
-    assert outcome.status is OutcomeStatus.APPLIED and outcome.step == step, outcome.reason
-    assert (live.num_generations, live.args.num_generations) == (new, new)
-    assert sorted(got.steps) == sorted(want.steps) == list(range(1, MAX_STEPS + 1))
-    assert got.steps == want.steps  # loss, rate and longest completion, with ==
+    assert (run.live.num_generations, run.live.args.num_generations) == (new, new)
+    assert run.got.steps == run.want.steps  # loss, rate and longest completion, with ==
 
 
 def test_num_generations_where_the_prompts_do_not_line_up_is_refused_and_asked_again(

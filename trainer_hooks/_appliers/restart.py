@@ -67,32 +67,35 @@ class GradientAccumulationApplier(RestartApplier):
     name = "gradient_accumulation_steps"
 
 
-class MaxCompletionLengthApplier(RestartApplier):
+class GenerationApplier(RestartApplier):
+    """A GRPO/RLOO generation setting, by an in-process restart; refused where nothing generates, and under vLLM."""
+
+    def check(self, value: int, ctx: ApplyContext, params: Mapping[str, Any] = NO_OTHER_PARAMS) -> str | None:
+        trainer = ctx.trainer
+        if trainer is None or not hasattr(trainer, self.name):
+            return f"{ctx.trainer_name} generates no completions ({self.name} is GRPO's and RLOO's)"
+        if getattr(trainer, "use_vllm", False):
+            return f"vLLM's engine was built with the old {self.name}; restart the run with the new one"
+        return self.reason(value, ctx, params) or super().check(value, ctx, params)
+
+    def reason(self, value: int, ctx: ApplyContext, params: Mapping[str, Any]) -> str | None:
+        """What else makes ``value`` impossible for this trainer now; None by default."""
+        return None
+
+
+class MaxCompletionLengthApplier(GenerationApplier):
     """GRPO/RLOO, by an in-process restart: ``train()`` again generating up to the new length, from the same prompts."""
 
     name = "max_completion_length"
 
-    def check(self, value: int, ctx: ApplyContext, params: Mapping[str, Any] = NO_OTHER_PARAMS) -> str | None:
-        trainer = ctx.trainer
-        if trainer is None or not hasattr(trainer, "max_completion_length"):
-            return f"{ctx.trainer_name} generates no completions (max_completion_length is GRPO's and RLOO's)"
-        if getattr(trainer, "use_vllm", False):
-            return "vLLM's engine was built with the old max_completion_length; restart the run with the new one"
-        return super().check(value, ctx, params)
 
-
-class GenerationsApplier(RestartApplier):
+class GenerationsApplier(GenerationApplier):
     """GRPO/RLOO, by an in-process restart: ``train()`` again with groups of the new size, from the same prompts."""
 
     name = "num_generations"
 
-    def check(self, value: int, ctx: ApplyContext, params: Mapping[str, Any] = NO_OTHER_PARAMS) -> str | None:
-        trainer = ctx.trainer
-        if trainer is None or not hasattr(trainer, "num_generations"):
-            return f"{ctx.trainer_name} generates no completions (num_generations is GRPO's and RLOO's)"
-        if getattr(trainer, "use_vllm", False):
-            return "vLLM generates the groups; restart the run with the new num_generations"
-        return _restart.generations_reason(ctx, value, params) or super().check(value, ctx, params)
+    def reason(self, value: int, ctx: ApplyContext, params: Mapping[str, Any]) -> str | None:
+        return _restart.generations_reason(ctx, value, params)
 
 
 class CheckpointApplier(ParameterApplier):
