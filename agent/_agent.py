@@ -20,7 +20,7 @@ from liveparams.agent._config import AgentConfig
 from liveparams.agent._exceptions import AgentClosedError
 from liveparams.agent._lifecycle import AgentStatus
 from liveparams.agent._worker import Worker
-from liveparams.contract import DRAIN_MAX_ITEMS, END_REASONS, UpdateOutcome, UpdateRequest
+from liveparams.contract import DRAIN_MAX_ITEMS, END_REASONS, RestartRecord, UpdateOutcome, UpdateRequest
 
 __all__ = ["AgentStatus", "UpdateAgent"]
 
@@ -145,6 +145,13 @@ class UpdateAgent:
         The job row shows it from the next heartbeat, which this brings forward (docs/contracts.md).
         """
         self._worker.record_pause(step)
+
+    def record_restart(self, record: RestartRecord) -> None:
+        """Say an in-process restart or rewind is done, where it went on from and how long it took; returns at once.
+
+        The job row shows it once the agent's heartbeat sent it, which this brings forward (docs/contracts.md).
+        """
+        self._worker.record_restart(record)
 
     def record_end(self, reason: str, step: int | None = None) -> None:
         """Say how training ended, for the job row when the agent closes; returns at once.

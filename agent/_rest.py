@@ -22,6 +22,7 @@ from liveparams._trainer_credential import HOW_TO_GET_ONE
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError
+from liveparams.contract import RestartRecord
 
 __all__ = ["RestClient"]
 
@@ -132,6 +133,11 @@ class RestClient:
         args = {"p_job_id": self._config.job_id, "p_state": state, "p_step": step}
         latest = await self._rpc("recording the trainer's state", "record_trainer_state", args)
         return latest if isinstance(latest, int) and not isinstance(latest, bool) else None
+
+    async def record_trainer_restart(self, record: RestartRecord) -> None:
+        """Store the last in-process restart or rewind on the job row (``record_trainer_restart``)."""
+        args = {"p_job_id": self._config.job_id, **record.to_args()}
+        await self._rpc("recording the trainer's restart", "record_trainer_restart", args)
 
     async def record_metrics(self, points: list[dict[str, Any]]) -> None:
         """Store metric points (``record_training_metrics``, which keeps the job's history bounded)."""

@@ -18,7 +18,8 @@
   decides the state and says so.
 - The **heartbeat** records on the job row that a trainer is attached, then that it is
   alive (or paused, and at which step) every ``heartbeat_interval``, and at once when the
-  trainer pauses or goes on; on the way out, how it detached and at which step.
+  trainer pauses or goes on, or has restarted in-process (where, and how long it took); on the
+  way out, how it detached and at which step.
 
 Nothing here is awaited by the training thread: it talks to this thread only
 through the request queue, the outcome inbox and ``call_soon_threadsafe``.
@@ -46,6 +47,7 @@ from liveparams.agent._realtime_internals import Internals
 from liveparams.agent._rest import RestClient
 from liveparams.agent._subscription import Health, Subscription
 from liveparams.agent._waiting import wait_for_event
+from liveparams.contract import RestartRecord
 
 __all__ = ["Worker"]
 
@@ -91,9 +93,10 @@ class Worker:
         # asyncio.Event binds to a loop on first use, so these can be made here and used there.
         self._stop = asyncio.Event()
         self._resync = asyncio.Event()
-        self._pause_changed = asyncio.Event()  # the heartbeat says it now rather than at its next beat
+        self._news = asyncio.Event()  # the heartbeat says it now rather than at its next beat
         self._paused_at: int | None = None  # the step training holds at (command=pause), else None
         self._checked_at = 0.0  # when a read or the heartbeat's answer last showed what push may have missed
+        self._restart: RestartRecord | None = None  # the last in-process restart done, until it is stored
         self._deadline = 0.0
         self._end: tuple[str, int | None] = ("closed", None)  # how the trainer detaches, when close() says nothing
 
@@ -127,7 +130,16 @@ class Worker:
 
         def take() -> None:
             self._paused_at = step
-            self._pause_changed.set()
+            self._news.set()
+
+        self.call_soon(take)
+
+    def record_restart(self, record: RestartRecord) -> None:
+        """An in-process restart or rewind is done; the heartbeat records it at once."""
+
+        def take() -> None:
+            self._restart = record
+            self._news.set()
 
         self.call_soon(take)
 
@@ -198,7 +210,7 @@ class Worker:
     async def _heartbeat(self) -> None:
         attached, failures, can_pause = False, 0, True
         while not self._stopped_by_revocation():
-            self._pause_changed.clear()
+            self._news.clear()
             state, step = "attached", None  # attaching clears a pause left on the row by an earlier run
             if attached:
                 paused = self._paused_at is not None and can_pause
@@ -217,7 +229,24 @@ class Worker:
                 continue
             attached, failures = True, 0
             self._check_latest(latest)
-            await wait_for_event(self._pause_changed, self.config.heartbeat_interval)
+            await self._send_restart()
+            await wait_for_event(self._news, self.config.heartbeat_interval)
+
+    async def _send_restart(self) -> None:
+        """Store the last restart done on the job row; kept for the next beat while the failure is transient."""
+        record = self._restart
+        if record is None:
+            return
+        try:
+            await self._rest.record_trainer_restart(record)
+        except Exception as exc:  # informative, like the heartbeat: training goes on whatever happens
+            if isinstance(exc, RestError) and exc.transient:
+                logger.debug("Could not record the trainer's restart yet: %s", exc)
+                return
+            # A database without it (before 20261207040000_restart_record.sql), or a bug: said once, dropped.
+            logger.warning("Could not record the trainer's restart: %s", exc)
+        if self._restart is record:  # a newer one may have come while this was sent
+            self._restart = None
 
     def _check_latest(self, latest: int | None) -> None:
         """The heartbeat's answer, the job's newest request: re-read if push missed one.

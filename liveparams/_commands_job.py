@@ -25,7 +25,7 @@ from liveparams._exceptions import CommandError
 from liveparams._live import trainer_present
 from liveparams._options import add_client_options, client_config
 from liveparams._render import in_force_text, jobs_table, requests_table
-from liveparams._views import Attachment, JobView, summarize, trainer_attachment
+from liveparams._views import Attachment, JobView, restart_text, summarize, trainer_attachment
 from liveparams.users import find_user_id
 
 __all__ = ["add_job_group"]
@@ -155,6 +155,8 @@ def _run_show(args: argparse.Namespace) -> int:
     console.print(f"job {job_id} ({job.get('name') or 'no name'}), owner {job.get('user_id') or 'none'}")
     console.print(f"status: {job.get('status')} (the platform's column; requests are accepted while running)")
     console.print(f"trainer: {trainer.detail}")
+    if restarted := restart_text(job):
+        console.print(f"last restart: {restarted}")
     console.print(in_force_text(job) or "in force: the training's own settings (nothing changed yet)")
     if requests:
         console.print(requests_table(requests, title=f"last {len(requests)} requests"))

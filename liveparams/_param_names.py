@@ -39,8 +39,8 @@ def parameters_help(width: int = 74) -> str:
         indent = " " * (name_width + 4)
         text = f"  {spec.name:<{name_width}}  {spec.help}"
         lines.extend(textwrap.wrap(text, width, subsequent_indent=indent) or [text])
-    restart = ", ".join(spec.name for spec in PARAMETERS.values() if spec.restart_only)
-    lines.extend(textwrap.wrap(f"need a restart (refused live): {restart}", width))
+    if restart := ", ".join(spec.name for spec in PARAMETERS.values() if spec.restart_only):
+        lines.extend(textwrap.wrap(f"need a restart (refused live): {restart}", width))
     return "\n".join(lines)
 
 

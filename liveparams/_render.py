@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from liveparams._views import RequestView, trainer_attachment
+from liveparams._views import RequestView, restart_text, trainer_attachment
 
 __all__ = [
     "in_force_text",
@@ -96,13 +96,15 @@ def newest_that_fit(views: list[RequestView], title: str, console: Console, rese
 def job_title(
     job_id: str, job: dict[str, Any], present: bool | None = None, metrics: dict[str, Any] | None = None
 ) -> str:
-    """The line above the table: status, the trainer's attachment, the last loss and rate, the values in force.
+    """The line above the table: status, the trainer's attachment and last restart, the last loss and rate, the
+    values in force.
 
     ``present``: whether the trainer is on the job's topic now (Presence), when known. ``metrics``: the
     newest point the trainer logged (``{"step", "metrics"}``), when there is one.
     """
     trainer = trainer_attachment(job, present=present)
-    parts = [f"job {job_id}", str(job.get("status")), trainer.detail, metrics_text(metrics or {}), in_force_text(job)]
+    parts = [f"job {job_id}", str(job.get("status")), trainer.detail, restart_text(job)]
+    parts += [metrics_text(metrics or {}), in_force_text(job)]
     return " — ".join(part for part in parts if part)
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "Attachment",
     "JobView",
     "RequestView",
+    "restart_text",
     "summarize",
     "trainer_attachment",
     "trainer_in",
@@ -99,6 +100,26 @@ def trainer_attachment(job: dict[str, Any], now: datetime | None = None, present
             True, f"a trainer is attached, paused at step {step} (command=resume goes on)", f"paused at step {step}"
         )
     return Attachment(True, "a trainer is attached", "attached")
+
+
+def restart_text(job: dict[str, Any]) -> str:
+    """The job's last in-process restart or rewind and how long it took, from its ``trainer_restart_*`` columns.
+
+    ``""`` when it never restarted. The seconds are the trainer's measure, from the request's
+    apply (the save) to the first step after ``train()`` was entered again.
+    """
+    kind, step = job.get("trainer_restart_kind"), job.get("trainer_restart_step")
+    if kind not in ("restart", "rewind") or step is None:
+        return ""
+    seconds = job.get("trainer_restart_seconds")
+    took = f" in {seconds:.2f} s" if isinstance(seconds, (int, float)) else ""
+    at = job.get("trainer_restarted_at")
+    when = f" ({str(at)[:19].replace('T', ' ')} UTC)" if at else ""
+    if kind == "rewind":
+        return f"rewound from step {job.get('trainer_restart_from_step')} to step {step}{took}{when}"
+    settings = job.get("trainer_restart_settings") or {}
+    shown = ", ".join(f"{name}={format_value(value)}" for name, value in settings.items())
+    return f"restarted in-process at step {step}{f' with {shown}' if shown else ''}{took}{when}"
 
 
 def _parse_time(value: Any) -> datetime | None:

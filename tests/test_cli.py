@@ -54,7 +54,7 @@ def test_set_with_the_service_key(stack_env: dict[str, str], owner_job: tuple[st
         ("bogus=1", 'unknown parameter "bogus"'),
         ("learning_rate=-1", "out of range"),
         ("learning_rate=fast", "must be a number"),
-        ("num_generations=8", "needs a restart"),
+        ("num_generations=1", "out of range"),
     ],
 )
 def test_set_rejections_are_one_clear_line(
@@ -234,6 +234,27 @@ def test_trainer_attachment_tells_attached_detached_and_silent_apart() -> None:
     assert paused.attached and paused.label == "paused at step 40"  # `job list`; `job show`/`watch` say more
     assert paused.detail == "a trainer is attached, paused at step 40 (command=resume goes on)"
     assert trainer_attachment({**crashed, "trainer_paused_at": recent}, now).label == "crashed at step 7"
+
+
+def test_the_last_in_process_restart_reads_the_same_in_job_show_and_watch() -> None:
+    """From the job row's trainer_restart_* columns (no server): `job show`'s line and `watch`'s title."""
+    from liveparams._render import job_title
+    from liveparams._views import restart_text
+
+    at = "2026-12-07T04:30:01.123+00:00"
+    restart = {
+        "trainer_restart_kind": "restart",
+        "trainer_restart_step": 12,
+        "trainer_restarted_at": at,
+        "trainer_restart_settings": {"gradient_accumulation_steps": 4},
+        "trainer_restart_seconds": 1.234,
+    }
+    text = "restarted in-process at step 12 with gradient_accumulation_steps=4 in 1.23 s (2026-12-07 04:30:01 UTC)"
+    assert restart_text(restart) == text
+    assert text in job_title("j1", {"status": "running", **restart})
+    rewind = {**restart, "trainer_restart_kind": "rewind", "trainer_restart_step": 10, "trainer_restart_from_step": 15}
+    assert restart_text(rewind) == "rewound from step 15 to step 10 in 1.23 s (2026-12-07 04:30:01 UTC)"
+    assert restart_text({"status": "running"}) == ""
 
 
 def test_watch_shows_an_outcome_whatever_shape_its_changes_have() -> None:

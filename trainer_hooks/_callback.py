@@ -26,7 +26,14 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from liveparams.contract import DRAIN_MAX_ITEMS, OutcomeStatus, UpdateOutcome, UpdateRequest, UpdateSource
+from liveparams.contract import (
+    DRAIN_MAX_ITEMS,
+    OutcomeStatus,
+    RestartRecord,
+    UpdateOutcome,
+    UpdateRequest,
+    UpdateSource,
+)
 from liveparams.trainer_hooks import _distributed, _registry, _restart, _schedule
 from liveparams.trainer_hooks._coalesce import mark_superseded
 from liveparams.trainer_hooks._context import ApplyContext, Pause
@@ -56,7 +63,8 @@ def _agent_from_env() -> UpdateSource | None:
 
 def _needs_step_end(request: UpdateRequest) -> bool:
     """Whether ``request`` sets control flags (a command, a restart), which only a step end can."""
-    return "command" in request.params or any(name in request.params for name in _restart.RESTART_SETTINGS)
+    restarts = (*_restart.RESTART_SETTINGS, *_restart.GENERATION_SETTINGS)
+    return "command" in request.params or any(name in request.params for name in restarts)
 
 
 class RuntimeParameterCallback(TrainerCallback, ExportableState):
@@ -139,6 +147,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self._held: list[UpdateRequest] = []  # commands drained at train begin, decided at the first step end
         self._stop_applied = False  # whether a `command=stop` request ends this run (the job row says "stopped")
         self._restarting: _restart.PendingRestart | None = None  # the in-process restart under way (source kept open)
+        self._timing: _restart.PendingRestart | None = None  # the restart just done, until its first step begins
         self._applied: list[tuple[int, UpdateRequest]] = []  # (step, request) applied in this process, for a rewind
         self._logs = True  # process zero logs the decisions; the other ranks make the same ones silently
         self._ranks: _distributed.RankSync | None = None  # built once per process group
@@ -188,7 +197,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             if resume_step is not None and self.record.in_force:
                 reapply_in_force(self.record.in_force, self._context(args, state, control, kwargs))
             if restarting is not None:  # the source stayed open: no subscription lost
-                logger.info("Restarted in-process at step %d in %.2f s", restarting.step, restarting.elapsed())
+                self._timing = restarting  # until the first step begins (on_step_begin)
                 self._held = self._replays_after(restarting.step)
             elif state.is_world_process_zero:
                 self._link.open(self, resume_step, self.initial_read_timeout)
@@ -197,6 +206,19 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             logger.exception("runtime parameter updates: setup at train begin failed")
         self._sync = self._connect_ranks()  # every rank, whatever happened above
         self._step(args, state, control, kwargs, at_train_begin=True)
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """The first step after an in-process restart or a rewind begins: say how long it took, and where."""
+        restart, self._timing = self._timing, None
+        if restart is None:
+            return
+        record = RestartRecord(restart.kind, restart.step, restart.from_step, dict(restart.settings), restart.elapsed())
+        if record.kind == "rewind":
+            where = f"Rewound in-process from step {record.from_step} to step {record.step}"
+        else:
+            where = f"Restarted in-process at step {record.step} with {record.settings}"
+        logger.info("%s in %.2f s", where, record.seconds)
+        self._link.record_restart(record)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._link.at_step(int(state.global_step))

@@ -7,7 +7,11 @@ data stands (:class:`PendingRestart`, on the trainer), and sets ``should_save``
 and ``should_training_stop``. Whoever calls ``train()`` (``liveparams run``'s
 wrapper, or :func:`liveparams.train`) then finds the request, sets the new
 arguments and calls ``train(resume_from_checkpoint=<that checkpoint>)`` in the
-same process; the callback keeps its update source open across it.
+same process; the callback keeps its update source open across it. GRPO/RLOO's
+``max_completion_length`` and ``num_generations`` take the same road, with what TRL derived
+from them at init set again before ``train()`` (:func:`_as_trl_builds_it`); a new group size
+goes on from the same prompts (:func:`generations_reason`).
+When the first step after the re-entry begins, the callback says how long it all took.
 
 Why the data position is ours, not transformers': its resume skips
 ``global_step % steps_per_epoch × gradient_accumulation_steps`` batches, counted
@@ -41,6 +45,7 @@ from liveparams.trainer_hooks._context import ApplyContext
 
 __all__ = [
     "FIELD",
+    "GENERATION_SETTINGS",
     "HOW_TO_DRIVE",
     "RECORD_KEY",
     "RESTART_SETTINGS",
@@ -53,6 +58,7 @@ __all__ = [
     "choose_checkpoint",
     "data_record",
     "find_checkpoint",
+    "generations_reason",
     "is_driven",
     "pending",
     "position_of",
@@ -66,8 +72,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# The settings an in-process restart applies (their appliers are in ``_appliers.restart``).
+# The settings an in-process restart applies that shape the data position (appliers in ``_appliers.restart``).
 RESTART_SETTINGS = ("per_device_train_batch_size", "gradient_accumulation_steps")
+# GRPO/RLOO's, which TRL copies onto the trainer at init (appliers in ``_appliers.restart``).
+GENERATION_SETTINGS = ("max_completion_length", "num_generations")
 
 # The trainer attribute that holds the pending restart; its presence says a driver calls train().
 FIELD = "_liveparams_restart"
@@ -99,10 +107,16 @@ class PendingRestart:
     position: DataPosition
     settings: Mapping[str, int] = field(default_factory=dict)
     checkpoint: str | None = None
+    from_step: int | None = None  # a rewind's: the step it left (a restart leaves the step it goes on from)
     asked_at: float = field(default_factory=time.monotonic, compare=False)
 
+    @property
+    def kind(self) -> str:
+        """``"rewind"`` (back to an earlier checkpoint) or ``"restart"`` (from the checkpoint this step saves)."""
+        return "restart" if self.checkpoint is None else "rewind"
+
     def elapsed(self) -> float:
-        """Seconds since the restart was asked for (the checkpoint's save, leaving and re-entering the loop)."""
+        """Seconds since the request was applied: the checkpoint's save, leaving the loop, the reload, the data skip."""
         return time.monotonic() - self.asked_at
 
     def path(self, output_dir: str) -> str:
@@ -128,7 +142,11 @@ def request_restart(name: str, value: int, ctx: ApplyContext) -> None:
     """Ask the driver for a restart with ``name=value`` (added to one asked at this step), and leave the loop."""
     before = pending(ctx.trainer)
     settings = {**(before.settings if before else {}), name: value}
-    setattr(ctx.trainer, FIELD, PendingRestart(int(ctx.state.global_step), position_of(ctx), settings))
+    position = position_of(ctx)
+    if "num_generations" in settings:  # the same prompts, in rows of the new group size
+        old = int(ctx.args.num_generations)
+        position = replace(position, samples=position.samples * settings["num_generations"] // old)
+    setattr(ctx.trainer, FIELD, PendingRestart(int(ctx.state.global_step), position, settings))
     ctx.control.should_save = True  # the checkpoint the run goes on from
     ctx.control.should_training_stop = True
 
@@ -151,6 +169,7 @@ def data_record(trainer: Any) -> dict[str, Any]:
         return {}
     ctx = ApplyContext(args=trainer.args, state=trainer.state, control=None, train_dataloader=dataloader)
     settings = {name: int(getattr(trainer.args, name)) for name in RESTART_SETTINGS}
+    settings |= {n: int(v) for n in GENERATION_SETTINGS if (v := getattr(trainer.args, n, None)) is not None}
     return {**asdict(position_of(ctx)), **settings}
 
 
@@ -214,6 +233,46 @@ def alignment_reason(position: DataPosition, batch_size: int, accumulation: int)
     )
 
 
+def generations_reason(ctx: ApplyContext, new: int, params: Mapping[str, Any]) -> str | None:
+    """Why GRPO/RLOO cannot go on with ``num_generations=new`` from the prompts consumed now, or None.
+
+    Each generation batch takes ``generation_batch_size / num_generations`` prompts of the shuffled
+    epoch, each ``num_generations`` times (TRL's ``RepeatSampler``), so the prompts consumed are a
+    whole number of the old batches; the run goes on where they are a whole number of the new ones.
+    """
+    trainer, args = ctx.trainer, ctx.args
+    if params.get("command") == "rewind":
+        return "send num_generations after the rewind, once the run is back at its checkpoint"
+    if any(name in params for name in (*RESTART_SETTINGS, "max_completion_length")):
+        return "send num_generations alone: the prompts consumed are counted in its groups"
+    if getattr(trainer, "environment_factories", None) is not None:
+        return "an environment owns the data (its placeholder prompts are sized by num_generations)"
+    if int(getattr(trainer, "num_iterations", 1)) != 1:
+        return "with num_iterations > 1 a generation batch is trained on several times; not supported yet"
+    if new < 2:
+        return f"{ctx.trainer_name} needs at least 2 generations per prompt to compute the advantages"
+    generation_batch = int(args.generation_batch_size)
+    if generation_batch % new:
+        return f"generation_batch_size ({generation_batch}) must be divisible by num_generations ({new})"
+    evaluates = getattr(args, "eval_strategy", "no") != "no" and not args.num_generations_eval
+    if evaluates and int(args.per_device_eval_batch_size) % new:
+        return f"per_device_eval_batch_size ({args.per_device_eval_batch_size}) must be divisible by {new}"
+    if ctx.train_dataloader is None or not _has_length(ctx.train_dataloader):
+        return None  # the run's own refusal says why
+    batches = position_of(ctx).samples // int(args.train_batch_size)
+    per_generation = int(args.steps_per_generation)
+    if batches % per_generation:
+        return f"step {ctx.state.global_step} is in the middle of a generation batch; ask again at its end"
+    prompts = batches // per_generation * (generation_batch // int(args.num_generations))
+    new_prompts = generation_batch // new
+    if prompts % new_prompts:
+        return (
+            f"the run has consumed {prompts} prompts of epoch {position_of(ctx).epoch}, not a whole number of the new "
+            f"generation batches ({new_prompts} prompts each); ask again a step or two later"
+        )
+    return None
+
+
 def _has_length(dataloader: Any) -> bool:
     try:
         len(dataloader)
@@ -256,7 +315,7 @@ def find_checkpoint(step: int | None, ctx: ApplyContext) -> Checkpoint | str:
     record = state.get("stateful_callbacks", {}).get(RECORD_KEY, {}).get("attributes", {}).get("data")
     if not record:
         return f"{path} has no record of its data position (it was saved without this version of the callback)"
-    settings = {name: int(record[name]) for name in RESTART_SETTINGS}
+    settings = {name: int(record[name]) for name in (*RESTART_SETTINGS, *GENERATION_SETTINGS) if name in record}
     return Checkpoint(path, saved, DataPosition(int(record["epoch"]), int(record["samples"])), settings)
 
 
@@ -267,7 +326,7 @@ def as_replay(request: UpdateRequest) -> UpdateRequest:
     """
     if request.params.get("command") != "rewind":
         return request
-    rewind_keys = ("command", "checkpoint", *RESTART_SETTINGS)
+    rewind_keys = ("command", "checkpoint", *RESTART_SETTINGS, *GENERATION_SETTINGS)
     return replace(request, params={k: v for k, v in request.params.items() if k not in rewind_keys})
 
 
@@ -296,7 +355,8 @@ def choose_checkpoint(step: int | None, ctx: ApplyContext) -> None:
         raise ValueError(target)  # the check refused it already; reaching here is a bug
     before = pending(ctx.trainer)
     settings = {**target.settings, **(before.settings if before else {})}
-    setattr(ctx.trainer, FIELD, PendingRestart(target.step, target.position, settings, target.path))
+    left = int(ctx.state.global_step)
+    setattr(ctx.trainer, FIELD, PendingRestart(target.step, target.position, settings, target.path, left))
 
 
 def request_rewind(ctx: ApplyContext) -> None:
@@ -332,11 +392,39 @@ def _restart(trainer: Any, train: Callable[..., Any], restart: PendingRestart, a
     for name, value in restart.settings.items():
         setattr(trainer.args, name, value)
     trainer._train_batch_size = trainer.args.train_batch_size  # what get_train_dataloader batches by
+    _as_trl_builds_it(trainer)
     checkpoint = restart.path(trainer.args.output_dir)
     logger.info("Restarting in-process from %s with %s", checkpoint, dict(restart.settings))
     call_args = args[1:] if args else ()
     with resumed_at(trainer, restart.position):
         return train(checkpoint, *call_args, **{k: v for k, v in kwargs.items() if k != "resume_from_checkpoint"})
+
+
+def _as_trl_builds_it(trainer: Any) -> None:
+    """What GRPO/RLOO derive from the settings at init, set as a trainer built with the new args would have it.
+
+    ``num_generations`` (and ``num_generations_eval`` when it follows it) is read from the trainer
+    by the sampler, which ``train()`` builds again, and by the advantages.
+    ``max_completion_length`` is copied onto the trainer (the loss of ``dr_grpo`` divides by it)
+    and into the generation's ``max_new_tokens`` (unless ``generation_kwargs`` set that itself, as
+    at init). The generation buffer and its micro-step counter start empty, as in a new process, so
+    the first step after the restart generates, as a resume does. Other trainers have none of these.
+    """
+    if not hasattr(trainer, "_buffered_inputs"):
+        return
+    trainer._step, trainer._buffered_inputs = 0, None
+    if hasattr(trainer, "num_generations"):
+        trainer.num_generations = trainer.args.num_generations
+        trainer.num_generations_eval = trainer.args.num_generations_eval or trainer.num_generations
+    length = getattr(trainer.args, "max_completion_length", None)
+    if length is None or not hasattr(trainer, "max_completion_length"):
+        return
+    trainer.max_completion_length = length
+    new_tokens = (trainer.args.generation_kwargs or {}).get("max_new_tokens", length)
+    if getattr(trainer, "generation_config", None) is not None:
+        trainer.generation_config.max_new_tokens = new_tokens
+    if isinstance(getattr(trainer, "generation_kwargs", None), dict):
+        trainer.generation_kwargs["max_new_tokens"] = new_tokens
 
 
 @contextlib.contextmanager

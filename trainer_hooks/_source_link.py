@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from liveparams.contract import UpdateOutcome, UpdateRequest, UpdateSource
+from liveparams.contract import RestartRecord, UpdateOutcome, UpdateRequest, UpdateSource
 
 __all__ = ["SourceFactory", "SourceLink"]
 
@@ -160,13 +160,21 @@ class SourceLink:
 
     def record_pause(self, step: int | None) -> None:
         """Say the run holds at ``step`` (None: it goes on again), for the job row; a source without it is skipped."""
-        record = getattr(self.source, "record_pause", None)
-        if record is None:
+        self._tell("record_pause", step, "pause")
+
+    def record_restart(self, record: RestartRecord) -> None:
+        """Say an in-process restart or rewind is done, and how long it took; a source without it is skipped."""
+        self._tell("record_restart", record, "restart")
+
+    def _tell(self, method: str, value: Any, what: str) -> None:
+        """Call the source's optional ``method`` (outside the protocol) with ``value``; failures are logged."""
+        call = getattr(self.source, method, None)
+        if call is None:
             return
         try:
-            record(step)
+            call(value)
         except Exception:
-            logger.exception("telling the update source about the pause failed")
+            logger.exception("telling the update source about the %s failed", what)
 
     def at_step(self, step: int) -> None:
         """Note the step boundary reached, so a source closed after a crash can say where."""

@@ -7,7 +7,8 @@ nothing but what is defined here:
 - the parameter table (:data:`PARAMETERS`): what may change live and how each
   value is validated; the database spec, the docs and the CLI derive from it;
 - the messages that cross the queue: :class:`UpdateRequest` in,
-  :class:`UpdateOutcome` (with its :class:`Change` list and :class:`OutcomeStatus`) out;
+  :class:`UpdateOutcome` (with its :class:`Change` list and :class:`OutcomeStatus`) out,
+  and :class:`RestartRecord` (an in-process restart done, for the job row);
 - :class:`UpdateSource`, the protocol the callback drains, and :data:`DRAIN_MAX_ITEMS`;
 - :func:`format_value`, how a value is printed for people (logs, outcomes, the CLI).
 
@@ -16,7 +17,14 @@ without pulling in torch, transformers or any network client.
 """
 
 from liveparams.contract._format import format_value
-from liveparams.contract._messages import Change, OutcomeStatus, UpdateOutcome, UpdateRequest, utc_now_iso
+from liveparams.contract._messages import (
+    Change,
+    OutcomeStatus,
+    RestartRecord,
+    UpdateOutcome,
+    UpdateRequest,
+    utc_now_iso,
+)
 from liveparams.contract._parameters import (
     METADATA_KEYS,
     PARAMETERS,
@@ -40,6 +48,7 @@ __all__ = [
     "ParamType",
     "ParamValue",
     "ParameterSpec",
+    "RestartRecord",
     "UpdateOutcome",
     "UpdateRequest",
     "UpdateSource",

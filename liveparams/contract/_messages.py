@@ -101,3 +101,34 @@ class UpdateOutcome:
         if self.superseded_by is not None:
             row["superseded_by"] = self.superseded_by
         return row
+
+
+@dataclass(frozen=True)
+class RestartRecord:
+    """An in-process restart or rewind done, for the job row: where it went on from, and how long it took.
+
+    Args:
+        kind (`str`): ``"restart"`` (a restart-only setting, from the checkpoint of ``step``) or
+            ``"rewind"`` (``command=rewind``, back to the checkpoint of ``step``).
+        step (`int`): the global step the run went on from.
+        from_step (`int`, *optional*): a rewind's: the step it left.
+        settings (`dict[str, int]`): the restart-only settings the run went on with.
+        seconds (`float`): wall time, measured, from the request's apply (the save) to the
+            first step after ``train()`` was entered again.
+    """
+
+    kind: str
+    step: int
+    from_step: int | None
+    settings: dict[str, int]
+    seconds: float
+
+    def to_args(self) -> dict[str, Any]:
+        """The RPC's arguments (``record_trainer_restart``), less the job."""
+        return {
+            "p_kind": self.kind,
+            "p_step": self.step,
+            "p_from_step": self.from_step,
+            "p_settings": self.settings,
+            "p_seconds": self.seconds,
+        }

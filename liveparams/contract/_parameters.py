@@ -152,14 +152,16 @@ PARAMETERS: dict[str, ParameterSpec] = {
         ParameterSpec(
             "num_generations",
             ParamType.INTEGER,
-            "GRPO/RLOO group size is baked into the sampler: restart to change it.",
-            restart_only=True,
+            "GRPO/RLOO's completions per prompt; applied by an in-process restart from the same prompts.",
+            min=2,
+            max=_BIG,
         ),
         ParameterSpec(
             "max_completion_length",
             ParamType.INTEGER,
-            "GRPO/RLOO generation length is fixed at init: restart to change it.",
-            restart_only=True,
+            "GRPO/RLOO's longest completion, in tokens; applied by an in-process restart from the same prompts.",
+            min=1,
+            max=_BIG,
         ),
     )
 }

@@ -41,6 +41,8 @@ class UpdateSource(Protocol):
     also calls ``record_pause(step: int | None) -> None`` when the source has one: when
     ``command=pause`` begins to hold training at ``step``, and with None when it goes on. It must
     return at once; whoever watches the job then sees it paused, and where (the agent has it).
+    Likewise ``record_restart(record: RestartRecord) -> None``, once the first step after an
+    in-process restart or a rewind begins.
     """
 
     def start(self, replay_after_step: int | None = None) -> None:

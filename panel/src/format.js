@@ -60,6 +60,20 @@ export function pauseLabel(job) {
   return job.trainer_paused_at ? `paused at step ${job.trainer_pause_step}` : null;
 }
 
+/**
+ * The job's last in-process restart or rewind and how long it took (the trainer's measure, from the
+ * request's apply to the first step after train() again), from its trainer_restart_* columns, else
+ * null; the same words as `liveparams job show` (_views.py restart_text), without the time of day.
+ */
+export function restartLabel(job) {
+  const { trainer_restart_kind: kind, trainer_restart_step: step, trainer_restart_seconds: seconds } = job;
+  if ((kind !== 'restart' && kind !== 'rewind') || step === null || step === undefined) return null;
+  const took = typeof seconds === 'number' ? ` in ${seconds.toFixed(2)} s` : '';
+  if (kind === 'rewind') return `rewound from step ${job.trainer_restart_from_step} to step ${step}${took}`;
+  const shown = paramsText(job.trainer_restart_settings ?? {});
+  return `restarted in-process at step ${step}${shown ? ` with ${shown}` : ''}${took}`;
+}
+
 /** Whether a trainer is attached, from the job row's trainer_* columns (jobs.py trainer_state). */
 export function trainerState(job, now = Date.now()) {
   if (!job.trainer_attached_at) return { attached: false, label: 'no trainer yet' };

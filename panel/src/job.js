@@ -5,7 +5,7 @@ import { RunChart } from './chart.js';
 import { buildControls } from './controls.js';
 import { dataOf, el, retrying, setConnection } from './dom.js';
 import {
-  formatValue, paramsText, pauseLabel, requestOutcome, requestDetail, requestParams, trainerState,
+  formatValue, paramsText, pauseLabel, requestOutcome, requestDetail, requestParams, restartLabel, trainerState,
 } from './format.js';
 
 const WATCHED = 200; // requests shown: the latest ones, as `watch` does
@@ -67,10 +67,13 @@ export function showJob(supabase, jobId) {
     title.textContent = job.name || job.id;
     const trainer = trainerState(job);
     const attached = !job.trainer_detached_at && (state.trainerPresent || trainer.attached);
+    const restarted = restartLabel(job);
     badges.replaceChildren(
       el('span', { class: `badge status-${job.status}` }, `status: ${job.status}`),
       el('span', { class: `badge ${attached ? 'attached' : 'detached'}`, id: 'trainer' },
-        `trainer: ${attached ? pauseLabel(job) ?? 'attached' : trainer.label}`));
+        `trainer: ${attached ? pauseLabel(job) ?? 'attached' : trainer.label}`),
+      ...(restarted ? [el('span', { class: 'badge restart', id: 'restart', title: job.trainer_restarted_at ?? '' },
+        `last restart: ${restarted}`)] : []));
     const values = job.parameters_in_force ?? {};
     const applied = job.parameters_applied_step;
     inForce.replaceChildren(...Object.entries(values).flatMap(([name, value]) => [el('dt', {}, name), el('dd', {}, formatValue(value))]));

@@ -62,8 +62,8 @@ select throws_ok(
   '22023', null, 'integers must be whole'
 );
 select throws_ok(
-  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"num_generations": 4}')$$,
-  '22023', null, 'restart-only parameters are refused while running'
+  $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"num_generations": 1}')$$,
+  '22003', null, 'num_generations is 2 or more (applied by an in-process restart; none is restart-only today)'
 );
 select throws_ok(
   $$select public.request_parameter_update('10000000-0000-0000-0000-000000000001', '{"requested_by": "me"}')$$,

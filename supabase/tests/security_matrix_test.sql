@@ -52,6 +52,7 @@ insert into public.matrix_actions values
   ('read_parameter_update_requests',
    $$select case when public.read_parameter_update_requests('%1$s') is null then 'invisible' else 'ok' end$$),
   ('record_trainer_state', $$select 'ok' from public.record_trainer_state('%1$s', 'alive')$$),
+  ('record_trainer_restart', $$select 'ok' from public.record_trainer_restart('%1$s', 'restart', 4, null, '{}', 0.5)$$),
   ('cancel_parameter_update', $$select 'ok' from public.cancel_parameter_update('%1$s', 1)$$),
   ('end_training_run', $$select 'ok' from public.end_training_run('%1$s')$$),
   ('liveparams_adopt_job',
@@ -128,6 +129,10 @@ insert into public.matrix_expected values
   ('record_trainer_state', 'revoked job token', '42501', '42501'),
   ('record_trainer_state', 'anon', '42501', '42501'),
   ('record_trainer_state', 'service_role', 'ok', 'ok');
+-- The trainer's restart (20261207040000_restart_record.sql): as its state.
+insert into public.matrix_expected
+  select 'record_trainer_restart', caller, owned, ownerless from public.matrix_expected
+   where action = 'record_trainer_state';
 -- The owner's say over a run (20261206110000_request_runs.sql): as request_parameter_update.
 insert into public.matrix_expected
   select a.action, e.caller, e.owned, e.ownerless
@@ -168,7 +173,7 @@ insert into public.matrix_expected
                  ('revoked job token', '42501'), ('anon', '42501'), ('service_role', 'ok')) r (caller, result);
 grant select on public.matrix_expected to anon, authenticated, service_role;
 
-select is((select count(*)::int from public.matrix_expected), 13 * 10, 'the matrix has a cell pair for every action and caller');
+select is((select count(*)::int from public.matrix_expected), 14 * 10, 'the matrix has a cell pair for every action and caller');
 
 -- Claims of each caller for a job (the row of matrix_jobs): what PostgREST puts in request.jwt.claims.
 create function public.matrix_claims(p_caller text, p_kind text)

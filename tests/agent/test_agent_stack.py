@@ -244,7 +244,6 @@ def test_bad_input_is_rejected_with_a_reason_on_the_row(
         "out of range": stamped(learning_rate=-1),
         "must be a number": stamped(learning_rate="fast"),
         "unknown parameter": stamped(bogus=1),
-        "needs a restart": stamped(num_generations=64),
         "names no parameter": stamped(),
         "the limit is 4096": stamped(learning_rate=1e-4, note="x" * 5000),
     }

@@ -1,10 +1,12 @@
-"""A real tiny training with the one line a user adds, for the panel's browser test.
+"""A real tiny training with the one line a user adds (``liveparams.train``), for the panel's browser test.
 
 ``python panel_trainer.py OUT STEPS DELAY``.
 
 The job and the trainer's credential come from the environment (``JOB_ID``, ``SUPABASE_URL``,
 ``SUPABASE_ANON_KEY``, ``LIVEPARAMS_TOKEN``), as in a user's training script. Each step is slowed
 by ``DELAY`` seconds so that a person (or the browser) can act while it runs; it logs every step.
+``liveparams.train`` rather than ``trainer.train()``, so that a batch size set from the panel is applied
+by an in-process restart.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from liveparams import RuntimeParameterCallback
+import liveparams
 from liveparams.demo.tiny import demo_sft_trainer
 
 
@@ -29,8 +31,7 @@ class Pace(TrainerCallback):
 
 def main(output: str, steps: str, delay: str) -> None:
     trainer = demo_sft_trainer(output, int(steps), callbacks=[Pace(float(delay))])
-    trainer.add_callback(RuntimeParameterCallback.from_env(trainer))
-    trainer.train()
+    liveparams.train(trainer)
 
 
 if __name__ == "__main__":

@@ -241,6 +241,27 @@ def test_a_person_steers_a_live_run_from_the_panel(
         expect(page.locator("#trainer")).to_have_text(f"trainer: paused at step {at}")
         page.get_by_role("button", name="Resume", exact=True).click()
         expect(page.locator("#trainer")).to_have_text("trainer: attached")
+        # A restart-only setting: the trainer restarts in-process, and the page says where and how long it took.
+        expect(page.locator("#restart")).to_have_count(0)
+        page.get_by_label("learning_rate", exact=True).fill("")  # the refused 5 is still in the form
+        page.get_by_label("per_device_train_batch_size", exact=True).fill("4")
+        page.get_by_role("button", name="Send").click()
+        restarted = page.locator("ol.history li[data-status=applied]").filter(has_text="per_device_train_batch_size=")
+        expect(restarted).to_contain_text("per_device_train_batch_size: 8 → 4")
+        at = int(re.search(r"applied at step (\d+)", restarted.inner_text()).group(1))  # type: ignore[union-attr]
+        took = re.compile(rf"^last restart: restarted in-process at step {at} with per_device_train_batch_size=4 in ")
+        expect(page.locator("#restart")).to_have_text(took)
+        seconds = float(re.search(r"in (\S+) s$", page.locator("#restart").inner_text()).group(1))  # type: ignore[union-attr]
+        assert seconds > 0
+        wait_points(page, points(page) + 5)  # it trains on, with the new batch size
+        dark = browser.new_context(viewport=PHONE, color_scheme="dark")
+        dark_page = dark.new_page()
+        sign_in(dark_page, panel_url + f"#/job/{job_id}", owner)
+        expect(dark_page.locator("#restart")).to_have_text(took)
+        wait_points(dark_page, 3)
+        wait_points(dark_page, points(dark_page) + 10)  # live points past the restart, for the picture
+        dark_page.screenshot(path=str(ARTIFACTS / "panel-restart.png"))  # the top of the page: docs/panel-restart.png
+        dark.close()
         page.get_by_role("button", name="Rewind", exact=True).click()  # it loses steps, so it asks first too
         rewinding = page.get_by_role("dialog", name="Rewind to the latest checkpoint?", exact=False)
         expect(rewinding).to_be_visible()

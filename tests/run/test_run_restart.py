@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cli_helpers import as_owner, liveparams
 from restarted_runs import Seen, reference, resumed_from
 from run_helpers import DEADLINE_S, Running, decided, is_step_line, liveparams_run
 
@@ -55,6 +56,21 @@ def _wait_for_step(running: Running, step: int) -> None:
         time.sleep(0.02)
 
 
+def _restart_shown(http: httpx.Client, stack_env: dict[str, str], stack: dict[str, Any], running: Running) -> str:
+    """The job row once it shows an in-process restart (measured seconds > 0), as `liveparams job show` prints it."""
+    deadline = time.monotonic() + DEADLINE_S
+    params = {"id": f"eq.{stack['job_id']}", "select": "*"}
+    while not ((job := http.get("/rest/v1/local_training_jobs", params=params).json()[0])["trainer_restart_kind"]):
+        assert time.monotonic() < deadline and running.proc.poll() is None, "".join(running.lines)[-3000:]
+        time.sleep(0.05)
+    assert job["trainer_restart_seconds"] > 0 and job["trainer_restarted_at"], job
+    shown = liveparams("job", "show", stack["job_id"], env={**as_owner(stack_env, stack["jwt"]), "COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    (line,) = [line for line in shown.stdout.splitlines() if line.startswith("last restart: ")]
+    assert f" in {job['trainer_restart_seconds']:.2f} s (" in line, line
+    return line
+
+
 @contextlib.contextmanager
 def _under_liveparams_run(
     tmp_path: Path, stack: dict[str, Any], request_update: Callable[..., dict[str, Any]], settings: dict[str, int],
@@ -75,6 +91,7 @@ def _under_liveparams_run(
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_restart_only_setting_restarts_the_run_in_process_as_the_rule_says(
     tmp_path: Path,
+    stack_env: dict[str, str],
     stack: dict[str, Any],
     request_update: Callable[..., dict[str, Any]],
     service_http: httpx.Client,
@@ -88,6 +105,9 @@ def test_a_restart_only_setting_restarts_the_run_in_process_as_the_rule_says(
             pass  # a step or two later the samples line up
         assert row["status"] == "applied", row
         _wait_for_step(running, row["step"] + 3)  # the restarted loop steps
+        shown = _restart_shown(service_http, stack_env, stack, running)  # the job row and `job show` say so
+        ((name, value),) = new.items()
+        assert shown.startswith(f"last restart: restarted in-process at step {row['step']} with {name}={value} in ")
         stop = _decide(ask, service_http, {"command": "stop"})
         running.finish()
 
@@ -107,7 +127,11 @@ def _tail(got: dict[str, Any], want: Seen) -> tuple[dict[int, float], list[float
 @pytest.mark.stack
 @pytest.mark.slow
 def test_a_rewind_sent_through_the_stack_goes_back_to_the_checkpoint_in_process(
-    tmp_path: Path, stack: dict[str, Any], request_update: Callable[..., dict[str, Any]], service_http: httpx.Client
+    tmp_path: Path,
+    stack_env: dict[str, str],
+    stack: dict[str, Any],
+    request_update: Callable[..., dict[str, Any]],
+    service_http: httpx.Client,
 ) -> None:
     settings = {"max_steps": MAX_STEPS, "gradient_accumulation_steps": 2, "per_device_train_batch_size": 4}
     with _under_liveparams_run(tmp_path, stack, request_update, settings, "10") as (running, ask):
@@ -118,6 +142,8 @@ def test_a_rewind_sent_through_the_stack_goes_back_to_the_checkpoint_in_process(
         while running.lines.count(f"step {rewind['step']}\n") < 2:  # the rewound run passes it again
             assert time.monotonic() < deadline and running.proc.poll() is None, "".join(running.lines)[-3000:]
             time.sleep(0.02)
+        shown = _restart_shown(service_http, stack_env, stack, running)
+        assert shown.startswith(f"last restart: rewound from step {rewind['step']} to step 10 in "), shown
         stop = _decide(ask, service_http, {"command": "stop"})
         running.finish()
 

@@ -51,7 +51,7 @@ def _refusal(client: Client, job_id: str, params: Any) -> APIError:
         ({"learning_rate": 1e300}, "22003", "out of range"),
         ({"max_steps": 10.5}, "22023", '"max_steps" must be a whole number'),
         ({"command": "explode"}, "22023", '"command" must be one of'),
-        ({"num_generations": 8}, "22023", "cannot change while training runs"),
+        ({"num_generations": 1}, "22003", '"num_generations" = 1 is out of range'),
         ({"id": str(uuid.uuid4())}, "22023", '"id" is set by the server'),
         ({}, "22023", "request names no parameter"),
         ([{"learning_rate": 1e-4}], "22023", "parameters must be a JSON object"),

@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from transformers import TrainerCallback
 
-from liveparams.contract import DRAIN_MAX_ITEMS, OutcomeStatus, UpdateOutcome, UpdateRequest
+from liveparams.contract import DRAIN_MAX_ITEMS, OutcomeStatus, RestartRecord, UpdateOutcome, UpdateRequest
 
 _ids = itertools.count(1)
 
@@ -55,6 +55,7 @@ class QueueSource:
     job_id: str | None = "job-1"
     published: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # publish_metrics() calls
     pauses: list[int | None] = field(default_factory=list)  # record_pause() calls
+    restarts: list[RestartRecord] = field(default_factory=list)  # record_restart() calls
     while_paused: list[list[UpdateRequest]] = field(default_factory=list)
 
     def start(self, replay_after_step: int | None = None) -> None:
@@ -83,6 +84,9 @@ class QueueSource:
 
     def record_pause(self, step: int | None) -> None:
         self.pauses.append(step)
+
+    def record_restart(self, record: RestartRecord) -> None:
+        self.restarts.append(record)
 
     def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
         if self.pauses and self.pauses[-1] is not None and self.while_paused:

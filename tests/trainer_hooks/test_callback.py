@@ -169,10 +169,10 @@ def test_an_applier_that_raises_fails_the_request_rolls_it_back_and_training_goe
 
 @pytest.mark.slow
 def test_refused_requests_never_touch_training(tiny_dir: str, tmp_path: Path, source: QueueSource) -> None:
-    restart_only, beta = request(num_generations=4), request(beta=0.5)
-    run(tiny_dir, tmp_path, source, {3: [restart_only, beta]})
+    groups, beta = request(num_generations=4), request(beta=0.5)
+    run(tiny_dir, tmp_path, source, {3: [groups, beta]})
 
-    assert "needs a restart" in source.outcome(restart_only.id).reason
+    assert "generates no completions" in source.outcome(groups.id).reason
     assert source.outcome(beta.id).reason == "beta: Trainer has no beta"
 
 

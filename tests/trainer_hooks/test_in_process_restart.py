@@ -53,6 +53,9 @@ def test_an_in_process_restart_equals_the_rules_restart(tmp_path: Path, change: 
     assert got.losses == want.losses
     assert got.ids == want.ids
     assert source.starts == [None]  # one subscription for the whole run: the source was never started again
+    (restart,) = source.restarts  # said once the first step after it began, with the time it took
+    assert (restart.kind, restart.step, restart.from_step, restart.settings) == ("restart", step, None, new)
+    assert restart.seconds > 0
 
 
 # name: (settings at start, step -> the request at its end)
@@ -150,6 +153,8 @@ def test_a_rewind_equals_a_resume_from_that_checkpoint_with_those_settings(tmp_p
     want = resumed_from(tmp_path / "live" / f"checkpoint-{back_to}", back_to, SAVING, settings, at_begin=replays)
 
     assert source.reports(asked.id)[0].status is OutcomeStatus.APPLIED, source.reports(asked.id)[0].reason
+    (restart,) = source.restarts
+    assert (restart.kind, restart.step, restart.from_step) == ("rewind", back_to, REWIND_AT) and restart.seconds > 0
     assert got.end == want.end == MAX_STEPS
     assert _tail(got, want) == (want.lrs, want.losses, want.ids)
 

@@ -24,11 +24,6 @@ def test_an_unknown_name_lists_the_valid_ones() -> None:
         get_applier("batch_size")
 
 
-def test_restart_only_parameters_have_no_applier() -> None:
-    with pytest.raises(ValueError):
-        get_applier("num_generations")
-
-
 def test_registering_a_name_twice_raises() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_applier(LearningRateApplier())

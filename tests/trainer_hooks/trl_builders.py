@@ -13,6 +13,7 @@ from hooks_helpers import BASE_ARGS
 from liveparams.demo import tiny
 
 COMMON: dict[str, Any] = {**BASE_ARGS, "max_steps": 10, "warmup_steps": 3}
+GENERATION: dict[str, Any] = {"num_generations": 2, "max_completion_length": 8, "beta": 0.1}  # GRPO's and RLOO's
 
 
 def _tokenizer(model_dir: str) -> Any:
@@ -66,7 +67,7 @@ def kto(model_dir: str, out: str, callbacks: list[Any]) -> Any:
 def grpo(model_dir: str, out: str, callbacks: list[Any], **config: Any) -> Any:
     from trl import GRPOConfig, GRPOTrainer
 
-    args = GRPOConfig(output_dir=out, num_generations=2, max_completion_length=8, beta=0.1, **{**COMMON, **config})
+    args = GRPOConfig(output_dir=out, **{**GENERATION, **COMMON, **config})
     return GRPOTrainer(
         model=model_dir,
         reward_funcs=tiny.length_reward,
@@ -80,7 +81,7 @@ def grpo(model_dir: str, out: str, callbacks: list[Any], **config: Any) -> Any:
 def rloo(model_dir: str, out: str, callbacks: list[Any], **config: Any) -> Any:
     from trl import RLOOConfig, RLOOTrainer
 
-    args = RLOOConfig(output_dir=out, num_generations=2, max_completion_length=8, beta=0.1, **{**COMMON, **config})
+    args = RLOOConfig(output_dir=out, **{**GENERATION, **COMMON, **config})
     return RLOOTrainer(
         model=model_dir,
         reward_funcs=tiny.length_reward,

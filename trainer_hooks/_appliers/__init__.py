@@ -7,8 +7,9 @@
   ``adam_epsilon``) and ``max_grad_norm``;
 - ``intervals``: ``logging_steps``, ``eval_steps``, ``save_steps``;
 - ``trl``: ``beta``, which TRL keeps on the trainer, and the GRPO/RLOO batch internals it depends on;
-- ``restart``: ``per_device_train_batch_size``, ``gradient_accumulation_steps``, applied by an in-process
-  restart, and ``checkpoint`` (which ``command: rewind`` goes back to);
+- ``restart``: ``per_device_train_batch_size``, ``gradient_accumulation_steps`` and GRPO/RLOO's
+  ``max_completion_length`` and ``num_generations``, applied by an in-process restart, and ``checkpoint`` (which
+  ``command: rewind`` goes back to);
 - ``commands``: ``command`` (evaluate, save a checkpoint, stop).
 
 An applier sees the run only through its arguments, chiefly an
@@ -41,7 +42,9 @@ from liveparams.trainer_hooks._appliers.optimizer import (
 from liveparams.trainer_hooks._appliers.restart import (
     BatchSizeApplier,
     CheckpointApplier,
+    GenerationsApplier,
     GradientAccumulationApplier,
+    MaxCompletionLengthApplier,
 )
 from liveparams.trainer_hooks._appliers.schedule import (
     LearningRateApplier,
@@ -61,11 +64,13 @@ __all__ = [
     "CheckpointApplier",
     "CommandApplier",
     "EvalStepsApplier",
+    "GenerationsApplier",
     "GradientAccumulationApplier",
     "IntervalApplier",
     "LearningRateApplier",
     "LearningRateModeApplier",
     "LoggingStepsApplier",
+    "MaxCompletionLengthApplier",
     "MaxGradNormApplier",
     "MaxStepsApplier",
     "ParameterApplier",

@@ -1,4 +1,5 @@
-"""Batch size and accumulation, applied by an in-process restart; ``checkpoint``, which a rewind goes back to.
+"""Batch size, accumulation, GRPO/RLOO's ``max_completion_length`` and ``num_generations``, applied by an
+in-process restart; ``checkpoint``, which a rewind goes back to.
 
 The applier does not change the loop it runs in (Trainer reads
 ``gradient_accumulation_steps`` at every micro-batch, and the DataLoader's batch
@@ -22,7 +23,13 @@ from liveparams.trainer_hooks import _restart
 from liveparams.trainer_hooks._appliers.base import NO_OTHER_PARAMS, ParameterApplier
 from liveparams.trainer_hooks._context import ApplyContext
 
-__all__ = ["BatchSizeApplier", "CheckpointApplier", "GradientAccumulationApplier"]
+__all__ = [
+    "BatchSizeApplier",
+    "CheckpointApplier",
+    "GenerationsApplier",
+    "GradientAccumulationApplier",
+    "MaxCompletionLengthApplier",
+]
 
 
 class RestartApplier(ParameterApplier):
@@ -58,6 +65,37 @@ class GradientAccumulationApplier(RestartApplier):
     """By an in-process restart: ``train()`` again with the new micro-batch groups, from the samples consumed."""
 
     name = "gradient_accumulation_steps"
+
+
+class GenerationApplier(RestartApplier):
+    """A GRPO/RLOO generation setting, by an in-process restart; refused where nothing generates, and under vLLM."""
+
+    def check(self, value: int, ctx: ApplyContext, params: Mapping[str, Any] = NO_OTHER_PARAMS) -> str | None:
+        trainer = ctx.trainer
+        if trainer is None or not hasattr(trainer, self.name):
+            return f"{ctx.trainer_name} generates no completions ({self.name} is GRPO's and RLOO's)"
+        if getattr(trainer, "use_vllm", False):
+            return f"vLLM's engine was built with the old {self.name}; restart the run with the new one"
+        return self.reason(value, ctx, params) or super().check(value, ctx, params)
+
+    def reason(self, value: int, ctx: ApplyContext, params: Mapping[str, Any]) -> str | None:
+        """What else makes ``value`` impossible for this trainer now; None by default."""
+        return None
+
+
+class MaxCompletionLengthApplier(GenerationApplier):
+    """GRPO/RLOO, by an in-process restart: ``train()`` again generating up to the new length, from the same prompts."""
+
+    name = "max_completion_length"
+
+
+class GenerationsApplier(GenerationApplier):
+    """GRPO/RLOO, by an in-process restart: ``train()`` again with groups of the new size, from the same prompts."""
+
+    name = "num_generations"
+
+    def reason(self, value: int, ctx: ApplyContext, params: Mapping[str, Any]) -> str | None:
+        return _restart.generations_reason(ctx, value, params)
 
 
 class CheckpointApplier(ParameterApplier):
