@@ -39,7 +39,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import cpu_seconds, pct, stack_pids
+from scale import cpu_seconds, create_jobs, pct, stack_pids
 
 from liveparams.tokens import mint_job_token
 
@@ -90,15 +90,7 @@ def measure(env: dict[str, str], front: list[int], postgres: list[int], opts: ar
     service = {"apikey": env["SERVICE_ROLE_KEY"], "Authorization": f"Bearer {env['SERVICE_ROLE_KEY']}"}
     rounds = [1, opts.concurrency]
     with psycopg.connect(env["DB_URL"], autocommit=True) as db:
-        total = len(rounds) * (opts.calls + WARM_UP)
-        jobs = [
-            str(row[0])
-            for row in db.execute(
-                "insert into public.local_training_jobs (status) select 'running' from generate_series(1, %s)"
-                " returning id",
-                (total,),
-            )
-        ]
+        jobs = create_jobs(db, len(rounds) * (opts.calls + WARM_UP))
     tokens = {job: mint_job_token(job, env["JWT_SECRET"]) for job in jobs}
     front_idle, pg_idle = cpu_seconds(front), cpu_seconds(postgres)
     time.sleep(IDLE_S)
