@@ -45,12 +45,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from liveparams.agent import AgentConfig, Transport, UpdateAgent
 from liveparams.tokens import mint_job_token
+
+if TYPE_CHECKING:
+    import psycopg
 
 TICK = os.sysconf("SC_CLK_TCK")
 MAX_RPC_FAILURES = 5  # past this the stack is broken at this load: stop sending, report what was measured
@@ -174,6 +177,15 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def create_jobs(db: psycopg.Connection[Any], n: int) -> list[str]:
+    """The ids of ``n`` new running jobs."""
+    rows = db.execute(
+        "insert into public.local_training_jobs (status) select 'running' from generate_series(1, %s) returning id",
+        (n,),
+    )
+    return [str(row[0]) for row in rows]
+
+
 def stack_pids(api_port: int, postmaster: int) -> list[int]:
     """The API front and PostgreSQL with every backend (children of the postmaster)."""
     pids = [postmaster]
@@ -262,14 +274,7 @@ def run(
 
     result = Result(n, f"{cadence}, {transport.value}")
     with psycopg.connect(env["DB_URL"], autocommit=True) as db:
-        jobs = [
-            str(r[0])
-            for r in db.execute(
-                "insert into public.local_training_jobs (status) select 'running' from generate_series(1, %s)"
-                " returning id",
-                (n,),
-            )
-        ]
+        jobs = create_jobs(db, n)
         workers = Workers(
             env["API_URL"],
             [(j, mint_job_token(j, env["JWT_SECRET"])) for j in jobs],

@@ -24,6 +24,7 @@ SMALLEST = {
     "metrics_overhead.py": ["--steps", "5", "--repeats", "1", "--sizes", "1000,3000"],
     "push_vs_polling.py": ["--steps", "60", "--step-time", "0.01"],
     "ranks.py": ["--ranks", "2", "--steps", "20", "--before", ""],  # a CI checkout may lack the old revision
+    "rest_rpc.py": ["--calls", "3", "--concurrency", "2", "--repeats", "1", "--before", ""],
     "restart.py": ["--repeats", "1"],
     "run_startup.py": ["--repeats", "1"],
     "scale.py": [
