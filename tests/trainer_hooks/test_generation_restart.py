@@ -118,6 +118,22 @@ def test_a_trainer_that_generates_nothing_refuses_it(tmp_path: Path, tiny_dir: s
     assert outcome.reason and "generates no completions" in outcome.reason
 
 
+@pytest.mark.parametrize("name", ["per_device_train_batch_size", "gradient_accumulation_steps"])
+def test_grpo_refuses_a_new_batch_size_or_accumulation(tmp_path: Path, tiny_dir: str, name: str) -> None:
+    """GRPO's generation batch was derived from both when its config was built: refused, and the run goes on."""
+    asked = request(**{name: 8})
+    source = QueueSource()
+    callback = RuntimeParameterCallback(source)
+    settings = {"max_steps": 4, "logging_steps": 1}
+    grpo = trl_builders.grpo(tiny_dir, str(tmp_path), [PushAt(source, {2: [asked]}), callback], **settings)
+    callback.bind(grpo)
+    liveparams.train(grpo)
+    outcome = source.outcome(asked.id)
+    assert outcome.status is OutcomeStatus.REJECTED and outcome.reason
+    assert "GRPOTrainer derives its generation batch from " + name in outcome.reason
+    assert grpo.state.global_step == 4 and not source.restarts
+
+
 # name: (trainer, step S, old, new); batch 4, one generation batch per step: 4 / G prompts each
 GROUPS: dict[str, tuple[str, int, int, int]] = {
     "GRPO 2 -> 4": ("GRPOTrainer", 4, 2, 4),

@@ -55,13 +55,31 @@ class RestartApplier(ParameterApplier):
         return False
 
 
-class BatchSizeApplier(RestartApplier):
+class BatchRestartApplier(RestartApplier):
+    """Batch size or accumulation: refused on GRPO/RLOO, whose generation batch TRL derives from them once.
+
+    GRPOConfig and RLOOConfig compute ``generation_batch_size`` and ``steps_per_generation`` from
+    these two when the config is built, and their DataLoader yields whole generation batches, so
+    ``train()`` again with only the new value would go on with the old generation batch: not
+    the run the rule describes.
+    """
+
+    def check(self, value: int, ctx: ApplyContext, params: Mapping[str, Any] = NO_OTHER_PARAMS) -> str | None:
+        if ctx.trainer is not None and hasattr(ctx.trainer, "num_generations"):
+            return (
+                f"{ctx.trainer_name} derives its generation batch from {self.name} when its config is built; "
+                "stop the run and resume it from a checkpoint with the new value"
+            )
+        return super().check(value, ctx, params)
+
+
+class BatchSizeApplier(BatchRestartApplier):
     """By an in-process restart: ``train()`` again with a DataLoader of the new size, from the samples consumed."""
 
     name = "per_device_train_batch_size"
 
 
-class GradientAccumulationApplier(RestartApplier):
+class GradientAccumulationApplier(BatchRestartApplier):
     """By an in-process restart: ``train()`` again with the new micro-batch groups, from the samples consumed."""
 
     name = "gradient_accumulation_steps"
