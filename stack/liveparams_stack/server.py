@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import select
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from psycopg import AsyncConnection
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
@@ -78,19 +75,18 @@ def build_app(config: ServerConfig) -> web.Application:
         max_size=REST_POOL_SIZE,
         open=False,
         kwargs={"autocommit": True},
-        check=check_if_disturbed,
+        check=AsyncConnectionPool.check_connection,
     )
 
-    # Both pools check a connection before lending it when it looks disturbed: after PostgreSQL restarts,
-    # every idle one is dead, and without the check each would fail one request with a 500 before the
-    # pool dropped it.
+    # Both pools check a connection before lending it: after PostgreSQL restarts, every idle one is
+    # dead, and without the check each would fail one request with a 500 before the pool dropped it.
     auth_pool = AsyncConnectionPool(
         make_conninfo(config.dsn, options="-c TimeZone=UTC"),
         min_size=1,
         max_size=AUTH_POOL_SIZE,
         open=False,
         kwargs={"autocommit": True},
-        check=check_if_disturbed,
+        check=AsyncConnectionPool.check_connection,
     )
 
     async def open_pool(_: web.Application) -> None:
@@ -123,18 +119,6 @@ def build_app(config: ServerConfig) -> web.Application:
     if config.stop_with_parent is not None:
         _stop_with_parent(app, config.stop_with_parent)  # last: its cleanup must run after the others
     return app
-
-
-async def check_if_disturbed(conn: AsyncConnection[Any]) -> None:
-    """Check a pooled connection with a round trip only when its socket has something to read.
-
-    An idle connection in autocommit has nothing to read unless the server closed it (a restart,
-    a terminated backend: the socket reads its last error, then EOF) or sent it something
-    unasked. Why not check every lend: that round trip was one of five per REST call, each
-    waiting a turn of the front's one event loop.
-    """
-    if conn.closed or select.select([conn.pgconn.socket], [], [], 0)[0]:
-        await AsyncConnectionPool.check_connection(conn)
 
 
 def _unserved(service: str) -> Handler:
