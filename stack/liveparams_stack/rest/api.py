@@ -18,14 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from liveparams_stack.faults import Faults
 from liveparams_stack.identity import ANON_ROLE, AuthError, Identity, identify
 from liveparams_stack.rest import tables
-from liveparams_stack.rest.database import (
-    Database,
-    Statement,
-    json_rows,
-    rows_statement,
-    written_rows,
-    written_statement,
-)
+from liveparams_stack.rest.database import Database, json_rows, scalar, written_rows
 from liveparams_stack.rest.errors import PostgrestError
 from liveparams_stack.rest.functions import Function, FunctionCache, call_statement, find_function
 from liveparams_stack.rest.reading import (
@@ -106,14 +99,10 @@ class RestApi:
             body_sql = sql.SQL("select {cols} from {table}{where}{order}{page}").format(
                 cols=select_list, table=table, where=where, order=order, page=page
             )
-            statements: list[Statement] = [(rows_statement(body_sql), params)]
-            if preferences.get("count") == "exact":
-                statements.append(
-                    (sql.SQL("select count(*) from {table}{where}").format(table=table, where=where), params)
-                )
-            results = await self._database.run_as_caller(request, identity, table_name, statements)
-            rows = json_rows(results[0])
-            total = results[1][0] if len(results) > 1 and results[1] is not None else None
+            count_sql = sql.SQL("select count(*) from {table}{where}").format(table=table, where=where)
+            async with self._database.transaction(request, identity, table_name) as conn:
+                rows = await json_rows(conn, body_sql, params)
+                total = await scalar(conn, count_sql, params) if preferences.get("count") == "exact" else None
             offset = int(query.get("offset", 0))
             return rows_response(request, rows, total=total, offset=offset, head=request.method == "HEAD")
 
@@ -133,9 +122,8 @@ class RestApi:
         else:
             raise PostgrestError(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
 
-        write = (written_statement(statement, select_list), statement_params)
-        [written] = await self._database.run_as_caller(request, identity, table_name, [write])
-        rows, affected, inserted = written_rows(written)
+        async with self._database.transaction(request, identity, table_name) as conn:
+            rows, affected, inserted = await written_rows(conn, statement, statement_params, select_list)
         total = affected if preferences.get("count") == "exact" else None
         if request.method == "POST":
             # PostgREST: 201, or 200 when a merge-duplicates upsert inserted nothing (every row was an update).
@@ -207,7 +195,7 @@ class RestApi:
     ) -> tuple[str | None, int]:
         """Run ``function`` as the caller: its result as JSON text, and its row count."""
         statement, uses_body = call_statement(function, args)
-        call = (statement, [raw] if uses_body else [])
-        [row] = await self._database.run_as_caller(request, identity, f"rpc/{function.name}", [call])
-        result, count = row or (None, 0)
+        async with self._database.transaction(request, identity, f"rpc/{function.name}") as conn:
+            cursor = await conn.execute(statement, [raw] if uses_body else [])
+            result, count = await cursor.fetchone() or (None, 0)
         return result, count

@@ -1,8 +1,8 @@
 """The SQL of a table request: ``select`` list, filters, order and page, and the insert/update/delete statements.
 
 Identifiers from the URL only ever reach SQL through ``psycopg.sql.Identifier``; values only
-as parameters (bound by psycopg, which quotes them as literals). Writes target the alias
-``_target`` so that ``database.written_statement`` can return what they wrote.
+as bound parameters. Writes target the alias ``_target`` so that ``database.written_rows``
+can return what they wrote.
 """
 
 from __future__ import annotations
