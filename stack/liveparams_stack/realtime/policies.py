@@ -24,32 +24,27 @@ from liveparams_stack.realtime.auth import Identity
 
 log = logging.getLogger(__name__)
 
-# Broadcast from Database: the real server's realtime.send and realtime.broadcast_changes
-# (priv/repo/tenant_schema/realtime/functions/ in supabase/realtime), same signatures and bodies.
-# A row they insert is delivered by the stack's change capture (cdc.py, hub.py).
+# Broadcast from Database: the two functions a hosted project's database has, written for the stack
+# with the same signatures and the same observable behaviour (supabase/realtime
+# priv/repo/tenant_schema/realtime/functions/ was read, not copied): realtime.send stores a broadcast
+# row, its payload given an "id" unless it has one, and only warns when it cannot; broadcast_changes
+# sends a row trigger's NEW/OLD as {record, old_record, operation, table, schema}. A row stored is
+# delivered by the stack's change capture (cdc.py, hub.py).
 BROADCAST_FROM_DATABASE_SQL = """
 create or replace function realtime.send(payload jsonb, event text, topic text, private boolean default true)
 returns void
 language plpgsql
 as $function$
 declare
-  generated_id uuid;
-  final_payload jsonb;
+  message_id uuid := gen_random_uuid();
 begin
-  begin
-    generated_id := gen_random_uuid();
-    if payload ? 'id' then
-      final_payload := payload;
-    else
-      final_payload := jsonb_set(payload, '{id}', to_jsonb(generated_id));
-    end if;
-    execute format('SET LOCAL realtime.topic TO %L', topic);
-    insert into realtime.messages (id, payload, event, topic, private, extension)
-    values (generated_id, final_payload, event, topic, private, 'broadcast');
-  exception
-    when others then
-      raise warning 'WarnSendingBroadcastMessage: %', sqlerrm;
-  end;
+  perform set_config('realtime.topic', topic, true);  -- what the messages' policies read
+  insert into realtime.messages (id, payload, event, topic, private, extension)
+  values (message_id,
+          case when payload ? 'id' then payload else payload || jsonb_build_object('id', message_id) end,
+          event, topic, private, 'broadcast');
+exception when others then  -- a broadcast that cannot be stored never fails the caller's statement
+  raise warning 'realtime.send on topic %: %', topic, sqlerrm;
 end;
 $function$;
 create or replace function realtime.broadcast_changes(
@@ -59,22 +54,17 @@ create or replace function realtime.broadcast_changes(
 returns void
 language plpgsql
 as $function$
-declare
-  row_data jsonb := '{}'::jsonb;
 begin
-  if level = 'STATEMENT' then
-    raise exception 'function can only be triggered for each row, not for each statement';
+  if level <> 'ROW' then
+    raise exception 'realtime.broadcast_changes runs in a row trigger, not a % one', lower(level);
   end if;
-  if operation = 'INSERT' or operation = 'UPDATE' or operation = 'DELETE' then
-    row_data := jsonb_build_object('old_record', old, 'record', new, 'operation', operation,
-                                   'table', table_name, 'schema', table_schema);
-    perform realtime.send(row_data, event_name, topic_name);
-  else
-    raise exception 'Unexpected operation type: %', operation;
+  if operation not in ('INSERT', 'UPDATE', 'DELETE') then
+    raise exception 'realtime.broadcast_changes: unexpected operation %', operation;
   end if;
-exception
-  when others then
-    raise exception 'Failed to process the row: %', sqlerrm;
+  perform realtime.send(
+    jsonb_build_object('old_record', old, 'record', new, 'operation', operation, 'table', table_name,
+                       'schema', table_schema),
+    event_name, topic_name);
 end;
 $function$;
 """
