@@ -63,8 +63,7 @@ def _agent_from_env() -> UpdateSource | None:
 
 def _needs_step_end(request: UpdateRequest) -> bool:
     """Whether ``request`` sets control flags (a command, a restart), which only a step end can."""
-    restarts = (*_restart.RESTART_SETTINGS, *_restart.GENERATION_SETTINGS)
-    return "command" in request.params or any(name in request.params for name in restarts)
+    return "command" in request.params or any(name in request.params for name in _restart.ALL_RESTART_SETTINGS)
 
 
 class RuntimeParameterCallback(TrainerCallback, ExportableState):

@@ -44,6 +44,7 @@ from liveparams.trainer_hooks import _distributed
 from liveparams.trainer_hooks._context import ApplyContext
 
 __all__ = [
+    "ALL_RESTART_SETTINGS",
     "FIELD",
     "GENERATION_SETTINGS",
     "HOW_TO_DRIVE",
@@ -76,6 +77,8 @@ logger = logging.getLogger(__name__)
 RESTART_SETTINGS = ("per_device_train_batch_size", "gradient_accumulation_steps")
 # GRPO/RLOO's, which TRL copies onto the trainer at init (appliers in ``_appliers.restart``).
 GENERATION_SETTINGS = ("max_completion_length", "num_generations")
+# Every setting an in-process restart applies.
+ALL_RESTART_SETTINGS = RESTART_SETTINGS + GENERATION_SETTINGS
 
 # The trainer attribute that holds the pending restart; its presence says a driver calls train().
 FIELD = "_liveparams_restart"
@@ -315,7 +318,7 @@ def find_checkpoint(step: int | None, ctx: ApplyContext) -> Checkpoint | str:
     record = state.get("stateful_callbacks", {}).get(RECORD_KEY, {}).get("attributes", {}).get("data")
     if not record:
         return f"{path} has no record of its data position (it was saved without this version of the callback)"
-    settings = {name: int(record[name]) for name in (*RESTART_SETTINGS, *GENERATION_SETTINGS) if name in record}
+    settings = {name: int(record[name]) for name in ALL_RESTART_SETTINGS if name in record}
     return Checkpoint(path, saved, DataPosition(int(record["epoch"]), int(record["samples"])), settings)
 
 
@@ -326,7 +329,7 @@ def as_replay(request: UpdateRequest) -> UpdateRequest:
     """
     if request.params.get("command") != "rewind":
         return request
-    rewind_keys = ("command", "checkpoint", *RESTART_SETTINGS, *GENERATION_SETTINGS)
+    rewind_keys = ("command", "checkpoint", *ALL_RESTART_SETTINGS)
     return replace(request, params={k: v for k, v in request.params.items() if k not in rewind_keys})
 
 
