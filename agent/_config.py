@@ -162,7 +162,7 @@ class AgentConfig:
         },
     )
     probe_interval: float = field(
-        default=30.0,
+        default=60.0,
         metadata={
             "help": "Seconds between liveness probes (a broadcast round trip on the channel). What push misses "
             "meanwhile is read at the next heartbeat, so this bounds how long push stays down, not a loss."
@@ -176,10 +176,12 @@ class AgentConfig:
         metadata={"help": "Seconds the client may spend rejoining/reconnecting on its own before it is rebuilt."},
     )
     heartbeat_interval: float = field(
-        default=10.0,
+        default=25.0,
         metadata={
-            "help": "Seconds between heartbeats on the job row (trainer_seen_at); stale after 3 of them "
-            "(liveparams_trainer_stale_seconds() in the database)."
+            "help": "Seconds between heartbeats on the job row (trainer_seen_at); a failed one is retried after "
+            "0.5 s, then at doubling gaps. The row goes stale after two of them plus 5 s "
+            "(liveparams_trainer_stale_seconds() in the database, 55 s): a trainer whose machine vanished reads as "
+            "gone within 55 s, and a beat that lands up to 30 s late does not make a live one look gone."
         },
     )
     backoff_initial: float = field(default=0.5, metadata={"help": "First rebuild delay, doubled per failure."})

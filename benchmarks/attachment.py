@@ -86,7 +86,7 @@ def main() -> None:
         "  none beyond the socket's own heartbeat"
     )
     print(
-        f"{'the job row alone (3 heartbeats)':36} {'':>3} {'≤ ' + format(HEARTBEAT_STALE_S, 'g'):>9} {'':>7}"
+        f"{'the job row alone (2 heartbeats + 5 s)':36} {'':>3} {'≤ ' + format(HEARTBEAT_STALE_S, 'g'):>9} {'':>7}"
         f"  {60 / beat:g} heartbeat RPCs a minute (one every {beat:g} s)"
     )
 

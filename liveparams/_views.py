@@ -31,7 +31,11 @@ __all__ = [
 ]
 
 WATCHED = 200  # requests ``watch`` shows: the latest ones; the job's history can be far longer
-HEARTBEAT_STALE_S = 3 * AgentConfig.heartbeat_interval  # a trainer silent for three heartbeats is gone
+# A trainer silent for two heartbeats and a little more is gone: a beat may land up to 30 s late (an API restart,
+# a call that hangs until its 10 s timeout, then its retries) without the trainer reading as gone. The database's
+# liveparams_trainer_stale_seconds() returns the same (tests/test_runs.py checks it).
+HEARTBEAT_SLACK_S = 5.0
+HEARTBEAT_STALE_S = 2 * AgentConfig.heartbeat_interval + HEARTBEAT_SLACK_S
 # Presence lags the row by a moment at attach (the agent tracks once subscribed): absent for longer means gone.
 PRESENCE_GRACE_S = 15.0
 

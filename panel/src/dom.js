@@ -50,3 +50,12 @@ export function dataOf({ data, error, status }) {
   }
   return data;
 }
+
+let staleSeconds = null;
+
+/** Seconds after which a silent trainer is gone: the database's own bound (rpc liveparams_trainer_stale_seconds),
+ *  the one `job end` and the CLI use, so the panel never judges a heartbeat by a number of its own. Read once. */
+export async function heartbeatStaleSeconds(supabase) {
+  staleSeconds ??= dataOf(await supabase.rpc('liveparams_trainer_stale_seconds'));
+  return staleSeconds;
+}

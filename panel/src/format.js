@@ -2,7 +2,6 @@
 // (liveparams/contract/_format.py, liveparams/jobs.py), so the panel, `watch` and the docs agree.
 
 export const METADATA_KEYS = new Set(['id', 'requested_at', 'requested_by']);
-export const HEARTBEAT_STALE_S = 90; // three agent heartbeats (jobs.py HEARTBEAT_STALE_S)
 
 /** A number as format_value() prints it: 3.32e-05, 0.3, 120. */
 export function formatValue(value) {
@@ -74,8 +73,9 @@ export function restartLabel(job) {
   return `restarted in-process at step ${step}${shown ? ` with ${shown}` : ''}${took}`;
 }
 
-/** Whether a trainer is attached, from the job row's trainer_* columns (jobs.py trainer_state). */
-export function trainerState(job, now = Date.now()) {
+/** Whether a trainer is attached, from the job row's trainer_* columns (_views.py trainer_attachment);
+ *  `staleSeconds`: the database's bound on a heartbeat's age (dom.js heartbeatStaleSeconds). */
+export function trainerState(job, staleSeconds, now = Date.now()) {
   if (!job.trainer_attached_at) return { attached: false, label: 'no trainer yet' };
   if (job.trainer_detached_at) {
     const where = job.trainer_detach_step === null || job.trainer_detach_step === undefined
@@ -83,7 +83,7 @@ export function trainerState(job, now = Date.now()) {
     return { attached: false, label: `detached: ${job.trainer_detach_reason}${where}` };
   }
   const seen = Date.parse(job.trainer_seen_at || '');
-  if (!Number.isFinite(seen) || (now - seen) / 1000 > HEARTBEAT_STALE_S) {
+  if (!Number.isFinite(seen) || (now - seen) / 1000 > staleSeconds) {
     return { attached: false, label: 'silent (no heartbeat)' };
   }
   return { attached: true, label: pauseLabel(job) ?? 'attached' };

@@ -3,7 +3,7 @@
 // over the job's private Broadcast topic, and everything is read again after each reconnection.
 import { RunChart } from './chart.js';
 import { buildControls } from './controls.js';
-import { dataOf, el, retrying, setConnection } from './dom.js';
+import { dataOf, el, heartbeatStaleSeconds, retrying, setConnection } from './dom.js';
 import {
   formatValue, paramsText, pauseLabel, requestOutcome, requestDetail, requestParams, restartLabel, trainerState,
 } from './format.js';
@@ -32,7 +32,7 @@ function confirmDialog(command, text, action) {
 /** Shows the job in #main; returns the function that leaves it (closes its channels). */
 export function showJob(supabase, jobId) {
   let left = false;
-  const state = { job: null, requests: new Map(), refused: [], trainerPresent: false, spec: null };
+  const state = { job: null, requests: new Map(), refused: [], trainerPresent: false, spec: null, staleSeconds: null };
   const main = document.getElementById('main');
   const title = el('h1', {}, 'Job');
   const badges = el('p', { class: 'badges' });
@@ -65,7 +65,7 @@ export function showJob(supabase, jobId) {
     const job = state.job;
     if (!job) return;
     title.textContent = job.name || job.id;
-    const trainer = trainerState(job);
+    const trainer = trainerState(job, state.staleSeconds);
     const attached = !job.trainer_detached_at && (state.trainerPresent || trainer.attached);
     const restarted = restartLabel(job);
     badges.replaceChildren(
@@ -116,6 +116,7 @@ export function showJob(supabase, jobId) {
   };
 
   const reread = async () => {
+    state.staleSeconds = await heartbeatStaleSeconds(supabase);
     const jobs = dataOf(await supabase.from('local_training_jobs').select('*').eq('id', jobId).limit(1));
     if (!jobs.length) throw Object.assign(new Error('job not found (or not yours)'), { transient: false });
     state.job = jobs[0];

@@ -1,5 +1,5 @@
 // The jobs list: every job RLS lets the signed-in user see, kept current over Realtime.
-import { dataOf, el, retrying, setConnection } from './dom.js';
+import { dataOf, el, heartbeatStaleSeconds, retrying, setConnection } from './dom.js';
 import { formatValue, requestDetail, trainerState } from './format.js';
 
 const LISTED = 50;
@@ -20,16 +20,19 @@ async function lastChange(supabase, job) {
 }
 
 async function load(supabase) {
+  const staleSeconds = await heartbeatStaleSeconds(supabase);
   const jobs = dataOf(await supabase.from('local_training_jobs').select('*')
     .order('created_at', { ascending: false }).limit(LISTED));
-  return Promise.all(jobs.map(async (job) => ({ job, step: await lastStep(supabase, job), change: await lastChange(supabase, job) })));
+  return Promise.all(jobs.map(async (job) => ({
+    job, staleSeconds, step: await lastStep(supabase, job), change: await lastChange(supabase, job),
+  })));
 }
 
 function render(rows) {
   if (!rows.length) return el('p', {}, 'No jobs yet. Create one with `liveparams job create` and start a training.');
   const head = el('tr', {}, ...['Job', 'Status', 'Trainer', 'Last step', 'Last change'].map((name) => el('th', { scope: 'col' }, name)));
-  const body = rows.map(({ job, step, change }) => {
-    const trainer = trainerState(job);
+  const body = rows.map(({ job, staleSeconds, step, change }) => {
+    const trainer = trainerState(job, staleSeconds);
     return el('tr', { 'data-job-id': job.id },
       el('th', { scope: 'row' }, el('a', { href: `#/job/${job.id}` }, job.name || job.id)),
       el('td', {}, el('span', { class: `badge status-${job.status}` }, job.status)),

@@ -754,7 +754,7 @@ def test_a_client_without_the_internals_the_supervisor_reads_still_delivers_with
         f"The installed realtime client ({importlib.metadata.version('realtime')}) lacks "
         f"{', '.join(sorted(lacking))}, which the agent reads to watch its connection; going on with its public "
         "API: a dead listener is found by the channel probe, and what push drops is read at the next heartbeat "
-        "(every 10s)"
+        "(every 25s)"
     ]
     assert not [message for message in said if "unexpectedly" in message]
 

@@ -334,3 +334,23 @@ def test_on_a_static_host_without_config_json_the_page_asks_for_the_project(
         expect(page.locator("#jobs")).to_contain_text("No jobs yet")
     finally:
         server.stop()
+
+
+def test_the_jobs_list_calls_a_trainer_gone_by_the_databases_heartbeat_bound(
+    panel_url: str, browser: Any, person: Callable[[], Person], new_job: Callable[..., str], db: Any
+) -> None:
+    """The panel judges a heartbeat's age by ``liveparams_trainer_stale_seconds()`` (55 s), as `job end` does:
+    a trainer heard from 30 s ago is attached, one silent for 65 s is gone (its machine vanished). Both are read
+    from the same rendering: with a longer bound of its own, the page would call the second one attached."""
+    owner = person()
+    heard, silent = new_job(owner.id, name="heard 30 s ago"), new_job(owner.id, name="silent 65 s")
+    for job_id, age_s in ((heard, 30), (silent, 65)):
+        db.execute(
+            "update public.local_training_jobs set trainer_attached_at = now() - interval '10 minutes',"
+            " trainer_seen_at = now() - make_interval(secs => %s) where id = %s",
+            (age_s, job_id),
+        )
+    page = browser.new_context().new_page()
+    sign_in(page, panel_url, owner)
+    expect(page.locator(f"tr[data-job-id='{heard}'] td.attached")).to_have_text("attached")
+    assert page.locator(f"tr[data-job-id='{silent}'] td").nth(1).inner_text() == "silent (no heartbeat)"
