@@ -11,9 +11,12 @@ each request transport of the agent (``--transports postgres_changes,broadcast``
   (API front + PostgreSQL) and of the agents' processes (their main threads wait on a pipe,
   so it is the agents alone), database transactions per second, WAL bytes per second;
 - **load**: ``--requests`` requests per job from one client (the service role through the
-  REST RPC), one job after another; each worker takes a training-like step every
-  ``--step-time`` seconds, drains its agents and reports each request ``applied``, and every
-  ``--log-every`` steps hands each agent a metrics log (live metrics, as a Trainer's ``on_log``).
+  REST RPC), one job after another, each as soon as the one before returned or, with
+  ``--request-rate``, at that rate (compare variants whose RPCs differ in speed at one rate:
+  sent as fast as they return, a faster RPC offers more load to the rest of the path); each
+  worker takes a training-like step every ``--step-time`` seconds, drains its agents and
+  reports each request ``applied``, and every ``--log-every`` steps hands each agent a metrics
+  log (live metrics, as a Trainer's ``on_log``).
   Pass: every request drained exactly once, by its own job's agent, and every outcome
   recorded on its row. Reported: request RPC time (HTTP, from the client), commit → drain
   (RPC returned → the worker's drain returned it; at most one step later than the queue),
@@ -299,10 +302,13 @@ def run(
         committed: dict[str, float] = {}  # request → when its RPC returned
         meter.start()
         with httpx.Client(base_url=env["API_URL"], headers=headers, timeout=30) as http:
+            first = time.perf_counter()
             for i in range(args.requests):
-                for job in jobs:
+                for k, job in enumerate(jobs):
                     if result.rpc_failed >= MAX_RPC_FAILURES:
                         break
+                    if args.request_rate:  # open loop: the same offered load whatever the RPC's speed
+                        time.sleep(max(0.0, first + (i * n + k) / args.request_rate - time.perf_counter()))
                     begin = time.perf_counter()
                     try:
                         response = http.post(
@@ -398,7 +404,9 @@ def report(results: list[Result], args: Any) -> None:
         print(f"{name:60}" + "".join(f"{cell(r):>34}" for r in results))
     print(
         f"({args.processes} agent processes, started {f'{args.start_rate:g}/s' if args.start_rate else 'at once'},"
-        f" {args.requests} requests per job, steps of {args.step_time * 1e3:g} ms, a metrics log every"
+        f" {args.requests} requests per job"
+        f" {f'at {args.request_rate:g}/s' if args.request_rate else 'one after another'},"
+        f" steps of {args.step_time * 1e3:g} ms, a metrics log every"
         f" {args.log_every} steps, agents at nice {args.nice},"
         f" idle {args.idle:g} s; polling: a GET per job every 10 steps at {args.poll_step_rate:g} steps/s)",
         flush=True,
@@ -422,6 +430,12 @@ def main() -> None:
         "--start-rate", type=float, default=0.0, help="agents started per second, all processes together (0: at once)"
     )
     parser.add_argument("--nice", type=int, default=0, help="niceness of the agent processes (10: the stack first)")
+    parser.add_argument(
+        "--request-rate",
+        type=float,
+        default=0.0,
+        help="requests sent per second (0: each as soon as the one before returned, so faster RPCs offer more load)",
+    )
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of the idle and polling phases")
     parser.add_argument("--settle", type=float, default=120.0, help="seconds to wait for every outcome")
     parser.add_argument("--poll-step-rate", type=float, default=1.0, help="steps per second of the polling model")

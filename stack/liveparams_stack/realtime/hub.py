@@ -104,29 +104,37 @@ class Hub:
     # Changes -------------------------------------------------------------------------------------------------
 
     async def deliver(self, changes: list[WalChange]) -> None:
-        """Render each change for the subscribed channels it may concern and push it (the poller's handler).
+        """Render a poll's changes for the channels they may concern, push them in order (the poller's handler).
 
         Only the candidates the routing index finds are rendered (and RLS checked), so a change
-        for one job costs the same whether 1 or 1,000 jobs are subscribed.
+        for one job costs the same whether 1 or 1,000 jobs are subscribed; and the whole poll is
+        rendered at once, so a change does not wait for the ones before it to be rendered one by one.
         """
-        if self.renderer is None:
+        renderer = self.renderer
+        if renderer is None:
             return
-        for change in changes:
+        rendered: dict[int, int] = {}  # position in `changes` → position in the batch
+        batch: list[tuple[WalChange, list[Subscriber[Channel]]]] = []
+        for position, change in enumerate(changes):
             if (change.schema, change.table) == MESSAGES_TABLE:
-                self._deliver_message(change)
                 continue
             candidates = self._routing.candidates(change)
             subscribers = [Subscriber(c, c.identity.claims, c.bindings) for c in candidates if c.subscribed]
-            if not subscribers:
+            if subscribers:
+                rendered[position] = len(batch)
+                batch.append((change, subscribers))
+        results = await renderer.render_batch(batch) if batch else []
+        for position, change in enumerate(changes):
+            if (change.schema, change.table) == MESSAGES_TABLE:
+                self._deliver_message(change)
                 continue
-            try:
-                deliveries = await self.renderer.render(change, subscribers)
-            except psycopg.OperationalError:
-                raise  # the connection is gone: the service reconnects
-            except psycopg.Error as exc:
-                log.warning("realtime: %s on %s.%s not delivered: %s", change.type, change.schema, change.table, exc)
+            if position not in rendered:
                 continue
-            for delivery in deliveries:
+            result = results[rendered[position]]
+            if isinstance(result, psycopg.Error):
+                log.warning("realtime: %s on %s.%s not delivered: %s", change.type, change.schema, change.table, result)
+                continue
+            for delivery in result:
                 self._push_change(delivery.key, "postgres_changes", {"ids": delivery.ids, "data": delivery.data})
 
     def _deliver_message(self, change: WalChange) -> None:

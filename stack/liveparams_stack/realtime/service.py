@@ -65,8 +65,8 @@ class RealtimeService:
         """Create Realtime's schema, connect and create the slot before serving, so a broken database fails loudly."""
         await self.authorizer.install_schema()
         await self._checks.open()
-        conn = await self._connect()
-        self._task = asyncio.create_task(self._run(conn), name="liveparams-realtime-poller")
+        conns = await self._connect()
+        self._task = asyncio.create_task(self._run(conns), name="liveparams-realtime-poller")
 
     async def on_shutdown(self, app: web.Application) -> None:
         """Close every socket with 1001 (going away): clients reconnect to the next server."""
@@ -81,14 +81,31 @@ class RealtimeService:
 
     # Change capture ------------------------------------------------------------------------------------------
 
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True, application_name="liveparams-realtime")
-        self._poller = ChangePoller(conn, self.hub.deliver, self.hub.has_subscribers, self._cadence)
-        self.hub.renderer = ChangeRenderer(conn)
-        await self._poller.start()
-        return conn
+    async def _connect(self) -> tuple[psycopg.AsyncConnection[Any], ...]:
+        """The poller's connection, which holds the slot, and the renderer's.
 
-    async def _run(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        Rendering runs as the subscribers' roles and their policies may fail; an error on the
+        slot's session would drop the slot (PostgreSQL releases a session's temporary slots on any
+        error) and with it every change not yet decoded, so the two never share a session.
+        """
+        conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True, application_name="liveparams-realtime")
+        try:
+            render_conn = await psycopg.AsyncConnection.connect(
+                self._dsn, autocommit=True, application_name="liveparams-realtime-render"
+            )
+        except psycopg.Error:
+            await conn.close()
+            raise
+        self._poller = ChangePoller(conn, self.hub.deliver, self.hub.has_subscribers, self._cadence)
+        self.hub.renderer = ChangeRenderer(render_conn)
+        try:
+            await self._poller.start()
+        except psycopg.Error:
+            await self._close((conn, render_conn))
+            raise
+        return conn, render_conn
+
+    async def _run(self, conns: tuple[psycopg.AsyncConnection[Any], ...]) -> None:
         """Poll until cancelled; on a lost database connection, reconnect with a fresh slot.
 
         Changes committed in between are lost, as with the real server (at most once).
@@ -102,20 +119,21 @@ class RealtimeService:
             except Exception:  # keep serving: a bug in one change must not end change capture for good
                 log.exception("realtime: change capture failed; restarting it")
             finally:
-                await self._close(conn)
+                await self._close(conns)
             while True:
                 await asyncio.sleep(RECONNECT_DELAY_S)
                 try:
-                    conn = await self._connect()
+                    conns = await self._connect()
                     break
                 except psycopg.OperationalError as exc:
                     log.warning("realtime: cannot reconnect to the database: %s", exc)
 
-    async def _close(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Closing the session drops its temporary slot."""
+    async def _close(self, conns: tuple[psycopg.AsyncConnection[Any], ...]) -> None:
+        """Closing the poller's session drops its temporary slot."""
         self.hub.renderer = None
-        with contextlib.suppress(psycopg.Error):
-            await conn.close()
+        for conn in conns:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
 
     async def _sync(self) -> None:
         """Wait until the poller decodes with the current publication; give up while it reconnects."""
