@@ -113,24 +113,24 @@ class Hub:
         renderer = self.renderer
         if renderer is None:
             return
-        rendered: dict[int, int] = {}  # position in `changes` → position in the batch
+        # Each change in commit order, with its place in the batch to render (None: a broadcast message).
+        order: list[tuple[WalChange, int | None]] = []
         batch: list[tuple[WalChange, list[Subscriber[Channel]]]] = []
-        for position, change in enumerate(changes):
+        for change in changes:
             if (change.schema, change.table) == MESSAGES_TABLE:
+                order.append((change, None))
                 continue
             candidates = self._routing.candidates(change)
             subscribers = [Subscriber(c, c.identity.claims, c.bindings) for c in candidates if c.subscribed]
             if subscribers:
-                rendered[position] = len(batch)
+                order.append((change, len(batch)))
                 batch.append((change, subscribers))
         results = await renderer.render_batch(batch) if batch else []
-        for position, change in enumerate(changes):
-            if (change.schema, change.table) == MESSAGES_TABLE:
+        for change, place in order:
+            if place is None:
                 self._deliver_message(change)
                 continue
-            if position not in rendered:
-                continue
-            result = results[rendered[position]]
+            result = results[place]
             if isinstance(result, psycopg.Error):
                 log.warning("realtime: %s on %s.%s not delivered: %s", change.type, change.schema, change.table, result)
                 continue
