@@ -59,3 +59,16 @@ export async function heartbeatStaleSeconds(supabase) {
   staleSeconds ??= dataOf(await supabase.rpc('liveparams_trainer_stale_seconds'));
   return staleSeconds;
 }
+
+/**
+ * `run` at most once every `ms`, and always within `ms` of a call, however often it is called: a burst
+ * of calls cannot postpone it (a debounce that restarts its timer on each call can, for ever).
+ */
+export function throttled(run, ms) {
+  let timer = null;
+  let last = -Infinity;
+  return () => {
+    if (timer !== null) return; // the run already planned sees this call's change too
+    timer = setTimeout(() => { timer = null; last = Date.now(); run(); }, Math.max(0, last + ms - Date.now()));
+  };
+}

@@ -1,44 +1,57 @@
-// The jobs list: every job RLS lets the signed-in user see, kept current over Realtime.
-import { dataOf, el, heartbeatStaleSeconds, retrying, setConnection } from './dom.js';
+// The jobs list: every job RLS lets the signed-in user see, kept current over Realtime. It is read
+// whole when shown and on each (re)subscription (what was missed while away); after that a change
+// updates its own row from the Realtime payload, so idle heartbeats cost (almost) no query.
+import { dataOf, el, heartbeatStaleSeconds, retrying, setConnection, throttled } from './dom.js';
 import { formatValue, requestDetail, trainerState } from './format.js';
 
 const LISTED = 50;
-const RESTALE_MS = 15000; // re-judge heartbeats that went stale without any change to the row
+const RESTALE_MS = 15000; // re-judge heartbeats that went stale without any change to the row (no query)
+const RENDER_MS = 250; // one rendering per 250 ms at most, and always one within 250 ms of a change
+// The job row holds no step, and the live metrics are one private channel per job (too many for a
+// list), so a job's last step is read again when its row changes (its trainer's heartbeat, every
+// 25 s), at most once per job per 10 s: the trainer stores its metrics every 10 s.
+const STEP_MS = 10000;
+const NO_CHANGE = { seq: -Infinity, text: '—' };
 
-async function lastStep(supabase, job) {
+async function lastStep(supabase, jobId) {
   // The newest stored metrics point; a project without the metrics table still lists its jobs.
   const { data } = await supabase.from('training_metrics').select('step')
-    .eq('job_id', job.id).order('step', { ascending: false }).limit(1);
-  return data?.[0]?.step ?? job.trainer_detach_step ?? null;
+    .eq('job_id', jobId).order('step', { ascending: false }).limit(1);
+  return data?.[0]?.step ?? null;
 }
 
-async function lastChange(supabase, job) {
-  const rows = dataOf(await supabase.from('parameter_update_requests').select('status,step,changes,reason,decided_at')
-    .eq('job_id', job.id).not('status', 'is', null).order('seq', { ascending: false }).limit(1));
-  const row = rows[0];
-  return row ? `${row.status} at step ${row.step ?? '—'}: ${requestDetail(row)}` : '—';
+/** A decided request as the "Last change" column says it, with its seq (the newest one is shown). */
+function changeOf(row) {
+  return { seq: row.seq, text: `${row.status} at step ${row.step ?? '—'}: ${requestDetail(row)}` };
+}
+
+async function lastChange(supabase, jobId) {
+  const rows = dataOf(await supabase.from('parameter_update_requests').select('seq,status,step,changes,reason,superseded_by')
+    .eq('job_id', jobId).not('status', 'is', null).order('seq', { ascending: false }).limit(1));
+  return rows[0] ? changeOf(rows[0]) : NO_CHANGE;
 }
 
 async function load(supabase) {
   const staleSeconds = await heartbeatStaleSeconds(supabase);
   const jobs = dataOf(await supabase.from('local_training_jobs').select('*')
     .order('created_at', { ascending: false }).limit(LISTED));
-  return Promise.all(jobs.map(async (job) => ({
-    job, staleSeconds, step: await lastStep(supabase, job), change: await lastChange(supabase, job),
-  })));
+  const rows = await Promise.all(jobs.map(async (job) => [job.id, {
+    job, step: await lastStep(supabase, job.id), change: await lastChange(supabase, job.id),
+  }]));
+  return { staleSeconds, rows: new Map(rows) };
 }
 
-function render(rows) {
+function render(rows, staleSeconds) {
   if (!rows.length) return el('p', {}, 'No jobs yet. Create one with `liveparams job create` and start a training.');
   const head = el('tr', {}, ...['Job', 'Status', 'Trainer', 'Last step', 'Last change'].map((name) => el('th', { scope: 'col' }, name)));
-  const body = rows.map(({ job, staleSeconds, step, change }) => {
+  const body = rows.map(({ job, step, change }) => {
     const trainer = trainerState(job, staleSeconds);
     return el('tr', { 'data-job-id': job.id },
       el('th', { scope: 'row' }, el('a', { href: `#/job/${job.id}` }, job.name || job.id)),
       el('td', {}, el('span', { class: `badge status-${job.status}` }, job.status)),
       el('td', { class: trainer.attached ? 'attached' : 'detached' }, trainer.label),
-      el('td', {}, formatValue(step)),
-      el('td', {}, change));
+      el('td', {}, formatValue(step ?? job.trainer_detach_step)),
+      el('td', {}, change.text));
   });
   return el('table', { class: 'jobs' }, el('caption', {}, 'Your training jobs'), el('thead', {}, head), el('tbody', {}, ...body));
 }
@@ -46,28 +59,77 @@ function render(rows) {
 /** Shows the list in #main; returns the function that leaves it (closes its channel). */
 export function showJobs(supabase) {
   let left = false;
+  let shown = null; // { staleSeconds, rows: Map job id → { job, step, change } }, newest job first
+  let queued = null; // while a full read runs: the changes that arrive meanwhile, applied after it
   const main = document.getElementById('main');
   const list = el('div', { id: 'jobs' }, el('p', {}, 'loading…'));
   main.replaceChildren(el('h1', {}, 'Jobs'), list);
-  let pending = null;
-  const refresh = () => {
-    clearTimeout(pending);
-    pending = setTimeout(async () => {
-      try {
-        const rows = await retrying(() => load(supabase), () => left);
-        if (!left && rows) list.replaceChildren(render(rows));
-      } catch (error) {
-        list.replaceChildren(el('p', { role: 'alert' }, error.message));
-      }
-    }, 100);
+  const draw = throttled(() => {
+    if (!left && shown) list.replaceChildren(render([...shown.rows.values()], shown.staleSeconds));
+  }, RENDER_MS);
+  const reload = async () => {
+    const mine = (queued = []); // a later read (after a reconnection) takes over the queue and decides
+    try {
+      const loaded = await retrying(() => load(supabase), () => left);
+      if (queued !== mine || !loaded) return;
+      shown = loaded;
+      mine.forEach((apply) => apply());
+      draw();
+    } catch (error) {
+      if (queued === mine) { shown = null; list.replaceChildren(el('p', { role: 'alert' }, error.message)); }
+    } finally {
+      if (queued === mine) queued = null;
+    }
+  };
+  const stepReads = new Map(); // job id → its throttled read of the last step
+  const readStep = (jobId) => {
+    if (!stepReads.has(jobId)) {
+      stepReads.set(jobId, throttled(async () => {
+        if (left) return;
+        const step = await lastStep(supabase, jobId);
+        const row = shown?.rows.get(jobId);
+        if (row) { row.step = step; draw(); }
+      }, STEP_MS));
+    }
+    stepReads.get(jobId)();
+  };
+  // The payload carries the whole row (RLS let us read it); past 1 MiB Realtime drops the values over
+  // 64 bytes, so those keep what was shown. A new job has no metrics nor requests yet (foreign keys).
+  const onJob = ({ eventType, new: job, old }) => {
+    const { rows } = shown;
+    const row = rows.get(job.id ?? old.id);
+    if (eventType === 'DELETE') {
+      if (!row) return;
+      rows.delete(old.id);
+      if (rows.size === LISTED - 1) { reload(); return; } // the next older job moves into the list
+    } else if (row) {
+      row.job = { ...row.job, ...job };
+      readStep(job.id);
+    } else if (eventType === 'INSERT') {
+      shown.rows = new Map([[job.id, { job, step: null, change: NO_CHANGE }], ...rows].slice(0, LISTED));
+    }
+    draw();
+  };
+  // An INSERT or UPDATE carries the whole row; a DELETE (the key only on Supabase) comes with its job's.
+  const onRequest = ({ new: request }) => {
+    const row = shown.rows.get(request.job_id);
+    if (!row || !request.status || request.seq < row.change.seq) return;
+    row.change = changeOf(request);
+    draw();
+  };
+  const retry = throttled(reload, RESTALE_MS); // after the server refused the read: on a change, every 15 s at most
+  const live = (apply) => (payload) => {
+    if (queued) queued.push(() => apply(payload));
+    else if (shown) apply(payload);
+    else retry();
   };
   const channel = supabase.channel('panel-jobs')
-    .on('postgres_changes', { event: '*', schema: 'public', table: 'local_training_jobs' }, refresh)
-    .on('postgres_changes', { event: '*', schema: 'public', table: 'parameter_update_requests' }, refresh)
+    .on('postgres_changes', { event: '*', schema: 'public', table: 'local_training_jobs' }, live(onJob))
+    .on('postgres_changes', { event: '*', schema: 'public', table: 'parameter_update_requests' }, live(onRequest))
     .subscribe((status, error) => {
-      if (status === 'SUBSCRIBED') { setConnection(null); refresh(); }
+      if (status === 'SUBSCRIBED') { setConnection(null); reload(); }
       else if (!left) setConnection(error?.message || status.toLowerCase());
     });
-  const timer = setInterval(refresh, RESTALE_MS);
-  return () => { left = true; clearInterval(timer); clearTimeout(pending); supabase.removeChannel(channel); };
+  const timer = setInterval(draw, RESTALE_MS);
+  return () => { left = true; clearInterval(timer); supabase.removeChannel(channel); };
 }

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -354,3 +355,73 @@ def test_the_jobs_list_calls_a_trainer_gone_by_the_databases_heartbeat_bound(
     sign_in(page, panel_url, owner)
     expect(page.locator(f"tr[data-job-id='{heard}'] td.attached")).to_have_text("attached")
     assert page.locator(f"tr[data-job-id='{silent}'] td").nth(1).inner_text() == "silent (no heartbeat)"
+
+
+def test_the_jobs_list_follows_a_burst_of_changes_from_their_payloads_with_a_few_requests(
+    panel_url: str,
+    browser: Any,
+    person: Callable[[], Person],
+    new_job: Callable[..., str],
+    request_update: Callable[..., dict[str, Any]],
+    db: Any,
+) -> None:
+    """Each heartbeat is a job-row UPDATE: the list takes it, and a decided request, from the Realtime payload.
+
+    The 15 s re-judge of a heartbeat's age reads nothing. During a burst of heartbeats every ~50 ms the page
+    shows the decision and the trainer's state while the burst goes on (a wait restarted by each change would
+    hold them until it ends), and makes a handful of REST calls, where reading the list again per change
+    makes 1 + 2 per job each time."""
+    owner = person()
+    beating, decided = new_job(owner.id, name="beating"), new_job(owner.id, name="decided")
+    request_update(owner.token, decided, {"learning_rate": 1e-4})  # pending: not a change the list shows
+    page = browser.new_context().new_page()
+    rest: list[str] = []
+    page.on("request", lambda request: rest.append(request.url) if "/rest/v1/" in request.url else None)
+    sign_in(page, panel_url, owner)
+    trainer = page.locator(f"tr[data-job-id='{beating}'] td").nth(1)
+    change = page.locator(f"tr[data-job-id='{decided}'] td").nth(3)
+    expect(trainer).to_have_text("no trainer yet")
+    expect(change).to_have_text("—")
+
+    rest.clear()  # a heartbeat 6 s short of the database's bound: attached, then silent by the re-judge alone
+    db.execute(
+        "update public.local_training_jobs set trainer_attached_at = now(), trainer_seen_at = now()"
+        " - make_interval(secs => public.liveparams_trainer_stale_seconds() - 6) where id = %s",
+        (beating,),
+    )
+    expect(trainer).to_have_text("attached")
+    expect(trainer).to_have_text("silent (no heartbeat)", timeout=30_000)
+    step_read = f"/rest/v1/training_metrics?select=step&job_id=eq.{beating}"
+    assert len(rest) <= 1 and all(step_read in url for url in rest), rest  # that job's last step, once
+
+    def burst() -> None:
+        for beat in range(200):
+            db.execute("update public.local_training_jobs set trainer_seen_at = now() where id = %s", (beating,))
+            if beat == 20:
+                db.execute(
+                    "update public.parameter_update_requests set status = 'applied', step = 7, decided_at = now(),"
+                    ' changes = \'{"learning_rate": {"old": 0.001, "new": 0.0001}}\' where job_id = %s',
+                    (decided,),
+                )
+            time.sleep(0.05)
+
+    rest.clear()
+    beats = threading.Thread(target=burst)
+    beats.start()
+    try:
+        expect(change).to_have_text("applied at step 7: learning_rate: 1.00e-03 → 1.00e-04")
+        expect(trainer).to_have_text("attached")
+        assert beats.is_alive(), "the list changed only once the burst was over"
+    finally:
+        beats.join()
+    page.wait_for_timeout(1000)  # what the last heartbeats bring
+    assert len(rest) <= 10, rest
+
+    rest.clear()  # a new job comes first, and goes, from the change alone (it has no metrics nor requests yet)
+    fresh = new_job(owner.id, name="fresh")
+    expect(page.locator("table.jobs tbody tr").first).to_have_attribute("data-job-id", fresh)
+    expect(page.locator(f"tr[data-job-id='{fresh}']")).to_contain_text("no trainer yet")
+    db.execute("delete from public.local_training_jobs where id = %s", (fresh,))
+    expect(page.locator(f"tr[data-job-id='{fresh}']")).to_have_count(0)
+    expect(page.locator("table.jobs tbody tr")).to_have_count(2)
+    assert [url for url in rest if step_read not in url] == []
