@@ -21,6 +21,7 @@ import httpx
 import pytest
 from cli_helpers import as_owner, clean_environ, liveparams, read_lines_until
 from runs_helpers import WAIT_S, job_row, request_rows, trainer_state, until
+from supabase import create_client
 
 from liveparams._views import HEARTBEAT_STALE_S, PRESENCE_GRACE_S
 from liveparams.agent import AgentConfig
@@ -146,8 +147,8 @@ def test_the_heartbeat_bound_is_the_databases(stack_env: dict[str, str]) -> None
     """`job end` and the panel (the database's bound, read as the panel reads it) and the CLI (in Python) agree
     on when a silent trainer is gone, and a vanished machine reads as gone within a minute (issue 19) although
     a beat may land late."""
-    url, headers = f"{stack_env['REST_URL']}/rpc/liveparams_trainer_stale_seconds", {"apikey": stack_env["ANON_KEY"]}
-    assert httpx.post(url, json={}, headers=headers).json() == HEARTBEAT_STALE_S == 55
+    anon = create_client(stack_env["API_URL"], stack_env["ANON_KEY"])  # the official client, as the panel's
+    assert anon.rpc("liveparams_trainer_stale_seconds").execute().data == HEARTBEAT_STALE_S == 55
     assert 2 * AgentConfig.heartbeat_interval < HEARTBEAT_STALE_S < 60
 
 
