@@ -219,6 +219,13 @@ def _run_refusal(ctx: ApplyContext) -> str | None:
         )
     if getattr(args, "ignore_data_skip", False):
         return "ignore_data_skip is set: the run would not go on from the samples it consumed"
+    if getattr(args, "save_only_model", False):
+        # Trainer then saves no optimizer, scheduler or RNG state, and a resume skips them without a word.
+        return (
+            "save_only_model is set, so a checkpoint holds no optimizer or learning-rate scheduler state: the run "
+            "would go on with a fresh optimizer and its schedule from the start; unset save_only_model to change "
+            "this in-process"
+        )
     if ctx.train_dataloader is None or not _has_length(ctx.train_dataloader):
         return "the dataset has no length (streamed), so its position cannot be restored exactly"
     return None

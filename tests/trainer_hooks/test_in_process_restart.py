@@ -112,6 +112,22 @@ def test_without_a_driver_the_refusal_names_both_ways(tmp_path: Path) -> None:
     assert got.end == MAX_STEPS
 
 
+@pytest.mark.parametrize("asked", ["accumulation", "rewind"])
+def test_under_save_only_model_a_restart_or_rewind_is_refused_and_training_goes_on(tmp_path: Path, asked: str) -> None:
+    # Its checkpoints hold no optimizer or scheduler state, and a resume skips them silently: the run would
+    # go on with fresh Adam moments and its schedule back at warmup, which is not the run the rule describes.
+    settings = {"gradient_accumulation_steps": 2, "save_strategy": "steps", "save_steps": 10, "save_only_model": True}
+    change = request(command="rewind") if asked == "rewind" else request(gradient_accumulation_steps=4)
+    got, source = live(tmp_path / "live", {20: [change]}, **settings)
+    want = uninterrupted(tmp_path / "plain", **settings)
+
+    outcome = source.outcome(change.id)
+    assert outcome.status is OutcomeStatus.REJECTED
+    assert "save_only_model is set" in outcome.reason and "fresh optimizer" in outcome.reason
+    assert source.restarts == []
+    assert (got.losses, got.lrs) == (want.losses, want.lrs)
+
+
 # ---- command: rewind ---------------------------------------------------------------------------
 
 SAVING = {"gradient_accumulation_steps": 2, "save_strategy": "steps", "save_steps": 10}
