@@ -159,7 +159,8 @@ class UpdateAgent:
         Args:
             reason (`str`): ``"completed"``, ``"stopped"`` (by a request), ``"crashed"`` or ``"interrupted"``
                 (Ctrl-C); the first two end the job's run (its pending requests get their final outcome),
-                the others do not (docs/contracts.md). Without a call,
+                the others do not (docs/contracts.md), nor does any when ``close()`` could not record
+                every outcome (it then records ``"closed"``, at ``step``). Without a call,
                 ``close()`` records ``"closed"``; a process killed before closing records nothing, and its
                 heartbeat going stale says so (docs/contracts.md).
             step (`int`, *optional*): the global step training ended at.
@@ -174,7 +175,9 @@ class UpdateAgent:
     def close(self, timeout: float | None = None) -> None:
         """Stop the thread, flushing outcomes for at most ``timeout`` seconds (default ``config.shutdown_timeout``).
 
-        Idempotent. Outcomes still unwritten at the deadline are dropped with a warning.
+        Idempotent. The flush is not held to ``outcome_writes_per_second``. Outcomes still unwritten at
+        the deadline are dropped with a warning, and then the trainer detaches as ``"closed"`` rather
+        than ending the run, so their requests stay pending instead of "cancelled: not applied".
         """
         with self._lock:
             if self._closed:

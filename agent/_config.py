@@ -146,7 +146,10 @@ class AgentConfig:
     )
     shutdown_timeout: float = field(
         default=DEFAULT_SHUTDOWN_TIMEOUT,
-        metadata={"help": "Seconds close() may take, flushing outcomes included; what is left is dropped."},
+        metadata={
+            "help": "Seconds close() may take, flushing outcomes included; what is left is not recorded, and then "
+            "the run is not ended (its requests stay pending)."
+        },
     )
 
     # > Timing of the agent thread

@@ -2,6 +2,10 @@
 
 The RPC keeps the first outcome per request id, so a retry after an ambiguous
 failure (the call reached the database but the reply was lost) is harmless.
+
+The rate limit protects the database from a flood while training runs. close() has
+seconds, not minutes: its flush writes what is left unthrottled, in as few calls as
+one request body may carry (``FLUSH_BATCH_SIZE``, ``FLUSH_BATCH_BYTES``).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import math
 import queue
@@ -28,6 +33,12 @@ logger = logging.getLogger(__name__)
 
 Write = Callable[[dict[str, dict[str, Any]]], Awaitable[None]]
 FLUSH_BACKOFF = (0.05, 0.5)  # retry delays while close() flushes: its whole budget is a few seconds
+# Outcomes per call while close() flushes: the 1000 requests a job may hold undecided
+# (liveparams_max_pending_requests()) go in two calls. The RPC sets no bound of its own.
+FLUSH_BATCH_SIZE = 500
+# JSON per flush call, at most: half the 1 MiB body a proxy commonly accepts (nginx's default).
+# A body a proxy still refuses (413) is halved like any refused batch.
+FLUSH_BATCH_BYTES = 512 * 1024
 
 
 def backoff_delay(failures: int, initial: float, maximum: float) -> float:
@@ -108,7 +119,7 @@ class OutcomeWriter:
         await self._write_until(deadline=None)
 
     async def flush(self, timeout: float) -> int:
-        """Write what is pending for at most ``timeout`` seconds (``run`` must be stopped).
+        """Write what is pending for at most ``timeout`` seconds (``run`` must be stopped), unthrottled.
 
         Returns how many outcomes could not be written in time; they are dropped.
         """
@@ -122,7 +133,8 @@ class OutcomeWriter:
         """The one write-and-retry loop: forever (``deadline`` None, waiting for outcomes when there are
         none), or until nothing is pending or the deadline passes (a flush, with short retry delays).
         """
-        backoff = self._backoff if deadline is None else FLUSH_BACKOFF
+        flushing = deadline is not None
+        backoff = FLUSH_BACKOFF if flushing else self._backoff
         failures = 0
         while True:
             self._take_inbox()
@@ -138,7 +150,7 @@ class OutcomeWriter:
             if left is not None and left <= 0:
                 return
             try:
-                attempt = self._attempt(self._next_batch())
+                attempt = self._attempt(self._next_batch(flushing), throttled=not flushing)
                 # Not wait_for without a deadline: before 3.12 it can swallow run()'s cancellation.
                 await (attempt if left is None else asyncio.wait_for(attempt, left))
                 failures = 0
@@ -151,24 +163,40 @@ class OutcomeWriter:
                     delay = min(delay, max(deadline - time.monotonic(), 0.0))
                 await asyncio.sleep(delay)
 
-    def _next_batch(self) -> dict[str, dict[str, Any]]:
-        return dict(itertools.islice(self._pending.items(), self._batch_size))
+    def _next_batch(self, flushing: bool) -> dict[str, dict[str, Any]]:
+        """The oldest pending outcomes: ``batch_size``, or while flushing as many as one call may carry."""
+        if not flushing:
+            return dict(itertools.islice(self._pending.items(), self._batch_size))
+        batch: dict[str, dict[str, Any]] = {}
+        size = 0
+        for request_id, row in self._pending.items():
+            size += len(json.dumps(row)) + len(request_id) + 4  # the row, its quoted key, ": " and ", "
+            if batch and (len(batch) >= FLUSH_BATCH_SIZE or size > FLUSH_BATCH_BYTES):
+                break
+            batch[request_id] = row
+        return batch
 
-    async def _attempt(self, batch: dict[str, dict[str, Any]]) -> None:
-        """Store ``batch``; raise :class:`RestError` if that may work later.
+    async def _attempt(self, batch: dict[str, dict[str, Any]], *, throttled: bool) -> None:
+        """Store ``batch``, through the rate limit when ``throttled``; raise :class:`RestError` if that may work later.
 
-        A refusal (4xx) of a batch is retried one outcome at a time, so one bad
-        outcome cannot keep the others off the row; a refused single outcome is dropped.
+        A refusal (4xx) of a batch is retried in halves, so one bad outcome cannot keep
+        the others off the row and costs a few calls, however large the batch (a flush's
+        may hold hundreds); a refused single outcome is dropped.
         """
         try:
-            async with self._throttler:
+            if throttled:
+                async with self._throttler:
+                    await self._write(batch)
+            else:
                 await self._write(batch)
         except RestError as exc:
             if exc.transient:
                 raise
             if len(batch) > 1:
-                for request_id, row in batch.items():
-                    await self._attempt({request_id: row})
+                items = list(batch.items())
+                half = len(items) // 2
+                for part in (items[:half], items[half:]):
+                    await self._attempt(dict(part), throttled=throttled)
                 return
             logger.warning("Outcome of request %s was refused and is dropped: %s", next(iter(batch)), exc)
         except Exception:  # a bug, not the network: retrying would spin, so drop this batch and go on

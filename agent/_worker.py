@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 TICK = 0.25  # supervisor period (seconds) while the subscription is not ready: how fast recovery is followed
 CONFIRM_WAIT = 5.0  # joined but no "Subscribed to PostgreSQL" after this long: re-read and call it ready
 SHUTDOWN_MARGIN = 0.15  # of close()'s budget, kept for tearing the loop down after the flush
+RUN_ENDS = ("completed", "stopped")  # the detach reasons that end the job's run (docs/contracts.md, "Runs")
 REREADS_PER_SECOND = 2
 
 
@@ -191,9 +192,9 @@ class Worker:
             _cancel_all(others, budget),
             *([self.metrics.flush(budget)] if self.metrics else []),
         )
-        await self._detach(deadline)  # after the flush: a run's end cancels what has no outcome on its row
         if left:
-            logger.warning("Closing: dropped %d outcomes that could not be recorded within %.1fs", left, budget)
+            self._keep_run_open(left, budget)
+        await self._detach(deadline)  # after the flush: a run's end cancels what has no outcome on its row
         await self._rest.aclose()
 
     def _metrics_publisher(self) -> MetricsPublisher:
@@ -260,6 +261,27 @@ class Worker:
         if latest > intake.after_seq and not intake.backlogged:  # a backlog is read once the trainer drains
             self._request_resync()
         self._checked_at = time.monotonic()
+
+    def _keep_run_open(self, left: int, budget: float) -> None:
+        """``left`` outcomes were not recorded: detach without ending the run, whose end would mark their
+        requests "cancelled: not applied" for good, though the trainer decided them (applied, most often).
+
+        ``closed`` keeps them undecided: a resumed run gets them again (and reports what its
+        checkpoint recorded of them); ``liveparams job end`` ends the run if none will.
+        """
+        reason, step = self._end
+        ending = reason in RUN_ENDS
+        if ending:
+            self._end = ("closed", step)
+        logger.warning(
+            "Closing: %d outcomes could not be recorded within %.1fs; their requests stay pending on the job's rows%s",
+            left,
+            budget,
+            f" and the run is not ended (the trainer detaches as closed, not {reason}): a resumed run gets them "
+            "again, or `liveparams job end JOB` ends the run"
+            if ending
+            else "",
+        )
 
     async def _detach(self, deadline: float) -> None:
         """Record how the trainer detached, with what is left of close()'s budget (a revoked credential cannot)."""

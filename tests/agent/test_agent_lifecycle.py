@@ -84,14 +84,14 @@ def test_unreachable_server_degrades_quietly(agent: UpdateAgent) -> None:
         assert agent.drain() == []
 
 
-def test_unwritable_outcomes_are_dropped_at_close_with_a_warning(
+def test_unwritable_outcomes_are_reported_at_close_with_a_warning(
     agent: UpdateAgent, caplog: pytest.LogCaptureFixture
 ) -> None:
     agent.start()
     agent.report([UpdateOutcome("3f6c1a57-6e4f-4a53-9d2c-5f1f0b1e2a3c", OutcomeStatus.APPLIED, step=1)])
     with caplog.at_level(logging.WARNING):
         agent.close(timeout=0.5)
-    assert "dropped 1 outcomes" in caplog.text
+    assert "1 outcomes could not be recorded" in caplog.text
     assert no_agent_thread_remains()
 
 

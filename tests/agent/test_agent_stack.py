@@ -27,6 +27,7 @@ import httpx
 import pytest
 from websockets.protocol import State
 
+from liveparams._views import trainer_attachment
 from liveparams.agent import AgentConfig, AgentStatus, Transport, UpdateAgent, request_identity
 from liveparams.agent import _realtime_internals as internals
 from liveparams.agent._subscription import Health, Subscription
@@ -367,6 +368,67 @@ def test_outcomes_survive_rest_errors(
 
         assert wait_for(stored)
     assert outcomes(job_id)[request_id]["step"] == 7
+
+
+BURST = 200  # requests decided at the last step boundaries, their outcomes still pending at close()
+
+
+def apply_all_and_complete(agent: UpdateAgent, requested: list[str], step: int) -> None:
+    """The trainer applied every request at ``step``, where training completed, and closed its agent."""
+    agent.report([UpdateOutcome(request_id, OutcomeStatus.APPLIED, step=step) for request_id in requested])
+    agent.record_end("completed", step=step)
+    agent.close()
+
+
+def test_a_burst_of_outcomes_pending_at_close_is_all_recorded_before_the_run_ends(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    outcomes: Callable[[str], dict[str, dict[str, Any]]],
+    row: Callable[[str], dict[str, Any]],
+) -> None:
+    """The steady-state rate limit (here 10 outcomes a call, 2 calls/s: about 40 in close()'s 2 s) does
+    not bind close()'s flush; none of the burst ends "cancelled: not applied" by the run's end."""
+    job_id, owner = job
+    requested = [request_update(owner, job_id, {"max_steps": 100 + i})["id"] for i in range(BURST)]
+    agent = make_agent(job_id, outcome_batch_size=10, outcome_writes_per_second=2)
+    agent.start()
+    assert collect(agent, BURST) == requested
+    apply_all_and_complete(agent, requested, step=50)
+    stored = outcomes(job_id)
+    assert [stored.get(request_id, {}).get("status") for request_id in requested] == ["applied"] * BURST
+    ended = row(job_id)
+    assert (ended["trainer_detach_reason"], ended["run_end_step"]) == ("completed", 50)
+
+
+@pytest.mark.faults
+def test_outcomes_not_recorded_at_close_keep_the_run_open_and_their_requests_pending(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    faults: Callable[..., dict[str, Any]],
+    outcomes: Callable[[str], dict[str, dict[str, Any]]],
+    row: Callable[[str], dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ending the run would mark requests the trainer applied "cancelled: not applied", for good."""
+    job_id, owner = job
+    requested = [request_update(owner, job_id, {"max_steps": 100 + i})["id"] for i in range(3)]
+    agent = make_agent(job_id)
+    agent.start()
+    assert collect(agent, 3) == requested
+    faults("rest_errors", status=503, seconds=60, path="rpc/record_parameter_update_outcomes")
+    with caplog.at_level(logging.WARNING):
+        apply_all_and_complete(agent, requested, step=9)
+    faults("reset")
+    assert "3 outcomes could not be recorded" in caplog.text and "the run is not ended" in caplog.text
+    detached = row(job_id)
+    assert (detached["trainer_detach_reason"], detached["trainer_detach_step"]) == ("closed", 9)
+    assert detached["run_ended_at"] is None and outcomes(job_id) == {}
+    assert trainer_attachment(detached).detail == "the trainer detached: closed at step 9"  # what job show says
+    resumed = make_agent(job_id)
+    with resumed:
+        assert collect(resumed, 3) == requested
 
 
 @pytest.mark.faults

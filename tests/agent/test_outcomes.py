@@ -7,10 +7,11 @@ small in-memory table that fails on demand. Supabase itself is exercised in test
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from liveparams.agent import RestError
-from liveparams.agent._outcomes import OutcomeWriter, json_safe
+from liveparams.agent._outcomes import FLUSH_BATCH_BYTES, OutcomeWriter, json_safe
 from liveparams.contract import Change, OutcomeStatus, UpdateOutcome
 
 
@@ -98,6 +99,41 @@ def test_flush_writes_what_is_pending() -> None:
     w.submit([applied("a")])
     assert asyncio.run(w.flush(2.0)) == 0
     assert list(table.rows) == ["a"]
+
+
+def test_flush_is_not_held_to_the_rate_limit() -> None:
+    """A burst decided just before close(): 800 outcomes with the production throttle (50 per call,
+    5 calls/s, 500 in close()'s 2 s) are all written, in two calls."""
+    table = Table()
+    w = OutcomeWriter(table.write, batch_size=50, writes_per_second=5, backoff_initial=0.5, backoff_max=30)
+    w.submit(applied(f"r{i}", step=i) for i in range(800))
+    assert asyncio.run(w.flush(1.85)) == 0
+    assert len(table.rows) == 800 and len(table.calls) == 2
+
+
+def test_a_flush_call_carries_no_more_than_one_body_may() -> None:
+    table = Table()
+    bodies: list[int] = []
+
+    async def write(outcomes: dict[str, dict[str, Any]]) -> None:
+        bodies.append(len(json.dumps(outcomes)))
+        await table.write(outcomes)
+
+    w = OutcomeWriter(write, batch_size=50, writes_per_second=5, backoff_initial=0.5, backoff_max=30)
+    long_reason = "x" * 3000  # a rejection quoting what it refused
+    w.submit(UpdateOutcome(f"r{i}", OutcomeStatus.REJECTED, step=i, reason=long_reason) for i in range(400))
+    assert asyncio.run(w.flush(5.0)) == 0
+    assert len(table.rows) == 400 and len(bodies) > 1 and max(bodies) <= FLUSH_BATCH_BYTES
+
+
+def test_one_refused_outcome_in_a_large_flush_costs_a_few_calls() -> None:
+    table = Table()
+    table.refused = {"r137"}
+    w = writer(table)
+    w.submit(applied(f"r{i}") for i in range(500))
+    assert asyncio.run(w.flush(5.0)) == 0
+    assert len(table.rows) == 499 and "r137" not in table.rows
+    assert len(table.calls) <= 20  # halving: about 2·log2(500), not one call per outcome
 
 
 class Scalar:
