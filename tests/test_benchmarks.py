@@ -16,6 +16,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SMALLEST = {
     "attachment.py": ["--kills", "1"],
+    "close_flush.py": ["--sizes", "3"],
     "agent_latency.py": ["--frames", "200", "--commits", "5", "--spacing", "0.01"],
     "drain_overhead.py": ["--quick"],
     "faults.py": ["--faults", "outcomes_5xx", "--fault-s", "1", "--per-phase", "1", "--settle-s", "60"],
