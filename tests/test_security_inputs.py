@@ -181,3 +181,12 @@ def test_rows_written_by_hand_are_applied_or_rejected_with_a_reason_by_the_agent
     ).json()
     assert all(row["reason"] for row in rejected)
     assert {request.id for request in delivered} | {row["id"] for row in rejected} == {row["id"] for row in stored}
+
+
+def test_a_reason_of_any_length_fits_the_outcome_the_database_records() -> None:
+    # An exception's text can run to megabytes; the database refuses an outcome over 16 KiB.
+    outcome = UpdateOutcome("r1", OutcomeStatus.FAILED, step=3, reason="could not apply: " + "x" * 100_000)
+    row = outcome.to_row()
+    assert row["reason"].startswith("could not apply: xxx") and row["reason"].endswith("…")
+    assert len(json.dumps(row, ensure_ascii=False).encode()) <= 16384 // 2
+    assert UpdateOutcome("r2", OutcomeStatus.REJECTED, reason="short").to_row()["reason"] == "short"

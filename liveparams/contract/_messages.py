@@ -16,6 +16,11 @@ from typing import Any
 
 from liveparams.contract._parameters import ParamValue
 
+# A reason is a sentence for the user. An exception's text can be far longer, and the database records
+# an outcome of at most 16 KiB (liveparams_max_outcome_bytes(), 4 bytes a character at worst): longer
+# reasons are cut here, so the outcome is stored with its reason instead of refused.
+MAX_REASON_CHARS = 2000
+
 
 class OutcomeStatus(str, Enum):
     """The value written to the row's ``status`` field of an outcome.
@@ -97,7 +102,8 @@ class UpdateOutcome:
         if self.changes:
             row["changes"] = {name: {"old": c.old, "new": c.new} for name, c in self.changes.items()}
         if self.reason is not None:
-            row["reason"] = self.reason
+            cut = len(self.reason) > MAX_REASON_CHARS
+            row["reason"] = self.reason[: MAX_REASON_CHARS - 1] + "…" if cut else self.reason
         if self.superseded_by is not None:
             row["superseded_by"] = self.superseded_by
         return row
