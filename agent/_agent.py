@@ -146,6 +146,14 @@ class UpdateAgent:
         """
         self._worker.record_pause(step)
 
+    def record_step(self, step: int) -> None:
+        """Say the global step training reached; one attribute write, for the step boundary's hot path.
+
+        Nothing is sent for it: the heartbeat carries the last step written to the job row's
+        ``trainer_step`` when it beats (docs/contracts.md).
+        """
+        self._worker.step = step
+
     def record_restart(self, record: RestartRecord) -> None:
         """Say an in-process restart or rewind is done, where it went on from and how long it took; returns at once.
 

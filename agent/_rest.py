@@ -126,7 +126,7 @@ class RestClient:
         await self._rpc("recording outcomes", cfg.outcomes_rpc, {"p_job_id": cfg.job_id, "p_outcomes": outcomes})
 
     async def record_trainer_state(self, state: str, step: int | None = None) -> int | None:
-        """Store the trainer's attachment on the job row (``record_trainer_state``); return the seq of the
+        """Store the trainer's attachment and ``step`` on the job row (``record_trainer_state``); return the seq of the
         job's newest request (0: none), which tells the heartbeat whether push missed one, or ``None`` from a
         database before 20261207060000_heartbeat_latest_seq.sql (the function returned nothing).
         """

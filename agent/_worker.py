@@ -17,7 +17,7 @@
   degraded, …): the supervisor and the re-reader report what happened to it, and it alone
   decides the state and says so.
 - The **heartbeat** records on the job row that a trainer is attached, then that it is
-  alive (or paused, and at which step) every ``heartbeat_interval``, and at once when the
+  alive (or paused), and at which step, every ``heartbeat_interval``, and at once when the
   trainer pauses or goes on, or has restarted in-process (where, and how long it took); on the
   way out, how it detached and at which step.
 
@@ -96,6 +96,9 @@ class Worker:
         self._resync = asyncio.Event()
         self._news = asyncio.Event()  # the heartbeat says it now rather than at its next beat
         self._paused_at: int | None = None  # the step training holds at (command=pause), else None
+        # The trainer's step, written by the training thread at each step boundary (record_step) and read
+        # by the heartbeat when it beats: no wakeup per step. An int's write is atomic under the GIL.
+        self.step: int | None = None
         self._checked_at = 0.0  # when a read or the heartbeat's answer last showed what push may have missed
         self._restart: RestartRecord | None = None  # the last in-process restart done, until it is stored
         self._deadline = 0.0
@@ -212,10 +215,10 @@ class Worker:
         attached, failures, can_pause = False, 0, True
         while not self._stopped_by_revocation():
             self._news.clear()
-            state, step = "attached", None  # attaching clears a pause left on the row by an earlier run
+            state, step = "attached", self.step  # attaching clears a pause left on the row by an earlier run
             if attached:
                 paused = self._paused_at is not None and can_pause
-                state, step = ("paused", self._paused_at) if paused else ("alive", None)
+                state, step = ("paused", self._paused_at) if paused else ("alive", self.step)
             try:
                 latest = await self._rest.record_trainer_state(state, step)
             except Exception as exc:  # a refusal, the network, or a bug: the heartbeat is informative, go on

@@ -70,6 +70,7 @@ class SourceLink:
         self.source: UpdateSource | None = None
         self._finalizer: weakref.finalize | None = None
         self._progress: list[int] = []  # the last step boundary seen, for a source closed as crashed
+        self._record_step: Callable[[int], None] | None = None  # the source's optional record_step, looked up once
 
     def open(self, owner: object, resume_step: int | None, initial_read_timeout: float) -> None:
         """Start a source for this run; failing to start disables updates for this run.
@@ -84,12 +85,15 @@ class SourceLink:
             source = self._factory() if self._factory is not None else self._given
             if source is None:
                 return
+            self._record_step = getattr(source, "record_step", None)
+            self._tell_step(resume_step or 0)  # before start: the trainer attaches at this step
             if resume_step is None:
                 source.start()
             else:
                 logger.info("Resumed at step %d: updates applied after it will be applied again", resume_step)
                 source.start(replay_after_step=resume_step)
         except Exception:
+            self._record_step = None
             logger.exception("runtime parameter updates disabled: the update source failed to start")
             return
         self.source = source
@@ -177,9 +181,24 @@ class SourceLink:
             logger.exception("telling the update source about the %s failed", what)
 
     def at_step(self, step: int) -> None:
-        """Note the step boundary reached, so a source closed after a crash can say where."""
+        """Note the step boundary reached, so a source closed after a crash can say where, and tell the source.
+
+        Every step boundary goes through here: the source's ``record_step`` must only note the step
+        (the agent writes one attribute, which its heartbeat reads when it beats).
+        """
         if self._progress:
             self._progress[0] = step
+            self._tell_step(step)
+
+    def _tell_step(self, step: int) -> None:
+        record_step = self._record_step
+        if record_step is None:
+            return
+        try:
+            record_step(step)
+        except Exception:
+            self._record_step = None  # said once: a source whose record_step fails is not asked again
+            logger.exception("telling the update source the step failed; it is not told again this run")
 
     def close(self, reason: str | None = None, step: int | None = None) -> None:
         """Close the source now (flushing outcomes), first saying how training ended if ``reason``; idempotent.
@@ -187,14 +206,14 @@ class SourceLink:
         ``reason`` is one of ``END_REASONS``; None closes without one (the job row then says "closed").
         """
         source, finalizer = self.source, self._finalizer
-        self.source = self._finalizer = None
+        self.source = self._finalizer = self._record_step = None
         atexit.unregister(self._abandon)
         if source is not None and finalizer is not None and finalizer.detach() is not None:
             _close_quietly(source, reason, step)
 
     def _abandon(self) -> None:
         """Close a source whose run never reached its end as crashed; idempotent."""
-        finalizer, self._finalizer, self.source = self._finalizer, None, None
+        finalizer, self._finalizer, self.source, self._record_step = self._finalizer, None, None, None
         atexit.unregister(self._abandon)
         if finalizer is not None:
             finalizer()

@@ -42,7 +42,9 @@ class UpdateSource(Protocol):
     ``command=pause`` begins to hold training at ``step``, and with None when it goes on. It must
     return at once; whoever watches the job then sees it paused, and where (the agent has it).
     Likewise ``record_restart(record: RestartRecord) -> None``, once the first step after an
-    in-process restart or a rewind begins.
+    in-process restart or a rewind begins, and ``record_step(step: int) -> None`` at the start of
+    a run and at every step boundary: it is on training's hot path, so it must only note the step
+    (the agent's heartbeat sends the last one noted).
     """
 
     def start(self, replay_after_step: int | None = None) -> None:

@@ -56,6 +56,7 @@ class QueueSource:
     published: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # publish_metrics() calls
     pauses: list[int | None] = field(default_factory=list)  # record_pause() calls
     restarts: list[RestartRecord] = field(default_factory=list)  # record_restart() calls
+    steps: list[int] = field(default_factory=list)  # record_step() calls
     while_paused: list[list[UpdateRequest]] = field(default_factory=list)
 
     def start(self, replay_after_step: int | None = None) -> None:
@@ -87,6 +88,9 @@ class QueueSource:
 
     def record_restart(self, record: RestartRecord) -> None:
         self.restarts.append(record)
+
+    def record_step(self, step: int) -> None:
+        self.steps.append(step)
 
     def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
         if self.pauses and self.pauses[-1] is not None and self.while_paused:

@@ -51,6 +51,23 @@ def test_a_live_rate_is_a_restart_with_it_and_commands_come_back_as_flags(source
     assert source.ends == [("stopped", 9)]
 
 
+def test_the_loop_tells_the_source_its_step_at_start_and_each_step_and_a_resume_where_it_starts(
+    source: QueueSource,
+) -> None:
+    """What the agent's heartbeat puts on the job row (``trainer_step``), for a loop as for Trainer."""
+    live, optimizer, scheduler = loop(source)
+    with live:
+        take_steps(live, optimizer, scheduler, {5: [request(command="stop")]}, source)
+    assert source.steps == [0, 1, 2, 3, 4, 5]
+
+    saved, source.steps = live.state_dict(), []
+    resumed, optimizer, scheduler = loop(source)
+    resumed.load_state_dict(saved)
+    with resumed:
+        take_steps(resumed, optimizer, scheduler, {7: [request(command="stop")]}, source)
+    assert source.steps == [5, 6, 7]
+
+
 def test_another_scheduler_is_refused_by_name(source: QueueSource) -> None:
     live, optimizer, scheduler = loop(source, scheduler="step")
     with live:

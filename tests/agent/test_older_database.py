@@ -1,0 +1,100 @@
+"""This agent against a database its migrations have not reached yet: a project migrated before
+20261207130000_heartbeat_step.sql (no ``trainer_step``), on a local stack of its own.
+
+The agent sends its step with every heartbeat through ``record_trainer_state``'s ``p_step``, which
+every version of the function takes: an older database ignores it on an ``alive`` beat, and the
+trainer still reads as attached, then as detached where it ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from liveparams.agent import AgentConfig, UpdateAgent
+from liveparams.agent._credential import EXPIRY_NOTICE_S
+from liveparams.tokens import mint_jwt
+from liveparams_stack import LocalStack
+from liveparams_stack.local import free_port
+from liveparams_stack.projects import project_with_auth
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+BEFORE = "20261207130000"  # the first migration the older database lacks (heartbeat_step)
+HEARTBEAT_S = 0.2
+WAIT_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def older_stack() -> Iterator[dict[str, str]]:
+    """A local stack whose project holds the migrations before ``BEFORE`` only; its variables."""
+    if os.environ.get("SUPABASE_URL") or os.environ.get("SUPABASE_API_URL"):
+        pytest.skip("starts a local stack of its own (SUPABASE_URL points at a real one)")
+    root = tempfile.mkdtemp(prefix="liveparams-older-")
+    os.chmod(root, 0o755)  # PostgreSQL may run as another OS user
+    project = project_with_auth(Path(root) / "project", REPO)
+    for migration in (project / "supabase" / "migrations").glob("*.sql"):
+        if migration.name.split("_", 1)[0] >= BEFORE:
+            migration.unlink()
+    stack = LocalStack(Path(root) / "stack", free_port(), free_port(), project_dir=project, stop_with_caller=True)
+    try:
+        stack.start()
+        yield stack.env()
+    finally:
+        stack.delete()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_an_agent_that_sends_its_step_beats_and_detaches_on_a_database_without_trainer_step(
+    older_stack: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    service = older_stack["SERVICE_ROLE_KEY"]
+    with httpx.Client(
+        base_url=older_stack["API_URL"], headers={"apikey": service, "Authorization": f"Bearer {service}"}
+    ) as http:
+
+        def row() -> dict[str, Any]:
+            found: dict[str, Any] = http.get("/rest/v1/local_training_jobs", params={"id": f"eq.{job_id}"}).json()[0]
+            return found
+
+        job_id = str(uuid.uuid4())
+        http.post("/rest/v1/local_training_jobs", json={"id": job_id, "name": "older", "status": "running"})
+        assert "trainer_step" not in row()  # the database is the older one
+        claims = {"role": "authenticated", "job_id": job_id, "iss": "liveparams"}
+        token = mint_jwt(claims, older_stack["JWT_SECRET"], expires_in=2 * EXPIRY_NOTICE_S)  # no expiry warning
+        config = AgentConfig(
+            job_id=job_id,
+            url=older_stack["API_URL"],
+            key=token,
+            api_key=older_stack["ANON_KEY"],
+            heartbeat_interval=HEARTBEAT_S,
+        )
+        with caplog.at_level(logging.WARNING, logger="liveparams.agent"):
+            agent = UpdateAgent(config)
+            agent.record_step(0)
+            agent.start()
+            deadline = time.monotonic() + WAIT_S
+            while row()["trainer_attached_at"] is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            agent.record_step(5)
+            first_seen = row()["trainer_seen_at"]
+            while row()["trainer_seen_at"] == first_seen and time.monotonic() < deadline:
+                time.sleep(0.05)  # an `alive` beat with its step went through
+            agent.record_end("completed", 9)
+            agent.close()
+        ended = row()
+
+    assert first_seen is not None and ended["trainer_seen_at"] != first_seen
+    assert (ended["trainer_detach_reason"], ended["trainer_detach_step"]) == ("completed", 9)
+    assert [r.getMessage() for r in caplog.records] == []  # no refusal, nothing said
