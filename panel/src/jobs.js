@@ -1,22 +1,28 @@
 // The jobs list: every job RLS lets the signed-in user see, kept current over Realtime. It is read
 // whole when shown and on each (re)subscription (what was missed while away); after that a change
-// updates its own row from the Realtime payload, so idle heartbeats cost (almost) no query.
+// updates its own row from the Realtime payload (the step included), so heartbeats cost no query.
 import { dataOf, el, heartbeatStaleSeconds, retrying, setConnection, throttled } from './dom.js';
 import { formatValue, requestDetail, trainerState } from './format.js';
 
 const LISTED = 50;
 const RESTALE_MS = 15000; // re-judge heartbeats that went stale without any change to the row (no query)
 const RENDER_MS = 250; // one rendering per 250 ms at most, and always one within 250 ms of a change
-// The job row holds no step, and the live metrics are one private channel per job (too many for a
-// list), so a job's last step is read again when its row changes (its trainer's heartbeat, every
-// 25 s), at most once per job per 10 s: the trainer stores its metrics every 10 s.
-const STEP_MS = 10000;
+// The step shown is the job row's: the trainer's step at its last heartbeat (trainer_step), else where
+// it detached. Both come with each change's payload, so heartbeats cost no query. A row without either
+// (a trainer before trainer_step, a database before 20261207130000_heartbeat_step.sql) gets its newest
+// stored metrics point once per full read: the live metrics are one private channel per job, too many
+// for a list.
 const NO_CHANGE = { seq: -Infinity, text: '—' };
 
-async function lastStep(supabase, jobId) {
-  // The newest stored metrics point; a project without the metrics table still lists its jobs.
+function rowStep(job) {
+  return job.trainer_step ?? job.trainer_detach_step ?? null;
+}
+
+async function lastStep(supabase, job) {
+  if (rowStep(job) !== null || !job.trainer_attached_at) return null;
+  // A project without the metrics table still lists its jobs.
   const { data } = await supabase.from('training_metrics').select('step')
-    .eq('job_id', jobId).order('step', { ascending: false }).limit(1);
+    .eq('job_id', job.id).order('step', { ascending: false }).limit(1);
   return data?.[0]?.step ?? null;
 }
 
@@ -36,7 +42,7 @@ async function load(supabase) {
   const jobs = dataOf(await supabase.from('local_training_jobs').select('*')
     .order('created_at', { ascending: false }).limit(LISTED));
   const rows = await Promise.all(jobs.map(async (job) => [job.id, {
-    job, step: await lastStep(supabase, job.id), change: await lastChange(supabase, job.id),
+    job, step: await lastStep(supabase, job), change: await lastChange(supabase, job.id),
   }]));
   return { staleSeconds, rows: new Map(rows) };
 }
@@ -50,7 +56,7 @@ function render(rows, staleSeconds) {
       el('th', { scope: 'row' }, el('a', { href: `#/job/${job.id}` }, job.name || job.id)),
       el('td', {}, el('span', { class: `badge status-${job.status}` }, job.status)),
       el('td', { class: trainer.attached ? 'attached' : 'detached' }, trainer.label),
-      el('td', {}, formatValue(step ?? job.trainer_detach_step)),
+      el('td', {}, formatValue(rowStep(job) ?? step)),
       el('td', {}, change.text));
   });
   return el('table', { class: 'jobs' }, el('caption', {}, 'Your training jobs'), el('thead', {}, head), el('tbody', {}, ...body));
@@ -59,7 +65,7 @@ function render(rows, staleSeconds) {
 /** Shows the list in #main; returns the function that leaves it (closes its channel). */
 export function showJobs(supabase) {
   let left = false;
-  let shown = null; // { staleSeconds, rows: Map job id → { job, step, change } }, newest job first
+  let shown = null; // { staleSeconds, rows: Map job id → { job, step (read, when the row has none), change } }
   let queued = null; // while a full read runs: the changes that arrive meanwhile, applied after it
   const main = document.getElementById('main');
   const list = el('div', { id: 'jobs' }, el('p', {}, 'loading…'));
@@ -81,18 +87,6 @@ export function showJobs(supabase) {
       if (queued === mine) queued = null;
     }
   };
-  const stepReads = new Map(); // job id → its throttled read of the last step
-  const readStep = (jobId) => {
-    if (!stepReads.has(jobId)) {
-      stepReads.set(jobId, throttled(async () => {
-        if (left) return;
-        const step = await lastStep(supabase, jobId);
-        const row = shown?.rows.get(jobId);
-        if (row) { row.step = step; draw(); }
-      }, STEP_MS));
-    }
-    stepReads.get(jobId)();
-  };
   // The payload carries the whole row (RLS let us read it); past 1 MiB Realtime drops the values over
   // 64 bytes, so those keep what was shown. A new job has no metrics nor requests yet (foreign keys).
   const onJob = ({ eventType, new: job, old }) => {
@@ -104,7 +98,6 @@ export function showJobs(supabase) {
       if (rows.size === LISTED - 1) { reload(); return; } // the next older job moves into the list
     } else if (row) {
       row.job = { ...row.job, ...job };
-      readStep(job.id);
     } else if (eventType === 'INSERT') {
       shown.rows = new Map([[job.id, { job, step: null, change: NO_CHANGE }], ...rows].slice(0, LISTED));
     }
