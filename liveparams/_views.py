@@ -103,7 +103,9 @@ def trainer_attachment(job: dict[str, Any], now: datetime | None = None, present
         return Attachment(
             True, f"a trainer is attached, paused at step {step} (command=resume goes on)", f"paused at step {step}"
         )
-    return Attachment(True, "a trainer is attached", "attached")
+    step = job.get("trainer_step")  # None from a trainer or a database before it
+    at = f", at step {step} at its last heartbeat" if step is not None else ""
+    return Attachment(True, f"a trainer is attached{at}", "attached")
 
 
 def restart_text(job: dict[str, Any]) -> str:

@@ -225,7 +225,10 @@ def test_trainer_attachment_tells_attached_detached_and_silent_apart() -> None:
     stale = (now - timedelta(seconds=HEARTBEAT_STALE_S + 1)).isoformat()
     attached = {"trainer_attached_at": recent, "trainer_seen_at": recent, "trainer_detached_at": None}
     assert trainer_attachment({}, now).detail == "no trainer has attached yet"
-    assert trainer_attachment(attached, now).attached
+    assert trainer_attachment(attached, now).detail == "a trainer is attached"  # no step: an older agent
+    beating = trainer_attachment({**attached, "trainer_step": 12}, now)
+    assert beating.attached and beating.label == "attached"  # `job list`; `job show`/`watch` say the step
+    assert beating.detail == "a trainer is attached, at step 12 at its last heartbeat"
     killed = trainer_attachment({**attached, "trainer_seen_at": stale}, now)
     assert not killed.attached and "stopped responding" in killed.detail
     crashed = {**attached, "trainer_detached_at": recent, "trainer_detach_reason": "crashed", "trainer_detach_step": 7}
