@@ -11,6 +11,7 @@ on the standard ports when they are free and on free ports otherwise. With
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -122,10 +123,34 @@ def short_env(local_stack: LocalStack | None, stack_env: dict[str, str]) -> Iter
         jwt_expiry=SHORT_TOKEN_LIFETIME_S,
         refresh_token_reuse_interval=SHORT_REUSE_INTERVAL_S,
     )
+    with _stack_of(root, project) as stack:
+        yield stack.env()
+
+
+@pytest.fixture(scope="module")
+def older_stack(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """A local stack of the module's own whose database has the migrations before the module's
+    ``MIGRATED_BEFORE`` version only: a project not migrated since (what this checkout must still work with)."""
+    if _real_stack_env() is not None:
+        pytest.skip("starts a local stack of its own (SUPABASE_URL points at a real one)")
+    before: str = request.module.MIGRATED_BEFORE
+    root = tempfile.mkdtemp(prefix="liveparams-older-")
+    os.chmod(root, 0o755)  # PostgreSQL may run as another OS user
+    project = project_with_auth(Path(root) / "project", REPO)
+    for migration in (project / "supabase" / "migrations").glob("*.sql"):
+        if migration.name.split("_", 1)[0] >= before:
+            migration.unlink()
+    with _stack_of(root, project) as stack:
+        yield stack.env()
+
+
+@contextlib.contextmanager
+def _stack_of(root: str, project: Path) -> Iterator[LocalStack]:
+    """A stack of ``project`` (its migrations and config.toml) started under ``root``; deleted, with ``root``, after."""
     stack = LocalStack(Path(root) / "stack", free_port(), free_port(), project_dir=project, stop_with_caller=True)
     try:
         stack.start()
-        yield stack.env()
+        yield stack
     finally:
         stack.delete()
         shutil.rmtree(root, ignore_errors=True)

@@ -1,5 +1,5 @@
 """This agent against a database its migrations have not reached yet: a project migrated before
-20261207130000_heartbeat_step.sql (no ``trainer_step``), on a local stack of its own.
+20261207130000_heartbeat_step.sql (no ``trainer_step``), on a local stack of its own (``older_stack``).
 
 The agent sends its step with every heartbeat through ``record_trainer_state``'s ``p_step``, which
 every version of the function takes: an older database ignores it on an ``alive`` beat, and the
@@ -9,13 +9,8 @@ trainer still reads as attached, then as detached where it ended.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,36 +19,12 @@ import pytest
 from liveparams.agent import AgentConfig, UpdateAgent
 from liveparams.agent._credential import EXPIRY_NOTICE_S
 from liveparams.tokens import mint_jwt
-from liveparams_stack import LocalStack
-from liveparams_stack.local import free_port
-from liveparams_stack.projects import project_with_auth
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-BEFORE = "20261207130000"  # the first migration the older database lacks (heartbeat_step)
+MIGRATED_BEFORE = "20261207130000"  # older_stack's database lacks this migration (heartbeat_step) and later ones
 HEARTBEAT_S = 0.2
 WAIT_S = 20.0
-
-
-@pytest.fixture(scope="module")
-def older_stack() -> Iterator[dict[str, str]]:
-    """A local stack whose project holds the migrations before ``BEFORE`` only; its variables."""
-    if os.environ.get("SUPABASE_URL") or os.environ.get("SUPABASE_API_URL"):
-        pytest.skip("starts a local stack of its own (SUPABASE_URL points at a real one)")
-    root = tempfile.mkdtemp(prefix="liveparams-older-")
-    os.chmod(root, 0o755)  # PostgreSQL may run as another OS user
-    project = project_with_auth(Path(root) / "project", REPO)
-    for migration in (project / "supabase" / "migrations").glob("*.sql"):
-        if migration.name.split("_", 1)[0] >= BEFORE:
-            migration.unlink()
-    stack = LocalStack(Path(root) / "stack", free_port(), free_port(), project_dir=project, stop_with_caller=True)
-    try:
-        stack.start()
-        yield stack.env()
-    finally:
-        stack.delete()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_an_agent_that_sends_its_step_beats_and_detaches_on_a_database_without_trainer_step(
