@@ -432,3 +432,34 @@ def test_the_jobs_list_follows_a_burst_of_changes_from_their_payloads_with_no_re
     expect(page.locator(f"tr[data-job-id='{fresh}']")).to_have_count(0)
     expect(page.locator("table.jobs tbody tr")).to_have_count(2)
     assert rest == []
+
+
+def test_the_jobs_list_shows_a_trainer_without_a_step_on_its_row_at_its_newest_metrics_point(
+    panel_url: str, browser: Any, person: Callable[[], Person], new_job: Callable[..., str], db: Any
+) -> None:
+    """An attached trainer whose row holds no step (an agent from before ``trainer_step``): the list's read
+    takes its newest stored metrics point, once; its heartbeats then cost no read, and a step on the row wins."""
+    owner = person()
+    older = new_job(owner.id, name="older agent")
+    db.execute(
+        "update public.local_training_jobs set trainer_attached_at = now(), trainer_seen_at = now() where id = %s",
+        (older,),
+    )
+    db.execute(
+        "insert into public.training_metrics (job_id, step, metrics) values (%s, 16, '{}'), (%s, 17, '{}')",
+        (older, older),
+    )
+    page = browser.new_context().new_page()
+    rest: list[str] = []
+    page.on("request", lambda request: rest.append(request.url) if "/rest/v1/" in request.url else None)
+    sign_in(page, panel_url, owner)
+    step = page.locator(f"tr[data-job-id='{older}'] td").nth(2)
+    expect(step).to_have_text("17")
+    assert len([url for url in rest if "/rest/v1/training_metrics" in url]) == 1, rest
+
+    rest.clear()
+    for _ in range(3):
+        db.execute("update public.local_training_jobs set trainer_seen_at = now() where id = %s", (older,))
+    db.execute("update public.local_training_jobs set trainer_step = 40 where id = %s", (older,))
+    expect(step).to_have_text("40")
+    assert rest == []
