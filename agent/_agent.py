@@ -93,6 +93,17 @@ class UpdateAgent:
         """The job this agent delivers requests of."""
         return self.config.job_id
 
+    @property
+    def receiving(self) -> bool:
+        """Whether a request made now can still reach :meth:`drain`; never touches the network.
+
+        False before :meth:`start`, after :meth:`close` or once the agent thread ended, once the
+        trainer credential was revoked or rotated, and while the last read of the job's requests
+        found no job (deleted by its owner, or no longer readable with this key). A paused run
+        reads it at every round: when no ``resume`` can arrive any more, it goes on.
+        """
+        return not self._closed and self._worker.receiving
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until push is subscribed and the requests were re-read after it; return whether that happened in time.
 

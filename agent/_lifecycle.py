@@ -106,6 +106,11 @@ class Lifecycle:
         self._confirmed = True
 
     @property
+    def job_missing(self) -> bool:
+        """Whether the last answered read found no job (deleted, or not readable with this key any more)."""
+        return self._row_missing
+
+    @property
     def awaiting_confirmation(self) -> bool:
         """Not SUBSCRIBED, and push not confirmed since it last went down."""
         return self.status is not AgentStatus.SUBSCRIBED and not self._confirmed

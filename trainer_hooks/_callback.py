@@ -267,7 +267,8 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         except Exception:
             logger.exception("runtime parameter updates: step %d skipped after an internal error", step)
         if self._sync is not None:
-            self._post_next(self._sync, bool(control.should_training_stop), step, first=at_train_begin)
+            stopping = bool(control.should_training_stop)
+            self._post_next(self._sync, stopping, step, first=at_train_begin, holding=holding)
 
     def _hold(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any]) -> None:
         """While ``command=pause`` holds the run: take no step, and apply what arrives at once, at this step.
@@ -280,6 +281,10 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         rounds, and no rank waits in a collective much longer than a round, however long the
         pause (NCCL's watchdog, a short process-group timeout). Ctrl-C raises out of the sleep;
         the agent's thread goes on meanwhile (heartbeat, Presence, request intake).
+
+        A hold no ``resume`` can reach any more ends with a warning and training goes on
+        (:meth:`_resume_unreachable`): holding the devices for ever, with nobody able to lift it,
+        is worse than the pause not lasting.
         """
         paused_at = self._pause.step
         if paused_at is None:
@@ -288,7 +293,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         if self._logs:
             logger.info("Paused at step %d: holding until `command=resume` or `stop`", paused_at)
         while self._pause.step is not None:
-            if self._link.source is None and self._sync is None:
+            if self._resume_unreachable():
                 logger.warning("Paused at step %d with no update source left to resume it: going on", paused_at)
                 self._pause.step = None
                 break
@@ -297,6 +302,17 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self._link.record_pause(None)
         if self._logs:
             logger.info("Pause at step %d ended", paused_at)
+
+    def _resume_unreachable(self) -> bool:
+        """Whether no ``resume`` can reach this run any more; the same answer on every rank at the same round.
+
+        A single process asks its source (``SourceLink.receiving``: none left, closed, its credential
+        revoked, its job gone). Ranks that exchange requests read rank 0's answer in the header
+        collected at this round, so that they all leave the hold together.
+        """
+        if self._sync is not None:
+            return self._sync.rank0_lost
+        return not self._link.receiving
 
     def _receive(self, at_train_begin: bool, step: int) -> list[UpdateRequest | None]:
         """This boundary's requests, the same on every rank.
@@ -315,15 +331,18 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             self._fail_unsent(requests, step, exc)
             return []
 
-    def _post_next(self, sync: _distributed.RankSync, stopping: bool, step: int, *, first: bool) -> None:
+    def _post_next(
+        self, sync: _distributed.RankSync, stopping: bool, step: int, *, first: bool, holding: bool = False
+    ) -> None:
         """Send what rank 0 takes now, to apply at the next exchange on every rank; every rank calls it.
 
         Nothing is taken when this boundary ends the run: there is no next one, and what is
-        queued stays for the next ``train()``.
+        queued stays for the next ``train()``. During a pause (``holding``) the header also says
+        whether rank 0's source can still receive (only rank 0's answer is sent).
         """
         requests = [] if stopping else self._take_contained(False, step)
         try:
-            sync.post(requests, step, first=first)
+            sync.post(requests, step, first=first, lost=holding and not self._link.receiving)
         except _distributed.NotSent as exc:
             self._fail_unsent(requests, step, exc)
         except Exception:

@@ -30,8 +30,9 @@ What that costs, and why it is shaped this way:
 - Otherwise the training thread does not wait for a collective at a step
   boundary with nothing queued. The ranks exchange at boundaries announced in
   advance. At one of them rank 0 drains its source and every rank *posts* a
-  three-element header (request count, payload bytes, boundaries to the
-  exchange after next) as an asynchronous broadcast (:meth:`RankSync.post`); it
+  four-element header (request count, payload bytes, boundaries to the
+  exchange after next, whether rank 0's source can no longer receive) as an
+  asynchronous broadcast (:meth:`RankSync.post`); it
   travels while the next steps compute, and at the next exchange every rank
   waits for it (:meth:`RankSync.collect`, which finds it arrived) and, when it is
   not empty, receives the payload and decides those requests. So the requests
@@ -73,6 +74,7 @@ logger = logging.getLogger(__name__)
 # was taken; 0.05 s ~40-80 µs and ~60 ms (docs/benchmarks.md).
 EXCHANGE_EVERY_S = 0.1
 PRESENCE_TIMEOUT_S = 30.0  # the ranks reach train begin together (DDP's set-up is collective): only a missing one waits
+_HEADER_SIZE = 4  # request count, payload bytes, boundaries to the next exchange, rank 0's source lost
 _presence_rounds = itertools.count()  # one round per train begin, counted alike on every rank that has the callback
 
 # The order in which disagreeing verdicts win: a failure anywhere fails the request everywhere.
@@ -135,7 +137,7 @@ class _Posted:
     """A header on its way from rank 0 (posted at one exchange boundary, collected at the next)."""
 
     work: Any  # the asynchronous broadcast (torch.distributed.Work)
-    header: Any  # numpy view of the tensor sent: (request count, payload bytes, gap), rank 0's once ``work`` is done
+    header: Any  # numpy view of the tensor sent: (request count, payload bytes, gap, lost), rank 0's once done
     payload: bytes  # rank 0's encoded requests (empty on the other ranks)
     requests: list[UpdateRequest]  # what rank 0 announced (empty on the other ranks)
 
@@ -171,8 +173,9 @@ class RankSync:
         self._posted: _Posted | None = None
         self._due = 0  # the step boundary that collects the posted header
         self._cadence = _Cadence()
-        self._header = torch.zeros(3, dtype=torch.int64)  # reused: one header is in flight at a time
+        self._header = torch.zeros(_HEADER_SIZE, dtype=torch.int64)  # reused: one header is in flight at a time
         self._header_options = dist.BroadcastOptions()  # root 0, the first tensor
+        self.rank0_lost = False  # the last collected header said rank 0's source can no longer receive
 
     def is_for_current_world(self) -> bool:
         """False once the process group this was built in has been destroyed or replaced."""
@@ -208,7 +211,7 @@ class RankSync:
         """
         return self._posted is not None and step >= self._due
 
-    def post(self, requests: list[UpdateRequest], step: int, *, first: bool = False) -> None:
+    def post(self, requests: list[UpdateRequest], step: int, *, first: bool = False, lost: bool = False) -> None:
         """Start sending rank 0's ``requests`` (other ranks pass ``[]``) to the next :meth:`collect`; no wait.
 
         Called at boundary ``step`` right after its :meth:`collect`, or with ``first`` at train
@@ -216,14 +219,16 @@ class RankSync:
         ``train()`` that raised before collecting it) is dropped. Only the header goes now, as an
         asynchronous broadcast that travels while the next steps compute. Raises :class:`NotSent`
         on rank 0 (only) when the requests could not be encoded; the header then announces none,
-        and the next :meth:`collect` returns none on every rank.
+        and the next :meth:`collect` returns none on every rank. ``lost`` (rank 0's): its source can no
+        longer receive; the next :meth:`collect` sets :attr:`rank0_lost` to it on every rank.
         """
         if first:  # a header left in flight may still be written into: the run starts with a new one
-            self._due, self._cadence, self._header = step + 1, _Cadence(), torch.zeros(3, dtype=torch.int64)
+            self._due, self._cadence, self._header = step + 1, _Cadence(), torch.zeros(_HEADER_SIZE, dtype=torch.int64)
+            self.rank0_lost = False
         payload, error = self._encode(requests)
         header = self._header.numpy()  # numpy, not tensor indexing: a few µs less at every exchange
         if self.rank == 0:  # the others receive into it
-            header[:] = (0 if error else len(requests), len(payload), self._cadence.gap(step))
+            header[:] = (0 if error else len(requests), len(payload), self._cadence.gap(step), int(lost))
         # The process group's own asynchronous broadcast: ``dist.broadcast``'s checks cost more than the call
         # (about 40 µs of the training thread's CPU when cold, as it is after a step's compute).
         work = self._group.broadcast([self._header], self._header_options)
@@ -242,8 +247,8 @@ class RankSync:
         if posted is None:
             return []
         posted.work.wait()
-        count, size, gap = (int(v) for v in posted.header.tolist())  # a CPU tensor's view: no synchronisation
-        self._due = step + gap
+        count, size, gap, lost = (int(v) for v in posted.header.tolist())  # a CPU tensor's view: no synchronisation
+        self._due, self.rank0_lost = step + gap, bool(lost)
         return self._receive(count, size, posted.payload, posted.requests)
 
     def finish(self) -> list[UpdateRequest]:

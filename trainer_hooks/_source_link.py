@@ -71,6 +71,7 @@ class SourceLink:
         self._finalizer: weakref.finalize | None = None
         self._progress: list[int] = []  # the last step boundary seen, for a source closed as crashed
         self._record_step: Callable[[int], None] | None = None  # the source's optional record_step, looked up once
+        self._receiving_failed = False  # `receiving` raised once: said once, not at every round of a pause
 
     def open(self, owner: object, resume_step: int | None, initial_read_timeout: float) -> None:
         """Start a source for this run; failing to start disables updates for this run.
@@ -133,6 +134,24 @@ class SourceLink:
         except Exception:
             logger.exception("asking the update source for its job failed")
             return None
+
+    @property
+    def receiving(self) -> bool:
+        """Whether a request can still reach this run: a source is open and does not say it cannot.
+
+        The source's optional ``receiving`` (outside the protocol; an attribute read, see
+        ``UpdateSource``): a source without it receives while it is open. One that fails to answer
+        is taken to receive, so a bug there never ends a pause the user asked for.
+        """
+        if self.source is None:
+            return False
+        try:
+            return bool(getattr(self.source, "receiving", True))
+        except Exception:
+            if not self._receiving_failed:
+                logger.exception("asking the update source whether it still receives failed")
+            self._receiving_failed = True
+            return True
 
     def drain(self, max_items: int) -> list[UpdateRequest]:
         if self.source is None:

@@ -44,7 +44,12 @@ class UpdateSource(Protocol):
     Likewise ``record_restart(record: RestartRecord) -> None``, once the first step after an
     in-process restart or a rewind begins, and ``record_step(step: int) -> None`` at the start of
     a run and at every step boundary: it is on training's hot path, so it must only note the step
-    (the agent's heartbeat sends the last one noted).
+    (the agent's heartbeat sends the last one noted). And a property ``receiving -> bool``: whether
+    a request made now can still reach :meth:`drain` (False once the source is closed, its
+    credential revoked, its job gone). The callback reads it at every round of a pause, so it must
+    be an attribute read, never a call over the network: a pause that no ``resume`` can reach any
+    more ends (training goes on) instead of holding for ever. A source without it is taken to
+    receive while it is open.
     """
 
     def start(self, replay_after_step: int | None = None) -> None:

@@ -71,6 +71,17 @@ def test_context_manager(agent: UpdateAgent) -> None:
     assert agent.status is AgentStatus.CLOSED and no_agent_thread_remains()
 
 
+def test_an_outage_does_not_stop_the_agent_receiving_but_closing_does(agent: UpdateAgent) -> None:
+    """What a paused run reads every round: an unreachable server may come back with a `resume`; a closed agent not."""
+    assert not agent.receiving  # not started: nothing is read
+    with agent:
+        deadline = time.monotonic() + JOIN_S
+        while agent.status is not AgentStatus.DEGRADED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert agent.status is AgentStatus.DEGRADED and agent.receiving
+    assert not agent.receiving
+
+
 def test_unreachable_server_degrades_quietly(agent: UpdateAgent) -> None:
     """No server: nothing raises into the caller, drain() is empty, and the agent says it is degraded."""
     with agent:

@@ -14,9 +14,11 @@ In mode ``rank0-only`` rank 1 has no callback at all (a launcher that dropped it
 Mode ``pause`` makes ``broadcast``'s first change while paused: a pause at step 3, held for
 ``PAUSE_ROUNDS`` rounds (far longer than ``SHORT_TIMEOUT``, the timeout of the group liveparams
 exchanges over, which is the only one any rank could wait in while all hold), the change, resume.
+Mode ``pause-lost`` pauses at step 3 and nothing resumes it: a few rounds in, rank 0's source
+can no longer receive (as when its credential is revoked); every rank must go on, together.
 
 Usage: torchrun --nproc_per_node 2 ddp_run.py MODEL_DIR OUT_DIR
-    {broadcast|no-broadcast|no-source|faults|rank0-only|pause}
+    {broadcast|no-broadcast|no-source|faults|rank0-only|pause|pause-lost}
 """
 
 from __future__ import annotations
@@ -137,6 +139,10 @@ def main(model_dir: str, out_dir: str, mode: str) -> None:
         }
     else:
         schedule = {3: [request(learning_rate=5e-3)], 6: [request(learning_rate=2e-4, weight_decay=0.3)]}
+    if mode == "pause-lost":
+        schedule = {3: [request(command="pause")], 6: [request(learning_rate=2e-4, weight_decay=0.3)]}
+        if source is not None:
+            source.receives_for = 4
     if mode == "pause":
         # Groups made from now on (liveparams' own, at train begin) time out after SHORT_TIMEOUT.
         dist.distributed_c10d.default_pg_timeout = SHORT_TIMEOUT

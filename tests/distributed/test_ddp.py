@@ -141,3 +141,15 @@ def test_a_pause_longer_than_the_timeout_holds_every_rank_and_changes_nothing_el
     # Taken after step 3, so the pause applies after step 4 (one exchange later, as any request), and the change
     # made while paused and the resume apply there too; the request taken at step 6 applies after step 7.
     assert statuses == [("applied", 4)] * 3 + [("applied", 7)]
+
+
+@pytest.mark.slow
+def test_a_pause_no_resume_can_reach_ends_on_every_rank_at_the_same_round(model_dir: str, tmp_path: Path) -> None:
+    """Rank 0's source stops receiving while every rank holds: all go on together and stay identical."""
+    rank0, rank1 = run_ranks(model_dir, tmp_path / "lost", "pause-lost")
+
+    assert max_difference(rank0["weights"], rank1["weights"]) == 0.0
+    assert rank0["lrs"] == rank1["lrs"] and len(rank0["lrs"]) == 10  # every step taken, on both ranks
+    assert [(status, step) for status, step, _ in rank0["outcomes"]] == [("applied", 4), ("applied", 7)]
+    ended = "Paused at step 4 with no update source left to resume it: going on"
+    assert ended in rank0["log_lines"] and ended in rank1["log_lines"]

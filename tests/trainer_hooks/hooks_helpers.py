@@ -40,7 +40,9 @@ class QueueSource:
     ``outcomes`` is every report, duplicates included. With ``losing`` set, reports are
     taken but never recorded, as when the process dies before the agent's flush.
     While training holds (``record_pause``), each drain first queues the next batch of
-    ``while_paused``: what a person sends while looking at a paused run.
+    ``while_paused``: what a person sends while looking at a paused run. With ``receives_for=N``
+    it answers ``receiving`` False after N drains of a hold, as the agent does once its
+    credential was revoked or its job deleted: no ``resume`` can reach the run any more.
     """
 
     queued: list[UpdateRequest] = field(default_factory=list)
@@ -58,6 +60,12 @@ class QueueSource:
     restarts: list[RestartRecord] = field(default_factory=list)  # record_restart() calls
     steps: list[int] = field(default_factory=list)  # record_step() calls
     while_paused: list[list[UpdateRequest]] = field(default_factory=list)
+    receives_for: int | None = None
+    paused_drains: int = 0
+
+    @property
+    def receiving(self) -> bool:
+        return self.receives_for is None or self.paused_drains < self.receives_for
 
     def start(self, replay_after_step: int | None = None) -> None:
         self.starts.append(replay_after_step)
@@ -93,8 +101,10 @@ class QueueSource:
         self.steps.append(step)
 
     def drain(self, max_items: int = DRAIN_MAX_ITEMS) -> list[UpdateRequest]:
-        if self.pauses and self.pauses[-1] is not None and self.while_paused:
-            self.push(*self.while_paused.pop(0))
+        if self.pauses and self.pauses[-1] is not None:
+            self.paused_drains += 1
+            if self.while_paused:
+                self.push(*self.while_paused.pop(0))
         taken, self.queued = self.queued[:max_items], self.queued[max_items:]
         self.delivered.update((r.id, r) for r in taken)
         return taken

@@ -7,6 +7,7 @@ boundary without a pause. Requests made while paused apply at once, at the pause
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -118,3 +119,19 @@ def test_ctrl_c_while_paused_ends_training_as_it_would_a_running_one(tiny_dir: s
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
     assert max(recorder.used) == AT and source.pauses == [AT]  # held at AT until the interrupt
+
+
+@pytest.mark.timeout(60)  # without the fix the hold never ends
+def test_a_pause_no_resume_can_reach_any_more_ends_and_training_goes_on(
+    tiny_dir: str, tmp_path: Path, reference: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The source stops receiving two rounds into the hold (its credential revoked, its job deleted)."""
+    pause = request(command="pause")
+    source = QueueSource(receives_for=2)
+    with caplog.at_level(logging.WARNING, logger="liveparams"):
+        went_on = train(tiny_dir, tmp_path / "paused", source, {AT: [pause]})
+
+    assert went_on == reference  # held, then every step of the run, as if never paused
+    assert source.paused_drains == 2 and source.pauses == [AT, None]
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [f"Paused at step {AT} with no update source left to resume it: going on"]
