@@ -96,8 +96,8 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             the exchanges are about 100 ms of training apart (``_distributed``).
 
     What is checkpointed (:meth:`state`, in ``trainer_state.json``): a bounded record of
-    what was decided (the highest ``seq`` decided, the few ids held undecided, the outcomes
-    decided since the previous checkpoint) and the values in force. On
+    what was decided (the highest ``seq`` decided, the few ids held undecided, the last
+    256 outcomes decided) and the values in force. On
     ``resume_from_checkpoint`` at global step S:
 
     - the source is started with ``replay_after_step=S`` and delivers again the
@@ -170,7 +170,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
     def state(self) -> dict[str, Any]:
         """What ``trainer_state.json`` keeps, so resume neither re-applies nor loses an update (see ``_record``).
 
-        Only reads: the outcomes it lists are dropped from the record once the save is done (:meth:`on_save`).
+        Only reads: calling it twice gives the same answer.
         """
         try:  # the samples consumed, for a restart or a rewind to go on from exactly there
             data = _restart.data_record(self._trainer_ref())
@@ -226,9 +226,6 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self._link.publish_metrics(int(state.global_step), logs or {})  # only enqueues (docs/contracts.md)
-
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.record.mark_saved()  # the checkpoint holds the outcomes decided since the previous one
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._finish_ranks()

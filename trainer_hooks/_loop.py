@@ -193,7 +193,7 @@ class LoopUpdates:
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps (the step, and what was decided): ``torch.save`` or accelerate carries it.
 
-        Called to save, as Trainer calls ``on_save``: the outcomes it holds need not go in the next one.
+        Called to save, as Trainer calls ``on_save``.
         """
         saved = {"global_step": self.global_step, "callback": self.callback.state()}
         args: Any = self.args  # what the callback reads of TrainingArguments

@@ -9,8 +9,14 @@ not grow with the job's history.
 Why the recent outcomes: an outcome handed to the source may never reach the
 row (a crash before its flush). After a resume the source delivers such a
 request again as undecided; the callback reports the outcome it kept instead of
-deciding it a second time. Outcomes decided since the previous checkpoint are
-kept, at most :data:`MAX_RECENT_OUTCOMES` of them.
+deciding it a second time. The last :data:`MAX_RECENT_OUTCOMES` outcomes are
+kept, across saves: an outage can outlast several checkpoints, and the one a
+run resumes from must still hold every outcome that was never written. Which
+ones were written only the source knows, and the protocol does not ask it to
+say (a custom source may never know), so the record keeps the most recent
+ones whether written or not; an outcome then goes missing only when 256 more
+were decided before the outage ended, which the bound trades for a checkpoint
+that never grows (a few tens of kB at most).
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ class DecisionRecord:
             is decided, except those in ``undecided``; -1 before the first.
         undecided (`set[str]`): ids delivered with a ``seq`` up to ``decided_seq`` and not decided yet.
         in_force (`dict[str, Any]`): parameter → the value last applied (set again after a resume).
-        recent (`dict[str, dict]`): request id → outcome row, decided since the previous checkpoint.
+        recent (`dict[str, dict]`): request id → outcome row, the last ``MAX_RECENT_OUTCOMES`` decided.
     """
 
     job_id: str | None = None
@@ -90,7 +96,7 @@ class DecisionRecord:
             del self.recent[next(iter(self.recent))]
 
     def checkpoint(self) -> dict[str, Any]:
-        """The JSON attributes for a checkpoint; reading them changes nothing (see :meth:`mark_saved`)."""
+        """The JSON attributes for a checkpoint; reading them changes nothing."""
         return {
             "job_id": self.job_id,
             "decided_seq": self.decided_seq,
@@ -98,10 +104,6 @@ class DecisionRecord:
             "in_force": dict(self.in_force),
             "recent_outcomes": dict(self.recent),
         }
-
-    def mark_saved(self) -> None:
-        """A checkpoint now holds the recent outcomes: they start over, so the next holds only later ones."""
-        self.recent = {}
 
     @classmethod
     def from_checkpoint(cls, attributes: dict[str, Any]) -> DecisionRecord:

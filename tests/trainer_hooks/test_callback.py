@@ -461,18 +461,23 @@ def test_an_initial_read_that_does_not_finish_in_time_is_logged_and_training_goe
 
 
 @pytest.mark.slow
-def test_an_outcome_lost_before_it_was_recorded_is_reported_again_after_resume(tiny_dir: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("checkpoint", [4, 12], ids=["the next checkpoint", "two checkpoints later"])
+def test_an_outcome_lost_before_it_was_recorded_is_reported_again_after_resume(
+    tiny_dir: str, tmp_path: Path, checkpoint: int
+) -> None:
+    """The outage outlasts several checkpoints: every one of them still holds the unwritten outcome."""
     source, save = QueueSource(losing=True), {"save_strategy": "steps", "save_steps": 4}
     kept = request(learning_rate=5e-4)
     run(tiny_dir, tmp_path, source, {2: [kept]}, **save)  # the process dies before the agent's flush
     assert kept.id not in source.recorded
     source.losing = False
 
-    _, recorder = run(tiny_dir, tmp_path, source, resume_from="checkpoint-4", **save)
+    _, recorder = run(tiny_dir, tmp_path, source, resume_from=f"checkpoint-{checkpoint}", **save)
 
     assert source.recorded[kept.id].status is OutcomeStatus.APPLIED
     assert source.recorded[kept.id].step == 2  # the outcome it had, not a second application
-    assert recorder.first_group() == pytest.approx({s: r for s, r in expected_rates({2: 5e-4}).items() if s > 4})
+    rates = expected_rates({2: 5e-4})
+    assert recorder.first_group() == pytest.approx({s: r for s, r in rates.items() if s > checkpoint})
 
 
 @pytest.mark.slow
@@ -490,7 +495,7 @@ def test_the_checkpoint_record_does_not_grow_with_the_jobs_history(tiny_dir: str
 
     assert record(20)["decided_seq"] == late[-1].seq
     assert record(20)["undecided"] == []
-    assert set(record(20)["recent_outcomes"]) == {r.id for r in late}  # only what was decided since checkpoint-10
+    assert set(record(20)["recent_outcomes"]) == {r.id for r in early + late}  # the last 256, saved or not
     assert record(20)["in_force"] == {"max_grad_norm": 3.0}
 
 

@@ -1,4 +1,5 @@
-"""What a checkpoint keeps of the decided requests: reading the callback's state changes nothing; a save does."""
+"""What a checkpoint keeps of the decided requests: reading the callback's state changes nothing, and neither
+does a save: every checkpoint holds the last ``MAX_RECENT_OUTCOMES`` outcomes, written or not."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ import pytest
 from hooks_helpers import PushAt, QueueSource, plain_trainer, request, training_args
 from transformers import TrainerCallback, TrainerControl, TrainerState
 
+from liveparams.contract import OutcomeStatus, UpdateOutcome
 from liveparams.trainer_hooks import RuntimeParameterCallback
+from liveparams.trainer_hooks._record import MAX_RECENT_OUTCOMES, DecisionRecord
 
 
 def recent_outcomes(state: dict[str, Any]) -> set[str]:
     return set(state["attributes"]["recent_outcomes"])
 
 
-def test_reading_the_state_twice_gives_the_same_answer_until_a_save(tmp_path: Path, source: QueueSource) -> None:
+def test_reading_the_state_twice_gives_the_same_answer_and_a_save_forgets_nothing(
+    tmp_path: Path, source: QueueSource
+) -> None:
     args, state, control = training_args(tmp_path), TrainerState(), TrainerControl()
     callback = RuntimeParameterCallback(source)
     callback.on_train_begin(args, state, control)
@@ -31,8 +36,7 @@ def test_reading_the_state_twice_gives_the_same_answer_until_a_save(tmp_path: Pa
     assert first == second
     assert recent_outcomes(first) == {decided.id}
     callback.on_save(args, state, control)
-    assert recent_outcomes(callback.state()) == set()
-    assert callback.state()["attributes"]["in_force"] == {"max_grad_norm": 0.5}  # a save forgets only outcomes
+    assert callback.state() == first  # the next checkpoint too holds the outcome, in case it was never written
 
 
 class ReadsState(TrainerCallback):
@@ -46,7 +50,7 @@ class ReadsState(TrainerCallback):
 
 
 @pytest.mark.slow
-def test_each_checkpoint_holds_exactly_the_outcomes_decided_since_the_previous_one(
+def test_each_checkpoint_holds_the_outcomes_decided_before_it_not_only_since_the_previous_one(
     tiny_dir: str, tmp_path: Path, source: QueueSource
 ) -> None:
     early, late = [request(max_grad_norm=1.5), request(max_grad_norm=2.5)], [request(max_grad_norm=3.5)]
@@ -61,5 +65,15 @@ def test_each_checkpoint_holds_exactly_the_outcomes_decided_since_the_previous_o
         return recent_outcomes(state["stateful_callbacks"]["RuntimeParameterCallback"])
 
     assert saved(4) == {r.id for r in early}
-    assert saved(8) == {r.id for r in late}
-    assert saved(12) == set()
+    assert saved(8) == saved(12) == {r.id for r in early + late}
+
+
+def test_the_record_keeps_the_last_outcomes_and_no_more() -> None:
+    record = DecisionRecord(job_id="job-1")
+    decided = [request(max_grad_norm=1.0) for _ in range(MAX_RECENT_OUTCOMES + 44)]
+    for r in decided:
+        record.decide(r, UpdateOutcome(r.id, OutcomeStatus.REJECTED, reason="test"))
+
+    kept = record.checkpoint()["recent_outcomes"]
+    assert list(kept) == [r.id for r in decided[44:]]  # the newest, oldest first
+    assert record.lost_outcome(decided[0]) is None and record.lost_outcome(decided[-1]) is not None
