@@ -39,6 +39,7 @@ from liveparams.trainer_hooks._coalesce import mark_superseded
 from liveparams.trainer_hooks._context import ApplyContext, Pause
 from liveparams.trainer_hooks._decide import decide
 from liveparams.trainer_hooks._record import DecisionRecord
+from liveparams.trainer_hooks._replays import AppliedLog
 from liveparams.trainer_hooks._resume import reapply_in_force
 from liveparams.trainer_hooks._source_link import SourceFactory, SourceLink
 from liveparams.trainer_hooks._trackers import log_to_trackers
@@ -147,7 +148,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self._stop_applied = False  # whether a `command=stop` request ends this run (the job row says "stopped")
         self._restarting: _restart.PendingRestart | None = None  # the in-process restart under way (source kept open)
         self._timing: _restart.PendingRestart | None = None  # the restart just done, until its first step begins
-        self._applied: list[tuple[int, UpdateRequest]] = []  # (step, request) applied in this process, for a rewind
+        self._applied = AppliedLog()  # what this process applied, by step, for a rewind (see _replays)
         self._logs = True  # process zero logs the decisions; the other ranks make the same ones silently
         self._ranks: _distributed.RankSync | None = None  # built once per process group
         self._sync: _distributed.RankSync | None = None  # set while this run exchanges requests every step
@@ -226,6 +227,13 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self._link.publish_metrics(int(state.global_step), logs or {})  # only enqueues (docs/contracts.md)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Forget the applied requests no rewind can replay any more (one listing of ``output_dir`` per save)."""
+        try:
+            self._applied.forget_before_checkpoints(getattr(args, "output_dir", None), int(state.global_step))
+        except Exception:
+            logger.exception("runtime parameter updates: pruning the requests kept for a rewind failed")
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._finish_ranks()
@@ -411,7 +419,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
             if outcome.status is OutcomeStatus.APPLIED and request.params.get("command") == "stop":
                 self._stop_applied = True
             if outcome.status is OutcomeStatus.APPLIED:
-                self._applied.append((int(outcome.step or 0), _restart.as_replay(request)))
+                self._applied.add(int(outcome.step or 0), _restart.as_replay(request))
         self._link.report(o for r, o in zip(requests, outcomes, strict=True) if r is not None)
 
     def _replays_after(self, step: int) -> list[UpdateRequest]:
@@ -420,9 +428,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         After an in-process restart there are none (the checkpoint is this step's); after a
         rewind the source is not started again, so these stand in for its replay.
         """
-        replays = [request for at, request in self._applied if at > step and request.params]
-        self._applied = [(at, request) for at, request in self._applied if at <= step]
-        return replays
+        return self._applied.replays_after(step)
 
     # ---- set-up ----------------------------------------------------------------------------------
 

@@ -193,7 +193,7 @@ class LoopUpdates:
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps (the step, and what was decided): ``torch.save`` or accelerate carries it.
 
-        Called to save, as Trainer calls ``on_save``.
+        Called to save, as Trainer calls ``on_save`` (after which the callback forgets what no rewind needs).
         """
         saved = {"global_step": self.global_step, "callback": self.callback.state()}
         args: Any = self.args  # what the callback reads of TrainingArguments

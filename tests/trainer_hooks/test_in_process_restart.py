@@ -175,6 +175,22 @@ def test_a_rewind_equals_a_resume_from_that_checkpoint_with_those_settings(tmp_p
     assert _tail(got, want) == (want.lrs, want.losses, want.ids)
 
 
+def test_a_rewind_to_the_oldest_kept_checkpoint_replays_as_if_every_checkpoint_were_kept(tmp_path: Path) -> None:
+    """With ``save_total_limit`` the process forgets what was applied at or before the oldest checkpoint kept."""
+    saving = {**SAVING, "save_steps": 5}
+    runs = {}
+    for limit in (None, 2):
+        before, after = request(max_grad_norm=0.5), request(learning_rate=5e-4)
+        schedule = {12: [before], 17: [after], 23: [request(command="rewind", checkpoint=15)]}  # 15, 20 on disk
+        runs[limit], source = live(tmp_path / f"limit-{limit}", schedule, **saving, save_total_limit=limit)
+        (restart,) = source.restarts
+        assert (restart.kind, restart.step, restart.from_step) == ("rewind", 15, 23)
+        # Applied again as the rewind's run begins (at 15), like a resume's replay; the one before 15 is in it.
+        assert [o.step for o in source.reports(after.id)] == [17, 15]
+        assert [o.step for o in source.reports(before.id)] == [12]
+    assert runs[2] == runs[None]
+
+
 def test_a_rewind_to_a_step_with_no_checkpoint_is_refused_and_training_goes_on(tmp_path: Path) -> None:
     asked = request(command="rewind", checkpoint=15)
     got, source = live(tmp_path / "live", {REWIND_AT: [asked]}, **SAVING)
