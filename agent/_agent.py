@@ -98,9 +98,9 @@ class UpdateAgent:
         """Whether a request made now can still reach :meth:`drain`; never touches the network.
 
         False before :meth:`start`, after :meth:`close` or once the agent thread ended, once the
-        trainer credential was revoked or rotated, and while the last read of the job's requests
-        found no job (deleted by its owner, or no longer readable with this key). A paused run
-        reads it at every round: when no ``resume`` can arrive any more, it goes on.
+        trainer credential was revoked or rotated or a fixed token expired, and while the last read
+        of the job's requests found no job (deleted by its owner, or no longer readable with this
+        key). A paused run reads it at every round: when no ``resume`` can arrive any more, it goes on.
         """
         return not self._closed and self._worker.receiving
 

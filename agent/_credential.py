@@ -81,6 +81,7 @@ class Credential:
         self._lock = asyncio.Lock()
         self._listeners: list[TokenListener] = []
         self.revoked = False
+        self._expires_at = None if self.refreshable else _expiry(config.key)  # a fixed JWT's `exp`
 
     @property
     def refreshable(self) -> bool:
@@ -104,16 +105,15 @@ class Credential:
                 text = text.replace(secret, "***")
         return text
 
+    @property
+    def expired(self) -> bool:
+        """Whether this is a fixed token past its expiry: it cannot be refreshed, so nothing more is received."""
+        return self._expires_at is not None and time.time() >= self._expires_at
+
     def warn_if_expiring(self) -> None:
         """A fixed token cannot be refreshed: say once, at start, when it expires within EXPIRY_NOTICE_S."""
-        if self.refreshable:
-            return
-        try:
-            claims = jwt.decode(self._config.key, options={"verify_signature": False})
-        except jwt.InvalidTokenError:
-            return  # an opaque key (sb_...) or not a JWT: nothing expires
-        exp = claims.get("exp") if isinstance(claims, dict) else None
-        if isinstance(exp, (int, float)) and exp - time.time() < EXPIRY_NOTICE_S:
+        exp = self._expires_at
+        if exp is not None and exp - time.time() < EXPIRY_NOTICE_S:
             logger.warning(
                 "The token expires in %.1f h and cannot be refreshed; after that nothing is received or recorded. "
                 "Use a trainer credential (`liveparams credential issue`) for runs longer than that",
@@ -223,6 +223,16 @@ class Credential:
             "on. Issue a new one with `liveparams credential issue`",
             code,
         )
+
+
+def _expiry(key: str) -> float | None:
+    """When a fixed key expires (its JWT ``exp``), or None: an opaque key (sb_...), not a JWT, or no ``exp``."""
+    try:
+        claims = jwt.decode(key, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
 
 
 def _session_of(response: AuthResponse) -> Session:

@@ -134,9 +134,12 @@ class Worker:
         """Whether a request made now can still be queued: the thread runs, the credential stands, the job is there.
 
         Attribute reads only (the training thread asks at every round of a pause). A job the last read did
-        not find stays missing until a read finds it again, which a deleted job's never does.
+        not find stays missing until a read finds it again, which a deleted job's never does. A fixed token
+        past its expiry cannot be refreshed: nothing can be read with it any more.
         """
-        return self._thread.is_alive() and not self.credential.revoked and not self.lifecycle.job_missing
+        credential = self.credential
+        alive = self._thread.is_alive() and not (credential.revoked or credential.expired)
+        return alive and not self.lifecycle.job_missing
 
     def record_pause(self, step: int | None) -> None:
         """Training holds at ``step`` (None: it goes on); the heartbeat records it at once."""

@@ -1,9 +1,9 @@
 """A paused run that no ``resume`` can reach any more goes on, through the stack and the real agent.
 
 The owner pauses a run (``command=pause`` through the RPC); then its trainer credential is
-revoked, or the owner deletes the job. Nobody can resume or stop that run remotely any more,
-so holding would keep the process (and its GPU) for ever: the hold ends with a warning line,
-and training takes every step it had left.
+revoked, the owner deletes the job, or the fixed job token the trainer was given expires.
+Nobody can resume or stop that run remotely any more, so holding would keep the process (and
+its GPU) for ever: the hold ends with a warning line, and training takes every step it had left.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from hooks_helpers import LrRecorder, plain_trainer, training_args
 from liveparams import RuntimeParameterCallback
 from liveparams.agent import AgentConfig, UpdateAgent
 from liveparams.credentials import CredentialAdmin
+from liveparams.tokens import mint_jwt
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(180)]  # without the fix: held for ever
 
@@ -29,6 +30,7 @@ STEPS = 8
 WAIT_S = 60.0
 FAST = {"poll_interval": 0.2, "resync_interval": 1.0, "probe_interval": 1.0, "backoff_initial": 0.1, "backoff_max": 0.5}
 GOING_ON = "with no update source left to resume it: going on"
+TOKEN_TTL_S = 12  # long enough to read the pause and record it on a loaded machine
 
 
 def service(env: dict[str, str]) -> httpx.Client:
@@ -168,3 +170,39 @@ def test_deleting_the_job_while_paused_ends_the_hold(
     said = [r.getMessage() for r in caplog.records]
     assert f"Job {job_id} not found, or not readable with this key" in said
     assert f"Paused at step {at[0]} {GOING_ON}" in said
+
+
+def test_a_fixed_job_token_expiring_while_paused_ends_the_hold(
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+    new_job: Callable[..., str],
+    request_update: Callable[..., dict[str, Any]],
+    service_http: httpx.Client,
+    tiny_dir: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A job token cannot be refreshed: once it expired nothing can be read with it, a `resume` neither."""
+    user_id, jwt = new_user()
+    job_id = new_job(user_id)
+    pause = request_update(jwt, job_id, {"command": "pause"})
+    claims = {"role": "authenticated", "job_id": job_id, "iss": "liveparams"}
+    key = mint_jwt(claims, stack_env["JWT_SECRET"], expires_in=TOKEN_TTL_S)
+    config = AgentConfig(
+        job_id=job_id,
+        url=stack_env["API_URL"],
+        api_key=stack_env["ANON_KEY"],
+        key=key,
+        **FAST,  # type: ignore[arg-type]
+    )
+    agent = UpdateAgent(config)
+    at: list[int] = []
+
+    with caplog.at_level(logging.INFO, logger="liveparams"):
+        recorder = train_paused_then(
+            tiny_dir, tmp_path / "out", agent, lambda: at.append(paused_row(service_http, job_id)["trainer_pause_step"])
+        )
+
+    assert outcome(service_http, pause["id"])["step"] == at[0]  # recorded while the token was good
+    assert max(recorder.used) == STEPS
+    assert f"Paused at step {at[0]} {GOING_ON}" in [r.getMessage() for r in caplog.records]
