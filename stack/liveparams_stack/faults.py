@@ -19,6 +19,8 @@ rest_errors         ``{count, status,         fail the next ``count`` REST reque
                                               path holds it (``rpc/record_parameter_update_outcomes``)
 changes             ``{mode}``                ``normal`` | ``hold`` (until normal) | ``drop``: database
                                               changes, postgres_changes and Broadcast from Database alike
+private_only        ``{enabled}`` (true)      refuse public joins, as a hosted project whose Realtime
+                                              settings turn "Allow public access" off does
 reset               ``{}``                    undo everything above
 ==================  ========================  ==========================================================
 
@@ -57,6 +59,7 @@ class RealtimeFaults(Protocol):
     def stale_phx_close(self, topic: str | None) -> int: ...
     def expire_token(self, topic: str | None) -> int: ...
     def set_changes_mode(self, mode: ChangesMode, topic: str | None) -> int: ...
+    def set_private_only(self, enabled: bool) -> int: ...
     def reset(self) -> None: ...
 
 
@@ -130,6 +133,11 @@ class Faults:
             if mode not in CHANGES_MODES:
                 raise FaultError(400, f"mode must be one of {', '.join(CHANGES_MODES)}")
             return realtime.set_changes_mode(cast(ChangesMode, mode), topic)
+        if action == "private_only":
+            enabled = body.get("enabled", True)
+            if not isinstance(enabled, bool):
+                raise FaultError(400, "enabled must be true or false")
+            return realtime.set_private_only(enabled)
         raise FaultError(404, f"unknown fault action {action!r}")
 
 

@@ -165,3 +165,29 @@ async def test_presence_on_a_private_channel_needs_the_presence_write_policy(
     finally:
         await tracker.close()
         await watcher.close()
+
+
+async def test_a_project_that_allows_private_channels_only_refuses_public_joins(
+    stack_env, new_user, topic_for_owner, faults
+):
+    """Hosted Realtime with "Allow public access" off (the ``private_only`` switch here): a public join is refused
+    before its token or any policy is looked at; a private one is authorized as always."""
+    owner_id, owner_jwt = new_user()
+    topic = topic_for_owner(owner_id)
+    faults("private_only", enabled=True)
+    public = Watch.open(stack_env, topic, {"broadcast": {"self": True}})
+    private = Watch.open(stack_env, topic, PRIVATE).on_broadcast()
+    try:
+        state, error = await _join(public, owner_jwt)
+        assert state == RealtimeSubscribeStates.CHANNEL_ERROR
+        assert "PrivateOnly: This project only allows private channels" in str(error)
+        assert (await _join(private, owner_jwt))[0] == RealtimeSubscribeStates.SUBSCRIBED
+    finally:
+        for watch in (public, private):
+            await watch.close()
+    faults("reset")
+    public = Watch.open(stack_env, topic, {"broadcast": {"self": True}})
+    try:
+        assert (await _join(public, owner_jwt))[0] == RealtimeSubscribeStates.SUBSCRIBED  # reset allows both again
+    finally:
+        await public.close()

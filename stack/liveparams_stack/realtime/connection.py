@@ -159,6 +159,9 @@ class Connection:
             self._reply(msg, "error", {"reason": "TopicNameRequired: You must provide a topic name"})
             return
         config = msg.payload.get("config") or {}
+        if not config.get("private") and self._ctx.hub.private_only:  # realtime_channel.ex only_private?, first
+            self._reply(msg, "error", {"reason": "PrivateOnly: This project only allows private channels"})
+            return
         try:
             identity = self._identity_for(msg.payload.get("access_token") or msg.payload.get("user_token"))
             bindings = tuple(Binding.from_entry(e) for e in config.get("postgres_changes") or ())

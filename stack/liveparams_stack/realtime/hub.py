@@ -34,6 +34,8 @@ class Hub:
         self._with_bindings: dict[Channel, None] = {}
         self._private: dict[Channel, None] = {}  # they may receive Broadcast from Database
         self.renderer: ChangeRenderer | None = None
+        self.private_only = False
+        """The project allows private channels only (hosted Realtime's "Allow public access" off)."""
 
     # Channels ------------------------------------------------------------------------------------------------
 

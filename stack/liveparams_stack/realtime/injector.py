@@ -81,6 +81,12 @@ class SocketFaults:
         self._hub.set_changes_mode(mode, topic)
         return len(self._hub.channels(topic))
 
+    def set_private_only(self, enabled: bool) -> int:
+        """Refuse public joins from now on (joined channels stay, as when the setting changes on a live project)."""
+        self._hub.private_only = enabled
+        return 0
+
     def reset(self) -> None:
         self.unstall_sockets(None)
         self._hub.set_changes_mode("normal", None)
+        self._hub.private_only = False
