@@ -1,16 +1,19 @@
 """One Realtime subscription to the job's requests, the trainer's Presence, and an honest view of its health.
 
-The only module that uses the ``realtime`` client. The client fails silently in
-ways the supervisor must see (docs/architecture.md): it gives up after 5
-reconnects, its listen task dies on a callback exception while ``is_connected``
-stays true, a stale ``phx_close`` closes a rejoined channel for good, and a
+The only module that uses the ``realtime`` client (with ``_job_channel``, which joins
+the job's channel). The client fails silently in ways the supervisor must see
+(docs/architecture.md): it gives up after 5 reconnects, its listen task dies on a
+callback exception while ``is_connected`` stays true, a stale ``phx_close`` closes a rejoined channel for good, and a
 stalled socket goes unnoticed for ~40 s. :meth:`Subscription.health` reads the
 client's state (private parts through ``_realtime_internals``, and does without
 those an upgrade removed) and :meth:`probe` makes a round trip through the
 channel, so that the supervisor can throw the whole client away and build a new
 one. A ``Subscription`` is used once: open, watch, close.
 
-The channel is the job's topic (``AgentConfig.topic``): the agent tracks its
+The channel is the job's topic (``AgentConfig.topic``), private: only the job's owner
+and its trainer may join it, and only the trainer track and broadcast; a database
+without those policies refuses that join, and the agent joins the public channel
+instead, as earlier versions did, and says so once (``_job_channel``). The agent tracks its
 Presence there under the key ``trainer``, which is how a UI sees that a trainer
 is attached right now. New requests come one of two ways (``AgentConfig.transport``):
 
@@ -47,6 +50,7 @@ from liveparams.agent import _realtime_internals as internals
 from liveparams.agent._config import AgentConfig, Transport
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError, SubscriptionError
+from liveparams.agent._job_channel import POLICIES_MIGRATION, join_job_channel
 from liveparams.agent._realtime_internals import Internals
 from liveparams.agent._waiting import wait_for_event
 from liveparams.contract import utc_now_iso
@@ -58,14 +62,11 @@ logger = logging.getLogger(__name__)
 JOIN_TIMEOUT = 10  # the client's own join timeout (seconds)
 CLOSE_TIMEOUT = 0.5  # a clean websocket close beyond this is cut short
 # Broadcasts are acknowledged so that probe() gets a reply; nobody listens to the probe event.
+# On a private channel an unauthorized broadcast gets no reply at all: the trainer's policy allows it.
 PRESENCE_KEY = "trainer"
-CHANNEL_OPTIONS: RealtimeChannelOptions = {
-    "config": {
-        "broadcast": {"ack": True, "self": False},
-        "presence": {"key": PRESENCE_KEY, "enabled": True},
-        "private": False,
-    }
-}
+CHANNEL_CONFIG = {"broadcast": {"ack": True, "self": False}, "presence": {"key": PRESENCE_KEY, "enabled": True}}
+_public_topics: set[tuple[str, str]] = set()
+"""(url, topic) of the job channels this process joined publicly, so that the warning is said once."""
 # Broadcast from Database on job:<id>: receive only (the topic has no send policy), no Presence.
 REQUESTS_CHANNEL_OPTIONS: RealtimeChannelOptions = {
     "config": {"broadcast": {"ack": False, "self": False}, "presence": {"key": "", "enabled": False}, "private": True}
@@ -150,7 +151,34 @@ class Subscription:
             realtime={"auto_reconnect": True, "max_retries": RECONNECT_RETRIES, "initial_backoff": 1.0},
             http_client=self._http,  # never used for a request: given so the client builds no TLS context of its own
         )
-        channel = self._client.channel(cfg.topic, CHANNEL_OPTIONS)
+        realtime = self._client.realtime
+        # The first connect fails fast (the supervisor owns that backoff); once connected, the client
+        # may retry reconnects on its own, which rejoins quicker than a rebuild.
+        realtime.max_retries = 1
+        self._channel, private = await join_job_channel(
+            realtime, cfg.topic, CHANNEL_CONFIG, self._bind, self._on_state, self._subscribe
+        )
+        if not private and (cfg.url, cfg.topic) not in _public_topics:
+            _public_topics.add((cfg.url, cfg.topic))
+            logger.warning(
+                "Realtime refused the private job channel %s (the database lacks migration %s, or the trainer's "
+                "credential was revoked): joining the public channel instead, which anyone with the project's "
+                "publishable key and the job's id may join; apply the migration",
+                cfg.topic,
+                POLICIES_MIGRATION,
+            )
+        self._check_joined(self._channel)
+        if cfg.transport is Transport.BROADCAST:
+            assert self._on_broadcast is not None, "transport=broadcast needs on_broadcast"
+            self._requests = self._client.channel(cfg.requests_topic, REQUESTS_CHANNEL_OPTIONS)
+            self._requests.on_broadcast(REQUEST_EVENT, self._on_broadcast)
+            await self._join(self._requests, self._on_requests_state)
+        realtime.max_retries = RECONNECT_RETRIES
+
+    def _bind(self, channel: AsyncRealtimeChannel) -> None:
+        """Register the callbacks of the job's channel; the one :meth:`health` and :meth:`probe` watch from now on."""
+        assert self._client is not None
+        cfg = self._config
         if cfg.transport is Transport.POSTGRES_CHANGES:
             channel.on_postgres_changes(
                 RealtimePostgresChangesListenEvent.Insert,
@@ -162,27 +190,26 @@ class Subscription:
         channel.on_system(self._on_system)
         self._channel = channel
         self._internals.inspect(self._client.realtime, channel)
-        realtime = self._client.realtime
-        # The first connect fails fast (the supervisor owns that backoff); once connected, the client
-        # may retry reconnects on its own, which rejoins quicker than a rebuild.
-        realtime.max_retries = 1
-        await self._join(channel, self._on_state)
-        if cfg.transport is Transport.BROADCAST:
-            assert self._on_broadcast is not None, "transport=broadcast needs on_broadcast"
-            self._requests = self._client.channel(cfg.requests_topic, REQUESTS_CHANNEL_OPTIONS)
-            self._requests.on_broadcast(REQUEST_EVENT, self._on_broadcast)
-            await self._join(self._requests, self._on_requests_state)
-        realtime.max_retries = RECONNECT_RETRIES
 
     async def _join(
         self, channel: AsyncRealtimeChannel, on_state: Callable[[RealtimeSubscribeStates, Exception | None], None]
     ) -> None:
         """Join ``channel``; raise :class:`SubscriptionError` unless the server said yes."""
+        await self._subscribe(channel, on_state)
+        self._check_joined(channel)
+
+    async def _subscribe(
+        self, channel: AsyncRealtimeChannel, on_state: Callable[[RealtimeSubscribeStates, Exception | None], None]
+    ) -> None:
+        """Wait for the server's answer to ``channel``'s join; raise :class:`SubscriptionError` if none can come."""
         try:
             await asyncio.wait_for(channel.subscribe(on_state), JOIN_TIMEOUT + 2)
         except Exception as exc:  # connection refused, gave up, handshake timeout
             detail = self._credential.redact(f"{type(exc).__name__}: {exc}")
             raise SubscriptionError(f"could not connect to Realtime: {detail}") from exc
+
+    def _check_joined(self, channel: AsyncRealtimeChannel) -> None:
+        """Raise :class:`SubscriptionError` unless the server said yes to ``channel``'s join."""
         if self._state is not RealtimeSubscribeStates.SUBSCRIBED:
             state = self._state.value if self._state else "without a reply"
             raise SubscriptionError(self._credential.redact(f"join of {channel.topic} ended {state}: {self._error}"))

@@ -2,7 +2,8 @@
 
 One channel on the job's topic carries the job row's updates, its requests' inserts and updates,
 and the trainer's Presence (the agent tracks the key ``trainer`` there: a killed trainer's socket
-closes and it leaves at once, long before its heartbeat on the job row goes stale).
+closes and it leaves at once, long before its heartbeat on the job row goes stale). The channel is
+private, public where the database lacks its policies, as the agent's is (``agent._job_channel``).
 :func:`follow_job` reconnects after outages; the REST reads it starts from are ``liveparams._api``.
 """
 
@@ -13,7 +14,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from realtime import RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
+from realtime import AsyncRealtimeChannel, RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 from supabase import AsyncClient
 
 from liveparams._api import (
@@ -30,6 +31,7 @@ from liveparams._client_config import ClientConfig, check_job_id
 from liveparams._exceptions import Unreachable
 from liveparams._views import JobView, RequestView, summarize, trainer_in
 from liveparams.agent._config import job_topic
+from liveparams.agent._job_channel import join_job_channel
 from liveparams.contract import OutcomeStatus
 
 __all__ = ["follow_job", "trainer_present", "wait_for_outcome", "watch_job"]
@@ -90,28 +92,30 @@ async def watch_job(
         view.take_metrics([await fetch_last_metrics(client, job_id)])
         on_view(view)
 
-    def on_presence() -> None:
-        view.present = trainer_in(channel.presence_state())
-        if view.job:
-            on_view(view)
+    def bind(channel: AsyncRealtimeChannel) -> None:
+        def on_presence() -> None:
+            view.present = trainer_in(channel.presence_state())
+            if view.job:
+                on_view(view)
 
-    channel = client.channel(job_topic(job_id))  # the job's topic: the trainer's Presence is there
-    channel.on_presence_sync(on_presence)
-    channel.on_postgres_changes(
-        RealtimePostgresChangesListenEvent.Update, on_job, table=TABLE, schema="public", filter=f"id=eq.{job_id}"
-    )
-    channel.on_postgres_changes(
-        RealtimePostgresChangesListenEvent.All,
-        on_request,
-        table=REQUESTS,
-        schema="public",
-        filter=f"job_id=eq.{job_id}",
-    )
+        channel.on_presence_sync(on_presence)
+        channel.on_postgres_changes(
+            RealtimePostgresChangesListenEvent.Update, on_job, table=TABLE, schema="public", filter=f"id=eq.{job_id}"
+        )
+        channel.on_postgres_changes(
+            RealtimePostgresChangesListenEvent.All,
+            on_request,
+            table=REQUESTS,
+            schema="public",
+            filter=f"job_id=eq.{job_id}",
+        )
+
     # The trainer's live metrics (docs/contracts.md): the owner's private topic; not needed to be live.
     metrics_channel = client.channel(f"job-metrics:{job_id}", {"config": {"private": True}})  # type: ignore[arg-type]
     metrics_channel.on_broadcast("metrics", on_metrics)
     await reread()
-    await channel.subscribe(on_state)
+    # The job's topic, private where the database allows (the trainer's Presence is there).
+    channel, _ = await join_job_channel(client.realtime, job_topic(job_id), {}, bind, on_state)
     await metrics_channel.subscribe()
     try:
         await asyncio.wait_for(ready.wait(), timeout=SUBSCRIBE_TIMEOUT_S)
@@ -171,17 +175,21 @@ async def follow_job(
 async def trainer_present(client: AsyncClient, job_id: str, timeout: float = PRESENCE_WAIT_S) -> bool | None:
     """Whether a trainer is on the job's topic now; ``None`` when the topic's Presence did not arrive in time."""
     synced = asyncio.Event()
-    channel = client.channel(job_topic(check_job_id(job_id)))
-    channel.on_presence_sync(synced.set)
+    joined: list[AsyncRealtimeChannel] = []
+
+    def bind(channel: AsyncRealtimeChannel) -> None:
+        joined.append(channel)
+        channel.on_presence_sync(synced.set)
+
     try:
-        await channel.subscribe()
+        await join_job_channel(client.realtime, job_topic(check_job_id(job_id)), {}, bind)
         await asyncio.wait_for(synced.wait(), timeout)
     except Exception:  # Presence is a refinement of the row's heartbeat: without it, the row answers
         return None
     finally:
         with contextlib.suppress(Exception):
-            await client.remove_channel(channel)
-    return trainer_in(channel.presence_state())
+            await client.remove_channel(joined[-1])
+    return trainer_in(joined[-1].presence_state())
 
 
 async def wait_for_outcome(client: AsyncClient, job_id: str, request_id: str, timeout: float) -> RequestView | None:

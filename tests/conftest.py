@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -24,7 +25,9 @@ import httpx
 import psycopg
 import pytest
 from auth_helpers import SHORT_TOKEN_LIFETIME_S, auth_client
+from psycopg import sql
 
+from liveparams.agent._job_channel import POLICIES_MIGRATION
 from liveparams.tokens import mint_jwt
 from liveparams_stack import LocalStack, StackError
 from liveparams_stack.local import free_port
@@ -182,6 +185,24 @@ def db(stack_env: dict[str, str]) -> Iterator[psycopg.Connection[Any]]:
         pytest.skip("needs the database directly (set SUPABASE_DB_URL)")
     with psycopg.connect(stack_env["DB_URL"], autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def older_database(stack_env: dict[str, str]) -> Iterator[None]:
+    """The shared stack's database without the job channel's policies (a database that predates the migration),
+    put back by applying the migration again."""
+    if "DB_URL" not in stack_env:
+        pytest.skip("needs the database directly (set SUPABASE_DB_URL)")
+    migration = REPO / "supabase" / "migrations" / POLICIES_MIGRATION
+    policies = re.findall(r'create policy "([^"]+)" on realtime\.messages', migration.read_text(encoding="utf-8"))
+    assert len(policies) == 2
+    with psycopg.connect(stack_env["DB_URL"], autocommit=True) as conn:
+        for name in policies:
+            conn.execute(sql.SQL("drop policy {} on realtime.messages").format(sql.Identifier(name)))
+        try:
+            yield
+        finally:
+            conn.execute(migration.read_text(encoding="utf-8"))  # type: ignore[call-overload]
 
 
 @pytest.fixture

@@ -25,11 +25,14 @@ from typing import Any
 
 import httpx
 import pytest
+from presence_helpers import presence_watch, sees_a_trainer
+from realtime import RealtimeSubscribeStates
 from websockets.protocol import State
 
 from liveparams._views import trainer_attachment
 from liveparams.agent import AgentConfig, AgentStatus, Transport, UpdateAgent, request_identity
 from liveparams.agent import _realtime_internals as internals
+from liveparams.agent._job_channel import POLICIES_MIGRATION
 from liveparams.agent._subscription import Health, Subscription
 from liveparams.contract import Change, OutcomeStatus, UpdateOutcome
 
@@ -895,29 +898,105 @@ def test_the_job_row_shows_the_trainer_attached_then_how_it_detached(
 def test_a_ui_on_the_jobs_topic_sees_the_trainer_present(
     job: tuple[str, str], make_agent: Callable[..., UpdateAgent], stack_env: dict[str, str]
 ) -> None:
-    from liveparams._supabase import create_client
-    from liveparams.agent._config import job_topic
-
+    """The owner joins the job's private channel, as the panel does, and sees the trainer's Presence there."""
     job_id, owner = job
 
     async def scenario() -> list[str]:
-        client = await create_client(stack_env["API_URL"], stack_env["ANON_KEY"], owner)
-        channel = client.channel(job_topic(job_id))
-        seen: list[str] = []
-        channel.on_presence_sync(lambda: seen.extend(channel.presence.state))
-        await channel.subscribe()
-        try:
+        async with presence_watch(stack_env, owner, job_id, private=True) as watch:
+            assert watch.joined == (RealtimeSubscribeStates.SUBSCRIBED, None)
             agent = make_agent(job_id)
             await asyncio.to_thread(agent.start)
-            for _ in range(200):
-                if "trainer" in seen:
-                    break
-                await asyncio.sleep(0.05)
-            return seen
-        finally:
-            await client.realtime.close()
+            await watch.wait_for(lambda present: "trainer" in present)
+            return list(watch.present)
 
     assert "trainer" in asyncio.run(scenario())
+
+
+def test_in_a_project_that_allows_private_channels_only_push_presence_and_the_probe_work(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    stack_env: dict[str, str],
+    faults: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Hosted Realtime with "Allow public access" off refuses every public join: the agent never needs one. Its
+    probe is answered there: on a private channel an unauthorized broadcast gets no reply at all, which the probe
+    would take for a stalled socket, so the trainer's policy lets it broadcast, and push stays up probe after probe."""
+    job_id, owner = job
+    faults("private_only", enabled=True)
+    caplog.set_level(logging.WARNING, logger="liveparams.agent")
+    with make_agent(job_id) as agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        pushed = request_update(owner, job_id, {"max_steps": 100})["id"]
+        assert collect(agent, 1) == [pushed]
+        assert sees_a_trainer(stack_env, owner, job_id, private=True)
+        time.sleep(6 * FAST["probe_interval"] + FAST["probe_timeout"])
+        assert agent.status is AgentStatus.SUBSCRIBED
+    assert not [record for record in caplog.records if "push is down" in record.getMessage()]
+
+
+def test_a_stranger_can_neither_join_the_jobs_channel_nor_show_its_owner_a_trainer(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    stack_env: dict[str, str],
+    new_user: Callable[[], tuple[str, str]],
+) -> None:
+    """Someone with the publishable key and the job's id, signed in or not: the private join is refused, and
+    what they track on the public topic never reaches the owner's view, which shows the real trainer only."""
+    job_id, owner = job
+    _, stranger = new_user()
+    fake = {"trainer": "attached", "since": "a stranger's"}
+
+    async def scenario() -> None:
+        agent = make_agent(job_id)
+        await asyncio.to_thread(agent.start)
+        async with presence_watch(stack_env, owner, job_id, private=True) as view:
+            assert await view.wait_for(lambda present: "trainer" in present)
+            for bearer in (stack_env["ANON_KEY"], stranger):
+                async with presence_watch(stack_env, bearer, job_id, private=True, track=fake) as refused:
+                    state, error = refused.joined
+                    assert state is RealtimeSubscribeStates.CHANNEL_ERROR
+                    assert "Unauthorized: You do not have permissions to read" in str(error)
+                async with presence_watch(stack_env, bearer, job_id, private=False, track=fake) as public:
+                    assert public.joined[0] is RealtimeSubscribeStates.SUBSCRIBED
+                    assert await public.wait_for(lambda present: "trainer" in present)  # its own track...
+                    assert [meta["since"] for meta in public.present["trainer"]] == [fake["since"]]  # ...only
+                    await asyncio.sleep(QUIET_S)  # the owner's view would have had a diff by now
+                    assert len(view.present["trainer"]) == 1
+                    assert view.present["trainer"][0]["since"] != fake["since"]
+
+    asyncio.run(scenario())
+
+
+def test_against_a_database_without_the_channel_policies_the_agent_joins_publicly_and_says_so_once(
+    older_database: None,
+    job: tuple[str, str],
+    plug: Plug,
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    stack_env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The private join is refused there: the agent joins the public channel, push and Presence work as before,
+    and one warning names the migration, however many times the client is rebuilt."""
+    job_id, owner = job
+    caplog.set_level(logging.INFO, logger="liveparams.agent")
+    with make_agent(job_id, url=plug.url) as agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        pushed = request_update(owner, job_id, {"max_steps": 100})["id"]
+        assert collect(agent, 1) == [pushed]
+        assert sees_a_trainer(stack_env, owner, job_id, private=False)
+        plug.cut_realtime()
+        assert wait_for(lambda: "rebuilding it" in caplog.text)
+        plug.restore_realtime()
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        after = request_update(owner, job_id, {"max_steps": 200})["id"]
+        assert collect(agent, 1) == [after]
+    said = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    public = [message for message in said if POLICIES_MIGRATION in message]
+    assert len(public) == 1, said
+    assert public[0].startswith(f"Realtime refused the private job channel liveparams-job-{job_id}")
 
 
 @pytest.mark.stack
