@@ -170,16 +170,35 @@ export function showJob(supabase, jobId) {
     chartNote.textContent = problem ? `live metrics: disconnected, retrying (${problem})` : '';
   };
 
-  const jobChannel = supabase.channel(`liveparams-job-${jobId}`)
-    .on('postgres_changes', { event: 'UPDATE', schema: 'public', table: 'local_training_jobs', filter: `id=eq.${jobId}` },
-      ({ new: row }) => { state.job = row; render(); })
-    .on('postgres_changes', { event: '*', schema: 'public', table: 'parameter_update_requests', filter: `job_id=eq.${jobId}` },
-      ({ new: row }) => { if (row?.id) { takeRequest(row); render(); } })
-    .on('presence', { event: 'sync' }, () => {
-      state.trainerPresent = 'trainer' in jobChannel.presenceState();
-      render();
-    });
+  // The job's channel is private: only the job's owner and its trainer may join it, and only the trainer
+  // shows as present (docs/security.md, "Realtime"). A database without the migration that allows it
+  // refuses the private join ("Unauthorized"): then the public channel, as earlier versions used.
+  const jobChannelOf = (isPrivate) => {
+    const channel = supabase.channel(`liveparams-job-${jobId}`, { config: { private: isPrivate } })
+      .on('postgres_changes', { event: 'UPDATE', schema: 'public', table: 'local_training_jobs', filter: `id=eq.${jobId}` },
+        ({ new: row }) => { state.job = row; render(); })
+      .on('postgres_changes', { event: '*', schema: 'public', table: 'parameter_update_requests', filter: `job_id=eq.${jobId}` },
+        ({ new: row }) => { if (row?.id) { takeRequest(row); render(); } })
+      .on('presence', { event: 'sync' }, () => {
+        state.trainerPresent = 'trainer' in channel.presenceState();
+        render();
+      });
+    return channel;
+  };
+  let jobChannel = jobChannelOf(true);
   let metricsChannel = null;
+  const joinJobChannel = live(reread, setConnection);
+  const joinPrivately = async (status, error) => {
+    if (status !== 'CHANNEL_ERROR' || !error?.message?.includes('Unauthorized')) {
+      joinJobChannel(status, error);
+      return;
+    }
+    console.warn(`liveparams: the private channel of job ${jobId} was refused (the database lacks migration `
+      + '20261207150000_private_job_channel.sql): joining the public one instead');
+    await supabase.removeChannel(jobChannel); // the client keeps one channel per topic
+    if (left) return;
+    jobChannel = jobChannelOf(false).subscribe(joinJobChannel);
+  };
 
   (async () => {
     try {
@@ -194,9 +213,9 @@ export function showJob(supabase, jobId) {
       main.replaceChildren(el('p', {}, el('a', { href: '#/' }, '← all jobs')), el('p', { role: 'alert' }, error.message));
       return;
     }
-    jobChannel.subscribe(live(reread, setConnection));
     await supabase.realtime.setAuth(); // a private channel is authorized with the signed-in user's token
     if (left) return;
+    jobChannel.subscribe(joinPrivately);
     metricsChannel = supabase.channel(`job-metrics:${jobId}`, { config: { private: true } })
       .on('broadcast', { event: 'metrics' }, ({ payload }) => chart.add(payload?.points ?? []))
       .subscribe(live(rereadMetrics, metricsNote));

@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from auth_helpers import auth_client
+from presence_helpers import TRAINER_PRESENCE, tracked
+from realtime import RealtimeSubscribeStates
 
 from liveparams._panel import PanelConfig, PanelServer
 from liveparams._supabase import create_client
@@ -39,6 +41,7 @@ TRAINER = Path(__file__).with_name("panel_trainer.py")
 STEPS, STEP_DELAY_S = 3000, 0.05  # far more than the test needs: the run ends by the panel's Stop
 WAIT_MS = 90_000  # how long a page may take to show something on a loaded 2-core machine
 PHONE = {"width": 390, "height": 844}
+PRESENCE_SETTLE_MS = 2000  # after the page is live, how long to let a Presence it should not show arrive
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -463,3 +466,59 @@ def test_the_jobs_list_shows_a_trainer_without_a_step_on_its_row_at_its_newest_m
     db.execute("update public.local_training_jobs set trainer_step = 40 where id = %s", (older,))
     expect(step).to_have_text("40")
     assert rest == []
+
+
+def test_only_the_jobs_trainer_shows_as_attached_on_its_owners_page(
+    stack_env: dict[str, str],
+    panel_url: str,
+    browser: Any,
+    person: Callable[[], Person],
+    new_job: Callable[..., str],
+    job_token: Callable[[str], str],
+) -> None:
+    """The job's channel is private: a stranger holding the publishable key and the job's id who tracks a
+    ``trainer`` on its topic never shows on the owner's page; the job's own trainer does."""
+    owner = person()
+    job_id = new_job(owner.id, name="a private channel")
+    page = browser.new_context().new_page()
+    fake = {"trainer": "attached", "since": "a stranger's"}
+    with tracked(stack_env, stack_env["ANON_KEY"], job_id, private=False, track=fake) as stranger:
+        assert stranger.joined[0] is RealtimeSubscribeStates.SUBSCRIBED
+        sign_in(page, panel_url + f"#/job/{job_id}", owner)
+        expect(page.locator("#connection")).to_have_text("live")
+        page.wait_for_timeout(PRESENCE_SETTLE_MS)  # the page had the topic's Presence by now
+        expect(page.locator("#trainer")).to_have_text("trainer: no trainer yet")
+        with tracked(stack_env, job_token(job_id), job_id, private=True, track=TRAINER_PRESENCE):
+            expect(page.locator("#trainer")).to_have_text("trainer: attached")
+
+
+@pytest.mark.parametrize("project", ["without the channel's policies", "private channels only"])
+def test_the_jobs_page_is_live_and_shows_the_trainer_where_the_project_puts_it(
+    project: str,
+    request: pytest.FixtureRequest,
+    stack_env: dict[str, str],
+    panel_url: str,
+    browser: Any,
+    person: Callable[[], Person],
+    new_job: Callable[..., str],
+    job_token: Callable[[str], str],
+    request_update: Callable[..., dict[str, Any]],
+) -> None:
+    """A database without the channel's policies refuses the private join: the page joins the public channel, as
+    earlier versions did (the trainer is there too). A project that allows private channels only (hosted Realtime
+    with "Allow public access" off) refuses every public join: the page needs none. Either way it is live: it
+    shows the trainer, and a new request as it is made."""
+    private = project == "private channels only"
+    if private:
+        request.getfixturevalue("faults")("private_only", enabled=True)
+    else:
+        request.getfixturevalue("older_database")
+    owner = person()
+    job_id = new_job(owner.id, name=project)
+    page = browser.new_context().new_page()
+    with tracked(stack_env, job_token(job_id), job_id, private=private, track=TRAINER_PRESENCE):
+        sign_in(page, panel_url + f"#/job/{job_id}", owner)
+        expect(page.locator("#connection")).to_have_text("live")
+        expect(page.locator("#trainer")).to_have_text("trainer: attached")
+    request_update(owner.token, job_id, {"weight_decay": 0.05})
+    expect(page.locator("ol.history li[data-status=pending]")).to_contain_text("weight_decay=0.05")
