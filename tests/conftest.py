@@ -34,6 +34,7 @@ from liveparams_stack.local import free_port
 from liveparams_stack.projects import project_with_auth
 
 REPO = Path(__file__).resolve().parents[1]
+JOBS_LIST_MIGRATION = "20261207160000_private_jobs_channel.sql"  # the panel names it in its fallback warning
 SHORT_REUSE_INTERVAL_S = 1  # [auth] refresh_token_reuse_interval there: a spent refresh token is refused after it
 REAL_STACK_KEYS = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET")
 JOB_TOKEN_TTL_S = 3600
@@ -189,20 +190,25 @@ def db(stack_env: dict[str, str]) -> Iterator[psycopg.Connection[Any]]:
 
 @pytest.fixture
 def older_database(stack_env: dict[str, str]) -> Iterator[None]:
-    """The shared stack's database without the job channel's policies (a database that predates the migration),
-    put back by applying the migration again."""
+    """The shared stack's database without the private channels' policies (a database that predates their
+    migrations: the job's channel and the jobs list's), put back by applying the migrations again."""
     if "DB_URL" not in stack_env:
         pytest.skip("needs the database directly (set SUPABASE_DB_URL)")
-    migration = REPO / "supabase" / "migrations" / POLICIES_MIGRATION
-    policies = re.findall(r'create policy "([^"]+)" on realtime\.messages', migration.read_text(encoding="utf-8"))
-    assert len(policies) == 2
+    migrations = [REPO / "supabase" / "migrations" / name for name in (POLICIES_MIGRATION, JOBS_LIST_MIGRATION)]
+    policies = [
+        name
+        for migration in migrations
+        for name in re.findall(r'create policy "([^"]+)" on realtime\.messages', migration.read_text(encoding="utf-8"))
+    ]
+    assert len(policies) == 3
     with psycopg.connect(stack_env["DB_URL"], autocommit=True) as conn:
         for name in policies:
             conn.execute(sql.SQL("drop policy {} on realtime.messages").format(sql.Identifier(name)))
         try:
             yield
         finally:
-            conn.execute(migration.read_text(encoding="utf-8"))  # type: ignore[call-overload]
+            for migration in migrations:
+                conn.execute(migration.read_text(encoding="utf-8"))  # type: ignore[call-overload]
 
 
 @pytest.fixture

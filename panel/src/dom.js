@@ -72,3 +72,24 @@ export function throttled(run, ms) {
     timer = setTimeout(() => { timer = null; last = Date.now(); run(); }, Math.max(0, last + ms - Date.now()));
   };
 }
+
+/**
+ * Joins `topic` as a private channel (authorized by RLS on realtime.messages) and returns the function
+ * that leaves it. A database without the `migration` that authorizes it refuses the join
+ * ("Unauthorized"): then the public channel of the same topic, as earlier versions joined, so the
+ * panel and the database may be upgraded in either order. `build(channel)` adds the listeners to
+ * whichever channel is joined; `onStatus` gets its subscription states.
+ */
+export function subscribePrivately(supabase, topic, build, onStatus, migration) {
+  let left = false;
+  let channel = build(supabase.channel(topic, { config: { private: true } }));
+  channel.subscribe(async (status, error) => {
+    if (status !== 'CHANNEL_ERROR' || !error?.message?.includes('Unauthorized')) { onStatus(status, error); return; }
+    console.warn(`liveparams: the private channel ${topic} was refused (the database lacks migration ${migration}): `
+      + 'joining the public one instead');
+    await supabase.removeChannel(channel); // the client keeps one channel per topic
+    if (left) return;
+    channel = build(supabase.channel(topic, { config: { private: false } })).subscribe(onStatus);
+  });
+  return () => { left = true; supabase.removeChannel(channel); };
+}

@@ -3,7 +3,7 @@
 // over the job's private Broadcast topic, and everything is read again after each reconnection.
 import { RunChart } from './chart.js';
 import { buildControls } from './controls.js';
-import { dataOf, el, heartbeatStaleSeconds, retrying, setConnection } from './dom.js';
+import { dataOf, el, heartbeatStaleSeconds, retrying, setConnection, subscribePrivately } from './dom.js';
 import {
   formatValue, paramsText, pauseLabel, requestOutcome, requestDetail, requestParams, restartLabel, trainerState,
 } from './format.js';
@@ -171,34 +171,18 @@ export function showJob(supabase, jobId) {
   };
 
   // The job's channel is private: only the job's owner and its trainer may join it, and only the trainer
-  // shows as present (docs/security.md, "Realtime"). A database without the migration that allows it
-  // refuses the private join ("Unauthorized"): then the public channel, as earlier versions used.
-  const jobChannelOf = (isPrivate) => {
-    const channel = supabase.channel(`liveparams-job-${jobId}`, { config: { private: isPrivate } })
-      .on('postgres_changes', { event: 'UPDATE', schema: 'public', table: 'local_training_jobs', filter: `id=eq.${jobId}` },
-        ({ new: row }) => { state.job = row; render(); })
-      .on('postgres_changes', { event: '*', schema: 'public', table: 'parameter_update_requests', filter: `job_id=eq.${jobId}` },
-        ({ new: row }) => { if (row?.id) { takeRequest(row); render(); } })
-      .on('presence', { event: 'sync' }, () => {
-        state.trainerPresent = 'trainer' in channel.presenceState();
-        render();
-      });
-    return channel;
-  };
-  let jobChannel = jobChannelOf(true);
+  // shows as present (docs/security.md, "Realtime").
+  const jobChannel = (channel) => channel
+    .on('postgres_changes', { event: 'UPDATE', schema: 'public', table: 'local_training_jobs', filter: `id=eq.${jobId}` },
+      ({ new: row }) => { state.job = row; render(); })
+    .on('postgres_changes', { event: '*', schema: 'public', table: 'parameter_update_requests', filter: `job_id=eq.${jobId}` },
+      ({ new: row }) => { if (row?.id) { takeRequest(row); render(); } })
+    .on('presence', { event: 'sync' }, () => {
+      state.trainerPresent = 'trainer' in channel.presenceState();
+      render();
+    });
+  let leaveJobChannel = null;
   let metricsChannel = null;
-  const joinJobChannel = live(reread, setConnection);
-  const joinPrivately = async (status, error) => {
-    if (status !== 'CHANNEL_ERROR' || !error?.message?.includes('Unauthorized')) {
-      joinJobChannel(status, error);
-      return;
-    }
-    console.warn(`liveparams: the private channel of job ${jobId} was refused (the database lacks migration `
-      + '20261207150000_private_job_channel.sql): joining the public one instead');
-    await supabase.removeChannel(jobChannel); // the client keeps one channel per topic
-    if (left) return;
-    jobChannel = jobChannelOf(false).subscribe(joinJobChannel);
-  };
 
   (async () => {
     try {
@@ -215,7 +199,8 @@ export function showJob(supabase, jobId) {
     }
     await supabase.realtime.setAuth(); // a private channel is authorized with the signed-in user's token
     if (left) return;
-    jobChannel.subscribe(joinPrivately);
+    leaveJobChannel = subscribePrivately(supabase, `liveparams-job-${jobId}`, jobChannel, live(reread, setConnection),
+      '20261207150000_private_job_channel.sql');
     metricsChannel = supabase.channel(`job-metrics:${jobId}`, { config: { private: true } })
       .on('broadcast', { event: 'metrics' }, ({ payload }) => chart.add(payload?.points ?? []))
       .subscribe(live(rereadMetrics, metricsNote));
@@ -223,7 +208,7 @@ export function showJob(supabase, jobId) {
 
   return () => {
     left = true;
-    supabase.removeChannel(jobChannel);
+    leaveJobChannel?.();
     if (metricsChannel) supabase.removeChannel(metricsChannel);
     document.querySelectorAll('dialog.confirm').forEach((dialog) => dialog.remove());
   };

@@ -1,7 +1,7 @@
 // The jobs list: every job RLS lets the signed-in user see, kept current over Realtime. It is read
 // whole when shown and on each (re)subscription (what was missed while away); after that a change
 // updates its own row from the Realtime payload (the step included), so heartbeats cost no query.
-import { dataOf, el, heartbeatStaleSeconds, retrying, setConnection, throttled } from './dom.js';
+import { dataOf, el, heartbeatStaleSeconds, retrying, setConnection, subscribePrivately, throttled } from './dom.js';
 import { formatValue, requestDetail, trainerState } from './format.js';
 
 const LISTED = 50;
@@ -116,13 +116,21 @@ export function showJobs(supabase) {
     else if (shown) apply(payload);
     else retry();
   };
-  const channel = supabase.channel('panel-jobs')
-    .on('postgres_changes', { event: '*', schema: 'public', table: 'local_training_jobs' }, live(onJob))
-    .on('postgres_changes', { event: '*', schema: 'public', table: 'parameter_update_requests' }, live(onRequest))
-    .subscribe((status, error) => {
+  // The list's channel is private to its user (docs/security.md, "Realtime"): it carries postgres_changes
+  // only, which each row's RLS filters, but a project may allow private channels only.
+  let leaveChannel = null;
+  (async () => {
+    await supabase.realtime.setAuth(); // a private channel is authorized with the signed-in user's token
+    const { data } = await supabase.auth.getSession();
+    if (left) return;
+    leaveChannel = subscribePrivately(supabase, `liveparams-jobs-${data.session?.user?.id}`, (channel) => channel
+      .on('postgres_changes', { event: '*', schema: 'public', table: 'local_training_jobs' }, live(onJob))
+      .on('postgres_changes', { event: '*', schema: 'public', table: 'parameter_update_requests' }, live(onRequest)),
+    (status, error) => {
       if (status === 'SUBSCRIBED') { setConnection(null); reload(); }
       else if (!left) setConnection(error?.message || status.toLowerCase());
-    });
+    }, '20261207160000_private_jobs_channel.sql');
+  })();
   const timer = setInterval(draw, RESTALE_MS);
-  return () => { left = true; clearInterval(timer); supabase.removeChannel(channel); };
+  return () => { left = true; clearInterval(timer); leaveChannel?.(); };
 }

@@ -1,11 +1,12 @@
--- pgTAP: the job's private channel `liveparams-job-<id>` (20261207150000_private_job_channel.sql).
+-- pgTAP: the job's private channel `liveparams-job-<id>` (20261207150000_private_job_channel.sql), and
+-- the jobs list's `liveparams-jobs-<user id>` (20261207160000_private_jobs_channel.sql).
 -- Only the job's owner and its trainer may join (read broadcast and presence); only the trainer
 -- may track Presence and broadcast (its liveness probe). RLS evaluated as Realtime does:
 -- realtime.topic() set, a probe row inserted and selected back, or inserted as the caller.
 -- Everything is rolled back.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(22);
+select plan(29);
 
 insert into auth.users (id, email, raw_app_meta_data) values
   ('00000000-0000-0000-0000-0000000000a1', 'owner@liveparams.test', '{}'),
@@ -84,6 +85,21 @@ select ok(not pg_temp.can_receive('trainer', 'liveparams-job-73000000-0000-0000-
   'a revoked credential cannot join');
 select ok(not pg_temp.can_send('trainer', 'liveparams-job-73000000-0000-0000-0000-000000000001', 'presence'),
   'nor track');
+
+-- The jobs list's channel: its user joins it, nobody else; nobody sends on it.
+select ok(pg_temp.can_receive('owner', 'liveparams-jobs-00000000-0000-0000-0000-0000000000a1'),
+  'a user joins their jobs list''s channel');
+select ok(pg_temp.can_receive('owner', 'LIVEPARAMS-JOBS-00000000-0000-0000-0000-0000000000A1'),
+  'whatever the topic''s case');
+select ok(not pg_temp.can_receive('other', 'liveparams-jobs-00000000-0000-0000-0000-0000000000a1'),
+  'another user cannot join it');
+select ok(not pg_temp.can_receive('anon', 'liveparams-jobs-00000000-0000-0000-0000-0000000000a1'),
+  'nor the anon key');
+select ok(not pg_temp.can_receive('job token', 'liveparams-jobs-00000000-0000-0000-0000-0000000000a1'),
+  'nor a job token of the user''s job');
+select ok(not pg_temp.can_send('owner', 'liveparams-jobs-00000000-0000-0000-0000-0000000000a1'),
+  'its user cannot broadcast on it');
+select ok(not pg_temp.can_receive('owner', 'liveparams-jobs-not-a-uuid'), 'a topic that names no user grants nothing');
 
 select * from finish();
 rollback;

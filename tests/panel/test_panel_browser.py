@@ -493,7 +493,7 @@ def test_only_the_jobs_trainer_shows_as_attached_on_its_owners_page(
 
 
 @pytest.mark.parametrize("project", ["without the channel's policies", "private channels only"])
-def test_the_jobs_page_is_live_and_shows_the_trainer_where_the_project_puts_it(
+def test_the_panel_is_live_and_shows_the_trainer_where_the_project_puts_it(
     project: str,
     request: pytest.FixtureRequest,
     stack_env: dict[str, str],
@@ -507,7 +507,7 @@ def test_the_jobs_page_is_live_and_shows_the_trainer_where_the_project_puts_it(
     """A database without the channel's policies refuses the private join: the page joins the public channel, as
     earlier versions did (the trainer is there too). A project that allows private channels only (hosted Realtime
     with "Allow public access" off) refuses every public join: the page needs none. Either way it is live: it
-    shows the trainer, and a new request as it is made."""
+    shows the trainer, and a new request as it is made; and so is the jobs list, on its user's channel."""
     private = project == "private channels only"
     if private:
         request.getfixturevalue("faults")("private_only", enabled=True)
@@ -522,3 +522,8 @@ def test_the_jobs_page_is_live_and_shows_the_trainer_where_the_project_puts_it(
         expect(page.locator("#trainer")).to_have_text("trainer: attached")
     request_update(owner.token, job_id, {"weight_decay": 0.05})
     expect(page.locator("ol.history li[data-status=pending]")).to_contain_text("weight_decay=0.05")
+
+    page.get_by_role("link", name="← all jobs").click()  # the jobs list, on its own channel
+    expect(page.locator(f"tr[data-job-id='{job_id}']")).to_be_visible()  # read once subscribed
+    fresh = new_job(owner.id, name="made while the list is open")
+    expect(page.locator(f"tr[data-job-id='{fresh}']")).to_contain_text("no trainer yet")
