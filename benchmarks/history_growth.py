@@ -312,25 +312,20 @@ def flood(total: int, seconds: float, step_time: float) -> None:
           f"{'same' if in_force is not None and float(in_force) == newest else 'DIFFERENT'}")  # fmt: skip
 
 
-def checkpoint_bytes(decided_ids: list[str], per_checkpoint: int) -> int:
+def checkpoint_bytes(decided_ids: list[str]) -> int:
     """The trainer callback's checkpoint (``state()`` as JSON) after it decided ``decided_ids`` in order.
 
-    A checkpoint is saved after every ``per_checkpoint`` decisions, as a run saving at a fixed
-    interval under a steady stream of requests does; the one measured follows the newest block.
+    Its record keeps the last outcomes decided, a fixed number of them (``_record``), whatever the history.
     """
     from liveparams.contract import Change, OutcomeStatus, UpdateOutcome, UpdateRequest
     from liveparams.trainer_hooks import RuntimeParameterCallback
 
     callback = RuntimeParameterCallback()
-    state: dict[str, object] = callback.state()
     for seq, request_id in enumerate(decided_ids, start=1):
         request = UpdateRequest(request_id, {"learning_rate": 1e-4}, "2026-11-28T08:00:00+00:00", seq)
         change = {"learning_rate": Change(2e-4, 1e-4)}
         callback.record.decide(request, UpdateOutcome(request_id, OutcomeStatus.APPLIED, step=seq, changes=change))
-        if seq % per_checkpoint == 0 or seq == len(decided_ids):
-            state = callback.state()
-            callback.record.mark_saved()  # what the save's `on_save` does once the checkpoint holds them
-    return len(json.dumps(state))
+    return len(json.dumps(callback.state()))
 
 
 def percentile(samples: list[float], q: int) -> float:
@@ -395,7 +390,7 @@ def main() -> None:
         ("outcome recording p50", "ms", lambda j: percentile(j.outcome_rpc, 50)),
         ("longest GIL hold of a training thread", "ms", lambda j: j.gil * 1e3),
         # the job's history, then the requests this run made (decided by a trainer too)
-        ("checkpoint size", "B", lambda j: checkpoint_bytes(j.decided_ids + new_ids, args.block)),
+        ("checkpoint size", "B", lambda j: checkpoint_bytes(j.decided_ids + new_ids)),
     ]
     header = "".join(f"{f'{size:,} earlier':>15}" for size in SIZES)
     print(f"{'measurement':42}{'unit':>5}{header}{'10k / fresh':>13}  verdict (≤ {BOUND}×)")
