@@ -23,11 +23,13 @@ import sys
 import time
 
 from agent_latency import stack_env
+from realtime import AsyncRealtimeChannel
 
 from liveparams._supabase import create_client
 from liveparams._views import HEARTBEAT_STALE_S, trainer_in
 from liveparams.agent import AgentConfig
 from liveparams.agent._config import job_topic
+from liveparams.agent._job_channel import join_job_channel
 from liveparams.tokens import mint_job_token
 
 TRAINER = """
@@ -44,13 +46,12 @@ async def one_kill(env: dict[str, str], job_id: str, token: str) -> float:
     """Seconds from SIGKILL of a subscribed trainer to its Presence leaving the job's topic."""
     present, gone = asyncio.Event(), asyncio.Event()
     client = await create_client(env["API_URL"], env.get("ANON_KEY") or token, token)
-    channel = client.channel(job_topic(job_id))
 
-    def on_sync() -> None:
-        (present if trainer_in(channel.presence_state()) else gone).set()
+    def bind(joining: AsyncRealtimeChannel) -> None:
+        joining.on_presence_sync(lambda: (present if trainer_in(joining.presence_state()) else gone).set())
 
-    channel.on_presence_sync(on_sync)
-    await channel.subscribe()
+    # Where the trainer tracks its Presence: the private channel, or the public one on an older database.
+    channel, _ = await join_job_channel(client.realtime, job_topic(job_id), {}, bind)
     trainer = subprocess.Popen([sys.executable, "-c", TRAINER, job_id, env["API_URL"], token])
     try:
         await asyncio.wait_for(present.wait(), 60)
