@@ -17,6 +17,9 @@ from liveparams.demo.plot import METADATA_KEY
 @pytest.mark.slow
 def test_demo_runs_green_and_writes_the_plot(tmp_path: Path) -> None:
     output = tmp_path / "out"
+    (output / "run").mkdir(parents=True)  # a folder of the user's, given as --output: nothing in it is deleted
+    (output / "notes.txt").write_text("mine")
+    (output / "run" / "model.bin").write_text("mine too")
     result = subprocess.run(
         [sys.executable, "-m", "liveparams.demo", "--steps", "80", "--step-delay", "0.03", "--output", str(output)],
         capture_output=True,
@@ -26,6 +29,10 @@ def test_demo_runs_green_and_writes_the_plot(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # Only the demo's own display: no library progress bars (model saving, dataset preparation).
     assert "%|" not in result.stdout + result.stderr, result.stdout[:3000]
+    assert (output / "notes.txt").read_text() == "mine" and (output / "run" / "model.bin").read_text() == "mine too"
+    # The run's own checkpoints (asked for, and before the stop) went to a new folder, which the demo names.
+    assert "checkpoints of this run: " in result.stdout and "run-1" in result.stdout
+    assert len(list((output / "run-1").glob("checkpoint-*"))) == 2
     png = output / "liveparams-demo.png"
     shown = json.loads(Image.open(png).text[METADATA_KEY])  # what the picture shows, recorded by the plot
     assert {"applied", "rejected", "refused"} == {marker["kind"] for marker in shown["markers"]}
@@ -39,3 +46,13 @@ def test_demo_runs_green_and_writes_the_plot(tmp_path: Path) -> None:
     assert "refused by the server" in result.stdout
     table_end = result.stdout.index("└")  # the live table's bottom border ends its line (issue 14)
     assert result.stdout[table_end:].split("\n", 1)[0].endswith("┘")
+
+
+def test_each_run_gets_a_new_checkpoint_folder_and_nothing_already_there_is_removed(tmp_path: Path) -> None:
+    from liveparams.demo.__main__ import new_run_folder
+
+    (tmp_path / "run-1").mkdir()  # the user's, or an earlier run's
+    (tmp_path / "run-1" / "model.bin").write_text("mine")
+    assert [new_run_folder(tmp_path), new_run_folder(tmp_path)] == [tmp_path / "run-2", tmp_path / "run-3"]
+    assert (tmp_path / "run-1" / "model.bin").read_text() == "mine" and not any((tmp_path / "run-2").iterdir())
+    assert new_run_folder(tmp_path / "new" / "out") == tmp_path / "new" / "out" / "run-1"

@@ -108,11 +108,27 @@ def _create_owner_and_job(stack: LocalStack, password: str) -> tuple[str, str, s
     return owner_id, owner_jwt, asyncio.run(owned_job())
 
 
-def _train(output: Path, max_steps: int, recorder: Any) -> None:
+def new_run_folder(output: Path) -> Path:
+    """A new, empty ``output/run-N`` for this run's checkpoints (``output`` made if missing).
+
+    Nothing already in ``output`` is removed: it may be a folder of the user's. The plot,
+    ``liveparams-demo.png``, is the one file there that a later run replaces.
+    """
+    output.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        try:
+            (output / f"run-{n}").mkdir()
+            return output / f"run-{n}"
+        except FileExistsError:
+            n += 1
+
+
+def _train(run_dir: Path, max_steps: int, recorder: Any) -> None:
     from liveparams import RuntimeParameterCallback
     from liveparams.demo.tiny import demo_sft_trainer
 
-    trainer = demo_sft_trainer(str(output / "run"), max_steps, callbacks=[recorder])
+    trainer = demo_sft_trainer(str(run_dir), max_steps, callbacks=[recorder])
     trainer.add_callback(RuntimeParameterCallback.from_env(trainer))  # the one line a user adds
     trainer.train()
 
@@ -153,7 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m liveparams.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="max optimizer steps (the user stops it at 80%%)")
     parser.add_argument("--step-delay", type=float, default=0.08, help="seconds added per step to make it watchable")
-    parser.add_argument("--output", type=Path, default=Path("demo-output"), help="where the plot and checkpoints go")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("demo-output"),
+        help="folder for the plot (liveparams-demo.png, replaced) and the run's checkpoints (a new run-N folder"
+        " each time); nothing already in it is deleted (default: %(default)s)",
+    )
     parser.add_argument(
         "--keep-up", action="store_true", help="after training, keep the stack and the panel up until Ctrl-C"
     )
@@ -169,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _quiet_progress_bars()
 
-    shutil.rmtree(args.output, ignore_errors=True)
+    run_dir = new_run_folder(args.output)
     state_root = tempfile.mkdtemp(prefix="liveparams-demo-")
     os.chmod(state_root, 0o755)  # PostgreSQL runs as the `postgres` user when the demo runs as root
     stack = LocalStack.on_free_ports(Path(state_root) / "stack", stop_with_caller=True)
@@ -202,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         user.start()
         with live(view, console, refresh_per_second=8):
-            _train(args.output, args.steps, recorder)
+            _train(run_dir, args.steps, recorder)
             views = user.finish()
             view.set_views(views)
         if args.keep_up:
@@ -219,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     png = plot_run(recorder.lrs, recorder.losses, markers, args.output / "liveparams-demo.png", _peaks(views))
     shutil.rmtree(state_root, ignore_errors=True)
     console.print(f"plot of learning rate and loss per step: [bold]{png.resolve()}[/]")
+    console.print(f"checkpoints of this run: {run_dir.resolve()}")
     console.print("the local stack is stopped.")
     problems = _check(views) + ([f"the scripted user failed: {user.error!r}"] if user.error else [])
     if problems:
