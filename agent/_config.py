@@ -31,7 +31,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_REQUESTS_TABLE = "parameter_update_requests"
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 LEGACY_REFRESH_VAR = "LIVEPARAMS_REFRESH_TOKEN"  # the one-use credential before LIVEPARAMS_CREDENTIAL
-METRICS_OFF = ("0", "off", "false", "no")  # values of LIVEPARAMS_METRICS that turn live metrics off
+METRICS_VAR = "LIVEPARAMS_METRICS"
+# LIVEPARAMS_METRICS's values (any case); another one is refused, as other bad values are.
+METRICS_SWITCH = dict.fromkeys(("1", "on", "true", "yes"), True) | dict.fromkeys(("0", "off", "false", "no"), False)
 TRANSPORT_VAR = "LIVEPARAMS_TRANSPORT"
 
 
@@ -84,6 +86,7 @@ class AgentConfig:
       preferred credential; it names its job and needs the public key below. (``LIVEPARAMS_REFRESH_TOKEN``,
       the older one-use refresh token, is no longer read: a warning says how to replace it.)
     - ``LIVEPARAMS_TRANSPORT`` [transport]: ``postgres_changes`` (default) or ``broadcast``.
+    - ``LIVEPARAMS_METRICS`` [metrics]: ``on`` (default; or 1, true, yes) or ``off`` (or 0, false, no).
     - ``LIVEPARAMS_SCHEMA`` [schema], ``LIVEPARAMS_REQUESTS_TABLE`` [requests_table],
       ``LIVEPARAMS_OUTCOMES_RPC`` [outcomes_rpc]: names, for projects whose schema differs from the
       shipped migrations.
@@ -197,7 +200,8 @@ class AgentConfig:
         default=True,
         metadata={
             "help": "Send what the trainer logs (loss, learning rate, ...) to the job's owner. Env: "
-            "LIVEPARAMS_METRICS=off turns it off."
+            "LIVEPARAMS_METRICS=off (or 0, false, no) turns it off; another value than these and on/1/true/yes "
+            "disables the agent with a warning."
         },
     )
     metrics_live_interval: float = field(
@@ -335,15 +339,24 @@ class AgentConfig:
             overrides["api_key"] = first_set(env, _API_KEY_VARS) or None
         if credential:
             overrides["credential"] = credential
-        if env.get("LIVEPARAMS_METRICS", "").strip().lower() in METRICS_OFF:
-            overrides["metrics"] = False
         if env.get(TRANSPORT_VAR, "").strip():
             overrides["transport"] = env[TRANSPORT_VAR].strip().lower()
         try:
+            if metrics := env.get(METRICS_VAR, "").strip():
+                overrides["metrics"] = _metrics_switch(metrics)
             return cls(job_id=job_id, url=url.rstrip("/"), key=key, **overrides)
         except ConfigError as exc:
             logger.warning("Invalid liveparams configuration (%s), runtime parameter updates disabled", exc)
             return None
+
+
+def _metrics_switch(value: str) -> bool:
+    """``LIVEPARAMS_METRICS``'s value as on or off; a typo is refused, not read as "on"."""
+    try:
+        return METRICS_SWITCH[value.lower()]
+    except KeyError:
+        words = {on: ", ".join(k for k, v in METRICS_SWITCH.items() if v is on) for on in (True, False)}
+        raise ConfigError(f"{METRICS_VAR} must be on ({words[True]}) or off ({words[False]}), got {value!r}") from None
 
 
 def job_topic(job_id: str) -> str:

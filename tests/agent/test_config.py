@@ -80,12 +80,29 @@ def test_the_transport_is_postgres_changes_unless_broadcast_is_asked_for() -> No
 
 
 @pytest.mark.parametrize(
+    ("value", "metrics"),
+    [*[(v, True) for v in ("", "1", " ON ", "True", "yes")], *[(v, False) for v in ("0", "Off", "FALSE", " no ")]],
+)
+def test_metrics_are_switched_by_the_usual_yes_and_no_words(value: str, metrics: bool) -> None:
+    env = {"JOB_ID": JOB, "SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "k" * 20}
+    config = AgentConfig.from_env(env | {"LIVEPARAMS_METRICS": value})
+    assert config is not None and config.metrics is metrics
+
+
+@pytest.mark.parametrize(
     ("env", "message"),
     [
         ({}, "No JOB_ID found, runtime parameter updates disabled"),
         (
             {"JOB_ID": JOB, "SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "k", "LIVEPARAMS_TRANSPORT": "ws"},
             "transport (LIVEPARAMS_TRANSPORT) must be postgres_changes or broadcast, got 'ws'",
+        ),
+        *(
+            (
+                {"JOB_ID": JOB, "SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "k", "LIVEPARAMS_METRICS": v},
+                f"LIVEPARAMS_METRICS must be on (1, on, true, yes) or off (0, off, false, no), got {v.strip()!r}",
+            )
+            for v in ("disabled", "none", "n", " offf ")
         ),
         (
             {"JOB_ID": JOB, "SUPABASE_KEY": "k"},
