@@ -43,13 +43,15 @@ def add_stack_commands(subparsers: argparse._SubParsersAction) -> None:
     _state_dir_option(up)
     up.add_argument("--api-port", type=int, help="default: $LIVEPARAMS_STACK_API_PORT or 54321, as supabase start")
     up.add_argument("--db-port", type=int, help="default: $LIVEPARAMS_STACK_DB_PORT or 54322, as supabase start")
-    up.add_argument("--enable-faults", action="store_true", help=argparse.SUPPRESS)  # tests' fault injection routes
+    # Tests' fault injection routes; like the options below, kept as the stack has them when not given.
+    up.add_argument("--enable-faults", action=argparse.BooleanOptionalAction, help=argparse.SUPPRESS)
     up.add_argument(
         "--realtime-poll-ms",
         type=int,
         metavar="MS",
-        help="poll the WAL every MS ms and back off to 5×MS when idle, as hosted Realtime does (e.g. 100);"
-        " default: poll fast, for tests",
+        help="poll the WAL every MS ms and back off to 5×MS when idle, as hosted Realtime does (e.g. 100); 0: poll"
+        " fast, for tests. Default: what the stack was started with (a new one polls fast). Another value than the"
+        " running stack's restarts its API front: connected trainers reconnect",
     )
     up.set_defaults(run=_run_up)
 
@@ -103,20 +105,29 @@ def _run_up(args: argparse.Namespace) -> int:
             ports[name] = int(given)
         except ValueError:
             return _fail(StackError(f"${var} must be a port number, got {given!r}"))
-    stack = LocalStack(
-        state_dir,
-        ports["api_port"],
-        ports["db_port"],
-        enable_faults=args.enable_faults,
-        realtime_poll_ms=args.realtime_poll_ms,
-    )
+    if args.realtime_poll_ms is not None and args.realtime_poll_ms < 0:
+        return _fail(StackError(f"--realtime-poll-ms must be 0 (poll fast) or more, got {args.realtime_poll_ms}"))
+    # Options not given stay as the stack has them: `up` on a running stack then restarts nothing.
+    stored = (existing.enable_faults, existing.realtime_poll_ms) if existing else (False, None)
+    faults = stored[0] if args.enable_faults is None else args.enable_faults
+    poll_ms = stored[1] if args.realtime_poll_ms is None else (args.realtime_poll_ms or None)  # 0: fast
+    stack = LocalStack(state_dir, ports["api_port"], ports["db_port"], enable_faults=faults, realtime_poll_ms=poll_ms)
     before = stack.state()
+    restart = before is not None and before.running and (faults, poll_ms) != stored
+    if restart:
+        print(
+            f"Restarting the API front with {_options_text(faults, poll_ms)} instead of {_options_text(*stored)}: "
+            "connected trainers reconnect.",
+            file=sys.stderr,
+        )
     try:
         stack.start()
     except StackError as exc:
         return _fail(exc)
     if before is None:
         done = "Started a new liveparams local stack"
+    elif restart:
+        done = "Restarted the API front of the liveparams local stack"
     elif before.running:
         done = "The liveparams local stack runs already"
     elif before.problems():
@@ -126,6 +137,15 @@ def _run_up(args: argparse.Namespace) -> int:
     print(f"{done} in {stack.state_dir}.\n{_NOTICE}\n{_LOAD_HINT}\n", file=sys.stderr)
     print(format_env(stack.env()), end="")
     return 0
+
+
+def _options_text(enable_faults: bool, realtime_poll_ms: int | None) -> str:
+    poll = (
+        f"Realtime polling the WAL every {realtime_poll_ms} ms ({5 * realtime_poll_ms} ms when idle)"
+        if realtime_poll_ms
+        else "Realtime polling fast (the test cadence)"
+    )
+    return poll + (", fault routes on" if enable_faults else "")
 
 
 def _attached(args: argparse.Namespace, otherwise: str) -> LocalStack | None:

@@ -287,6 +287,26 @@ def test_up_keeps_the_stacks_own_ports_and_refuses_others(cli_stack: CliStack) -
     assert _parse_env(kept.stdout)["API_URL"] == f"http://127.0.0.1:{cli_stack.api_port}"
 
 
+def test_up_on_a_running_stack_keeps_its_options_and_restarts_the_front_only_for_others(cli_stack: CliStack) -> None:
+    try:
+        slow = cli_stack.cli("up", "--realtime-poll-ms", "100")
+        assert slow.returncode == 0, slow.stderr
+        assert "Restarting the API front with Realtime polling the WAL every 100 ms" in slow.stderr, slow.stderr
+        assert "connected trainers reconnect" in slow.stderr
+        front = cli_stack.marker()["api_pid"]
+
+        for again in (cli_stack.cli("up"), cli_stack.cli("up", "--realtime-poll-ms", "100")):
+            assert again.returncode == 0, again.stderr
+            assert "runs already" in again.stderr and "Restarting" not in again.stderr, again.stderr
+            assert (cli_stack.marker()["api_pid"], cli_stack.marker()["realtime_poll_ms"]) == (front, 100)
+            assert process_is_running(front)
+    finally:  # the module's other tests expect the fast cadence
+        fast = cli_stack.cli("up", "--realtime-poll-ms", "0")
+    assert fast.returncode == 0, fast.stderr
+    assert "Restarting the API front with Realtime polling fast" in fast.stderr, fast.stderr
+    assert cli_stack.marker()["realtime_poll_ms"] is None and cli_stack.marker()["api_pid"] != front
+
+
 def test_reset_asks_first_refuses_without_a_terminal_and_deletes_with_yes(cli_stack: CliStack) -> None:
     postmaster_pid = cli_stack.postmaster_pid()
     unasked = cli_stack.cli("reset")  # stdin is not a terminal
