@@ -11,10 +11,13 @@ import argparse
 import json
 import os
 import sys
+import uuid
 
+from liveparams._confirm import add_yes_option, confirmed
 from liveparams._trainer_credential import CREDENTIAL_VAR
+from liveparams._views import trainer_attachment
 from liveparams.credentials import CredentialAdmin, CredentialError, TrainerCredential
-from liveparams.environment import JWT_SECRET_VARS, SERVICE_KEY_VARS, URL_VARS, first_set
+from liveparams.environment import JWT_SECRET_VARS, SERVICE_KEY_VARS, TRAINER_TOKEN_VAR, URL_VARS, first_set
 from liveparams.tokens import DEFAULT_TTL_SECONDS, mint_job_token, parse_ttl
 
 __all__ = ["add_credential_commands"]
@@ -26,7 +29,11 @@ ISSUE_DESCRIPTION = (
     "job and records outcomes on it, nothing else, until `liveparams credential revoke` or `rotate`. Needs the "
     "project URL and its secret key."
 )
-ISSUE_EPILOG = 'example (backend): set -a; eval "$(liveparams credential issue "$JOB_ID")"; set +a'
+ISSUE_EPILOG = (
+    'example (backend): set -a; eval "$(liveparams credential issue "$JOB_ID")"; set +a '
+    f"(with --legacy-hs256 the same line sets {TRAINER_TOKEN_VAR} instead)"
+)
+ASKS = "On a terminal it says what it revokes and asks first; elsewhere it needs --yes."
 
 
 def add_credential_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -48,18 +55,22 @@ def add_credential_commands(subparsers: argparse._SubParsersAction) -> None:
         "rotate",
         help="revoke every credential of a job and issue a new one",
         description="Revoke every trainer credential and job token of the job (running trainers stop receiving "
-        "updates at once; training goes on), then print a new LIVEPARAMS_CREDENTIAL, as `credential issue` does.",
+        "updates at once; training goes on), then print a new LIVEPARAMS_CREDENTIAL, as `credential issue` does. "
+        + ASKS,
     )
     _job_options(rotate)
+    add_yes_option(rotate, "rotate")
     rotate.set_defaults(run=_run_rotate)
 
     revoke = actions.add_parser(
         "revoke",
         help="revoke a job's trainer credentials at once (all of them, or one with --credential)",
         description="Refuse the credentials from now on: RLS at once, and their Auth users are deleted, so "
-        "neither the credential nor a session signed in with it works any more. Training goes on without updates.",
+        "neither the credential nor a session signed in with it works any more. Training goes on without updates. "
+        + ASKS,
     )
     _job_options(revoke)
+    add_yes_option(revoke, "revoke")
     revoke.add_argument("--credential", metavar="ID", help="revoke only this credential (its id, see `list`)")
     revoke.set_defaults(run=_run_revoke)
 
@@ -91,7 +102,8 @@ def _issue_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--legacy-hs256",
         action="store_true",
-        help="mint a job token with the JWT secret instead (no refresh; only on projects that still have the secret)",
+        help=f"mint a job token with the JWT secret instead and print JOB_ID=... and {TRAINER_TOKEN_VAR}=... "
+        "(no refresh; only on projects that still have the secret)",
     )
     parser.add_argument(
         "--ttl", default=str(DEFAULT_TTL_SECONDS), help="job token lifetime, e.g. 3600, 30m, 12h, 7d (default: 7d)"
@@ -124,7 +136,10 @@ def _run_issue(args: argparse.Namespace) -> int:
             token = mint_job_token(args.job_id, secret, ttl)
         except ValueError as exc:
             raise CredentialError(str(exc)) from exc
-        print(json.dumps({"job_id": args.job_id, "token": token, "expires_in": ttl}) if args.json else token)
+        if args.json:
+            print(json.dumps({"job_id": args.job_id, "token": token, "expires_in": ttl}))
+        else:
+            _print_for_trainer(f"job token of job {args.job_id}, valid {ttl} s", args.job_id, TRAINER_TOKEN_VAR, token)
         return 0
     if args.jwt_secret or args.ttl != str(DEFAULT_TTL_SECONDS):
         raise CredentialError("--ttl and --jwt-secret apply to --legacy-hs256 job tokens only")
@@ -133,7 +148,10 @@ def _run_issue(args: argparse.Namespace) -> int:
 
 
 def _run_rotate(args: argparse.Namespace) -> int:
-    _print_credential(_admin(args).rotate(args.job_id), args.json)
+    admin = _admin(args)
+    if not _revoking_confirmed(admin, args, None, "rotate"):
+        return 1
+    _print_credential(admin.rotate(args.job_id), args.json)
     return 0
 
 
@@ -142,17 +160,51 @@ def _print_credential(credential: TrainerCredential, as_json: bool) -> None:
         fields = {"job_id": credential.job_id, "credential_id": credential.credential_id}
         print(json.dumps({**fields, "credential": credential.secret}))
         return
-    print(
-        f"# trainer credential {credential.credential_id}: give these to the training process only "
-        f"({CREDENTIAL_VAR} is a secret; every process of the job may use it)",
-        file=sys.stderr,
+    note = f"trainer credential {credential.credential_id} (every process of the job may use it)"
+    _print_for_trainer(note, credential.job_id, CREDENTIAL_VAR, credential.secret)
+
+
+def _print_for_trainer(note: str, job_id: str, variable: str, secret: str) -> None:
+    """``JOB_ID=...`` and ``variable=secret`` on stdout, which `set -a; eval "$(...)"; set +a` loads; ``note``
+    on stderr."""
+    print(f"# {note}: give these to the training process only ({variable} is a secret)", file=sys.stderr)
+    print(f"JOB_ID={job_id}")
+    print(f"{variable}={secret}")
+
+
+def _revoking_confirmed(admin: CredentialAdmin, args: argparse.Namespace, credential: str | None, doing: str) -> bool:
+    """Whether to revoke ``credential`` of the job (all of them when None) for ``doing`` (`revoke`, `rotate`):
+    ``--yes``, else the person's answer on a terminal to what it takes away (how many live credentials of which
+    job, and whether a trainer is attached now)."""
+    if args.yes:
+        return True
+    live = [row["id"] for row in admin.list(args.job_id) if not row["revoked_at"]]
+    if credential is not None:
+        try:
+            credential = str(uuid.UUID(credential))
+        except ValueError:
+            return True  # `revoke` refuses it, saying why
+        if credential not in live:  # already revoked, or not the job's: nothing to take away
+            return True
+        what = f"trainer credential {credential} of job {args.job_id}"
+    else:
+        what = f"{len(live)} live trainer credential(s) of job {args.job_id} and every job token of it issued until now"
+    then = ", then issues a new trainer credential" if doing == "rotate" else ""
+    trainer = trainer_attachment(admin.job(args.job_id)).detail
+    return confirmed(
+        warning=f"This revokes {what}{then}.\nTrainer now: {trainer}. A trainer using {'it' if credential else 'them'} "
+        "stops receiving updates at once and for good (training goes on).",
+        question=f"{doing.capitalize()}?",
+        refusal=f"not revoking {what}",
+        declined="Nothing revoked.",
     )
-    print(f"JOB_ID={credential.job_id}")
-    print(f"{CREDENTIAL_VAR}={credential.secret}")
 
 
 def _run_revoke(args: argparse.Namespace) -> int:
-    revoked = _admin(args).revoke(args.job_id, args.credential)
+    admin = _admin(args)
+    if not _revoking_confirmed(admin, args, args.credential, "revoke"):
+        return 1
+    revoked = admin.revoke(args.job_id, args.credential)
     if args.json:
         job_tokens = args.credential is None
         print(json.dumps({"job_id": args.job_id, "revoked_credentials": revoked, "job_tokens": job_tokens}))

@@ -66,8 +66,7 @@ class CredentialAdmin:
 
     def issue(self, job_id: str) -> TrainerCredential:
         """A new trainer credential for ``job_id``: an Auth user and its credential row, checked by one sign-in."""
-        _check_job_id(job_id)
-        self._require_job(job_id)
+        self.job(job_id)
         secret = TrainerSecret(job_id, str(uuid.uuid4()), secrets.token_urlsafe(PASSWORD_BYTES))
         user_id = str(uuid.uuid4())
         metadata = {"liveparams_job_id": job_id, "liveparams_credential_id": secret.credential_id}
@@ -119,23 +118,34 @@ class CredentialAdmin:
         return [str(row["credential_id"]) for row in rows]
 
     def rotate(self, job_id: str) -> TrainerCredential:
-        """Revoke every credential of the job, then issue a new trainer credential."""
+        """Revoke every credential of the job, then issue a new trainer credential.
+
+        When the issue fails, the old credentials stay revoked: the error says so, and how to issue one.
+        """
         self.revoke(job_id)
-        return self.issue(job_id)
+        try:
+            return self.issue(job_id)
+        except CredentialError as exc:
+            raise CredentialError(
+                f"{exc}; the job's old credentials are already revoked: issue a new one with "
+                f"`liveparams credential issue {job_id}`"
+            ) from None
 
     def list(self, job_id: str) -> list[dict[str, Any]]:
         """The job's trainer credentials, newest first: id, created_at, revoked_at (no secrets)."""
-        _check_job_id(job_id)
-        self._require_job(job_id)
+        self.job(job_id)
         with _mapped("listing credentials"):
             query = self._client.table(CREDENTIALS_TABLE).select("id, created_at, revoked_at").eq("job_id", job_id)
             return cast("list[dict[str, Any]]", query.order("created_at", desc=True).execute().data)
 
-    def _require_job(self, job_id: str) -> None:
+    def job(self, job_id: str) -> dict[str, Any]:
+        """The job's row (its trainer's state included), or a `CredentialError` when there is no such job."""
+        _check_job_id(job_id)
         with _mapped("reading the job"):
-            found = self._client.table("local_training_jobs").select("id").eq("id", job_id).execute().data
+            found = self._client.table("local_training_jobs").select("*").eq("id", job_id).execute().data
         if not found:
             raise CredentialError(f"training job {job_id} not found")
+        return cast("dict[str, Any]", found[0])
 
     def _delete_user(self, user_id: str) -> None:
         try:

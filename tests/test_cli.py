@@ -13,6 +13,8 @@ import jwt
 import pytest
 from cli_helpers import as_owner, clean_environ, liveparams
 
+from liveparams.agent import AgentConfig
+
 pytestmark = pytest.mark.stack
 
 
@@ -125,6 +127,28 @@ def test_token_mints_a_job_scoped_token(stack_env: dict[str, str]) -> None:
     assert liveparams("token", job_id, "--legacy-hs256").returncode == 1  # no secret
     bad = liveparams("token", "not-a-uuid", "--legacy-hs256", env={"SUPABASE_JWT_SECRET": "s" * 32})
     assert bad.returncode == 1 and "uuid" in bad.stderr.lower()
+
+
+def test_a_legacy_job_token_loads_with_the_line_the_help_gives(stack_env: dict[str, str]) -> None:
+    """`set -a; eval "$(liveparams token JOB --legacy-hs256)"; set +a` sets JOB_ID and LIVEPARAMS_TOKEN, the
+    variables the agent reads, as it does for a trainer credential; bash never runs (and prints) the token."""
+    job_id = str(uuid.uuid4())
+    script = 'set -a; eval "$("$0" -m liveparams.cli token "$1" --legacy-hs256)"; set +a; env'
+    loaded = subprocess.run(
+        ["bash", "-c", script, sys.executable, job_id],
+        env={**clean_environ(), "SUPABASE_JWT_SECRET": stack_env["JWT_SECRET"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert loaded.returncode == 0 and "command not found" not in loaded.stderr, loaded.stderr
+    env = dict(line.split("=", 1) for line in loaded.stdout.splitlines() if "=" in line)
+    assert env["JOB_ID"] == job_id and env["LIVEPARAMS_TOKEN"] not in loaded.stderr
+    claims = jwt.decode(env["LIVEPARAMS_TOKEN"], stack_env["JWT_SECRET"], algorithms=["HS256"])
+    assert claims["job_id"] == job_id
+    trainer = {**env, "SUPABASE_URL": stack_env["API_URL"], "SUPABASE_ANON_KEY": stack_env["ANON_KEY"]}
+    config = AgentConfig.from_env(trainer)
+    assert config is not None and (config.job_id, config.key) == (job_id, env["LIVEPARAMS_TOKEN"])
 
 
 def test_watch_streams_outcomes_as_they_are_recorded(

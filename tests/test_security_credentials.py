@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 import time
@@ -26,15 +27,28 @@ from liveparams.tokens import mint_job_token
 pytestmark = [pytest.mark.stack]
 
 
-def liveparams(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def liveparams(*args: str, env: dict[str, str], stdin: int = subprocess.DEVNULL) -> subprocess.CompletedProcess[str]:
+    """The command as a backend's script runs it (no terminal), or with ``stdin`` (a terminal)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "NEXT_PUBLIC_", "LIVEPARAMS_"))}
     return subprocess.run(
         [sys.executable, "-m", "liveparams.cli", *args],
         env={**clean, **env},
+        stdin=stdin,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def answer_in_a_terminal(answer: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The command with a terminal on stdin that types ``answer``."""
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, answer.encode())
+        return liveparams(*args, env=env, stdin=terminal)
+    finally:
+        os.close(controller)
+        os.close(terminal)
 
 
 def cli_env(stack_env: dict[str, str]) -> dict[str, str]:
@@ -96,7 +110,7 @@ def test_issue_rotate_and_revoke_from_the_cli_take_effect_at_once(
     assert first_session.expires_in >= 60  # valid for a while yet
     assert can_read(stack_env, first_session.access_token, job_id)
 
-    second = issue(stack_env, job_id, "credential", "rotate")
+    second = issue(stack_env, job_id, "credential", "rotate", "--yes")
     second_session = sign_in(stack_env, second["credential"])
     assert not can_read(stack_env, first_session.access_token, job_id)  # unexpired, and refused
     assert can_read(stack_env, second_session.access_token, job_id)
@@ -113,9 +127,59 @@ def test_issue_rotate_and_revoke_from_the_cli_take_effect_at_once(
     assert rows[first["credential_id"]]["revoked_at"] and not rows[second["credential_id"]]["revoked_at"]
     assert first["credential"] not in listed.stdout
 
-    one = liveparams("credential", "revoke", job_id, "--credential", second["credential_id"], env=cli_env(stack_env))
+    one = liveparams(
+        "credential", "revoke", job_id, "--credential", second["credential_id"], "--yes", env=cli_env(stack_env)
+    )
     assert one.returncode == 0 and "revoked trainer credential" in one.stdout
     assert not can_read(stack_env, second_session.access_token, job_id)
+
+
+def test_revoke_and_rotate_say_what_they_take_away_and_ask_first(
+    stack_env: dict[str, str], new_user: Callable[..., tuple[str, str]], new_job: Callable[..., str]
+) -> None:
+    """A running trainer loses live updates for good: without --yes, a terminal is asked [y/N] after being told
+    how many credentials of which job go and whether a trainer is attached; without a terminal, nothing goes."""
+    owner_id, _ = new_user()
+    job_id = new_job(owner_id)
+    issued = issue(stack_env, job_id)
+    session = sign_in(stack_env, issued["credential"])
+    what = f"1 live trainer credential(s) of job {job_id}"
+    one = ("--credential", issued["credential_id"])
+    for command in (("revoke",), ("revoke", *one), ("rotate",)):
+        unasked = liveparams("credential", command[0], job_id, *command[1:], env=cli_env(stack_env))
+        said = unasked.stderr
+        assert unasked.returncode == 1 and "without a confirmation: rerun with --yes" in said, (command, said)
+        assert (what if len(command) == 1 else f"trainer credential {issued['credential_id']} of job") in said
+
+        declined = answer_in_a_terminal("n\n", "credential", *command[:1], job_id, *command[1:], env=cli_env(stack_env))
+        said = declined.stderr
+        assert declined.returncode == 1 and "Nothing revoked" in said and "[y/N]" in said, (command, said)
+        assert "Trainer now: " in said and "stops receiving updates" in said
+        assert declined.stdout == ""
+    assert can_read(stack_env, session.access_token, job_id)  # nothing was revoked
+
+    agreed = answer_in_a_terminal("y\n", "credential", "revoke", job_id, env=cli_env(stack_env))
+    assert agreed.returncode == 0 and "revoked 1 trainer credential(s)" in agreed.stdout, agreed.stderr
+    assert what in agreed.stderr and not can_read(stack_env, session.access_token, job_id)
+
+
+def test_a_rotate_that_cannot_issue_says_the_old_credentials_are_revoked(
+    stack_env: dict[str, str],
+    new_user: Callable[..., tuple[str, str]],
+    new_job: Callable[..., str],
+    faults: Callable[..., dict[str, Any]],
+) -> None:
+    owner_id, _ = new_user()
+    job_id = new_job(owner_id)
+    old = issue(stack_env, job_id)
+    faults("rest_errors", count=1, status=503, path="local_training_jobs")  # the issue step's read of the job
+
+    failed = liveparams("credential", "rotate", job_id, "--yes", env=cli_env(stack_env))
+    said = failed.stderr
+    assert failed.returncode == 1 and said.count("\n") == 1 and failed.stdout == "", said
+    assert "old credentials are already revoked" in said and f"`liveparams credential issue {job_id}`" in said
+    with pytest.raises(AuthApiError):  # indeed revoked
+        sign_in(stack_env, old["credential"])
 
 
 def test_job_tokens_are_revoked_per_job(
@@ -129,7 +193,7 @@ def test_job_tokens_are_revoked_per_job(
     )
     assert can_read(stack_env, before, job_id)
 
-    done = liveparams("credential", "revoke", job_id, env=cli_env(stack_env))
+    done = liveparams("credential", "revoke", job_id, "--yes", env=cli_env(stack_env))
     assert done.returncode == 0 and "every job token" in done.stdout
     assert not can_read(stack_env, before, job_id)
     assert can_read(stack_env, elsewhere, other_job)  # another job's tokens are untouched
@@ -166,7 +230,7 @@ def test_a_trainer_session_reaches_its_job_and_nothing_else(
 def test_the_cli_refuses_bad_input_with_one_line(stack_env: dict[str, str]) -> None:
     missing = liveparams("token", "00000000-0000-0000-0000-000000000000", env=cli_env(stack_env))
     assert missing.returncode == 1 and "not found" in missing.stderr and "Traceback" not in missing.stderr
-    bad = liveparams("credential", "revoke", "not-a-uuid", env=cli_env(stack_env))
+    bad = liveparams("credential", "revoke", "not-a-uuid", "--yes", env=cli_env(stack_env))
     assert bad.returncode == 1 and "uuid" in bad.stderr and "Traceback" not in bad.stderr
     no_key = liveparams("token", "00000000-0000-0000-0000-000000000000", env={"SUPABASE_URL": stack_env["API_URL"]})
     assert no_key.returncode == 1 and "SUPABASE_SECRET_KEY" in no_key.stderr

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from liveparams._confirm import add_yes_option, confirmed
 from liveparams_stack.location import RULE, default_state_dir
 
 if TYPE_CHECKING:  # imported when a command runs: the CLI starts fast
@@ -61,7 +62,7 @@ def add_stack_commands(subparsers: argparse._SubParsersAction) -> None:
 
     reset = actions.add_parser("reset", help="stop the stack and delete its data (users, jobs, request history)")
     _state_dir_option(reset)
-    reset.add_argument("-y", "--yes", action="store_true", help="delete without asking")
+    add_yes_option(reset, "delete")
     reset.set_defaults(run=_run_reset)
 
     status = actions.add_parser("status", help="print the stack's URLs and keys")
@@ -182,13 +183,16 @@ def _run_reset(args: argparse.Namespace) -> int:
     if (stack := _attached(args, "nothing to delete")) is None:
         return 0
     what = f"the liveparams local stack in {stack.state_dir} with its data ({_DATA})"
-    if not args.yes:
-        if not sys.stdin.isatty():
-            return _fail(StackError(f"not deleting {what} without a confirmation: rerun with --yes"))
-        print(f"This stops and deletes {what}.\nDelete it? [y/N] ", end="", file=sys.stderr, flush=True)
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            print("Nothing deleted.", file=sys.stderr)
-            return 1
+    if not (
+        args.yes
+        or confirmed(
+            warning=f"This stops and deletes {what}.",
+            question="Delete it?",
+            refusal=f"not deleting {what}",
+            declined="Nothing deleted.",
+        )
+    ):
+        return 1
     try:
         stack.delete()
     except StackError as exc:
