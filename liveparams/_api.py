@@ -48,6 +48,8 @@ REQUESTS = "parameter_update_requests"
 METRICS = "training_metrics"
 JOB_STATUSES = ("pending", "queued", "running", "completed", "failed", "cancelled")  # the table's check constraint
 RETRY_INITIAL_S, RETRY_MAX_S = 1.0, 10.0  # backoff of a failed token refresh, and of watch's reconnection
+OWNER_KEY = "local_training_jobs_user_id_fkey"  # a job's owner must be a user of the project
+SIGNED_IN = "your sign-in token"
 
 T = TypeVar("T")
 
@@ -189,7 +191,14 @@ def _refusal(client: AsyncClient, failure: ClientFailure) -> CommandError:
     if not failure.answered:
         return Unreachable(f"cannot reach {client.supabase_url}: {failure.kind}: {failure.message}")
     message = failure.message or str(failure.cause)
-    hint = refusal_hint(failure.code, message, *_acting_credential(client))
+    which, fix = _acting_credential(client)
+    if failure.code == "23503" and OWNER_KEY in message and which == SIGNED_IN:
+        # A sign-in kept across a project's (or the local stack's) reset: its token still verifies, its user is gone.
+        return CommandError(
+            "your signed-in user no longer exists on this project (was it reset?): create it again with "
+            "`liveparams user create EMAIL`, or sign in as another with `liveparams user login EMAIL`"
+        )
+    hint = refusal_hint(failure.code, message, which, fix)
     if hint:
         return CommandError(hint)
     return Unreachable(message) if failure.transient else CommandError(message)
@@ -198,7 +207,7 @@ def _refusal(client: AsyncClient, failure: ClientFailure) -> CommandError:
 def _acting_credential(client: AsyncClient) -> tuple[str, str]:
     """Which credential a refused call was made with, and how to get a good one (for :func:`refusal_hint`)."""
     if client.options.headers.get("Authorization", "") not in ("", f"Bearer {client.supabase_key}"):
-        return "your sign-in token", f"{USER_SIGN_IN} (and unset {USER_TOKEN_VAR} if it is set)"
+        return SIGNED_IN, f"{USER_SIGN_IN} (and unset {USER_TOKEN_VAR} if it is set)"
     return (
         "the API key (--key or the environment)",
         "take the keys from `liveparams stack status -o env` or the dashboard",

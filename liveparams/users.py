@@ -24,7 +24,7 @@ USERS_PER_PAGE = 1000  # GoTrue's largest admin list page
 
 def create_user(url: str, service_key: str, email: str, password: str) -> str:
     """Create a confirmed user with ``password``; return its id."""
-    with mapped_errors(_refusal(url)), closing(_auth(url, service_key)) as auth:
+    with mapped_errors(_refusal(url, email)), closing(_auth(url, service_key)) as auth:
         created = auth.admin.create_user({"email": email, "password": password, "email_confirm": True})
     return created.user.id
 
@@ -66,10 +66,13 @@ def _auth(url: str, key: str) -> SyncGoTrueClient:
     )
 
 
-def _refusal(url: str) -> Callable[[ClientFailure], CommandError]:
-    """A failed Auth call in one sentence: Auth's words, or that ``url`` could not be reached."""
+def _refusal(url: str, email: str = "EMAIL") -> Callable[[ClientFailure], CommandError]:
+    """A failed Auth call in one sentence: Auth's words (and, for an ``email`` that has a user already, how to
+    sign in as it), or that ``url`` could not be reached."""
 
     def to_error(failure: ClientFailure) -> CommandError:
+        if failure.code == "email_exists":
+            return CommandError(f"{failure.message} (Auth): sign in with `liveparams user login {email}`")
         if failure.from_auth:
             return CommandError(f"{failure.message} (Auth)")
         return CommandError(f"cannot reach {url}: {failure.kind}: {failure.message}")

@@ -79,6 +79,32 @@ def test_logout_ends_the_session_here_and_at_auth(stack_env: dict[str, str], tmp
     assert wrong.stderr.count("\n") == 1
 
 
+def test_creating_an_existing_user_says_to_sign_in(stack_env: dict[str, str], tmp_path: Path) -> None:
+    address, env = email(), person(stack_env, tmp_path / "config")
+    ok("user", "create", address, env=env)
+    again = liveparams("user", "create", address, env=env)
+    assert again.returncode == 1 and again.stderr.count("\n") == 1, again.stderr
+    assert "already been registered" in again.stderr and f"sign in with `liveparams user login {address}`" in (
+        again.stderr
+    )
+
+
+def test_a_sign_in_whose_user_is_gone_says_to_create_it_again(stack_env: dict[str, str], tmp_path: Path) -> None:
+    """After `stack reset` and `stack up`, a kept sign-in still verifies (the stack's well-known JWT secret) but
+    its user is gone: `job create` says so, not "violates foreign key constraint" (23503)."""
+    address, env = email(), person(stack_env, tmp_path / "config")
+    created = liveparams("user", "create", address, env=env)
+    assert created.returncode == 0, created.stderr
+    user_id = created.stderr.split("created user ", 1)[1].split()[0]
+    auth_client(stack_env, stack_env["SERVICE_ROLE_KEY"]).admin.delete_user(user_id)  # what a reset leaves
+
+    orphan = liveparams("job", "create", "--name", "mine", env=env)
+    said = orphan.stderr
+    assert orphan.returncode == 1 and said.count("\n") == 1, said
+    assert "your signed-in user no longer exists on this project" in said and "liveparams user create" in said
+    assert "foreign key" not in said and "23503" not in said
+
+
 def test_bad_user_tokens_get_a_one_line_hint(stack_env: dict[str, str], tmp_path: Path) -> None:
     """Not a JWT, expired, signed by another project, or the wrong kind: each says what is wrong with which
     credential and how to get a good one, where the libraries said 'Expected 3 parts in JWT' or
