@@ -79,8 +79,9 @@ class ClientConfig:
         A signed-in user's token (``LIVEPARAMS_USER_TOKEN``), else the sign-in kept by ``liveparams user
         login`` for this URL, wins over a service key: with it the server checks what the owner may do,
         as a UI's requests are checked. Without one (or with a service key passed as ``key``), a service
-        key acts on every job. The anon key alone sees no job (RLS), so it is refused here rather than
-        answered with "not found" later. A token that cannot work is refused with a hint.
+        key acts on every job. The anon key alone sees no job (RLS), so it is refused here, wherever it
+        came from, rather than answered with "not found" or "permission denied" later. A token that
+        cannot work is refused with a hint.
         """
         env = os.environ if environ is None else environ
         url = url or first_set(env, URL_VARS)
@@ -101,7 +102,7 @@ class ClientConfig:
             key = key or first_set(env, PUBLIC_KEY_VARS) or first_set(env, SERVICE_KEY_VARS)
         else:
             key = key or first_set(env, SERVICE_KEY_VARS) or first_set(env, ("SUPABASE_KEY",))
-            if not key and first_set(env, PUBLIC_KEY_VARS):
+            if key_role(key) == "anon" if key else first_set(env, PUBLIC_KEY_VARS):  # --key or SUPABASE_KEY alike
                 raise CommandError(
                     "the anon key alone sees no job: sign in (`liveparams user login EMAIL`, or set "
                     f"{USER_TOKEN_VAR}) or use a service key"

@@ -128,3 +128,16 @@ def test_every_naming_of_the_variables_works(
 
     anon_only = liveparams("job", "list", env=env)
     assert anon_only.returncode == 1 and "the anon key alone sees no job" in anon_only.stderr
+
+
+def test_the_anon_key_is_refused_whichever_way_it_is_given(stack_env: dict[str, str]) -> None:
+    """Signed out, the public key sees no job whether it comes as SUPABASE_KEY or --key: the same sign-in hint,
+    not the database's "permission denied for table local_training_jobs"."""
+    url = {"SUPABASE_URL": stack_env["API_URL"]}
+    public_keys = [stack_env["ANON_KEY"], *([stack_env["PUBLISHABLE_KEY"]] if "PUBLISHABLE_KEY" in stack_env else [])]
+    for key in public_keys:
+        for given, env in ((["--key", key], url), ([], {**url, "SUPABASE_KEY": key})):
+            refused = liveparams("job", "list", *given, env=env)
+            said = refused.stderr
+            assert refused.returncode == 1 and "the anon key alone sees no job" in said and "user login" in said, said
+            assert "permission denied" not in said and key not in said
