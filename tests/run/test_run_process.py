@@ -10,9 +10,13 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from run_helpers import UNREACHABLE, child_env, liveparams_run
+
+from liveparams._trainer_credential import TrainerSecret
+from liveparams.tokens import mint_job_token
 
 SHOW = (  # this process's id, its PYTHONPATH, and which of the heavy packages (or ours) it has imported
     "import json, os, sys; heavy = ('transformers', 'torch', 'liveparams'); "
@@ -99,3 +103,45 @@ def test_a_command_that_cannot_start_is_refused_like_a_shell_would() -> None:
     done = run("no-such-command-here", env=child_env(**UNREACHABLE))
     assert done.returncode == 127
     assert "liveparams run: cannot run 'no-such-command-here'" in done.stderr
+
+
+def test_a_job_given_on_the_command_line_that_cannot_be_this_runs_starts_nothing() -> None:
+    """A mistyped ``--job`` would train for hours without live updates: it exits 2 before the command starts.
+    A configuration merely missing from the environment still warns and runs (the test above)."""
+    ran = "print('ran')"
+    typo = subprocess.run(liveparams_run(sys.executable, "-c", ran, job="3f0c5a4e"), env=child_env(**UNREACHABLE),
+                          text=True, capture_output=True, timeout=120)  # fmt: skip
+    assert (typo.returncode, typo.stdout) == (2, ""), typo.stderr
+    assert typo.stderr == (
+        "liveparams run: --job '3f0c5a4e' is not a job id (a uuid; `liveparams job list` shows them); "
+        "nothing was started\n"
+    )
+
+    issued_for, other = str(uuid.uuid4()), str(uuid.uuid4())
+    secret = TrainerSecret(issued_for, str(uuid.uuid4()), "not-a-real-password").encode()
+    configured = child_env(SUPABASE_URL="http://127.0.0.1:9", SUPABASE_ANON_KEY="unused", LIVEPARAMS_CREDENTIAL=secret)
+    mismatch = subprocess.run(liveparams_run(sys.executable, "-c", ran, job=other), env=configured,
+                              text=True, capture_output=True, timeout=120)  # fmt: skip
+    assert (mismatch.returncode, mismatch.stdout) == (2, ""), mismatch.stderr
+    assert mismatch.stderr == (
+        f"liveparams run: --job {other} is not the job of LIVEPARAMS_CREDENTIAL, which was issued for job "
+        f"{issued_for}: pass --job {issued_for} (or leave --job out), or give the training the credential of job "
+        f"{other} (`liveparams credential issue {other}`); nothing was started\n"
+    )
+    assert secret not in mismatch.stderr
+
+    token = mint_job_token(issued_for, "a-test-secret-of-at-least-32-bytes!!")
+    by_token = child_env(SUPABASE_URL="http://127.0.0.1:9", SUPABASE_ANON_KEY="unused", LIVEPARAMS_TOKEN=token)
+    refused = subprocess.run(liveparams_run(sys.executable, "-c", ran, job=other), env=by_token,
+                             text=True, capture_output=True, timeout=120)  # fmt: skip
+    assert refused.returncode == 2 and f"is not the job of LIVEPARAMS_TOKEN, which was issued for job {issued_for}" in (
+        refused.stderr
+    )
+
+    matching = subprocess.run(liveparams_run(sys.executable, "-c", ran, job=issued_for), env=configured,
+                              text=True, capture_output=True, timeout=120)  # fmt: skip
+    assert (matching.returncode, matching.stdout) == (0, "ran\n"), matching.stderr
+    unconfigured = subprocess.run(liveparams_run(sys.executable, "-c", ran, job=other), env=child_env(),
+                                  text=True, capture_output=True, timeout=120)  # fmt: skip
+    assert (unconfigured.returncode, unconfigured.stdout) == (0, "ran\n")  # nothing to check it against: it runs
+    assert "runtime parameter updates disabled; the command runs as it is" in unconfigured.stderr
