@@ -22,6 +22,7 @@ from liveparams._options import add_client_options, client_config
 from liveparams._param_names import LinesHelpFormatter, parameters_help, unknown_parameter_hint
 from liveparams._render import outcome_text, params_text
 from liveparams._views import RequestView, trainer_attachment
+from liveparams.contract import PARAMETERS, ParamType
 
 __all__ = ["add_set_command", "parse_assignments"]
 
@@ -30,8 +31,9 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
     """``["learning_rate=5e-5", "command=stop"]`` → ``{"learning_rate": 5e-05, "command": "stop"}``.
 
     Values are read as JSON when they parse (numbers, true/false), else kept as
-    strings, so ``command=stop`` needs no quoting. Validation is the server's job,
-    except for what JSON cannot carry (NaN, infinities, numbers beyond a double).
+    strings, so ``command=stop`` needs no quoting; a numeric parameter's value is also read
+    as Python reads a number (``.5e-4``, ``1.``, ``1_000``, ``+1e-8``). Validation is the server's
+    job, except for what JSON cannot carry (NaN, infinities, numbers beyond a double).
     """
     params: dict[str, Any] = {}
     for item in items:
@@ -45,7 +47,7 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         try:
             value = json.loads(raw)
         except (json.JSONDecodeError, RecursionError):
-            value = raw
+            value = raw if PARAMETERS[name].type is ParamType.STRING else _number(raw)
         except ValueError:  # an integer longer than Python converts (4,300 digits)
             raise CommandError(
                 f"{name}: a number of {len(raw)} digits cannot be sent (no parameter allows it)"
@@ -54,6 +56,16 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
             raise CommandError(f"{name}={raw}: not a finite number (NaN and infinities cannot be sent)")
         params[name] = value
     return params
+
+
+def _number(raw: str) -> int | float | str:
+    """``raw`` as Python's ``int()`` or ``float()`` reads it, or as it is (the server then says what it must be)."""
+    for parse in (int, float):
+        try:
+            return parse(raw)
+        except ValueError:
+            pass
+    return raw
 
 
 def _not_json(value: Any) -> bool:
@@ -82,7 +94,8 @@ def add_set_command(subparsers: argparse._SubParsersAction) -> None:
         help="request a parameter update on a running job",
         description="Request a parameter update through the request_parameter_update RPC. The trainer "
         "attached to the job applies it at its next step boundary; with no trainer attached it waits for the "
-        "next attach; once the job's run has ended it is refused (docs/contracts.md).",
+        "next attach; once the job's run has ended it is refused (docs/contracts.md). Numbers are read as JSON "
+        "or as Python reads them (.5e-4, 1_000); NaN and infinities are refused.",
         epilog=f"{parameters_help()}\n\nexample: liveparams set 3f0c…  learning_rate=5e-5 weight_decay=0.01",
         formatter_class=LinesHelpFormatter,
     )

@@ -70,6 +70,27 @@ def test_set_rejections_are_one_clear_line(
     assert result.stderr.count("\n") == 1
 
 
+def test_set_reads_a_number_as_python_does_and_still_refuses_nan(
+    stack_env: dict[str, str], owner_job: tuple[str, str, str]
+) -> None:
+    """``.5e-4``, ``1.``, ``1_000`` and ``+1e-8`` are not JSON numbers: they were sent as strings and refused."""
+    _, owner_jwt, job_id = owner_job
+    owner = as_owner(stack_env, owner_jwt)
+    typed = ["learning_rate=.5e-4", "weight_decay=1.", "max_steps=1_000", "adam_epsilon=+1e-8"]
+    result = liveparams("set", job_id, *typed, "learning_rate_mode=constant", "--json", env=owner)
+    assert result.returncode == 0, result.stderr
+    stored = json.loads(result.stdout)
+    sent = {name: stored[name] for name in ("learning_rate", "weight_decay", "max_steps", "adam_epsilon")}
+    assert sent == {"learning_rate": 5e-5, "weight_decay": 1.0, "max_steps": 1000, "adam_epsilon": 1e-8}
+    assert stored["learning_rate_mode"] == "constant"  # a string parameter's value stays a string
+    for value in ("nan", "inf", "-infinity"):  # Python reads them too: still no number JSON carries
+        refused = liveparams("set", job_id, f"weight_decay={value}", env=owner)
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            f"liveparams: error: weight_decay={value}: not a finite number (NaN and infinities cannot be sent)\n"
+        )
+
+
 def test_set_on_someone_elses_job_says_not_found(
     stack_env: dict[str, str], owner_job: tuple[str, str, str], new_user: Callable[[], tuple[str, str]]
 ) -> None:
