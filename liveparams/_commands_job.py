@@ -19,10 +19,10 @@ import sys
 
 from rich.console import Console
 
-from liveparams._api import JOB_STATUSES, call_once, connect, create_job, end_run, fetch_job, fetch_view, list_jobs
+from liveparams._api import JOB_STATUSES, call_once, connect, create_job, end_run, fetch_view, list_jobs
 from liveparams._client_config import ClientConfig, check_job_id
 from liveparams._exceptions import CommandError
-from liveparams._live import trainer_present
+from liveparams._live import attachment_now, trainer_present
 from liveparams._options import add_client_options, client_config
 from liveparams._render import in_force_text, jobs_table, requests_table
 from liveparams._views import Attachment, JobView, restart_text, summarize, trainer_attachment
@@ -188,12 +188,9 @@ async def _wait_attached(config: ClientConfig, job_id: str, timeout: float) -> A
     deadline = loop.time() + timeout
     async with connect(config) as client:
         while True:
-            job = await fetch_job(client, job_id)
-            attachment = trainer_attachment(job)
+            attachment = await attachment_now(client, job_id)
             if attachment.attached:
-                attachment = trainer_attachment(job, present=await trainer_present(client, job_id))
-                if attachment.attached:
-                    return attachment
+                return attachment
             if loop.time() >= deadline:
                 return attachment
             await asyncio.sleep(min(WAIT_POLL_S, max(0.0, deadline - loop.time())))

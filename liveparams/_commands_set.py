@@ -1,7 +1,8 @@
 """``liveparams set JOB NAME=VALUE...``: request a parameter update on a running job, in a straight line.
 
 Its arguments are parsed and checked here (:func:`parse_assignments`), sent by one RPC
-(``liveparams._api.request_update``), optionally followed until the outcome
+(``liveparams._api.request_update``), checked for a trainer to apply them as ``job show`` does
+(``liveparams._live.attachment_now``), optionally followed until the outcome
 (``liveparams._live.wait_for_outcome``), and the answer is printed here.
 """
 
@@ -14,17 +15,21 @@ import math
 import sys
 from typing import Any
 
-from liveparams._api import connect, fetch_job, request_update
+from liveparams._api import connect, request_update
 from liveparams._client_config import ClientConfig, check_job_id
 from liveparams._exceptions import CommandError
-from liveparams._live import wait_for_outcome
+from liveparams._live import attachment_now, wait_for_outcome
 from liveparams._options import add_client_options, client_config
 from liveparams._param_names import LinesHelpFormatter, parameters_help, unknown_parameter_hint
 from liveparams._render import outcome_text, params_text
-from liveparams._views import RequestView, trainer_attachment
+from liveparams._views import RequestView
 from liveparams.contract import PARAMETERS, ParamType
 
 __all__ = ["add_set_command", "parse_assignments"]
+
+# How long `set` waits for the job topic's Presence where the row says a trainer is attached: a join costs a
+# round trip or two; a Realtime that does not answer in time leaves the row's judgement (the heartbeat).
+PRESENCE_WAIT_S = 2.0
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
@@ -94,8 +99,9 @@ def add_set_command(subparsers: argparse._SubParsersAction) -> None:
         help="request a parameter update on a running job",
         description="Request a parameter update through the request_parameter_update RPC. The trainer "
         "attached to the job applies it at its next step boundary; with no trainer attached it waits for the "
-        "next attach; once the job's run has ended it is refused (docs/contracts.md). Numbers are read as JSON "
-        "or as Python reads them (.5e-4, 1_000); NaN and infinities are refused.",
+        "next attach (a warning says so, judged as `job show` does); once the job's run has ended it is refused "
+        "(docs/contracts.md). Numbers are read as JSON or as Python reads them (.5e-4, 1_000); NaN and "
+        "infinities are refused.",
         epilog=f"{parameters_help()}\n\nexample: liveparams set 3f0c…  learning_rate=5e-5 weight_decay=0.01",
         formatter_class=LinesHelpFormatter,
     )
@@ -132,7 +138,7 @@ async def _set(
     waits, that no trainer is attached to apply it."""
     async with connect(config) as client:
         stored = await request_update(client, job_id, params)
-        trainer = trainer_attachment(await fetch_job(client, job_id))
+        trainer = await attachment_now(client, job_id, PRESENCE_WAIT_S)
         if not trainer.attached:
             print(f"liveparams: warning: {trainer.detail}; the request waits for the next attach", file=sys.stderr)
         if wait is None:

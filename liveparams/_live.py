@@ -29,12 +29,12 @@ from liveparams._api import (
 )
 from liveparams._client_config import ClientConfig, check_job_id
 from liveparams._exceptions import Unreachable
-from liveparams._views import JobView, RequestView, summarize, trainer_in
+from liveparams._views import Attachment, JobView, RequestView, summarize, trainer_attachment, trainer_in
 from liveparams.agent._config import job_topic
 from liveparams.agent._job_channel import join_job_channel
 from liveparams.contract import OutcomeStatus
 
-__all__ = ["follow_job", "trainer_present", "wait_for_outcome", "watch_job"]
+__all__ = ["attachment_now", "follow_job", "trainer_present", "wait_for_outcome", "watch_job"]
 
 SUBSCRIBE_TIMEOUT_S = 15
 TERMINAL = {status.value for status in OutcomeStatus}  # the statuses a request ends in
@@ -173,7 +173,8 @@ async def follow_job(
 
 
 async def trainer_present(client: AsyncClient, job_id: str, timeout: float = PRESENCE_WAIT_S) -> bool | None:
-    """Whether a trainer is on the job's topic now; ``None`` when the topic's Presence did not arrive in time."""
+    """Whether a trainer is on the job's topic now; ``None`` when the topic's Presence did not arrive within
+    ``timeout`` s, joining included."""
     synced = asyncio.Event()
     joined: list[AsyncRealtimeChannel] = []
 
@@ -181,15 +182,30 @@ async def trainer_present(client: AsyncClient, job_id: str, timeout: float = PRE
         joined.append(channel)
         channel.on_presence_sync(synced.set)
 
-    try:
+    async def join_and_sync() -> None:
         await join_job_channel(client.realtime, job_topic(check_job_id(job_id)), {}, bind)
-        await asyncio.wait_for(synced.wait(), timeout)
+        await synced.wait()
+
+    try:
+        await asyncio.wait_for(join_and_sync(), timeout)
     except Exception:  # Presence is a refinement of the row's heartbeat: without it, the row answers
         return None
     finally:
         with contextlib.suppress(Exception):
             await client.remove_channel(joined[-1])
     return trainer_in(joined[-1].presence_state())
+
+
+async def attachment_now(client: AsyncClient, job_id: str, presence_wait: float = PRESENCE_WAIT_S) -> Attachment:
+    """Whether a trainer is attached right now, as ``job show`` tells: the job row and, where the row says attached,
+    the trainer's Presence on the job's topic (a killed trainer is gone from it at once, while its heartbeat on the
+    row stays recent for up to ``HEARTBEAT_STALE_S``). Presence that does not arrive within ``presence_wait`` s
+    leaves the row's judgement."""
+    job = await fetch_job(client, job_id)
+    attachment = trainer_attachment(job)
+    if not attachment.attached:
+        return attachment
+    return trainer_attachment(job, present=await trainer_present(client, job_id, presence_wait))
 
 
 async def wait_for_outcome(client: AsyncClient, job_id: str, request_id: str, timeout: float) -> RequestView | None:

@@ -199,16 +199,22 @@ def training(
 
 @pytest.mark.stack
 @pytest.mark.slow
-def test_a_killed_trainer_is_shown_gone_before_its_heartbeat_goes_stale(
+def test_a_killed_trainer_is_shown_gone_before_its_heartbeat_goes_stale_and_set_warns(
     training: Training, stack_env: dict[str, str], service_http: httpx.Client
 ) -> None:
     job_id, owner = training.job_id, as_owner(stack_env, training.owner_jwt)
     until(lambda: "trainer: a trainer is attached" in liveparams("job", "show", job_id, env=owner).stdout, "attached")
     time.sleep(PRESENCE_GRACE_S)  # past the moment Presence may lag the row at attach
+    attached = liveparams("set", job_id, "weight_decay=0.01", env=owner)
+    assert (attached.returncode, attached.stderr) == (0, ""), attached.stderr  # on the job's channel: no warning
     training.process.kill()  # kill -9: no detach, no goodbye
     training.process.wait(10)
     shown = liveparams("job", "show", job_id, env=owner)
     assert "trainer: the trainer left the job's channel (killed, or reconnecting)" in shown.stdout, shown.stdout
+    asked = liveparams("set", job_id, "weight_decay=0.02", env=owner)  # what the next run would apply, unwarned
+    assert asked.returncode == 0 and asked.stdout.startswith("requested #2 "), asked.stderr
+    gone = "warning: the trainer left the job's channel (killed, or reconnecting); the request waits for the next"
+    assert gone in asked.stderr, asked.stderr
     assert job_row(service_http, job_id)["trainer_detached_at"] is None  # the row alone would still say attached
 
 
