@@ -3,7 +3,8 @@
 Its arguments are parsed and checked here (:func:`parse_assignments`), sent by one RPC
 (``liveparams._api.request_update``), checked for a trainer to apply them as ``job show`` does
 (``liveparams._live.attachment_now``), optionally followed until the outcome
-(``liveparams._live.wait_for_outcome``), and the answer is printed here.
+(``liveparams._live.wait_for_outcome``), and the answer is printed here. Once the request is stored,
+every later failure says so (its #seq and id): a person or a script that retried would queue it twice.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import json
 import math
 import sys
+import uuid
 from typing import Any
 
 from liveparams._api import connect, request_update
@@ -92,6 +94,14 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
+def _request_id(text: str) -> str:
+    """``--request-id``: a uuid, in canonical form (the RPC's ``p_request_id``)."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a uuid (`uuidgen` makes one), got {text!r}") from None
+
+
 def add_set_command(subparsers: argparse._SubParsersAction) -> None:
     """Register ``set`` on the CLI's subparsers."""
     set_parser = subparsers.add_parser(
@@ -101,7 +111,8 @@ def add_set_command(subparsers: argparse._SubParsersAction) -> None:
         "attached to the job applies it at its next step boundary; with no trainer attached it waits for the "
         "next attach (a warning says so, judged as `job show` does); once the job's run has ended it is refused "
         "(docs/contracts.md). Numbers are read as JSON or as Python reads them (.5e-4, 1_000); NaN and "
-        "infinities are refused.",
+        "infinities are refused. With --wait, stderr says the request is stored (#SEQ and id) before the wait: "
+        "a wait that fails leaves it stored.",
         epilog=f"{parameters_help()}\n\nexample: liveparams set 3f0c…  learning_rate=5e-5 weight_decay=0.01",
         formatter_class=LinesHelpFormatter,
     )
@@ -110,6 +121,13 @@ def add_set_command(subparsers: argparse._SubParsersAction) -> None:
     set_parser.add_argument(
         "--wait", type=_positive_seconds, metavar="SECONDS", help="wait up to SECONDS for the outcome"
     )
+    set_parser.add_argument(
+        "--request-id",
+        type=_request_id,
+        metavar="UUID",
+        help="the request's id, chosen by the caller (e.g. `uuidgen`): a set retried with the same id stores "
+        "nothing more and answers with the request stored the first time",
+    )
     add_client_options(set_parser)
     set_parser.set_defaults(run=_run_set)
 
@@ -117,7 +135,7 @@ def add_set_command(subparsers: argparse._SubParsersAction) -> None:
 def _run_set(args: argparse.Namespace) -> int:
     job_id = check_job_id(args.job_id)
     params = parse_assignments(args.assignments)
-    stored, outcome = asyncio.run(_set(client_config(args), job_id, params, args.wait))
+    stored, outcome = asyncio.run(_set(client_config(args), job_id, params, args.wait, args.request_id))
     if args.wait is None:
         shown = f"requested #{stored['seq']} ({stored['id']}): {params_text(params)}"
         print(json.dumps(stored) if args.json else shown)
@@ -132,15 +150,23 @@ def _run_set(args: argparse.Namespace) -> int:
 
 
 async def _set(
-    config: ClientConfig, job_id: str, params: dict[str, Any], wait: float | None
+    config: ClientConfig, job_id: str, params: dict[str, Any], wait: float | None, request_id: str | None
 ) -> tuple[dict[str, Any], RequestView | None]:
     """The stored request, and with ``wait`` its outcome (``None``: still pending). Warns, while it
-    waits, that no trainer is attached to apply it."""
+    waits, that no trainer is attached to apply it. A failure once it is stored says so."""
     async with connect(config) as client:
-        stored = await request_update(client, job_id, params)
-        trainer = await attachment_now(client, job_id, PRESENCE_WAIT_S)
-        if not trainer.attached:
-            print(f"liveparams: warning: {trainer.detail}; the request waits for the next attach", file=sys.stderr)
-        if wait is None:
-            return stored, None
-        return stored, await wait_for_outcome(client, job_id, str(stored["id"]), wait)
+        stored = await request_update(client, job_id, params, request_id)
+        stored_as = f"stored as #{stored['seq']} ({stored['id']})"
+        if wait is not None:
+            print(f"liveparams: {stored_as}; waiting up to {wait:g} s for its outcome", file=sys.stderr)
+        try:
+            trainer = await attachment_now(client, job_id, PRESENCE_WAIT_S)
+            if not trainer.attached:
+                print(f"liveparams: warning: {trainer.detail}; the request waits for the next attach", file=sys.stderr)
+            outcome = None if wait is None else await wait_for_outcome(client, job_id, str(stored["id"]), wait)
+        except CommandError as exc:
+            raise CommandError(
+                f"{stored_as}; could not follow its outcome: {exc}; see `liveparams watch {job_id}` "
+                f"(a retry with --request-id {stored['id']} stores nothing more)"
+            ) from None
+        return stored, outcome

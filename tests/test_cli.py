@@ -213,6 +213,34 @@ def test_watch_streams_outcomes_as_they_are_recorded(
         watcher.wait(10)
 
 
+def test_set_says_the_request_is_stored_when_its_wait_fails_and_a_retry_with_its_id_stores_nothing_more(
+    older_database: None,
+    faults: Callable[..., dict[str, Any]],
+    stack_env: dict[str, str],
+    owner_job: tuple[str, str, str],
+    service_http: Any,
+) -> None:
+    """A `set --wait` whose wait fails has stored its request: said so, a retry would not queue it twice."""
+    _, owner_jwt, job_id = owner_job
+    owner = as_owner(stack_env, owner_jwt)
+    faults("private_only", enabled=True)  # no policy for the private channel, no public one: the wait cannot subscribe
+    request_id = str(uuid.uuid4())
+    asked = ["set", job_id, "command=save_checkpoint", "--request-id", request_id]
+    failed = liveparams(*asked, "--wait", "30", env=owner)
+    assert (failed.returncode, failed.stdout) == (1, ""), failed.stderr
+    stored_as = f"stored as #1 ({request_id})"
+    lines = failed.stderr.splitlines()
+    assert lines[0] == f"liveparams: {stored_as}; waiting up to 30 s for its outcome", lines  # before the wait
+    assert lines[-1] == (
+        f"liveparams: error: {stored_as}; could not follow its outcome: could not subscribe to the job's changes "
+        f"over Realtime; see `liveparams watch {job_id}` (a retry with --request-id {request_id} stores nothing more)"
+    )
+    retried = liveparams(*asked, env=owner)
+    assert retried.returncode == 0 and retried.stdout.startswith(f"requested #1 ({request_id}): "), retried.stderr
+    rows = service_http.get("/rest/v1/parameter_update_requests", params={"job_id": f"eq.{job_id}"}).json()
+    assert [row["id"] for row in rows] == [request_id]  # one request, however often it was asked
+
+
 def test_set_warns_when_no_trainer_is_attached(
     stack_env: dict[str, str], owner_job: tuple[str, str, str], job_token: Callable[[str], str]
 ) -> None:
