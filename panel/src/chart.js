@@ -138,7 +138,15 @@ export class RunChart {
   }
 
   placeMarkers(plot) {
-    for (const { step, button } of this.markers) button.style.left = `${plot.valToPos(step, 'x')}px`;
+    const width = plot.over.clientWidth;
+    for (const { step, button } of this.markers) {
+      const x = plot.valToPos(step, 'x');
+      button.style.left = `${x}px`;
+      // The tooltip opens towards the wider side and wraps within it, so it stays inside the chart at any width.
+      const left = x > width / 2;
+      button.dataset.tipSide = left ? 'left' : 'right';
+      button.style.setProperty('--tip-room', `${Math.floor(left ? x : width - x) - 12}px`);
+    }
   }
 }
 

@@ -41,6 +41,16 @@ TRAINER = Path(__file__).with_name("panel_trainer.py")
 STEPS, STEP_DELAY_S = 3000, 0.05  # far more than the test needs: the run ends by the panel's Stop
 WAIT_MS = 90_000  # how long a page may take to show something on a loaded 2-core machine
 PHONE = {"width": 390, "height": 844}
+# True once the chart fits the viewport and each marker's tooltip, shown by focusing it, lies inside the chart.
+TIPS_INSIDE_THE_CHART = """viewport => {
+  const chart = document.querySelector('.chart').getBoundingClientRect();
+  if (chart.right > viewport) return false;
+  return [...document.querySelectorAll('.marker')].every((marker) => {
+    marker.focus();
+    const tip = marker.querySelector('.tip').getBoundingClientRect();
+    return tip.width > 0 && tip.left >= chart.left && tip.right <= chart.right;
+  });
+}"""
 PRESENCE_SETTLE_MS = 2000  # after the page is live, how long to let a Presence it should not show arrive
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -219,6 +229,9 @@ def test_a_person_steers_a_live_run_from_the_panel(
         page.screenshot(path=str(ARTIFACTS / "panel-mid-run.png"))  # the top of the page: docs/panel-mid-run.png
 
         page.set_viewport_size(PHONE)
+        # At phone width every marker's tooltip stays inside the chart, wherever the marker sits.
+        page.wait_for_function(TIPS_INSIDE_THE_CHART, arg=PHONE["width"], timeout=WAIT_MS)
+        marker.focus()
         page.screenshot(path=str(ARTIFACTS / "panel-phone.png"), full_page=True)
         dark = browser.new_context(viewport=PHONE, color_scheme="dark")
         dark_page = dark.new_page()
