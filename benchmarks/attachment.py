@@ -3,8 +3,8 @@
 A trainer process (an ``UpdateAgent``, as the callback starts it) is killed with SIGKILL, as
 ``kill -9`` or the OOM killer would. Measured, per kill, from the signal to the moment a
 watcher on the job's Realtime topic (as ``liveparams watch`` and ``job show`` join it) sees
-the trainer's Presence leave. Printed next to it: the bound from the job row alone (three
-missed heartbeats) and the idle traffic each gives, so the two can be compared.
+the trainer's Presence leave. Printed next to it: the bound from the job row alone (two
+heartbeats plus 5 s) and the idle traffic each gives, so the two can be compared.
 
     python benchmarks/attachment.py [--kills 5]
 
