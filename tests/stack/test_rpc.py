@@ -52,7 +52,7 @@ def _refusal(client: Client, job_id: str, params: Any) -> APIError:
         ({"max_steps": 10.5}, "22023", '"max_steps" must be a whole number'),
         ({"command": "explode"}, "22023", '"command" must be one of'),
         ({"num_generations": 1}, "22003", '"num_generations" = 1 is out of range'),
-        ({"id": str(uuid.uuid4())}, "22023", '"id" is set by the server'),
+        ({"id": "386481e8-4888-440c-b3e8-c2115e40c6d2"}, "22023", '"id" is set by the server'),
         ({}, "22023", "request names no parameter"),
         ([{"learning_rate": 1e-4}], "22023", "parameters must be a JSON object"),
         ({"learning_rate": 1e-4, "note": "x" * 5000}, "PT413", "the limit is 4096"),
