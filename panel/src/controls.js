@@ -1,6 +1,7 @@
 // The controls, generated from the database's parameter spec (rpc liveparams_parameter_spec): one
 // field per live parameter named as the API spells it, restart-only ones disabled with the reason,
-// and the `command` parameter's choices as buttons. The RPC judges every value; the form only reads it.
+// and the `command` parameter's choices as buttons (`checkpoint`, which only goes with command=rewind, is
+// asked for by Rewind's confirmation). The RPC judges every value; the form only reads it.
 import { el } from './dom.js';
 import { formatValue } from './format.js';
 
@@ -55,12 +56,25 @@ function field(name, spec) {
     el('small', { class: 'in-force', 'aria-live': 'off' }));
 }
 
+/** Sends `params` with `buttons` disabled and "sending…" in `message`, then says how it went; resolves to the error. */
+async function sendShowing(send, params, buttons, message, sentText) {
+  buttons.forEach((button) => { button.disabled = true; });
+  message.className = 'form-message';
+  message.textContent = 'sending…';
+  const error = await send(params);
+  buttons.forEach((button) => { button.disabled = false; });
+  message.className = `form-message ${error ? 'refused' : 'sent'}`;
+  message.textContent = error ? `Refused: ${error}` : sentText;
+  return error;
+}
+
 /**
  * The parameters form and the command buttons. `send(params)` makes one request and resolves to
  * an error message or null; a form with several fields is one request, so it is applied whole or refused whole.
+ * `confirmations[command]()` asks first and resolves to the parameters that go with the command, or null (not sent).
  */
 export function buildControls(spec, send, confirmations) {
-  const names = Object.keys(spec).filter((name) => name !== 'command').sort((a, b) =>
+  const names = Object.keys(spec).filter((name) => name !== 'command' && name !== 'checkpoint').sort((a, b) =>
     Number(Boolean(spec[a].restart_only)) - Number(Boolean(spec[b].restart_only)) || a.localeCompare(b));
   const message = el('p', { class: 'form-message', role: 'status', 'aria-live': 'polite' });
   const submit = el('button', { type: 'submit' }, 'Send');
@@ -75,13 +89,7 @@ export function buildControls(spec, send, confirmations) {
       if (!input.disabled && input.value.trim() !== '') params[name] = readValue(spec[name], input.value);
     }
     if (!Object.keys(params).length) { message.textContent = 'Enter a new value first.'; return; }
-    submit.disabled = true;
-    message.className = 'form-message';
-    message.textContent = 'sending…';
-    const error = await send(params);
-    submit.disabled = false;
-    message.className = `form-message ${error ? 'refused' : 'sent'}`;
-    message.textContent = error ? `Refused: ${error}` : 'Sent; waiting for the trainer (see Requests).';
+    const error = await sendShowing(send, params, [submit], message, 'Sent; waiting for the trainer (see Requests).');
     if (!error) form.reset();
   });
 
@@ -90,9 +98,9 @@ export function buildControls(spec, send, confirmations) {
   const buttons = commands.map((command) => el('button', {
     type: 'button', class: command in confirmations ? 'danger' : '', 'data-command': command,
     onclick: async () => {
-      if (command in confirmations && !(await confirmations[command]())) return;
-      const error = await send({ command });
-      commandMessage.textContent = error ? `Refused: ${error}` : `${COMMAND_LABELS[command] ?? command}: sent.`;
+      const extra = command in confirmations ? await confirmations[command]() : {};
+      if (!extra) return;
+      await sendShowing(send, { command, ...extra }, buttons, commandMessage, `${COMMAND_LABELS[command] ?? command}: sent.`);
     },
   }, COMMAND_LABELS[command] ?? command));
   const commandBar = el('div', { class: 'commands', role: 'group', 'aria-label': 'Commands' }, ...buttons, commandMessage);

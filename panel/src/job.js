@@ -2,7 +2,7 @@
 // and its requests arrive over Realtime postgres_changes (as `liveparams watch` reads them), metrics
 // over the job's private Broadcast topic, and everything is read again after each reconnection.
 import { RunChart } from './chart.js';
-import { buildControls } from './controls.js';
+import { buildControls, readValue } from './controls.js';
 import { dataOf, el, heartbeatStaleSeconds, retrying, setConnection, subscribePrivately } from './dom.js';
 import {
   formatValue, paramsText, pauseLabel, requestOutcome, requestDetail, requestParams, restartLabel, trainerState,
@@ -14,17 +14,36 @@ const SEND_ATTEMPTS = 5; // a request whose answer was lost is sent again with t
 const newId = () => crypto.randomUUID?.() ?? ([1e7] + -1e3 + -4e3 + -8e3 + -1e11).replace(/[018]/g,
   (c) => (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
 
-function confirmDialog(command, text, action) {
+/**
+ * A confirmation for `command`; with `checkpoint`, also an optional "checkpoint step" (empty: the latest).
+ * Resolves to the parameters that go with the command ({} or {checkpoint: N}), or null when the person said no.
+ */
+function confirmDialog(command, text, action, checkpoint = false) {
   const textId = `confirm-${command}-text`;
+  const step = checkpoint ? el('input', {
+    id: `confirm-${command}-checkpoint`, type: 'text', inputmode: 'numeric', autocomplete: 'off',
+    'aria-describedby': `${textId}-hint`,
+  }) : null;
   const dialog = el('dialog', { class: 'confirm', 'aria-labelledby': textId },
     el('p', { id: textId }, text),
+    step && el('div', { class: 'field' },
+      el('label', { for: step.id }, 'Checkpoint step'), step,
+      el('small', { id: `${textId}-hint`, class: 'hint' }, 'empty: the latest checkpoint')),
     el('form', { method: 'dialog' },
       el('button', { value: 'cancel', autofocus: true }, 'Cancel'),
       el('button', { value: command, class: 'danger' }, action)));
+  // Enter in the step field answers yes (the form's default button would be Cancel).
+  step?.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') { event.preventDefault(); dialog.close(command); }
+  });
   document.body.append(dialog);
   return () => new Promise((resolve) => {
     dialog.returnValue = '';
-    dialog.addEventListener('close', () => resolve(dialog.returnValue === command), { once: true });
+    if (step) step.value = '';
+    dialog.addEventListener('close', () => {
+      if (dialog.returnValue !== command) resolve(null);
+      else resolve(step?.value.trim() ? { checkpoint: readValue({ type: 'integer' }, step.value) } : {});
+    }, { once: true });
     dialog.showModal();
   });
 }
@@ -34,7 +53,14 @@ export function showJob(supabase, jobId) {
   let left = false;
   const state = { job: null, requests: new Map(), refused: [], trainerPresent: false, spec: null, staleSeconds: null };
   const main = document.getElementById('main');
-  const title = el('h1', {}, 'Job');
+  const title = el('h1', { tabindex: -1 }, 'Job');
+  // What a screen reader hears as it happens: a request decided, the trainer's state changed (the last few lines).
+  const announcer = el('div', { class: 'visually-hidden', role: 'status', id: 'announcements' });
+  const announce = (text) => {
+    announcer.append(el('p', {}, text));
+    while (announcer.childElementCount > 5) announcer.firstElementChild.remove();
+  };
+  let trainerText = null;
   const badges = el('p', { class: 'badges' });
   const chartBox = el('div', { class: 'chart', role: 'group', 'aria-label': 'loss and learning rate per step, with a marker per decided request' });
   const chartNote = el('p', { class: 'note', role: 'status' });
@@ -44,7 +70,7 @@ export function showJob(supabase, jobId) {
   const history = el('ol', { class: 'history', reversed: true });
   main.replaceChildren(
     el('p', {}, el('a', { href: '#/' }, '← all jobs')),
-    title, badges,
+    title, badges, announcer,
     el('section', { class: 'card wide', 'aria-labelledby': 'chart-title' },
       el('h2', { id: 'chart-title' }, 'Training'), chartBox, chartNote),
     el('div', { class: 'columns' },
@@ -56,8 +82,8 @@ export function showJob(supabase, jobId) {
   const chart = new RunChart(chartBox);
   const confirmations = {  // the commands that lose something: asked first
     stop: confirmDialog('stop', 'Stop this training run? The trainer saves a checkpoint, then stops.', 'Stop the run'),
-    rewind: confirmDialog('rewind', 'Rewind to the latest checkpoint? The steps trained since it are trained again.',
-      'Rewind the run'),
+    rewind: confirmDialog('rewind', 'Rewind to a checkpoint? The steps trained since it are trained again.',
+      'Rewind the run', true),
   };
   let controls = null;
 
@@ -65,13 +91,17 @@ export function showJob(supabase, jobId) {
     const job = state.job;
     if (!job) return;
     title.textContent = job.name || job.id;
+    document.title = `${job.name || job.id} – liveparams`;
     const trainer = trainerState(job, state.staleSeconds);
     const attached = !job.trainer_detached_at && (state.trainerPresent || trainer.attached);
     const restarted = restartLabel(job);
+    const trainerNow = `trainer: ${attached ? pauseLabel(job) ?? 'attached' : trainer.label}`;
+    if (trainerText !== null && trainerNow !== trainerText) announce(trainerNow);
+    trainerText = trainerNow;
     badges.replaceChildren(
       el('span', { class: `badge status-${job.status}` }, `status: ${job.status}`),
       el('span', { class: `badge ${attached ? 'attached' : 'detached'}`, id: 'trainer' },
-        `trainer: ${attached ? pauseLabel(job) ?? 'attached' : trainer.label}`),
+        trainerNow),
       ...(restarted ? [el('span', { class: 'badge restart', id: 'restart', title: job.trainer_restarted_at ?? '' },
         `last restart: ${restarted}`)] : []));
     const values = job.parameters_in_force ?? {};
@@ -176,7 +206,13 @@ export function showJob(supabase, jobId) {
     .on('postgres_changes', { event: 'UPDATE', schema: 'public', table: 'local_training_jobs', filter: `id=eq.${jobId}` },
       ({ new: row }) => { state.job = row; render(); })
     .on('postgres_changes', { event: '*', schema: 'public', table: 'parameter_update_requests', filter: `job_id=eq.${jobId}` },
-      ({ new: row }) => { if (row?.id) { takeRequest(row); render(); } })
+      ({ new: row }) => {
+        if (!row?.id) return;
+        const before = state.requests.get(row.id);
+        if (before && !before.status && row.status) announce(`#${row.seq} ${requestOutcome(row)}`); // decided
+        takeRequest(row);
+        render();
+      })
     .on('presence', { event: 'sync' }, () => {
       state.trainerPresent = 'trainer' in channel.presenceState();
       render();

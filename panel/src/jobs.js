@@ -48,7 +48,7 @@ async function load(supabase) {
 }
 
 function render(rows, staleSeconds) {
-  if (!rows.length) return el('p', {}, 'No jobs yet. Create one with `liveparams job create` and start a training.');
+  if (!rows.length) return el('p', {}, 'No jobs yet. Create one with ', el('code', {}, 'liveparams job create'), ' and start a training.');
   const head = el('tr', {}, ...['Job', 'Status', 'Trainer', 'Last step', 'Last change'].map((name) => el('th', { scope: 'col' }, name)));
   const body = rows.map(({ job, step, change }) => {
     const trainer = trainerState(job, staleSeconds);
@@ -69,7 +69,7 @@ export function showJobs(supabase) {
   let queued = null; // while a full read runs: the changes that arrive meanwhile, applied after it
   const main = document.getElementById('main');
   const list = el('div', { id: 'jobs' }, el('p', {}, 'loading…'));
-  main.replaceChildren(el('h1', {}, 'Jobs'), list);
+  main.replaceChildren(el('h1', { tabindex: -1 }, 'Jobs'), list);
   const draw = throttled(() => {
     if (!left && shown) list.replaceChildren(render([...shown.rows.values()], shown.staleSeconds));
   }, RENDER_MS);

@@ -280,7 +280,7 @@ def test_a_person_steers_a_live_run_from_the_panel(
         dark_page.screenshot(path=str(ARTIFACTS / "panel-restart.png"))  # the top of the page: docs/panel-restart.png
         dark.close()
         page.get_by_role("button", name="Rewind", exact=True).click()  # it loses steps, so it asks first too
-        rewinding = page.get_by_role("dialog", name="Rewind to the latest checkpoint?", exact=False)
+        rewinding = page.get_by_role("dialog", name="Rewind to a checkpoint?", exact=False)
         expect(rewinding).to_be_visible()
         rewinding.get_by_role("button", name="Cancel").click()
         expect(rewinding).to_be_hidden()
@@ -349,8 +349,106 @@ def test_on_a_static_host_without_config_json_the_page_asks_for_the_project(
         page.get_by_role("button", name="Use this project").click()
         sign_in(page, server.url, person())  # remembered by the browser: the sign-in form comes next
         expect(page.locator("#jobs")).to_contain_text("No jobs yet")
+        expect(page.locator("#jobs code")).to_have_text("liveparams job create")  # a command, not `backticks`
+        # A project stored with a typo is not for ever: the sign-in form offers to change it ...
+        page.get_by_role("button", name="Sign out").click()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "panel-sign-in-stored-project.png"))
+        page.get_by_role("button", name="Change project").click()
+        expect(page.get_by_label("Project URL")).to_have_value("")
+        assert page.evaluate("() => localStorage.getItem('liveparams-panel-config')") is None
+        # ... and one the client cannot even use (not a URL) brings the form back, saying why.
+        page.evaluate("() => localStorage.setItem('liveparams-panel-config', JSON.stringify({url: 'nope', key: 'k'}))")
+        page.reload()
+        expect(page.get_by_role("alert")).to_contain_text("This project cannot be used")
+        expect(page.get_by_label("Project URL")).to_be_visible()
     finally:
         server.stop()
+
+
+def test_the_panel_names_its_views_and_says_what_happens_to_a_screen_reader(
+    panel_url: str,
+    browser: Any,
+    person: Callable[[], Person],
+    new_job: Callable[..., str],
+    request_update: Callable[..., dict[str, Any]],
+    db: Any,
+) -> None:
+    """What a keyboard or screen-reader user needs, on a job with no trainer: the tab's title and the focus follow
+    the view, a decided request and the trainer's state are announced, a command says it is sending (and cannot be
+    sent twice meanwhile), Rewind takes a checkpoint step, and the fields' edges are seen in both themes."""
+    owner = person()
+    name = f"a11y {uuid.uuid4().hex[:6]}"
+    job_id = new_job(owner.id, name=name)
+    page = browser.new_context().new_page()
+    sign_in(page, panel_url, owner)
+    expect(page).to_have_title("Jobs – liveparams")
+    page.get_by_role("link", name=name).click()
+    expect(page).to_have_title(f"{name} – liveparams")
+    expect(page.get_by_role("heading", level=1)).to_be_focused()
+    expect(page.locator("#connection")).to_have_text("live")
+
+    # `checkpoint` goes with Rewind only: no field of its own, a step in Rewind's confirmation.
+    expect(page.get_by_label("learning_rate", exact=True)).to_be_visible()
+    expect(page.locator("[data-param=checkpoint]")).to_have_count(0)
+    page.get_by_role("button", name="Rewind", exact=True).click()
+    rewinding = page.get_by_role("dialog", name="Rewind to a checkpoint?", exact=False)
+    rewinding.get_by_label("Checkpoint step").fill("7")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "panel-rewind-checkpoint.png"))
+    rewinding.get_by_role("button", name="Rewind the run").click()
+    rewind = page.locator("ol.history li[data-status=pending]").filter(has_text="command=rewind")
+    expect(rewind).to_contain_text("checkpoint=7")
+
+    # A command button says "sending…" and cannot be pressed again until the answer comes.
+    held: list[Any] = []
+    page.route("**/rpc/request_parameter_update", lambda route: held.append(route))
+    save = page.get_by_role("button", name="Save checkpoint")
+    save.click()
+    commands = page.get_by_role("group", name="Commands")
+    expect(commands.locator(".form-message")).to_have_text("sending…")
+    expect(save).to_be_disabled()
+    expect(page.get_by_role("button", name="Stop", exact=True)).to_be_disabled()
+    while not held:  # the request is held until the page has been seen waiting for it
+        page.wait_for_timeout(50)
+    held[0].continue_()
+    page.unroute("**/rpc/request_parameter_update")
+    expect(commands.locator(".form-message")).to_have_text("Save checkpoint: sent.")
+    expect(save).to_be_enabled()
+
+    # The outcome of a request and the trainer's state changes are announced, each once, in one status region.
+    announced = page.locator("#announcements[role=status]")
+    stored = request_update(owner.token, job_id, {"weight_decay": 0.05})
+    expect(page.locator("ol.history li[data-status=pending]").filter(has_text="weight_decay=0.05")).to_have_count(1)
+    db.execute(
+        "update public.parameter_update_requests set status = 'applied', step = 120, decided_at = now(),"
+        """ changes = '{"weight_decay": {"old": 0.01, "new": 0.05}}' where job_id = %s and id = %s""",
+        (job_id, stored["id"]),
+    )
+    expect(announced).to_contain_text(f"#{stored['seq']} applied at step 120: weight_decay: 0.01 → 0.05")
+    db.execute(
+        "update public.local_training_jobs set trainer_attached_at = now(), trainer_seen_at = now() where id = %s",
+        (job_id,),
+    )
+    expect(announced).to_contain_text("trainer: attached")
+    expect(announced.locator("p")).to_have_count(2)
+
+    # The fields' edges: 3:1 or more against the card (WCAG 1.4.11), light and dark.
+    contrast = """() => {
+      const linear = (c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+      const lum = (css) => css.match(/[\\d.]+/g).slice(0, 3).map((c) => linear(c / 255))
+        .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+      const edge = lum(getComputedStyle(document.querySelector('form.controls input')).borderTopColor);
+      const card = lum(getComputedStyle(document.querySelector('.card')).backgroundColor);
+      return (Math.max(edge, card) + 0.05) / (Math.min(edge, card) + 0.05);
+    }"""
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        assert page.evaluate(contrast) >= 3, scheme
+
+    page.get_by_role("link", name="all jobs").click()
+    expect(page).to_have_title("Jobs – liveparams")
+    expect(page.get_by_role("heading", level=1)).to_be_focused()
 
 
 def test_the_jobs_list_calls_a_trainer_gone_by_the_databases_heartbeat_bound(
