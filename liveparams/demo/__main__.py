@@ -240,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     markers += [Marker(step, params_text(params), "refused") for step, params in user.refused]
     png = plot_run(recorder.lrs, recorder.losses, markers, args.output / "liveparams-demo.png", _peaks(views))
     shutil.rmtree(state_root, ignore_errors=True)
-    console.print(f"plot of learning rate and loss per step: [bold]{png.resolve()}[/]")
-    console.print(f"checkpoints of this run: {run_dir.resolve()}")
+    # Paths are not wrapped at the terminal's width, so that they can be copied whole.
+    console.print(f"plot of learning rate and loss per step: [bold]{png.resolve()}[/]", soft_wrap=True)
+    console.print(f"checkpoints of this run: {run_dir.resolve()}", soft_wrap=True)
     console.print("the local stack is stopped.")
     problems = _check(views) + ([f"the scripted user failed: {user.error!r}"] if user.error else [])
     if problems:
