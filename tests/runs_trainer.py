@@ -1,8 +1,9 @@
 """A training script as a user writes it (the quickstart's), for tests that kill or interrupt the process.
 
 It trains a tiny regression for a very long time with the one-line callback, and prints
-``step N`` at every step end so that the test knows where it is. Configured by the
-environment, as a user's script is (``JOB_ID``, the URL, the keys).
+``step N`` at every step end so that the test knows where it is. On Ctrl-C it prints the step
+the trainer had counted, which may be one past the last ``step N``: the signal can land between.
+Configured by the environment, as a user's script is (``JOB_ID``, the URL, the keys).
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ def main() -> None:
     )
     trainer = Trainer(model=Regression(), args=args, train_dataset=data, callbacks=[SayStep()])
     trainer.add_callback(RuntimeParameterCallback.from_env(trainer))
-    trainer.train()
+    try:
+        trainer.train()
+    except KeyboardInterrupt:  # the step the trainer had counted, which the job row must say
+        print(f"interrupted at step {trainer.state.global_step}", flush=True)
+        raise
 
 
 if __name__ == "__main__":

@@ -204,6 +204,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
                 self._use_record_of(self._link.job_id)
         except Exception:
             logger.exception("runtime parameter updates: setup at train begin failed")
+        self._link.follow(state)  # a new train() (resume, restart, rewind) counts its steps in a new state
         self._sync = self._connect_ranks()  # every rank, whatever happened above
         self._step(args, state, control, kwargs, at_train_begin=True)
 
@@ -221,7 +222,7 @@ class RuntimeParameterCallback(TrainerCallback, ExportableState):
         self._link.record_restart(record)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._link.at_step(int(state.global_step))
+        self._link.at_step(state)
         self._step(args, state, control, kwargs, at_train_begin=False)
         self._hold(args, state, control, kwargs)
 

@@ -37,19 +37,39 @@ def _close_quietly(source: UpdateSource, reason: str | None, step: int | None) -
         logger.exception("closing the update source failed")
 
 
-def _close_abandoned(source: UpdateSource, progress: list[int]) -> None:
+class _Reached:
+    """The step a run has reached, for a source closed after the run ended without saying so.
+
+    The trainer counts a step before any callback hears of its end, so Ctrl-C, or a user's
+    callback raising before ours, can land after the count and before our ``on_step_end``. The
+    trainer's own count (its ``TrainerState``) is then the truth; the last boundary we saw is
+    only the fallback, for a state that cannot be read.
+    """
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.state: Any = None  # the TrainerState of the current train(): a restart makes a new one
+
+    def now(self) -> int:
+        try:
+            return int(self.state.global_step)
+        except Exception:
+            return self.step
+
+
+def _close_abandoned(source: UpdateSource, reached: _Reached) -> None:
     """A source whose ``train()`` never reached its end: it raised, or Ctrl-C interrupted it.
 
     At interpreter exit ``sys.last_value`` is the exception that ended the script, so an
     uncaught ``KeyboardInterrupt`` is told apart from a crash. Either way the run is not over:
     requests made meanwhile wait for the run that resumes it.
     """
-    step = progress[0] if progress else None
+    step = reached.now()
     reason = "interrupted" if isinstance(getattr(sys, "last_value", None), KeyboardInterrupt) else "crashed"
     logger.warning(
         "Training %s at step %s; the job row says so, and requests made meanwhile wait for the resumed run",
         reason,
-        "?" if step is None else step,
+        step,
     )
     _close_quietly(source, reason, step)
 
@@ -69,7 +89,7 @@ class SourceLink:
         self._factory = factory
         self.source: UpdateSource | None = None
         self._finalizer: weakref.finalize | None = None
-        self._progress: list[int] = []  # the last step boundary seen, for a source closed as crashed
+        self._reached: _Reached | None = None  # where the run is, for a source closed as crashed
         self._record_step: Callable[[int], None] | None = None  # the source's optional record_step, looked up once
         self._receiving_failed = False  # `receiving` raised once: said once, not at every round of a pause
 
@@ -98,8 +118,8 @@ class SourceLink:
             logger.exception("runtime parameter updates disabled: the update source failed to start")
             return
         self.source = source
-        self._progress = [resume_step or 0]
-        self._finalizer = weakref.finalize(owner, _close_abandoned, source, self._progress)
+        self._reached = _Reached(resume_step or 0)
+        self._finalizer = weakref.finalize(owner, _close_abandoned, source, self._reached)
         # Before the source's own exit hook (atexit runs the last registered first), so that a
         # script ended by Ctrl-C records where it stopped instead of a bare "closed".
         atexit.register(self._abandon)
@@ -199,15 +219,20 @@ class SourceLink:
         except Exception:
             logger.exception("telling the update source about the %s failed", what)
 
-    def at_step(self, step: int) -> None:
+    def follow(self, state: Any) -> None:
+        """Read the run's step from ``state`` (this ``train()``'s ``TrainerState``) if it ends without saying so."""
+        if self._reached is not None:
+            self._reached.state = state
+
+    def at_step(self, state: Any) -> None:
         """Note the step boundary reached, so a source closed after a crash can say where, and tell the source.
 
         Every step boundary goes through here: the source's ``record_step`` must only note the step
         (the agent writes one attribute, which its heartbeat reads when it beats).
         """
-        if self._progress:
-            self._progress[0] = step
-            self._tell_step(step)
+        if self._reached is not None:
+            self._reached.step, self._reached.state = int(state.global_step), state
+            self._tell_step(self._reached.step)
 
     def _tell_step(self, step: int) -> None:
         record_step = self._record_step

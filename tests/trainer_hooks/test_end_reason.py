@@ -48,11 +48,16 @@ def test_a_stop_request_ends_the_run_as_stopped_at_its_step(tiny_dir: str, tmp_p
     assert source.ends == [("stopped", 4)]  # applied at the step boundary it arrived at
 
 
-def test_a_train_that_raises_is_recorded_as_crashed_at_the_last_step(
-    tiny_dir: str, tmp_path: Path, source: QueueSource
+@pytest.mark.parametrize("where", ["after", "before"])
+def test_a_train_that_raises_is_recorded_as_crashed_at_the_step_it_reached(
+    tiny_dir: str, tmp_path: Path, source: QueueSource, where: str
 ) -> None:
+    """Also when it raises in a callback that runs before ours: step 5 was taken, though ours never saw it end.
+
+    Ctrl-C lands the same way, anywhere between the trainer counting a step and our ``on_step_end``.
+    """
     with pytest.raises(RuntimeError, match="failed"):
-        train(tiny_dir, tmp_path, source, after=[RaiseAt(5)])
+        train(tiny_dir, tmp_path, source, **{where: [RaiseAt(5)]})
     gc.collect()  # the callback is gone with the failed run: its source is closed as crashed
     assert source.ends == [("crashed", 5)]
     assert source.closes == 1
