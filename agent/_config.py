@@ -157,7 +157,11 @@ class AgentConfig:
 
     # > Timing of the agent thread
     poll_interval: float = field(
-        default=2.0, metadata={"help": "Seconds between REST re-reads while push is down (degraded)."}
+        default=2.0,
+        metadata={
+            "help": "Seconds between REST re-reads while push is down (degraded); longer while the server fails "
+            "(doubling, up to backoff_max) or answers slowly (ten times the last read's time, up to backoff_max)."
+        },
     )
     resync_interval: float = field(
         default=30.0,

@@ -58,6 +58,7 @@ CONFIRM_WAIT = 5.0  # joined but no "Subscribed to PostgreSQL" after this long: 
 SHUTDOWN_MARGIN = 0.15  # of close()'s budget, kept for tearing the loop down after the flush
 RUN_ENDS = ("completed", "stopped")  # the detach reasons that end the job's run (docs/contracts.md, "Runs")
 REREADS_PER_SECOND = 2
+SLOW_READ_FACTOR = 10  # while degraded, a read that took t seconds is followed by at least 10·t of quiet
 
 
 class Worker:
@@ -100,6 +101,8 @@ class Worker:
         # by the heartbeat when it beats: no wakeup per step. An int's write is atomic under the GIL.
         self.step: int | None = None
         self._checked_at = 0.0  # when a read or the heartbeat's answer last showed what push may have missed
+        self._poll_wait = config.poll_interval  # the next wait between two re-reads while degraded (_pace)
+        self._failed_reads = 0
         self._restart: RestartRecord | None = None  # the last in-process restart done, until it is stored
         self._deadline = 0.0
         self._end: tuple[str, int | None] = ("closed", None)  # how the trainer detaches, when close() says nothing
@@ -404,22 +407,43 @@ class Worker:
         throttler = Throttler(rate_limit=REREADS_PER_SECOND, period=1.0)
         while not self._stopped_by_revocation():
             ready = self.lifecycle.ready.is_set()
-            await wait_for_event(self._resync, self._safety_wait() if ready else self.config.poll_interval)
+            await wait_for_event(self._resync, self._safety_wait() if ready else self._poll_wait)
             if ready and not self._resync.is_set() and self._safety_wait() > 0:
                 continue  # the heartbeat answered meanwhile: push missed nothing
             self._resync.clear()
             self._checked_at = time.monotonic()
             async with throttler:
+                answered, began = False, time.monotonic()
                 try:
-                    await self._reread()
+                    answered = await self._reread()
                 except Exception:  # keep polling whatever one read did
                     logger.exception("Re-reading the job's requests failed unexpectedly")
+                self._pace(answered, time.monotonic() - began)
+
+    def _pace(self, answered: bool, took: float) -> None:
+        """Space the re-reads made while push is down by how the server is doing.
+
+        Push goes down for many trainers at once when the server stalls or is overloaded, and each
+        then polls: a thousand trainers every ``poll_interval`` (2 s) are twelve times the load of
+        their heartbeats, arriving just when the server can least take it, which keeps it down. So
+        a read that got no answer doubles the wait (with jitter, up to ``backoff_max``), and one
+        that answered slowly waits ``SLOW_READ_FACTOR`` times as long as it took. A healthy server
+        (a read in milliseconds) is polled every ``poll_interval``, as before.
+        """
+        cfg = self.config
+        self._failed_reads = 0 if answered else self._failed_reads + 1
+        if self._failed_reads:
+            wait = backoff_delay(self._failed_reads + 1, cfg.poll_interval, cfg.backoff_max)
+        else:
+            wait = min(SLOW_READ_FACTOR * took, cfg.backoff_max)
+        self._poll_wait = max(wait, cfg.poll_interval)
 
     def _safety_wait(self) -> float:
         """Seconds left before the safety re-read: ``resync_interval`` after the last read or heartbeat answer."""
         return max(self._checked_at + self.config.resync_interval - time.monotonic(), 0.0)
 
-    async def _reread(self) -> None:
+    async def _reread(self) -> bool:
+        """Read what push may have missed; whether the server answered."""
         read = self.lifecycle.begin_read()
         logger.debug("Checking for updates…")
         intake = self.intake
@@ -428,11 +452,12 @@ class Worker:
             result = await self._rest.read_requests(intake.after_seq, intake.replay_after_step, limit)
         except RestError as exc:
             self.lifecycle.read_failed(exc)
-            return
+            return False
         if result is None:
             self.lifecycle.read_found_no_job()
         else:
             self.lifecycle.read_done(read, complete=intake.ingest_read(result, limit))
+        return True
 
 
 async def _cancel_all(tasks: list[asyncio.Task[None]], timeout: float) -> None:
