@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -85,7 +86,9 @@ def worker() -> None:
         time.sleep(spec["start_gap"])  # jobs starting over time rather than all in the same second
     unready = [a.job_id for a in agents if not a.wait_ready(600)]
     print(json.dumps({"ready_s": time.perf_counter() - started, "unready": unready}), flush=True)
-    sys.stdin.readline()  # "run": idle until then
+    while sys.stdin.readline().strip() == "status":  # idle until "run"; "status": how many agents are in each
+        statuses = [agent.status.value for agent in agents]
+        print(json.dumps({s: statuses.count(s) for s in set(statuses)}), flush=True)
     stop = threading.Event()
 
     def wait_for_stop() -> None:
@@ -162,6 +165,15 @@ class Workers:
             p.wait(60)
         return seen
 
+    def statuses(self) -> dict[str, int]:
+        """How many agents are in each ``AgentStatus``, all processes together."""
+        self.tell("status")
+        counts: dict[str, int] = {}
+        for line in self._lines():
+            for status, count in line.items():
+                counts[status] = counts.get(status, 0) + count
+        return counts
+
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
 
@@ -203,6 +215,18 @@ def stack_pids(api_port: int, postmaster: int) -> list[int]:
         if ppid == postmaster or (b"serve" in cmdline and str(api_port).encode() in cmdline):
             pids.append(int(entry.name))
     return pids
+
+
+def front_pid(api_port: int) -> int:
+    """The API front's process (``python -m liveparams_stack serve --port N``)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if b"serve" in cmdline and str(api_port).encode() in cmdline:
+            return int(entry.name)
+    raise SystemExit(f"no API front on port {api_port}")
 
 
 @dataclass
@@ -267,6 +291,41 @@ class Result:
     sent: int = 0
     rpc_failed: int = 0
     probes_per_s: float = 0.0
+    stall: Stall | None = None
+
+
+@dataclass
+class Stall:
+    """What a frozen API front (SIGSTOP, as in a long GC pause or a starved host) did to the attached agents."""
+
+    seconds: float
+    most_degraded: int = 0  # the most agents polling over REST at once (push down)
+    recovered_s: float = float("nan")  # SIGCONT → every agent subscribed again (nan: not within the wait)
+    after: Window = field(default_factory=Window)  # the stack from SIGCONT to 30 s after every agent is back
+
+
+def stall_front(front: int, workers: Workers, meter: Meter, seconds: float, wait: float = 300.0) -> Stall:
+    """Freeze the front for ``seconds``, then follow the agents until all have been subscribed for 30 s."""
+    stall = Stall(seconds)
+    os.kill(front, signal.SIGSTOP)
+    time.sleep(seconds)
+    os.kill(front, signal.SIGCONT)
+    resumed = time.monotonic()
+    meter.start()
+    since: float | None = None  # seconds after SIGCONT since which every agent is seen subscribed
+    while (elapsed := time.monotonic() - resumed) < wait:
+        counts = workers.statuses()
+        stall.most_degraded = max(stall.most_degraded, counts.get("degraded", 0))
+        if counts.get("subscribed", 0) < sum(counts.values()):
+            since = None
+        elif since is None:
+            since = elapsed
+        elif elapsed - since >= 30:
+            stall.recovered_s = since
+            break
+        time.sleep(1.0)
+    stall.after = meter.stop()
+    return stall
 
 
 def run(
@@ -296,6 +355,8 @@ def run(
         meter.start()
         time.sleep(args.idle)
         result.idle = meter.stop()
+        if args.stall:
+            result.stall = stall_front(front_pid(api_port), workers, meter, args.stall)
 
         workers.tell("run")
         headers = {"apikey": env["SERVICE_ROLE_KEY"], "Authorization": f"Bearer {env['SERVICE_ROLE_KEY']}"}
@@ -398,6 +459,14 @@ def report(results: list[Result], args: Any) -> None:
             f"{r.probes_per_s + args.requests / max(r.load.seconds, 1e-9):.2f}"),
         ("polling GET p50 / p99 (ms)", lambda r: f"{pct(r.get_ms, 50):.1f} / {pct(r.get_ms, 99):.1f}"),
     ]  # fmt: skip
+    if args.stall:
+        rows += [
+            (f"front frozen {args.stall:g} s: most agents degraded at once", lambda r: f"{r.stall.most_degraded}"),
+            ("  then every agent subscribed again after (s)", lambda r: f"{r.stall.recovered_s:.1f}"),
+            ("  stack CPU (cores) / DB transactions/s until 30 s after", lambda r: (
+                f"{r.stall.after.per_s(r.stall.after.stack_cpu):.2f} / "
+                f"{r.stall.after.per_s(r.stall.after.xacts):.0f}")),
+        ]  # fmt: skip
     header = "".join(f"{f'{r.jobs} jobs, {r.cadence}':>34}" for r in results)
     print(f"{'measurement':60}{header}")
     for name, cell in rows:
@@ -439,6 +508,9 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of the idle and polling phases")
     parser.add_argument("--settle", type=float, default=120.0, help="seconds to wait for every outcome")
     parser.add_argument("--poll-step-rate", type=float, default=1.0, help="steps per second of the polling model")
+    parser.add_argument(
+        "--stall", type=float, default=0.0, help="seconds to freeze the API front after the idle phase (0: none)"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
