@@ -47,17 +47,23 @@ async function load(supabase) {
   return { staleSeconds, rows: new Map(rows) };
 }
 
+const COLUMNS = ['Job', 'Status', 'Trainer', 'Last step', 'Last change'];
+
 function render(rows, staleSeconds) {
   if (!rows.length) return el('p', {}, 'No jobs yet. Create one with ', el('code', {}, 'liveparams job create'), ' and start a training.');
-  const head = el('tr', {}, ...['Job', 'Status', 'Trainer', 'Last step', 'Last change'].map((name) => el('th', { scope: 'col' }, name)));
+  const head = el('tr', {}, ...COLUMNS.map((name) => el('th', { scope: 'col' }, name)));
   const body = rows.map(({ job, step, change }) => {
     const trainer = trainerState(job, staleSeconds);
+    const cells = [ // [attributes, content] per column after the job's name
+      [{}, el('span', { class: `badge status-${job.status}` }, job.status)],
+      [{ class: trainer.attached ? 'attached' : 'detached' }, trainer.label],
+      [{}, formatValue(rowStep(job) ?? step)],
+      [{}, change.text],
+    ];
+    // Each cell carries its column's name: at phone width the header row is hidden and panel.css shows it before the value.
     return el('tr', { 'data-job-id': job.id },
       el('th', { scope: 'row' }, el('a', { href: `#/job/${job.id}` }, job.name || job.id)),
-      el('td', {}, el('span', { class: `badge status-${job.status}` }, job.status)),
-      el('td', { class: trainer.attached ? 'attached' : 'detached' }, trainer.label),
-      el('td', {}, formatValue(rowStep(job) ?? step)),
-      el('td', {}, change.text));
+      ...cells.map(([attributes, content], index) => el('td', { ...attributes, 'data-label': COLUMNS[index + 1] }, content)));
   });
   return el('table', { class: 'jobs' }, el('caption', {}, 'Your training jobs'), el('thead', {}, head), el('tbody', {}, ...body));
 }

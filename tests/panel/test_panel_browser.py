@@ -300,6 +300,16 @@ def test_a_person_steers_a_live_run_from_the_panel(
         page.get_by_role("link", name="all jobs").click()
         expect(page.locator(f"tr[data-job-id='{job_id}']")).to_contain_text("detached: stopped")
         page.screenshot(path=str(ARTIFACTS / "panel-jobs.png"))
+        # At phone width the header row is hidden: each cell says its column's name before its value, for the
+        # eye and for a screen reader; on a desk the header row names the columns.
+        trainer_cell = page.locator(f"tr[data-job-id='{job_id}'] td").nth(1)
+        label = "cell => getComputedStyle(cell, '::before').content"
+        assert trainer_cell.evaluate(label) == "none"
+        page.set_viewport_size(PHONE)
+        expect(page.locator("table.jobs thead")).to_be_hidden()
+        assert trainer_cell.evaluate(label) == '"Trainer: "'
+        expect(trainer_cell).to_have_accessible_name(re.compile(r"^Trainer: detached: stopped"))
+        page.screenshot(path=str(ARTIFACTS / "panel-jobs-phone.png"))
 
         stack_hosts = {urlsplit(panel_url).netloc, urlsplit(stack_env["API_URL"]).netloc}
         outside = [url for url in contacted if urlsplit(url).netloc not in stack_hosts]
