@@ -150,6 +150,12 @@ export class RunChart {
   }
 }
 
+// Escape hides the tooltip of the marker in focus or under the pointer, which stays where it is (WCAG 1.4.13);
+// the next focus or hover shows it again. The key goes on to anything else that listens (a dialog's Escape).
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape') document.querySelectorAll('.marker:focus, .marker:hover').forEach((marker) => marker.classList.add('tip-dismissed'));
+});
+
 function markerButton({ step, kind, text }) {
   const button = document.createElement('button');
   button.type = 'button';
@@ -162,5 +168,8 @@ function markerButton({ step, kind, text }) {
   tip.setAttribute('role', 'tooltip');
   tip.textContent = `step ${step} · ${kind}: ${text}`;
   button.append(tip);
+  const undismiss = () => button.classList.remove('tip-dismissed');
+  button.addEventListener('focus', undismiss);
+  button.addEventListener('mouseenter', undismiss);
   return button;
 }

@@ -51,6 +51,11 @@ TIPS_INSIDE_THE_CHART = """viewport => {
     return tip.width > 0 && tip.left >= chart.left && tip.right <= chart.right;
   });
 }"""
+# A marker as a person meets it: its hit target's width, and its head's glyph and shape (not its colour).
+MARKER_HEAD = """marker => {
+  const head = getComputedStyle(marker, '::after');
+  return {width: marker.getBoundingClientRect().width, glyph: head.content, shape: [head.borderRadius, head.clipPath]};
+}"""
 PRESENCE_SETTLE_MS = 2000  # after the page is live, how long to let a Presence it should not show arrive
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -225,6 +230,18 @@ def test_a_person_steers_a_live_run_from_the_panel(
         wait_points(page, points(page) + 10)  # a stretch at the new rate, for the picture
         marker.focus()  # from the keyboard its tooltip shows, as for a pointer
         expect(marker.locator(".tip")).to_be_visible()
+        page.keyboard.press("Escape")  # hides it without moving the focus (WCAG 1.4.13) ...
+        expect(marker.locator(".tip")).to_be_hidden()
+        expect(marker).to_be_focused()
+        refused = page.locator(".marker-refused")
+        refused.focus()
+        marker.focus()  # ... until the next focus
+        expect(marker.locator(".tip")).to_be_visible()
+        # Each marker is a target 24 px wide or more, and its head tells its kind by glyph and shape, not colour alone.
+        heads = {kind: seen.evaluate(MARKER_HEAD) for kind, seen in (("applied", marker), ("refused", refused))}
+        assert all(head["width"] >= 24 for head in heads.values()), heads
+        assert heads["applied"]["glyph"] != heads["refused"]["glyph"], heads
+        assert heads["applied"]["shape"] != heads["refused"]["shape"], heads
         page.screenshot(path=str(ARTIFACTS / "panel-desktop.png"), full_page=True)
         page.screenshot(path=str(ARTIFACTS / "panel-mid-run.png"))  # the top of the page: docs/panel-mid-run.png
 
@@ -237,6 +254,9 @@ def test_a_person_steers_a_live_run_from_the_panel(
         dark_page = dark.new_page()
         sign_in(dark_page, panel_url + f"#/job/{job_id}", owner)
         wait_points(dark_page, 3)
+        expect(dark_page.locator(f".marker-applied[data-step='{step}']")).to_have_count(1)
+        dark_page.wait_for_function(TIPS_INSIDE_THE_CHART, arg=PHONE["width"], timeout=WAIT_MS)
+        dark_page.locator(f".marker-applied[data-step='{step}']").focus()
         dark_page.screenshot(path=str(ARTIFACTS / "panel-phone-dark.png"), full_page=True)
         dark.close()
 
