@@ -53,7 +53,13 @@ export class RunChart {
       const key = `${marker.step}|${marker.kind}|${marker.text}`;
       return byKey.get(key) ?? { ...marker, key, button: markerButton(marker) };
     });
-    this.layer.replaceChildren(...this.markers.map((marker) => marker.button));
+    // Only what changed is moved: a button taken out of the page, even to be put back, loses the focus (and the
+    // page renders on every heartbeat of the trainer).
+    const buttons = this.markers.map((marker) => marker.button);
+    for (const child of [...this.layer.children]) if (!buttons.includes(child)) child.remove();
+    buttons.forEach((button, index) => {
+      if (this.layer.children[index] !== button) this.layer.insertBefore(button, this.layer.children[index] ?? null);
+    });
     this.schedule();
   }
 

@@ -233,6 +233,10 @@ def test_a_person_steers_a_live_run_from_the_panel(
         page.keyboard.press("Escape")  # hides it without moving the focus (WCAG 1.4.13) ...
         expect(marker.locator(".tip")).to_be_hidden()
         expect(marker).to_be_focused()
+        redrawn = page.locator("#trainer").element_handle()  # the page redraws it on each of the trainer's heartbeats
+        page.wait_for_function("badge => !badge.isConnected", arg=redrawn, timeout=WAIT_MS)
+        expect(marker).to_be_focused()  # a redraw keeps the marker, its focus and its tooltip hidden
+        expect(marker.locator(".tip")).to_be_hidden()
         refused = page.locator(".marker-refused")
         refused.focus()
         marker.focus()  # ... until the next focus
