@@ -56,7 +56,8 @@ export class RunChart {
     // Only what changed is moved: a button taken out of the page, even to be put back, loses the focus (and the
     // page renders on every heartbeat of the trainer).
     const buttons = this.markers.map((marker) => marker.button);
-    for (const child of [...this.layer.children]) if (!buttons.includes(child)) child.remove();
+    const kept = new Set(buttons);
+    for (const child of [...this.layer.children]) if (!kept.has(child)) child.remove();
     buttons.forEach((button, index) => {
       if (this.layer.children[index] !== button) this.layer.insertBefore(button, this.layer.children[index] ?? null);
     });
