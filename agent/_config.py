@@ -179,11 +179,18 @@ class AgentConfig:
         },
     )
     probe_timeout: float = field(
-        default=5.0, metadata={"help": "A probe unanswered for this long means the socket stalled: rebuild."}
+        default=5.0,
+        metadata={
+            "help": "A probe unanswered for this long means push cannot be trusted: the agent polls, and keeps the "
+            "socket recovery_grace more for the late reply of a server that is only behind, then rebuilds."
+        },
     )
     recovery_grace: float = field(
         default=12.0,
-        metadata={"help": "Seconds the client may spend rejoining/reconnecting on its own before it is rebuilt."},
+        metadata={
+            "help": "Seconds the client may spend rejoining/reconnecting on its own, or an overdue probe's reply "
+            "may take, before the client is rebuilt."
+        },
     )
     heartbeat_interval: float = field(
         default=25.0,

@@ -55,7 +55,7 @@ from liveparams.agent._realtime_internals import Internals
 from liveparams.agent._waiting import wait_for_event
 from liveparams.contract import utc_now_iso
 
-__all__ = ["Health", "Subscription"]
+__all__ = ["Health", "Probe", "Subscription"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ REQUESTS_CHANNEL_OPTIONS: RealtimeChannelOptions = {
 }
 REQUEST_EVENT = "INSERT"  # the event realtime.broadcast_changes sends a new row as (TG_OP)
 PROBE_PAYLOAD = {"type": "broadcast", "event": "liveparams-probe", "payload": {}}
+OVERDUE_TICK = 0.25  # while a probe is overdue, how often the client's state is checked (seconds)
 RECONNECT_RETRIES = 5  # the client's default; after that it gives up silently and health() says DEAD
 
 
@@ -83,6 +84,14 @@ class Health(enum.Enum):
     JOINED = "joined"  # joined; waiting for "Subscribed to PostgreSQL" (or the requests channel)
     RECOVERING = "recovering"  # the client is reconnecting or rejoining on its own
     DEAD = "dead"  # the client will not recover: rebuild
+
+
+class Probe(enum.Enum):
+    """What became of a liveness probe (:meth:`Subscription.probe`)."""
+
+    ANSWERED = "answered"  # within probe_timeout
+    LATE = "late"  # within recovery_grace after that: the server was behind, the channel is alive
+    UNANSWERED = "unanswered"  # neither, or the client died meanwhile: rebuild
 
 
 class Subscription:
@@ -315,30 +324,51 @@ class Subscription:
         self.reason = reason
         return Health.DEAD
 
-    async def probe(self, timeout: float) -> bool:
-        """Round-trip a broadcast with ``ack`` through the channel; ``False`` if no reply within ``timeout``.
+    async def probe(self, on_overdue: Callable[[str], None]) -> Probe:
+        """Round-trip a broadcast with ``ack`` through the channel, and say when (if ever) it was answered.
 
         A websocket ping is not enough: a server (or proxy) can answer pings while its channel
         process is wedged, and the client itself never checks heartbeat replies. A reply to an
         acknowledged broadcast proves the socket, the server and our channel are all alive.
+
+        No reply within ``probe_timeout`` means push cannot be trusted: ``on_overdue`` is told
+        why (the agent polls over REST from then on). The socket is kept ``recovery_grace`` more
+        for a late reply, because a server that was paused or is working through a backlog
+        answers in the order it reads: every trainer on it sees its probe go unanswered at about
+        the same time, and a rebuild from each would add a new socket, a join and a Presence
+        track to the very backlog they wait on (docs/benchmarks.md, "a frozen front"). The wait
+        ends early, as ``UNANSWERED``, when the client is found dead meanwhile.
         """
+        cfg = self._config
         channel = self._channel
         if channel is None or not channel.is_joined:
-            return True  # not joined: health() covers it
+            return Probe.ANSWERED  # not joined: health() covers it
         answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def settle(*_: object) -> None:
             if not answered.done():
                 answered.set_result(None)
 
-        push = await channel.push(ChannelEvents.broadcast, PROBE_PAYLOAD, timeout=math.ceil(timeout) + 1)
+        patience = cfg.probe_timeout + cfg.recovery_grace
+        push = await channel.push(ChannelEvents.broadcast, PROBE_PAYLOAD, timeout=math.ceil(patience) + 1)
         push.receive(RealtimeAcknowledgementStatus.Ok, settle).receive(RealtimeAcknowledgementStatus.Error, settle)
-        done, _ = await asyncio.wait({answered}, timeout=timeout)
-        push.destroy()
-        if not done:
-            self.reason = f"the socket stalled (no reply to a probe within {timeout:g}s)"
-            return False
-        return True
+        try:
+            done, _ = await asyncio.wait({answered}, timeout=cfg.probe_timeout)
+            if done:
+                return Probe.ANSWERED
+            self.reason = f"the socket stalled (no reply to a probe within {cfg.probe_timeout:g}s)"
+            on_overdue(self.reason)
+            deadline = time.monotonic() + cfg.recovery_grace
+            while (left := deadline - time.monotonic()) > 0:
+                done, _ = await asyncio.wait({answered}, timeout=min(left, OVERDUE_TICK))
+                if done:
+                    return Probe.LATE
+                if self.health() is Health.DEAD:
+                    return Probe.UNANSWERED
+            self.reason = f"the socket stalled (no reply to a probe within {patience:g}s)"
+            return Probe.UNANSWERED
+        finally:
+            push.destroy()
 
     async def close(self) -> None:
         """Drop the client: stop its timers, close the socket, and cut it if the close handshake hangs."""

@@ -1,9 +1,10 @@
 """The agent thread: its own asyncio loop running the supervisor, the re-reader and the outcome writer.
 
 - The **supervisor** opens a :class:`Subscription`, watches its health every
-  tick, probes the channel now and then, and when the client will not recover on
-  its own throws it away and opens a new one, with exponential backoff and
-  jitter, until shutdown.
+  tick, probes the channel now and then (a probe answered late, by a server that
+  was behind, brings push back without a rebuild), and when the client will not
+  recover on its own throws it away and opens a new one, with exponential backoff
+  and jitter, until shutdown.
 - The **re-reader** reads the job's requests newer than the last one handled,
   over REST, after every confirmed (re)subscription (Realtime does not replay
   what it missed), every ``poll_interval`` while push is down (degraded), and,
@@ -45,7 +46,7 @@ from liveparams.agent._metrics import METRICS_EVENT, MetricsPublisher, metrics_t
 from liveparams.agent._outcomes import OutcomeWriter, backoff_delay
 from liveparams.agent._realtime_internals import Internals
 from liveparams.agent._rest import RestClient
-from liveparams.agent._subscription import Health, Subscription
+from liveparams.agent._subscription import Health, Probe, Subscription
 from liveparams.agent._waiting import wait_for_event
 from liveparams.contract import RestartRecord
 
@@ -372,8 +373,11 @@ class Worker:
                 self._on_database_ready()
                 joined_at = now
             if now - last_probe >= cfg.probe_interval:
-                if not await subscription.probe(cfg.probe_timeout):
+                probe = await subscription.probe(on_overdue=self._degrade)
+                if probe is Probe.UNANSWERED:
                     return subscription.reason
+                if probe is Probe.LATE and subscription.health() is Health.READY:
+                    self._on_database_ready()  # alive after all: re-read, and that read makes the agent ready
                 last_probe = time.monotonic()
 
     async def _hand_token(self, access_token: str) -> None:

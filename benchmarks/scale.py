@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import statistics
@@ -46,6 +47,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +74,10 @@ def worker() -> None:
     from liveparams.contract import OutcomeStatus, UpdateOutcome
 
     spec = json.loads(sys.stdin.readline())
+    rebuilds = Rebuilds()
+    supervisor = logging.getLogger("liveparams.agent._worker")
+    supervisor.setLevel(logging.DEBUG)
+    supervisor.addHandler(rebuilds)
     # Trainers run on machines of their own; here 1,000 agent threads share 2 cores with the one-process
     # stack, and the scheduler, which shares CPU by thread, would starve it (docs/benchmarks.md).
     os.nice(spec["nice"])
@@ -86,9 +92,9 @@ def worker() -> None:
         time.sleep(spec["start_gap"])  # jobs starting over time rather than all in the same second
     unready = [a.job_id for a in agents if not a.wait_ready(600)]
     print(json.dumps({"ready_s": time.perf_counter() - started, "unready": unready}), flush=True)
-    while sys.stdin.readline().strip() == "status":  # idle until "run"; "status": how many agents are in each
-        statuses = [agent.status.value for agent in agents]
-        print(json.dumps({s: statuses.count(s) for s in set(statuses)}), flush=True)
+    while sys.stdin.readline().strip() == "status":  # idle until "run"; "status": agents in each, rebuilds so far
+        statuses = Counter(agent.status.value for agent in agents)
+        print(json.dumps({"statuses": statuses, "rebuilds": rebuilds.counts}), flush=True)
     stop = threading.Event()
 
     def wait_for_stop() -> None:
@@ -113,6 +119,20 @@ def worker() -> None:
     with ThreadPoolExecutor(64) as closing:  # one after another, 250 closes of up to 2 s each took minutes
         list(closing.map(UpdateAgent.close, agents))
     print(json.dumps({"seen": seen}), flush=True)
+
+
+class Rebuilds(logging.Handler):
+    """Counts the supervisor's rebuilds of a subscription (``agent/_worker.py``'s log lines), by cause."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("Realtime subscription lost"):
+            self.counts["probe unanswered" if "probe" in record.getMessage() else "client lost"] += 1
+        elif record.msg.startswith("Realtime subscription failed"):
+            self.counts["open failed"] += 1
 
 
 class Workers:
@@ -165,14 +185,15 @@ class Workers:
             p.wait(60)
         return seen
 
-    def statuses(self) -> dict[str, int]:
-        """How many agents are in each ``AgentStatus``, all processes together."""
+    def statuses(self) -> tuple[Counter[str], Counter[str]]:
+        """How many agents are in each ``AgentStatus``, and the rebuilds so far by cause, all processes together."""
         self.tell("status")
-        counts: dict[str, int] = {}
+        statuses: Counter[str] = Counter()
+        rebuilds: Counter[str] = Counter()
         for line in self._lines():
-            for status, count in line.items():
-                counts[status] = counts.get(status, 0) + count
-        return counts
+            statuses.update(line["statuses"])
+            rebuilds.update(line["rebuilds"])
+        return statuses, rebuilds
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
@@ -302,11 +323,13 @@ class Stall:
     most_degraded: int = 0  # the most agents polling over REST at once (push down)
     recovered_s: float = float("nan")  # SIGCONT → every agent subscribed again (nan: not within the wait)
     after: Window = field(default_factory=Window)  # the stack from SIGCONT to 30 s after every agent is back
+    rebuilds: Counter[str] = field(default_factory=Counter)  # subscriptions rebuilt from the freeze on, by cause
 
 
 def stall_front(front: int, workers: Workers, meter: Meter, seconds: float, wait: float = 300.0) -> Stall:
     """Freeze the front for ``seconds``, then follow the agents until all have been subscribed for 30 s."""
     stall = Stall(seconds)
+    _, before = workers.statuses()
     os.kill(front, signal.SIGSTOP)
     time.sleep(seconds)
     os.kill(front, signal.SIGCONT)
@@ -314,7 +337,8 @@ def stall_front(front: int, workers: Workers, meter: Meter, seconds: float, wait
     meter.start()
     since: float | None = None  # seconds after SIGCONT since which every agent is seen subscribed
     while (elapsed := time.monotonic() - resumed) < wait:
-        counts = workers.statuses()
+        counts, rebuilds = workers.statuses()
+        stall.rebuilds = rebuilds - before
         stall.most_degraded = max(stall.most_degraded, counts.get("degraded", 0))
         if counts.get("subscribed", 0) < sum(counts.values()):
             since = None
@@ -463,6 +487,8 @@ def report(results: list[Result], args: Any) -> None:
         rows += [
             (f"front frozen {args.stall:g} s: most agents degraded at once", lambda r: f"{r.stall.most_degraded}"),
             ("  then every agent subscribed again after (s)", lambda r: f"{r.stall.recovered_s:.1f}"),
+            ("  subscriptions rebuilt: probe unanswered / client lost / open failed", lambda r: " / ".join(
+                str(r.stall.rebuilds[cause]) for cause in ("probe unanswered", "client lost", "open failed"))),
             ("  stack CPU (cores) / DB transactions/s until 30 s after", lambda r: (
                 f"{r.stall.after.per_s(r.stall.after.stack_cpu):.2f} / "
                 f"{r.stall.after.per_s(r.stall.after.xacts):.0f}")),

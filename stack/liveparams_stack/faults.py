@@ -8,7 +8,9 @@ nothing here runs. ``POST /_liveparams/faults/<action>`` with a JSON body:
 action              body                      effect
 ==================  ========================  ==========================================================
 close_sockets       ``{code}`` (1011)         close sockets with that WebSocket close code
-stall_sockets       ``{}``                    stop reading and writing (no close, pings unanswered)
+stall_sockets       ``{}``                    stop reading and writing (no close, pings unanswered):
+                                              what the server sends meanwhile is lost, what the
+                                              client sends waits to be read
 unstall_sockets     ``{}``                    resume stalled sockets
 phx_error           ``{}``                    ``phx_error`` on each channel (a channel crash)
 system_error        ``{message}``             ``system`` error push; the channel stays joined

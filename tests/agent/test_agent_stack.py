@@ -744,6 +744,34 @@ def test_polling_starts_at_once_when_push_goes_down(
 
 
 @pytest.mark.faults
+def test_a_server_that_was_only_behind_answers_the_probe_late_and_push_comes_back_without_a_rebuild(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    faults: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The server stops reading the agent's socket (a paused or backlogged server), longer than ``probe_timeout``
+    and shorter than ``recovery_grace`` after it. The agent polls meanwhile, and when the server reads on it
+    answers the probe that was waiting: push is back on the same socket. A rebuild from every trainer of a
+    server that is only behind would add their joins to the backlog (docs/benchmarks.md, "a frozen front")."""
+    job_id, owner = job
+    caplog.set_level(logging.INFO, logger="liveparams.agent")
+    with make_agent(job_id, recovery_grace=15.0) as agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        assert faults("stall_sockets", topic=f"realtime:{agent.config.topic}")["affected"] == 1
+        assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 10)
+        during = request_update(owner, job_id, {"max_steps": 500})["id"]
+        assert collect(agent, 1) == [during]  # polled: the stalled socket dropped its push
+        faults("unstall_sockets")
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        after = request_update(owner, job_id, {"max_steps": 600})["id"]
+        assert collect(agent, 1) == [after]
+    assert "no reply to a probe within 1s" in caplog.text
+    assert "rebuilding it" not in caplog.text
+
+
+@pytest.mark.faults
 def test_a_change_push_drops_is_read_at_the_next_heartbeat(
     job: tuple[str, str],
     make_agent: Callable[..., UpdateAgent],

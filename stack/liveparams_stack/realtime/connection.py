@@ -85,8 +85,7 @@ class Connection:
                 frame = await self.ws.receive()
                 if frame.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
-                if not self._running.is_set():
-                    continue
+                await self._running.wait()  # a frame that arrived as the socket stalled waits, as unread ones do
                 try:
                     if frame.type == WSMsgType.TEXT:
                         message = self._serializer.decode_text(frame.data)
@@ -111,7 +110,7 @@ class Connection:
         await self.ws.close(code=code, message=reason.encode())
 
     def stall(self) -> None:
-        """Stop reading and writing without closing: pings go unanswered, pushes are lost."""
+        """Stop reading and writing without closing: pings go unanswered, pushes are lost, what comes in waits."""
         self._running.clear()
         while not self._outbox.empty():
             self._outbox.get_nowait()
