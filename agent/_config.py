@@ -182,14 +182,15 @@ class AgentConfig:
         default=5.0,
         metadata={
             "help": "A probe unanswered for this long means push cannot be trusted: the agent polls, and keeps the "
-            "socket recovery_grace more for the late reply of a server that is only behind, then rebuilds."
+            "socket for the late reply of a server that is only behind; it rebuilds once the server answers REST "
+            "and the reply is still missing recovery_grace later."
         },
     )
     recovery_grace: float = field(
         default=12.0,
         metadata={
             "help": "Seconds the client may spend rejoining/reconnecting on its own, or an overdue probe's reply "
-            "may take, before the client is rebuilt."
+            "may take once the server answers REST again, before the client is rebuilt."
         },
     )
     heartbeat_interval: float = field(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -71,6 +72,9 @@ class RestClient:
         self._http: httpx.AsyncClient | None = None
         # The re-reader and the outcome writer may both make the first call: build one client, not two.
         self._building = asyncio.Lock()
+        self.answered_at: float | None = None
+        """When (``time.monotonic()``) a call last got an answer that was not a failure of the server
+        (a result or a refusal): whether the server is answering at all."""
 
     async def _get(self, bearer: str) -> AsyncClient:
         if self._client is not None and self._bearer == bearer:
@@ -94,8 +98,12 @@ class RestClient:
             try:
                 with mapped_errors(_rest_error(what, self._config)):
                     client = await self._get(bearer)
-                    return (await client.rpc(function, args).execute()).data
+                    data = (await client.rpc(function, args).execute()).data
+                self.answered_at = time.monotonic()
+                return data
             except RestError as exc:
+                if not exc.transient:  # a refusal is an answer too: the server is up
+                    self.answered_at = time.monotonic()
                 cause = exc.__cause__
                 if not (credential.refreshable and isinstance(cause, APIError) and cause.code in JWT_REFUSED_CODES):
                     raise

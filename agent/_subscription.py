@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -74,6 +73,7 @@ REQUESTS_CHANNEL_OPTIONS: RealtimeChannelOptions = {
 REQUEST_EVENT = "INSERT"  # the event realtime.broadcast_changes sends a new row as (TG_OP)
 PROBE_PAYLOAD = {"type": "broadcast", "event": "liveparams-probe", "payload": {}}
 OVERDUE_TICK = 0.25  # while a probe is overdue, how often the client's state is checked (seconds)
+PROBE_PUSH_TIMEOUT = 3600  # the client's own timeout of a probe push: never first, probe() decides and destroys it
 RECONNECT_RETRIES = 5  # the client's default; after that it gives up silently and health() says DEAD
 
 
@@ -90,8 +90,8 @@ class Probe(enum.Enum):
     """What became of a liveness probe (:meth:`Subscription.probe`)."""
 
     ANSWERED = "answered"  # within probe_timeout
-    LATE = "late"  # within recovery_grace after that: the server was behind, the channel is alive
-    UNANSWERED = "unanswered"  # neither, or the client died meanwhile: rebuild
+    LATE = "late"  # after that: the server was behind, the channel is alive
+    UNANSWERED = "unanswered"  # not recovery_grace after the server answered again, or the client died: rebuild
 
 
 class Subscription:
@@ -324,7 +324,7 @@ class Subscription:
         self.reason = reason
         return Health.DEAD
 
-    async def probe(self, on_overdue: Callable[[str], None]) -> Probe:
+    async def probe(self, on_overdue: Callable[[str], None], server_answered_at: Callable[[], float | None]) -> Probe:
         """Round-trip a broadcast with ``ack`` through the channel, and say when (if ever) it was answered.
 
         A websocket ping is not enough: a server (or proxy) can answer pings while its channel
@@ -332,12 +332,16 @@ class Subscription:
         acknowledged broadcast proves the socket, the server and our channel are all alive.
 
         No reply within ``probe_timeout`` means push cannot be trusted: ``on_overdue`` is told
-        why (the agent polls over REST from then on). The socket is kept ``recovery_grace`` more
-        for a late reply, because a server that was paused or is working through a backlog
-        answers in the order it reads: every trainer on it sees its probe go unanswered at about
-        the same time, and a rebuild from each would add a new socket, a join and a Presence
-        track to the very backlog they wait on (docs/benchmarks.md, "a frozen front"). The wait
-        ends early, as ``UNANSWERED``, when the client is found dead meanwhile.
+        why (the agent polls over REST from then on). The socket is kept for a late reply,
+        because a server that was paused or is working through a backlog answers in the order
+        it reads: every trainer on it sees its probe go unanswered at about the same time, and
+        a rebuild from each would add a new socket, a join and a Presence track to the very
+        backlog they wait on (docs/benchmarks.md, "a frozen front"). So the channel is given up
+        only once the server is seen answering (``server_answered_at``: the agent's last REST
+        call that succeeded) and the probe is still unanswered ``recovery_grace`` after that:
+        a server that answers nothing would not answer a new socket either. The wait also ends,
+        as ``UNANSWERED``, when the client is found dead meanwhile (a socket whose pings go
+        unanswered is closed by the client within 40 s).
         """
         cfg = self._config
         channel = self._channel
@@ -349,8 +353,8 @@ class Subscription:
             if not answered.done():
                 answered.set_result(None)
 
-        patience = cfg.probe_timeout + cfg.recovery_grace
-        push = await channel.push(ChannelEvents.broadcast, PROBE_PAYLOAD, timeout=math.ceil(patience) + 1)
+        sent = time.monotonic()
+        push = await channel.push(ChannelEvents.broadcast, PROBE_PAYLOAD, timeout=PROBE_PUSH_TIMEOUT)
         push.receive(RealtimeAcknowledgementStatus.Ok, settle).receive(RealtimeAcknowledgementStatus.Error, settle)
         try:
             done, _ = await asyncio.wait({answered}, timeout=cfg.probe_timeout)
@@ -358,15 +362,24 @@ class Subscription:
                 return Probe.ANSWERED
             self.reason = f"the socket stalled (no reply to a probe within {cfg.probe_timeout:g}s)"
             on_overdue(self.reason)
-            deadline = time.monotonic() + cfg.recovery_grace
-            while (left := deadline - time.monotonic()) > 0:
-                done, _ = await asyncio.wait({answered}, timeout=min(left, OVERDUE_TICK))
+            overdue_at = time.monotonic()
+            answering_since: float | None = None  # the server's first answer after the probe fell overdue
+            while True:
+                done, _ = await asyncio.wait({answered}, timeout=OVERDUE_TICK)
                 if done:
                     return Probe.LATE
                 if self.health() is Health.DEAD:
                     return Probe.UNANSWERED
-            self.reason = f"the socket stalled (no reply to a probe within {patience:g}s)"
-            return Probe.UNANSWERED
+                at = server_answered_at()
+                if answering_since is None and at is not None and at >= overdue_at:
+                    answering_since = at
+                now = time.monotonic()
+                if answering_since is not None and now - answering_since > cfg.recovery_grace:
+                    self.reason = (
+                        f"the channel stalled (no reply to a probe in {now - sent:.0f}s, "
+                        f"{cfg.recovery_grace:g}s of them while the server answered over REST)"
+                    )
+                    return Probe.UNANSWERED
         finally:
             push.destroy()
 

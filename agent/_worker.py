@@ -373,7 +373,7 @@ class Worker:
                 self._on_database_ready()
                 joined_at = now
             if now - last_probe >= cfg.probe_interval:
-                probe = await subscription.probe(on_overdue=self._degrade)
+                probe = await subscription.probe(self._degrade, server_answered_at=lambda: self._rest.answered_at)
                 if probe is Probe.UNANSWERED:
                     return subscription.reason
                 if probe is Probe.LATE and subscription.health() is Health.READY:

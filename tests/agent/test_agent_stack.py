@@ -772,6 +772,56 @@ def test_a_server_that_was_only_behind_answers_the_probe_late_and_push_comes_bac
 
 
 @pytest.mark.faults
+def test_while_the_server_answers_nothing_an_unanswered_probe_waits_instead_of_rebuilding(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    faults: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The agent's socket stalls and every REST call fails too, for several times ``recovery_grace``: a new socket
+    to a server that answers nothing would get no further, so the agent keeps polling and waits. Once the server
+    reads on, the late reply brings push back on the same socket; a channel that stays silent while REST answers
+    is rebuilt (the stalled-socket case of the fault matrix)."""
+    job_id, owner = job
+    caplog.set_level(logging.INFO, logger="liveparams.agent")
+    with make_agent(job_id, recovery_grace=1.0) as agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        faults("rest_errors", seconds=3600, status=503)
+        faults("stall_sockets", topic=f"realtime:{agent.config.topic}")
+        assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 10)
+        time.sleep(4.0)  # four times recovery_grace: the agent rebuilt here before
+        faults("reset")  # the socket reads on, REST answers again
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        after = request_update(owner, job_id, {"max_steps": 700})["id"]
+        assert collect(agent, 1) == [after]
+    assert "no reply to a probe within 1s" in caplog.text
+    assert "rebuilding it" not in caplog.text
+
+
+@pytest.mark.faults
+def test_a_channel_that_stays_silent_while_the_server_answers_rest_is_rebuilt(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    faults: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A wedged channel on a live server: the probe goes unanswered while REST answers, so after recovery_grace the
+    agent rebuilds its client, and push works again on the new socket while the old one stays stalled."""
+    job_id, owner = job
+    caplog.set_level(logging.INFO, logger="liveparams.agent")
+    with make_agent(job_id) as agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        faults("stall_sockets", topic=f"realtime:{agent.config.topic}")
+        assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 10)
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)  # on a new socket: the stalled one never reads on
+        assert "while the server answered over REST)); rebuilding it" in caplog.text
+        after = request_update(owner, job_id, {"max_steps": 800})["id"]
+        assert collect(agent, 1) == [after]
+
+
+@pytest.mark.faults
 def test_a_change_push_drops_is_read_at_the_next_heartbeat(
     job: tuple[str, str],
     make_agent: Callable[..., UpdateAgent],
