@@ -92,6 +92,7 @@ class Probe(enum.Enum):
     ANSWERED = "answered"  # within probe_timeout
     LATE = "late"  # after that: the server was behind, the channel is alive
     UNANSWERED = "unanswered"  # not recovery_grace after the server answered again, or the client died: rebuild
+    SUPERSEDED = "superseded"  # the client rejoined on its own meanwhile: the reply cannot come, nor is it needed
 
 
 class Subscription:
@@ -135,6 +136,7 @@ class Subscription:
         self._state: RealtimeSubscribeStates | None = None
         self._error: Exception | None = None
         self._confirmed = False
+        self._joins = 0  # SUBSCRIBED states of the job's channel so far: a rejoin makes a pending probe moot
         self._unhealthy_since: float | None = None
         self.reason = ""  # why health() last said DEAD or RECOVERING, for the log
         self._tracking: asyncio.Task[None] | None = None
@@ -233,6 +235,7 @@ class Subscription:
             self._changed.set()
             self._state, self._error = state, error
             if state is RealtimeSubscribeStates.SUBSCRIBED:
+                self._joins += 1
                 if self._config.transport is Transport.POSTGRES_CHANGES:
                     self._confirmed = False  # until "Subscribed to PostgreSQL" for this join
                 self._on_joined()
@@ -337,11 +340,12 @@ class Subscription:
         it reads: every trainer on it sees its probe go unanswered at about the same time, and
         a rebuild from each would add a new socket, a join and a Presence track to the very
         backlog they wait on (docs/benchmarks.md, "a frozen front"). So the channel is given up
-        only once the server is seen answering (``server_answered_at``: the agent's last REST
-        call that succeeded) and the probe is still unanswered ``recovery_grace`` after that:
-        a server that answers nothing would not answer a new socket either. The wait also ends,
-        as ``UNANSWERED``, when the client is found dead meanwhile (a socket whose pings go
-        unanswered is closed by the client within 40 s).
+        only once the server is seen answering (``server_answered_at``: when one of the agent's
+        REST calls last got a result or a refusal) and the probe is still unanswered
+        ``recovery_grace`` after that: a server that answers nothing would not answer a new
+        socket either. The wait also ends when the client is found dead (``UNANSWERED``) or has
+        rejoined on its own (``SUPERSEDED``: a socket whose pings go unanswered is closed by the
+        client within 40 s, and the reply cannot come on the new one, whose join vouches for it).
         """
         cfg = self._config
         channel = self._channel
@@ -353,7 +357,7 @@ class Subscription:
             if not answered.done():
                 answered.set_result(None)
 
-        sent = time.monotonic()
+        sent, joins = time.monotonic(), self._joins
         push = await channel.push(ChannelEvents.broadcast, PROBE_PAYLOAD, timeout=PROBE_PUSH_TIMEOUT)
         push.receive(RealtimeAcknowledgementStatus.Ok, settle).receive(RealtimeAcknowledgementStatus.Error, settle)
         try:
@@ -370,6 +374,8 @@ class Subscription:
                     return Probe.LATE
                 if self.health() is Health.DEAD:
                     return Probe.UNANSWERED
+                if self._joins != joins:
+                    return Probe.SUPERSEDED
                 at = server_answered_at()
                 if answering_since is None and at is not None and at >= overdue_at:
                     answering_since = at

@@ -37,6 +37,7 @@ from collections.abc import Callable
 
 from asyncio_throttle import Throttler
 
+from liveparams._supabase import quiet_client_task_failures
 from liveparams.agent._config import AgentConfig
 from liveparams.agent._credential import Credential
 from liveparams.agent._exceptions import RestError, SubscriptionError
@@ -118,6 +119,7 @@ class Worker:
         self.intake.replay_applied_after(replay_after_step)  # before the thread: its first scan must see it
         self.lifecycle.start()
         self.loop = asyncio.new_event_loop()
+        quiet_client_task_failures(self.loop)
         self._thread.start()
 
     def record_end(self, reason: str, step: int | None) -> None:

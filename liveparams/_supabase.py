@@ -28,8 +28,10 @@ for ``liveparams watch``'s reconnection alike.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import os
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -135,6 +137,28 @@ def quiet_client_logs() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+def quiet_client_task_failures(loop: asyncio.AbstractEventLoop) -> None:
+    """Log the client's own unretrieved task failures at DEBUG of its logger instead of printing them.
+
+    When a socket closes while the client reconnects on its own, it can start a listen or heartbeat
+    task that fails at once (``NotConnectedError``) and is never awaited; asyncio would then print
+    "Task exception was never retrieved" and a traceback to the training's stderr. The supervisor
+    sees the effect through ``Subscription.health()``; the line is the client's, demoted as its
+    others are (:func:`quiet_client_logs`). Failures of any other task keep asyncio's handling.
+    """
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        task = context.get("task") or context.get("future")
+        coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+        code = getattr(coro, "cr_code", None)
+        if code is not None and f"{os.sep}{CLIENT_LOGGER}{os.sep}" in code.co_filename:
+            logging.getLogger(CLIENT_LOGGER).debug("%s: %r", context.get("message"), context.get("exception"))
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
 
 
 def is_transient_code(code: str | None) -> bool:

@@ -822,6 +822,32 @@ def test_a_channel_that_stays_silent_while_the_server_answers_rest_is_rebuilt(
 
 
 @pytest.mark.faults
+def test_a_socket_the_client_replaces_on_its_own_while_a_probe_is_overdue_is_not_rebuilt_again(
+    job: tuple[str, str],
+    make_agent: Callable[..., UpdateAgent],
+    request_update: Callable[..., dict[str, Any]],
+    faults: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The stalled socket is closed (as the client does when its pings go unanswered) and the client reconnects and
+    rejoins by itself: the probe sent on the old socket can never be answered, and waiting for it must not end in
+    a rebuild of the client that already recovered."""
+    job_id, owner = job
+    caplog.set_level(logging.INFO, logger="liveparams.agent")
+    with make_agent(job_id, recovery_grace=3.0) as agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        topic = f"realtime:{agent.config.topic}"
+        faults("stall_sockets", topic=topic)
+        assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 10)
+        faults("close_sockets", code=1011, topic=topic)
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+        time.sleep(5.0)  # past recovery_grace: a rebuild came here before
+        after = request_update(owner, job_id, {"max_steps": 900})["id"]
+        assert collect(agent, 1) == [after]
+    assert "rebuilding it" not in caplog.text
+
+
+@pytest.mark.faults
 def test_a_change_push_drops_is_read_at_the_next_heartbeat(
     job: tuple[str, str],
     make_agent: Callable[..., UpdateAgent],
