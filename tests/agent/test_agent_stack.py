@@ -140,6 +140,23 @@ def wait_for(predicate: Callable[[], bool], timeout: float = DELIVERY_TIMEOUT_S)
     return predicate()
 
 
+def stall_until_degraded(agent: UpdateAgent, faults: Callable[..., dict[str, Any]]) -> str:
+    """Once the agent is ready, stall its socket (the server neither reads nor writes it) and wait until it polls
+    instead (its probe went unanswered); return the socket's topic."""
+    assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+    topic = f"realtime:{agent.config.topic}"
+    assert faults("stall_sockets", topic=topic)["affected"] == 1
+    assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 10)
+    return topic
+
+
+def push_delivers(agent: UpdateAgent, request_update: Callable[..., dict[str, Any]], owner: str, steps: int) -> bool:
+    """Once the agent is ready again, a new request reaches it, once."""
+    assert agent.wait_ready(DELIVERY_TIMEOUT_S)
+    request_id = request_update(owner, agent.job_id, {"max_steps": steps})["id"]
+    return collect(agent, 1) == [request_id]
+
+
 def agent_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "liveparams.agent"]
 
@@ -758,15 +775,11 @@ def test_a_server_that_was_only_behind_answers_the_probe_late_and_push_comes_bac
     job_id, owner = job
     caplog.set_level(logging.INFO, logger="liveparams.agent")
     with make_agent(job_id, recovery_grace=15.0) as agent:
-        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
-        assert faults("stall_sockets", topic=f"realtime:{agent.config.topic}")["affected"] == 1
-        assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 10)
+        stall_until_degraded(agent, faults)
         during = request_update(owner, job_id, {"max_steps": 500})["id"]
         assert collect(agent, 1) == [during]  # polled: the stalled socket dropped its push
         faults("unstall_sockets")
-        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
-        after = request_update(owner, job_id, {"max_steps": 600})["id"]
-        assert collect(agent, 1) == [after]
+        assert push_delivers(agent, request_update, owner, 600)
     assert "no reply to a probe within 1s" in caplog.text
     assert "rebuilding it" not in caplog.text
 
@@ -782,19 +795,16 @@ def test_while_the_server_answers_nothing_an_unanswered_probe_waits_instead_of_r
     """The agent's socket stalls and every REST call fails too, for several times ``recovery_grace``: a new socket
     to a server that answers nothing would get no further, so the agent keeps polling and waits. Once the server
     reads on, the late reply brings push back on the same socket; a channel that stays silent while REST answers
-    is rebuilt (the stalled-socket case of the fault matrix)."""
+    is rebuilt (the next test)."""
     job_id, owner = job
     caplog.set_level(logging.INFO, logger="liveparams.agent")
     with make_agent(job_id, recovery_grace=1.0) as agent:
         assert agent.wait_ready(DELIVERY_TIMEOUT_S)
         faults("rest_errors", seconds=3600, status=503)
-        faults("stall_sockets", topic=f"realtime:{agent.config.topic}")
-        assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 10)
+        stall_until_degraded(agent, faults)
         time.sleep(4.0)  # four times recovery_grace: the agent rebuilt here before
         faults("reset")  # the socket reads on, REST answers again
-        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
-        after = request_update(owner, job_id, {"max_steps": 700})["id"]
-        assert collect(agent, 1) == [after]
+        assert push_delivers(agent, request_update, owner, 700)
     assert "no reply to a probe within 1s" in caplog.text
     assert "rebuilding it" not in caplog.text
 
@@ -812,13 +822,9 @@ def test_a_channel_that_stays_silent_while_the_server_answers_rest_is_rebuilt(
     job_id, owner = job
     caplog.set_level(logging.INFO, logger="liveparams.agent")
     with make_agent(job_id) as agent:
-        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
-        faults("stall_sockets", topic=f"realtime:{agent.config.topic}")
-        assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 10)
-        assert agent.wait_ready(DELIVERY_TIMEOUT_S)  # on a new socket: the stalled one never reads on
-        assert "while the server answered over REST)); rebuilding it" in caplog.text
-        after = request_update(owner, job_id, {"max_steps": 800})["id"]
-        assert collect(agent, 1) == [after]
+        stall_until_degraded(agent, faults)
+        assert push_delivers(agent, request_update, owner, 800)  # on a new socket: the stalled one never reads on
+    assert "while the server answered over REST)); rebuilding it" in caplog.text
 
 
 @pytest.mark.faults
@@ -835,15 +841,10 @@ def test_a_socket_the_client_replaces_on_its_own_while_a_probe_is_overdue_is_not
     job_id, owner = job
     caplog.set_level(logging.INFO, logger="liveparams.agent")
     with make_agent(job_id, recovery_grace=3.0) as agent:
-        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
-        topic = f"realtime:{agent.config.topic}"
-        faults("stall_sockets", topic=topic)
-        assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 10)
-        faults("close_sockets", code=1011, topic=topic)
+        faults("close_sockets", code=1011, topic=stall_until_degraded(agent, faults))
         assert agent.wait_ready(DELIVERY_TIMEOUT_S)
         time.sleep(5.0)  # past recovery_grace: a rebuild came here before
-        after = request_update(owner, job_id, {"max_steps": 900})["id"]
-        assert collect(agent, 1) == [after]
+        assert push_delivers(agent, request_update, owner, 900)
     assert "rebuilding it" not in caplog.text
 
 
