@@ -51,6 +51,7 @@ __all__ = [
     "is_transient_code",
     "mapped_errors",
     "quiet_client_logs",
+    "quiet_client_task_failures",
     "read_failure",
 ]
 
