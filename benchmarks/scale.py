@@ -21,6 +21,10 @@ each request transport of the agent (``--transports postgres_changes,broadcast``
   recorded on its row. Reported: request RPC time (HTTP, from the client), commit → drain
   (RPC returned → the worker's drain returned it; at most one step later than the queue),
   the same stack and database figures;
+- **a frozen front** (``--stall S``, after the idle phase): the API front stopped (SIGSTOP) for S
+  seconds, then the agents followed until all have been subscribed for 30 s: the most degraded at
+  once, when all were back, the stack's load meanwhile, and the subscriptions rebuilt by cause (a
+  probe unanswered, the client lost, an open that failed), counted from the agents' log lines;
 - **polling at the same load**: the old design, one REST GET of the job's latest request per
   job every 10 steps, modelled at ``--poll-step-rate`` steps per second per job, for as long as
   the idle phase: the same stack and database figures and the GET's time.
