@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trainer_hooks"))
 import torch
 import torch.distributed as dist
 from hooks_helpers import QueueSource, request
+from rank_life import leave_together, watch_for_hangs
 from torch import nn
 from transformers import get_scheduler
 
@@ -58,6 +59,7 @@ def record_posts(posts: list[int]) -> None:
 
 
 def main(out_dir: str, mode: str) -> None:
+    watch_for_hangs()
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     if rank == FAILING_RANK:
@@ -97,8 +99,7 @@ def main(out_dir: str, mode: str) -> None:
         "outcomes": [(o.status.value, o.step, o.reason) for o in source.outcomes] if source else [],
     }
     torch.save(result, Path(out_dir) / f"rank{rank}.pt")
-    dist.barrier()
-    dist.destroy_process_group()
+    leave_together()
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trainer_hooks"))
 import torch
 import torch.distributed as dist
 from hooks_helpers import LrRecorder, PushAt, QueueSource, plain_trainer, request, training_args
+from rank_life import leave_together, watch_for_hangs
 from transformers import TrainerCallback
 
 from liveparams import RuntimeParameterCallback
@@ -117,6 +118,7 @@ class LogLines(logging.Handler):
 
 
 def main(model_dir: str, out_dir: str, mode: str) -> None:
+    watch_for_hangs()
     rank = int(os.environ["RANK"])
     _distributed.EXCHANGE_EVERY_S = 0.0  # an exchange at every boundary: taken at step k, applied at k + 1
     logs = LogLines()
@@ -169,10 +171,7 @@ def main(model_dir: str, out_dir: str, mode: str) -> None:
         "outcomes": [(o.status.value, o.step, o.reason) for o in source.outcomes] if source else [],
     }
     torch.save(result, Path(out_dir) / f"rank{rank}.pt")
-    # Leave together and take the process group down: a rank that exits with gloo's threads still
-    # running can abort in C++ ("terminate called without an active exception", seen once in CI).
-    dist.barrier()
-    dist.destroy_process_group()
+    leave_together()
 
 
 if __name__ == "__main__":

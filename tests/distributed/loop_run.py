@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trainer_hooks"))
 import torch
 import torch.distributed as dist
 from hooks_helpers import QueueSource, request
+from rank_life import leave_together, watch_for_hangs
 from torch import nn
 from transformers import get_scheduler
 
@@ -24,6 +25,7 @@ from liveparams.trainer_hooks import _distributed
 
 
 def main(out_dir: str) -> None:
+    watch_for_hangs()
     dist.init_process_group("gloo")
     _distributed.EXCHANGE_EVERY_S = 0.0  # an exchange at every boundary: taken at step k, applied at k + 1
     rank = dist.get_rank()
@@ -48,8 +50,7 @@ def main(out_dir: str) -> None:
                 break
     weights = [p.detach().clone() for p in model.parameters()]
     torch.save({"lrs": used, "stopped": live.global_step, "weights": weights}, Path(out_dir) / f"rank{rank}.pt")
-    dist.barrier()
-    dist.destroy_process_group()
+    leave_together()
 
 
 if __name__ == "__main__":
