@@ -73,7 +73,7 @@ def stack_env() -> Iterator[dict[str, str]]:
     api_port, db_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp).chmod(0o755)  # PostgreSQL runs as its own OS user and must reach the state directory
-        with LocalStack(Path(tmp) / "stack", api_port, db_port) as stack:
+        with LocalStack(Path(tmp) / "stack", api_port, db_port, stop_with_caller=True) as stack:
             yield stack.env()
 
 

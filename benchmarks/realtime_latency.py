@@ -53,7 +53,9 @@ def stack_url(api_url: str | None, poll_ms: int | None) -> Iterator[str]:
         return
     with tempfile.TemporaryDirectory(prefix="liveparams-bench-") as root:
         Path(root).chmod(0o755)  # PostgreSQL may run as another OS user
-        with LocalStack(Path(root) / "stack", free_port(), free_port(), realtime_poll_ms=poll_ms) as stack:
+        with LocalStack(
+            Path(root) / "stack", free_port(), free_port(), realtime_poll_ms=poll_ms, stop_with_caller=True
+        ) as stack:
             yield stack.api_url
 
 

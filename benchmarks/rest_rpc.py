@@ -140,7 +140,7 @@ def variant(opts: argparse.Namespace) -> None:
     api_port, db_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp).chmod(0o755)  # PostgreSQL runs as its own OS user and must reach the state directory
-        with LocalStack(Path(tmp) / "stack", api_port, db_port, project_dir=ROOT) as stack:
+        with LocalStack(Path(tmp) / "stack", api_port, db_port, project_dir=ROOT, stop_with_caller=True) as stack:
             postmaster = int((Path(tmp) / "stack" / "postgres" / "postmaster.pid").read_text().split()[0])
             everything = stack_pids(api_port, postmaster)
             front = [pid for pid in everything if b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes()]

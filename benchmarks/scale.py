@@ -554,7 +554,9 @@ def main() -> None:
         poll_ms = None if cadence == "fast" else int(cadence)
         with tempfile.TemporaryDirectory() as tmp:
             Path(tmp).chmod(0o755)  # PostgreSQL runs as its own OS user and must reach the state directory
-            with LocalStack(Path(tmp) / "stack", api_port, db_port, realtime_poll_ms=poll_ms) as stack:
+            with LocalStack(
+                Path(tmp) / "stack", api_port, db_port, realtime_poll_ms=poll_ms, stop_with_caller=True
+            ) as stack:
                 pid_file = Path(tmp) / "stack" / "postgres" / "postmaster.pid"
                 postmaster = int(pid_file.read_text().split()[0])
                 for n in (int(j) for j in args.jobs.split(",")):
