@@ -23,8 +23,10 @@ each request transport of the agent (``--transports postgres_changes,broadcast``
   the same stack and database figures;
 - **a frozen front** (``--stall S``, after the idle phase): the API front stopped (SIGSTOP) for S
   seconds, then the agents followed until all have been subscribed for 30 s: the most degraded at
-  once, when all were back, the stack's load meanwhile, and the subscriptions rebuilt by cause (a
-  probe unanswered, the client lost, an open that failed), counted from the agents' log lines;
+  once, since when half, 90 % and 99 % of them and all were back, the stack's load meanwhile, and
+  the subscriptions rebuilt by cause (a probe unanswered, the client gave up reconnecting, its
+  reconnects outlasted ``recovery_grace``, the client otherwise lost, an open that failed),
+  counted from the agents' log lines;
 - **polling at the same load**: the old design, one REST GET of the job's latest request per
   job every 10 steps, modelled at ``--poll-step-rate`` steps per second per job, for as long as
   the idle phase: the same stack and database figures and the GET's time.
@@ -125,6 +127,13 @@ def worker() -> None:
     print(json.dumps({"seen": seen}), flush=True)
 
 
+REBUILD_CAUSES = (  # what in the supervisor's "lost" line names the cause; anything else: "client lost"
+    ("probe", "probe unanswered"),
+    ("gave up", "client gave up"),
+    ("did not recover", "reconnect outlasted the grace"),
+)
+
+
 class Rebuilds(logging.Handler):
     """Counts the supervisor's rebuilds of a subscription (``agent/_worker.py``'s log lines), by cause."""
 
@@ -134,7 +143,9 @@ class Rebuilds(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg.startswith("Realtime subscription lost"):
-            self.counts["probe unanswered" if "probe" in record.getMessage() else "client lost"] += 1
+            message = record.getMessage()
+            cause = next((c for key, c in REBUILD_CAUSES if key in message), "client lost")
+            self.counts[cause] += 1
         elif record.msg.startswith("Realtime subscription failed"):
             self.counts["open failed"] += 1
 
@@ -326,8 +337,12 @@ class Stall:
     seconds: float
     most_degraded: int = 0  # the most agents polling over REST at once (push down)
     recovered_s: float = float("nan")  # SIGCONT → every agent subscribed again (nan: not within the wait)
+    back_s: dict[int, float] = field(default_factory=dict)  # percent → since when at least that share is subscribed
     after: Window = field(default_factory=Window)  # the stack from SIGCONT to 30 s after every agent is back
     rebuilds: Counter[str] = field(default_factory=Counter)  # subscriptions rebuilt from the freeze on, by cause
+
+
+BACK_PERCENTS = (50, 90, 99)
 
 
 def stall_front(front: int, workers: Workers, meter: Meter, seconds: float, wait: float = 300.0) -> Stall:
@@ -344,6 +359,12 @@ def stall_front(front: int, workers: Workers, meter: Meter, seconds: float, wait
         counts, rebuilds = workers.statuses()
         stall.rebuilds = rebuilds - before
         stall.most_degraded = max(stall.most_degraded, counts.get("degraded", 0))
+        share = 100 * counts.get("subscribed", 0) / max(sum(counts.values()), 1)
+        for percent in BACK_PERCENTS:
+            if share < percent:
+                stall.back_s.pop(percent, None)
+            else:
+                stall.back_s.setdefault(percent, elapsed)
         if counts.get("subscribed", 0) < sum(counts.values()):
             since = None
         elif since is None:
@@ -491,8 +512,11 @@ def report(results: list[Result], args: Any) -> None:
         rows += [
             (f"front frozen {args.stall:g} s: most agents degraded at once", lambda r: f"{r.stall.most_degraded}"),
             ("  then every agent subscribed again after (s)", lambda r: f"{r.stall.recovered_s:.1f}"),
-            ("  subscriptions rebuilt: probe unanswered / client lost / open failed", lambda r: " / ".join(
-                str(r.stall.rebuilds[cause]) for cause in ("probe unanswered", "client lost", "open failed"))),
+            ("  50 / 90 / 99 % of them subscribed again after (s)", lambda r: " / ".join(
+                f"{r.stall.back_s.get(p, float('nan')):.1f}" for p in BACK_PERCENTS)),
+            ("  rebuilt: probe / gave up / outlasted grace / lost / open", lambda r: " / ".join(
+                str(r.stall.rebuilds[cause]) for cause in (*(c for _, c in REBUILD_CAUSES), "client lost",
+                                                           "open failed"))),
             ("  stack CPU (cores) / DB transactions/s until 30 s after", lambda r: (
                 f"{r.stall.after.per_s(r.stall.after.stack_cpu):.2f} / "
                 f"{r.stall.after.per_s(r.stall.after.xacts):.0f}")),
