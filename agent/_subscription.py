@@ -110,6 +110,10 @@ class Subscription:
         credential (`Credential`, *optional*): the bearer to join with (default: ``config``'s key).
         internals (`Internals`, *optional*): which private parts of the client may be read, shared by the
             subscriptions of one agent (default: a fresh one).
+        server_answered_at (`Callable[[], float | None]`, *optional*): when the server last answered one of
+            the agent's REST calls (``time.monotonic()``). ``recovery_grace`` runs only from the server's first
+            answer after the trouble began: a client rebuilt while the server answers nothing would get no
+            further than the one it replaces. Without it, the grace runs from the start of the trouble.
     """
 
     def __init__(
@@ -122,6 +126,7 @@ class Subscription:
         on_database_ready: Callable[[], None],
         credential: Credential | None = None,
         internals: Internals | None = None,
+        server_answered_at: Callable[[], float | None] | None = None,
     ) -> None:
         self._config = config
         self._credential = credential or Credential(config)
@@ -130,6 +135,7 @@ class Subscription:
         self._on_broadcast = on_broadcast
         self._on_joined = on_joined
         self._on_database_ready = on_database_ready
+        self._server_answered_at = server_answered_at
         self._client: AsyncClient | None = None
         self._channel: AsyncRealtimeChannel | None = None
         self._requests: AsyncRealtimeChannel | None = None  # transport=broadcast only
@@ -138,6 +144,7 @@ class Subscription:
         self._confirmed = False
         self._joins = 0  # SUBSCRIBED states of the job's channel so far: a rejoin makes a pending probe moot
         self._unhealthy_since: float | None = None
+        self._answering_since: float | None = None  # the server's first answer since then
         self.reason = ""  # why health() last said DEAD or RECOVERING, for the log
         self._tracking: asyncio.Task[None] | None = None
         self._attached_at = ""
@@ -312,22 +319,32 @@ class Subscription:
                 )
         unjoined = [joined for joined in channels if joined.state is not ChannelStates.JOINED]
         if realtime.is_connected and not unjoined:
-            self._unhealthy_since = None
+            self._unhealthy_since = self._answering_since = None
             return Health.READY if self._confirmed else Health.JOINED
         now = time.monotonic()
         if self._unhealthy_since is None:
             self._unhealthy_since = now
+        self._answering_since = self._answering_since or self._server_answering(self._unhealthy_since)
         what = "reconnecting" if not realtime.is_connected else f"channel {unjoined[0].state.value}"
-        if now - self._unhealthy_since > self._config.recovery_grace:
-            return self._dead(f"the client did not recover within {self._config.recovery_grace:g}s ({what})")
+        if self._answering_since is not None and now - self._answering_since > self._config.recovery_grace:
+            return self._dead(
+                f"the client did not recover within {self._config.recovery_grace:g}s of the server answering ({what})"
+            )
         self.reason = what
         return Health.RECOVERING
+
+    def _server_answering(self, since: float) -> float | None:
+        """When the server was first seen answering REST at or after ``since`` (``since`` where nothing says)."""
+        if self._server_answered_at is None:
+            return since
+        at = self._server_answered_at()
+        return at if at is not None and at >= since else None
 
     def _dead(self, reason: str) -> Health:
         self.reason = reason
         return Health.DEAD
 
-    async def probe(self, on_overdue: Callable[[str], None], server_answered_at: Callable[[], float | None]) -> Probe:
+    async def probe(self, on_overdue: Callable[[str], None]) -> Probe:
         """Round-trip a broadcast with ``ack`` through the channel, and say when (if ever) it was answered.
 
         A websocket ping is not enough: a server (or proxy) can answer pings while its channel
@@ -376,9 +393,7 @@ class Subscription:
                     return Probe.UNANSWERED
                 if self._joins != joins:
                     return Probe.SUPERSEDED
-                at = server_answered_at()
-                if answering_since is None and at is not None and at >= overdue_at:
-                    answering_since = at
+                answering_since = answering_since or self._server_answering(overdue_at)
                 now = time.monotonic()
                 if answering_since is not None and now - answering_since > cfg.recovery_grace:
                     self.reason = (

@@ -330,6 +330,7 @@ class Worker:
                 on_database_ready=self._on_database_ready,
                 credential=self.credential,
                 internals=self._internals,
+                server_answered_at=lambda: self._rest.answered_at,
             )
             self._subscription = subscription
             try:
@@ -375,7 +376,7 @@ class Worker:
                 self._on_database_ready()
                 joined_at = now
             if now - last_probe >= cfg.probe_interval:
-                probe = await subscription.probe(self._degrade, server_answered_at=lambda: self._rest.answered_at)
+                probe = await subscription.probe(self._degrade)
                 if probe is Probe.UNANSWERED:
                     return subscription.reason
                 if probe is Probe.LATE and subscription.health() is Health.READY:
