@@ -93,7 +93,7 @@ class BroadcastApi:
         errors = [_message_errors(m) for m in messages]
         if any(errors):
             return web.json_response({"errors": {"messages": errors}}, status=422)
-        allowed: dict[str, bool] = {}
+        allowed: dict[str, bool | None] = {}  # None: the check could not run; dropped like a refusal
         for message in messages:
             private = bool(message.get("private"))
             topic = message["topic"]

@@ -269,7 +269,8 @@ class Connection:
         self._watch_expiry(channel)
 
     async def _broadcast(self, channel: Channel, msg: Message) -> None:
-        """A private channel broadcasts only with its write policy; refused, nothing is sent and nothing replied."""
+        """A private channel broadcasts only with its write policy; refused, or not checked, nothing is sent and
+        nothing replied. A refusal is kept for the channel's life; a check that could not run is made again."""
         if channel.private:
             if channel.broadcast_write is None:
                 authorizer = self._ctx.authorizer
@@ -288,7 +289,7 @@ class Connection:
             channel.read = ReadPolicies(broadcast=channel.read.broadcast, presence=read.presence)
         if channel.presence_write is None:
             channel.presence_write = await authorizer.can_write(channel.name, channel.identity, "presence")
-        return channel.presence_write
+        return bool(channel.presence_write)
 
     async def _presence(self, channel: Channel, msg: Message) -> None:
         event = msg.payload.get("event")

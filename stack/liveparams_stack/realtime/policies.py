@@ -159,8 +159,11 @@ class ChannelAuthorizer:
             return ReadPolicies(broadcast=False, presence=False)
         return ReadPolicies(broadcast=probes["broadcast"] in visible, presence=probes.get("presence", "") in visible)
 
-    async def can_write(self, topic: str, identity: Identity, extension: str) -> bool:
-        """Whether the caller's role may insert a ``realtime.messages`` row for ``topic``."""
+    async def can_write(self, topic: str, identity: Identity, extension: str) -> bool | None:
+        """Whether the caller's role may insert a ``realtime.messages`` row for ``topic``; ``None`` where the check
+        could not run (a policy that raised, no connection within the pool's timeout): the message is dropped and
+        the channel asks again next time, as the real server does ("UnableToSetPolicies"), rather than keep a
+        refusal the policies never gave."""
         try:
             async with self._pool.connection() as conn, conn.transaction(force_rollback=True):
                 await self._act_as(conn, topic, identity)
@@ -172,7 +175,7 @@ class ChannelAuthorizer:
                     return False
         except psycopg.Error as exc:
             log.info("realtime: write policy check on %r failed: %s", topic, exc)
-            return False
+            return None
         return True
 
     @staticmethod
