@@ -360,9 +360,13 @@ class Subscription:
         only once the server is seen answering (``server_answered_at``: when one of the agent's
         REST calls last got a result or a refusal) and the probe is still unanswered
         ``recovery_grace`` after that: a server that answers nothing would not answer a new
-        socket either. The wait also ends when the client is found dead (``UNANSWERED``) or has
-        rejoined on its own (``SUPERSEDED``: a socket whose pings go unanswered is closed by the
-        client within 40 s, and the reply cannot come on the new one, whose join vouches for it).
+        socket either. Once the server answers, a second probe goes out on the same socket: a
+        server that dropped the first without a reply (Realtime does so when it cannot check the
+        channel's write policy, e.g. with its database pool backlogged) answers the second, and
+        push is back without a new socket, join and Presence track. The wait also ends when the
+        client is found dead (``UNANSWERED``) or has rejoined on its own (``SUPERSEDED``: a socket
+        whose pings go unanswered is closed by the client within 40 s, and the reply cannot come
+        on the new one, whose join vouches for it).
         """
         cfg = self._config
         channel = self._channel
@@ -374,9 +378,14 @@ class Subscription:
             if not answered.done():
                 answered.set_result(None)
 
+        async def send() -> None:
+            push = await channel.push(ChannelEvents.broadcast, PROBE_PAYLOAD, timeout=PROBE_PUSH_TIMEOUT)
+            push.receive(RealtimeAcknowledgementStatus.Ok, settle).receive(RealtimeAcknowledgementStatus.Error, settle)
+            destroys.append(push.destroy)
+
+        destroys: list[Callable[[], None]] = []
         sent, joins = time.monotonic(), self._joins
-        push = await channel.push(ChannelEvents.broadcast, PROBE_PAYLOAD, timeout=PROBE_PUSH_TIMEOUT)
-        push.receive(RealtimeAcknowledgementStatus.Ok, settle).receive(RealtimeAcknowledgementStatus.Error, settle)
+        await send()
         try:
             done, _ = await asyncio.wait({answered}, timeout=cfg.probe_timeout)
             if done:
@@ -393,7 +402,10 @@ class Subscription:
                     return Probe.UNANSWERED
                 if self._joins != joins:
                     return Probe.SUPERSEDED
-                answering_since = answering_since or self._server_answering(overdue_at)
+                if answering_since is None:
+                    answering_since = self._server_answering(overdue_at)
+                    if answering_since is not None:
+                        await send()  # the server answers again: ask once more, in case it dropped the first
                 now = time.monotonic()
                 if answering_since is not None and now - answering_since > cfg.recovery_grace:
                     self.reason = (
@@ -402,7 +414,8 @@ class Subscription:
                     )
                     return Probe.UNANSWERED
         finally:
-            push.destroy()
+            for destroy in destroys:
+                destroy()
 
     async def close(self) -> None:
         """Drop the client: stop its timers, close the socket, and cut it if the close handshake hangs."""
