@@ -190,8 +190,7 @@ class AgentConfig:
         default=12.0,
         metadata={
             "help": "Seconds the client may spend rejoining/reconnecting on its own, or an overdue probe's reply "
-            "may take, before the client is rebuilt; counted from the server's first answer to a REST call since "
-            "the trouble began (a server that answers nothing would not answer a new client either)."
+            "may take once the server answers REST again, before the client is rebuilt."
         },
     )
     heartbeat_interval: float = field(

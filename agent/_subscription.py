@@ -111,9 +111,8 @@ class Subscription:
         internals (`Internals`, *optional*): which private parts of the client may be read, shared by the
             subscriptions of one agent (default: a fresh one).
         server_answered_at (`Callable[[], float | None]`, *optional*): when the server last answered one of
-            the agent's REST calls (``time.monotonic()``). ``recovery_grace`` runs only from the server's first
-            answer after the trouble began: a client rebuilt while the server answers nothing would get no
-            further than the one it replaces. Without it, the grace runs from the start of the trouble.
+            the agent's REST calls (``time.monotonic()``); :meth:`probe` waits for it (see there). Without it,
+            the server is taken to answer all along.
     """
 
     def __init__(
@@ -144,7 +143,6 @@ class Subscription:
         self._confirmed = False
         self._joins = 0  # SUBSCRIBED states of the job's channel so far: a rejoin makes a pending probe moot
         self._unhealthy_since: float | None = None
-        self._answering_since: float | None = None  # the server's first answer since then
         self.reason = ""  # why health() last said DEAD or RECOVERING, for the log
         self._tracking: asyncio.Task[None] | None = None
         self._attached_at = ""
@@ -319,17 +317,14 @@ class Subscription:
                 )
         unjoined = [joined for joined in channels if joined.state is not ChannelStates.JOINED]
         if realtime.is_connected and not unjoined:
-            self._unhealthy_since = self._answering_since = None
+            self._unhealthy_since = None
             return Health.READY if self._confirmed else Health.JOINED
         now = time.monotonic()
         if self._unhealthy_since is None:
             self._unhealthy_since = now
-        self._answering_since = self._answering_since or self._server_answering(self._unhealthy_since)
         what = "reconnecting" if not realtime.is_connected else f"channel {unjoined[0].state.value}"
-        if self._answering_since is not None and now - self._answering_since > self._config.recovery_grace:
-            return self._dead(
-                f"the client did not recover within {self._config.recovery_grace:g}s of the server answering ({what})"
-            )
+        if now - self._unhealthy_since > self._config.recovery_grace:
+            return self._dead(f"the client did not recover within {self._config.recovery_grace:g}s ({what})")
         self.reason = what
         return Health.RECOVERING
 

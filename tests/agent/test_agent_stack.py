@@ -615,8 +615,6 @@ class Plug:
     ``cut_realtime()`` does that to Realtime websockets only: push is down, REST still works;
     ``restore_realtime()`` lets them through again.
     ``blackhole()`` keeps every connection open but lets nothing through (a stalled path).
-    ``freeze()`` reads nothing more, from new connections too, until ``thaw()``: what was sent waits, as it does
-    for a server that is stopped or far behind.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -628,8 +626,6 @@ class Plug:
         self._realtime_writers: set[asyncio.StreamWriter] = set()
         self._realtime_cut = False
         self._blackholed = False
-        self._flowing = asyncio.Event()
-        self._flowing.set()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
@@ -641,14 +637,13 @@ class Plug:
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(Exception):
-            while await self._flowing.wait() and (data := await reader.read(65536)):
+            while data := await reader.read(65536):
                 if not self._blackholed:
                     writer.write(data)
                     await writer.drain()
         writer.close()
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        await self._flowing.wait()
         request_line = await client_reader.readline()  # a websocket is the first request on its own connection
         realtime = b"/realtime/" in request_line
         try:
@@ -701,14 +696,7 @@ class Plug:
     def blackhole(self) -> None:
         self._blackholed = True  # read by the plug's thread; a plain flag is enough for a test
 
-    def freeze(self) -> None:
-        self._loop.call_soon_threadsafe(self._flowing.clear)
-
-    def thaw(self) -> None:
-        self._loop.call_soon_threadsafe(self._flowing.set)
-
     def close(self) -> None:
-        self.thaw()
         self.pull()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
@@ -753,34 +741,6 @@ def test_an_outage_longer_than_the_client_retries_for(
         assert collect(agent, 1) == [during]
         after = request_update(owner, job_id, {"max_steps": 800})["id"]
         assert collect(agent, 1) == [after]
-
-
-@pytest.mark.faults
-def test_a_lost_socket_is_not_rebuilt_while_the_server_answers_nothing(
-    job: tuple[str, str],
-    plug: Plug,
-    make_agent: Callable[..., UpdateAgent],
-    request_update: Callable[..., dict[str, Any]],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The socket drops and the server then answers nothing (it accepts connections and reads none of them) for
-    several times ``recovery_grace``. The client's own reconnect waits in the server's backlog; a rebuilt client
-    would only add another socket to that backlog, so there is none until the server answers. When it reads on,
-    push comes back (docs/benchmarks.md, "a frozen front": 1,000 trainers rebuilt into one backlog)."""
-    job_id, owner = job
-    caplog.set_level(logging.INFO, logger="liveparams.agent")
-    with make_agent(job_id, url=plug.url, recovery_grace=2.0, probe_interval=3600) as agent:
-        assert agent.wait_ready(DELIVERY_TIMEOUT_S)
-        plug.freeze()
-        plug.pull()  # the socket drops; new connections are accepted and not read
-        plug.push()
-        assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 5)
-        time.sleep(6.0)  # three times recovery_grace: the agent rebuilt here before
-        while_frozen = caplog.text
-        plug.thaw()
-        assert push_delivers(agent, request_update, owner, 700)
-    assert "Realtime push is down" in while_frozen
-    assert "rebuilding it" not in while_frozen
 
 
 def test_polling_starts_at_once_when_push_goes_down(
