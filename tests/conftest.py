@@ -189,6 +189,36 @@ def db(stack_env: dict[str, str]) -> Iterator[psycopg.Connection[Any]]:
 
 
 @pytest.fixture
+def failing_broadcast_checks(db: psycopg.Connection[Any]) -> Iterator[Callable[[str], Callable[[bool], None]]]:
+    """``failing_broadcast_checks(topic)`` -> ``fail(on)``: while on, Realtime's write-policy check of a broadcast
+    on ``topic`` raises, as a check that cannot run does (a restrictive policy that divides by zero while its gate
+    table has a row; restrictive, so it is ANDed with the topic's own grants). Dropped after the test."""
+    gates: list[sql.Identifier] = []
+
+    def on_topic(topic: str) -> Callable[[bool], None]:
+        gate = sql.Identifier(f"broadcast_gate_{uuid.uuid4().hex[:8]}")
+        gates.append(gate)
+        db.execute(sql.SQL("create table public.{0} (closed bool); grant select on public.{0} to public").format(gate))
+        db.execute(
+            sql.SQL(
+                "create policy {0} on realtime.messages as restrictive for insert to public with check ("
+                "realtime.topic() <> {1} or extension <> 'broadcast'"
+                " or 1 / (1 - (select count(*)::int from public.{0})) = 1)"
+            ).format(gate, sql.Literal(topic))
+        )
+
+        def fail(on: bool) -> None:
+            statement = "insert into public.{0} values (true)" if on else "delete from public.{0}"
+            db.execute(sql.SQL(statement).format(gate))
+
+        return fail
+
+    yield on_topic
+    for gate in gates:
+        db.execute(sql.SQL("drop policy if exists {0} on realtime.messages; drop table public.{0}").format(gate))
+
+
+@pytest.fixture
 def older_database(stack_env: dict[str, str]) -> Iterator[None]:
     """The shared stack's database without the private channels' policies (a database that predates their
     migrations: the job's channel and the jobs list's), put back by applying the migrations again."""

@@ -816,7 +816,7 @@ def test_a_probe_the_server_dropped_is_asked_again_once_it_answers_and_push_come
     make_agent: Callable[..., UpdateAgent],
     request_update: Callable[..., dict[str, Any]],
     faults: Callable[..., dict[str, Any]],
-    db: Any,
+    failing_broadcast_checks: Callable[[str], Callable[[bool], None]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Realtime drops a broadcast, without a reply, when it cannot check the channel's write policy (a policy
@@ -825,25 +825,17 @@ def test_a_probe_the_server_dropped_is_asked_again_once_it_answers_and_push_come
     and push is back without a rebuild (a new socket, a join and a Presence track for the backlog)."""
     job_id, owner = job
     caplog.set_level(logging.INFO, logger="liveparams.agent")
-    gate = f"probe_gate_{uuid.uuid4().hex[:8]}"
-    db.execute(f"create table public.{gate} (closed bool); grant select on public.{gate} to public")
-    db.execute(  # restrictive, so ANDed with the job's own policies: divides by zero while the gate has a row
-        f'create policy "{gate}" on realtime.messages as restrictive for insert to public with check ('
-        f"realtime.topic() <> 'liveparams-job-{job_id}' or extension <> 'broadcast'"
-        f" or 1 / (1 - (select count(*)::int from public.{gate})) = 1)"
-    )
-    try:
-        with make_agent(job_id, probe_interval=8.0, recovery_grace=3.0) as agent:
-            assert agent.wait_ready(DELIVERY_TIMEOUT_S)  # joined, and its first probe is 8 s away
-            db.execute(f"insert into public.{gate} values (true)")  # the probe's policy check will raise
-            faults("rest_errors", seconds=3600, status=503)  # and the server answers nothing over REST
-            assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 15)  # the probe went unanswered
-            time.sleep(4.0)  # longer than recovery_grace: nothing rebuilds while the server answers nothing
-            db.execute(f"delete from public.{gate}")
-            faults("reset")  # REST answers: the agent probes again, and this one is answered
-            assert push_delivers(agent, request_update, owner, 750)
-    finally:
-        db.execute(f'drop policy if exists "{gate}" on realtime.messages; drop table if exists public.{gate}')
+    agent = make_agent(job_id, probe_interval=8.0, recovery_grace=3.0)
+    fail = failing_broadcast_checks(agent.config.topic)
+    with agent:
+        assert agent.wait_ready(DELIVERY_TIMEOUT_S)  # joined, and its first probe is 8 s away
+        fail(True)  # the probe's policy check will raise
+        faults("rest_errors", seconds=3600, status=503)  # and the server answers nothing over REST
+        assert wait_for(lambda: agent.status is AgentStatus.DEGRADED, 15)  # the probe went unanswered
+        time.sleep(4.0)  # longer than recovery_grace: nothing rebuilds while the server answers nothing
+        fail(False)
+        faults("reset")  # REST answers: the agent probes again, and this one is answered
+        assert push_delivers(agent, request_update, owner, 750)
     assert "no reply to a probe within 1s" in caplog.text
     assert "rebuilding it" not in caplog.text
 

@@ -122,7 +122,7 @@ async def test_rest_broadcast_reaches_joined_channels(stack_env, new_user, topic
 
 
 async def test_a_write_check_that_could_not_run_is_made_again_on_the_next_broadcast(
-    stack_env, new_user, topic_for_owner
+    stack_env, new_user, topic_for_owner, failing_broadcast_checks
 ):
     """A broadcast whose write policy raises (or finds no connection in time: a server working through a backlog)
     is dropped, and the next one is checked again, as on the real server ("UnableToSetPolicies"). Kept as a
@@ -130,26 +130,18 @@ async def test_a_write_check_that_could_not_run_is_made_again_on_the_next_broadc
     until the agent rebuilt its client (docs/benchmarks.md, "a frozen front")."""
     owner_id, owner_jwt = new_user()
     topic = topic_for_owner(owner_id)
-    gate = f"gate_{topic.replace('-', '_')}"
-    run_sql(stack_env, f"create table public.{gate} (closed bool); insert into public.{gate} values (true)")
-    run_sql(stack_env, f"grant select on public.{gate} to authenticated")
-    raising = f"{topic} raises while {gate} is closed"
-    run_sql(  # restrictive: ANDed with the owner's grant; divides by zero while the gate table has a row
-        stack_env,
-        f'create policy "{raising}" on realtime.messages as restrictive for insert to authenticated '
-        f"with check (realtime.topic() <> '{topic}' or 1 / (1 - (select count(*)::int from public.{gate})) = 1)",
-    )
+    fail = failing_broadcast_checks(topic)
     owner = Watch.open(stack_env, topic, PRIVATE).on_broadcast()
     try:
         assert (await _join(owner, owner_jwt))[0] == RealtimeSubscribeStates.SUBSCRIBED
+        fail(True)
         await owner.channel.send_broadcast("while-failing", {"n": 1})
         await asyncio.sleep(0.5)  # the check has run and raised
-        run_sql(stack_env, f"delete from public.{gate}")
+        fail(False)
         await owner.channel.send_broadcast("after", {"n": 2})
         assert await next_item(owner.broadcasts) == {"event": "after", "payload": {"n": 2}}
     finally:
         await owner.close()
-        run_sql(stack_env, f'drop policy if exists "{raising}" on realtime.messages; drop table public.{gate}')
 
 
 async def test_a_new_token_without_read_permission_ends_the_private_channel(stack_env, new_user, topic_for_owner):
